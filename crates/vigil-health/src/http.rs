@@ -1,0 +1,350 @@
+//! The probe endpoints as an axum router: `/health*`, `/livez`, `/readyz` and `/metrics`.
+//!
+//! Handlers only read the engine's latest [`Snapshot`]; none runs a probe. JSON bodies follow
+//! the CHORUS schema (`latency` and `uptime` in nanoseconds, timestamps RFC 3339), with vigil's
+//! state fields added.
+//!
+//! | path | 200 when | 503 when |
+//! | --- | --- | --- |
+//! | `/health` | healthy or degraded | starting, unhealthy, stopping |
+//! | `/health/ready` | healthy or degraded | otherwise |
+//! | `/health/live` | not stopping | stopping |
+//! | `/health/checks`, `/health/summary`, `/metrics` | always | — |
+//! | `/livez`, `/readyz` | as live / ready, kube-apiserver text, `?verbose`, `?exclude=NAME` | |
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::check::CheckState;
+use crate::engine::Engine;
+use crate::metrics;
+use crate::snapshot::{rfc3339, Snapshot};
+use crate::status::Status;
+
+/// The probe endpoints and `/metrics`, ready to merge into any axum app.
+pub fn router<S: Clone + Send + Sync + 'static>(engine: Engine) -> Router<S> {
+    probe_routes(engine.clone()).merge(
+        Router::new()
+            .route("/metrics", get(metrics_handler))
+            .with_state(engine),
+    )
+}
+
+/// The probe endpoints without `/metrics`, for apps that serve a `/metrics` of their own and
+/// append [`metrics::render`] to it.
+pub fn probe_routes<S: Clone + Send + Sync + 'static>(engine: Engine) -> Router<S> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/health/ready", get(ready))
+        .route("/health/live", get(live))
+        .route("/health/checks", get(checks))
+        .route("/health/summary", get(summary))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .with_state(engine)
+}
+
+fn code(ok: bool) -> StatusCode {
+    if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+/// A JSON response from pre-rendered bytes.
+fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response()
+}
+
+/// Serializes `head` and splices the snapshot's pre-rendered checks object in as `"checks"`,
+/// so the per-check JSON is rendered once per snapshot, not once per request.
+fn with_checks(head: &impl Serialize, snapshot: &Snapshot) -> Vec<u8> {
+    let checks = snapshot.checks_json();
+    let mut body = serde_json::to_vec(head).unwrap_or_else(|_| b"{}".to_vec());
+    body.pop();
+    if body.len() > 1 {
+        body.push(b',');
+    }
+    body.extend_from_slice(b"\"checks\":");
+    body.extend_from_slice(&checks);
+    body.push(b'}');
+    body
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+async fn health(State(engine): State<Engine>) -> Response {
+    let s = engine.snapshot();
+    #[derive(Serialize)]
+    struct Head<'a> {
+        status: Status,
+        message: &'a str,
+        uptime: u64,
+        start_time: String,
+        last_update: String,
+        version: &'a str,
+        node_id: &'a str,
+        score: f64,
+    }
+    let head = Head {
+        status: s.status(),
+        message: s.message(),
+        uptime: nanos(s.uptime()),
+        start_time: rfc3339(s.start_time()),
+        last_update: rfc3339(s.last_update()),
+        version: s.version(),
+        node_id: s.node_id(),
+        score: s.system_score(),
+    };
+    json_bytes(code(s.status().is_ready()), with_checks(&head, &s))
+}
+
+async fn ready(State(engine): State<Engine>) -> Response {
+    let s = engine.snapshot();
+    let ready = s.status().is_ready();
+    let body = json!({"ready": ready, "status": s.status(), "message": s.message()});
+    json_bytes(code(ready), body.to_string().into_bytes())
+}
+
+async fn live(State(engine): State<Engine>) -> Response {
+    let s = engine.snapshot();
+    let live = s.status().is_live();
+    let body = json!({"live": live, "status": s.status(), "uptime": go_duration(s.uptime())});
+    json_bytes(code(live), body.to_string().into_bytes())
+}
+
+async fn checks(State(engine): State<Engine>) -> Response {
+    let s = engine.snapshot();
+    let head = json!({"total": s.checks().len(), "timestamp": rfc3339(s.last_update())});
+    json_bytes(StatusCode::OK, with_checks(&head, &s))
+}
+
+async fn summary(State(engine): State<Engine>) -> Response {
+    let s = engine.snapshot();
+    let config = engine.config();
+    let count = |state: CheckState| s.checks().filter(|v| v.spec.enabled && v.state == state).count();
+    let runs: u64 = s.checks().map(|v| v.stats.runs()).sum();
+    let failed: u64 = s.checks().map(|v| v.stats.failed).sum();
+    let last_check = s
+        .checks()
+        .filter_map(|v| v.last.as_ref().map(|r| r.timestamp))
+        .max()
+        .map(rfc3339);
+    let body = json!({
+        "status": s.status(),
+        "message": s.message(),
+        "overall_score": s.system_score(),
+        "last_check": last_check,
+        "total_checks": runs,
+        "failed_checks": failed,
+        "component_scores": s.component_scores(),
+        "thresholds": {"healthy": config.healthy_threshold, "degraded": config.degraded_threshold},
+        "key_metrics": {
+            "checks_registered": s.checks().len(),
+            "checks_passing": count(CheckState::Passing),
+            "checks_warning": count(CheckState::Warning),
+            "checks_critical": count(CheckState::Critical),
+            "checks_unknown": count(CheckState::Unknown),
+            "uptime": go_duration(s.uptime()),
+        },
+        "node_id": s.node_id(),
+        "version": s.version(),
+    });
+    json_bytes(StatusCode::OK, body.to_string().into_bytes())
+}
+
+async fn metrics_handler(State(engine): State<Engine>) -> Response {
+    let mut out = String::with_capacity(4096);
+    metrics::render(&engine.snapshot(), &mut out);
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], out).into_response()
+}
+
+/// `?verbose` and `?exclude=NAME` (repeatable), as kube-apiserver's `/livez` and `/readyz` take.
+struct KubeQuery {
+    verbose: bool,
+    exclude: BTreeSet<String>,
+}
+
+impl KubeQuery {
+    fn parse(query: Option<&str>) -> Self {
+        let mut q = KubeQuery {
+            verbose: false,
+            exclude: BTreeSet::new(),
+        };
+        for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "verbose" => q.verbose = value != "false" && value != "0",
+                "exclude" => {
+                    q.exclude.insert(percent_decode(value));
+                }
+                _ => {}
+            }
+        }
+        q
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One line of a kube-style verbose report.
+struct Line {
+    name: String,
+    ok: bool,
+    note: &'static str,
+}
+
+fn kube_text(endpoint: &str, lines: &[Line], query: &KubeQuery) -> Response {
+    let ok = lines.iter().all(|l| l.ok);
+    let mut body = String::new();
+    if query.verbose {
+        for line in lines {
+            if line.ok {
+                body.push_str(&format!("[+]{} {}\n", line.name, line.note));
+            } else {
+                body.push_str(&format!("[-]{} failed: reason withheld\n", line.name));
+            }
+        }
+        for excluded in &query.exclude {
+            body.push_str(&format!("[+]{excluded} excluded: ok\n"));
+        }
+        body.push_str(&format!("{endpoint} check {}\n", if ok { "passed" } else { "failed" }));
+    } else {
+        body.push_str(if ok { "ok" } else { "failed" });
+        if !ok {
+            body.push_str(&format!(": {endpoint} check failed\n"));
+        }
+    }
+    (
+        code(ok),
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+async fn livez(State(engine): State<Engine>, RawQuery(query): RawQuery) -> Response {
+    let query = KubeQuery::parse(query.as_deref());
+    let s = engine.snapshot();
+    let mut lines = vec![Line {
+        name: "ping".to_owned(),
+        ok: true,
+        note: "ok",
+    }];
+    if !query.exclude.contains("shutdown") {
+        lines.push(Line {
+            name: "shutdown".to_owned(),
+            ok: s.status().is_live(),
+            note: "ok",
+        });
+    }
+    kube_text("livez", &lines, &query)
+}
+
+async fn readyz(State(engine): State<Engine>, RawQuery(query): RawQuery) -> Response {
+    let query = KubeQuery::parse(query.as_deref());
+    let s = engine.snapshot();
+    let mut lines = vec![Line {
+        name: "shutdown".to_owned(),
+        ok: s.status() != Status::Stopping,
+        note: "ok",
+    }];
+    let mut any_reported = false;
+    for view in s.checks().filter(|v| v.spec.enabled) {
+        if query.exclude.contains(view.spec.name.as_str()) {
+            continue;
+        }
+        any_reported |= view.state != CheckState::Unknown;
+        let (ok, note) = match (view.spec.critical, view.state) {
+            (true, CheckState::Critical) => (false, ""),
+            (true, CheckState::Unknown) => (false, ""),
+            (true, CheckState::Warning) => (true, "ok (warning)"),
+            (false, state) if state.is_failing() => (true, "ok (non-critical, failing)"),
+            (false, CheckState::Unknown) => (true, "ok (no result yet)"),
+            _ => (true, "ok"),
+        };
+        lines.push(Line {
+            name: view.spec.name.clone(),
+            ok,
+            note,
+        });
+    }
+    if lines.len() > 1 && !any_reported {
+        lines.push(Line {
+            name: "first-result".to_owned(),
+            ok: false,
+            note: "",
+        });
+    }
+    kube_text("readyz", &lines, &query)
+}
+
+/// Formats like Go's `time.Duration`, as the CHORUS `/health/live` body shows it: `24h0m0s`.
+fn go_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else if m > 0 {
+        format!("{m}m{s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_duration_matches_go() {
+        assert_eq!(go_duration(Duration::from_secs(86400)), "24h0m0s");
+        assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(go_duration(Duration::from_secs(5)), "5s");
+    }
+
+    #[test]
+    fn kube_query_reads_verbose_and_repeated_excludes() {
+        let q = KubeQuery::parse(Some("verbose&exclude=db&exclude=a%3Ab"));
+        assert!(q.verbose);
+        assert_eq!(q.exclude.into_iter().collect::<Vec<_>>(), ["a:b", "db"]);
+    }
+}

@@ -1,0 +1,158 @@
+//! Prometheus text exposition (format 0.0.4) of a [`Snapshot`].
+//!
+//! Rendered straight from the snapshot at scrape time. A metrics registry crate would keep a
+//! second copy of every per-check counter, updated on the hot path and pruned by hand when checks
+//! are unregistered at run time; the engine already counts everything, so the text is derived from
+//! that one source of truth instead.
+
+use std::fmt::Write;
+
+use crate::check::CheckState;
+use crate::snapshot::{Snapshot, LATENCY_BUCKETS};
+use crate::status::Status;
+
+/// The content type of [`render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Appends the health metrics of `snapshot` to `out`.
+pub fn render(snapshot: &Snapshot, out: &mut String) {
+    let mut w = Writer(out);
+
+    w.family("vigil_build_info", "gauge", "Build and identity of the node.");
+    w.sample("vigil_build_info", &[("version", snapshot.version()), ("node_id", snapshot.node_id())], 1.0);
+
+    w.family("vigil_uptime_seconds", "gauge", "Seconds since the health engine started.");
+    w.sample("vigil_uptime_seconds", &[], snapshot.uptime().as_secs_f64());
+
+    w.family("vigil_health_status", "gauge", "Aggregate status of the node: 1 for the current status, 0 for the others.");
+    for status in Status::ALL {
+        let value = f64::from(u8::from(snapshot.status() == status));
+        w.sample("vigil_health_status", &[("status", status.as_str())], value);
+    }
+
+    w.family("vigil_system_health_score", "gauge", "Weighted success rate of all checks, 0 to 1.");
+    w.sample("vigil_system_health_score", &[], snapshot.system_score());
+
+    w.family("vigil_component_health_score", "gauge", "Weighted success rate of the checks of one component, 0 to 1.");
+    for (component, score) in snapshot.component_scores() {
+        w.sample("vigil_component_health_score", &[("component", component)], *score);
+    }
+
+    w.family("vigil_checks_registered", "gauge", "Checks registered on the node.");
+    w.sample("vigil_checks_registered", &[], snapshot.checks().len() as f64);
+
+    w.family("vigil_check_state", "gauge", "State of each check: 1 for the current state, 0 for the others.");
+    for view in snapshot.checks() {
+        let critical = if view.spec.critical { "true" } else { "false" };
+        for state in CheckState::ALL {
+            let value = f64::from(u8::from(view.state == state));
+            let labels = [("check", view.spec.name.as_str()), ("state", state.as_str()), ("critical", critical)];
+            w.sample("vigil_check_state", &labels, value);
+        }
+    }
+
+    w.family("vigil_check_score", "gauge", "Success rate of each check over its score window, 0 to 1.");
+    for view in snapshot.checks() {
+        if let Some(score) = view.score {
+            w.sample("vigil_check_score", &[("check", &view.spec.name)], score);
+        }
+    }
+
+    let counters: [(&str, &str, fn(&crate::CheckStats) -> u64); 3] = [
+        ("vigil_check_passed_total", "Runs of each check that passed.", |s| s.passed),
+        ("vigil_check_warned_total", "Runs of each check that warned.", |s| s.warned),
+        ("vigil_check_failed_total", "Runs of each check that failed, timeouts included.", |s| s.failed),
+    ];
+    for (name, help, value) in counters {
+        w.family(name, "counter", help);
+        for view in snapshot.checks() {
+            w.sample(name, &[("check", &view.spec.name)], value(&view.stats) as f64);
+        }
+    }
+
+    let hist = "vigil_check_duration_seconds";
+    w.family(hist, "histogram", "Duration of check runs.");
+    for view in snapshot.checks() {
+        let check = view.spec.name.as_str();
+        let mut cumulative = 0;
+        for (bound, count) in LATENCY_BUCKETS.iter().zip(&view.stats.latency_buckets) {
+            cumulative += count;
+            w.sample_with_le(hist, check, &bound.to_string(), cumulative);
+        }
+        let runs = view.stats.runs();
+        w.sample_with_le(hist, check, "+Inf", runs);
+        w.sample(&format!("{hist}_sum"), &[("check", check)], view.stats.latency_sum.as_secs_f64());
+        w.sample(&format!("{hist}_count"), &[("check", check)], runs as f64);
+    }
+}
+
+struct Writer<'a>(&'a mut String);
+
+impl Writer<'_> {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (key, val)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                self.0.push_str(key);
+                self.0.push_str("=\"");
+                escape_into(self.0, val);
+                self.0.push('"');
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {}", format_value(value));
+    }
+
+    fn sample_with_le(&mut self, name: &str, check: &str, le: &str, count: u64) {
+        self.sample(&format!("{name}_bucket"), &[("check", check), ("le", le)], count as f64);
+    }
+}
+
+fn format_value(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".to_owned()
+    } else if value.is_infinite() {
+        if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
+    } else {
+        value.to_string()
+    }
+}
+
+/// Escapes a label value: backslash, double quote and line feed.
+fn escape_into(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut out = String::new();
+        escape_into(&mut out, "a\"b\\c\nd");
+        assert_eq!(out, r#"a\"b\\c\nd"#);
+    }
+
+    #[test]
+    fn values_use_prometheus_spelling() {
+        assert_eq!(format_value(f64::INFINITY), "+Inf");
+        assert_eq!(format_value(0.5), "0.5");
+        assert_eq!(format_value(3.0), "3");
+    }
+}

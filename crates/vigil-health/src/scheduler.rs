@@ -1,0 +1,95 @@
+//! Running checks: one task per check, so a check never overlaps itself and a slow or hung probe
+//! holds up nothing but its own next run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tokio::time::{sleep, sleep_until, timeout, Instant};
+
+use crate::check::{CheckResult, CheckSpec};
+use crate::probe::{Probe, Report};
+
+/// Where a task hands its results; returns false once the check is gone, which ends the task.
+pub(crate) type Sink = Box<dyn FnMut(CheckResult) -> bool + Send>;
+
+/// Runs `probe` every `spec.interval`, first after `first_delay`, cutting each run at
+/// `spec.timeout`. Runs that would start late are skipped, never bunched up.
+pub(crate) async fn run_probe(
+    spec: Arc<CheckSpec>,
+    probe: Arc<dyn Probe>,
+    first_delay: Duration,
+    mut sink: Sink,
+) {
+    sleep(first_delay).await;
+    let mut next = Instant::now();
+    loop {
+        let timestamp = OffsetDateTime::now_utc();
+        let started = Instant::now();
+        let report = match timeout(spec.timeout, probe.probe()).await {
+            Ok(report) => report,
+            Err(_) => Report::fail(format!(
+                "timed out after {}",
+                humanize(spec.timeout)
+            )),
+        };
+        let result = CheckResult::from_report(report, started.elapsed(), timestamp);
+        if !sink(result) {
+            return;
+        }
+        next += spec.interval;
+        let now = Instant::now();
+        if next < now {
+            next = now + spec.interval;
+        }
+        sleep_until(next).await;
+    }
+}
+
+/// Fails a TTL check each time `ttl` passes without `reset` being notified by a pushed update.
+pub(crate) async fn run_ttl(ttl: Duration, reset: Arc<Notify>, mut sink: Sink) {
+    let mut deadline = Instant::now() + ttl;
+    loop {
+        tokio::select! {
+            () = reset.notified() => deadline = Instant::now() + ttl,
+            () = sleep_until(deadline) => {
+                let report = Report::fail(format!("TTL expired: no update within {}", humanize(ttl)));
+                if !sink(CheckResult::from_report(report, Duration::ZERO, OffsetDateTime::now_utc())) {
+                    return;
+                }
+                deadline = Instant::now() + ttl;
+            }
+        }
+    }
+}
+
+/// `1.5s`, `250ms`, `2m`: durations the way people write them in vigil's config.
+pub fn humanize(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        format!("{}µs", d.as_micros())
+    } else if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms % 60_000 == 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::humanize;
+    use std::time::Duration;
+
+    #[test]
+    fn humanize_reads_like_config() {
+        assert_eq!(humanize(Duration::from_millis(250)), "250ms");
+        assert_eq!(humanize(Duration::from_secs(10)), "10s");
+        assert_eq!(humanize(Duration::from_secs(120)), "2m");
+        assert_eq!(humanize(Duration::from_millis(1500)), "1.5s");
+    }
+}

@@ -1,0 +1,156 @@
+//! Small helpers shared by the probe kinds: formatting durations, byte counts and error chains, and
+//! judging a used ratio (disk, memory).
+
+use std::error::Error;
+use std::time::Duration;
+
+use vigil_health::Report;
+
+/// The `max_used` ratio when none is given.
+pub(crate) const DEFAULT_MAX_USED: f64 = 0.9;
+
+/// An error and all its sources, joined with `: ` (sources already in the message are skipped).
+pub(crate) fn error_chain(error: &(dyn Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// A latency for people: `412µs`, `3ms`, `1.2s`.
+pub(crate) fn fmt_elapsed(elapsed: Duration) -> String {
+    if elapsed < Duration::from_millis(1) {
+        format!("{}µs", elapsed.as_micros())
+    } else if elapsed < Duration::from_secs(1) {
+        format!("{}ms", elapsed.as_millis())
+    } else {
+        format!("{:.1}s", elapsed.as_secs_f64())
+    }
+}
+
+/// A byte count for people, in binary units: `512 B`, `3.2 GiB`.
+pub(crate) fn fmt_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// Cuts `text` to at most `limit` bytes on a character boundary.
+pub(crate) fn truncate_on_char_boundary(text: &mut String, limit: usize) -> bool {
+    if text.len() <= limit {
+        return false;
+    }
+    let mut cut = limit;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    true
+}
+
+/// Space used and available, as `df` counts it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Usage {
+    pub(crate) total: u64,
+    pub(crate) used: u64,
+    pub(crate) available: u64,
+}
+
+impl Usage {
+    /// `used / (used + available)`; `0.0` when both are zero.
+    pub(crate) fn ratio(&self) -> f64 {
+        let denominator = self.used as f64 + self.available as f64;
+        if denominator > 0.0 {
+            self.used as f64 / denominator
+        } else {
+            0.0
+        }
+    }
+
+    /// Passes at or under `max_used`, fails above it; `what` starts the message (`memory`, `disk /`).
+    pub(crate) fn judge(&self, what: &str, max_used: f64) -> Report {
+        let ratio = self.ratio();
+        let summary = format!(
+            "{what}: {:.1}% used ({} used, {} available, {} total)",
+            ratio * 100.0,
+            fmt_bytes(self.used),
+            fmt_bytes(self.available),
+            fmt_bytes(self.total),
+        );
+        let limit = format!("{:.1}%", max_used * 100.0);
+        let report = if ratio > max_used {
+            Report::fail(format!("{summary}, above the {limit} limit"))
+        } else {
+            Report::pass(format!("{summary}, limit {limit}"))
+        };
+        report
+            .with_detail("total_bytes", self.total)
+            .with_detail("used_bytes", self.used)
+            .with_detail("available_bytes", self.available)
+            .with_detail("used_ratio", ratio)
+            .with_detail("max_used", max_used)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_elapsed() {
+        assert_eq!(fmt_elapsed(Duration::from_micros(412)), "412µs");
+        assert_eq!(fmt_elapsed(Duration::from_millis(3)), "3ms");
+        assert_eq!(fmt_elapsed(Duration::from_millis(1234)), "1.2s");
+    }
+
+    #[test]
+    fn formats_bytes() {
+        assert_eq!(fmt_bytes(512), "512 B");
+        assert_eq!(fmt_bytes(1536), "1.5 KiB");
+        assert_eq!(fmt_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+        assert_eq!(fmt_bytes(u64::MAX), "16.0 EiB");
+    }
+
+    #[test]
+    fn truncates_on_char_boundary() {
+        let mut text = "aé".repeat(3); // a=1 byte, é=2 bytes
+        assert!(truncate_on_char_boundary(&mut text, 2));
+        assert_eq!(text, "a");
+        let mut short = String::from("abc");
+        assert!(!truncate_on_char_boundary(&mut short, 3));
+        assert_eq!(short, "abc");
+    }
+
+    #[test]
+    fn judges_usage() {
+        let usage = Usage {
+            total: 100,
+            used: 50,
+            available: 25,
+        };
+        assert!((usage.ratio() - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(usage.judge("disk /", 0.9).verdict, vigil_health::Verdict::Pass);
+        assert_eq!(usage.judge("disk /", 0.5).verdict, vigil_health::Verdict::Fail);
+        let empty = Usage {
+            total: 0,
+            used: 0,
+            available: 0,
+        };
+        assert_eq!(empty.ratio(), 0.0);
+    }
+}
