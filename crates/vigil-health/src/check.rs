@@ -374,7 +374,7 @@ mod tests {
 
     #[test]
     fn successes_before_healthy_holds_the_state() {
-        let t = Thresholds::new(1, 2, 3).unwrap();
+        let t = Thresholds::new(1, 2, 3).expect("valid thresholds");
         assert_eq!(
             run(&[Fail, Fail, Pass, Pass, Pass], t),
             [Warning, Critical, Critical, Critical, Passing]
@@ -383,7 +383,7 @@ mod tests {
 
     #[test]
     fn failures_below_the_warning_threshold_keep_passing() {
-        let t = Thresholds::new(2, 4, 1).unwrap();
+        let t = Thresholds::new(2, 4, 1).expect("valid thresholds");
         assert_eq!(
             run(&[Pass, Fail, Pass, Fail, Fail, Fail, Fail], t),
             [Passing, Passing, Passing, Passing, Warning, Warning, Critical]

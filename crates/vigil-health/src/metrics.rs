@@ -58,7 +58,7 @@ pub fn render(snapshot: &Snapshot, out: &mut String) {
         }
     }
 
-    let counters: [(&str, &str, fn(&crate::CheckStats) -> u64); 3] = [
+    let counters: [(&str, &str, Counter); 3] = [
         ("vigil_check_passed_total", "Runs of each check that passed.", |s| s.passed),
         ("vigil_check_warned_total", "Runs of each check that warned.", |s| s.warned),
         ("vigil_check_failed_total", "Runs of each check that failed, timeouts included.", |s| s.failed),
@@ -85,6 +85,9 @@ pub fn render(snapshot: &Snapshot, out: &mut String) {
         w.sample(&format!("{hist}_count"), &[("check", check)], runs as f64);
     }
 }
+
+/// Reads one per-check counter out of its stats.
+type Counter = fn(&crate::CheckStats) -> u64;
 
 struct Writer<'a>(&'a mut String);
 

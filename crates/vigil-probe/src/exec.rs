@@ -126,11 +126,8 @@ impl ExecProbe {
         let output = render_output(&stdout, &stderr);
         match status {
             Ok(status) => judge(status, output),
-            Err(error) => Report::fail(format!(
-                "waiting for `{}` failed: {error}",
-                self.program()
-            ))
-            .with_error(error),
+            Err(error) => Report::fail(format!("waiting for `{}` failed: {error}", self.program()))
+                .with_error(error),
         }
     }
 }
@@ -258,9 +255,7 @@ mod tests {
         // "x" then two-byte characters: byte 4096 falls inside one.
         let long = format!("x{}", "é".repeat(3000));
         let text = render_output(&capture(long.as_bytes()), &capture(b""));
-        let body = text
-            .strip_suffix(TRUNCATION_NOTE)
-            .expect("note at the end");
+        let body = text.strip_suffix(TRUNCATION_NOTE).expect("note at the end");
         let body = body.strip_suffix(' ').expect("space before the note");
         assert!(body.len() <= OUTPUT_LIMIT);
         assert!(body.ends_with('é'));
@@ -275,5 +270,45 @@ mod tests {
         assert!(text.starts_with(&"o".repeat(3000)));
         assert!(text.ends_with(TRUNCATION_NOTE));
         assert_eq!(text.matches('e').count(), OUTPUT_LIMIT - 3000 + 1); // + the `e` of "truncated"
+    }
+
+    /// The child of a dropped probe future is killed: the engine's timeout relies on it.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn dropping_the_probe_kills_the_command() {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        use rustix::process::{pidfd_open, Pid, PidfdFlags};
+
+        let probe = ExecSpec {
+            argv: vec!["sleep".into(), "600".into()],
+        }
+        .build();
+        let child = probe.spawn().expect("sleep starts");
+        let pid = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .and_then(Pid::from_raw)
+            .expect("a running child has a pid");
+        // Opened before the kill, so the pid cannot be reused under us.
+        let pidfd = pidfd_open(pid, PidfdFlags::empty()).expect("pidfd_open");
+
+        let cut = tokio::time::timeout(Duration::from_millis(100), probe.finish(child)).await;
+        assert!(cut.is_err(), "sleep 600 finished: {cut:?}");
+
+        // A pidfd turns readable when its process has exited; wait for that, at most 20 s.
+        let exited = tokio::task::spawn_blocking(move || {
+            let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
+            let bound = Timespec {
+                tv_sec: 20,
+                tv_nsec: 0,
+            };
+            poll(&mut fds, Some(&bound)).expect("poll")
+        })
+        .await
+        .expect("poll thread");
+        assert_eq!(
+            exited, 1,
+            "sleep 600 still runs after its probe was dropped"
+        );
     }
 }

@@ -193,7 +193,8 @@ impl HttpProbe {
         let mut response = match request.send().await {
             Ok(response) => response,
             Err(error) => {
-                let reason = error_chain(&error);
+                // The URL is in the message already.
+                let reason = error_chain(&error.without_url());
                 return Report::fail(format!("{request_line} failed: {reason}")).with_error(reason);
             }
         };

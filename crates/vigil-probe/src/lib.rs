@@ -1,1 +1,68 @@
-//! Probe kinds.
+//! The built-in probe kinds of vigil: what a check looks at, written as one target string.
+//!
+//! A target such as `http://127.0.0.1:8080/healthz` or `exec:pg_isready -q` is parsed with its
+//! [`ProbeOptions`] into a validated [`ProbeSpec`], and [`ProbeSpec::build`] turns that into a
+//! [`vigil_health::Probe`] for the engine to run (or, for `ttl`, the TTL the engine enforces itself).
+//! A probe looks once and reports a [`vigil_health::Report`]; the engine applies timeouts,
+//! thresholds and scheduling. The same strings are what `vigil probe TARGET` takes on the command
+//! line, so a container can use it as a `HEALTHCHECK` without a shell:
+//!
+//! ```text
+//! HEALTHCHECK CMD ["vigil", "probe", "http://127.0.0.1:8080/healthz"]
+//! ```
+//!
+//! # Targets
+//!
+//! | target | passes when | options |
+//! | --- | --- | --- |
+//! | `http://HOST[:PORT][/PATH]`, `https://…` | status is 2xx (429 warns), or in `expect_status`; body contains `expect_body` | `method`, `headers`, `body`, `expect_status`, `expect_body`, `tls_skip_verify` |
+//! | `tcp://HOST:PORT`, `tcp://[::1]:PORT` | a TCP connection is made | |
+//! | `exec:COMMAND [ARG]...` | exit code 0 (1 warns, anything else or a signal fails); words are split with shell-like quoting, but no shell runs; output is kept up to 4 KiB | |
+//! | `disk:/PATH` | the file system holding `PATH` is at most `max_used` full, counted as `df` does | `max_used` (default 0.9) |
+//! | `memory` | at most `max_used` of the memory is in use (`MemTotal` − `MemAvailable`, Linux) | `max_used` (default 0.9) |
+//! | `ttl` | the watched process reports pass within `ttl` (run by the engine) | `ttl` (required) |
+//!
+//! Options that do not apply to a target's kind are ignored. Anything wrong in a target or its
+//! options is a [`ProbeSpecError`] whose message names the bad part and the accepted form.
+//!
+//! # Example
+//!
+//! ```
+//! use vigil_probe::{Built, ProbeOptions, ProbeSpec};
+//!
+//! let options = ProbeOptions {
+//!     expect_status: Some(vec![200, 204]),
+//!     headers: vec![("Accept".into(), "application/json".into())],
+//!     ..ProbeOptions::default()
+//! };
+//! let spec = ProbeSpec::parse("http://127.0.0.1:8080/healthz", &options)?;
+//! assert_eq!(spec.kind(), "http");
+//! match spec.build()? {
+//!     // Register the probe with the engine, or run it once: `probe.probe().await`.
+//!     Built::Probe(probe) => assert_eq!(probe.kind(), "http"),
+//!     Built::Ttl(_) => unreachable!("an http target is not a ttl check"),
+//! }
+//!
+//! let error = ProbeSpec::parse("tcp://db.internal", &options).unwrap_err();
+//! assert_eq!(
+//!     error.to_string(),
+//!     "invalid tcp target `tcp://db.internal`: missing port; \
+//!      expected tcp://HOST:PORT (IPv6 as tcp://[::1]:PORT)"
+//! );
+//! # Ok::<(), vigil_probe::ProbeSpecError>(())
+//! ```
+
+mod disk;
+mod exec;
+mod http;
+mod memory;
+mod spec;
+mod tcp;
+mod util;
+
+pub use disk::DiskSpec;
+pub use exec::ExecSpec;
+pub use http::HttpSpec;
+pub use memory::MemorySpec;
+pub use spec::{Built, ProbeOptions, ProbeSpec, ProbeSpecError};
+pub use tcp::TcpSpec;

@@ -59,6 +59,10 @@ pub struct ProbeOptions {
 /// [`ProbeSpec::build`]; its [`Display`](fmt::Display) is the target again (passwords redacted).
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a spec is parsed once per check and never moved in a hot path"
+)]
 pub enum ProbeSpec {
     /// `http://…` or `https://…`: one request, judged by status code and optionally body.
     Http(http::HttpSpec),
@@ -100,7 +104,10 @@ pub enum ProbeSpecError {
     #[error("empty probe target; expected one of: {}", accepted_forms())]
     Empty,
     /// The target does not start with a known kind.
-    #[error("unknown probe kind `{kind}` in `{target}`; expected one of: {}", accepted_forms())]
+    #[error(
+        "unknown probe kind `{kind}` in `{target}`; expected one of: {}",
+        accepted_forms()
+    )]
     UnknownKind {
         /// The part before the first `:`.
         kind: String,
@@ -120,7 +127,7 @@ pub enum ProbeSpecError {
         form: &'static str,
     },
     /// An option is invalid, or missing where the kind needs it.
-    #[error("invalid option `{option}` for a {kind} probe: {reason}")]
+    #[error("invalid {kind} option `{option}`: {reason}")]
     InvalidOption {
         /// The kind (`http`, `tcp`, ...).
         kind: &'static str,

@@ -133,6 +133,9 @@ impl TcpProbe {
                     return Report::pass(format!("connected to {target} in {elapsed}"))
                         .with_detail("address", address.to_string());
                 }
+                Err(error) if address.to_string() == authority => {
+                    failures.push(error.to_string());
+                }
                 Err(error) => failures.push(format!("{address}: {error}")),
             }
         }

@@ -144,8 +144,14 @@ mod tests {
             available: 25,
         };
         assert!((usage.ratio() - 2.0 / 3.0).abs() < 1e-9);
-        assert_eq!(usage.judge("disk /", 0.9).verdict, vigil_health::Verdict::Pass);
-        assert_eq!(usage.judge("disk /", 0.5).verdict, vigil_health::Verdict::Fail);
+        assert_eq!(
+            usage.judge("disk /", 0.9).verdict,
+            vigil_health::Verdict::Pass
+        );
+        assert_eq!(
+            usage.judge("disk /", 0.5).verdict,
+            vigil_health::Verdict::Fail
+        );
         let empty = Usage {
             total: 0,
             used: 0,

@@ -1,1 +1,130 @@
-fn main() {}
+//! The `vigil` command: runs an agent, a local demo, one-shot probes, and reads running agents.
+
+#![forbid(unsafe_code)]
+
+mod agent;
+mod client;
+mod config;
+mod demo;
+mod probe_cmd;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// vigil keeps watch over distributed systems: health checks, probe endpoints, one-shot probes.
+#[derive(Parser)]
+#[command(name = "vigil", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node from a TOML config: checks, probe endpoints, API.
+    Agent {
+        /// The config file.
+        #[arg(short, long, default_value = "vigil.toml")]
+        config: PathBuf,
+    },
+    /// Run a local demo node with sample checks until Ctrl-C.
+    Demo(demo::DemoArgs),
+    /// Run one probe and exit 0 when healthy (usable as a Docker HEALTHCHECK without a shell).
+    Probe(probe_cmd::ProbeArgs),
+    /// Show the status of a running agent.
+    Status(AgentAddr),
+    /// List the checks of a running agent.
+    Checks(AgentAddr),
+    /// Work with config files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a config; print every error as file:line:column and exit 1 if there is one.
+    Check {
+        /// The config file.
+        #[arg(short, long, default_value = "vigil.toml")]
+        config: PathBuf,
+    },
+}
+
+/// Where a running agent listens, and how to print what it says.
+#[derive(Args)]
+pub struct AgentAddr {
+    /// Base URL of the agent's API.
+    #[arg(long, env = "VIGIL_ADDR", default_value = "http://127.0.0.1:8081")]
+    addr: String,
+    /// Print the agent's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("vigil: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Agent { config } => {
+                let config = match config::load(&config) {
+                    Ok(config) => config,
+                    Err(errors) => {
+                        eprintln!("{errors}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                };
+                agent::run(config, agent::Extras::default()).await
+            }
+            Command::Demo(args) => demo::run(args).await,
+            Command::Probe(args) => Ok(probe_cmd::run(args).await),
+            Command::Status(addr) => client::status(&addr).await,
+            Command::Checks(addr) => client::checks(&addr).await,
+            Command::Config {
+                command: ConfigCommand::Check { config },
+            } => Ok(check_config(&config)),
+        }
+    });
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vigil: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(path: &std::path::Path) -> ExitCode {
+    match config::load(path) {
+        Ok(config) => {
+            println!("{}: ok ({} checks)", path.display(), config.checks.len());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,254 @@
+//! Declarative check definitions: the `[[checks]]` tables of the config file and the JSON body of
+//! `PUT /v1/checks/{name}` are the same thing, parsed by the same code.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use vigil_health::{CheckSpec, Engine, RegisterError, Registered, Thresholds};
+use vigil_probe::{Built, ProbeOptions, ProbeSpec};
+
+/// A duration written the way people write them: `"500ms"`, `"30s"`, `"1m30s"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DurationVisitor;
+        impl Visitor<'_> for DurationVisitor {
+            type Value = HumanDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"500ms\", \"30s\" or \"1m30s\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<HumanDuration, E> {
+                parse_duration(v).map(HumanDuration).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(DurationVisitor)
+    }
+}
+
+/// Parses `"500ms"`, `"30s"`, `"1m30s"`, `"2h"`; a bare number is refused because its unit would
+/// be a guess.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "invalid duration \"{text}\": add a unit, e.g. \"{text}s\" or \"{text}ms\""
+        ));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("invalid duration \"{text}\": {e} (write e.g. \"500ms\", \"30s\", \"1m30s\")"))
+}
+
+/// One check, as written in config or sent to the API. Every field but `probe` is optional.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckDefinition {
+    /// Unique name. In the API the name comes from the path and may be left out here.
+    pub name: Option<String>,
+    /// What the check verifies.
+    #[serde(default)]
+    pub description: String,
+    /// Probe target: `http://…`, `https://…`, `tcp://host:port`, `exec:CMD ARGS`, `disk:/path`,
+    /// `memory`, `ttl`.
+    pub probe: String,
+    /// Time between runs (default 30s).
+    pub interval: Option<HumanDuration>,
+    /// Per-run timeout (default 10s).
+    pub timeout: Option<HumanDuration>,
+    /// Failures before the first pass are ignored for this long.
+    pub start_period: Option<HumanDuration>,
+    /// Default true.
+    pub enabled: Option<bool>,
+    /// Default false.
+    #[serde(default)]
+    pub critical: bool,
+    /// Component, for component scores.
+    pub component: Option<String>,
+    /// Default 1 (TTL checks: 1).
+    pub failures_before_degraded: Option<u32>,
+    /// Default 3 (TTL checks: 1).
+    pub failures_before_unhealthy: Option<u32>,
+    /// Default 1.
+    pub successes_before_healthy: Option<u32>,
+    /// HTTP method (default GET).
+    pub method: Option<String>,
+    /// HTTP request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// HTTP request body.
+    pub body: Option<String>,
+    /// HTTP status codes that pass (default: any 2xx; 429 warns).
+    pub expect_status: Option<Vec<u16>>,
+    /// Substring the HTTP response body must contain.
+    pub expect_body: Option<String>,
+    /// Accept any TLS certificate (https only).
+    #[serde(default)]
+    pub tls_skip_verify: bool,
+    /// Disk / memory: the highest used ratio that passes (default 0.9).
+    pub max_used: Option<f64>,
+    /// TTL checks: how long a pushed result stays valid.
+    pub ttl: Option<HumanDuration>,
+}
+
+/// A definition that does not make a valid check; `field` names the offending key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DefinitionError {
+    /// The key the error is about (`probe`, `interval`, `failures_before_unhealthy`, ...).
+    pub field: &'static str,
+    /// What is wrong, for people.
+    pub message: String,
+}
+
+impl DefinitionError {
+    fn new(field: &'static str, message: impl fmt::Display) -> Self {
+        DefinitionError {
+            field,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// A validated definition, ready to register.
+pub struct CheckPlan {
+    /// The engine's spec.
+    pub spec: CheckSpec,
+    /// The probe, or the TTL.
+    pub feed: Built,
+}
+
+impl fmt::Debug for CheckPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckPlan").field("spec", &self.spec).finish_non_exhaustive()
+    }
+}
+
+impl CheckPlan {
+    /// Registers the check, replacing any of the same name.
+    pub fn register(self, engine: &Engine) -> Result<Registered, RegisterError> {
+        match self.feed {
+            Built::Probe(probe) => engine.register_shared(self.spec, probe),
+            Built::Ttl(ttl) => engine.register_ttl(self.spec, ttl),
+        }
+    }
+}
+
+impl CheckDefinition {
+    /// Validates the definition into a spec and a probe. `name` overrides the `name` field.
+    pub fn plan(&self, name: Option<&str>) -> Result<CheckPlan, DefinitionError> {
+        let name = name
+            .or(self.name.as_deref())
+            .ok_or_else(|| DefinitionError::new("name", "missing field `name`"))?;
+        let options = ProbeOptions {
+            method: self.method.clone(),
+            headers: self.headers.clone().into_iter().collect(),
+            body: self.body.clone(),
+            expect_status: self.expect_status.clone(),
+            expect_body: self.expect_body.clone(),
+            tls_skip_verify: self.tls_skip_verify,
+            max_used: self.max_used,
+            ttl: self.ttl.map(|d| d.0),
+        };
+        let probe = ProbeSpec::parse(&self.probe, &options).map_err(|e| DefinitionError::new("probe", e))?;
+        let is_ttl = matches!(probe, ProbeSpec::Ttl(_));
+        let feed = probe.build().map_err(|e| DefinitionError::new("probe", e))?;
+
+        let defaults = if is_ttl {
+            Thresholds::immediate()
+        } else {
+            Thresholds::default()
+        };
+        let thresholds = Thresholds::new(
+            self.failures_before_degraded.unwrap_or(defaults.warning_after()),
+            self.failures_before_unhealthy.unwrap_or(defaults.critical_after()),
+            self.successes_before_healthy.unwrap_or(defaults.passing_after()),
+        )
+        .map_err(|e| {
+            let field = match &e {
+                vigil_health::ThresholdError::Zero(field) => field,
+                vigil_health::ThresholdError::Inverted { .. } => "failures_before_unhealthy",
+            };
+            DefinitionError::new(field, e)
+        })?;
+
+        let mut spec = CheckSpec::new(name)
+            .description(self.description.clone())
+            .enabled(self.enabled.unwrap_or(true))
+            .critical(self.critical)
+            .thresholds(thresholds);
+        if let Some(d) = self.interval {
+            if d.0.is_zero() {
+                return Err(DefinitionError::new("interval", "interval must be greater than zero"));
+            }
+            spec = spec.interval(d.0);
+        }
+        if let Some(d) = self.timeout {
+            if d.0.is_zero() {
+                return Err(DefinitionError::new("timeout", "timeout must be greater than zero"));
+            }
+            spec = spec.timeout(d.0);
+        }
+        if let Some(d) = self.start_period {
+            spec = spec.start_period(d.0);
+        }
+        if let Some(component) = &self.component {
+            spec = spec.component(component.clone());
+        }
+        Ok(CheckPlan { spec, feed })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_units() {
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("30").unwrap_err().contains("add a unit"));
+        assert!(parse_duration("5x").unwrap_err().contains("invalid duration \"5x\""));
+    }
+
+    #[test]
+    fn json_definition_becomes_a_check() {
+        let def: CheckDefinition = serde_json::from_str(
+            r#"{"probe": "tcp://127.0.0.1:9", "interval": "5s", "critical": true, "component": "db"}"#,
+        )
+        .unwrap();
+        let plan = def.plan(Some("db")).unwrap();
+        assert_eq!(plan.spec.interval, Duration::from_secs(5));
+        assert!(plan.spec.critical);
+        assert_eq!(plan.spec.component.as_deref(), Some("db"));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let def = CheckDefinition {
+            probe: "ftp://x".into(),
+            ..Default::default()
+        };
+        assert_eq!(def.plan(Some("x")).unwrap_err().field, "probe");
+        let def = CheckDefinition {
+            probe: "memory".into(),
+            failures_before_degraded: Some(3),
+            failures_before_unhealthy: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(def.plan(Some("x")).unwrap_err().field, "failures_before_unhealthy");
+    }
+
+    #[test]
+    fn ttl_checks_fail_at_once_by_default() {
+        let def = CheckDefinition {
+            probe: "ttl".into(),
+            ttl: Some(HumanDuration(Duration::from_secs(30))),
+            ..Default::default()
+        };
+        assert_eq!(def.plan(Some("job")).unwrap().spec.thresholds, Thresholds::immediate());
+    }
+}

@@ -1,0 +1,129 @@
+//! Running a node: the engine with the configured checks, the API server, and graceful shutdown.
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use vigil_api::{Api, Token};
+use vigil_health::shutdown::{Coordinator, Outcome, Phase};
+use vigil_health::{Engine, Event};
+
+use crate::config::Config;
+
+/// What a caller adds to a node beyond its config (the demo adds its sample checks and feeder).
+#[derive(Default)]
+pub struct Extras {
+    /// Called once the engine runs and the API listens, with the address it listens on.
+    pub on_ready: Option<Box<dyn FnOnce(&Engine, SocketAddr) + Send>>,
+}
+
+/// Runs the node until a signal or the critical-check policy stops it.
+pub async fn run(config: Config, extras: Extras) -> anyhow::Result<ExitCode> {
+    let engine = Engine::builder()
+        .config(config.health.engine_config(&config.node))
+        .build();
+    for plan in config.checks {
+        let name = plan.spec.name.clone();
+        plan.register(&engine)
+            .with_context(|| format!("registering check {name:?}"))?;
+    }
+    log_events(&engine);
+    engine.start();
+
+    let listener = TcpListener::bind(config.api.bind)
+        .await
+        .with_context(|| format!("cannot listen on {} (api.bind)", config.api.bind))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let token = Token::new(config.api.token);
+    if !token.is_set() {
+        tracing::warn!("no API token configured: check registration and TTL updates are open to anyone who can reach {addr}");
+    }
+    let app = Api {
+        engine: engine.clone(),
+        token,
+    }
+    .router();
+
+    let (stop_server, server_stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = server_stopped.await;
+            })
+            .into_future(),
+    );
+
+    let shutdown = Coordinator::new().with_engine(engine.clone());
+    shutdown.listen_for_signals();
+    if let Some(grace) = config.shutdown.on_critical {
+        shutdown.stop_on_critical(&engine, grace);
+    }
+    let drain = config.shutdown.drain;
+    if !drain.is_zero() {
+        shutdown.hook(Phase::PreShutdown, "drain", move || async move {
+            tokio::time::sleep(drain).await;
+            Ok::<_, std::convert::Infallible>(())
+        });
+    }
+    shutdown.component("api-server", 10, config.shutdown.timeout, move || async move {
+        let _ = stop_server.send(());
+        match server.await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    });
+
+    tracing::info!(node = %config.node.id, %addr, "vigil agent running");
+    if let Some(on_ready) = extras.on_ready {
+        on_ready(&engine, addr);
+    }
+
+    let second_signal = shutdown.clone();
+    tokio::spawn(async move {
+        second_signal.triggered().await;
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("vigil: second interrupt, exiting at once");
+            std::process::exit(130);
+        }
+    });
+
+    let report = shutdown.run().await;
+    tracing::info!(reason = %report.reason, "shutdown complete");
+    for step in &report.steps {
+        match &step.outcome {
+            Outcome::Completed => tracing::info!(step = %step.name, elapsed = ?step.elapsed, "stopped"),
+            Outcome::Failed(e) => tracing::error!(step = %step.name, error = %e, "failed to stop"),
+            Outcome::TimedOut => tracing::error!(step = %step.name, "did not stop in time"),
+        }
+    }
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Logs every state and status change, the agent's operational record.
+fn log_events(engine: &Engine) {
+    let mut events = engine.subscribe();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(Event::CheckChanged { check, from, to, message, .. }) => {
+                    tracing::info!(%check, %from, %to, "check {check}: {from} → {to}: {message}")
+                }
+                Ok(Event::StatusChanged { from, to, message, .. }) => {
+                    tracing::info!(%from, %to, "status {from} → {to}: {message}")
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!("event log fell behind, {n} events not logged")
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+}

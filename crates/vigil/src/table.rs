@@ -1,0 +1,105 @@
+//! Aligned text tables for the terminal, coloured by state when stdout is a terminal.
+
+use std::io::IsTerminal;
+
+/// A cell's colour, chosen by meaning so that the text alone still says the same.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Plain,
+    Good,
+    Warn,
+    Bad,
+    Muted,
+}
+
+impl Tone {
+    /// The tone of a state or status word.
+    pub fn of(word: &str) -> Tone {
+        match word {
+            "passing" | "healthy" | "ok" => Tone::Good,
+            "warning" | "degraded" | "starting" => Tone::Warn,
+            "critical" | "unhealthy" | "stopping" => Tone::Bad,
+            "unknown" | "disabled" => Tone::Muted,
+            _ => Tone::Plain,
+        }
+    }
+
+    fn ansi(self) -> Option<&'static str> {
+        match self {
+            Tone::Plain => None,
+            Tone::Good => Some("\x1b[32m"),
+            Tone::Warn => Some("\x1b[33m"),
+            Tone::Bad => Some("\x1b[1;31m"),
+            Tone::Muted => Some("\x1b[2m"),
+        }
+    }
+}
+
+/// A table of rows under a header.
+pub struct Table {
+    header: Vec<&'static str>,
+    rows: Vec<Vec<(String, Tone)>>,
+}
+
+impl Table {
+    pub fn new(header: Vec<&'static str>) -> Self {
+        Table {
+            header,
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<(String, Tone)>) {
+        self.rows.push(cells);
+    }
+
+    /// Renders the table; the last column is not padded.
+    pub fn render(&self, colour: bool) -> String {
+        let columns = self.header.len();
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, (cell, _)) in row.iter().enumerate().take(columns) {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let header: Vec<(String, Tone)> = self.header.iter().map(|h| (h.to_string(), Tone::Plain)).collect();
+        for row in std::iter::once(&header).chain(&self.rows) {
+            let mut line = String::new();
+            for (i, (cell, tone)) in row.iter().enumerate().take(columns) {
+                let pad = if i + 1 == columns {
+                    0
+                } else {
+                    widths[i] - cell.chars().count() + 2
+                };
+                match tone.ansi().filter(|_| colour) {
+                    Some(code) => line.push_str(&format!("{code}{cell}\x1b[0m")),
+                    None => line.push_str(cell),
+                }
+                line.push_str(&" ".repeat(pad));
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Prints the table, in colour when stdout is a terminal and `NO_COLOR` is unset.
+    pub fn print(&self) {
+        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        print!("{}", self.render(colour));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_align_without_colour() {
+        let mut t = Table::new(vec!["NAME", "STATE"]);
+        t.row(vec![("db".into(), Tone::Good), ("passing".into(), Tone::Good)]);
+        t.row(vec![("cache-flaky".into(), Tone::Plain), ("warning".into(), Tone::Warn)]);
+        assert_eq!(t.render(false), "NAME         STATE\ndb           passing\ncache-flaky  warning\n");
+    }
+}
