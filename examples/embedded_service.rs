@@ -16,7 +16,10 @@ use vigil_health::{CheckSpec, Engine, Event, Report};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let engine = Engine::builder().node_id("orders-1").version("2.3.0").build();
+    let engine = Engine::builder()
+        .node_id("orders-1")
+        .version("2.3.0")
+        .build();
 
     // A critical check: an async closure that looks at the service's own state.
     let queue_depth = Arc::new(AtomicU64::new(0));
@@ -41,14 +44,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     )?;
     // A TTL check the service refreshes itself from its worker loop.
-    engine.register_ttl(CheckSpec::new("worker-loop").component("orders"), Duration::from_secs(10))?;
+    engine.register_ttl(
+        CheckSpec::new("worker-loop").component("orders"),
+        Duration::from_secs(10),
+    )?;
     engine.start();
 
     // React to status changes: here, log them.
     let mut events = engine.subscribe();
     tokio::spawn(async move {
         while let Ok(event) = events.recv().await {
-            if let Event::StatusChanged { from, to, message, .. } = event {
+            if let Event::StatusChanged {
+                from, to, message, ..
+            } = event
+            {
                 println!("status {from} -> {to}: {message}");
             }
         }
@@ -88,14 +97,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     shutdown.component("http", 10, Duration::from_secs(10), move || async move {
         let _ = stop.send(());
-        server.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
+        server
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
     });
     shutdown.hook(Phase::PostShutdown, "flush", || async {
         println!("flushed");
         Ok::<_, std::io::Error>(())
     });
     let report = shutdown.run().await;
-    println!("stopped ({}): {} steps, clean: {}", report.reason, report.steps.len(), report.is_clean());
+    println!(
+        "stopped ({}): {} steps, clean: {}",
+        report.reason,
+        report.steps.len(),
+        report.is_clean()
+    );
     Ok(())
 }
 

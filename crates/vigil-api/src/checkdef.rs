@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use vigil_health::{CheckSpec, Engine, RegisterError, Registered, Thresholds};
-use vigil_probe::{Built, ProbeOptions, ProbeSpec};
+use vigil_probe::{Built, ProbeOptions, ProbeSpec, ProbeSpecError};
 
 /// A duration written the way people write them: `"500ms"`, `"30s"`, `"1m30s"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -143,6 +143,10 @@ impl CheckDefinition {
         let name = name
             .or(self.name.as_deref())
             .ok_or_else(|| DefinitionError::new("name", "missing field `name`"))?;
+        if !vigil_health::valid_check_name(name) {
+            let invalid = RegisterError::InvalidName(name.to_owned());
+            return Err(DefinitionError::new("name", invalid));
+        }
         let options = ProbeOptions {
             method: self.method.clone(),
             headers: self.headers.clone().into_iter().collect(),
@@ -153,9 +157,9 @@ impl CheckDefinition {
             max_used: self.max_used,
             ttl: self.ttl.map(|d| d.0),
         };
-        let probe = ProbeSpec::parse(&self.probe, &options).map_err(|e| DefinitionError::new("probe", e))?;
+        let probe = ProbeSpec::parse(&self.probe, &options).map_err(probe_error)?;
         let is_ttl = matches!(probe, ProbeSpec::Ttl(_));
-        let feed = probe.build().map_err(|e| DefinitionError::new("probe", e))?;
+        let feed = probe.build().map_err(probe_error)?;
 
         let defaults = if is_ttl {
             Thresholds::immediate()
@@ -200,6 +204,15 @@ impl CheckDefinition {
         }
         Ok(CheckPlan { spec, feed })
     }
+}
+
+/// A probe error belongs to the option it names, or else to `probe`.
+fn probe_error(error: ProbeSpecError) -> DefinitionError {
+    let field = match &error {
+        ProbeSpecError::InvalidOption { option, .. } => option,
+        _ => "probe",
+    };
+    DefinitionError::new(field, error)
 }
 
 #[cfg(test)]

@@ -104,6 +104,15 @@ impl CheckSpec {
     }
 }
 
+/// Whether `name` can name a check: 1–128 characters from `a-z A-Z 0-9 . _ - :`, so that it fits
+/// URLs, metric labels and gRPC service names unchanged.
+pub fn valid_check_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'))
+}
+
 /// Consecutive results needed to move a check between states.
 ///
 /// Defaults: 1 failure → warning (degraded), 3 failures → critical (unavailable), 1 success →
@@ -144,7 +153,11 @@ pub enum ThresholdError {
 impl Thresholds {
     /// Checks and builds thresholds: failures before degraded, failures before unhealthy,
     /// successes before healthy.
-    pub fn new(warning_after: u32, critical_after: u32, passing_after: u32) -> Result<Self, ThresholdError> {
+    pub fn new(
+        warning_after: u32,
+        critical_after: u32,
+        passing_after: u32,
+    ) -> Result<Self, ThresholdError> {
         if warning_after == 0 {
             return Err(ThresholdError::Zero("failures_before_degraded"));
         }
@@ -400,7 +413,10 @@ mod tests {
 
     #[test]
     fn immediate_thresholds_make_one_failure_critical() {
-        assert_eq!(run(&[Pass, Fail], Thresholds::immediate()), [Passing, Critical]);
+        assert_eq!(
+            run(&[Pass, Fail], Thresholds::immediate()),
+            [Passing, Critical]
+        );
     }
 
     #[test]
@@ -411,13 +427,25 @@ mod tests {
         let (s, k) = transition(s, k, Pass, t, true);
         assert_eq!(s, Passing);
         let (s, _) = transition(s, k, Fail, t, true);
-        assert_eq!(s, Warning, "after a first pass, failures count even in the start period");
+        assert_eq!(
+            s, Warning,
+            "after a first pass, failures count even in the start period"
+        );
     }
 
     #[test]
     fn thresholds_are_validated() {
-        assert_eq!(Thresholds::new(0, 3, 1), Err(ThresholdError::Zero("failures_before_degraded")));
-        assert!(matches!(Thresholds::new(3, 2, 1), Err(ThresholdError::Inverted { .. })));
-        assert_eq!(Thresholds::new(1, 1, 0), Err(ThresholdError::Zero("successes_before_healthy")));
+        assert_eq!(
+            Thresholds::new(0, 3, 1),
+            Err(ThresholdError::Zero("failures_before_degraded"))
+        );
+        assert!(matches!(
+            Thresholds::new(3, 2, 1),
+            Err(ThresholdError::Inverted { .. })
+        ));
+        assert_eq!(
+            Thresholds::new(1, 1, 0),
+            Err(ThresholdError::Zero("successes_before_healthy"))
+        );
     }
 }

@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::check::{transition, CheckResult, CheckSpec, CheckState, Streak};
+use crate::check::{transition, valid_check_name, CheckResult, CheckSpec, CheckState, Streak};
 use crate::event::Event;
 use crate::history::{History, HistoryEntry};
 use crate::probe::{Probe, Report, Verdict};
@@ -122,7 +122,9 @@ impl EngineBuilder {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegisterError {
     /// The name is empty or has characters that do not fit URLs and metric labels.
-    #[error("invalid check name {0:?}: use 1-128 characters from a-z, A-Z, 0-9, '.', '_', '-', ':'")]
+    #[error(
+        "invalid check name {0:?}: use 1-128 characters from a-z, A-Z, 0-9, '.', '_', '-', ':'"
+    )]
     InvalidName(String),
     /// A zero interval would run the check in a loop.
     #[error("check {0:?}: interval must be greater than zero")]
@@ -236,13 +238,6 @@ impl Drop for Entry {
     }
 }
 
-fn valid_name(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'))
-}
-
 impl Engine {
     /// A builder with the default configuration.
     pub fn builder() -> EngineBuilder {
@@ -297,7 +292,11 @@ impl Engine {
     }
 
     /// Registers a check run by `probe`, replacing any check of the same name.
-    pub fn register(&self, spec: CheckSpec, probe: impl Probe) -> Result<Registered, RegisterError> {
+    pub fn register(
+        &self,
+        spec: CheckSpec,
+        probe: impl Probe,
+    ) -> Result<Registered, RegisterError> {
         self.register_shared(spec, Arc::new(probe))
     }
 
@@ -316,8 +315,14 @@ impl Engine {
     /// Registers a TTL check: it passes, warns or fails as the watched process says through
     /// [`Engine::update_ttl`], and fails when no update arrives for `ttl`.
     ///
-    /// Pushed results are authoritative, so the default thresholds here are immediate.
-    pub fn register_ttl(&self, spec: CheckSpec, ttl: Duration) -> Result<Registered, RegisterError> {
+    /// The thresholds come from `spec`, as for any check. Pushed results are usually authoritative:
+    /// give the spec [`Thresholds::immediate`](crate::Thresholds::immediate) for Consul's semantics
+    /// (one `fail`, or one lapse of the TTL, is critical at once).
+    pub fn register_ttl(
+        &self,
+        spec: CheckSpec,
+        ttl: Duration,
+    ) -> Result<Registered, RegisterError> {
         if ttl.is_zero() {
             return Err(RegisterError::ZeroTtl(spec.name));
         }
@@ -326,7 +331,7 @@ impl Engine {
     }
 
     fn insert(&self, spec: CheckSpec, feed: Feed) -> Result<Registered, RegisterError> {
-        if !valid_name(&spec.name) {
+        if !valid_check_name(&spec.name) {
             return Err(RegisterError::InvalidName(spec.name));
         }
         if spec.interval.is_zero() {
@@ -374,7 +379,10 @@ impl Engine {
         st.tally.add(&name, &spec, CheckState::Unknown);
         st.views.insert(name.clone(), view);
         st.checks.insert(name.clone(), entry);
-        let _ = self.inner.events.send(Event::CheckRegistered { check: name });
+        let _ = self
+            .inner
+            .events
+            .send(Event::CheckRegistered { check: name });
         self.inner.publish(st);
         Ok(if replaced {
             Registered::Replaced
@@ -391,13 +399,21 @@ impl Engine {
             return Err(UnknownCheck(name.to_owned()));
         };
         st.remove(&name);
-        let _ = self.inner.events.send(Event::CheckUnregistered { check: name });
+        let _ = self
+            .inner
+            .events
+            .send(Event::CheckUnregistered { check: name });
         self.inner.publish(st);
         Ok(())
     }
 
     /// Applies a result pushed to a TTL check and restarts its TTL.
-    pub fn update_ttl(&self, name: &str, verdict: Verdict, note: Option<String>) -> Result<(), TtlError> {
+    pub fn update_ttl(
+        &self,
+        name: &str,
+        verdict: Verdict,
+        note: Option<String>,
+    ) -> Result<(), TtlError> {
         let mut guard = self.inner.lock();
         let st = &mut *guard;
         let entry = st
@@ -409,7 +425,8 @@ impl Engine {
         };
         reset.notify_one();
         let id = entry.id;
-        let message = note.unwrap_or_else(|| format!("TTL check set to {} by update", verdict.as_str()));
+        let message =
+            note.unwrap_or_else(|| format!("TTL check set to {} by update", verdict.as_str()));
         let report = Report::new(verdict, message);
         let result = CheckResult::from_report(report, Duration::ZERO, OffsetDateTime::now_utc());
         self.inner.apply(st, name, id, result);
@@ -419,7 +436,9 @@ impl Engine {
     /// The kept results of one check, oldest first.
     pub fn history(&self, name: &str) -> Option<Vec<HistoryEntry>> {
         let st = self.inner.lock();
-        st.checks.get(name).map(|e| e.history.iter().copied().collect())
+        st.checks
+            .get(name)
+            .map(|e| e.history.iter().copied().collect())
     }
 
     /// Starts running checks on the current tokio runtime; checks registered later start at once.
@@ -473,7 +492,9 @@ impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent data behind: every update is applied
         // field by field with no invariant spanning an await or a user callback.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn spawn(self: &Arc<Self>, runtime: &Handle, entry: &Entry) -> Option<JoinHandle<()>> {
@@ -489,9 +510,16 @@ impl Inner {
                 } else {
                     Duration::ZERO
                 };
-                runtime.spawn(scheduler::run_probe(entry.spec.clone(), probe.clone(), delay, sink))
+                runtime.spawn(scheduler::run_probe(
+                    entry.spec.clone(),
+                    probe.clone(),
+                    delay,
+                    sink,
+                ))
             }
-            Feed::Ttl { ttl, reset } => runtime.spawn(scheduler::run_ttl(*ttl, reset.clone(), sink)),
+            Feed::Ttl { ttl, reset } => {
+                runtime.spawn(scheduler::run_ttl(*ttl, reset.clone(), sink))
+            }
         })
     }
 

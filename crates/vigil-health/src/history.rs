@@ -105,7 +105,10 @@ mod tests {
         for i in 0..10 {
             h.push(entry(t0 + Duration::from_secs(i)));
         }
-        let kept: Vec<_> = h.iter().map(|e| (e.timestamp - t0).whole_seconds()).collect();
+        let kept: Vec<_> = h
+            .iter()
+            .map(|e| (e.timestamp - t0).whole_seconds())
+            .collect();
         assert_eq!(kept, [7, 8, 9]);
     }
 

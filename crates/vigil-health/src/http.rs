@@ -64,7 +64,10 @@ fn code(ok: bool) -> StatusCode {
 fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response()
@@ -138,7 +141,11 @@ async fn checks(State(engine): State<Engine>) -> Response {
 async fn summary(State(engine): State<Engine>) -> Response {
     let s = engine.snapshot();
     let config = engine.config();
-    let count = |state: CheckState| s.checks().filter(|v| v.spec.enabled && v.state == state).count();
+    let count = |state: CheckState| {
+        s.checks()
+            .filter(|v| v.spec.enabled && v.state == state)
+            .count()
+    };
     let runs: u64 = s.checks().map(|v| v.stats.runs()).sum();
     let failed: u64 = s.checks().map(|v| v.stats.failed).sum();
     let last_check = s
@@ -187,7 +194,11 @@ impl KubeQuery {
             verbose: false,
             exclude: BTreeSet::new(),
         };
-        for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        for pair in query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
                 "verbose" => q.verbose = value != "false" && value != "0",
@@ -207,7 +218,11 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(hi), Some(lo)) => {
                 out.push((hi * 16 + lo) as u8);
                 i += 3;
@@ -246,7 +261,10 @@ fn kube_text(endpoint: &str, lines: &[Line], query: &KubeQuery) -> Response {
         for excluded in &query.exclude {
             body.push_str(&format!("[+]{excluded} excluded: ok\n"));
         }
-        body.push_str(&format!("{endpoint} check {}\n", if ok { "passed" } else { "failed" }));
+        body.push_str(&format!(
+            "{endpoint} check {}\n",
+            if ok { "passed" } else { "failed" }
+        ));
     } else {
         body.push_str(if ok { "ok" } else { "failed" });
         if !ok {

@@ -48,11 +48,18 @@ mod status;
 #[cfg(feature = "axum")]
 pub mod http;
 
-pub use check::{transition, CheckResult, CheckSpec, CheckState, Streak, ThresholdError, Thresholds};
-pub use engine::{Engine, EngineBuilder, EngineConfig, RegisterError, Registered, TtlError, UnknownCheck};
+pub use check::{
+    transition, valid_check_name, CheckResult, CheckSpec, CheckState, Streak, ThresholdError,
+    Thresholds,
+};
+pub use engine::{
+    Engine, EngineBuilder, EngineConfig, RegisterError, Registered, TtlError, UnknownCheck,
+};
 pub use event::Event;
 pub use history::{History, HistoryEntry};
 pub use probe::{Details, Probe, ProbeFuture, Report, Verdict};
 pub use scheduler::humanize;
-pub use snapshot::{rfc3339, CheckJson, CheckKind, CheckStats, CheckView, Snapshot, LATENCY_BUCKETS};
+pub use snapshot::{
+    rfc3339, CheckJson, CheckKind, CheckStats, CheckView, Snapshot, LATENCY_BUCKETS,
+};
 pub use status::Status;

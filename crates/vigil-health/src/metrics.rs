@@ -18,40 +18,91 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub fn render(snapshot: &Snapshot, out: &mut String) {
     let mut w = Writer(out);
 
-    w.family("vigil_build_info", "gauge", "Build and identity of the node.");
-    w.sample("vigil_build_info", &[("version", snapshot.version()), ("node_id", snapshot.node_id())], 1.0);
+    w.family(
+        "vigil_build_info",
+        "gauge",
+        "Build and identity of the node.",
+    );
+    w.sample(
+        "vigil_build_info",
+        &[
+            ("version", snapshot.version()),
+            ("node_id", snapshot.node_id()),
+        ],
+        1.0,
+    );
 
-    w.family("vigil_uptime_seconds", "gauge", "Seconds since the health engine started.");
+    w.family(
+        "vigil_uptime_seconds",
+        "gauge",
+        "Seconds since the health engine started.",
+    );
     w.sample("vigil_uptime_seconds", &[], snapshot.uptime().as_secs_f64());
 
-    w.family("vigil_health_status", "gauge", "Aggregate status of the node: 1 for the current status, 0 for the others.");
+    w.family(
+        "vigil_health_status",
+        "gauge",
+        "Aggregate status of the node: 1 for the current status, 0 for the others.",
+    );
     for status in Status::ALL {
         let value = f64::from(u8::from(snapshot.status() == status));
         w.sample("vigil_health_status", &[("status", status.as_str())], value);
     }
 
-    w.family("vigil_system_health_score", "gauge", "Weighted success rate of all checks, 0 to 1.");
+    w.family(
+        "vigil_system_health_score",
+        "gauge",
+        "Weighted success rate of all checks, 0 to 1.",
+    );
     w.sample("vigil_system_health_score", &[], snapshot.system_score());
 
-    w.family("vigil_component_health_score", "gauge", "Weighted success rate of the checks of one component, 0 to 1.");
+    w.family(
+        "vigil_component_health_score",
+        "gauge",
+        "Weighted success rate of the checks of one component, 0 to 1.",
+    );
     for (component, score) in snapshot.component_scores() {
-        w.sample("vigil_component_health_score", &[("component", component)], *score);
+        w.sample(
+            "vigil_component_health_score",
+            &[("component", component)],
+            *score,
+        );
     }
 
-    w.family("vigil_checks_registered", "gauge", "Checks registered on the node.");
-    w.sample("vigil_checks_registered", &[], snapshot.checks().len() as f64);
+    w.family(
+        "vigil_checks_registered",
+        "gauge",
+        "Checks registered on the node.",
+    );
+    w.sample(
+        "vigil_checks_registered",
+        &[],
+        snapshot.checks().len() as f64,
+    );
 
-    w.family("vigil_check_state", "gauge", "State of each check: 1 for the current state, 0 for the others.");
+    w.family(
+        "vigil_check_state",
+        "gauge",
+        "State of each check: 1 for the current state, 0 for the others.",
+    );
     for view in snapshot.checks() {
         let critical = if view.spec.critical { "true" } else { "false" };
         for state in CheckState::ALL {
             let value = f64::from(u8::from(view.state == state));
-            let labels = [("check", view.spec.name.as_str()), ("state", state.as_str()), ("critical", critical)];
+            let labels = [
+                ("check", view.spec.name.as_str()),
+                ("state", state.as_str()),
+                ("critical", critical),
+            ];
             w.sample("vigil_check_state", &labels, value);
         }
     }
 
-    w.family("vigil_check_score", "gauge", "Success rate of each check over its score window, 0 to 1.");
+    w.family(
+        "vigil_check_score",
+        "gauge",
+        "Success rate of each check over its score window, 0 to 1.",
+    );
     for view in snapshot.checks() {
         if let Some(score) = view.score {
             w.sample("vigil_check_score", &[("check", &view.spec.name)], score);
@@ -59,14 +110,30 @@ pub fn render(snapshot: &Snapshot, out: &mut String) {
     }
 
     let counters: [(&str, &str, Counter); 3] = [
-        ("vigil_check_passed_total", "Runs of each check that passed.", |s| s.passed),
-        ("vigil_check_warned_total", "Runs of each check that warned.", |s| s.warned),
-        ("vigil_check_failed_total", "Runs of each check that failed, timeouts included.", |s| s.failed),
+        (
+            "vigil_check_passed_total",
+            "Runs of each check that passed.",
+            |s| s.passed,
+        ),
+        (
+            "vigil_check_warned_total",
+            "Runs of each check that warned.",
+            |s| s.warned,
+        ),
+        (
+            "vigil_check_failed_total",
+            "Runs of each check that failed, timeouts included.",
+            |s| s.failed,
+        ),
     ];
     for (name, help, value) in counters {
         w.family(name, "counter", help);
         for view in snapshot.checks() {
-            w.sample(name, &[("check", &view.spec.name)], value(&view.stats) as f64);
+            w.sample(
+                name,
+                &[("check", &view.spec.name)],
+                value(&view.stats) as f64,
+            );
         }
     }
 
@@ -81,7 +148,11 @@ pub fn render(snapshot: &Snapshot, out: &mut String) {
         }
         let runs = view.stats.runs();
         w.sample_with_le(hist, check, "+Inf", runs);
-        w.sample(&format!("{hist}_sum"), &[("check", check)], view.stats.latency_sum.as_secs_f64());
+        w.sample(
+            &format!("{hist}_sum"),
+            &[("check", check)],
+            view.stats.latency_sum.as_secs_f64(),
+        );
         w.sample(&format!("{hist}_count"), &[("check", check)], runs as f64);
     }
 }
@@ -115,7 +186,11 @@ impl Writer<'_> {
     }
 
     fn sample_with_le(&mut self, name: &str, check: &str, le: &str, count: u64) {
-        self.sample(&format!("{name}_bucket"), &[("check", check), ("le", le)], count as f64);
+        self.sample(
+            &format!("{name}_bucket"),
+            &[("check", check), ("le", le)],
+            count as f64,
+        );
     }
 }
 

@@ -1,7 +1,12 @@
 //! Running checks: one task per check, so a check never overlaps itself and a slow or hung probe
 //! holds up nothing but its own next run.
 
+use std::any::Any;
+use std::future::{poll_fn, Future};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -27,12 +32,10 @@ pub(crate) async fn run_probe(
     loop {
         let timestamp = OffsetDateTime::now_utc();
         let started = Instant::now();
-        let report = match timeout(spec.timeout, probe.probe()).await {
-            Ok(report) => report,
-            Err(_) => Report::fail(format!(
-                "timed out after {}",
-                humanize(spec.timeout)
-            )),
+        let report = match timeout(spec.timeout, unwind_to_err(|| probe.probe())).await {
+            Ok(Ok(report)) => report,
+            Ok(Err(panic)) => Report::fail(format!("probe panicked: {panic}")),
+            Err(_) => Report::fail(format!("timed out after {}", humanize(spec.timeout))),
         };
         let result = CheckResult::from_report(report, started.elapsed(), timestamp);
         if !sink(result) {
@@ -45,6 +48,29 @@ pub(crate) async fn run_probe(
         }
         sleep_until(next).await;
     }
+}
+
+/// Starts a future with `start` and awaits it, turning a panic in either into `Err(message)`,
+/// so a buggy probe or hook fails one run instead of killing the task that runs it.
+pub(crate) async fn unwind_to_err<F: Future + Unpin>(
+    start: impl FnOnce() -> F,
+) -> Result<F::Output, String> {
+    let mut future = catch_unwind(AssertUnwindSafe(start)).map_err(panic_message)?;
+    poll_fn(
+        |cx| match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut future).poll(cx))) {
+            Ok(poll) => poll.map(Ok),
+            Err(panic) => Poll::Ready(Err(panic_message(panic))),
+        },
+    )
+    .await
+}
+
+fn panic_message(panic: Box<dyn Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
 /// Fails a TTL check each time `ttl` passes without `reset` being notified by a pushed update.

@@ -37,7 +37,7 @@ use tokio::time::{timeout, Instant};
 use crate::check::CheckState;
 use crate::engine::Engine;
 use crate::event::Event;
-use crate::scheduler::humanize;
+use crate::scheduler::{humanize, unwind_to_err};
 
 /// The phases of a shutdown, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -71,7 +71,11 @@ impl fmt::Display for Reason {
         match self {
             Reason::Signal(signal) => write!(f, "{signal}"),
             Reason::CriticalCheck { check, failing_for } => {
-                write!(f, "critical check \"{check}\" failing for {}", humanize(*failing_for))
+                write!(
+                    f,
+                    "critical check \"{check}\" failing for {}",
+                    humanize(*failing_for)
+                )
             }
             Reason::Requested(why) => write!(f, "request: {why}"),
         }
@@ -176,8 +180,13 @@ impl Coordinator {
     }
 
     /// Adds a component to stop in the shutdown phase. Lower priorities stop first.
-    pub fn component<F, Fut, E>(&self, name: impl Into<String>, priority: i32, timeout: Duration, stop: F)
-    where
+    pub fn component<F, Fut, E>(
+        &self,
+        name: impl Into<String>,
+        priority: i32,
+        timeout: Duration,
+        stop: F,
+    ) where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
         E: fmt::Display,
@@ -201,7 +210,8 @@ impl Coordinator {
         Fut: Future<Output = Result<(), E>> + Send + 'static,
         E: fmt::Display,
     {
-        let run: StepFn = Box::new(move || Box::pin(async move { f().await.map_err(|e| e.to_string()) }));
+        let run: StepFn =
+            Box::new(move || Box::pin(async move { f().await.map_err(|e| e.to_string()) }));
         lock(&self.inner.steps).push(Step {
             phase,
             name,
@@ -280,7 +290,10 @@ impl Coordinator {
                         at,
                         ..
                     }) => {
-                        let critical = engine.snapshot().check(&check).is_some_and(|v| v.spec.critical);
+                        let critical = engine
+                            .snapshot()
+                            .check(&check)
+                            .is_some_and(|v| v.spec.critical);
                         if critical {
                             this.arm_critical(engine.clone(), check.to_string(), Some(at), grace);
                         }
@@ -292,7 +305,13 @@ impl Coordinator {
         });
     }
 
-    fn arm_critical(&self, engine: Engine, check: String, since: Option<time::OffsetDateTime>, grace: Duration) {
+    fn arm_critical(
+        &self,
+        engine: Engine,
+        check: String,
+        since: Option<time::OffsetDateTime>,
+        grace: Duration,
+    ) {
         let this = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
@@ -335,7 +354,10 @@ impl Coordinator {
 
 /// Components of equal priority stop together; hooks run one at a time.
 fn concurrent(a: &Step, b: &Step) -> bool {
-    a.phase == Phase::Shutdown && b.phase == Phase::Shutdown && a.priority == b.priority && a.priority != i32::MIN
+    a.phase == Phase::Shutdown
+        && b.phase == Phase::Shutdown
+        && a.priority == b.priority
+        && a.priority != i32::MIN
 }
 
 async fn run_batch(batch: Vec<Step>) -> Vec<StepReport> {
@@ -343,9 +365,10 @@ async fn run_batch(batch: Vec<Step>) -> Vec<StepReport> {
     for step in batch {
         set.spawn(async move {
             let started = Instant::now();
-            let outcome = match timeout(step.timeout, (step.run)()).await {
-                Ok(Ok(())) => Outcome::Completed,
-                Ok(Err(e)) => Outcome::Failed(e),
+            let outcome = match timeout(step.timeout, unwind_to_err(step.run)).await {
+                Ok(Ok(Ok(()))) => Outcome::Completed,
+                Ok(Ok(Err(e))) => Outcome::Failed(e),
+                Ok(Err(panic)) => Outcome::Failed(format!("panicked: {panic}")),
                 Err(_) => Outcome::TimedOut,
             };
             StepReport {
@@ -373,7 +396,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(unix)]
 async fn wait_for_signal() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => tokio::select! {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",

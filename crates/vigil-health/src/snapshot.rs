@@ -175,7 +175,8 @@ impl Snapshot {
     pub fn checks_json(&self) -> Bytes {
         self.checks_json
             .get_or_init(|| {
-                let body = serde_json::to_vec(&ChecksObject(self)).unwrap_or_else(|_| b"{}".to_vec());
+                let body =
+                    serde_json::to_vec(&ChecksObject(self)).unwrap_or_else(|_| b"{}".to_vec());
                 Bytes::from(body)
             })
             .clone()
@@ -209,7 +210,10 @@ impl Serialize for CheckJson<'_> {
                 if !last.details.is_empty() {
                     map.serialize_entry("details", &last.details)?;
                 }
-                map.serialize_entry("latency", &u64::try_from(last.latency.as_nanos()).unwrap_or(u64::MAX))?;
+                map.serialize_entry(
+                    "latency",
+                    &u64::try_from(last.latency.as_nanos()).unwrap_or(u64::MAX),
+                )?;
                 map.serialize_entry("timestamp", &rfc3339(last.timestamp))?;
                 if let Some(error) = &last.error {
                     map.serialize_entry("error", error)?;

@@ -224,7 +224,11 @@ mod tests {
     fn tally(checks: &[(&str, bool, CheckState)]) -> Tally {
         let mut t = Tally::default();
         for (name, critical, state) in checks {
-            t.add(&Arc::from(*name), &CheckSpec::new(*name).critical(*critical), *state);
+            t.add(
+                &Arc::from(*name),
+                &CheckSpec::new(*name).critical(*critical),
+                *state,
+            );
         }
         t
     }
@@ -236,13 +240,28 @@ mod tests {
     #[test]
     fn the_status_table() {
         assert_eq!(status(&[]), Status::Healthy);
-        assert_eq!(status(&[("db", true, Passing), ("c", false, Passing)]), Status::Healthy);
-        assert_eq!(status(&[("db", true, Unknown), ("c", false, Passing)]), Status::Starting);
+        assert_eq!(
+            status(&[("db", true, Passing), ("c", false, Passing)]),
+            Status::Healthy
+        );
+        assert_eq!(
+            status(&[("db", true, Unknown), ("c", false, Passing)]),
+            Status::Starting
+        );
         assert_eq!(status(&[("c", false, Unknown)]), Status::Starting);
-        assert_eq!(status(&[("c", false, Unknown), ("d", false, Passing)]), Status::Healthy);
-        assert_eq!(status(&[("db", true, Passing), ("c", false, Critical)]), Status::Degraded);
+        assert_eq!(
+            status(&[("c", false, Unknown), ("d", false, Passing)]),
+            Status::Healthy
+        );
+        assert_eq!(
+            status(&[("db", true, Passing), ("c", false, Critical)]),
+            Status::Degraded
+        );
         assert_eq!(status(&[("db", true, Warning)]), Status::Degraded);
-        assert_eq!(status(&[("db", true, Critical), ("x", true, Unknown)]), Status::Unhealthy);
+        assert_eq!(
+            status(&[("db", true, Critical), ("x", true, Unknown)]),
+            Status::Unhealthy
+        );
         let t = tally(&[("db", true, Passing)]);
         assert_eq!(t.cause(true, 1.0, 0.95).status(), Status::Stopping);
         assert_eq!(t.cause(false, 0.9, 0.95).status(), Status::Degraded);
@@ -251,7 +270,11 @@ mod tests {
     #[test]
     fn disabled_checks_do_not_count() {
         let mut t = Tally::default();
-        t.add(&Arc::from("db"), &CheckSpec::new("db").critical(true).enabled(false), Critical);
+        t.add(
+            &Arc::from("db"),
+            &CheckSpec::new("db").critical(true).enabled(false),
+            Critical,
+        );
         assert_eq!(t.cause(false, 1.0, 0.95), Cause::NoChecks);
     }
 

@@ -13,11 +13,14 @@ use vigil_health::{Engine, Event};
 
 use crate::config::Config;
 
+/// Called once the engine runs and the API listens, with the address it listens on.
+pub type OnReady = Box<dyn FnOnce(&Engine, SocketAddr) + Send>;
+
 /// What a caller adds to a node beyond its config (the demo adds its sample checks and feeder).
 #[derive(Default)]
 pub struct Extras {
-    /// Called once the engine runs and the API listens, with the address it listens on.
-    pub on_ready: Option<Box<dyn FnOnce(&Engine, SocketAddr) + Send>>,
+    /// See [`OnReady`].
+    pub on_ready: Option<OnReady>,
 }
 
 /// Runs the node until a signal or the critical-check policy stops it.
@@ -113,10 +116,10 @@ fn log_events(engine: &Engine) {
         loop {
             match events.recv().await {
                 Ok(Event::CheckChanged { check, from, to, message, .. }) => {
-                    tracing::info!(%check, %from, %to, "check {check}: {from} → {to}: {message}")
+                    tracing::info!("check {check}: {from} → {to}: {message}")
                 }
                 Ok(Event::StatusChanged { from, to, message, .. }) => {
-                    tracing::info!(%from, %to, "status {from} → {to}: {message}")
+                    tracing::info!("status {from} → {to}: {message}")
                 }
                 Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {

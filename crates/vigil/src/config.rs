@@ -1,1 +1,1633 @@
-//! Config.
+//! The agent's config file (`vigil.toml`): reading it, applying `VIGIL_<SECTION>_<KEY>`
+//! environment overrides, and validating all of it, with every error located at
+//! `file:line:column`.
+//!
+//! The document is parsed once into a spanned tree ([`DeTable`]). Each section and each
+//! `[[checks]]` entry is then deserialized on its own from its spanned value, so one bad entry
+//! never hides the errors of another, and every error keeps the byte span of the key or value it
+//! is about. When a key is wrong, it is reported, taken out of its table and the table is
+//! deserialized again, so every bad key of a table is reported too. Checks share their schema and
+//! validation with the HTTP API ([`CheckDefinition`]).
+//!
+//! Sections: `[node]`, `[api]`, `[health]`, `[shutdown]`, `[[checks]]`; `examples/vigil.toml`
+//! documents every key.
+
+use std::collections::hash_map::{Entry, HashMap};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
+use vigil_api::checkdef::{parse_duration, CheckDefinition, CheckPlan, HumanDuration};
+use vigil_health::EngineConfig;
+
+/// The `file` of errors that come from environment variables.
+const ENVIRONMENT: &str = "environment";
+
+/// The top-level sections, as listed in error messages.
+const SECTIONS: &str = "[node], [api], [health], [shutdown], [[checks]]";
+
+/// A loaded and validated config.
+#[derive(Debug)]
+pub struct Config {
+    /// `[node]`: who this node is.
+    pub node: NodeConfig,
+    /// `[api]`: where the HTTP API listens and who may change things.
+    pub api: ApiConfig,
+    /// `[health]`: scores and history.
+    pub health: HealthConfig,
+    /// `[shutdown]`: how the agent stops.
+    pub shutdown: ShutdownConfig,
+    /// `[[checks]]`, validated and ready to register, in file order.
+    pub checks: Vec<CheckPlan>,
+}
+
+/// `[node]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// Node id (default: the machine's host name, else `vigil`).
+    pub id: String,
+    /// Version of the watched service, shown in JSON (default: vigil's own version).
+    pub version: Option<String>,
+}
+
+/// `[api]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// Listen address (default `127.0.0.1:8081`).
+    pub bind: SocketAddr,
+    /// Bearer token required by mutating endpoints, from `token` or `token_file`; `None` = open.
+    pub token: Option<String>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8081),
+            token: None,
+        }
+    }
+}
+
+impl fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("bind", &self.bind)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// `[health]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthConfig {
+    /// System score at or above which the node may be `healthy` (default 0.95).
+    pub healthy_threshold: f64,
+    /// Scores below this are poor (default 0.75); at most `healthy_threshold`.
+    pub degraded_threshold: f64,
+    /// Results kept per check (default 100).
+    pub history_size: usize,
+    /// Oldest result kept per check (default 1h).
+    pub history_max_age: Duration,
+    /// Results per check in its score's sliding window (default 20, at least 1).
+    pub score_window: usize,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            healthy_threshold: 0.95,
+            degraded_threshold: 0.75,
+            history_size: 100,
+            history_max_age: Duration::from_secs(3600),
+            score_window: 20,
+        }
+    }
+}
+
+impl HealthConfig {
+    /// The engine settings of this node.
+    pub fn engine_config(&self, node: &NodeConfig) -> EngineConfig {
+        let mut config = EngineConfig {
+            node_id: node.id.clone(),
+            healthy_threshold: self.healthy_threshold,
+            degraded_threshold: self.degraded_threshold,
+            history_len: self.history_size,
+            history_age: self.history_max_age,
+            score_window: self.score_window,
+            ..EngineConfig::default()
+        };
+        if let Some(version) = &node.version {
+            config.version.clone_from(version);
+        }
+        config
+    }
+}
+
+/// `[shutdown]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownConfig {
+    /// How long the API server may take to drain (default 30s).
+    pub timeout: Duration,
+    /// Time between turning `stopping` and closing the listener, so that load balancers see
+    /// readiness fail first (default 0s).
+    pub drain: Duration,
+    /// A critical check failing for this long starts a shutdown; `None` (default) = never.
+    pub on_critical: Option<Duration>,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            timeout: Duration::from_secs(30),
+            drain: Duration::ZERO,
+            on_critical: None,
+        }
+    }
+}
+
+/// One problem in a config, where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file (or `environment` for a variable, or the path of an unreadable file).
+    pub file: String,
+    /// 1-based line; 0 when the error has no position (environment, unreadable file).
+    pub line: usize,
+    /// 1-based column in characters; 0 when the error has no position.
+    pub column: usize,
+    /// What is wrong and what is accepted.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            )
+        }
+    }
+}
+
+/// Every problem found in a config: those in the file by position, then those in the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Reads and validates the config at `path`, with overrides from the process environment. Relative
+/// paths in it (`token_file`) are relative to the file's directory.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(source) => parse(&source, &file),
+        Err(e) => Err(ConfigErrors(vec![ConfigError {
+            file,
+            line: 0,
+            column: 0,
+            message: format!("cannot read the config file: {e}"),
+        }])),
+    }
+}
+
+/// Validates config text with overrides from the process environment. `file` names it in errors,
+/// and relative paths in it are relative to `file`'s directory.
+pub fn parse(source: &str, file: &str) -> Result<Config, ConfigErrors> {
+    parse_with_env(source, file, |name| std::env::var(name).ok())
+}
+
+/// [`parse`] with the environment given as a function from variable name to value.
+///
+/// `VIGIL_<SECTION>_<KEY>` overrides a key of `[node]`, `[api]`, `[health]` or `[shutdown]`; empty
+/// values count as unset. `VIGIL_API_TOKEN` or `VIGIL_API_TOKEN_FILE` replace both `token` and
+/// `token_file` of the file. `HOSTNAME` is the fallback for the default node id.
+pub fn parse_with_env(
+    source: &str,
+    file: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let mut report = Report::new(source, file);
+    let (document, syntax_errors) = DeTable::parse_recoverable(source);
+    // After a syntax error the tree is a guess: report the syntax errors, and of the rest only what
+    // does not depend on the file (the environment).
+    let document = if syntax_errors.is_empty() {
+        document.into_inner()
+    } else {
+        for error in &syntax_errors {
+            report.at_span(
+                error.span().unwrap_or(0..0),
+                syntax_message(error.message()),
+            );
+        }
+        DeTable::new()
+    };
+
+    let mut node = RawNode::default();
+    let mut api = RawApi::default();
+    let mut health = RawHealth::default();
+    let mut shutdown = RawShutdown::default();
+    let mut checks = Vec::new();
+    for (key, value) in &document {
+        match key.get_ref().as_ref() {
+            "node" => node = section("node", value, &mut report),
+            "api" => api = section("api", value, &mut report),
+            "health" => health = section("health", value, &mut report),
+            "shutdown" => shutdown = section("shutdown", value, &mut report),
+            "checks" => checks = check_plans(value, &mut report),
+            other if value.get_ref().is_table() => report.at_span(
+                key.span(),
+                format!("unknown section [{other}]: the sections are {SECTIONS}"),
+            ),
+            other => report.at_span(
+                key.span(),
+                format!("unknown top-level key `{other}`: keys belong in one of the sections {SECTIONS}"),
+            ),
+        }
+    }
+
+    let mut overrides = Overrides {
+        env: &env,
+        report: &mut report,
+    };
+    let base = Path::new(file).parent().unwrap_or(Path::new(""));
+    let node = node.build(&mut overrides);
+    let api = api.build(&mut overrides, base);
+    let health = health.build(&mut overrides);
+    let shutdown = shutdown.build(&mut overrides);
+    report.finish()?;
+    Ok(Config {
+        node,
+        api,
+        health,
+        shutdown,
+        checks,
+    })
+}
+
+/// toml's message, with a hint where the usual cause is a value that should have been quoted.
+fn syntax_message(message: &str) -> String {
+    let unquoted = [
+        "string values must be quoted",
+        "invalid float",
+        "invalid integer",
+        "invalid number",
+    ];
+    if unquoted.iter().any(|start| message.starts_with(start)) {
+        format!("{message} (quote strings, durations and addresses: \"30s\", \"127.0.0.1:8081\")")
+    } else {
+        message.to_owned()
+    }
+}
+
+/// Collects errors with their positions.
+struct Report<'a> {
+    source: &'a str,
+    file: &'a str,
+    /// File errors with their byte offsets, for sorting.
+    located: Vec<(usize, ConfigError)>,
+    environment: Vec<ConfigError>,
+}
+
+impl<'a> Report<'a> {
+    fn new(source: &'a str, file: &'a str) -> Self {
+        Report {
+            source,
+            file,
+            located: Vec::new(),
+            environment: Vec::new(),
+        }
+    }
+
+    fn at_span(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let (line, column) = line_column(self.source, span.start);
+        let error = ConfigError {
+            file: self.file.to_owned(),
+            line,
+            column,
+            message: message.into(),
+        };
+        self.located.push((span.start, error));
+    }
+
+    fn at(&mut self, at: &At, message: impl Into<String>) {
+        match at {
+            At::Span(span) => self.at_span(span.clone(), message),
+            At::Env(var) => self.environment.push(ConfigError {
+                file: ENVIRONMENT.to_owned(),
+                line: 0,
+                column: 0,
+                message: format!("{var}: {}", message.into()),
+            }),
+        }
+    }
+
+    fn line_of(&self, offset: usize) -> usize {
+        line_column(self.source, offset).0
+    }
+
+    fn finish(mut self) -> Result<(), ConfigErrors> {
+        if self.located.is_empty() && self.environment.is_empty() {
+            return Ok(());
+        }
+        self.located.sort_by_key(|(offset, _)| *offset);
+        let mut errors: Vec<ConfigError> = self.located.into_iter().map(|(_, e)| e).collect();
+        errors.append(&mut self.environment);
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(source: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(source.len());
+    while !source.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &source[..offset];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// Where a setting came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum At {
+    /// A value in the file.
+    Span(Range<usize>),
+    /// An environment variable.
+    Env(String),
+}
+
+/// A setting's value and where it came from.
+struct Setting<T> {
+    value: T,
+    at: At,
+}
+
+impl<T> Setting<T> {
+    fn from_file(spanned: Spanned<T>) -> Self {
+        Setting {
+            at: At::Span(spanned.span()),
+            value: spanned.into_inner(),
+        }
+    }
+}
+
+/// Applies `VIGIL_<SECTION>_<KEY>` variables over file values.
+struct Overrides<'e, 'r, 'a> {
+    env: &'e dyn Fn(&str) -> Option<String>,
+    report: &'r mut Report<'a>,
+}
+
+impl Overrides<'_, '_, '_> {
+    /// The variable's name and its value, if set and not empty.
+    fn var(&self, section: &str, key: &str) -> (String, Option<String>) {
+        let name = format!("VIGIL_{section}_{key}").to_ascii_uppercase();
+        let value = (self.env)(&name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty());
+        (name, value)
+    }
+
+    /// The setting from the environment if its variable is set, else from the file.
+    fn pick<T>(
+        &mut self,
+        file: Option<Spanned<T>>,
+        section: &str,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<Setting<T>> {
+        let file = file.map(Setting::from_file);
+        let (name, value) = self.var(section, key);
+        let Some(text) = value else { return file };
+        match parse(&text) {
+            Ok(value) => Some(Setting {
+                value,
+                at: At::Env(name),
+            }),
+            Err(message) => {
+                self.report.at(&At::Env(name), message);
+                file
+            }
+        }
+    }
+
+    fn string(
+        &mut self,
+        file: Option<Spanned<String>>,
+        section: &str,
+        key: &str,
+    ) -> Option<Setting<String>> {
+        self.pick(file, section, key, |text| Ok(text.to_owned()))
+    }
+
+    fn ratio(
+        &mut self,
+        file: Option<Spanned<f64>>,
+        section: &str,
+        key: &str,
+    ) -> Option<Setting<f64>> {
+        self.pick(file, section, key, |text| {
+            text.parse().map_err(|_| {
+                format!("invalid number \"{text}\": expected a number from 0 to 1, e.g. 0.9")
+            })
+        })
+    }
+
+    fn count(
+        &mut self,
+        file: Option<Spanned<usize>>,
+        section: &str,
+        key: &str,
+    ) -> Option<Setting<usize>> {
+        self.pick(file, section, key, |text| {
+            text.parse()
+                .map_err(|_| format!("invalid count \"{text}\": expected a whole number, e.g. 100"))
+        })
+    }
+
+    fn duration(
+        &mut self,
+        file: Option<Spanned<HumanDuration>>,
+        section: &str,
+        key: &str,
+    ) -> Option<Setting<Duration>> {
+        let file = file.map(|d| Spanned::new(d.span(), d.into_inner().0));
+        self.pick(file, section, key, parse_duration)
+    }
+}
+
+/// Deserializes a section, reporting a value that is not a table.
+fn section<T: DeserializeOwned + Default>(
+    name: &str,
+    value: &Spanned<DeValue<'_>>,
+    report: &mut Report<'_>,
+) -> T {
+    match value.get_ref() {
+        DeValue::Table(table) => deserialize_table(table, value.span(), report)
+            .0
+            .unwrap_or_default(),
+        other => {
+            report.at_span(
+                value.span(),
+                format!(
+                    "`{name}` must be a table, not a {}: write [{name}] and its keys on the lines below",
+                    other.type_str()
+                ),
+            );
+            T::default()
+        }
+    }
+}
+
+/// Deserializes one table on its own, reporting every bad key: each error is reported at its span,
+/// the key it is about is taken out, and the rest is deserialized again. Returns the value of what
+/// is left (if that deserializes) and the keys taken out (none: nothing was wrong).
+fn deserialize_table<T: DeserializeOwned>(
+    table: &DeTable<'_>,
+    span: Range<usize>,
+    report: &mut Report<'_>,
+) -> (Option<T>, Vec<String>) {
+    let mut table = table.clone();
+    let mut removed: Vec<String> = Vec::new();
+    loop {
+        let value = Spanned::new(span.clone(), DeValue::Table(table.clone()));
+        let error = match T::deserialize(ValueDeserializer::from(value)) {
+            Ok(value) => return (Some(value), removed),
+            Err(error) => error,
+        };
+        let message = error.message();
+        // A required key taken out because its value was wrong is not missing as well.
+        if let Some(field) = missing_field(message) {
+            if removed.iter().any(|key| key == field) {
+                return (None, removed);
+            }
+        }
+        let Some(at) = error.span() else {
+            report.at_span(span, message);
+            return (None, removed);
+        };
+        let culprit = table.iter().find_map(|(key, value)| {
+            let name = key.get_ref().to_string();
+            if contains(&key.span(), &at) {
+                Some((name, false))
+            } else if contains(&value.span(), &at) {
+                Some((name, true))
+            } else {
+                None
+            }
+        });
+        match culprit {
+            Some((key, in_value)) => {
+                if in_value {
+                    report.at_span(at, format!("{key}: {message}"));
+                } else {
+                    report.at_span(at, message);
+                }
+                table.remove(key.as_str());
+                removed.push(key);
+            }
+            None => {
+                report.at_span(at, message);
+                return (None, removed);
+            }
+        }
+    }
+}
+
+/// The field of serde's "missing field `x`" message.
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.strip_suffix('`')
+}
+
+fn contains(outer: &Range<usize>, inner: &Range<usize>) -> bool {
+    outer.start <= inner.start && inner.end <= outer.end
+}
+
+/// Validates every `[[checks]]` entry; plans are returned only for entries without errors.
+fn check_plans(value: &Spanned<DeValue<'_>>, report: &mut Report<'_>) -> Vec<CheckPlan> {
+    let mut plans = Vec::new();
+    let DeValue::Array(entries) = value.get_ref() else {
+        report.at_span(
+            value.span(),
+            format!(
+                "`checks` must be an array of tables, not a {}: write each check as a [[checks]] table",
+                value.get_ref().type_str()
+            ),
+        );
+        return plans;
+    };
+    // Name → line of its first definition.
+    let mut names: HashMap<String, usize> = HashMap::new();
+    for entry in entries.iter() {
+        let DeValue::Table(table) = entry.get_ref() else {
+            report.at_span(
+                entry.span(),
+                format!(
+                    "each check must be a table, not a {}",
+                    entry.get_ref().type_str()
+                ),
+            );
+            continue;
+        };
+        let (definition, removed) =
+            deserialize_table::<CheckDefinition>(table, entry.span(), report);
+        let Some(definition) = definition else {
+            continue;
+        };
+        // The position of a key's value. An absent key is needed by the probe kind (e.g. `ttl` for
+        // a ttl probe), so it is reported at `probe`; an absent `name` at the entry's header.
+        let key_span = |key: &str| {
+            table
+                .get(key)
+                .or_else(|| {
+                    if key == "name" {
+                        None
+                    } else {
+                        table.get("probe")
+                    }
+                })
+                .map_or_else(|| entry.span(), Spanned::span)
+        };
+
+        let mut unique = true;
+        if let Some(name) = &definition.name {
+            let at = key_span("name");
+            let line = report.line_of(at.start);
+            match names.entry(name.clone()) {
+                Entry::Occupied(first) => {
+                    unique = false;
+                    report.at_span(
+                        at,
+                        format!(
+                            "duplicate check name \"{name}\": the first check with this name is at line {}; \
+                             names must be unique",
+                            first.get()
+                        ),
+                    );
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(line);
+                }
+            }
+        }
+        // With bad keys taken out, what is left is still validated, but an error that may come from
+        // a key taken out (a `ttl` missing, thresholds out of order) is not reported again.
+        let clean = removed.is_empty();
+        match definition.plan(None) {
+            Ok(plan) => {
+                if unique && clean {
+                    plans.push(plan);
+                }
+            }
+            Err(error)
+                if removed
+                    .iter()
+                    .any(|key| key == error.field || mentions(&error.message, key)) => {}
+            Err(error) => {
+                let message = if error.message.contains(error.field) {
+                    error.message
+                } else {
+                    format!("{}: {}", error.field, error.message)
+                };
+                report.at_span(key_span(error.field), message);
+            }
+        }
+    }
+    plans
+}
+
+/// Whether `message` names `key` as a word (`body` is not named by `expect_body`).
+fn mentions(message: &str, key: &str) -> bool {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    message.match_indices(key).any(|(at, _)| {
+        let before = message[..at].chars().next_back();
+        let after = message[at + key.len()..].chars().next();
+        !before.is_some_and(is_word) && !after.is_some_and(is_word)
+    })
+}
+
+/// `[node]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    id: Option<Spanned<String>>,
+    version: Option<Spanned<String>>,
+}
+
+impl RawNode {
+    fn build(self, o: &mut Overrides<'_, '_, '_>) -> NodeConfig {
+        let id = match o.string(self.id, "node", "id") {
+            Some(id) => {
+                if id.value.trim().is_empty() || id.value.chars().any(char::is_control) {
+                    o.report.at(
+                        &id.at,
+                        "node id must not be empty nor contain control characters (leave it out to use the host name)",
+                    );
+                }
+                id.value
+            }
+            None => default_node_id(o.env),
+        };
+        let version = o.string(self.version, "node", "version").map(|v| v.value);
+        NodeConfig { id, version }
+    }
+}
+
+/// The machine's host name, else `vigil`.
+fn default_node_id(env: &dyn Fn(&str) -> Option<String>) -> String {
+    first_name([
+        std::fs::read_to_string("/proc/sys/kernel/hostname").ok(),
+        env("HOSTNAME"),
+    ])
+}
+
+/// The first of the candidate names that is not blank, trimmed; else `vigil`.
+fn first_name(candidates: [Option<String>; 2]) -> String {
+    candidates
+        .into_iter()
+        .flatten()
+        .map(|name| name.trim().to_owned())
+        .find(|name| !name.is_empty())
+        .unwrap_or_else(|| "vigil".to_owned())
+}
+
+/// `[api]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    bind: Option<Spanned<String>>,
+    token: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
+}
+
+impl RawApi {
+    fn build(self, o: &mut Overrides<'_, '_, '_>, base: &Path) -> ApiConfig {
+        let mut api = ApiConfig::default();
+        if let Some(bind) = o.string(self.bind, "api", "bind") {
+            match parse_bind(&bind.value) {
+                Ok(addr) => api.bind = addr,
+                Err(message) => o.report.at(&bind.at, message),
+            }
+        }
+
+        // Either variable replaces both keys of the file.
+        let (token_var, env_token) = o.var("api", "token");
+        let (file_var, env_file) = o.var("api", "token_file");
+        let (token, token_file, relative_to) = if env_token.is_some() || env_file.is_some() {
+            let token = env_token.map(|value| Setting {
+                value,
+                at: At::Env(token_var.clone()),
+            });
+            let file = env_file.map(|value| Setting {
+                value,
+                at: At::Env(file_var.clone()),
+            });
+            (token, file, Path::new(""))
+        } else {
+            (
+                self.token.map(Setting::from_file),
+                self.token_file.map(Setting::from_file),
+                base,
+            )
+        };
+        api.token = match (token, token_file) {
+            (Some(token), Some(file)) => {
+                let message = match &token.at {
+                    At::Span(span) => format!(
+                        "set either `token` or `token_file`, not both (`token` is set at line {})",
+                        o.report.line_of(span.start)
+                    ),
+                    At::Env(_) => format!("set either {token_var} or {file_var}, not both"),
+                };
+                o.report.at(&file.at, message);
+                None
+            }
+            (Some(token), None) => match check_token(&token.value) {
+                Ok(()) => Some(token.value),
+                Err(problem) => {
+                    o.report.at(&token.at, format!("the token {problem}"));
+                    None
+                }
+            },
+            (None, Some(file)) => read_token(&file, relative_to, o.report),
+            (None, None) => None,
+        };
+        api
+    }
+}
+
+fn parse_bind(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    const ACCEPTED: &str =
+        "write IP:PORT, e.g. \"127.0.0.1:8081\", \"0.0.0.0:8081\" or \"[::]:8081\"";
+    let reason = if text.parse::<IpAddr>().is_ok() {
+        "the port is missing"
+    } else if text
+        .rsplit_once(':')
+        .is_some_and(|(host, _)| host.parse::<IpAddr>().is_err())
+    {
+        "the host must be an IP address, not a name"
+    } else {
+        "not an address"
+    };
+    Err(format!(
+        "invalid bind address \"{text}\": {reason}; {ACCEPTED}"
+    ))
+}
+
+/// Why a token cannot be sent as `Authorization: Bearer TOKEN`.
+fn check_token(token: &str) -> Result<(), &'static str> {
+    if token.is_empty() {
+        Err("is empty (leave `token` and `token_file` out to leave the API open)")
+    } else if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Err("must be one word without spaces or control characters (it is sent as `Authorization: Bearer TOKEN`)")
+    } else {
+        Ok(())
+    }
+}
+
+fn read_token(
+    file: &Setting<String>,
+    relative_to: &Path,
+    report: &mut Report<'_>,
+) -> Option<String> {
+    let path: PathBuf = relative_to.join(&file.value);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let token = text.trim();
+            match check_token(token) {
+                Ok(()) => Some(token.to_owned()),
+                Err(problem) => {
+                    report.at(
+                        &file.at,
+                        format!("the token in \"{}\" {problem}", path.display()),
+                    );
+                    None
+                }
+            }
+        }
+        Err(e) => {
+            report.at(
+                &file.at,
+                format!("cannot read token_file \"{}\": {e}", path.display()),
+            );
+            None
+        }
+    }
+}
+
+/// `[health]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    healthy_threshold: Option<Spanned<f64>>,
+    degraded_threshold: Option<Spanned<f64>>,
+    history_size: Option<Spanned<usize>>,
+    history_max_age: Option<Spanned<HumanDuration>>,
+    score_window: Option<Spanned<usize>>,
+}
+
+impl RawHealth {
+    fn build(self, o: &mut Overrides<'_, '_, '_>) -> HealthConfig {
+        let mut health = HealthConfig::default();
+        let healthy = o.ratio(self.healthy_threshold, "health", "healthy_threshold");
+        let degraded = o.ratio(self.degraded_threshold, "health", "degraded_threshold");
+        let mut in_range = true;
+        for (setting, key) in [
+            (&healthy, "healthy_threshold"),
+            (&degraded, "degraded_threshold"),
+        ] {
+            if let Some(setting) = setting {
+                if !(0.0..=1.0).contains(&setting.value) {
+                    in_range = false;
+                    o.report.at(
+                        &setting.at,
+                        format!(
+                            "{key} must be from 0 to 1 (got {}), e.g. 0.9",
+                            setting.value
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(healthy) = &healthy {
+            health.healthy_threshold = healthy.value;
+        }
+        if let Some(degraded) = &degraded {
+            health.degraded_threshold = degraded.value;
+        }
+        if in_range && health.degraded_threshold > health.healthy_threshold {
+            if let Some(at) = degraded.as_ref().or(healthy.as_ref()).map(|s| &s.at) {
+                o.report.at(
+                    at,
+                    format!(
+                        "degraded_threshold ({}) must not be above healthy_threshold ({})",
+                        health.degraded_threshold, health.healthy_threshold
+                    ),
+                );
+            }
+        }
+        if let Some(size) = o.count(self.history_size, "health", "history_size") {
+            health.history_size = size.value;
+        }
+        if let Some(age) = o.duration(self.history_max_age, "health", "history_max_age") {
+            health.history_max_age = age.value;
+        }
+        if let Some(window) = o.count(self.score_window, "health", "score_window") {
+            if window.value == 0 {
+                o.report.at(
+                    &window.at,
+                    "score_window must be at least 1: it is how many recent results of a check make its score",
+                );
+            }
+            health.score_window = window.value;
+        }
+        health
+    }
+}
+
+/// `[shutdown]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShutdown {
+    timeout: Option<Spanned<HumanDuration>>,
+    drain: Option<Spanned<HumanDuration>>,
+    on_critical: Option<Spanned<HumanDuration>>,
+}
+
+impl RawShutdown {
+    fn build(self, o: &mut Overrides<'_, '_, '_>) -> ShutdownConfig {
+        let mut shutdown = ShutdownConfig::default();
+        if let Some(timeout) = o.duration(self.timeout, "shutdown", "timeout") {
+            shutdown.timeout = timeout.value;
+        }
+        if let Some(drain) = o.duration(self.drain, "shutdown", "drain") {
+            shutdown.drain = drain.value;
+        }
+        shutdown.on_critical = o
+            .duration(self.on_critical, "shutdown", "on_critical")
+            .map(|s| s.value);
+        shutdown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn ok(source: &str) -> Config {
+        parse_with_env(source, "vigil.toml", no_env).expect("valid config")
+    }
+
+    /// Every error as (line, column, message).
+    fn errors_with(
+        source: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Vec<(usize, usize, String)> {
+        parse_with_env(source, "vigil.toml", env)
+            .expect_err("the config has errors")
+            .0
+            .into_iter()
+            .map(|e| (e.line, e.column, e.message))
+            .collect()
+    }
+
+    fn errors(source: &str) -> Vec<(usize, usize, String)> {
+        errors_with(source, no_env)
+    }
+
+    /// Positions only.
+    fn positions(source: &str) -> Vec<(usize, usize)> {
+        errors(source).into_iter().map(|(l, c, _)| (l, c)).collect()
+    }
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    /// A file in the temp dir, removed on drop.
+    struct TempFile(PathBuf);
+
+    impl TempFile {
+        fn new(tag: &str, content: &str) -> Self {
+            let unique = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let path = std::env::temp_dir().join(format!(
+                "vigil-config-{tag}-{}-{unique}",
+                std::process::id()
+            ));
+            std::fs::write(&path, content).expect("write temp file");
+            TempFile(path)
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let config = ok(include_str!("../../../examples/vigil.toml"));
+        let names: Vec<&str> = config.checks.iter().map(|c| c.spec.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "api",
+                "postgres-port",
+                "postgres-ready",
+                "disk-root",
+                "memory",
+                "nightly-backup",
+                "search"
+            ]
+        );
+        assert!(config.checks[0].spec.critical);
+        assert!(!config.checks[6].spec.enabled);
+        assert_eq!(config.node.id, "web-1");
+        assert_eq!(config.node.version.as_deref(), Some("1.4.2"));
+        assert_eq!(config.api, ApiConfig::default());
+        assert_eq!(config.health, HealthConfig::default());
+        assert_eq!(config.shutdown.drain, Duration::from_secs(5));
+        assert_eq!(config.shutdown.on_critical, None);
+    }
+
+    #[test]
+    fn an_empty_file_means_defaults() {
+        let config = ok("");
+        assert!(!config.node.id.is_empty());
+        assert_eq!(config.node.version, None);
+        assert_eq!(config.api.bind, "127.0.0.1:8081".parse().expect("address"));
+        assert_eq!(config.api.token, None);
+        assert_eq!(config.health.healthy_threshold, 0.95);
+        assert_eq!(config.health.degraded_threshold, 0.75);
+        assert_eq!(config.health.history_size, 100);
+        assert_eq!(config.health.history_max_age, Duration::from_secs(3600));
+        assert_eq!(config.health.score_window, 20);
+        assert_eq!(config.shutdown.timeout, Duration::from_secs(30));
+        assert_eq!(config.shutdown.drain, Duration::ZERO);
+        assert_eq!(config.shutdown.on_critical, None);
+        assert!(config.checks.is_empty());
+    }
+
+    #[test]
+    fn the_default_node_id_is_the_host_name() {
+        assert_eq!(
+            first_name([Some("box-7\n".into()), Some("other".into())]),
+            "box-7"
+        );
+        assert_eq!(
+            first_name([Some(" \n".into()), Some("from-env".into())]),
+            "from-env"
+        );
+        assert_eq!(first_name([None, None]), "vigil");
+    }
+
+    #[test]
+    fn settings_reach_the_engine() {
+        let config = ok(r#"
+[node]
+id = "n1"
+version = "2.0"
+[health]
+healthy_threshold = 0.9
+degraded_threshold = 0.5
+history_size = 10
+history_max_age = "10m"
+score_window = 5
+[shutdown]
+timeout = "5s"
+drain = "500ms"
+on_critical = "1m30s"
+"#);
+        let engine = config.health.engine_config(&config.node);
+        assert_eq!(engine.node_id, "n1");
+        assert_eq!(engine.version, "2.0");
+        assert_eq!(engine.healthy_threshold, 0.9);
+        assert_eq!(engine.degraded_threshold, 0.5);
+        assert_eq!(engine.history_len, 10);
+        assert_eq!(engine.history_age, Duration::from_secs(600));
+        assert_eq!(engine.score_window, 5);
+        assert!(engine.stagger);
+        assert_eq!(config.shutdown.timeout, Duration::from_secs(5));
+        assert_eq!(config.shutdown.drain, Duration::from_millis(500));
+        assert_eq!(config.shutdown.on_critical, Some(Duration::from_secs(90)));
+        let unversioned = NodeConfig {
+            id: "n2".into(),
+            version: None,
+        };
+        assert_eq!(
+            config.health.engine_config(&unversioned).version,
+            EngineConfig::default().version
+        );
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        // Unquoted duration: column of the value, and a hint.
+        let errs = errors("[shutdown]\ntimeout = 30s\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!((errs[0].0, errs[0].1), (2, 11));
+        assert!(
+            errs[0].2.starts_with("string values must be quoted"),
+            "{}",
+            errs[0].2
+        );
+        assert!(
+            errs[0].2.contains("quote strings, durations and addresses"),
+            "{}",
+            errs[0].2
+        );
+        // An unquoted address reads as a bad float from where it stops being one.
+        let errs = errors("[api]\nbind = 127.0.0.1:80\n");
+        assert_eq!((errs[0].0, errs[0].1), (2, 13));
+        assert!(errs[0].2.contains("quote strings"), "{}", errs[0].2);
+        // An unterminated table header: at the end of the line.
+        assert_eq!(positions("[node"), [(1, 6)]);
+        // Every syntax error is reported, in file order.
+        assert_eq!(
+            positions(
+                "[node]\nid = \"a\"\nid = \"b\"\n\n[[checks]]\nname = \"x\"\ninterval = 5s\n"
+            ),
+            [(3, 1), (7, 12)]
+        );
+    }
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        // "ü" is two bytes: the bad value is byte 29 of its line but character 28.
+        let errs = errors(
+            "[[checks]]\nname = \"a\"\nprobe = \"http://x\"\nheaders = { \"ü\" = \"x\", b = 1 }\n",
+        );
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!((errs[0].0, errs[0].1), (4, 28));
+        assert_eq!(line_column("a\nxé\u{1F600}z", 9), (2, 4));
+        assert_eq!(line_column("ab", 0), (1, 1));
+        assert_eq!(line_column("ab\n", 3), (2, 1));
+    }
+
+    #[test]
+    fn unknown_keys_and_sections_point_at_the_key() {
+        let errs = errors("[node]\nid = \"n\"\n  colour = \"red\"\n\n[apii]\nbind = \"x\"\n");
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!((errs[0].0, errs[0].1), (3, 3));
+        assert!(
+            errs[0].2.contains("unknown field `colour`"),
+            "{}",
+            errs[0].2
+        );
+        assert!(
+            errs[0].2.contains("expected `id` or `version`"),
+            "{}",
+            errs[0].2
+        );
+        assert_eq!((errs[1].0, errs[1].1), (5, 2));
+        assert!(
+            errs[1].2.contains("unknown section [apii]"),
+            "{}",
+            errs[1].2
+        );
+
+        let errs = errors("id = \"n\"\n");
+        assert_eq!((errs[0].0, errs[0].1), (1, 1));
+        assert!(
+            errs[0].2.contains("unknown top-level key `id`"),
+            "{}",
+            errs[0].2
+        );
+
+        let errs = errors("[[checks]]\nname = \"a\"\nprobe = \"memory\"\nretries = 3\n");
+        assert_eq!((errs[0].0, errs[0].1), (4, 1));
+        assert!(
+            errs[0].2.contains("unknown field `retries`"),
+            "{}",
+            errs[0].2
+        );
+    }
+
+    #[test]
+    fn bad_values_point_at_the_value_and_say_what_is_accepted() {
+        let errs = errors("[[checks]]\nname = \"a\"\nprobe = \"memory\"\ninterval = \"5x\"\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!((errs[0].0, errs[0].1), (4, 12));
+        assert!(
+            errs[0].2.starts_with("interval: invalid duration \"5x\""),
+            "{}",
+            errs[0].2
+        );
+        assert!(
+            errs[0].2.contains("\"500ms\", \"30s\", \"1m30s\""),
+            "{}",
+            errs[0].2
+        );
+
+        let errs = errors("[shutdown]\ntimeout = 30\n");
+        assert_eq!((errs[0].0, errs[0].1), (2, 11));
+        assert!(
+            errs[0].2.contains("timeout: invalid type: integer `30`"),
+            "{}",
+            errs[0].2
+        );
+
+        let errs = errors("[health]\nhistory_size = -1\n");
+        assert_eq!((errs[0].0, errs[0].1), (2, 16));
+        assert!(errs[0].2.starts_with("history_size: "), "{}", errs[0].2);
+
+        let errs =
+            errors("[[checks]]\nname = \"a\"\nprobe = \"http://x\"\nheaders = { Accept = 1 }\n");
+        assert_eq!((errs[0].0, errs[0].1), (4, 22));
+        assert!(
+            errs[0].2.starts_with("headers: invalid type: integer `1`"),
+            "{}",
+            errs[0].2
+        );
+    }
+
+    #[test]
+    fn sections_of_the_wrong_shape() {
+        let errs = errors("node = \"n1\"\nchecks = 3\n");
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!((errs[0].0, errs[0].1), (1, 8));
+        assert!(
+            errs[0].2.contains("`node` must be a table"),
+            "{}",
+            errs[0].2
+        );
+        assert_eq!((errs[1].0, errs[1].1), (2, 10));
+        assert!(
+            errs[1].2.contains("write each check as a [[checks]] table"),
+            "{}",
+            errs[1].2
+        );
+
+        let errs = errors("checks = [1, { name = \"m\", probe = \"memory\" }]\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!((errs[0].0, errs[0].1), (1, 11));
+    }
+
+    #[test]
+    fn every_error_of_every_entry_and_section_is_reported() {
+        let source = r#"[api]
+bind = "127.0.0.1"
+port = 80
+
+[health]
+healthy_threshold = "high"
+score_window = 0
+
+[[checks]]
+name = "web"
+probe = "http://127.0.0.1:8080/"
+interval = "5x"
+timeout = "forever"
+
+[[checks]]
+name = "db"
+probe = "tcp://db.internal"
+
+[[checks]]
+probe = "memory"
+
+[[checks]]
+name = "ok"
+probe = "memory"
+"#;
+        let result = parse_with_env(source, "vigil.toml", no_env);
+        let errs = errors(source);
+        assert_eq!(
+            errs.iter().map(|(l, c, _)| (*l, *c)).collect::<Vec<_>>(),
+            [
+                (2, 8),
+                (3, 1),
+                (6, 21),
+                (7, 16),
+                (12, 12),
+                (13, 11),
+                (17, 9),
+                (19, 1)
+            ],
+            "{errs:#?}"
+        );
+        assert!(errs[0].2.contains("the port is missing"), "{}", errs[0].2);
+        assert!(errs[1].2.contains("unknown field `port`"), "{}", errs[1].2);
+        assert!(
+            errs[2].2.starts_with("healthy_threshold: invalid type"),
+            "{}",
+            errs[2].2
+        );
+        assert!(
+            errs[3].2.contains("score_window must be at least 1"),
+            "{}",
+            errs[3].2
+        );
+        assert!(
+            errs[4].2.contains("invalid duration \"5x\""),
+            "{}",
+            errs[4].2
+        );
+        assert!(
+            errs[5].2.contains("invalid duration \"forever\""),
+            "{}",
+            errs[5].2
+        );
+        assert!(
+            errs[6].2.starts_with("probe: invalid tcp target"),
+            "{}",
+            errs[6].2
+        );
+        assert_eq!(errs[7].2, "missing field `name`");
+
+        // Displayed one per line, as file:line:column: message.
+        let text = result.expect_err("errors").to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 8);
+        assert!(
+            lines[0].starts_with("vigil.toml:2:8: invalid bind address \"127.0.0.1\""),
+            "{}",
+            lines[0]
+        );
+        assert_eq!(lines[7], "vigil.toml:19:1: missing field `name`");
+    }
+
+    #[test]
+    fn every_bad_key_of_one_entry_is_reported() {
+        let source = "[[checks]]\nname = \"disk\"\nprobe = \"disk:relative\"\ninterval = 30\nenabled = \"yes\"\ncolour = 1\n";
+        let errs = errors(source);
+        assert_eq!(
+            errs.iter().map(|(l, c, _)| (*l, *c)).collect::<Vec<_>>(),
+            [(3, 9), (4, 12), (5, 11), (6, 1)],
+            "{errs:#?}"
+        );
+        assert!(
+            errs[0].2.starts_with("probe: invalid disk target"),
+            "{}",
+            errs[0].2
+        );
+        assert!(errs[1].2.starts_with("interval: "), "{}", errs[1].2);
+        assert!(
+            errs[2].2.starts_with("enabled: invalid type"),
+            "{}",
+            errs[2].2
+        );
+        assert!(
+            errs[3].2.contains("unknown field `colour`"),
+            "{}",
+            errs[3].2
+        );
+    }
+
+    #[test]
+    fn a_bad_key_is_not_reported_again_as_missing() {
+        // The bad ttl is reported; the ttl probe does not also complain that it has none.
+        let errs = errors("[[checks]]\nname = \"job\"\nprobe = \"ttl\"\nttl = 30\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!((errs[0].0, errs[0].1), (4, 7));
+        // Nor are thresholds out of order against the default of a bad one.
+        let errs = errors(
+            "[[checks]]\nname = \"a\"\nprobe = \"memory\"\nfailures_before_degraded = 5\nfailures_before_unhealthy = \"x\"\n",
+        );
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!((errs[0].0, errs[0].1), (5, 29));
+        assert!(mentions("invalid ttl option `ttl`: missing", "ttl"));
+        assert!(!mentions("invalid http option `expect_body`", "body"));
+    }
+
+    #[test]
+    fn a_missing_probe_points_at_the_entry() {
+        let errs = errors("[[checks]]\nname = \"a\"\n");
+        assert_eq!(errs, [(1, 1, "missing field `probe`".to_owned())]);
+        // A probe of the wrong type is reported once, not again as missing.
+        let errs = errors("[[checks]]\nname = \"a\"\nprobe = 5\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!((errs[0].0, errs[0].1), (3, 9));
+    }
+
+    #[test]
+    fn check_definition_errors_point_at_their_key() {
+        // Thresholds inverted: at failures_before_unhealthy.
+        let errs = errors(
+            "[[checks]]\nname = \"a\"\nprobe = \"memory\"\nfailures_before_degraded = 3\nfailures_before_unhealthy = 2\n",
+        );
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!((errs[0].0, errs[0].1), (5, 29));
+        assert!(
+            errs[0].2.contains("failures_before_unhealthy (2)"),
+            "{}",
+            errs[0].2
+        );
+
+        // A zero interval: at interval.
+        let errs = errors("[[checks]]\nname = \"a\"\nprobe = \"memory\"\n    interval = \"0s\"\n");
+        assert_eq!((errs[0].0, errs[0].1), (4, 16));
+        assert_eq!(errs[0].2, "interval must be greater than zero");
+
+        // A ttl probe without its ttl: at probe.
+        let errs = errors("[[checks]]\nname = \"job\"\nprobe = \"ttl\"\n");
+        assert_eq!((errs[0].0, errs[0].1), (3, 9));
+        assert!(errs[0].2.starts_with("probe: "), "{}", errs[0].2);
+        assert!(errs[0].2.contains("ttl"), "{}", errs[0].2);
+
+        // A name the engine would refuse: at name.
+        let errs = errors("[[checks]]\nname = \"my check\"\nprobe = \"memory\"\n");
+        assert_eq!((errs[0].0, errs[0].1), (2, 8));
+        assert!(
+            errs[0].2.contains("invalid check name \"my check\""),
+            "{}",
+            errs[0].2
+        );
+    }
+
+    #[test]
+    fn duplicate_names_point_at_the_second_and_name_the_first() {
+        let source = "[[checks]]\nname = \"db\"\nprobe = \"memory\"\n\n[[checks]]\nname = \"x\"\nprobe = \"memory\"\n\n[[checks]]\nprobe = \"memory\"\nname   = \"db\"\n";
+        let errs = errors(source);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!((errs[0].0, errs[0].1), (11, 10));
+        assert!(
+            errs[0].2.contains("duplicate check name \"db\""),
+            "{}",
+            errs[0].2
+        );
+        assert!(errs[0].2.contains("at line 2"), "{}", errs[0].2);
+    }
+
+    #[test]
+    fn api_and_health_values_are_validated_at_their_key() {
+        let errs = errors("[api]\nbind = \"localhost:80\"\n");
+        assert_eq!((errs[0].0, errs[0].1), (2, 8));
+        assert!(errs[0].2.contains("must be an IP address"), "{}", errs[0].2);
+
+        let errs = errors("[health]\nhealthy_threshold = 1.5\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!((errs[0].0, errs[0].1), (2, 21));
+        assert!(errs[0].2.contains("must be from 0 to 1"), "{}", errs[0].2);
+
+        let errs = errors("[health]\nhealthy_threshold = 0.8\ndegraded_threshold = 0.9\n");
+        assert_eq!((errs[0].0, errs[0].1), (3, 22));
+        assert!(
+            errs[0]
+                .2
+                .contains("must not be above healthy_threshold (0.8)"),
+            "{}",
+            errs[0].2
+        );
+        // Only healthy set, below the default degraded threshold: at healthy_threshold.
+        let errs = errors("[health]\nhealthy_threshold = 0.5\n");
+        assert_eq!((errs[0].0, errs[0].1), (2, 21));
+        // Whole numbers are numbers too.
+        assert_eq!(
+            ok("[health]\nhealthy_threshold = 1\n")
+                .health
+                .healthy_threshold,
+            1.0
+        );
+
+        let errs = errors("[api]\ntoken = \"a\"\ntoken_file = \"/nonexistent\"\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!((errs[0].0, errs[0].1), (3, 14));
+        assert!(
+            errs[0].2.contains("not both (`token` is set at line 2)"),
+            "{}",
+            errs[0].2
+        );
+
+        let errs = errors("[api]\ntoken = \"two words\"\n");
+        assert_eq!((errs[0].0, errs[0].1), (2, 9));
+        assert!(
+            !errs[0].2.contains("two words"),
+            "the token is not echoed: {}",
+            errs[0].2
+        );
+    }
+
+    #[test]
+    fn the_token_is_read_from_token_file() {
+        let file = TempFile::new("token", "  s3cret-token\n");
+        let source = format!("[api]\ntoken_file = \"{}\"\n", file.0.display());
+        assert_eq!(ok(&source).api.token.as_deref(), Some("s3cret-token"));
+
+        // Relative to the config file's directory.
+        let dir = file.0.parent().expect("temp dir");
+        let name = file.0.file_name().expect("file name").to_string_lossy();
+        let config = parse_with_env(
+            &format!("[api]\ntoken_file = \"{name}\"\n"),
+            &dir.join("vigil.toml").display().to_string(),
+            no_env,
+        )
+        .expect("valid config");
+        assert_eq!(config.api.token.as_deref(), Some("s3cret-token"));
+
+        let empty = TempFile::new("empty-token", "\n");
+        let errs = errors(&format!("[api]\ntoken_file = \"{}\"\n", empty.0.display()));
+        assert_eq!((errs[0].0, errs[0].1), (2, 14));
+        assert!(errs[0].2.contains("is empty"), "{}", errs[0].2);
+    }
+
+    #[test]
+    fn an_unreadable_token_file_is_an_error_at_its_key() {
+        let missing =
+            std::env::temp_dir().join(format!("vigil-config-missing-{}", std::process::id()));
+        let errs = errors(&format!(
+            "[api]\n\ntoken_file = \"{}\"\n",
+            missing.display()
+        ));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!((errs[0].0, errs[0].1), (3, 14));
+        assert!(
+            errs[0].2.starts_with("cannot read token_file"),
+            "{}",
+            errs[0].2
+        );
+        assert!(
+            errs[0].2.contains(&missing.display().to_string()),
+            "{}",
+            errs[0].2
+        );
+    }
+
+    #[test]
+    fn environment_variables_override_the_file() {
+        let source = "[node]\nid = \"file\"\n[api]\nbind = \"127.0.0.1:1\"\ntoken_file = \"/nonexistent\"\n[health]\nscore_window = 3\n";
+        let config = parse_with_env(
+            source,
+            "vigil.toml",
+            env_of(&[
+                ("VIGIL_NODE_ID", "n1"),
+                ("VIGIL_API_BIND", " 0.0.0.0:9000 "),
+                ("VIGIL_API_TOKEN", "from-env"),
+                ("VIGIL_HEALTH_HEALTHY_THRESHOLD", "0.9"),
+                ("VIGIL_HEALTH_HISTORY_SIZE", "7"),
+                ("VIGIL_HEALTH_SCORE_WINDOW", ""),
+                ("VIGIL_SHUTDOWN_ON_CRITICAL", "1m"),
+                ("VIGIL_SHUTDOWN_DRAIN", "2s"),
+            ]),
+        )
+        .expect("valid config");
+        assert_eq!(config.node.id, "n1");
+        assert_eq!(config.api.bind, "0.0.0.0:9000".parse().expect("address"));
+        // VIGIL_API_TOKEN replaces the file's token_file.
+        assert_eq!(config.api.token.as_deref(), Some("from-env"));
+        assert_eq!(config.health.healthy_threshold, 0.9);
+        assert_eq!(config.health.history_size, 7);
+        // Empty counts as unset.
+        assert_eq!(config.health.score_window, 3);
+        assert_eq!(config.shutdown.on_critical, Some(Duration::from_secs(60)));
+        assert_eq!(config.shutdown.drain, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn bad_environment_values_name_the_variable() {
+        let source = "[api]\nbind = \"127.0.0.1\"\n";
+        let result = parse_with_env(
+            source,
+            "vigil.toml",
+            env_of(&[
+                ("VIGIL_API_BIND", "0.0.0.0"),
+                ("VIGIL_SHUTDOWN_TIMEOUT", "5x"),
+                ("VIGIL_HEALTH_DEGRADED_THRESHOLD", "2"),
+            ]),
+        );
+        let errs = result.expect_err("bad environment").0;
+        // The file's bad bind is overridden, so not reported; each variable is, with its name.
+        assert_eq!(errs.len(), 3, "{errs:#?}");
+        for e in &errs {
+            assert_eq!((e.file.as_str(), e.line, e.column), ("environment", 0, 0));
+        }
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert!(
+            text[0].starts_with("environment: VIGIL_API_BIND: invalid bind address \"0.0.0.0\": the port is missing"),
+            "{}",
+            text[0]
+        );
+        assert!(
+            text[1].starts_with("environment: VIGIL_HEALTH_DEGRADED_THRESHOLD: degraded_threshold must be from 0 to 1"),
+            "{}",
+            text[1]
+        );
+        assert!(
+            text[2].starts_with("environment: VIGIL_SHUTDOWN_TIMEOUT: invalid duration \"5x\""),
+            "{}",
+            text[2]
+        );
+
+        // Environment errors come after the file's, and both token variables at once are refused.
+        let errs = errors_with(
+            "[shutdown]\ndrain = \"soon\"\n",
+            env_of(&[("VIGIL_API_TOKEN", "a"), ("VIGIL_API_TOKEN_FILE", "/x")]),
+        );
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!((errs[0].0, errs[0].1), (2, 9));
+        assert_eq!(errs[1].0, 0);
+        assert!(
+            errs[1]
+                .2
+                .starts_with("VIGIL_API_TOKEN_FILE: set either VIGIL_API_TOKEN or"),
+            "{}",
+            errs[1].2
+        );
+    }
+
+    #[test]
+    fn environment_errors_are_reported_with_syntax_errors() {
+        let errs = errors_with("[node\n", env_of(&[("VIGIL_HEALTH_HISTORY_SIZE", "many")]));
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!(errs[0].0, 1);
+        assert!(
+            errs[1]
+                .2
+                .starts_with("VIGIL_HEALTH_HISTORY_SIZE: invalid count \"many\""),
+            "{}",
+            errs[1].2
+        );
+    }
+
+    #[test]
+    fn an_unreadable_file_is_one_error_naming_it() {
+        let path =
+            std::env::temp_dir().join(format!("vigil-config-absent-{}.toml", std::process::id()));
+        let errs = load(&path).expect_err("no such file").0;
+        assert_eq!(errs.len(), 1);
+        let text = errs[0].to_string();
+        assert!(
+            text.starts_with(&format!("{}: cannot read the config file", path.display())),
+            "{text}"
+        );
+
+        let file = TempFile::new("load", "[node]\nid = \"from-disk\"\n");
+        assert_eq!(load(&file.0).expect("valid config").node.id, "from-disk");
+    }
+}

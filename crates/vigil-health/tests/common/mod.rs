@@ -56,7 +56,10 @@ impl Script {
             .enumerate()
             .map(|(i, v)| Report::new(*v, format!("run {}: {}", i + 1, v.as_str())))
             .collect();
-        let then = reports.last().cloned().unwrap_or_else(|| Report::pass("ok"));
+        let then = reports
+            .last()
+            .cloned()
+            .unwrap_or_else(|| Report::pass("ok"));
         Script::new(reports, then)
     }
 
@@ -114,7 +117,10 @@ pub fn status(engine: &Engine) -> (Status, String) {
 }
 
 /// The next event matching `pred`, skipping others; fails after [`BOUND`] of virtual time.
-pub async fn wait_event(rx: &mut broadcast::Receiver<Event>, mut pred: impl FnMut(&Event) -> bool) -> Event {
+pub async fn wait_event(
+    rx: &mut broadcast::Receiver<Event>,
+    mut pred: impl FnMut(&Event) -> bool,
+) -> Event {
     timeout(BOUND, async {
         loop {
             let event = rx.recv().await.expect("event channel open and not lagging");
@@ -128,9 +134,19 @@ pub async fn wait_event(rx: &mut broadcast::Receiver<Event>, mut pred: impl FnMu
 }
 
 /// The next state change of check `name`: (from, to, message).
-pub async fn check_change(rx: &mut broadcast::Receiver<Event>, name: &str) -> (CheckState, CheckState, String) {
-    match wait_event(rx, |e| matches!(e, Event::CheckChanged { check, .. } if &**check == name)).await {
-        Event::CheckChanged { from, to, message, .. } => (from, to, message),
+pub async fn check_change(
+    rx: &mut broadcast::Receiver<Event>,
+    name: &str,
+) -> (CheckState, CheckState, String) {
+    match wait_event(
+        rx,
+        |e| matches!(e, Event::CheckChanged { check, .. } if &**check == name),
+    )
+    .await
+    {
+        Event::CheckChanged {
+            from, to, message, ..
+        } => (from, to, message),
         _ => unreachable!(),
     }
 }
