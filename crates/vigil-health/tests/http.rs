@@ -1,6 +1,8 @@
 //! The probe endpoints through the axum router: status codes in every node status, the CHORUS
 //! JSON schema, kube-style `/livez` and `/readyz`, and the Prometheus text of `/metrics`.
 
+#![cfg(feature = "axum")]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,0 +1,128 @@
+# Shared helpers of the bench scripts. Sourced, not run.
+# shellcheck shell=bash
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_DIR="$(cd "$BENCH_DIR/.." && pwd)"
+TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_DIR/target}"
+VIGIL_BIN="${VIGIL_BIN:-$TARGET_DIR/release/vigil}"
+SYNTH_BIN="${SYNTH_BIN:-$TARGET_DIR/release/examples/synthetic_agent}"
+
+# PIDs this script started; killed (only these) on exit.
+BENCH_PIDS=()
+BENCH_TMP=""
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+bench_cleanup() {
+    local pid
+    for pid in "${BENCH_PIDS[@]:-}"; do
+        [[ -n "$pid" ]] || continue
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+        fi
+    done
+    for pid in "${BENCH_PIDS[@]:-}"; do
+        [[ -n "$pid" ]] || continue
+        # Bounded wait, then KILL what is left.
+        for _ in $(seq 1 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ -n "$BENCH_TMP" && -d "$BENCH_TMP" && -z "${KEEP_TMP:-}" ]]; then
+        rm -rf "$BENCH_TMP"
+    fi
+}
+
+# bench_init: temp dir + trap. Sets BENCH_TMP.
+bench_init() {
+    BENCH_TMP="$(mktemp -d /tmp/vigil-bench.XXXXXX)"
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+need() {
+    local cmd
+    for cmd in "$@"; do
+        command -v "$cmd" >/dev/null 2>&1 || die "$cmd not found (see bench/README.md, Requirements)"
+    done
+}
+
+# free_port: a TCP port nobody listens on now, from the ephemeral-free range 20000-32000.
+free_port() {
+    local port used
+    used="$(ss -Htan | awk '{print $4}' | sed 's/.*://' | sort -u)"
+    for _ in $(seq 1 200); do
+        port=$((20000 + RANDOM % 12000))
+        if ! grep -qx "$port" <<<"$used"; then
+            echo "$port"
+            return 0
+        fi
+    done
+    die "no free port found"
+}
+
+# wait_http URL SECONDS: until URL answers anything (any status).
+wait_http() {
+    local url="$1" secs="$2"
+    timeout "$secs" bash -c "until curl -s -o /dev/null --max-time 1 '$url'; do sleep 0.2; done" \
+        || die "$url did not answer within ${secs}s"
+}
+
+# wait_all_reported BASE_URL SECONDS: until /health/summary says no check is unknown.
+wait_all_reported() {
+    local base="$1" secs="$2" deadline unknown
+    deadline=$(( $(date +%s) + secs ))
+    while :; do
+        unknown="$(curl -s --max-time 5 "$base/health/summary" | jq -r '.key_metrics.checks_unknown // empty' 2>/dev/null || true)"
+        if [[ "$unknown" == "0" ]]; then
+            return 0
+        fi
+        (( $(date +%s) < deadline )) || die "checks still unknown after ${secs}s: ${unknown:-no answer}"
+        sleep 0.5
+    done
+}
+
+# cpu_ticks PID: utime+stime of the process (all threads), in clock ticks.
+cpu_ticks() {
+    # Fields after the ")" closing comm: state is field 3, utime 14, stime 15.
+    local rest
+    rest="$(sed 's/^.*) //' "/proc/$1/stat")"
+    awk '{print $12 + $13}' <<<"$rest"
+}
+
+# wrk_run URL ARGS...: runs wrk, prints its output to stderr and "rps p50 p99 non2xx errors" on stdout.
+# p50/p99 in milliseconds.
+wrk_run() {
+    local url="$1"; shift
+    local out
+    out="$(timeout 300 wrk "$@" "$url")" || die "wrk failed on $url"
+    printf '%s\n' "$out" | sed 's/^/    /' >&2
+    awk '
+        function ms(v) {
+            if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
+            if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
+            if (v ~ /s$/)  { sub(/s$/, "", v);  return v * 1000 }
+            return v + 0
+        }
+        /^Requests\/sec:/ { rps = $2 }
+        $1 == "50%" { p50 = ms($2) }
+        $1 == "99%" { p99 = ms($2) }
+        /Non-2xx or 3xx responses:/ { non2xx = $NF }
+        /Socket errors:/ { gsub(/,/, ""); errors = $4 + $6 + $8 + $10 }
+        END { printf "%.0f %.3f %.3f %d %d\n", rps, p50, p99, non2xx, errors }
+    ' <<<"$out"
+}
+
+machine_line() {
+    local model cores mem
+    model="$(awk -F: '/model name/ {gsub(/^ +/, "", $2); print $2; exit}' /proc/cpuinfo)"
+    cores="$(nproc)"
+    mem="$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+    echo "$cores cores ($model), $mem RAM, Linux $(uname -r)"
+}

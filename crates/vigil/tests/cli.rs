@@ -1,0 +1,266 @@
+//! The `vigil` command as users run it: real processes, real sockets on 127.0.0.1.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
+const TOKEN: &str = "test-token-0123456789";
+
+fn vigil(args: &[&str]) -> Output {
+    Command::new(VIGIL).args(args).output().expect("vigil runs")
+}
+
+fn temp_file(name: &str, contents: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vigil-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A minimal HTTP/1.1 client: method, path, optional bearer token and body → (status, body).
+fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: test\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Polls `probe` until it returns Some, for at most `limit`.
+fn wait_for<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(value) = probe() {
+            return Some(value);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+struct Agent {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Agent {
+    fn start(config: &str) -> Agent {
+        let port = free_port();
+        let config = config.replace("{port}", &port.to_string());
+        let path = temp_file(&format!("agent-{port}.toml"), &config);
+        let child = Command::new(VIGIL)
+            .args(["agent", "-c"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("agent starts");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        wait_for(Duration::from_secs(20), || http(addr, "GET", "/health/live", None, "").ok())
+            .expect("agent answers within 20 s");
+        Agent { child, addr }
+    }
+
+    fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let (code, body) = http(self.addr, "GET", path, None, "").expect("agent reachable");
+        (code, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const AGENT_CONFIG: &str = r#"
+[node]
+id = "cli-test"
+
+[api]
+bind = "127.0.0.1:{port}"
+token = "test-token-0123456789"
+
+[shutdown]
+drain = "1500ms"
+
+[[checks]]
+name = "worker"
+probe = "ttl"
+ttl = "1h"
+critical = true
+
+[[checks]]
+name = "self"
+probe = "http://127.0.0.1:{port}/health/live"
+interval = "1s"
+"#;
+
+#[test]
+fn config_check_accepts_the_example_and_reports_every_error_with_its_position() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/vigil.toml");
+    let out = vigil(&["config", "check", "-c", example]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (7 checks)"));
+
+    let bad = temp_file(
+        "bad.toml",
+        "[api]\nbind = \"127.0.0.1\"\n\n[[checks]]\nname = \"a\"\nprobe = \"tcp://x:1\"\ninterval = \"5x\"\n\n[[checks]]\nname = \"b\"\nprobe = \"ftp://nope\"\n",
+    );
+    let out = vigil(&["config", "check", "-c", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    assert!(lines[0].contains("bad.toml:2:8:") && lines[0].contains("port"), "{stderr}");
+    assert!(lines[1].contains("bad.toml:7:12:") && lines[1].contains("invalid duration \"5x\""), "{stderr}");
+    assert!(lines[2].contains("bad.toml:11:9:") && lines[2].contains("ftp"), "{stderr}");
+}
+
+#[test]
+fn probe_exit_codes_tell_healthy_unhealthy_timeout_warning_and_bad_arguments() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = format!("tcp://{}", listener.local_addr().unwrap());
+    let closed = format!("tcp://127.0.0.1:{}", free_port());
+    let cases: [(&[&str], i32, &str); 6] = [
+        (&[&open], 0, "ok: "),
+        (&[&closed], 2, "unhealthy: "),
+        (&["exec:false"], 4, "warning: "),
+        (&["exec:sleep 5", "--timeout", "300ms"], 3, "timeout: "),
+        (&["exec:sh -c 'echo out of disk; exit 2'"], 2, "unhealthy: exit code 2"),
+        (&["ftp://x"], 1, ""),
+    ];
+    for (args, code, prefix) in cases {
+        let mut argv = vec!["probe"];
+        argv.extend_from_slice(args);
+        let out = vigil(&argv);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stdout} {}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.starts_with(prefix), "{args:?}: {stdout:?}");
+        assert!(stdout.lines().count() <= 1, "one line at most: {stdout:?}");
+    }
+    let out = vigil(&["probe", "ftp://x"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ftp"), "the error names the bad part");
+}
+
+#[test]
+fn an_agent_serves_its_checks_guards_writes_and_drains_on_sigterm() {
+    let agent = Agent::start(AGENT_CONFIG);
+    let (code, body) = agent.get("/health/ready");
+    assert_eq!(code, 503, "the critical TTL check has no result yet: {body}");
+    assert_eq!(body["status"], "starting");
+
+    let (code, body) = http(agent.addr, "PUT", "/v1/checks/worker/pass", None, "").unwrap();
+    assert_eq!(code, 401);
+    assert!(body.contains("\"error\""), "{body}");
+    let (code, _) = http(agent.addr, "PUT", "/v1/checks/worker/pass", Some(TOKEN), "batch 1 done").unwrap();
+    assert_eq!(code, 200);
+
+    let ready = wait_for(Duration::from_secs(10), || {
+        let (code, body) = agent.get("/health/ready");
+        (code == 200).then_some(body)
+    })
+    .expect("ready once the critical check passes");
+    assert_eq!(ready["ready"], true);
+
+    let addr = format!("http://{}", agent.addr);
+    let out = vigil(&["status", "--addr", &addr]);
+    assert!(out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("cli-test") && table.contains("healthy"), "{table}");
+    let out = vigil(&["checks", "--addr", &addr, "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["checks"]["worker"]["message"], "batch 1 done");
+
+    agent.signal("-TERM");
+    let (code, body) = wait_for(Duration::from_secs(5), || {
+        let (code, body) = agent.get("/health/ready");
+        (body["status"] == "stopping").then_some((code, body))
+    })
+    .expect("readiness reports stopping while the agent drains");
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(agent.get("/health/live").0, 503);
+
+    let mut agent = agent;
+    let exited = wait_for(Duration::from_secs(20), || agent.child.try_wait().unwrap());
+    assert_eq!(exited.and_then(|s| s.code()), Some(0), "a clean shutdown exits 0");
+}
+
+#[test]
+fn metrics_pass_promtool() {
+    let Some(promtool) = tool("promtool") else {
+        return;
+    };
+    let agent = Agent::start(AGENT_CONFIG);
+    wait_for(Duration::from_secs(10), || {
+        let (_, body) = agent.get("/health/checks");
+        (body["checks"]["self"]["state"] == "passing").then_some(())
+    })
+    .expect("a check result to expose");
+    let (code, text) = http(agent.addr, "GET", "/metrics", None, "").unwrap();
+    assert_eq!(code, 200);
+    for family in [
+        "vigil_check_passed_total",
+        "vigil_check_failed_total",
+        "vigil_check_duration_seconds_bucket",
+        "vigil_check_state",
+        "vigil_system_health_score",
+        "vigil_component_health_score",
+        "vigil_health_status",
+    ] {
+        assert!(text.contains(family), "missing {family}");
+    }
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An external tool's path; when absent the test is skipped, unless VIGIL_REQUIRE_TOOLS is set
+/// (as CI sets it), where it fails.
+fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("VIGIL_REQUIRE_TOOLS").is_none(),
+            "{name} is required (Debian package `prometheus`)"
+        );
+        eprintln!("skipped: {name} not installed");
+    }
+    found
+}
