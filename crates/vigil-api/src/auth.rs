@@ -16,7 +16,11 @@ pub struct Token(Option<Arc<str>>);
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "Token(set)" } else { "Token(none)" })
+        f.write_str(if self.0.is_some() {
+            "Token(set)"
+        } else {
+            "Token(none)"
+        })
     }
 }
 
@@ -52,7 +56,10 @@ pub async fn require_token(State(token): State<Token>, request: Request, next: N
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     match token.admits(presented) {
         Ok(()) => next.run(request).await,

@@ -39,8 +39,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "invalid duration \"{text}\": add a unit, e.g. \"{text}s\" or \"{text}ms\""
         ));
     }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("invalid duration \"{text}\": {e} (write e.g. \"500ms\", \"30s\", \"1m30s\")"))
+    humantime::parse_duration(text).map_err(|e| {
+        format!("invalid duration \"{text}\": {e} (write e.g. \"500ms\", \"30s\", \"1m30s\")")
+    })
 }
 
 /// One check, as written in config or sent to the API. Every field but `probe` is optional.
@@ -123,7 +124,9 @@ pub struct CheckPlan {
 
 impl fmt::Debug for CheckPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CheckPlan").field("spec", &self.spec).finish_non_exhaustive()
+        f.debug_struct("CheckPlan")
+            .field("spec", &self.spec)
+            .finish_non_exhaustive()
     }
 }
 
@@ -167,9 +170,12 @@ impl CheckDefinition {
             Thresholds::default()
         };
         let thresholds = Thresholds::new(
-            self.failures_before_degraded.unwrap_or(defaults.warning_after()),
-            self.failures_before_unhealthy.unwrap_or(defaults.critical_after()),
-            self.successes_before_healthy.unwrap_or(defaults.passing_after()),
+            self.failures_before_degraded
+                .unwrap_or(defaults.warning_after()),
+            self.failures_before_unhealthy
+                .unwrap_or(defaults.critical_after()),
+            self.successes_before_healthy
+                .unwrap_or(defaults.passing_after()),
         )
         .map_err(|e| {
             let field = match &e {
@@ -186,13 +192,19 @@ impl CheckDefinition {
             .thresholds(thresholds);
         if let Some(d) = self.interval {
             if d.0.is_zero() {
-                return Err(DefinitionError::new("interval", "interval must be greater than zero"));
+                return Err(DefinitionError::new(
+                    "interval",
+                    "interval must be greater than zero",
+                ));
             }
             spec = spec.interval(d.0);
         }
         if let Some(d) = self.timeout {
             if d.0.is_zero() {
-                return Err(DefinitionError::new("timeout", "timeout must be greater than zero"));
+                return Err(DefinitionError::new(
+                    "timeout",
+                    "timeout must be greater than zero",
+                ));
             }
             spec = spec.timeout(d.0);
         }
@@ -224,7 +236,9 @@ mod tests {
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("30").unwrap_err().contains("add a unit"));
-        assert!(parse_duration("5x").unwrap_err().contains("invalid duration \"5x\""));
+        assert!(parse_duration("5x")
+            .unwrap_err()
+            .contains("invalid duration \"5x\""));
     }
 
     #[test]
@@ -252,7 +266,10 @@ mod tests {
             failures_before_unhealthy: Some(2),
             ..Default::default()
         };
-        assert_eq!(def.plan(Some("x")).unwrap_err().field, "failures_before_unhealthy");
+        assert_eq!(
+            def.plan(Some("x")).unwrap_err().field,
+            "failures_before_unhealthy"
+        );
     }
 
     #[test]
@@ -262,6 +279,9 @@ mod tests {
             ttl: Some(HumanDuration(Duration::from_secs(30))),
             ..Default::default()
         };
-        assert_eq!(def.plan(Some("job")).unwrap().spec.thresholds, Thresholds::immediate());
+        assert_eq!(
+            def.plan(Some("job")).unwrap().spec.thresholds,
+            Thresholds::immediate()
+        );
     }
 }

@@ -13,7 +13,10 @@ use crate::checkdef::CheckDefinition;
 use crate::error::ApiError;
 
 /// `GET /v1/checks/{name}`: the check and its kept history.
-pub async fn get_check(State(engine): State<Engine>, Path(name): Path<String>) -> Result<Response, ApiError> {
+pub async fn get_check(
+    State(engine): State<Engine>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     let snapshot = engine.snapshot();
     let view = snapshot
         .check(&name)
@@ -36,9 +39,12 @@ pub async fn put_check(
             definition.name.as_deref().unwrap_or_default()
         )));
     }
-    let plan = definition
-        .plan(Some(&name))
-        .map_err(|e| ApiError::bad_request(format!("invalid check definition: {}: {}", e.field, e.message)))?;
+    let plan = definition.plan(Some(&name)).map_err(|e| {
+        ApiError::bad_request(format!(
+            "invalid check definition: {}: {}",
+            e.field, e.message
+        ))
+    })?;
     let registered = plan
         .register(&engine)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -50,7 +56,10 @@ pub async fn put_check(
 }
 
 /// `DELETE /v1/checks/{name}`.
-pub async fn delete_check(State(engine): State<Engine>, Path(name): Path<String>) -> Result<Response, ApiError> {
+pub async fn delete_check(
+    State(engine): State<Engine>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     engine
         .unregister(&name)
         .map_err(|e| ApiError::not_found(e.to_string()))?;
@@ -81,23 +90,29 @@ pub async fn put_ttl(
         }
     };
     let note = note_from_body(&body)?;
-    engine.update_ttl(&name, verdict, note).map_err(|e| match e {
-        TtlError::Unknown(e) => ApiError::not_found(e.to_string()),
-        TtlError::NotTtl(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
-    })?;
+    engine
+        .update_ttl(&name, verdict, note)
+        .map_err(|e| match e {
+            TtlError::Unknown(e) => ApiError::not_found(e.to_string()),
+            TtlError::NotTtl(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+        })?;
     let state = engine.snapshot().check(&name).map(|v| v.state);
     Ok(Json(json!({ "check": name, "state": state })).into_response())
 }
 
 fn note_from_body(body: &[u8]) -> Result<Option<String>, ApiError> {
-    let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("note must be UTF-8 text"))?;
+    let text =
+        std::str::from_utf8(body).map_err(|_| ApiError::bad_request("note must be UTF-8 text"))?;
     let text = text.trim();
     if text.is_empty() {
         return Ok(None);
     }
     if text.starts_with('{') {
-        let note: Note = serde_json::from_str(text)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e} (expected {{\"note\": \"...\"}})")))?;
+        let note: Note = serde_json::from_str(text).map_err(|e| {
+            ApiError::bad_request(format!(
+                "invalid JSON body: {e} (expected {{\"note\": \"...\"}})"
+            ))
+        })?;
         return Ok(note.note);
     }
     Ok(Some(text.chars().take(4096).collect()))

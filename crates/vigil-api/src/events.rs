@@ -17,7 +17,9 @@ use vigil_health::{rfc3339, Engine, Event, Status};
 
 /// The SSE handler. The stream ends after the node reports `stopping`, so open event streams
 /// never hold up a graceful shutdown.
-pub async fn events(State(engine): State<Engine>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+pub async fn events(
+    State(engine): State<Engine>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let receiver = engine.subscribe();
     let snapshot = engine.snapshot();
     let opening = SseEvent::default().event("status").json_data(json!({
@@ -34,7 +36,13 @@ pub async fn events(State(engine): State<Engine>) -> Sse<impl Stream<Item = Resu
         }
         match rx.recv().await {
             Ok(event) => {
-                let last = matches!(event, Event::StatusChanged { to: Status::Stopping, .. });
+                let last = matches!(
+                    event,
+                    Event::StatusChanged {
+                        to: Status::Stopping,
+                        ..
+                    }
+                );
                 Some((sse_event(&event), (rx, last)))
             }
             Err(RecvError::Lagged(missed)) => {

@@ -50,7 +50,10 @@ impl Api {
                 put(checks::put_check).delete(checks::delete_check),
             )
             .route("/v1/checks/{name}/{verdict}", put(checks::put_ttl))
-            .route_layer(middleware::from_fn_with_state(self.token.clone(), auth::require_token));
+            .route_layer(middleware::from_fn_with_state(
+                self.token.clone(),
+                auth::require_token,
+            ));
         let reading = Router::new()
             .route("/v1/checks/{name}", get(checks::get_check))
             .route("/v1/events", get(events::events))

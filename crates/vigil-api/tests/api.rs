@@ -1,5 +1,7 @@
 //! The agent's HTTP API as a client sees it: codes, JSON bodies, the token guard, the event stream.
 
+#![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop at once
+
 use std::time::Duration;
 
 use axum::body::Body;
@@ -21,7 +23,13 @@ fn app(engine: &Engine, token: Option<&str>) -> Router {
     .router()
 }
 
-async fn call(app: &Router, method: Method, path: &str, token: Option<&str>, body: &str) -> (StatusCode, Value) {
+async fn call(
+    app: &Router,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (StatusCode, Value) {
     let mut request = Request::builder().method(method).uri(path);
     if let Some(token) = token {
         request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
@@ -49,12 +57,18 @@ async fn mutating_endpoints_need_the_token() {
 
     let (code, body) = call(&app, Method::PUT, "/v1/checks/job", None, def).await;
     assert_eq!(code, StatusCode::UNAUTHORIZED);
-    assert!(body["error"].as_str().unwrap().contains("missing API token"));
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("missing API token"));
 
     let (code, body) = call(&app, Method::PUT, "/v1/checks/job", Some("wrong"), def).await;
     assert_eq!(code, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"], "invalid API token");
-    assert!(engine.snapshot().check("job").is_none(), "a rejected request changes nothing");
+    assert!(
+        engine.snapshot().check("job").is_none(),
+        "a rejected request changes nothing"
+    );
 
     let (code, body) = call(&app, Method::PUT, "/v1/checks/job", Some(TOKEN), def).await;
     assert_eq!(code, StatusCode::CREATED, "{body}");
@@ -75,23 +89,57 @@ async fn ttl_updates_drive_the_check_and_the_node_status() {
     let engine = engine();
     let app = app(&engine, Some(TOKEN));
     let def = r#"{"probe": "ttl", "ttl": "30s", "critical": true}"#;
-    assert_eq!(call(&app, Method::PUT, "/v1/checks/job", Some(TOKEN), def).await.0, StatusCode::CREATED);
-    assert_eq!(call(&app, Method::GET, "/health/ready", None, "").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        call(&app, Method::PUT, "/v1/checks/job", Some(TOKEN), def)
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        call(&app, Method::GET, "/health/ready", None, "").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
 
-    let (code, body) = call(&app, Method::PUT, "/v1/checks/job/pass", Some(TOKEN), "batch 1 done").await;
-    assert_eq!((code, &body["state"]), (StatusCode::OK, &Value::from("passing")));
+    let (code, body) = call(
+        &app,
+        Method::PUT,
+        "/v1/checks/job/pass",
+        Some(TOKEN),
+        "batch 1 done",
+    )
+    .await;
+    assert_eq!(
+        (code, &body["state"]),
+        (StatusCode::OK, &Value::from("passing"))
+    );
     let (code, body) = call(&app, Method::GET, "/health", None, "").await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(body["checks"]["job"]["message"], "batch 1 done");
 
-    let (_, body) = call(&app, Method::PUT, "/v1/checks/job/warn", Some(TOKEN), r#"{"note": "slow"}"#).await;
+    let (_, body) = call(
+        &app,
+        Method::PUT,
+        "/v1/checks/job/warn",
+        Some(TOKEN),
+        r#"{"note": "slow"}"#,
+    )
+    .await;
     assert_eq!(body["state"], "warning");
-    assert_eq!(call(&app, Method::GET, "/health", None, "").await.1["status"], "degraded");
+    assert_eq!(
+        call(&app, Method::GET, "/health", None, "").await.1["status"],
+        "degraded"
+    );
 
     let (_, body) = call(&app, Method::PUT, "/v1/checks/job/fail", Some(TOKEN), "").await;
-    assert_eq!(body["state"], "critical", "a pushed fail is critical at once");
+    assert_eq!(
+        body["state"], "critical",
+        "a pushed fail is critical at once"
+    );
     let (code, body) = call(&app, Method::GET, "/health", None, "").await;
-    assert_eq!((code, &body["status"]), (StatusCode::SERVICE_UNAVAILABLE, &Value::from("unhealthy")));
+    assert_eq!(
+        (code, &body["status"]),
+        (StatusCode::SERVICE_UNAVAILABLE, &Value::from("unhealthy"))
+    );
 }
 
 #[tokio::test]
@@ -102,24 +150,99 @@ async fn bad_requests_get_json_errors_that_name_the_problem() {
         .unwrap();
     let app = app(&engine, None);
     let cases = [
-        (Method::PUT, "/v1/checks/x", r#"{"probe": "ftp://x"}"#, StatusCode::BAD_REQUEST, "probe"),
-        (Method::PUT, "/v1/checks/x", r#"{"probe": "memory", "interval": "5x"}"#, StatusCode::BAD_REQUEST, "invalid duration"),
-        (Method::PUT, "/v1/checks/x", r#"{"probe": "memory", "colour": "red"}"#, StatusCode::BAD_REQUEST, "unknown field `colour`"),
-        (Method::PUT, "/v1/checks/x", "not json", StatusCode::BAD_REQUEST, "invalid check definition"),
-        (Method::PUT, "/v1/checks/bad%20name", r#"{"probe": "memory"}"#, StatusCode::BAD_REQUEST, "invalid check name"),
-        (Method::PUT, "/v1/checks/missing/pass", "", StatusCode::NOT_FOUND, "no check named \"missing\""),
-        (Method::PUT, "/v1/checks/probe-run/pass", "", StatusCode::CONFLICT, "not a TTL check"),
-        (Method::PUT, "/v1/checks/probe-run/maybe", "", StatusCode::NOT_FOUND, "use pass, warn or fail"),
-        (Method::DELETE, "/v1/checks/missing", "", StatusCode::NOT_FOUND, "no check named"),
-        (Method::GET, "/v1/checks/missing", "", StatusCode::NOT_FOUND, "no check named"),
-        (Method::GET, "/nowhere", "", StatusCode::NOT_FOUND, "no endpoint at /nowhere"),
-        (Method::POST, "/health", "", StatusCode::METHOD_NOT_ALLOWED, "POST is not allowed"),
+        (
+            Method::PUT,
+            "/v1/checks/x",
+            r#"{"probe": "ftp://x"}"#,
+            StatusCode::BAD_REQUEST,
+            "probe",
+        ),
+        (
+            Method::PUT,
+            "/v1/checks/x",
+            r#"{"probe": "memory", "interval": "5x"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid duration",
+        ),
+        (
+            Method::PUT,
+            "/v1/checks/x",
+            r#"{"probe": "memory", "colour": "red"}"#,
+            StatusCode::BAD_REQUEST,
+            "unknown field `colour`",
+        ),
+        (
+            Method::PUT,
+            "/v1/checks/x",
+            "not json",
+            StatusCode::BAD_REQUEST,
+            "invalid check definition",
+        ),
+        (
+            Method::PUT,
+            "/v1/checks/bad%20name",
+            r#"{"probe": "memory"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid check name",
+        ),
+        (
+            Method::PUT,
+            "/v1/checks/missing/pass",
+            "",
+            StatusCode::NOT_FOUND,
+            "no check named \"missing\"",
+        ),
+        (
+            Method::PUT,
+            "/v1/checks/probe-run/pass",
+            "",
+            StatusCode::CONFLICT,
+            "not a TTL check",
+        ),
+        (
+            Method::PUT,
+            "/v1/checks/probe-run/maybe",
+            "",
+            StatusCode::NOT_FOUND,
+            "use pass, warn or fail",
+        ),
+        (
+            Method::DELETE,
+            "/v1/checks/missing",
+            "",
+            StatusCode::NOT_FOUND,
+            "no check named",
+        ),
+        (
+            Method::GET,
+            "/v1/checks/missing",
+            "",
+            StatusCode::NOT_FOUND,
+            "no check named",
+        ),
+        (
+            Method::GET,
+            "/nowhere",
+            "",
+            StatusCode::NOT_FOUND,
+            "no endpoint at /nowhere",
+        ),
+        (
+            Method::POST,
+            "/health",
+            "",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST is not allowed",
+        ),
     ];
     for (method, path, body, code, needle) in cases {
         let (got, json) = call(&app, method.clone(), path, None, body).await;
         assert_eq!(got, code, "{method} {path}: {json}");
         let error = json["error"].as_str().unwrap_or_default();
-        assert!(error.contains(needle), "{method} {path}: {error:?} lacks {needle:?}");
+        assert!(
+            error.contains(needle),
+            "{method} {path}: {error:?} lacks {needle:?}"
+        );
     }
 }
 
@@ -129,8 +252,14 @@ async fn checks_are_registered_replaced_read_and_removed_at_run_time() {
     engine.start();
     let app = app(&engine, None);
     let def = r#"{"probe": "memory", "max_used": 1.0, "interval": "1s", "component": "system"}"#;
-    assert_eq!(call(&app, Method::PUT, "/v1/checks/mem", None, def).await.0, StatusCode::CREATED);
-    assert_eq!(call(&app, Method::PUT, "/v1/checks/mem", None, def).await.0, StatusCode::OK);
+    assert_eq!(
+        call(&app, Method::PUT, "/v1/checks/mem", None, def).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        call(&app, Method::PUT, "/v1/checks/mem", None, def).await.0,
+        StatusCode::OK
+    );
 
     let mut events = engine.subscribe();
     tokio::time::timeout(Duration::from_secs(10), async {
@@ -147,7 +276,12 @@ async fn checks_are_registered_replaced_read_and_removed_at_run_time() {
     assert_eq!(body["check"]["component"], "system");
     assert!(!body["history"].as_array().unwrap().is_empty());
 
-    assert_eq!(call(&app, Method::DELETE, "/v1/checks/mem", None, "").await.0, StatusCode::OK);
+    assert_eq!(
+        call(&app, Method::DELETE, "/v1/checks/mem", None, "")
+            .await
+            .0,
+        StatusCode::OK
+    );
     let (_, body) = call(&app, Method::GET, "/health/checks", None, "").await;
     assert_eq!(body["total"], 0);
 }
@@ -155,14 +289,28 @@ async fn checks_are_registered_replaced_read_and_removed_at_run_time() {
 #[tokio::test]
 async fn metrics_are_served_as_prometheus_text() {
     let engine = engine();
-    engine.register(CheckSpec::new("db"), || async { Report::pass("ok") }).unwrap();
+    engine
+        .register(CheckSpec::new("db"), || async { Report::pass("ok") })
+        .unwrap();
     let response = app(&engine, None)
         .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert!(response.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
-    let text = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(response.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
     assert!(text.contains("vigil_check_state{check=\"db\",state=\"unknown\",critical=\"false\"} 1"));
 }
 
@@ -175,13 +323,21 @@ async fn the_event_stream_opens_with_the_status_and_carries_changes() {
         .oneshot(Request::get("/v1/events").body(Body::empty()).unwrap())
         .await
         .unwrap();
-    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
     let mut body = response.into_body();
 
     engine
-        .register_ttl(CheckSpec::new("job").critical(true), Duration::from_secs(30))
+        .register_ttl(
+            CheckSpec::new("job").critical(true),
+            Duration::from_secs(30),
+        )
         .unwrap();
-    engine.update_ttl("job", vigil_health::Verdict::Pass, None).unwrap();
+    engine
+        .update_ttl("job", vigil_health::Verdict::Pass, None)
+        .unwrap();
 
     let mut text = String::new();
     tokio::time::timeout(Duration::from_secs(10), async {
@@ -195,7 +351,9 @@ async fn the_event_stream_opens_with_the_status_and_carries_changes() {
     .await
     .expect("events arrive");
     let first = text.find("event: status\n").expect("opening status event");
-    let registered = text.find("event: check_registered").expect("registration event");
+    let registered = text
+        .find("event: check_registered")
+        .expect("registration event");
     let changed = text.find("event: check_changed").expect("check event");
     assert!(first < registered && registered < changed, "{text}");
     assert!(text.contains(r#""to":"passing""#), "{text}");

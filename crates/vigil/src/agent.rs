@@ -71,13 +71,18 @@ pub async fn run(config: Config, extras: Extras) -> anyhow::Result<ExitCode> {
             Ok::<_, std::convert::Infallible>(())
         });
     }
-    shutdown.component("api-server", 10, config.shutdown.timeout, move || async move {
-        let _ = stop_server.send(());
-        match server.await {
-            Ok(result) => result.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        }
-    });
+    shutdown.component(
+        "api-server",
+        10,
+        config.shutdown.timeout,
+        move || async move {
+            let _ = stop_server.send(());
+            match server.await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    );
 
     tracing::info!(node = %config.node.id, %addr, "vigil agent running");
     if let Some(on_ready) = extras.on_ready {
@@ -97,7 +102,9 @@ pub async fn run(config: Config, extras: Extras) -> anyhow::Result<ExitCode> {
     tracing::info!(reason = %report.reason, "shutdown complete");
     for step in &report.steps {
         match &step.outcome {
-            Outcome::Completed => tracing::info!(step = %step.name, elapsed = ?step.elapsed, "stopped"),
+            Outcome::Completed => {
+                tracing::info!(step = %step.name, elapsed = ?step.elapsed, "stopped")
+            }
             Outcome::Failed(e) => tracing::error!(step = %step.name, error = %e, "failed to stop"),
             Outcome::TimedOut => tracing::error!(step = %step.name, "did not stop in time"),
         }
@@ -115,10 +122,18 @@ fn log_events(engine: &Engine) {
     tokio::spawn(async move {
         loop {
             match events.recv().await {
-                Ok(Event::CheckChanged { check, from, to, message, .. }) => {
+                Ok(Event::CheckChanged {
+                    check,
+                    from,
+                    to,
+                    message,
+                    ..
+                }) => {
                     tracing::info!("check {check}: {from} → {to}: {message}")
                 }
-                Ok(Event::StatusChanged { from, to, message, .. }) => {
+                Ok(Event::StatusChanged {
+                    from, to, message, ..
+                }) => {
                     tracing::info!("status {from} → {to}: {message}")
                 }
                 Ok(_) => {}

@@ -16,7 +16,12 @@ async fn fetch(addr: &AgentAddr, path: &str) -> anyhow::Result<Value> {
         .timeout(Duration::from_secs(5))
         .send()
         .await
-        .with_context(|| format!("cannot reach the agent at {} (is it running? set --addr or VIGIL_ADDR)", addr.addr))?;
+        .with_context(|| {
+            format!(
+                "cannot reach the agent at {} (is it running? set --addr or VIGIL_ADDR)",
+                addr.addr
+            )
+        })?;
     response
         .json::<Value>()
         .await
@@ -49,17 +54,27 @@ pub async fn status(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
         field("node", text(&health["node_id"]), Tone::Plain);
         field("status", status.clone(), Tone::of(&status));
         field("message", text(&health["message"]), Tone::Plain);
-        field("score", format!("{:.3}", summary["overall_score"].as_f64().unwrap_or(0.0)), Tone::Plain);
+        field(
+            "score",
+            format!("{:.3}", summary["overall_score"].as_f64().unwrap_or(0.0)),
+            Tone::Plain,
+        );
         field(
             "checks",
             format!(
                 "{} registered: {} passing, {} warning, {} critical, {} unknown",
-                metrics["checks_registered"], metrics["checks_passing"], metrics["checks_warning"],
-                metrics["checks_critical"], metrics["checks_unknown"]
+                metrics["checks_registered"],
+                metrics["checks_passing"],
+                metrics["checks_warning"],
+                metrics["checks_critical"],
+                metrics["checks_unknown"]
             ),
             Tone::Plain,
         );
-        if let Some(components) = summary["component_scores"].as_object().filter(|c| !c.is_empty()) {
+        if let Some(components) = summary["component_scores"]
+            .as_object()
+            .filter(|c| !c.is_empty())
+        {
             let line = components
                 .iter()
                 .map(|(name, score)| format!("{name} {:.2}", score.as_f64().unwrap_or(0.0)))
@@ -67,16 +82,29 @@ pub async fn status(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
                 .join(", ");
             field("components", line, Tone::Plain);
         }
-        field("uptime", vigil_health::humanize(Duration::from_secs(uptime_ns / 1_000_000_000)), Tone::Plain);
+        field(
+            "uptime",
+            vigil_health::humanize(Duration::from_secs(uptime_ns / 1_000_000_000)),
+            Tone::Plain,
+        );
         field("version", text(&health["version"]), Tone::Plain);
         print!("{}", t_without_header(&t));
     }
-    Ok(if ready { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ready {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn t_without_header(t: &Table) -> String {
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout()) && std::env::var_os("NO_COLOR").is_none();
-    t.render(colour).lines().skip(1).map(|l| format!("{l}\n")).collect()
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none();
+    t.render(colour)
+        .lines()
+        .skip(1)
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 /// `vigil checks`: one row per check.
@@ -86,18 +114,37 @@ pub async fn checks(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let mut t = Table::new(vec!["NAME", "STATE", "CRITICAL", "KIND", "SCORE", "LATENCY", "MESSAGE"]);
+    let mut t = Table::new(vec![
+        "NAME", "STATE", "CRITICAL", "KIND", "SCORE", "LATENCY", "MESSAGE",
+    ]);
     if let Some(checks) = body["checks"].as_object() {
         for (name, c) in checks {
             let state = text(&c["state"]);
-            let state = if c["enabled"] == Value::Bool(false) { "disabled".to_owned() } else { state };
+            let state = if c["enabled"] == Value::Bool(false) {
+                "disabled".to_owned()
+            } else {
+                state
+            };
             let latency = c["latency"]
                 .as_u64()
                 .map(|ns| format!("{:.1}ms", ns as f64 / 1e6))
                 .unwrap_or_default();
-            let score = c["score"].as_f64().map(|s| format!("{s:.2}")).unwrap_or_default();
-            let critical = if c["critical"] == Value::Bool(true) { "yes" } else { "no" };
-            let message: String = text(&c["message"]).lines().next().unwrap_or_default().chars().take(80).collect();
+            let score = c["score"]
+                .as_f64()
+                .map(|s| format!("{s:.2}"))
+                .unwrap_or_default();
+            let critical = if c["critical"] == Value::Bool(true) {
+                "yes"
+            } else {
+                "no"
+            };
+            let message: String = text(&c["message"])
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(80)
+                .collect();
             t.row(vec![
                 (name.clone(), Tone::Plain),
                 (state.clone(), Tone::of(&state)),

@@ -86,7 +86,10 @@ fn feed_ttl(addr: SocketAddr, token: String) {
 fn print_banner(engine: &Engine, addr: SocketAddr, token: &str) {
     let base = format!("http://{addr}");
     let checks = engine.snapshot().checks().len();
-    println!("vigil demo: node \"{}\" with {checks} checks", engine.config().node_id);
+    println!(
+        "vigil demo: node \"{}\" with {checks} checks",
+        engine.config().node_id
+    );
     for (what, path) in [
         ("status", "/health"),
         ("readiness", "/health/ready"),

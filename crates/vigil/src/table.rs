@@ -63,7 +63,11 @@ impl Table {
             }
         }
         let mut out = String::new();
-        let header: Vec<(String, Tone)> = self.header.iter().map(|h| (h.to_string(), Tone::Plain)).collect();
+        let header: Vec<(String, Tone)> = self
+            .header
+            .iter()
+            .map(|h| (h.to_string(), Tone::Plain))
+            .collect();
         for row in std::iter::once(&header).chain(&self.rows) {
             let mut line = String::new();
             for (i, (cell, tone)) in row.iter().enumerate().take(columns) {
@@ -98,8 +102,17 @@ mod tests {
     #[test]
     fn columns_align_without_colour() {
         let mut t = Table::new(vec!["NAME", "STATE"]);
-        t.row(vec![("db".into(), Tone::Good), ("passing".into(), Tone::Good)]);
-        t.row(vec![("cache-flaky".into(), Tone::Plain), ("warning".into(), Tone::Warn)]);
-        assert_eq!(t.render(false), "NAME         STATE\ndb           passing\ncache-flaky  warning\n");
+        t.row(vec![
+            ("db".into(), Tone::Good),
+            ("passing".into(), Tone::Good),
+        ]);
+        t.row(vec![
+            ("cache-flaky".into(), Tone::Plain),
+            ("warning".into(), Tone::Warn),
+        ]);
+        assert_eq!(
+            t.render(false),
+            "NAME         STATE\ndb           passing\ncache-flaky  warning\n"
+        );
     }
 }

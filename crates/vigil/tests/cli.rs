@@ -1,5 +1,7 @@
 //! The `vigil` command as users run it: real processes, real sockets on 127.0.0.1.
 
+#![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop at once
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -22,14 +24,26 @@ fn temp_file(name: &str, contents: &str) -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A minimal HTTP/1.1 client: method, path, optional bearer token and body → (status, body).
-fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: &str) -> std::io::Result<(u16, String)> {
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: test\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -37,8 +51,14 @@ fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: &
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
-    let status = response.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = response
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
@@ -72,18 +92,26 @@ impl Agent {
             .spawn()
             .expect("agent starts");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        wait_for(Duration::from_secs(20), || http(addr, "GET", "/health/live", None, "").ok())
-            .expect("agent answers within 20 s");
+        wait_for(Duration::from_secs(20), || {
+            http(addr, "GET", "/health/live", None, "").ok()
+        })
+        .expect("agent answers within 20 s");
         Agent { child, addr }
     }
 
     fn get(&self, path: &str) -> (u16, serde_json::Value) {
         let (code, body) = http(self.addr, "GET", path, None, "").expect("agent reachable");
-        (code, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
+        (
+            code,
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     fn signal(&self, signal: &str) {
-        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 }
@@ -122,7 +150,11 @@ interval = "1s"
 fn config_check_accepts_the_example_and_reports_every_error_with_its_position() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/vigil.toml");
     let out = vigil(&["config", "check", "-c", example]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok (7 checks)"));
 
     let bad = temp_file(
@@ -134,9 +166,18 @@ fn config_check_accepts_the_example_and_reports_every_error_with_its_position() 
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 3, "{stderr}");
-    assert!(lines[0].contains("bad.toml:2:8:") && lines[0].contains("port"), "{stderr}");
-    assert!(lines[1].contains("bad.toml:7:12:") && lines[1].contains("invalid duration \"5x\""), "{stderr}");
-    assert!(lines[2].contains("bad.toml:11:9:") && lines[2].contains("ftp"), "{stderr}");
+    assert!(
+        lines[0].contains("bad.toml:2:8:") && lines[0].contains("port"),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].contains("bad.toml:7:12:") && lines[1].contains("invalid duration \"5x\""),
+        "{stderr}"
+    );
+    assert!(
+        lines[2].contains("bad.toml:11:9:") && lines[2].contains("ftp"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -149,7 +190,11 @@ fn probe_exit_codes_tell_healthy_unhealthy_timeout_warning_and_bad_arguments() {
         (&[&closed], 2, "unhealthy: "),
         (&["exec:false"], 4, "warning: "),
         (&["exec:sleep 5", "--timeout", "300ms"], 3, "timeout: "),
-        (&["exec:sh -c 'echo out of disk; exit 2'"], 2, "unhealthy: exit code 2"),
+        (
+            &["exec:sh -c 'echo out of disk; exit 2'"],
+            2,
+            "unhealthy: exit code 2",
+        ),
         (&["ftp://x"], 1, ""),
     ];
     for (args, code, prefix) in cases {
@@ -157,25 +202,43 @@ fn probe_exit_codes_tell_healthy_unhealthy_timeout_warning_and_bad_arguments() {
         argv.extend_from_slice(args);
         let out = vigil(&argv);
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(code), "{args:?}: {stdout} {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(stdout.starts_with(prefix), "{args:?}: {stdout:?}");
         assert!(stdout.lines().count() <= 1, "one line at most: {stdout:?}");
     }
     let out = vigil(&["probe", "ftp://x"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("ftp"), "the error names the bad part");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ftp"),
+        "the error names the bad part"
+    );
 }
 
 #[test]
 fn an_agent_serves_its_checks_guards_writes_and_drains_on_sigterm() {
     let agent = Agent::start(AGENT_CONFIG);
     let (code, body) = agent.get("/health/ready");
-    assert_eq!(code, 503, "the critical TTL check has no result yet: {body}");
+    assert_eq!(
+        code, 503,
+        "the critical TTL check has no result yet: {body}"
+    );
     assert_eq!(body["status"], "starting");
 
     let (code, body) = http(agent.addr, "PUT", "/v1/checks/worker/pass", None, "").unwrap();
     assert_eq!(code, 401);
     assert!(body.contains("\"error\""), "{body}");
-    let (code, _) = http(agent.addr, "PUT", "/v1/checks/worker/pass", Some(TOKEN), "batch 1 done").unwrap();
+    let (code, _) = http(
+        agent.addr,
+        "PUT",
+        "/v1/checks/worker/pass",
+        Some(TOKEN),
+        "batch 1 done",
+    )
+    .unwrap();
     assert_eq!(code, 200);
 
     let ready = wait_for(Duration::from_secs(10), || {
@@ -189,7 +252,10 @@ fn an_agent_serves_its_checks_guards_writes_and_drains_on_sigterm() {
     let out = vigil(&["status", "--addr", &addr]);
     assert!(out.status.success());
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains("cli-test") && table.contains("healthy"), "{table}");
+    assert!(
+        table.contains("cli-test") && table.contains("healthy"),
+        "{table}"
+    );
     let out = vigil(&["checks", "--addr", &addr, "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["checks"]["worker"]["message"], "batch 1 done");
@@ -205,7 +271,11 @@ fn an_agent_serves_its_checks_guards_writes_and_drains_on_sigterm() {
 
     let mut agent = agent;
     let exited = wait_for(Duration::from_secs(20), || agent.child.try_wait().unwrap());
-    assert_eq!(exited.and_then(|s| s.code()), Some(0), "a clean shutdown exits 0");
+    assert_eq!(
+        exited.and_then(|s| s.code()),
+        Some(0),
+        "a clean shutdown exits 0"
+    );
 }
 
 #[test]
@@ -239,7 +309,12 @@ fn metrics_pass_promtool() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -253,7 +328,9 @@ fn metrics_pass_promtool() {
 /// (as CI sets it), where it fails.
 fn tool(name: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file())
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
     });
     if found.is_none() {
         assert!(
