@@ -436,9 +436,14 @@ impl Engine {
     /// The kept results of one check, oldest first.
     pub fn history(&self, name: &str) -> Option<Vec<HistoryEntry>> {
         let st = self.inner.lock();
-        st.checks
-            .get(name)
-            .map(|e| e.history.iter().copied().collect())
+        let oldest_kept = OffsetDateTime::now_utc() - self.inner.config.history_age;
+        st.checks.get(name).map(|e| {
+            e.history
+                .iter()
+                .filter(|h| h.timestamp >= oldest_kept)
+                .copied()
+                .collect()
+        })
     }
 
     /// Starts running checks on the current tokio runtime; checks registered later start at once.
@@ -596,10 +601,9 @@ impl Inner {
         let detail = cause
             .check()
             .and_then(|c| st.checks.get(c))
-            .and_then(|e| e.view.last.as_ref())
-            .map(|r| first_line(&r.message));
+            .and_then(|e| failure_detail(e));
         let status = cause.status();
-        let message = cause.message(detail);
+        let message = cause.message(detail.as_deref());
         let now = OffsetDateTime::now_utc();
         if let Some(from) = st.status.filter(|&s| s != status) {
             let _ = self.events.send(Event::StatusChanged {
@@ -623,6 +627,20 @@ impl Inner {
             checks_json: Default::default(),
         }));
     }
+}
+
+/// What to say of a failing check in the status message: its last message, or, when it has started
+/// passing again but not often enough to count as passing, how far its recovery has come.
+fn failure_detail(entry: &Entry) -> Option<String> {
+    let last = entry.view.last.as_ref()?;
+    if last.verdict == Verdict::Pass {
+        let needed = entry.spec.thresholds.passing_after();
+        return Some(format!(
+            "recovering, {} of {needed} passes needed",
+            entry.streak.successes
+        ));
+    }
+    Some(first_line(&last.message).to_owned())
 }
 
 /// The part of a check message fit for a status line: its first line, at most 200 characters.

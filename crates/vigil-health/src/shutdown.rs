@@ -283,7 +283,11 @@ impl Coordinator {
         let engine = engine.clone();
         tokio::spawn(async move {
             loop {
-                match events.recv().await {
+                let event = tokio::select! {
+                    _ = this.triggered() => return,
+                    event = events.recv() => event,
+                };
+                match event {
                     Ok(Event::CheckChanged {
                         check,
                         to: CheckState::Critical,

@@ -341,6 +341,34 @@ async fn a_critical_check_in_critical_state_makes_the_node_unhealthy() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_recovering_critical_check_is_not_blamed_with_its_passing_message() {
+    let engine = engine();
+    let db = Script::verdicts(&[Verdict::Fail, Verdict::Pass, Verdict::Pass]);
+    let thresholds = Thresholds::new(1, 1, 2).expect("valid");
+    engine
+        .register(spec("db").critical(true).thresholds(thresholds), db.probe())
+        .expect("valid");
+    engine.start();
+    db.wait_runs(2).await;
+    assert_eq!(
+        status(&engine),
+        (
+            Status::Unhealthy,
+            "critical check \"db\" failing: recovering, 1 of 2 passes needed".to_owned()
+        )
+    );
+    db.wait_runs(3).await;
+    assert_eq!(
+        status(&engine),
+        (
+            Status::Degraded,
+            "system score 0.67 below healthy threshold 0.95".to_owned()
+        ),
+        "passing again, while the recent failure still weighs on the score"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_critical_check_below_its_critical_threshold_only_degrades() {
     let engine = engine();
     let db = Script::verdicts(&[Fail, Fail, Fail]);
