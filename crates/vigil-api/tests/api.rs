@@ -358,3 +358,47 @@ async fn the_event_stream_opens_with_the_status_and_carries_changes() {
     assert!(first < registered && registered < changed, "{text}");
     assert!(text.contains(r#""to":"passing""#), "{text}");
 }
+
+mod arbitrary_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Bodies near the valid shape reach deeper into the decoder than random bytes alone.
+    fn body() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            proptest::collection::vec(
+                (
+                    "probe|interval|timeout|ttl|max_used|expect_status|headers|critical|name",
+                    r#""[a-z:/0-9.]{0,12}"|[0-9]{1,3}|true|\[\]|\{\}|null|-1|1e999"#
+                ),
+                0..5
+            )
+            .prop_map(|pairs| {
+                let fields: Vec<String> =
+                    pairs.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+                format!("{{{}}}", fields.join(", "))
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn check_definitions_never_cause_a_server_error(body in body(), verdict in "pass|warn|fail|[a-z]{0,5}") {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let engine = engine();
+                let app = app(&engine, None);
+                let (code, json) = call(&app, Method::PUT, "/v1/checks/fuzz", None, &body).await;
+                prop_assert!(code.is_success() || code.is_client_error(), "{code} for {body:?}");
+                if code.is_client_error() {
+                    prop_assert!(json["error"].is_string(), "JSON error for {body:?}");
+                }
+                let (code, _) = call(&app, Method::PUT, &format!("/v1/checks/fuzz/{verdict}"), None, &body).await;
+                prop_assert!(code.is_success() || code.is_client_error(), "{code} for {verdict} {body:?}");
+                Ok(())
+            })?;
+        }
+    }
+}

@@ -1629,4 +1629,35 @@ probe = "memory"
         let file = TempFile::new("load", "[node]\nid = \"from-disk\"\n");
         assert_eq!(load(&file.0).expect("valid config").node.id, "from-disk");
     }
+
+    mod arbitrary_input {
+        use super::super::parse_with_env;
+        use proptest::prelude::*;
+
+        /// Lines near the valid shape reach deeper than random text alone.
+        fn document() -> impl Strategy<Value = String> {
+            let line = prop_oneof![
+                Just("[[checks]]".to_owned()),
+                Just("[api]".to_owned()),
+                Just("[health]".to_owned()),
+                "(name|probe|interval|ttl|bind|token|max_used|healthy_threshold|score_window) = (\"[a-z:/0-9. ]{0,10}\"|[0-9.-]{1,4}|true|\\[\\]|\\{\\})",
+                any::<String>(),
+            ];
+            proptest::collection::vec(line, 0..12).prop_map(|lines| lines.join("\n"))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(500))]
+            #[test]
+            fn any_document_gives_a_config_or_positioned_errors(source in document()) {
+                if let Err(errors) = parse_with_env(&source, "fuzz.toml", |_| None) {
+                    prop_assert!(!errors.0.is_empty());
+                    for error in &errors.0 {
+                        prop_assert!(error.line >= 1, "{error} in {source:?}");
+                        prop_assert!(error.line <= source.lines().count().max(1), "{error} in {source:?}");
+                    }
+                }
+            }
+        }
+    }
 }
