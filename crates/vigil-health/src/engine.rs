@@ -601,7 +601,7 @@ impl Inner {
         let detail = cause
             .check()
             .and_then(|c| st.checks.get(c))
-            .and_then(|e| failure_detail(e));
+            .and_then(failure_detail);
         let status = cause.status();
         let message = cause.message(detail.as_deref());
         let now = OffsetDateTime::now_utc();
