@@ -1,0 +1,73 @@
+//! Protocol tunables, with defaults chosen for LAN clusters.
+
+use std::time::Duration;
+
+/// Every tunable of the protocol. `Config::default()` suits a LAN.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// How often a node sends a heartbeat to each of its observers.
+    pub heartbeat_interval: Duration,
+    /// How many observers watch each member (`k`); everyone watches everyone below `k + 1`.
+    pub observers: usize,
+    /// Phi at which an observer starts probing a member indirectly.
+    pub phi_threshold: f64,
+    /// Heartbeat intervals kept per observed member.
+    pub phi_window: usize,
+    /// Floor of the standard deviation of intervals, so a very regular member is not suspected
+    /// on its first late heartbeat.
+    pub phi_min_std_dev: Duration,
+    /// Lateness tolerated before phi starts to rise (GC pauses, busy hosts).
+    pub phi_acceptable_pause: Duration,
+    /// How often observers evaluate phi.
+    pub check_interval: Duration,
+    /// How long a direct plus indirect probe waits for an ack.
+    pub probe_timeout: Duration,
+    /// Members asked to probe a member indirectly (`m`).
+    pub indirect_probes: usize,
+    /// Suspicion timeout once enough independent observers confirm it.
+    pub suspicion_min: Duration,
+    /// Suspicion timeout with no confirmation.
+    pub suspicion_max: Duration,
+    /// How often a node gossips pending updates.
+    pub gossip_interval: Duration,
+    /// Members gossiped to per round.
+    pub fanout: usize,
+    /// Each update is sent about `retransmit_mult × log10(n + 1)` times.
+    pub retransmit_mult: u32,
+    /// How often a node does a full state exchange with a random member.
+    pub push_pull_interval: Duration,
+    /// How often seeds that are not active members are dialled again.
+    pub seed_redial_interval: Duration,
+    /// Dead and left members are forgotten after this long.
+    pub reap_after: Duration,
+    /// Largest UDP payload, encryption included.
+    pub max_packet: usize,
+    /// Ceiling of the Lifeguard local health multiplier.
+    pub max_local_health: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            heartbeat_interval: Duration::from_millis(500),
+            observers: 5,
+            phi_threshold: 8.0,
+            phi_window: 1000,
+            phi_min_std_dev: Duration::from_millis(100),
+            phi_acceptable_pause: Duration::ZERO,
+            check_interval: Duration::from_millis(100),
+            probe_timeout: Duration::from_millis(400),
+            indirect_probes: 3,
+            suspicion_min: Duration::from_millis(1500),
+            suspicion_max: Duration::from_secs(9),
+            gossip_interval: Duration::from_millis(200),
+            fanout: 3,
+            retransmit_mult: 4,
+            push_pull_interval: Duration::from_secs(30),
+            seed_redial_interval: Duration::from_secs(5),
+            reap_after: Duration::from_secs(60),
+            max_packet: 1400,
+            max_local_health: 8,
+        }
+    }
+}

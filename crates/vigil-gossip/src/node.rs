@@ -1,0 +1,957 @@
+//! The protocol state machine: one node's view of the cluster, driven by packets and time.
+//!
+//! A driver feeds it datagrams ([`Node::handle_packet`]), push-pull payloads
+//! ([`Node::handle_sync`]) and the passing of time ([`Node::handle_timeout`] when
+//! [`Node::poll_timeout`] is due), and carries out what it asks: datagrams to send
+//! ([`Node::poll_transmit`]), push-pull exchanges to open ([`Node::poll_sync`]). It reports
+//! membership changes through [`Node::poll_event`]. Nothing here reads a clock, opens a socket or
+//! draws from the OS: the same node runs under tokio in the agent and in virtual time in the
+//! simulator.
+//!
+//! Failure detection, in order:
+//! 1. each member heartbeats to its `k` observers (its successors on a hash ring), every
+//!    `heartbeat_interval`; any datagram from a member counts as a heartbeat;
+//! 2. an observer's phi-accrual detector crosses `phi_threshold` → the observer pings the member
+//!    directly and through `m` others;
+//! 3. no ack within `probe_timeout` → the observer gossips `Suspect`; other observers that agree
+//!    add independent confirmations;
+//! 4. the member refutes with a higher incarnation, or its suspicion times out (Lifeguard: from
+//!    `suspicion_max` down to `suspicion_min` as confirmations arrive) → `Dead`.
+//!
+//! A node that finds itself stalled (its timers fire late) stretches its own timeouts and does
+//! not accuse others of the silence it caused (Lifeguard's local health).
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+use crate::broadcast::Broadcasts;
+use crate::config::Config;
+use crate::crypto::{self, Keyring, SEAL_OVERHEAD};
+use crate::event::{Event, Stats};
+use crate::id::NodeId;
+use crate::member::{Member, MemberState, Metadata};
+use crate::message::{self, Body, DecodeError, Packet, SyncState, Update};
+use crate::phi::PhiDetector;
+
+/// A datagram the driver must send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Destination.
+    pub to: SocketAddr,
+    /// Bytes to send as one UDP datagram.
+    pub payload: Vec<u8>,
+}
+
+/// Who a node is, as its driver starts it.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// Its unique name.
+    pub id: NodeId,
+    /// The address other members reach its gossip socket at.
+    pub addr: SocketAddr,
+    /// Its starting incarnation. Drivers use the wall-clock seconds at start, so a restarted node
+    /// outranks what the cluster remembers of its previous life at once.
+    pub incarnation: u64,
+}
+
+/// An indirect or direct probe this node runs against a member whose phi crossed the threshold.
+struct Probe {
+    target: NodeId,
+    deadline: Instant,
+}
+
+/// A ping this node sends on behalf of another member's indirect probe.
+struct Relay {
+    origin: SocketAddr,
+    origin_seq: u32,
+    deadline: Instant,
+}
+
+/// A suspicion this node holds about a member, with Lifeguard's shrinking timeout.
+struct Suspicion {
+    started: Instant,
+    incarnation: u64,
+    confirmations: HashSet<NodeId>,
+    deadline: Instant,
+}
+
+/// One node of the membership protocol. See the module documentation.
+pub struct Node {
+    config: Config,
+    me: NodeId,
+    addr: SocketAddr,
+    incarnation: u64,
+    meta: Metadata,
+    meta_version: u64,
+    leaving: bool,
+    members: HashMap<NodeId, Member>,
+    ring: BTreeSet<(u64, NodeId)>,
+    detectors: HashMap<NodeId, PhiDetector>,
+    probes: HashMap<u32, Probe>,
+    probing: HashSet<NodeId>,
+    suspected_by_me: HashSet<(NodeId, u64)>,
+    relays: HashMap<u32, Relay>,
+    suspicions: HashMap<NodeId, Suspicion>,
+    broadcasts: Broadcasts,
+    keyring: Option<Keyring>,
+    rng: ChaCha20Rng,
+    seq: u32,
+    seeds: Vec<SocketAddr>,
+    next_heartbeat: Instant,
+    next_gossip: Instant,
+    next_check: Instant,
+    next_push_pull: Instant,
+    next_redial: Instant,
+    next_reap: Instant,
+    next_health_decay: Instant,
+    expected_wake: Option<Instant>,
+    local_health: u32,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    syncs: VecDeque<SocketAddr>,
+    stats: Stats,
+}
+
+impl Node {
+    /// A node that knows only itself. Call [`Node::join`] to meet the cluster.
+    ///
+    /// `seed` feeds the node's random choices and encryption nonces: use 32 bytes from the OS in
+    /// production, a fixed value in simulations.
+    pub fn new(identity: Identity, meta: Metadata, config: Config, keyring: Option<Keyring>, seed: [u8; 32], now: Instant) -> Node {
+        let mut node = Node {
+            me: identity.id.clone(),
+            addr: identity.addr,
+            incarnation: identity.incarnation,
+            meta,
+            meta_version: 0,
+            leaving: false,
+            members: HashMap::new(),
+            ring: BTreeSet::new(),
+            detectors: HashMap::new(),
+            probes: HashMap::new(),
+            probing: HashSet::new(),
+            suspected_by_me: HashSet::new(),
+            relays: HashMap::new(),
+            suspicions: HashMap::new(),
+            broadcasts: Broadcasts::default(),
+            keyring,
+            rng: ChaCha20Rng::from_seed(seed),
+            seq: 0,
+            seeds: Vec::new(),
+            next_heartbeat: now,
+            next_gossip: now + config.gossip_interval,
+            next_check: now + config.check_interval,
+            next_push_pull: now + config.push_pull_interval,
+            next_redial: now + config.seed_redial_interval,
+            next_reap: now + config.reap_after,
+            next_health_decay: now + HEALTH_DECAY,
+            expected_wake: None,
+            local_health: 0,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            syncs: VecDeque::new(),
+            stats: Stats::default(),
+            config,
+        };
+        node.ring.insert((identity.id.ring_hash(), identity.id));
+        node
+    }
+
+    // ----- commands -----
+
+    /// Meets the cluster through `seeds` (gossip addresses): a push-pull with each, now and again
+    /// every `seed_redial_interval` while they are not active members.
+    pub fn join(&mut self, _now: Instant, seeds: &[SocketAddr]) {
+        self.seeds = seeds.iter().copied().filter(|s| *s != self.addr).collect();
+        self.syncs.extend(self.seeds.iter().copied());
+    }
+
+    /// Leaves the cluster gracefully: tells `fanout` × 2 members at once and stops heartbeating.
+    /// Keep driving the node for a moment so the news spreads before the process exits.
+    pub fn leave(&mut self, _now: Instant) {
+        if self.leaving {
+            return;
+        }
+        self.leaving = true;
+        self.incarnation += 1;
+        self.broadcasts.push(Update::Left {
+            id: self.me.clone(),
+            incarnation: self.incarnation,
+        });
+        let targets = self.random_active(self.config.fanout * 2, None);
+        for target in targets {
+            self.send(target, Body::Gossip);
+        }
+    }
+
+    /// Replaces this node's metadata and spreads it if it changed.
+    pub fn set_metadata(&mut self, _now: Instant, meta: Metadata) {
+        if meta == self.meta {
+            return;
+        }
+        self.meta = meta;
+        self.meta_version += 1;
+        self.broadcasts.push(self.alive_update());
+    }
+
+    /// The keyring, for rotating keys while running.
+    pub fn keyring_mut(&mut self) -> Option<&mut Keyring> {
+        self.keyring.as_mut()
+    }
+
+    // ----- inputs -----
+
+    /// Processes one datagram received from `from`.
+    pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, frame: &[u8]) -> Result<(), DecodeError> {
+        let packet: Packet = match message::decode(self.keyring.as_ref(), frame) {
+            Ok(packet) => packet,
+            Err(e) => {
+                self.stats.rejected += 1;
+                return Err(e);
+            }
+        };
+        self.stats.packets_received += 1;
+        self.stats.bytes_received += frame.len() as u64;
+        if packet.sender == self.me {
+            return Ok(());
+        }
+        self.heard_from(now, &packet.sender);
+        for update in packet.updates {
+            self.apply(now, update);
+        }
+        match packet.body {
+            Body::Heartbeat => self.stats.heartbeats_received += 1,
+            Body::Gossip => {}
+            Body::Ping { seq } => self.send(from, Body::Ack { seq }),
+            Body::Ack { seq } => self.acked(now, seq),
+            Body::PingReq { seq, target, target_addr } => {
+                if target == self.me {
+                    self.send(from, Body::Ack { seq });
+                } else {
+                    let relay_seq = self.next_seq();
+                    self.relays.insert(
+                        relay_seq,
+                        Relay {
+                            origin: from,
+                            origin_seq: seq,
+                            deadline: now + self.probe_timeout(),
+                        },
+                    );
+                    self.send(target_addr, Body::Ping { seq: relay_seq });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The payload of a push-pull exchange: everything this node knows, itself included.
+    pub fn sync_payload(&mut self) -> Vec<u8> {
+        let mut members = vec![self.alive_update()];
+        if self.leaving {
+            members[0] = Update::Left {
+                id: self.me.clone(),
+                incarnation: self.incarnation,
+            };
+        }
+        members.extend(self.members.values().map(member_update));
+        let state = SyncState {
+            sender: self.me.clone(),
+            members,
+        };
+        let frame = crypto::seal(self.keyring.as_ref(), &message::encode(&state), &mut self.rng);
+        self.stats.bytes_sent += frame.len() as u64;
+        frame
+    }
+
+    /// Merges the state received in a push-pull exchange from `from`.
+    pub fn handle_sync(&mut self, now: Instant, _from: SocketAddr, frame: &[u8]) -> Result<(), DecodeError> {
+        let state: SyncState = match message::decode(self.keyring.as_ref(), frame) {
+            Ok(state) => state,
+            Err(e) => {
+                self.stats.rejected += 1;
+                return Err(e);
+            }
+        };
+        self.stats.bytes_received += frame.len() as u64;
+        self.heard_from(now, &state.sender);
+        for update in state.members {
+            self.apply(now, update);
+        }
+        Ok(())
+    }
+
+    /// Does whatever is due at `now`. Call when [`Node::poll_timeout`] passes (calling early or
+    /// often is harmless).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.notice_stall(now);
+        if self.leaving {
+            self.expected_wake = self.poll_timeout();
+            return;
+        }
+        if now >= self.next_heartbeat {
+            self.heartbeat();
+            self.next_heartbeat = advance(self.next_heartbeat, self.config.heartbeat_interval, now);
+        }
+        if now >= self.next_gossip {
+            self.gossip();
+            self.next_gossip = advance(self.next_gossip, self.config.gossip_interval, now);
+        }
+        if now >= self.next_check {
+            self.check_observed(now);
+            self.next_check = advance(self.next_check, self.config.check_interval, now);
+        }
+        self.expire_probes(now);
+        self.expire_suspicions(now);
+        if now >= self.next_push_pull {
+            if let Some(peer) = self.random_active(1, None).pop() {
+                self.syncs.push_back(peer);
+            }
+            self.next_push_pull = now + self.push_pull_interval();
+        }
+        if now >= self.next_redial {
+            self.redial_seeds();
+            self.next_redial = now + self.config.seed_redial_interval;
+        }
+        if now >= self.next_reap {
+            self.reap(now);
+            self.next_reap = now + self.config.reap_after / 4;
+        }
+        if now >= self.next_health_decay {
+            self.local_health = self.local_health.saturating_sub(1);
+            self.next_health_decay = now + HEALTH_DECAY;
+        }
+        self.expected_wake = self.poll_timeout();
+    }
+
+    // ----- outputs -----
+
+    /// When [`Node::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.leaving {
+            return None;
+        }
+        let periodic = [
+            self.next_heartbeat,
+            self.next_gossip,
+            self.next_check,
+            self.next_push_pull,
+            self.next_redial,
+            self.next_reap,
+            self.next_health_decay,
+        ];
+        periodic
+            .into_iter()
+            .chain(self.probes.values().map(|p| p.deadline))
+            .chain(self.relays.values().map(|r| r.deadline))
+            .chain(self.suspicions.values().map(|s| s.deadline))
+            .min()
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next membership event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next address to run a push-pull exchange with: connect, send
+    /// [`Node::sync_payload`], pass the answer to [`Node::handle_sync`].
+    pub fn poll_sync(&mut self) -> Option<SocketAddr> {
+        self.syncs.pop_front()
+    }
+
+    // ----- views -----
+
+    /// This node's id.
+    pub fn id(&self) -> &NodeId {
+        &self.me
+    }
+
+    /// This node's incarnation.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// This node's metadata.
+    pub fn metadata(&self) -> &Metadata {
+        &self.meta
+    }
+
+    /// This node as a member.
+    pub fn local_member(&self, now: Instant) -> Member {
+        Member {
+            id: self.me.clone(),
+            addr: self.addr,
+            incarnation: self.incarnation,
+            state: if self.leaving { MemberState::Left } else { MemberState::Alive },
+            meta: self.meta.clone(),
+            meta_version: self.meta_version,
+            state_since: now,
+            last_heard: Some(now),
+        }
+    }
+
+    /// Every other member known, tombstones (dead, left) included until reaped.
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.members.values()
+    }
+
+    /// One member.
+    pub fn member(&self, id: &NodeId) -> Option<&Member> {
+        self.members.get(id)
+    }
+
+    /// Phi of a member this node observes; `None` for members it does not observe.
+    pub fn phi(&self, id: &NodeId, now: Instant) -> Option<f64> {
+        self.detectors.get(id).map(|d| d.phi(now))
+    }
+
+    /// Lifeguard local health multiplier: 0 when this node keeps up, higher when it finds itself
+    /// slow; its own timeouts are stretched by `1 + local_health`.
+    pub fn local_health(&self) -> u32 {
+        self.local_health
+    }
+
+    /// Updates waiting to be spread.
+    pub fn pending_updates(&self) -> usize {
+        self.broadcasts.len()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    // ----- internals -----
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    fn stretch(&self, d: Duration) -> Duration {
+        d * (1 + self.local_health)
+    }
+
+    fn probe_timeout(&self) -> Duration {
+        self.stretch(self.config.probe_timeout)
+    }
+
+    fn active_count(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// Each update is sent `mult × ⌈log10(n + 1)⌉` times.
+    fn retransmit_limit(&self) -> u32 {
+        let n = self.active_count() as f64 + 1.0;
+        self.config.retransmit_mult * (n.log10().ceil() as u32).max(1)
+    }
+
+    /// Full syncs grow rarer as the cluster grows, keeping their bandwidth per node flat.
+    fn push_pull_interval(&self) -> Duration {
+        let n = self.active_count().max(1) as f64;
+        let scale = (n / 32.0).log2().ceil().max(0.0) + 1.0;
+        self.config.push_pull_interval.mul_f64(scale)
+    }
+
+    fn alive_update(&self) -> Update {
+        Update::Alive {
+            id: self.me.clone(),
+            addr: self.addr,
+            incarnation: self.incarnation,
+            meta: self.meta.clone(),
+            meta_version: self.meta_version,
+        }
+    }
+
+    /// Seals and queues one datagram, piggybacking as many pending updates as fit.
+    fn send(&mut self, to: SocketAddr, body: Body) {
+        let mut packet = Packet {
+            sender: self.me.clone(),
+            incarnation: self.incarnation,
+            body,
+            updates: Vec::new(),
+        };
+        let base = message::encode(&packet).len();
+        // Two bytes for the varint length of the update list.
+        let budget = self.config.max_packet.saturating_sub(SEAL_OVERHEAD + base + 2);
+        let limit = self.retransmit_limit();
+        packet.updates = self.broadcasts.take(budget, limit);
+        let payload = crypto::seal(self.keyring.as_ref(), &message::encode(&packet), &mut self.rng);
+        self.stats.packets_sent += 1;
+        self.stats.bytes_sent += payload.len() as u64;
+        self.transmits.push_back(Transmit { to, payload });
+    }
+
+    /// Members on the ring after (observers) or before (observed) this node, at most `k`.
+    fn ring_neighbours(&self, successors: bool) -> Vec<NodeId> {
+        let k = self.config.observers.min(self.ring.len().saturating_sub(1));
+        let key = (self.me.ring_hash(), self.me.clone());
+        let mut out = Vec::with_capacity(k);
+        if successors {
+            let after = self.ring.range((std::ops::Bound::Excluded(key.clone()), std::ops::Bound::Unbounded));
+            for (_, id) in after.chain(self.ring.iter()).take(k) {
+                out.push(id.clone());
+            }
+        } else {
+            let before = self.ring.range(..key.clone()).rev();
+            for (_, id) in before.chain(self.ring.iter().rev()).take(k) {
+                out.push(id.clone());
+            }
+        }
+        out
+    }
+
+    fn addr_of(&self, id: &NodeId) -> Option<SocketAddr> {
+        self.members.get(id).map(|m| m.addr)
+    }
+
+    fn heartbeat(&mut self) {
+        for observer in self.ring_neighbours(true) {
+            if let Some(addr) = self.addr_of(&observer) {
+                self.stats.heartbeats_sent += 1;
+                self.send(addr, Body::Heartbeat);
+            }
+        }
+    }
+
+    fn gossip(&mut self) {
+        if self.broadcasts.is_empty() {
+            return;
+        }
+        for addr in self.random_active(self.config.fanout, None) {
+            self.send(addr, Body::Gossip);
+            if self.broadcasts.is_empty() {
+                break;
+            }
+        }
+    }
+
+    /// Up to `count` random active members' addresses, never `except`.
+    fn random_active(&mut self, count: usize, except: Option<&NodeId>) -> Vec<SocketAddr> {
+        let candidates: Vec<SocketAddr> = self
+            .members
+            .values()
+            .filter(|m| m.state.is_active() && Some(&m.id) != except)
+            .map(|m| m.addr)
+            .collect();
+        candidates.choose_multiple(&mut self.rng, count).copied().collect()
+    }
+
+    fn redial_seeds(&mut self) {
+        let active: HashSet<SocketAddr> = self
+            .members
+            .values()
+            .filter(|m| m.state.is_active())
+            .map(|m| m.addr)
+            .collect();
+        let mut missing: Vec<SocketAddr> = self.seeds.iter().copied().filter(|s| !active.contains(s)).collect();
+        if active.is_empty() {
+            self.syncs.extend(missing);
+        } else if let Some(seed) = {
+            missing.shuffle(&mut self.rng);
+            missing.first().copied()
+        } {
+            self.syncs.push_back(seed);
+        }
+    }
+
+    /// Any datagram from an observed member counts as its heartbeat.
+    fn heard_from(&mut self, now: Instant, sender: &NodeId) {
+        if let Some(member) = self.members.get_mut(sender) {
+            member.last_heard = Some(now);
+        }
+        if let Some(detector) = self.detectors.get_mut(sender) {
+            detector.heartbeat(now);
+        }
+    }
+
+    /// Keeps one phi detector per member this node observes (its ring predecessors).
+    fn refresh_observed(&mut self, now: Instant) {
+        let observed: HashSet<NodeId> = self.ring_neighbours(false).into_iter().collect();
+        self.detectors.retain(|id, _| observed.contains(id));
+        for id in observed {
+            let config = &self.config;
+            self.detectors.entry(id).or_insert_with(|| {
+                PhiDetector::new(
+                    now,
+                    config.heartbeat_interval,
+                    config.phi_window,
+                    config.phi_min_std_dev,
+                    config.phi_acceptable_pause,
+                )
+            });
+        }
+    }
+
+    fn check_observed(&mut self, now: Instant) {
+        let due: Vec<NodeId> = self
+            .detectors
+            .iter()
+            .filter(|(id, d)| !self.probing.contains(*id) && d.phi(now) > self.config.phi_threshold)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for target in due {
+            self.start_probe(now, target);
+        }
+    }
+
+    fn start_probe(&mut self, now: Instant, target: NodeId) {
+        let Some(member) = self.members.get(&target) else {
+            return;
+        };
+        if !member.state.is_active() || self.suspected_by_me.contains(&(target.clone(), member.incarnation)) {
+            return;
+        }
+        let target_addr = member.addr;
+        let seq = self.next_seq();
+        self.stats.probes += 1;
+        self.probing.insert(target.clone());
+        self.probes.insert(
+            seq,
+            Probe {
+                target: target.clone(),
+                deadline: now + self.probe_timeout(),
+            },
+        );
+        self.send(target_addr, Body::Ping { seq });
+        for relay in self.random_active(self.config.indirect_probes, Some(&target)) {
+            self.send(
+                relay,
+                Body::PingReq {
+                    seq,
+                    target: target.clone(),
+                    target_addr,
+                },
+            );
+        }
+    }
+
+    fn acked(&mut self, now: Instant, seq: u32) {
+        if let Some(relay) = self.relays.remove(&seq) {
+            self.send(relay.origin, Body::Ack { seq: relay.origin_seq });
+            return;
+        }
+        if let Some(probe) = self.probes.remove(&seq) {
+            self.probing.remove(&probe.target);
+            if let Some(detector) = self.detectors.get_mut(&probe.target) {
+                detector.restart_clock(now);
+            }
+            self.local_health = self.local_health.saturating_sub(1);
+        }
+    }
+
+    fn expire_probes(&mut self, now: Instant) {
+        self.relays.retain(|_, r| r.deadline > now);
+        let failed: Vec<u32> = self.probes.iter().filter(|(_, p)| p.deadline <= now).map(|(s, _)| *s).collect();
+        for seq in failed {
+            let Some(probe) = self.probes.remove(&seq) else {
+                continue;
+            };
+            self.probing.remove(&probe.target);
+            let Some(member) = self.members.get(&probe.target) else {
+                continue;
+            };
+            if member.state.is_active() {
+                let incarnation = member.incarnation;
+                self.suspected_by_me.insert((probe.target.clone(), incarnation));
+                let update = Update::Suspect {
+                    id: probe.target,
+                    incarnation,
+                    from: self.me.clone(),
+                };
+                self.apply(now, update);
+            }
+        }
+    }
+
+    fn expire_suspicions(&mut self, now: Instant) {
+        let expired: Vec<(NodeId, u64)> = self
+            .suspicions
+            .iter()
+            .filter(|(_, s)| s.deadline <= now)
+            .map(|(id, s)| (id.clone(), s.incarnation))
+            .collect();
+        for (id, incarnation) in expired {
+            let update = Update::Dead {
+                id,
+                incarnation,
+                from: self.me.clone(),
+            };
+            self.apply(now, update);
+        }
+    }
+
+    /// Lifeguard: a node whose timers fire far too late was stalled (paused, starved of CPU). The
+    /// silence it saw was its own doing, so it restarts its detectors' clocks, gives pending probes
+    /// and suspicions time to hear the datagrams queued while it stalled, and trusts itself less.
+    fn notice_stall(&mut self, now: Instant) {
+        let Some(expected) = self.expected_wake else {
+            return;
+        };
+        let tolerance = (self.config.check_interval * 4).max(Duration::from_millis(500));
+        if now <= expected + tolerance {
+            return;
+        }
+        self.local_health = (self.local_health + 1).min(self.config.max_local_health);
+        for detector in self.detectors.values_mut() {
+            detector.restart_clock(now);
+        }
+        let grace = now + self.probe_timeout();
+        for probe in self.probes.values_mut() {
+            probe.deadline = probe.deadline.max(grace);
+        }
+        for suspicion in self.suspicions.values_mut() {
+            suspicion.deadline = suspicion.deadline.max(grace);
+        }
+        self.next_check = self.next_check.max(now + self.config.check_interval);
+    }
+
+    fn reap(&mut self, now: Instant) {
+        let reap_after = self.config.reap_after;
+        self.members
+            .retain(|_, m| m.state.is_active() || now.saturating_duration_since(m.state_since) < reap_after);
+    }
+
+    /// Lifeguard's timeout: from `max` with no confirmation down to `min` once the expected
+    /// number of independent observers agree.
+    fn suspicion_timeout(&self, confirmations: usize) -> Duration {
+        let min = self.stretch(self.config.suspicion_min);
+        let max = self.stretch(self.config.suspicion_max).max(min);
+        let expected = self.config.observers.min(self.active_count().saturating_sub(2));
+        if expected == 0 {
+            return min;
+        }
+        let extra = confirmations.saturating_sub(1) as f64;
+        let fraction = ((extra + 1.0).ln() / (expected as f64 + 1.0).ln()).min(1.0);
+        max.saturating_sub((max - min).mul_f64(fraction)).max(min)
+    }
+
+    fn refute(&mut self, incarnation: u64) {
+        if self.leaving {
+            return;
+        }
+        self.incarnation = self.incarnation.max(incarnation) + 1;
+        self.local_health = (self.local_health + 1).min(self.config.max_local_health);
+        self.stats.refutations += 1;
+        self.broadcasts.push(self.alive_update());
+        self.events.push_back(Event::Refuted {
+            incarnation: self.incarnation,
+        });
+    }
+
+    fn set_state(&mut self, now: Instant, id: &NodeId, state: MemberState) {
+        let Some(member) = self.members.get_mut(id) else {
+            return;
+        };
+        member.state = state;
+        member.state_since = now;
+        let key = (id.ring_hash(), id.clone());
+        let changed = if state.is_active() {
+            self.ring.insert(key)
+        } else {
+            self.suspicions.remove(id);
+            self.ring.remove(&key)
+        };
+        if changed {
+            self.refresh_observed(now);
+        }
+    }
+
+    /// Applies one fact by SWIM's precedence rules; facts that change something are passed on.
+    fn apply(&mut self, now: Instant, update: Update) {
+        let subject = update.subject().clone();
+        if subject == self.me {
+            match update {
+                Update::Suspect { incarnation, .. } | Update::Dead { incarnation, .. } | Update::Left { incarnation, .. }
+                    if incarnation >= self.incarnation =>
+                {
+                    self.refute(incarnation)
+                }
+                Update::Alive { incarnation, .. } if incarnation > self.incarnation => self.refute(incarnation),
+                _ => {}
+            }
+            return;
+        }
+        let current = self.members.get(&subject).map(|m| (m.state, m.incarnation, m.meta_version));
+        let changed = match (&update, current) {
+            (Update::Alive { id, addr, incarnation, meta, meta_version }, None) => {
+                self.members.insert(
+                    id.clone(),
+                    Member {
+                        id: id.clone(),
+                        addr: *addr,
+                        incarnation: *incarnation,
+                        state: MemberState::Dead,
+                        meta: meta.clone(),
+                        meta_version: *meta_version,
+                        state_since: now,
+                        last_heard: None,
+                    },
+                );
+                self.set_state(now, id, MemberState::Alive);
+                self.emit(id, Event::MemberUp);
+                true
+            }
+            (Update::Alive { id, addr, incarnation, meta, meta_version }, Some((state, cur_inc, cur_version))) => {
+                let newer = *incarnation > cur_inc;
+                let newer_meta = *incarnation == cur_inc && *meta_version > cur_version && state.is_active();
+                let mut meta_changed = false;
+                if newer || newer_meta {
+                    if let Some(m) = self.members.get_mut(id) {
+                        meta_changed = m.meta != *meta;
+                        m.addr = *addr;
+                        m.incarnation = *incarnation;
+                        m.meta = meta.clone();
+                        m.meta_version = *meta_version;
+                    }
+                }
+                match state {
+                    _ if !newer && !newer_meta => false,
+                    MemberState::Alive => {
+                        if meta_changed {
+                            self.emit(id, Event::MemberUpdated);
+                        }
+                        true
+                    }
+                    MemberState::Suspect => {
+                        self.suspicions.remove(id);
+                        self.set_state(now, id, MemberState::Alive);
+                        self.emit(id, Event::MemberAlive);
+                        true
+                    }
+                    _ => {
+                        self.set_state(now, id, MemberState::Alive);
+                        self.emit(id, Event::MemberUp);
+                        true
+                    }
+                }
+            }
+            (Update::Suspect { id, incarnation, from }, Some((state, cur_inc, _))) => match state {
+                MemberState::Alive if *incarnation >= cur_inc => {
+                    if let Some(m) = self.members.get_mut(id) {
+                        m.incarnation = *incarnation;
+                    }
+                    self.set_state(now, id, MemberState::Suspect);
+                    self.suspicions.insert(
+                        id.clone(),
+                        Suspicion {
+                            started: now,
+                            incarnation: *incarnation,
+                            confirmations: HashSet::from([from.clone()]),
+                            deadline: now + self.suspicion_timeout(1),
+                        },
+                    );
+                    self.stats.suspicions += 1;
+                    self.emit(id, Event::MemberSuspect);
+                    true
+                }
+                MemberState::Suspect if *incarnation == cur_inc => self.confirm(id, from),
+                MemberState::Suspect if *incarnation > cur_inc => {
+                    if let Some(m) = self.members.get_mut(id) {
+                        m.incarnation = *incarnation;
+                    }
+                    self.suspicions.insert(
+                        id.clone(),
+                        Suspicion {
+                            started: now,
+                            incarnation: *incarnation,
+                            confirmations: HashSet::from([from.clone()]),
+                            deadline: now + self.suspicion_timeout(1),
+                        },
+                    );
+                    true
+                }
+                _ => false,
+            },
+            (Update::Dead { id, incarnation, .. }, Some((state, cur_inc, _))) if state.is_active() && *incarnation >= cur_inc => {
+                if let Some(m) = self.members.get_mut(id) {
+                    m.incarnation = *incarnation;
+                }
+                self.set_state(now, id, MemberState::Dead);
+                self.stats.failures_detected += 1;
+                self.emit(id, Event::MemberDown);
+                true
+            }
+            (Update::Left { id, incarnation }, Some((state, cur_inc, _))) if state != MemberState::Left && *incarnation >= cur_inc => {
+                if let Some(m) = self.members.get_mut(id) {
+                    m.incarnation = *incarnation;
+                }
+                self.set_state(now, id, MemberState::Left);
+                self.emit(id, Event::MemberLeft);
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            self.broadcasts.push(update);
+        }
+    }
+
+    /// Counts an independent confirmation of a suspicion; the timeout shrinks accordingly.
+    fn confirm(&mut self, id: &NodeId, from: &NodeId) -> bool {
+        let Some(suspicion) = self.suspicions.get_mut(id) else {
+            return false;
+        };
+        if !suspicion.confirmations.insert(from.clone()) {
+            return false;
+        }
+        let count = suspicion.confirmations.len();
+        let started = suspicion.started;
+        let deadline = started + self.suspicion_timeout(count);
+        if let Some(suspicion) = self.suspicions.get_mut(id) {
+            suspicion.deadline = deadline;
+        }
+        true
+    }
+
+    fn emit(&mut self, id: &NodeId, event: fn(Member) -> Event) {
+        if let Some(member) = self.members.get(id) {
+            self.events.push_back(event(member.clone()));
+        }
+    }
+}
+
+/// How often the local health multiplier relaxes by one when nothing raises it.
+const HEALTH_DECAY: Duration = Duration::from_secs(5);
+
+/// The next periodic deadline after `now`, skipping rounds that were missed.
+fn advance(deadline: Instant, period: Duration, now: Instant) -> Instant {
+    let next = deadline + period;
+    if next <= now {
+        now + period
+    } else {
+        next
+    }
+}
+
+/// A member's state as the update that would recreate it elsewhere.
+fn member_update(m: &Member) -> Update {
+    match m.state {
+        // A suspicion is this node's opinion, not a fact to hand over: the receiver forms its own.
+        MemberState::Alive | MemberState::Suspect => Update::Alive {
+            id: m.id.clone(),
+            addr: m.addr,
+            incarnation: m.incarnation,
+            meta: m.meta.clone(),
+            meta_version: m.meta_version,
+        },
+        MemberState::Dead => Update::Dead {
+            id: m.id.clone(),
+            incarnation: m.incarnation,
+            from: m.id.clone(),
+        },
+        MemberState::Left => Update::Left {
+            id: m.id.clone(),
+            incarnation: m.incarnation,
+        },
+    }
+}
