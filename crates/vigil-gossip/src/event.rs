@@ -25,7 +25,7 @@ pub enum Event {
 }
 
 /// Counters of what the node has done, for metrics.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Stats {
     /// Heartbeats sent.
     pub heartbeats_sent: u64,
@@ -49,4 +49,24 @@ pub struct Stats {
     pub rejected: u64,
     /// Probes started because a member's phi crossed the threshold.
     pub probes: u64,
+    /// Phi of observed members at the moment their heartbeats arrived, per bucket of
+    /// [`PHI_BUCKETS`] (non-cumulative; the last slot is above every bound): how close healthy
+    /// members come to being suspected.
+    pub phi_at_heartbeat: [u64; PHI_BUCKETS.len() + 1],
+    /// Sum of the phi values counted in `phi_at_heartbeat`.
+    pub phi_sum: f64,
+}
+
+/// Upper bounds of the phi histogram buckets.
+pub const PHI_BUCKETS: [f64; 8] = [0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 16.0];
+
+impl Stats {
+    pub(crate) fn record_phi(&mut self, phi: f64) {
+        let slot = PHI_BUCKETS
+            .iter()
+            .position(|&bound| phi <= bound)
+            .unwrap_or(PHI_BUCKETS.len());
+        self.phi_at_heartbeat[slot] += 1;
+        self.phi_sum += phi;
+    }
 }

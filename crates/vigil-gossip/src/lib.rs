@@ -44,7 +44,7 @@ mod node;
 mod phi;
 
 pub use config::Config;
-pub use event::{Event, Stats};
+pub use event::{Event, Stats, PHI_BUCKETS};
 pub use id::NodeId;
 pub use member::{Health, Member, MemberState, Metadata, Role};
 pub use message::{fuzz_decode_packet, fuzz_decode_sync, DecodeError, WIRE_VERSION};

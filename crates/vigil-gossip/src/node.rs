@@ -570,6 +570,7 @@ impl Node {
             member.last_heard = Some(now);
         }
         if let Some(detector) = self.detectors.get_mut(sender) {
+            self.stats.record_phi(detector.phi(now));
             detector.heartbeat(now);
         }
     }
