@@ -159,3 +159,33 @@ pub async fn checks(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
     t.print();
     Ok(ExitCode::SUCCESS)
 }
+
+/// `vigil members`: one row per member, this node included.
+pub async fn members(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
+    let body = fetch(addr, "/v1/members").await?;
+    if addr.json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = Table::new(vec!["ID", "STATE", "HEALTH", "SCORE", "ROLE", "ADDRESS", "API", "PHI", "INCARNATION"]);
+    for m in body["members"].as_array().into_iter().flatten() {
+        let state = text(&m["state"]);
+        let health = text(&m["health"]);
+        let phi = m["phi"].as_f64().map(|p| format!("{p:.2}")).unwrap_or_default();
+        t.row(vec![
+            (text(&m["id"]), Tone::Plain),
+            (state.clone(), Tone::of(&state)),
+            (health.clone(), Tone::of(&health)),
+            (text(&m["healthScore"]), Tone::Plain),
+            (text(&m["role"]), Tone::Plain),
+            (text(&m["address"]), Tone::Plain),
+            (text(&m["apiAddress"]), Tone::Plain),
+            (phi, Tone::Plain),
+            (text(&m["incarnation"]), Tone::Plain),
+        ]);
+    }
+    t.print();
+    let quorum = body["hasQuorum"].as_bool().unwrap_or(false);
+    println!("quorum: {}", if quorum { "yes" } else { "no" });
+    Ok(ExitCode::SUCCESS)
+}

@@ -26,11 +26,14 @@ use toml::Spanned;
 use vigil_api::checkdef::{parse_duration, CheckDefinition, CheckPlan, HumanDuration};
 use vigil_health::EngineConfig;
 
+mod cluster;
+pub use cluster::ClusterSettings;
+
 /// The `file` of errors that come from environment variables.
 const ENVIRONMENT: &str = "environment";
 
 /// The top-level sections, as listed in error messages.
-const SECTIONS: &str = "[node], [api], [health], [shutdown], [[checks]]";
+const SECTIONS: &str = "[node], [api], [health], [shutdown], [cluster], [[checks]]";
 
 /// A loaded and validated config.
 #[derive(Debug)]
@@ -43,6 +46,8 @@ pub struct Config {
     pub health: HealthConfig,
     /// `[shutdown]`: how the agent stops.
     pub shutdown: ShutdownConfig,
+    /// `[cluster]`: membership; `None` when the section is absent (a single node).
+    pub cluster: Option<ClusterSettings>,
     /// `[[checks]]`, validated and ready to register, in file order.
     pub checks: Vec<CheckPlan>,
 }
@@ -247,6 +252,7 @@ pub fn parse_with_env(
     let mut api = RawApi::default();
     let mut health = RawHealth::default();
     let mut shutdown = RawShutdown::default();
+    let mut cluster: Option<cluster::RawCluster> = None;
     let mut checks = Vec::new();
     for (key, value) in &document {
         match key.get_ref().as_ref() {
@@ -254,6 +260,7 @@ pub fn parse_with_env(
             "api" => api = section("api", value, &mut report),
             "health" => health = section("health", value, &mut report),
             "shutdown" => shutdown = section("shutdown", value, &mut report),
+            "cluster" => cluster = Some(section("cluster", value, &mut report)),
             "checks" => checks = check_plans(value, &mut report),
             other if value.get_ref().is_table() => report.at_span(
                 key.span(),
@@ -275,12 +282,14 @@ pub fn parse_with_env(
     let api = api.build(&mut overrides, base);
     let health = health.build(&mut overrides);
     let shutdown = shutdown.build(&mut overrides);
+    let cluster = cluster.map(|c| c.build(&mut overrides, base));
     report.finish()?;
     Ok(Config {
         node,
         api,
         health,
         shutdown,
+        cluster,
         checks,
     })
 }

@@ -6,6 +6,7 @@ mod agent;
 mod client;
 mod config;
 mod demo;
+mod keyring_cmd;
 mod probe_cmd;
 mod table;
 
@@ -38,6 +39,15 @@ enum Command {
     Status(AgentAddr),
     /// List the checks of a running agent.
     Checks(AgentAddr),
+    /// List the cluster members a running agent knows, with their state and health.
+    Members(AgentAddr),
+    /// Print a new random cluster key (base64) for `[cluster] key` or a key file.
+    Keygen,
+    /// Rotate cluster keys on running agents: install, use, remove, list.
+    Keyring {
+        #[command(subcommand)]
+        command: keyring_cmd::KeyringCommand,
+    },
     /// Work with config files.
     Config {
         #[command(subcommand)]
@@ -95,6 +105,9 @@ fn main() -> ExitCode {
             Command::Probe(args) => Ok(probe_cmd::run(args).await),
             Command::Status(addr) => client::status(&addr).await,
             Command::Checks(addr) => client::checks(&addr).await,
+            Command::Members(addr) => client::members(&addr).await,
+            Command::Keygen => Ok(keyring_cmd::keygen()),
+            Command::Keyring { command } => keyring_cmd::run(command).await,
             Command::Config {
                 command: ConfigCommand::Check { config },
             } => Ok(check_config(&config)),

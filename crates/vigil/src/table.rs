@@ -16,10 +16,10 @@ impl Tone {
     /// The tone of a state or status word.
     pub fn of(word: &str) -> Tone {
         match word {
-            "passing" | "healthy" | "ok" => Tone::Good,
-            "warning" | "degraded" | "starting" => Tone::Warn,
-            "critical" | "unhealthy" | "stopping" => Tone::Bad,
-            "unknown" | "disabled" => Tone::Muted,
+            "passing" | "healthy" | "ok" | "alive" => Tone::Good,
+            "warning" | "degraded" | "starting" | "suspect" => Tone::Warn,
+            "critical" | "unhealthy" | "stopping" | "dead" => Tone::Bad,
+            "unknown" | "disabled" | "left" => Tone::Muted,
             _ => Tone::Plain,
         }
     }

@@ -1,0 +1,247 @@
+//! `[cluster]`: membership — where gossip listens, whom to join, this node's role, the cluster
+//! key, and the protocol's tunables. The section's presence turns membership on.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+use vigil_api::checkdef::HumanDuration;
+use vigil_gossip::crypto::{Key, Keyring};
+use vigil_gossip::Role;
+
+use super::{parse_bind, At, Overrides, Setting};
+
+/// `[cluster]`, validated.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// Gossip address, UDP and TCP (default `127.0.0.1:7946`).
+    pub bind: SocketAddr,
+    /// Address other members use, when `bind` is a wildcard or behind NAT.
+    pub advertise: Option<SocketAddr>,
+    /// Gossip addresses of members to join through.
+    pub seeds: Vec<SocketAddr>,
+    /// `voter` or `member`.
+    pub role: Role,
+    /// Free-form labels spread with the node.
+    pub tags: BTreeMap<String, String>,
+    /// Ids of the voters, for quorum.
+    pub voters: Vec<String>,
+    /// Encryption keys: the first encrypts, all decrypt.
+    pub keyring: Option<Keyring>,
+    /// Where the keyring lives, so `vigil keyring` changes survive restarts.
+    pub key_file: Option<PathBuf>,
+    /// Protocol tunables.
+    pub protocol: vigil_gossip::Config,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            bind: SocketAddr::from(([127, 0, 0, 1], 7946)),
+            advertise: None,
+            seeds: Vec::new(),
+            role: Role::Member,
+            tags: BTreeMap::new(),
+            voters: Vec::new(),
+            keyring: None,
+            key_file: None,
+            protocol: vigil_gossip::Config::default(),
+        }
+    }
+}
+
+/// `[cluster]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCluster {
+    bind: Option<Spanned<String>>,
+    advertise: Option<Spanned<String>>,
+    seeds: Option<Spanned<Vec<Spanned<String>>>>,
+    role: Option<Spanned<String>>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    #[serde(default)]
+    voters: Vec<String>,
+    key: Option<Spanned<String>>,
+    key_file: Option<Spanned<String>>,
+    heartbeat_interval: Option<Spanned<HumanDuration>>,
+    observers: Option<Spanned<usize>>,
+    phi_threshold: Option<Spanned<f64>>,
+    phi_window: Option<Spanned<usize>>,
+    phi_min_std_dev: Option<Spanned<HumanDuration>>,
+    phi_acceptable_pause: Option<Spanned<HumanDuration>>,
+    probe_timeout: Option<Spanned<HumanDuration>>,
+    indirect_probes: Option<Spanned<usize>>,
+    suspicion_min: Option<Spanned<HumanDuration>>,
+    suspicion_max: Option<Spanned<HumanDuration>>,
+    gossip_interval: Option<Spanned<HumanDuration>>,
+    fanout: Option<Spanned<usize>>,
+    push_pull_interval: Option<Spanned<HumanDuration>>,
+    reap_after: Option<Spanned<HumanDuration>>,
+}
+
+impl RawCluster {
+    pub(super) fn build(self, o: &mut Overrides<'_, '_, '_>, base: &Path) -> ClusterSettings {
+        let mut c = ClusterSettings::default();
+        let bind = o.string(self.bind.clone(), "cluster", "bind");
+        let bind_at = bind.as_ref().map(|b| b.at.clone());
+        if let Some(addr) = address(o, bind) {
+            c.bind = addr;
+        }
+        let advertise = o.string(self.advertise.clone(), "cluster", "advertise");
+        c.advertise = address(o, advertise);
+        if let (true, None, Some(at)) = (c.bind.ip().is_unspecified(), c.advertise, bind_at) {
+            o.report.at(
+                &at,
+                "bind is a wildcard address: set `advertise` to the address other members reach this node at",
+            );
+        }
+        c.seeds = self.seeds_from(o);
+        if let Some(role) = o.string(self.role.clone(), "cluster", "role") {
+            match role.value.as_str() {
+                "voter" => c.role = Role::Voter,
+                "member" => c.role = Role::Member,
+                other => o.report.at(&role.at, format!("role: unknown role \"{other}\": write \"voter\" or \"member\"")),
+            }
+        }
+        c.tags = self.tags.clone();
+        c.voters = self.voters.clone();
+        let key = o.string(self.key.clone(), "cluster", "key");
+        let key_file = o.string(self.key_file.clone(), "cluster", "key_file");
+        match (key, key_file) {
+            (Some(_), Some(file)) => o.report.at(&file.at, "set either `key` or `key_file`, not both"),
+            (Some(key), None) => match Key::parse(&key.value) {
+                Ok(k) => c.keyring = Some(Keyring::new(k)),
+                Err(e) => o.report.at(&key.at, format!("key: {e} (generate one with `vigil keygen`)")),
+            },
+            (None, Some(file)) => {
+                let path = match file.at {
+                    At::Span(_) => base.join(&file.value),
+                    At::Env(_) => PathBuf::from(&file.value),
+                };
+                match read_keyring(&path) {
+                    Ok(keyring) => c.keyring = Some(keyring),
+                    Err(message) => o.report.at(&file.at, format!("key_file \"{}\": {message}", path.display())),
+                }
+                c.key_file = Some(path);
+            }
+            (None, None) => {}
+        }
+        self.protocol_into(o, &mut c.protocol);
+        c
+    }
+
+    fn seeds_from(&self, o: &mut Overrides<'_, '_, '_>) -> Vec<SocketAddr> {
+        let (name, env) = o.var("cluster", "seeds");
+        let written: Vec<Setting<String>> = match env {
+            Some(list) => list
+                .split(',')
+                .map(|s| Setting {
+                    value: s.trim().to_owned(),
+                    at: At::Env(name.clone()),
+                })
+                .filter(|s| !s.value.is_empty())
+                .collect(),
+            None => self
+                .seeds
+                .as_ref()
+                .map(|seeds| seeds.get_ref().iter().cloned().map(Setting::from_file).collect())
+                .unwrap_or_default(),
+        };
+        written
+            .into_iter()
+            .filter_map(|seed| match seed.value.parse::<SocketAddr>() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    o.report.at(
+                        &seed.at,
+                        format!("seeds: invalid seed \"{}\": write the gossip address as IP:PORT, e.g. \"10.0.0.1:7946\"", seed.value),
+                    );
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn protocol_into(self, o: &mut Overrides<'_, '_, '_>, p: &mut vigil_gossip::Config) {
+        let suspicion_max_at = self.suspicion_max.as_ref().map(|s| At::Span(s.span()));
+        let durations = [
+            (self.heartbeat_interval, "heartbeat_interval", &mut p.heartbeat_interval),
+            (self.phi_min_std_dev, "phi_min_std_dev", &mut p.phi_min_std_dev),
+            (self.phi_acceptable_pause, "phi_acceptable_pause", &mut p.phi_acceptable_pause),
+            (self.probe_timeout, "probe_timeout", &mut p.probe_timeout),
+            (self.suspicion_min, "suspicion_min", &mut p.suspicion_min),
+            (self.suspicion_max, "suspicion_max", &mut p.suspicion_max),
+            (self.gossip_interval, "gossip_interval", &mut p.gossip_interval),
+            (self.push_pull_interval, "push_pull_interval", &mut p.push_pull_interval),
+            (self.reap_after, "reap_after", &mut p.reap_after),
+        ];
+        for (written, key, target) in durations {
+            if let Some(d) = o.duration(written, "cluster", key) {
+                if d.value.is_zero() && key != "phi_acceptable_pause" {
+                    o.report.at(&d.at, format!("{key} must be greater than zero"));
+                } else {
+                    *target = d.value;
+                }
+            }
+        }
+        let counts = [
+            (self.observers, "observers", &mut p.observers),
+            (self.phi_window, "phi_window", &mut p.phi_window),
+            (self.indirect_probes, "indirect_probes", &mut p.indirect_probes),
+            (self.fanout, "fanout", &mut p.fanout),
+        ];
+        for (written, key, target) in counts {
+            if let Some(n) = o.count(written, "cluster", key) {
+                if n.value == 0 {
+                    o.report.at(&n.at, format!("{key} must be at least 1"));
+                } else {
+                    *target = n.value;
+                }
+            }
+        }
+        if let Some(phi) = o.pick(self.phi_threshold, "cluster", "phi_threshold", |t| {
+            t.parse().map_err(|_| format!("invalid number \"{t}\": expected e.g. 8.0"))
+        }) {
+            if phi.value > 0.0 && phi.value.is_finite() {
+                p.phi_threshold = phi.value;
+            } else {
+                o.report.at(&phi.at, "phi_threshold must be a positive number, e.g. 8.0");
+            }
+        }
+        if let (true, Some(at)) = (p.suspicion_max < p.suspicion_min, suspicion_max_at) {
+            o.report.at(&at, "suspicion_max must not be below suspicion_min");
+        }
+    }
+}
+
+/// A written address, parsed; a bad one is reported where it was written.
+fn address(o: &mut Overrides<'_, '_, '_>, setting: Option<Setting<String>>) -> Option<SocketAddr> {
+    let setting = setting?;
+    match parse_bind(&setting.value) {
+        Ok(addr) => Some(addr),
+        Err(message) => {
+            o.report.at(&setting.at, message.replacen("bind address", "address", 1));
+            None
+        }
+    }
+}
+
+/// Reads a key file: base64 keys, one per line, the primary first; `#` starts a comment.
+pub fn read_keyring(path: &Path) -> Result<Keyring, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut keys = text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or_default().trim())
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(i, l)| Key::parse(l).map_err(|e| format!("line {}: {e}", i + 1)));
+    let primary = keys.next().ok_or("no key in the file (generate one with `vigil keygen`)")??;
+    let mut keyring = Keyring::new(primary);
+    for key in keys {
+        keyring.install(key?);
+    }
+    Ok(keyring)
+}
