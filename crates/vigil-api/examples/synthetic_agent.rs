@@ -56,7 +56,9 @@ fn parse_args() -> Result<Args, String> {
         let bad = |e: &dyn std::fmt::Display| format!("{flag} {value:?}: {e}");
         match flag.as_str() {
             "--checks" => args.checks = value.parse().map_err(|e| bad(&e))?,
-            "--interval" => args.interval = humantime::parse_duration(&value).map_err(|e| bad(&e))?,
+            "--interval" => {
+                args.interval = humantime::parse_duration(&value).map_err(|e| bad(&e))?
+            }
             "--bind" => args.bind = value.parse().map_err(|e| bad(&e))?,
             "--fail-every" => args.fail_every = value.parse().map_err(|e| bad(&e))?,
             "--workers" => args.workers = Some(value.parse().map_err(|e| bad(&e))?),
@@ -98,10 +100,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let engine = Engine::builder()
-        .node_id("synthetic")
-        .stagger(true)
-        .build();
+    let engine = Engine::builder().node_id("synthetic").stagger(true).build();
     let runs = Arc::new(AtomicU64::new(0));
     let fail_every = args.fail_every;
     // Kept timeouts short of the interval so a run never overlaps the next (it cannot anyway).

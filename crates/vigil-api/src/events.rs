@@ -1,9 +1,10 @@
-//! `GET /v1/events`: server-sent events of check, status (and later member and leader) changes.
+//! `GET /v1/events`: server-sent events of check, status and membership changes.
 //!
-//! Each event's SSE `event:` name is its `type` (`check_changed`, `status_changed`, ...) and its
-//! data the JSON of [`vigil_health::Event`]. The stream opens with a `status` event describing the
-//! node as it is, so a client never starts blind. A client that falls behind receives `lagged`
-//! with the number of events it missed.
+//! Each event's SSE `event:` name is its `type` (`check_changed`, `status_changed`,
+//! `member_up`, `member_down`, ...) and its data the event's JSON. The stream opens with a `status`
+//! event describing the node as it is, so a client never starts blind. A client that falls behind
+//! receives `lagged` with the number of events it missed. The stream ends after the node reports
+//! `stopping`, so open event streams never hold up a graceful shutdown.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -13,15 +14,27 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::stream::{self, Stream, StreamExt};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
-use vigil_health::{rfc3339, Engine, Event, Status};
+use tokio::sync::broadcast::Receiver;
+use vigil_cluster::MembershipEvent;
+use vigil_health::{rfc3339, Event, Status};
 
-/// The SSE handler. The stream ends after the node reports `stopping`, so open event streams
-/// never hold up a graceful shutdown.
-pub async fn events(
-    State(engine): State<Engine>,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let receiver = engine.subscribe();
-    let snapshot = engine.snapshot();
+use crate::Api;
+
+/// Where the stream reads from, and whether it has delivered its last event.
+struct Sources {
+    health: Receiver<Event>,
+    members: Option<Receiver<MembershipEvent>>,
+    ended: bool,
+}
+
+/// The SSE handler.
+pub async fn events(State(api): State<Api>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let sources = Sources {
+        health: api.engine.subscribe(),
+        members: api.cluster.as_ref().map(|c| c.subscribe()),
+        ended: false,
+    };
+    let snapshot = api.engine.snapshot();
     let opening = SseEvent::default().event("status").json_data(json!({
         "type": "status",
         "status": snapshot.status(),
@@ -29,30 +42,16 @@ pub async fn events(
         "node_id": snapshot.node_id(),
         "at": rfc3339(snapshot.last_update()),
     }));
-    let already_stopping = snapshot.status() == Status::Stopping;
-    let live = stream::unfold((receiver, already_stopping), |(mut rx, ended)| async move {
-        if ended {
+    let sources = Sources {
+        ended: snapshot.status() == Status::Stopping,
+        ..sources
+    };
+    let live = stream::unfold(sources, |mut s| async move {
+        if s.ended {
             return None;
         }
-        match rx.recv().await {
-            Ok(event) => {
-                let last = matches!(
-                    event,
-                    Event::StatusChanged {
-                        to: Status::Stopping,
-                        ..
-                    }
-                );
-                Some((sse_event(&event), (rx, last)))
-            }
-            Err(RecvError::Lagged(missed)) => {
-                let lagged = SseEvent::default()
-                    .event("lagged")
-                    .json_data(json!({ "type": "lagged", "missed": missed }));
-                Some((lagged, (rx, false)))
-            }
-            Err(RecvError::Closed) => None,
-        }
+        let event = next(&mut s).await?;
+        Some((event, s))
     });
     let stream = stream::iter([opening])
         .chain(live)
@@ -60,7 +59,44 @@ pub async fn events(
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
-fn sse_event(event: &Event) -> Result<SseEvent, axum::Error> {
+/// The next event from either source; `None` once the health engine is gone.
+async fn next(s: &mut Sources) -> Option<Result<SseEvent, axum::Error>> {
+    loop {
+        let member = async {
+            match s.members.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            health = s.health.recv() => return match health {
+                Ok(event) => {
+                    s.ended = matches!(event, Event::StatusChanged { to: Status::Stopping, .. });
+                    Some(health_event(&event))
+                }
+                Err(RecvError::Lagged(missed)) => Some(lagged(missed)),
+                Err(RecvError::Closed) => None,
+            },
+            member = member => match member {
+                Ok(event) => {
+                    let data = serde_json::to_value(&event).unwrap_or_default();
+                    let name = data["type"].as_str().unwrap_or("member").to_owned();
+                    return Some(SseEvent::default().event(name).json_data(data));
+                }
+                Err(RecvError::Lagged(missed)) => return Some(lagged(missed)),
+                Err(RecvError::Closed) => s.members = None,
+            },
+        }
+    }
+}
+
+fn lagged(missed: u64) -> Result<SseEvent, axum::Error> {
+    SseEvent::default()
+        .event("lagged")
+        .json_data(json!({ "type": "lagged", "missed": missed }))
+}
+
+fn health_event(event: &Event) -> Result<SseEvent, axum::Error> {
     let name = match event {
         Event::CheckChanged { .. } => "check_changed",
         Event::StatusChanged { .. } => "status_changed",

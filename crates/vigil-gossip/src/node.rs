@@ -21,7 +21,7 @@
 //! A node that finds itself stalled (its timers fire late) stretches its own timeouts and does
 //! not accuse others of the silence it caused (Lifeguard's local health).
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -89,14 +89,17 @@ pub struct Node {
     meta: Metadata,
     meta_version: u64,
     leaving: bool,
-    members: HashMap<NodeId, Member>,
+    // Ordered maps wherever iteration order reaches the outputs (random member choice, probe
+    // and suspicion expiry, push-pull payloads): std's `HashMap` iterates in a per-process random
+    // order, which would make a node's behaviour differ between runs with the same seed.
+    members: BTreeMap<NodeId, Member>,
     ring: BTreeSet<(u64, NodeId)>,
-    detectors: HashMap<NodeId, PhiDetector>,
-    probes: HashMap<u32, Probe>,
+    detectors: BTreeMap<NodeId, PhiDetector>,
+    probes: BTreeMap<u32, Probe>,
     probing: HashSet<NodeId>,
     suspected_by_me: HashSet<(NodeId, u64)>,
     relays: HashMap<u32, Relay>,
-    suspicions: HashMap<NodeId, Suspicion>,
+    suspicions: BTreeMap<NodeId, Suspicion>,
     broadcasts: Broadcasts,
     keyring: Option<Keyring>,
     rng: ChaCha20Rng,
@@ -130,14 +133,14 @@ impl Node {
             meta,
             meta_version: 0,
             leaving: false,
-            members: HashMap::new(),
+            members: BTreeMap::new(),
             ring: BTreeSet::new(),
-            detectors: HashMap::new(),
-            probes: HashMap::new(),
+            detectors: BTreeMap::new(),
+            probes: BTreeMap::new(),
             probing: HashSet::new(),
             suspected_by_me: HashSet::new(),
             relays: HashMap::new(),
-            suspicions: HashMap::new(),
+            suspicions: BTreeMap::new(),
             broadcasts: Broadcasts::default(),
             keyring,
             rng: ChaCha20Rng::from_seed(seed),

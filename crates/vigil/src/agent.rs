@@ -6,12 +6,15 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::oneshot;
 use vigil_api::{Api, Token};
+use vigil_cluster::{Cluster, ClusterConfig};
+use vigil_gossip::Health;
 use vigil_health::shutdown::{Coordinator, Outcome, Phase};
-use vigil_health::{Engine, Event};
+use vigil_health::{Engine, Event, Status};
 
-use crate::config::Config;
+use crate::config::{ClusterSettings, Config};
 
 /// Called once the engine runs and the API listens, with the address it listens on.
 pub type OnReady = Box<dyn FnOnce(&Engine, SocketAddr) + Send>;
@@ -44,9 +47,14 @@ pub async fn run(config: Config, extras: Extras) -> anyhow::Result<ExitCode> {
     if !token.is_set() {
         tracing::warn!("no API token configured: check registration and TTL updates are open to anyone who can reach {addr}");
     }
+    let cluster = match config.cluster {
+        Some(settings) => Some(join_cluster(settings, &config.node.id, addr, &engine).await?),
+        None => None,
+    };
     let app = Api {
         engine: engine.clone(),
         token,
+        cluster: cluster.clone(),
     }
     .router();
 
@@ -68,6 +76,13 @@ pub async fn run(config: Config, extras: Extras) -> anyhow::Result<ExitCode> {
     if !drain.is_zero() {
         shutdown.hook(Phase::PreShutdown, "drain", move || async move {
             tokio::time::sleep(drain).await;
+            Ok::<_, std::convert::Infallible>(())
+        });
+    }
+    if let Some(cluster) = cluster {
+        // Leave before the API closes: members see `left`, not a failure to detect.
+        shutdown.component("cluster", 5, LEAVE_WITHIN * 2, move || async move {
+            cluster.leave(LEAVE_WITHIN).await;
             Ok::<_, std::convert::Infallible>(())
         });
     }
@@ -116,6 +131,76 @@ pub async fn run(config: Config, extras: Extras) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// How long a leaving node keeps gossiping its departure.
+const LEAVE_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Starts membership and keeps this node's health in its gossiped metadata.
+async fn join_cluster(
+    settings: ClusterSettings,
+    node_id: &str,
+    api: SocketAddr,
+    engine: &Engine,
+) -> anyhow::Result<Cluster> {
+    let gossip_addr = settings.advertise.unwrap_or(settings.bind);
+    // Advertise the API on the gossip address's host when it listens on a wildcard.
+    let api_addr = if api.ip().is_unspecified() {
+        SocketAddr::new(gossip_addr.ip(), api.port())
+    } else {
+        api
+    };
+    let cluster = Cluster::start(ClusterConfig {
+        node_id: node_id.to_owned(),
+        bind: settings.bind,
+        advertise: settings.advertise,
+        seeds: settings.seeds,
+        role: settings.role,
+        tags: settings.tags,
+        api_addr: Some(api_addr),
+        voters: settings.voters,
+        keyring: settings.keyring,
+        key_file: settings.key_file,
+        protocol: settings.protocol,
+    })
+    .await
+    .context("starting cluster membership")?;
+    tracing::info!(gossip = %cluster.local_addr(), "cluster membership running");
+    feed_health(engine.clone(), cluster.clone());
+    Ok(cluster)
+}
+
+/// Spreads the node's status at once when it changes, and its score at most once a second.
+fn feed_health(engine: Engine, cluster: Cluster) {
+    let mut events = engine.subscribe();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            let snapshot = engine.snapshot();
+            let score = (snapshot.system_score() * 100.0).round().clamp(0.0, 100.0) as u8;
+            cluster.set_health(gossip_health(snapshot.status()), score);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => break,
+                    event = events.recv() => match event {
+                        Ok(Event::StatusChanged { .. }) | Err(RecvError::Lagged(_)) => break,
+                        Ok(_) => {}
+                        Err(RecvError::Closed) => return,
+                    },
+                }
+            }
+        }
+    });
+}
+
+fn gossip_health(status: Status) -> Health {
+    match status {
+        Status::Starting => Health::Starting,
+        Status::Healthy => Health::Healthy,
+        Status::Degraded => Health::Degraded,
+        Status::Unhealthy => Health::Unhealthy,
+        Status::Stopping => Health::Stopping,
+    }
+}
+
 /// Logs every state and status change, the agent's operational record.
 fn log_events(engine: &Engine) {
     let mut events = engine.subscribe();
@@ -137,10 +222,10 @@ fn log_events(engine: &Engine) {
                     tracing::info!("status {from} → {to}: {message}")
                 }
                 Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                Err(RecvError::Lagged(n)) => {
                     tracing::warn!("event log fell behind, {n} events not logged")
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                Err(RecvError::Closed) => return,
             }
         }
     });

@@ -1,11 +1,13 @@
-//! `vigil demo`: a local node with sample checks, running until Ctrl-C.
+//! `vigil demo`: a local cluster of nodes with sample checks, running until Ctrl-C.
 //!
-//! The node is configured by the embedded `demo.toml` (through the same loader as `vigil agent`),
-//! plus one check that only code can express: a cache that flaps. The demo feeds its TTL check
-//! through the real HTTP API with the token it generated, as a watched process would.
+//! Each node is configured by the embedded `demo.toml` (through the same loader as `vigil agent`),
+//! plus one check that only code can express: a cache that flaps. The demo feeds each node's TTL
+//! check through the real HTTP API with the token it generated, as a watched process would. The
+//! nodes gossip over real UDP and TCP on loopback; the first three are voters.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Args;
@@ -18,27 +20,68 @@ use crate::config;
 /// Options of `vigil demo`.
 #[derive(Args)]
 pub struct DemoArgs {
-    /// Port of the demo node's API on 127.0.0.1.
+    /// Number of nodes in the local cluster.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+    nodes: u16,
+    /// API port of the first node on 127.0.0.1; the others take the next ones.
     #[arg(long, default_value_t = 8081)]
     port: u16,
+    /// Gossip port of the first node on 127.0.0.1; the others take the next ones.
+    #[arg(long, default_value_t = 7946)]
+    gossip_port: u16,
 }
 
 const DEMO_CONFIG: &str = include_str!("demo.toml");
 
-/// Runs the demo node.
+/// What the banner lists of each node once it is up.
+struct Started {
+    id: String,
+    api: SocketAddr,
+    gossip: u16,
+}
+
+/// Runs the demo cluster until Ctrl-C stops every node.
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let source = DEMO_CONFIG.replace("{port}", &args.port.to_string());
-    let mut config = config::parse(&source, "demo.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
     let token = format!("{:032x}", rand::rng().random::<u128>());
-    config.api.token = Some(token.clone());
-    let extras = Extras {
-        on_ready: Some(Box::new(move |engine: &Engine, addr: SocketAddr| {
-            add_flaky_check(engine);
-            feed_ttl(addr, token.clone());
-            print_banner(engine, addr, &token);
-        })),
-    };
-    agent::run(config, extras).await
+    let voters: Vec<String> = (1..=args.nodes.min(3)).map(|i| format!("\"demo-{i}\"")).collect();
+    let started = Arc::new(Mutex::new(Vec::new()));
+    let mut nodes = Vec::new();
+    for i in 0..args.nodes {
+        let id = format!("demo-{}", i + 1);
+        let gossip = args.gossip_port.checked_add(i).ok_or_else(|| anyhow::anyhow!("--gossip-port too high"))?;
+        let port = args.port.checked_add(i).ok_or_else(|| anyhow::anyhow!("--port too high"))?;
+        let source = DEMO_CONFIG
+            .replace("{node_id}", &id)
+            .replace("{port}", &port.to_string())
+            .replace("{gossip_port}", &gossip.to_string())
+            .replace("{seed_port}", &args.gossip_port.to_string())
+            .replace("{role}", if i < 3 { "voter" } else { "member" })
+            .replace("{voters}", &voters.join(", "));
+        let mut config = config::parse(&source, "demo.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
+        config.api.token = Some(token.clone());
+        let token = token.clone();
+        let started = started.clone();
+        let total = usize::from(args.nodes);
+        let extras = Extras {
+            on_ready: Some(Box::new(move |engine: &Engine, addr: SocketAddr| {
+                add_flaky_check(engine);
+                feed_ttl(addr, token.clone());
+                let mut started = started.lock().unwrap_or_else(|p| p.into_inner());
+                started.push(Started { id, api: addr, gossip });
+                if started.len() == total {
+                    print_banner(&mut started, &token);
+                }
+            })),
+        };
+        nodes.push(agent::run(config, extras));
+    }
+    let mut code = ExitCode::SUCCESS;
+    for outcome in futures_util::future::join_all(nodes).await {
+        if outcome? != ExitCode::SUCCESS {
+            code = ExitCode::FAILURE;
+        }
+    }
+    Ok(code)
 }
 
 /// A non-critical check that fails about a third of the time, so the node turns `degraded` and
@@ -83,30 +126,25 @@ fn feed_ttl(addr: SocketAddr, token: String) {
     });
 }
 
-fn print_banner(engine: &Engine, addr: SocketAddr, token: &str) {
-    let base = format!("http://{addr}");
-    let checks = engine.snapshot().checks().len();
-    println!(
-        "vigil demo: node \"{}\" with {checks} checks",
-        engine.config().node_id
-    );
-    for (what, path) in [
-        ("status", "/health"),
-        ("readiness", "/health/ready"),
-        ("liveness", "/health/live"),
-        ("checks", "/health/checks"),
-        ("summary", "/health/summary"),
-        ("kube-style", "/readyz?verbose"),
-        ("metrics", "/metrics"),
-        ("events", "/v1/events"),
-    ] {
-        println!("  {what:<11} {base}{path}");
+fn print_banner(started: &mut [Started], token: &str) {
+    started.sort_by_key(|s| s.api.port());
+    println!("vigil demo: a {}-node cluster on 127.0.0.1", started.len());
+    println!("  NODE     API                     GOSSIP");
+    for s in started.iter() {
+        println!("  {:<8} http://{:<16} 127.0.0.1:{}", s.id, s.api, s.gossip);
     }
-    println!("  API token   {token}");
     println!();
-    println!("  try:  vigil status --addr {base}");
-    println!("        vigil checks --addr {base}");
-    println!("        curl -X PUT -H 'Authorization: Bearer {token}' -d 'stuck' {base}/v1/checks/batch-job/fail");
+    println!("  on every node: /health  /health/ready  /readyz?verbose  /health/checks  /health/summary");
+    println!("                 /metrics  /cluster/status  /v1/members  /v1/events (server-sent events)");
+    println!("  API token      {token}");
+    if let Some(first) = started.first() {
+        let base = format!("http://{}", first.api);
+        println!();
+        println!("  try:  vigil members --addr {base}");
+        println!("        vigil status --addr {base}");
+        println!("        vigil checks --addr {base}");
+        println!("        curl -X PUT -H 'Authorization: Bearer {token}' -d 'stuck' {base}/v1/checks/batch-job/fail");
+    }
     println!();
-    println!("Press Ctrl-C to stop (the node reports `stopping` before it closes).");
+    println!("Press Ctrl-C to stop (each node reports `stopping`, leaves the cluster, then closes).");
 }
