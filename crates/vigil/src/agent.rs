@@ -8,6 +8,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 use vigil_api::{Api, Token};
 use vigil_cluster::{Cluster, ClusterConfig};
 use vigil_gossip::Health;
@@ -26,8 +27,14 @@ pub struct Extras {
     pub on_ready: Option<OnReady>,
 }
 
-/// Runs the node until a signal or the critical-check policy stops it.
+/// Runs the node until a signal or the critical-check policy stops it. Its log lines carry the
+/// node id, so the nodes of `vigil demo` can be told apart.
 pub async fn run(config: Config, extras: Extras) -> anyhow::Result<ExitCode> {
+    let span = tracing::info_span!("node", id = %config.node.id);
+    run_node(config, extras).instrument(span).await
+}
+
+async fn run_node(config: Config, extras: Extras) -> anyhow::Result<ExitCode> {
     let engine = Engine::builder()
         .config(config.health.engine_config(&config.node))
         .build();
@@ -171,7 +178,7 @@ async fn join_cluster(
 /// Spreads the node's status at once when it changes, and its score at most once a second.
 fn feed_health(engine: Engine, cluster: Cluster) {
     let mut events = engine.subscribe();
-    tokio::spawn(async move {
+    let task = async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             let snapshot = engine.snapshot();
@@ -188,7 +195,8 @@ fn feed_health(engine: Engine, cluster: Cluster) {
                 }
             }
         }
-    });
+    };
+    tokio::spawn(task.in_current_span());
 }
 
 fn gossip_health(status: Status) -> Health {
@@ -204,7 +212,7 @@ fn gossip_health(status: Status) -> Health {
 /// Logs every state and status change, the agent's operational record.
 fn log_events(engine: &Engine) {
     let mut events = engine.subscribe();
-    tokio::spawn(async move {
+    let task = async move {
         loop {
             match events.recv().await {
                 Ok(Event::CheckChanged {
@@ -228,5 +236,6 @@ fn log_events(engine: &Engine) {
                 Err(RecvError::Closed) => return,
             }
         }
-    });
+    };
+    tokio::spawn(task.in_current_span());
 }

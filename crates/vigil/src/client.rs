@@ -171,7 +171,7 @@ pub async fn members(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
     for m in body["members"].as_array().into_iter().flatten() {
         let state = text(&m["state"]);
         let health = text(&m["health"]);
-        let phi = m["phi"].as_f64().map(|p| format!("{p:.2}")).unwrap_or_default();
+        let phi = m["phiScore"].as_f64().map(|p| format!("{p:.2}")).unwrap_or_default();
         t.row(vec![
             (text(&m["id"]), Tone::Plain),
             (state.clone(), Tone::of(&state)),

@@ -121,9 +121,9 @@ impl RawCluster {
                     At::Span(_) => base.join(&file.value),
                     At::Env(_) => PathBuf::from(&file.value),
                 };
-                match read_keyring(&path) {
+                match vigil_cluster::load_key_file(&path) {
                     Ok(keyring) => c.keyring = Some(keyring),
-                    Err(message) => o.report.at(&file.at, format!("key_file \"{}\": {message}", path.display())),
+                    Err(e) => o.report.at(&file.at, format!("key_file: {e}")),
                 }
                 c.key_file = Some(path);
             }
@@ -227,21 +227,4 @@ fn address(o: &mut Overrides<'_, '_, '_>, setting: Option<Setting<String>>) -> O
             None
         }
     }
-}
-
-/// Reads a key file: base64 keys, one per line, the primary first; `#` starts a comment.
-pub fn read_keyring(path: &Path) -> Result<Keyring, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
-    let mut keys = text
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or_default().trim())
-        .enumerate()
-        .filter(|(_, l)| !l.is_empty())
-        .map(|(i, l)| Key::parse(l).map_err(|e| format!("line {}: {e}", i + 1)));
-    let primary = keys.next().ok_or("no key in the file (generate one with `vigil keygen`)")??;
-    let mut keyring = Keyring::new(primary);
-    for key in keys {
-        keyring.install(key?);
-    }
-    Ok(keyring)
 }
