@@ -167,11 +167,24 @@ pub async fn members(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let mut t = Table::new(vec!["ID", "STATE", "HEALTH", "SCORE", "ROLE", "ADDRESS", "API", "PHI", "INCARNATION"]);
+    let mut t = Table::new(vec![
+        "ID",
+        "STATE",
+        "HEALTH",
+        "SCORE",
+        "ROLE",
+        "ADDRESS",
+        "API",
+        "PHI",
+        "INCARNATION",
+    ]);
     for m in body["members"].as_array().into_iter().flatten() {
         let state = text(&m["state"]);
         let health = text(&m["health"]);
-        let phi = m["phiScore"].as_f64().map(|p| format!("{p:.2}")).unwrap_or_default();
+        let phi = m["phiScore"]
+            .as_f64()
+            .map(|p| format!("{p:.2}"))
+            .unwrap_or_default();
         t.row(vec![
             (text(&m["id"]), Tone::Plain),
             (state.clone(), Tone::of(&state)),

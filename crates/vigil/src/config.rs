@@ -1639,6 +1639,78 @@ probe = "memory"
         assert_eq!(load(&file.0).expect("valid config").node.id, "from-disk");
     }
 
+    #[test]
+    fn the_cluster_section_turns_membership_on() {
+        assert!(ok("").cluster.is_none(), "no section, no cluster");
+        let defaults = ok("[cluster]\n")
+            .cluster
+            .expect("an empty section means defaults");
+        assert_eq!(defaults.bind, SocketAddr::from(([127, 0, 0, 1], 7946)));
+        assert_eq!(defaults.role, vigil_gossip::Role::Member);
+
+        let key = vigil_gossip::crypto::Key::from_bytes([9; 32]).to_base64();
+        let c = ok(&format!(
+            "[cluster]\nbind = \"127.0.0.1:7000\"\nseeds = [\"127.0.0.1:7001\", \"127.0.0.1:7002\"]\nrole = \"voter\"\nvoters = [\"a\", \"b\", \"c\"]\ntags = {{ zone = \"a\" }}\nkey = \"{key}\"\nheartbeat_interval = \"250ms\"\nobservers = 3\nsuspicion_min = \"2s\"\n"
+        ))
+        .cluster
+        .expect("cluster");
+        assert_eq!(c.seeds.len(), 2);
+        assert_eq!(c.role, vigil_gossip::Role::Voter);
+        assert_eq!(c.voters, ["a", "b", "c"]);
+        assert_eq!(c.tags.get("zone").map(String::as_str), Some("a"));
+        assert!(c.keyring.is_some());
+        assert_eq!(c.protocol.heartbeat_interval, Duration::from_millis(250));
+        assert_eq!(c.protocol.observers, 3);
+        assert_eq!(c.protocol.suspicion_min, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn cluster_errors_point_at_their_key() {
+        let errs = errors(
+            "[cluster]\nseeds = [\"127.0.0.1:1\", \"nowhere\"]\nrole = \"king\"\nkey = \"short\"\nobservers = 0\n",
+        );
+        let at: Vec<(usize, usize)> = errs.iter().map(|e| (e.0, e.1)).collect();
+        assert_eq!(at, [(2, 25), (3, 8), (4, 7), (5, 13)], "{errs:?}");
+        assert!(
+            errs[0].2.contains("invalid seed \"nowhere\""),
+            "{}",
+            errs[0].2
+        );
+        assert!(errs[1].2.contains("unknown role \"king\""), "{}", errs[1].2);
+        assert!(errs[2].2.contains("vigil keygen"), "{}", errs[2].2);
+        assert!(
+            errs[3].2.contains("observers must be at least 1"),
+            "{}",
+            errs[3].2
+        );
+
+        let errs = errors("[cluster]\nbind = \"0.0.0.0:7946\"\n");
+        assert_eq!((errs[0].0, errs[0].1), (2, 8));
+        assert!(errs[0].2.contains("advertise"), "{}", errs[0].2);
+    }
+
+    #[test]
+    fn cluster_seeds_come_from_the_environment_as_a_list() {
+        let env = env_of(&[
+            ("VIGIL_CLUSTER_SEEDS", "127.0.0.1:1, 127.0.0.1:2"),
+            ("VIGIL_CLUSTER_ROLE", "voter"),
+        ]);
+        let c = parse_with_env("[cluster]\n", "vigil.toml", env)
+            .expect("valid")
+            .cluster
+            .expect("cluster");
+        assert_eq!(c.seeds.len(), 2);
+        assert_eq!(c.role, vigil_gossip::Role::Voter);
+        let env = env_of(&[("VIGIL_CLUSTER_SEEDS", "127.0.0.1:1,bad")]);
+        let errors = parse_with_env("[cluster]\n", "vigil.toml", env).expect_err("bad seed");
+        assert!(
+            errors
+                .to_string()
+                .contains("environment: VIGIL_CLUSTER_SEEDS: seeds: invalid seed \"bad\""),
+            "{errors}"
+        );
+    }
+
     mod arbitrary_input {
         use super::super::parse_with_env;
         use proptest::prelude::*;

@@ -43,13 +43,21 @@ struct Started {
 /// Runs the demo cluster until Ctrl-C stops every node.
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let token = format!("{:032x}", rand::rng().random::<u128>());
-    let voters: Vec<String> = (1..=args.nodes.min(3)).map(|i| format!("\"demo-{i}\"")).collect();
+    let voters: Vec<String> = (1..=args.nodes.min(3))
+        .map(|i| format!("\"demo-{i}\""))
+        .collect();
     let started = Arc::new(Mutex::new(Vec::new()));
     let mut nodes = Vec::new();
     for i in 0..args.nodes {
         let id = format!("demo-{}", i + 1);
-        let gossip = args.gossip_port.checked_add(i).ok_or_else(|| anyhow::anyhow!("--gossip-port too high"))?;
-        let port = args.port.checked_add(i).ok_or_else(|| anyhow::anyhow!("--port too high"))?;
+        let gossip = args
+            .gossip_port
+            .checked_add(i)
+            .ok_or_else(|| anyhow::anyhow!("--gossip-port too high"))?;
+        let port = args
+            .port
+            .checked_add(i)
+            .ok_or_else(|| anyhow::anyhow!("--port too high"))?;
         let source = DEMO_CONFIG
             .replace("{node_id}", &id)
             .replace("{port}", &port.to_string())
@@ -67,7 +75,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 add_flaky_check(engine);
                 feed_ttl(addr, token.clone());
                 let mut started = started.lock().unwrap_or_else(|p| p.into_inner());
-                started.push(Started { id, api: addr, gossip });
+                started.push(Started {
+                    id,
+                    api: addr,
+                    gossip,
+                });
                 if started.len() == total {
                     print_banner(&mut started, &token);
                 }
@@ -134,8 +146,12 @@ fn print_banner(started: &mut [Started], token: &str) {
         println!("  {:<8} http://{:<16} 127.0.0.1:{}", s.id, s.api, s.gossip);
     }
     println!();
-    println!("  on every node: /health  /health/ready  /readyz?verbose  /health/checks  /health/summary");
-    println!("                 /metrics  /cluster/status  /v1/members  /v1/events (server-sent events)");
+    println!(
+        "  on every node: /health  /health/ready  /readyz?verbose  /health/checks  /health/summary"
+    );
+    println!(
+        "                 /metrics  /cluster/status  /v1/members  /v1/events (server-sent events)"
+    );
     println!("  API token      {token}");
     if let Some(first) = started.first() {
         let base = format!("http://{}", first.api);
@@ -146,5 +162,7 @@ fn print_banner(started: &mut [Started], token: &str) {
         println!("        curl -X PUT -H 'Authorization: Bearer {token}' -d 'stuck' {base}/v1/checks/batch-job/fail");
     }
     println!();
-    println!("Press Ctrl-C to stop (each node reports `stopping`, leaves the cluster, then closes).");
+    println!(
+        "Press Ctrl-C to stop (each node reports `stopping`, leaves the cluster, then closes)."
+    );
 }

@@ -85,18 +85,26 @@ pub async fn run(command: KeyringCommand) -> anyhow::Result<ExitCode> {
     for agent in &agents {
         let request = match (&key, op) {
             (None, _) => client.get(format!("{agent}/v1/keyring")),
-            (Some(key), op) => client.post(format!("{agent}/v1/keyring/{op}")).json(&json!({ "key": key })),
+            (Some(key), op) => client
+                .post(format!("{agent}/v1/keyring/{op}"))
+                .json(&json!({ "key": key })),
         };
         let request = match &target.token {
             Some(token) => request.bearer_auth(token),
             None => request,
         };
         let outcome = async {
-            let response = request.send().await.with_context(|| format!("cannot reach {agent}"))?;
+            let response = request
+                .send()
+                .await
+                .with_context(|| format!("cannot reach {agent}"))?;
             let status = response.status();
             let body: Value = response.json().await.unwrap_or(Value::Null);
             if !status.is_success() {
-                bail!("{agent}: {}", body["error"].as_str().unwrap_or(status.as_str()));
+                bail!(
+                    "{agent}: {}",
+                    body["error"].as_str().unwrap_or(status.as_str())
+                );
             }
             Ok(body)
         }
@@ -107,7 +115,10 @@ pub async fn run(command: KeyringCommand) -> anyhow::Result<ExitCode> {
                     let primary = k["primary"] == Value::Bool(true);
                     table.row(vec![
                         (agent.clone(), Tone::Plain),
-                        (k["fingerprint"].as_str().unwrap_or_default().to_owned(), Tone::Plain),
+                        (
+                            k["fingerprint"].as_str().unwrap_or_default().to_owned(),
+                            Tone::Plain,
+                        ),
                         (if primary { "yes" } else { "" }.to_owned(), Tone::Good),
                     ]);
                 }
@@ -119,11 +130,18 @@ pub async fn run(command: KeyringCommand) -> anyhow::Result<ExitCode> {
         }
     }
     if target.agent.json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "agents": agents.len(), "failed": failed }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "agents": agents.len(), "failed": failed }))?
+        );
     } else {
         table.print();
     }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// API addresses of every alive member, as the agent at `addr` knows them.

@@ -103,7 +103,10 @@ impl RawCluster {
             match role.value.as_str() {
                 "voter" => c.role = Role::Voter,
                 "member" => c.role = Role::Member,
-                other => o.report.at(&role.at, format!("role: unknown role \"{other}\": write \"voter\" or \"member\"")),
+                other => o.report.at(
+                    &role.at,
+                    format!("role: unknown role \"{other}\": write \"voter\" or \"member\""),
+                ),
             }
         }
         c.tags = self.tags.clone();
@@ -111,10 +114,15 @@ impl RawCluster {
         let key = o.string(self.key.clone(), "cluster", "key");
         let key_file = o.string(self.key_file.clone(), "cluster", "key_file");
         match (key, key_file) {
-            (Some(_), Some(file)) => o.report.at(&file.at, "set either `key` or `key_file`, not both"),
+            (Some(_), Some(file)) => o
+                .report
+                .at(&file.at, "set either `key` or `key_file`, not both"),
             (Some(key), None) => match Key::parse(&key.value) {
                 Ok(k) => c.keyring = Some(Keyring::new(k)),
-                Err(e) => o.report.at(&key.at, format!("key: {e} (generate one with `vigil keygen`)")),
+                Err(e) => o.report.at(
+                    &key.at,
+                    format!("key: {e} (generate one with `vigil keygen`)"),
+                ),
             },
             (None, Some(file)) => {
                 let path = match file.at {
@@ -147,7 +155,14 @@ impl RawCluster {
             None => self
                 .seeds
                 .as_ref()
-                .map(|seeds| seeds.get_ref().iter().cloned().map(Setting::from_file).collect())
+                .map(|seeds| {
+                    seeds
+                        .get_ref()
+                        .iter()
+                        .cloned()
+                        .map(Setting::from_file)
+                        .collect()
+                })
                 .unwrap_or_default(),
         };
         written
@@ -168,20 +183,41 @@ impl RawCluster {
     fn protocol_into(self, o: &mut Overrides<'_, '_, '_>, p: &mut vigil_gossip::Config) {
         let suspicion_max_at = self.suspicion_max.as_ref().map(|s| At::Span(s.span()));
         let durations = [
-            (self.heartbeat_interval, "heartbeat_interval", &mut p.heartbeat_interval),
-            (self.phi_min_std_dev, "phi_min_std_dev", &mut p.phi_min_std_dev),
-            (self.phi_acceptable_pause, "phi_acceptable_pause", &mut p.phi_acceptable_pause),
+            (
+                self.heartbeat_interval,
+                "heartbeat_interval",
+                &mut p.heartbeat_interval,
+            ),
+            (
+                self.phi_min_std_dev,
+                "phi_min_std_dev",
+                &mut p.phi_min_std_dev,
+            ),
+            (
+                self.phi_acceptable_pause,
+                "phi_acceptable_pause",
+                &mut p.phi_acceptable_pause,
+            ),
             (self.probe_timeout, "probe_timeout", &mut p.probe_timeout),
             (self.suspicion_min, "suspicion_min", &mut p.suspicion_min),
             (self.suspicion_max, "suspicion_max", &mut p.suspicion_max),
-            (self.gossip_interval, "gossip_interval", &mut p.gossip_interval),
-            (self.push_pull_interval, "push_pull_interval", &mut p.push_pull_interval),
+            (
+                self.gossip_interval,
+                "gossip_interval",
+                &mut p.gossip_interval,
+            ),
+            (
+                self.push_pull_interval,
+                "push_pull_interval",
+                &mut p.push_pull_interval,
+            ),
             (self.reap_after, "reap_after", &mut p.reap_after),
         ];
         for (written, key, target) in durations {
             if let Some(d) = o.duration(written, "cluster", key) {
                 if d.value.is_zero() && key != "phi_acceptable_pause" {
-                    o.report.at(&d.at, format!("{key} must be greater than zero"));
+                    o.report
+                        .at(&d.at, format!("{key} must be greater than zero"));
                 } else {
                     *target = d.value;
                 }
@@ -190,7 +226,11 @@ impl RawCluster {
         let counts = [
             (self.observers, "observers", &mut p.observers),
             (self.phi_window, "phi_window", &mut p.phi_window),
-            (self.indirect_probes, "indirect_probes", &mut p.indirect_probes),
+            (
+                self.indirect_probes,
+                "indirect_probes",
+                &mut p.indirect_probes,
+            ),
             (self.fanout, "fanout", &mut p.fanout),
         ];
         for (written, key, target) in counts {
@@ -203,16 +243,19 @@ impl RawCluster {
             }
         }
         if let Some(phi) = o.pick(self.phi_threshold, "cluster", "phi_threshold", |t| {
-            t.parse().map_err(|_| format!("invalid number \"{t}\": expected e.g. 8.0"))
+            t.parse()
+                .map_err(|_| format!("invalid number \"{t}\": expected e.g. 8.0"))
         }) {
             if phi.value > 0.0 && phi.value.is_finite() {
                 p.phi_threshold = phi.value;
             } else {
-                o.report.at(&phi.at, "phi_threshold must be a positive number, e.g. 8.0");
+                o.report
+                    .at(&phi.at, "phi_threshold must be a positive number, e.g. 8.0");
             }
         }
         if let (true, Some(at)) = (p.suspicion_max < p.suspicion_min, suspicion_max_at) {
-            o.report.at(&at, "suspicion_max must not be below suspicion_min");
+            o.report
+                .at(&at, "suspicion_max must not be below suspicion_min");
         }
     }
 }
@@ -223,7 +266,8 @@ fn address(o: &mut Overrides<'_, '_, '_>, setting: Option<Setting<String>>) -> O
     match parse_bind(&setting.value) {
         Ok(addr) => Some(addr),
         Err(message) => {
-            o.report.at(&setting.at, message.replacen("bind address", "address", 1));
+            o.report
+                .at(&setting.at, message.replacen("bind address", "address", 1));
             None
         }
     }
