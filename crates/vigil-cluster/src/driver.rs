@@ -1,0 +1,440 @@
+//! The driver task: the one owner of the [`Node`], turning sockets, timers and commands into its
+//! inputs and its outputs into datagrams, exchanges, snapshots and events.
+//!
+//! One `select!` waits on everything at once — a datagram, a TCP connection, a peer's push-pull
+//! payload, the end of an exchange this node opened, a command, a health change, the node's next
+//! deadline, the snapshot refresh. After each input the driver drains what the node wants done.
+//! Nothing in the loop waits on a peer: TCP exchanges run in their own tasks (owned by
+//! [`JoinSet`]s, so they end with the driver) and datagrams are sent with `try_send_to`.
+
+use std::collections::HashSet;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use rand::seq::IndexedRandom;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::{JoinError, JoinSet};
+use tokio::time::{interval, sleep_until, MissedTickBehavior};
+use tracing::{debug, info, warn};
+use vigil_gossip::crypto::Keyring;
+use vigil_gossip::{Event, Health, Node};
+
+use crate::error::ClusterError;
+use crate::keyring::{self, KeyInfo, KeyringOp};
+use crate::sync::{self, SyncRequest};
+use crate::view::{ClusterView, MemberView, MembershipEvent};
+
+/// The snapshot is rebuilt at least this often: phi and last-heard times move continuously.
+pub(crate) const VIEW_REFRESH: Duration = Duration::from_millis(500);
+/// Largest datagram the driver reads; the protocol sends at most `max_packet` (1,400) bytes.
+const RECV_BUFFER: usize = 64 * 1024;
+/// Push-pull connections served at once; more are closed at once (the peer retries later).
+const MAX_INCOMING: usize = 64;
+/// Push-pull exchanges this node runs at once; more requests are dropped.
+const MAX_OUTGOING: usize = 32;
+/// The shortest sleep between two `handle_timeout` calls.
+const MIN_TIMER_STEP: Duration = Duration::from_millis(1);
+/// How long accepting pauses after an accept error (out of file descriptors, say).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What the handle asks of the driver.
+pub(crate) enum Command {
+    /// Leave gracefully, then stop; `done` fires when the driver has stopped.
+    Leave {
+        within: Duration,
+        done: oneshot::Sender<()>,
+    },
+    /// A keyring operation.
+    Keyring {
+        op: KeyringOp,
+        reply: oneshot::Sender<Result<KeyringChange, ClusterError>>,
+    },
+}
+
+/// The result of a keyring operation: the keys now installed, and the keyring to persist if it
+/// changed.
+pub(crate) struct KeyringChange {
+    pub keys: Vec<KeyInfo>,
+    pub changed: Option<Keyring>,
+}
+
+/// What the driver shares with the handles.
+pub(crate) struct Shared {
+    pub view: ArcSwap<ClusterView>,
+    pub events: broadcast::Sender<MembershipEvent>,
+}
+
+/// The sockets and channels the driver waits on.
+pub(crate) struct Io {
+    pub udp: UdpSocket,
+    pub listener: TcpListener,
+    pub commands: mpsc::Receiver<Command>,
+    pub health: watch::Receiver<(Health, u8)>,
+}
+
+/// Why an exchange was opened: the protocol asked, or this node is leaving and tells a peer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Protocol,
+    Leave,
+}
+
+type ExchangeResult = (SocketAddr, Purpose, io::Result<Vec<u8>>);
+
+/// A graceful leave in progress.
+struct Leaving {
+    deadline: tokio::time::Instant,
+    /// Peers told over TCP whose answer has not come yet.
+    pending: usize,
+    done: Vec<oneshot::Sender<()>>,
+}
+
+/// One input to the node, as the `select!` returned it.
+enum Input {
+    Datagram(io::Result<(usize, SocketAddr)>),
+    Connection(io::Result<(tokio::net::TcpStream, SocketAddr)>),
+    SyncRequest(SyncRequest),
+    Exchanged(Result<ExchangeResult, JoinError>),
+    Served,
+    Command(Option<Command>),
+    Health(bool),
+    Timer,
+    Refresh,
+    LeaveDeadline,
+}
+
+/// The driver's state.
+pub(crate) struct Driver {
+    node: Node,
+    shared: Arc<Shared>,
+    voters: Vec<String>,
+    fanout: usize,
+    leaving: Option<Leaving>,
+    /// Addresses with a protocol exchange in flight, so one is not opened twice.
+    in_flight: HashSet<SocketAddr>,
+    outgoing: JoinSet<ExchangeResult>,
+    incoming: JoinSet<()>,
+    sync_tx: mpsc::Sender<SyncRequest>,
+    /// Whether the snapshot must be republished even without an event.
+    dirty: bool,
+    /// When `handle_timeout` last ran. The timer never fires sooner than a millisecond after it,
+    /// so a deadline the node keeps reporting as overdue cannot spin the loop.
+    last_timeout: Instant,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        node: Node,
+        shared: Arc<Shared>,
+        voters: Vec<String>,
+        fanout: usize,
+        sync_tx: mpsc::Sender<SyncRequest>,
+    ) -> Driver {
+        Driver {
+            node,
+            shared,
+            voters,
+            fanout,
+            leaving: None,
+            in_flight: HashSet::new(),
+            outgoing: JoinSet::new(),
+            incoming: JoinSet::new(),
+            sync_tx,
+            dirty: false,
+            last_timeout: Instant::now(),
+        }
+    }
+
+    /// Runs until the node has left, or every handle is gone.
+    pub(crate) async fn run(mut self, mut io: Io, mut sync_rx: mpsc::Receiver<SyncRequest>) {
+        let mut buf = vec![0u8; RECV_BUFFER];
+        let mut refresh = interval(VIEW_REFRESH);
+        refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut health_open = true;
+        let mut accept_paused_until: Option<tokio::time::Instant> = None;
+        self.after_input(&io.udp, Instant::now());
+        loop {
+            let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+            let timer = self.node.poll_timeout().map(|at| {
+                tokio::time::Instant::from_std(at.max(self.last_timeout + MIN_TIMER_STEP))
+            });
+            let leave_deadline = self.leaving.as_ref().map(|l| l.deadline);
+            let accepting =
+                accept_paused_until.is_none_or(|until| tokio::time::Instant::now() >= until);
+            let input = tokio::select! {
+                r = io.udp.recv_from(&mut buf) => Input::Datagram(r),
+                r = io.listener.accept(), if accepting => Input::Connection(r),
+                Some(request) = sync_rx.recv() => Input::SyncRequest(request),
+                Some(r) = self.outgoing.join_next(), if !self.outgoing.is_empty() => Input::Exchanged(r),
+                Some(_) = self.incoming.join_next(), if !self.incoming.is_empty() => Input::Served,
+                command = io.commands.recv() => Input::Command(command),
+                r = io.health.changed(), if health_open => Input::Health(r.is_ok()),
+                () = sleep_until(timer.unwrap_or(far)), if timer.is_some() => Input::Timer,
+                () = sleep_until(leave_deadline.unwrap_or(far)), if leave_deadline.is_some() => Input::LeaveDeadline,
+                _ = refresh.tick() => Input::Refresh,
+            };
+            let now = Instant::now();
+            match input {
+                Input::Datagram(Ok((len, from))) => {
+                    if let Err(e) = self.node.handle_packet(now, from, &buf[..len]) {
+                        debug!(%from, error = %e, "dropped a datagram that did not decode");
+                    }
+                }
+                Input::Datagram(Err(e)) => debug!(error = %e, "receiving a datagram failed"),
+                Input::Connection(Ok((stream, from))) => {
+                    accept_paused_until = None;
+                    self.serve(stream, from);
+                }
+                Input::Connection(Err(e)) => {
+                    warn!(error = %e, "accepting a push-pull connection failed; pausing accepts briefly");
+                    accept_paused_until = Some(tokio::time::Instant::now() + ACCEPT_BACKOFF);
+                }
+                Input::SyncRequest(request) => self.answer(now, request),
+                Input::Exchanged(Ok((addr, purpose, result))) => {
+                    self.exchanged(now, addr, purpose, result)
+                }
+                Input::Exchanged(Err(e)) => debug!(error = %e, "a push-pull task ended abnormally"),
+                Input::Served | Input::Timer => {}
+                Input::Refresh => self.dirty = true,
+                Input::Command(None) => {
+                    debug!("every cluster handle is gone; stopping the driver");
+                    return;
+                }
+                Input::Command(Some(command)) => self.command(now, command),
+                Input::Health(true) => {
+                    let (health, score) = *io.health.borrow_and_update();
+                    self.set_health(now, health, score);
+                }
+                Input::Health(false) => health_open = false,
+                Input::LeaveDeadline => {
+                    debug!("leave deadline reached; stopping");
+                    break;
+                }
+            }
+            self.after_input(&io.udp, now);
+            if matches!(self.leaving, Some(Leaving { pending: 0, .. })) {
+                break;
+            }
+        }
+        self.finish();
+    }
+
+    fn serve(&mut self, stream: tokio::net::TcpStream, from: SocketAddr) {
+        if self.incoming.len() >= MAX_INCOMING {
+            debug!(%from, "too many push-pull connections at once; closing this one");
+            return;
+        }
+        let driver = self.sync_tx.clone();
+        self.incoming.spawn(async move {
+            if let Err(e) = sync::serve(stream, from, driver).await {
+                debug!(%from, error = %e, "push-pull exchange (accepted) failed");
+            }
+        });
+    }
+
+    /// A peer's push-pull payload: merge it and answer with ours, or refuse if it did not decode.
+    fn answer(&mut self, now: Instant, request: SyncRequest) {
+        match self.node.handle_sync(now, request.from, &request.payload) {
+            Ok(()) => {
+                let ours = self.node.sync_payload();
+                let _ = request.reply.send(ours);
+            }
+            Err(e) => {
+                debug!(from = %request.from, error = %e, "refused a push-pull payload that did not decode")
+            }
+        }
+    }
+
+    /// The end of an exchange this node opened.
+    fn exchanged(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        purpose: Purpose,
+        result: io::Result<Vec<u8>>,
+    ) {
+        match purpose {
+            Purpose::Protocol => {
+                self.in_flight.remove(&addr);
+            }
+            Purpose::Leave => {
+                if let Some(leaving) = self.leaving.as_mut() {
+                    leaving.pending = leaving.pending.saturating_sub(1);
+                }
+            }
+        }
+        match result {
+            Ok(payload) => {
+                if let Err(e) = self.node.handle_sync(now, addr, &payload) {
+                    debug!(peer = %addr, error = %e, "push-pull answer did not decode");
+                }
+            }
+            Err(e) => debug!(peer = %addr, error = %e, "push-pull exchange failed"),
+        }
+    }
+
+    fn command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Leave { within, done } => self.leave(now, within, done),
+            Command::Keyring { op, reply } => {
+                let result = match self.node.keyring_mut() {
+                    None => Err(ClusterError::NotEncrypted),
+                    Some(ring) => keyring::apply(ring, op)
+                        .map(|changed| KeyringChange {
+                            keys: keyring::infos(ring),
+                            changed: changed.then(|| ring.clone()),
+                        })
+                        .map_err(ClusterError::from),
+                };
+                if let Ok(KeyringChange {
+                    changed: Some(ring),
+                    ..
+                }) = &result
+                {
+                    info!(primary = %ring.primary().fingerprint(), keys = ring.keys().count(), "keyring changed");
+                }
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn set_health(&mut self, now: Instant, health: Health, score: u8) {
+        let score = score.min(100);
+        let current = self.node.metadata();
+        if current.health == health && current.score == score {
+            return;
+        }
+        let mut meta = current.clone();
+        meta.health = health;
+        meta.score = score;
+        self.node.set_metadata(now, meta);
+        self.dirty = true;
+    }
+
+    /// Starts a graceful leave: the node announces it over UDP, and the driver also hands its
+    /// state (which now says "left") to up to `fanout` members over TCP, whose answers confirm
+    /// they know. The driver stops when they have answered, or at `within`.
+    fn leave(&mut self, now: Instant, within: Duration, done: oneshot::Sender<()>) {
+        if let Some(leaving) = self.leaving.as_mut() {
+            leaving.done.push(done);
+            return;
+        }
+        info!(id = %self.node.id(), "leaving the cluster");
+        self.node.leave(now);
+        let active: Vec<SocketAddr> = self
+            .node
+            .members()
+            .filter(|m| m.state.is_active())
+            .map(|m| m.addr)
+            .collect();
+        let peers: Vec<SocketAddr> = active
+            .choose_multiple(&mut rand::rng(), self.fanout.max(1))
+            .copied()
+            .collect();
+        for &peer in &peers {
+            self.open(peer, Purpose::Leave);
+        }
+        self.leaving = Some(Leaving {
+            deadline: tokio::time::Instant::now() + within,
+            pending: peers.len(),
+            done: vec![done],
+        });
+        self.dirty = true;
+    }
+
+    fn open(&mut self, addr: SocketAddr, purpose: Purpose) {
+        let payload = self.node.sync_payload();
+        self.outgoing
+            .spawn(async move { (addr, purpose, sync::exchange(addr, payload).await) });
+    }
+
+    /// Carries out what the node asks after an input, and publishes what changed.
+    fn after_input(&mut self, udp: &UdpSocket, now: Instant) {
+        // Inputs may keep the select busy; never let the node's deadlines starve behind them.
+        if self.node.poll_timeout().is_some_and(|at| at <= now) {
+            self.node.handle_timeout(now);
+            self.last_timeout = now;
+        }
+        while let Some(transmit) = self.node.poll_transmit() {
+            if let Err(e) = udp.try_send_to(&transmit.payload, transmit.to) {
+                debug!(to = %transmit.to, error = %e, "dropped a datagram that could not be sent");
+            }
+        }
+        while let Some(addr) = self.node.poll_sync() {
+            if self.in_flight.contains(&addr) {
+                continue;
+            }
+            if self.outgoing.len() >= MAX_OUTGOING {
+                debug!(peer = %addr, "too many push-pull exchanges in flight; skipping one");
+                continue;
+            }
+            self.in_flight.insert(addr);
+            self.open(addr, Purpose::Protocol);
+        }
+        let mut events = Vec::new();
+        while let Some(event) = self.node.poll_event() {
+            events.push(event);
+        }
+        if events.is_empty() && !self.dirty {
+            return;
+        }
+        self.publish(now);
+        let wall = SystemTime::now();
+        for event in events {
+            if let Some(event) = self.membership_event(event, now, wall) {
+                let _ = self.shared.events.send(event);
+            }
+        }
+    }
+
+    /// Rebuilds and swaps in the snapshot.
+    fn publish(&mut self, now: Instant) {
+        let view = ClusterView::of(&self.node, &self.voters, now, SystemTime::now());
+        self.shared.view.store(Arc::new(view));
+        self.dirty = false;
+    }
+
+    fn membership_event(
+        &self,
+        event: Event,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Option<MembershipEvent> {
+        let view = |m| MemberView::of(&self.node, &m, now, wall);
+        let event = match event {
+            Event::MemberUp(m) => MembershipEvent::Up(view(m)),
+            Event::MemberUpdated(m) => MembershipEvent::Updated(view(m)),
+            Event::MemberSuspect(m) => MembershipEvent::Suspect(view(m)),
+            Event::MemberAlive(m) => MembershipEvent::Alive(view(m)),
+            Event::MemberDown(m) => MembershipEvent::Down(view(m)),
+            Event::MemberLeft(m) => MembershipEvent::Left(view(m)),
+            Event::Refuted { incarnation } => {
+                info!(incarnation, "refuted a suspicion of this node");
+                return None;
+            }
+        };
+        let m = event.member();
+        match &event {
+            MembershipEvent::Updated(_) => {
+                debug!(id = %m.id, health = m.health.as_str(), score = m.score, "member updated");
+            }
+            _ => info!(id = %m.id, addr = %m.addr, incarnation = m.incarnation, "{}", event.kind()),
+        }
+        Some(event)
+    }
+
+    /// Publishes the last snapshot and tells whoever waits for the leave.
+    fn finish(mut self) {
+        self.publish(Instant::now());
+        if let Some(leaving) = self.leaving.take() {
+            info!(id = %self.node.id(), "left the cluster");
+            for done in leaving.done {
+                let _ = done.send(());
+            }
+        }
+    }
+}
