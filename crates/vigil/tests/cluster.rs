@@ -4,9 +4,43 @@
 
 mod common;
 
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
 
 use common::{free_port, vigil, wait_for, Agent};
+
+/// A client of `/v1/events` reading the stream as it comes.
+struct EventStream {
+    stream: TcpStream,
+    seen: String,
+}
+
+impl EventStream {
+    fn open(addr: SocketAddr) -> Self {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        write!(stream, "GET /v1/events HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        EventStream {
+            stream,
+            seen: String::new(),
+        }
+    }
+
+    /// Reads until `needle` has arrived, for at most `limit`.
+    fn wait_for(&mut self, needle: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut buf = [0u8; 4096];
+        while !self.seen.contains(needle) && Instant::now() < deadline {
+            if let Ok(n) = self.stream.read(&mut buf) {
+                self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+        self.seen.contains(needle)
+    }
+}
 
 /// Fast protocol timings so failures are detected within a test's patience.
 const FAST: &str = r#"
@@ -97,6 +131,47 @@ fn three_agents_form_a_cluster_and_see_a_killed_one_dead() {
         .to_owned();
     let stranger = agent("stranger", free_port(), ports[0], Some(&stranger_key));
 
+    // The key rotates on every member with no downtime.
+    let new_key = String::from_utf8(vigil(&["keygen"]).stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let addr = format!("http://{}", a.addr);
+    for step in ["install", "use"] {
+        let out = vigil(&["keyring", step, &new_key, "--addr", &addr, "--all"]);
+        assert!(
+            out.status.success(),
+            "keyring {step}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = vigil(&["keyring", "remove", &key, "--addr", &addr, "--all"]);
+    assert!(
+        out.status.success(),
+        "keyring remove: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = vigil(&["keyring", "list", "--addr", &addr, "--all"]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert_eq!(
+        listed.lines().filter(|l| l.ends_with("yes")).count(),
+        3,
+        "one primary key per agent: {listed}"
+    );
+    assert_eq!(
+        listed.lines().count(),
+        4,
+        "header and one key per agent: {listed}"
+    );
+    for agent in [&a, &b, &c] {
+        assert_eq!(
+            states(agent),
+            all_alive(&["a", "b", "c"]),
+            "nobody was lost while rotating"
+        );
+    }
+
+    let mut events = EventStream::open(a.addr);
     c.child.kill().unwrap();
     c.child.wait().unwrap();
     for agent in [&a, &b] {
@@ -117,6 +192,10 @@ fn three_agents_form_a_cluster_and_see_a_killed_one_dead() {
         states(&stranger).iter().all(|(id, _)| id == "stranger"),
         "{:?}",
         states(&stranger)
+    );
+    assert!(
+        events.wait_for("event: member_down", Duration::from_secs(10)),
+        "member_down streamed to /v1/events"
     );
     let (_, metrics) = common::http(a.addr, "GET", "/metrics", None, "").unwrap();
     assert!(
