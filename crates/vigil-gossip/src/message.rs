@@ -116,7 +116,10 @@ pub(crate) fn encode<T: Serialize>(message: &T) -> Vec<u8> {
 }
 
 /// Opens and decodes a frame.
-pub(crate) fn decode<T: for<'de> Deserialize<'de>>(keyring: Option<&Keyring>, frame: &[u8]) -> Result<T, DecodeError> {
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(
+    keyring: Option<&Keyring>,
+    frame: &[u8],
+) -> Result<T, DecodeError> {
     let plain = crypto::open(keyring, frame)?;
     match plain.split_first() {
         None => Err(DecodeError::Malformed("empty message".to_owned())),
@@ -129,7 +132,9 @@ pub(crate) fn decode<T: for<'de> Deserialize<'de>>(keyring: Option<&Keyring>, fr
 
 /// Encoded size of one update inside a packet.
 pub(crate) fn encoded_len(update: &Update) -> usize {
-    postcard::to_allocvec(update).map(|v| v.len()).unwrap_or(usize::MAX)
+    postcard::to_allocvec(update)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX)
 }
 
 /// Decodes an arbitrary frame as a datagram, for fuzzing and property tests.

@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rand::seq::{IndexedRandom, SliceRandom};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 use crate::broadcast::Broadcasts;
@@ -89,10 +89,12 @@ pub struct Node {
     meta: Metadata,
     meta_version: u64,
     leaving: bool,
-    // Ordered maps wherever iteration order reaches the outputs (random member choice, probe
-    // and suspicion expiry, push-pull payloads): std's `HashMap` iterates in a per-process random
-    // order, which would make a node's behaviour differ between runs with the same seed.
-    members: BTreeMap<NodeId, Member>,
+    // Iteration order must never reach the outputs, or a node would behave differently between
+    // runs with the same seed: std's `HashMap` iterates in a per-process random order. So
+    // `members` (a hash map, for fast lookups) is never iterated where order matters — random
+    // choices walk the ordered `ring`, push-pull payloads are sorted — and the small maps that
+    // are iterated (detectors, probes, suspicions) are ordered.
+    members: HashMap<NodeId, Member>,
     ring: BTreeSet<(u64, NodeId)>,
     detectors: BTreeMap<NodeId, PhiDetector>,
     probes: BTreeMap<u32, Probe>,
@@ -125,7 +127,14 @@ impl Node {
     ///
     /// `seed` feeds the node's random choices and encryption nonces: use 32 bytes from the OS in
     /// production, a fixed value in simulations.
-    pub fn new(identity: Identity, meta: Metadata, config: Config, keyring: Option<Keyring>, seed: [u8; 32], now: Instant) -> Node {
+    pub fn new(
+        identity: Identity,
+        meta: Metadata,
+        config: Config,
+        keyring: Option<Keyring>,
+        seed: [u8; 32],
+        now: Instant,
+    ) -> Node {
         let mut node = Node {
             me: identity.id.clone(),
             addr: identity.addr,
@@ -133,7 +142,7 @@ impl Node {
             meta,
             meta_version: 0,
             leaving: false,
-            members: BTreeMap::new(),
+            members: HashMap::new(),
             ring: BTreeSet::new(),
             detectors: BTreeMap::new(),
             probes: BTreeMap::new(),
@@ -162,6 +171,10 @@ impl Node {
             config,
         };
         node.ring.insert((identity.id.ring_hash(), identity.id));
+        // Nodes started together (a deploy, a simulation) would otherwise all push-pull at once,
+        // forever: start each one's cycle at a random point.
+        let stagger = node.rng.random_range(0.5..1.5);
+        node.next_push_pull = now + node.config.push_pull_interval.mul_f64(stagger);
         node
     }
 
@@ -210,7 +223,12 @@ impl Node {
     // ----- inputs -----
 
     /// Processes one datagram received from `from`.
-    pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, frame: &[u8]) -> Result<(), DecodeError> {
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        frame: &[u8],
+    ) -> Result<(), DecodeError> {
         let packet: Packet = match message::decode(self.keyring.as_ref(), frame) {
             Ok(packet) => packet,
             Err(e) => {
@@ -232,7 +250,11 @@ impl Node {
             Body::Gossip => {}
             Body::Ping { seq } => self.send(from, Body::Ack { seq }),
             Body::Ack { seq } => self.acked(now, seq),
-            Body::PingReq { seq, target, target_addr } => {
+            Body::PingReq {
+                seq,
+                target,
+                target_addr,
+            } => {
                 if target == self.me {
                     self.send(from, Body::Ack { seq });
                 } else {
@@ -261,18 +283,29 @@ impl Node {
                 incarnation: self.incarnation,
             };
         }
+        let start = members.len();
         members.extend(self.members.values().map(member_update));
+        members[start..].sort_by(|a, b| a.subject().cmp(b.subject()));
         let state = SyncState {
             sender: self.me.clone(),
             members,
         };
-        let frame = crypto::seal(self.keyring.as_ref(), &message::encode(&state), &mut self.rng);
+        let frame = crypto::seal(
+            self.keyring.as_ref(),
+            &message::encode(&state),
+            &mut self.rng,
+        );
         self.stats.bytes_sent += frame.len() as u64;
         frame
     }
 
     /// Merges the state received in a push-pull exchange from `from`.
-    pub fn handle_sync(&mut self, now: Instant, _from: SocketAddr, frame: &[u8]) -> Result<(), DecodeError> {
+    pub fn handle_sync(
+        &mut self,
+        now: Instant,
+        _from: SocketAddr,
+        frame: &[u8],
+    ) -> Result<(), DecodeError> {
         let state: SyncState = match message::decode(self.keyring.as_ref(), frame) {
             Ok(state) => state,
             Err(e) => {
@@ -283,6 +316,22 @@ impl Node {
         self.stats.bytes_received += frame.len() as u64;
         self.heard_from(now, &state.sender);
         for update in state.members {
+            // A full state carries the sender's *opinion* that a member is dead, possibly formed
+            // on the far side of a partition that has just healed. Taken as a fact it would kill
+            // healthy members that nobody here has stopped hearing from, and spread: the sender
+            // of a push-pull says every member of the other side is dead. So, as memberlist
+            // does, it only makes this node suspect the member, which the member refutes if it
+            // is alive and which times out into `Dead` if it is not.
+            let update = match update {
+                Update::Dead {
+                    id, incarnation, ..
+                } => Update::Suspect {
+                    id,
+                    incarnation,
+                    from: state.sender.clone(),
+                },
+                other => other,
+            };
             self.apply(now, update);
         }
         Ok(())
@@ -394,7 +443,11 @@ impl Node {
             id: self.me.clone(),
             addr: self.addr,
             incarnation: self.incarnation,
-            state: if self.leaving { MemberState::Left } else { MemberState::Alive },
+            state: if self.leaving {
+                MemberState::Left
+            } else {
+                MemberState::Alive
+            },
             meta: self.meta.clone(),
             meta_version: self.meta_version,
             state_since: now,
@@ -458,10 +511,12 @@ impl Node {
         self.config.retransmit_mult * (n.log10().ceil() as u32).max(1)
     }
 
-    /// Full syncs grow rarer as the cluster grows, keeping their bandwidth per node flat.
+    /// Full syncs grow rarer as the cluster grows, keeping their bandwidth per node flat: a
+    /// payload carries every member, so the interval grows in proportion to the members above 32.
+    /// (memberlist's `log2(n / 32) + 1` scaling leaves the bandwidth growing as `n / log n`.)
     fn push_pull_interval(&self) -> Duration {
         let n = self.active_count().max(1) as f64;
-        let scale = (n / 32.0).log2().ceil().max(0.0) + 1.0;
+        let scale = (n / 32.0).max(1.0);
         self.config.push_pull_interval.mul_f64(scale)
     }
 
@@ -485,10 +540,17 @@ impl Node {
         };
         let base = message::encode(&packet).len();
         // Two bytes for the varint length of the update list.
-        let budget = self.config.max_packet.saturating_sub(SEAL_OVERHEAD + base + 2);
+        let budget = self
+            .config
+            .max_packet
+            .saturating_sub(SEAL_OVERHEAD + base + 2);
         let limit = self.retransmit_limit();
         packet.updates = self.broadcasts.take(budget, limit);
-        let payload = crypto::seal(self.keyring.as_ref(), &message::encode(&packet), &mut self.rng);
+        let payload = crypto::seal(
+            self.keyring.as_ref(),
+            &message::encode(&packet),
+            &mut self.rng,
+        );
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += payload.len() as u64;
         self.transmits.push_back(Transmit { to, payload });
@@ -500,7 +562,10 @@ impl Node {
         let key = (self.me.ring_hash(), self.me.clone());
         let mut out = Vec::with_capacity(k);
         if successors {
-            let after = self.ring.range((std::ops::Bound::Excluded(key.clone()), std::ops::Bound::Unbounded));
+            let after = self.ring.range((
+                std::ops::Bound::Excluded(key.clone()),
+                std::ops::Bound::Unbounded,
+            ));
             for (_, id) in after.chain(self.ring.iter()).take(k) {
                 out.push(id.clone());
             }
@@ -538,15 +603,22 @@ impl Node {
         }
     }
 
-    /// Up to `count` random active members' addresses, never `except`.
+    /// Up to `count` random active members' addresses, never `except`. Walks the ring (the
+    /// active members, in a fixed order) so the choice depends on the seed alone.
     fn random_active(&mut self, count: usize, except: Option<&NodeId>) -> Vec<SocketAddr> {
-        let candidates: Vec<SocketAddr> = self
-            .members
-            .values()
-            .filter(|m| m.state.is_active() && Some(&m.id) != except)
-            .map(|m| m.addr)
+        // Ring keys compare their hash first, sparing a string comparison per member.
+        let me = (self.me.ring_hash(), self.me.clone());
+        let except = except.map(|id| (id.ring_hash(), id.clone()));
+        let candidates: Vec<&NodeId> = self
+            .ring
+            .iter()
+            .filter(|key| **key != me && Some(*key) != except.as_ref())
+            .map(|(_, id)| id)
             .collect();
-        candidates.choose_multiple(&mut self.rng, count).copied().collect()
+        candidates
+            .choose_multiple(&mut self.rng, count)
+            .filter_map(|id| self.members.get(*id).map(|m| m.addr))
+            .collect()
     }
 
     fn redial_seeds(&mut self) {
@@ -556,7 +628,12 @@ impl Node {
             .filter(|m| m.state.is_active())
             .map(|m| m.addr)
             .collect();
-        let mut missing: Vec<SocketAddr> = self.seeds.iter().copied().filter(|s| !active.contains(s)).collect();
+        let mut missing: Vec<SocketAddr> = self
+            .seeds
+            .iter()
+            .copied()
+            .filter(|s| !active.contains(s))
+            .collect();
         if active.is_empty() {
             self.syncs.extend(missing);
         } else if let Some(seed) = {
@@ -612,7 +689,11 @@ impl Node {
         let Some(member) = self.members.get(&target) else {
             return;
         };
-        if !member.state.is_active() || self.suspected_by_me.contains(&(target.clone(), member.incarnation)) {
+        if !member.state.is_active()
+            || self
+                .suspected_by_me
+                .contains(&(target.clone(), member.incarnation))
+        {
             return;
         }
         let target_addr = member.addr;
@@ -641,7 +722,12 @@ impl Node {
 
     fn acked(&mut self, now: Instant, seq: u32) {
         if let Some(relay) = self.relays.remove(&seq) {
-            self.send(relay.origin, Body::Ack { seq: relay.origin_seq });
+            self.send(
+                relay.origin,
+                Body::Ack {
+                    seq: relay.origin_seq,
+                },
+            );
             return;
         }
         if let Some(probe) = self.probes.remove(&seq) {
@@ -655,7 +741,12 @@ impl Node {
 
     fn expire_probes(&mut self, now: Instant) {
         self.relays.retain(|_, r| r.deadline > now);
-        let failed: Vec<u32> = self.probes.iter().filter(|(_, p)| p.deadline <= now).map(|(s, _)| *s).collect();
+        let failed: Vec<u32> = self
+            .probes
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(s, _)| *s)
+            .collect();
         for seq in failed {
             let Some(probe) = self.probes.remove(&seq) else {
                 continue;
@@ -666,7 +757,8 @@ impl Node {
             };
             if member.state.is_active() {
                 let incarnation = member.incarnation;
-                self.suspected_by_me.insert((probe.target.clone(), incarnation));
+                self.suspected_by_me
+                    .insert((probe.target.clone(), incarnation));
                 let update = Update::Suspect {
                     id: probe.target,
                     incarnation,
@@ -721,16 +813,23 @@ impl Node {
 
     fn reap(&mut self, now: Instant) {
         let reap_after = self.config.reap_after;
-        self.members
-            .retain(|_, m| m.state.is_active() || now.saturating_duration_since(m.state_since) < reap_after);
+        self.members.retain(|_, m| {
+            m.state.is_active() || now.saturating_duration_since(m.state_since) < reap_after
+        });
     }
 
     /// Lifeguard's timeout: from `max` with no confirmation down to `min` once the expected
-    /// number of independent observers agree.
+    /// number of independent observers agree. `confirmations` counts the first suspector too;
+    /// the formula counts the confirmations beyond it, of which at most `observers − 1` (the
+    /// other observers) or `n − 2` (every member but the suspect and the first suspector) can come.
     fn suspicion_timeout(&self, confirmations: usize) -> Duration {
         let min = self.stretch(self.config.suspicion_min);
         let max = self.stretch(self.config.suspicion_max).max(min);
-        let expected = self.config.observers.min(self.active_count().saturating_sub(2));
+        let expected = self
+            .config
+            .observers
+            .saturating_sub(1)
+            .min(self.active_count().saturating_sub(2));
         if expected == 0 {
             return min;
         }
@@ -775,19 +874,35 @@ impl Node {
         let subject = update.subject().clone();
         if subject == self.me {
             match update {
-                Update::Suspect { incarnation, .. } | Update::Dead { incarnation, .. } | Update::Left { incarnation, .. }
+                Update::Suspect { incarnation, .. }
+                | Update::Dead { incarnation, .. }
+                | Update::Left { incarnation, .. }
                     if incarnation >= self.incarnation =>
                 {
                     self.refute(incarnation)
                 }
-                Update::Alive { incarnation, .. } if incarnation > self.incarnation => self.refute(incarnation),
+                Update::Alive { incarnation, .. } if incarnation > self.incarnation => {
+                    self.refute(incarnation)
+                }
                 _ => {}
             }
             return;
         }
-        let current = self.members.get(&subject).map(|m| (m.state, m.incarnation, m.meta_version));
+        let current = self
+            .members
+            .get(&subject)
+            .map(|m| (m.state, m.incarnation, m.meta_version));
         let changed = match (&update, current) {
-            (Update::Alive { id, addr, incarnation, meta, meta_version }, None) => {
+            (
+                Update::Alive {
+                    id,
+                    addr,
+                    incarnation,
+                    meta,
+                    meta_version,
+                },
+                None,
+            ) => {
                 self.members.insert(
                     id.clone(),
                     Member {
@@ -805,9 +920,19 @@ impl Node {
                 self.emit(id, Event::MemberUp);
                 true
             }
-            (Update::Alive { id, addr, incarnation, meta, meta_version }, Some((state, cur_inc, cur_version))) => {
+            (
+                Update::Alive {
+                    id,
+                    addr,
+                    incarnation,
+                    meta,
+                    meta_version,
+                },
+                Some((state, cur_inc, cur_version)),
+            ) => {
                 let newer = *incarnation > cur_inc;
-                let newer_meta = *incarnation == cur_inc && *meta_version > cur_version && state.is_active();
+                let newer_meta =
+                    *incarnation == cur_inc && *meta_version > cur_version && state.is_active();
                 let mut meta_changed = false;
                 if newer || newer_meta {
                     if let Some(m) = self.members.get_mut(id) {
@@ -839,7 +964,14 @@ impl Node {
                     }
                 }
             }
-            (Update::Suspect { id, incarnation, from }, Some((state, cur_inc, _))) => match state {
+            (
+                Update::Suspect {
+                    id,
+                    incarnation,
+                    from,
+                },
+                Some((state, cur_inc, _)),
+            ) => match state {
                 MemberState::Alive if *incarnation >= cur_inc => {
                     if let Some(m) = self.members.get_mut(id) {
                         m.incarnation = *incarnation;
@@ -876,7 +1008,12 @@ impl Node {
                 }
                 _ => false,
             },
-            (Update::Dead { id, incarnation, .. }, Some((state, cur_inc, _))) if state.is_active() && *incarnation >= cur_inc => {
+            (
+                Update::Dead {
+                    id, incarnation, ..
+                },
+                Some((state, cur_inc, _)),
+            ) if state.is_active() && *incarnation >= cur_inc => {
                 if let Some(m) = self.members.get_mut(id) {
                     m.incarnation = *incarnation;
                 }
@@ -885,7 +1022,9 @@ impl Node {
                 self.emit(id, Event::MemberDown);
                 true
             }
-            (Update::Left { id, incarnation }, Some((state, cur_inc, _))) if state != MemberState::Left && *incarnation >= cur_inc => {
+            (Update::Left { id, incarnation }, Some((state, cur_inc, _)))
+                if state != MemberState::Left && *incarnation >= cur_inc =>
+            {
                 if let Some(m) = self.members.get_mut(id) {
                     m.incarnation = *incarnation;
                 }

@@ -29,7 +29,13 @@ pub(crate) struct PhiDetector {
 
 impl PhiDetector {
     /// A detector that starts watching at `now`, assuming heartbeats every `expected`.
-    pub(crate) fn new(now: Instant, expected: Duration, window: usize, min_std_dev: Duration, acceptable_pause: Duration) -> Self {
+    pub(crate) fn new(
+        now: Instant,
+        expected: Duration,
+        window: usize,
+        min_std_dev: Duration,
+        acceptable_pause: Duration,
+    ) -> Self {
         let mut detector = PhiDetector {
             intervals: VecDeque::with_capacity(window.min(64)),
             window: window.max(2),
@@ -102,7 +108,10 @@ mod tests {
     #[test]
     fn phi_grows_with_lateness_and_is_small_on_time() {
         assert!(phi(0.5, 1.0, 0.1) < 0.01);
-        assert!((phi(1.0, 1.0, 0.1) - 0.301).abs() < 0.01, "half the mass is later than the mean");
+        assert!(
+            (phi(1.0, 1.0, 0.1) - 0.301).abs() < 0.01,
+            "half the mass is later than the mean"
+        );
         assert!(phi(1.3, 1.0, 0.1) > 2.0);
         assert!(phi(1.6, 1.0, 0.1) > 8.0);
         assert!(phi(100.0, 1.0, 0.1).is_finite());

@@ -1,0 +1,239 @@
+//! `sim-bench`: the membership protocol's figures at 1,000 nodes, in virtual time.
+//!
+//! ```text
+//! cargo run -p vigil-sim --release --bin sim-bench [-- --seed N]
+//! ```
+//!
+//! Prints, against the targets the protocol is held to:
+//! - dissemination of one metadata change to 99 % of 1,000 members (target < 3 s);
+//! - detection of a killed member by every other member, p50/p99 over observers and several
+//!   kills (target p99 < 5 s);
+//! - bytes sent per node per second at 100, 300 and 1,000 nodes over a steady window long enough
+//!   to include push-pull (target: flat, not growing with n);
+//! - false positives under 5 % loss with random 1 s pauses (100 nodes, 10 minutes).
+//!
+//! Every figure is virtual time and deterministic for a seed; wall-clock times are printed only to
+//! show what the run cost.
+
+use std::time::{Duration, Instant};
+
+use vigil_gossip::Metadata;
+use vigil_sim::{percentile, Kind, Link, Sim, SimConfig};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn main() {
+    let seed = std::env::args()
+        .skip_while(|a| a != "--seed")
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let wall = Instant::now();
+    println!("vigil-sim bench, seed {seed}; all times virtual unless marked wall");
+    println!();
+
+    let mut rows = Vec::new();
+    let mut sim = join(seed, 1000, &mut rows);
+    dissemination(&mut sim, &mut rows);
+    kills(&mut sim, &mut rows);
+    drop(sim);
+    bandwidth(seed, &mut rows);
+    false_positives(seed, &mut rows);
+
+    println!();
+    println!(
+        "| {:<52} | {:<14} | {:<30} |",
+        "figure", "target", "measured"
+    );
+    println!("|{:-<54}|{:-<16}|{:-<32}|", "", "", "");
+    for (figure, target, measured) in &rows {
+        println!("| {figure:<52} | {target:<14} | {measured:<30} |");
+    }
+    println!();
+    println!("total wall time {:.1?}", wall.elapsed());
+}
+
+type Rows = Vec<(String, String, String)>;
+
+fn join(seed: u64, n: usize, rows: &mut Rows) -> Sim {
+    let wall = Instant::now();
+    let mut config = SimConfig::new(seed, n);
+    config.join_spread = 5 * SECOND;
+    let mut sim = Sim::new(config);
+    let took = sim.run_until_true(120 * SECOND, SECOND / 2, Sim::all_alive);
+    let measured = took.map_or("not converged in 120 s".to_owned(), |t| {
+        format!("{t:.1?} (spread over 5 s)")
+    });
+    println!(
+        "join: {n} nodes through 3 seeds converged after {measured}; wall {:.1?}",
+        wall.elapsed()
+    );
+    rows.push((
+        format!("join + converge, {n} nodes through 3 seeds"),
+        "bounded".into(),
+        measured,
+    ));
+    // Let the join's updates finish their retransmissions before measuring anything else.
+    sim.run_for(30 * SECOND);
+    sim
+}
+
+fn dissemination(sim: &mut Sim, rows: &mut Rows) {
+    let wall = Instant::now();
+    let mut p99s = Vec::new();
+    let mut alls = Vec::new();
+    for (k, x) in [17, 250, 501, 777, 999].into_iter().enumerate() {
+        let mut meta = Metadata::default();
+        meta.tags.insert("rev".into(), k.to_string());
+        let since = sim.now();
+        sim.set_metadata(x, meta);
+        sim.run_for(10 * SECOND);
+        let updated = |r: &vigil_sim::Record| r.kind == Kind::Updated;
+        p99s.push(
+            sim.time_until_fraction(x, since, 0.99, updated)
+                .unwrap_or(Duration::MAX),
+        );
+        alls.push(
+            sim.time_until_all(x, since, updated)
+                .unwrap_or(Duration::MAX),
+        );
+    }
+    println!(
+        "dissemination: to 99% {p99s:.2?}; to all {alls:.2?}; wall {:.1?}",
+        wall.elapsed()
+    );
+    let worst = p99s.iter().max().copied().unwrap_or_default();
+    rows.push((
+        "metadata change reaches 99% of 1,000 (worst of 5)".into(),
+        "< 3 s".into(),
+        format!(
+            "{worst:.2?} (100%: {:.2?})",
+            alls.iter().max().copied().unwrap_or_default()
+        ),
+    ));
+}
+
+fn kills(sim: &mut Sim, rows: &mut Rows) {
+    let wall = Instant::now();
+    let mut per_observer = Vec::new();
+    let mut everyone = Vec::new();
+    for x in [3, 123, 456, 789, 900] {
+        let since = sim.now();
+        sim.kill(x);
+        sim.run_for(20 * SECOND);
+        let seen = sim.first_seen(x, since, |r| r.kind == Kind::Down);
+        per_observer.extend(seen.iter().map(|(_, t)| t.unwrap_or(Duration::MAX)));
+        everyone.push(
+            sim.time_until_all(x, since, |r| r.kind == Kind::Down)
+                .unwrap_or(Duration::MAX),
+        );
+    }
+    let p50 = percentile(&per_observer, 50.0).unwrap_or_default();
+    let p99 = percentile(&per_observer, 99.0).unwrap_or_default();
+    let wrong = sim.wrongly_down(Duration::ZERO).len();
+    println!(
+        "kill detection: per observer p50 {p50:.2?} p99 {p99:.2?}; by everyone {everyone:.2?}; live nodes wrongly down {wrong}; wall {:.1?}",
+        wall.elapsed()
+    );
+    rows.push((
+        "kill detected by every member, p50 over observers".into(),
+        "".into(),
+        format!("{p50:.2?}"),
+    ));
+    rows.push((
+        "kill detected by every member, p99 over observers".into(),
+        "< 5 s".into(),
+        format!(
+            "{p99:.2?} (last member: {:.2?})",
+            everyone.iter().max().copied().unwrap_or_default()
+        ),
+    ));
+}
+
+fn bandwidth(seed: u64, rows: &mut Rows) {
+    let window = 1200 * SECOND;
+    for n in [100, 300, 1000] {
+        let wall = Instant::now();
+        let mut config = SimConfig::new(seed, n);
+        config.join_spread = 5 * SECOND;
+        let mut sim = Sim::new(config);
+        sim.run_until_true(120 * SECOND, SECOND / 2, Sim::all_alive);
+        sim.run_for(60 * SECOND);
+        let before: Vec<_> = (0..n).map(|i| sim.traffic(i)).collect();
+        sim.run_for(window);
+        let secs = window.as_secs_f64();
+        let mut datagrams = 0;
+        let mut syncs = 0;
+        let mut max_node = 0;
+        for (i, b) in before.iter().enumerate() {
+            let t = sim.traffic(i);
+            datagrams += t.bytes_sent - b.bytes_sent;
+            syncs += t.sync_bytes_sent - b.sync_bytes_sent;
+            max_node = max_node.max(t.total_sent() - b.total_sent());
+        }
+        let per_node = |bytes: u64| bytes as f64 / n as f64 / secs;
+        println!(
+            "bandwidth at n={n}: {:.0} B/s per node sent ({:.0} datagrams + {:.0} push-pull), busiest node {:.0} B/s; wall {:.1?}",
+            per_node(datagrams + syncs),
+            per_node(datagrams),
+            per_node(syncs),
+            max_node as f64 / secs,
+            wall.elapsed()
+        );
+        rows.push((
+            format!(
+                "bytes/s sent per node, n = {n} (steady, {} s)",
+                window.as_secs()
+            ),
+            "flat in n".into(),
+            format!(
+                "{:.0} ({:.0} udp + {:.0} sync)",
+                per_node(datagrams + syncs),
+                per_node(datagrams),
+                per_node(syncs)
+            ),
+        ));
+    }
+}
+
+fn false_positives(seed: u64, rows: &mut Rows) {
+    let wall = Instant::now();
+    let mut config = SimConfig::new(seed, 100);
+    config.link = Link::LAN.with_loss(0.05);
+    let mut sim = Sim::new(config);
+    sim.run_until_true(60 * SECOND, SECOND / 4, Sim::all_alive);
+    let start = sim.now();
+    let nodes: Vec<usize> = (0..100).collect();
+    let pauses = sim.random_pauses(
+        seed,
+        &nodes,
+        SECOND,
+        60 * SECOND,
+        start,
+        start + 600 * SECOND,
+    );
+    sim.run_until(start + 610 * SECOND);
+    let wrong = sim.wrongly_down(start);
+    let suspected_running = sim
+        .false_suspicions(start)
+        .iter()
+        .filter(|r| r.kind == Kind::Suspect)
+        .count();
+    let suspicions = sim.count(Kind::Suspect, start);
+    let refutations = sim.count(Kind::Refuted, start);
+    let mut members: Vec<usize> = wrong.iter().filter_map(|r| r.subject).collect();
+    members.sort_unstable();
+    members.dedup();
+    println!(
+        "false positives (100 nodes, 5% loss, {pauses} pauses of 1 s over 600 s): {} Down events about live members ({} members), \
+         {suspicions} Suspect events ({suspected_running} while the member was running), {refutations} refutations; wall {:.1?}",
+        wrong.len(),
+        members.len(),
+        wall.elapsed()
+    );
+    rows.push((
+        format!("live members declared dead, 5% loss + {pauses} 1 s pauses"),
+        "0".into(),
+        format!("{} ({} Down events)", members.len(), wrong.len()),
+    ));
+}
