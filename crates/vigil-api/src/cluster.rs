@@ -63,7 +63,9 @@ fn counted(view: &ClusterView) -> impl Iterator<Item = &MemberView> {
 /// `GET /cluster/status`.
 pub async fn status(State(cluster): State<Cluster>) -> Json<Value> {
     let view = cluster.view();
-    let membership: Map<String, Value> = counted(&view).map(|m| (m.id.clone(), member_json(m))).collect();
+    let membership: Map<String, Value> = counted(&view)
+        .map(|m| (m.id.clone(), member_json(m)))
+        .collect();
     Json(json!({
         "totalNodes": counted(&view).count(),
         "healthyNodes": counted(&view).filter(|m| is_healthy(m)).count(),
@@ -107,8 +109,11 @@ pub async fn keyring_change(
     Path(op): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let body: KeyBody = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid body: {e} (expected {{\"key\": \"<base64>\"}})")))?;
+    let body: KeyBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "invalid body: {e} (expected {{\"key\": \"<base64>\"}})"
+        ))
+    })?;
     let key = Key::parse(&body.key).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let op = match op.as_str() {
         "install" => KeyringOp::Install(key),
@@ -135,18 +140,57 @@ async fn keyring(cluster: &Cluster, op: KeyringOp) -> Result<Response, ApiError>
 pub fn render_metrics(view: &ClusterView, out: &mut String) {
     let s = &view.stats;
     let counters = [
-        ("vigil_cluster_heartbeats_sent_total", "Heartbeats sent to observers.", s.heartbeats_sent),
-        ("vigil_cluster_heartbeats_received_total", "Heartbeats received from observed members.", s.heartbeats_received),
-        ("vigil_cluster_failures_detected_total", "Members seen declared dead.", s.failures_detected),
-        ("vigil_cluster_suspicions_total", "Members seen turn suspect.", s.suspicions),
-        ("vigil_cluster_refutations_total", "Suspicions of this node it refuted.", s.refutations),
-        ("vigil_cluster_probes_total", "Indirect probes started after phi crossed the threshold.", s.probes),
-        ("vigil_cluster_bytes_sent_total", "Gossip bytes sent, datagrams and push-pull.", s.bytes_sent),
-        ("vigil_cluster_bytes_received_total", "Gossip bytes received, datagrams and push-pull.", s.bytes_received),
-        ("vigil_cluster_packets_rejected_total", "Datagrams refused: wrong key, unencrypted or malformed.", s.rejected),
+        (
+            "vigil_cluster_heartbeats_sent_total",
+            "Heartbeats sent to observers.",
+            s.heartbeats_sent,
+        ),
+        (
+            "vigil_cluster_heartbeats_received_total",
+            "Heartbeats received from observed members.",
+            s.heartbeats_received,
+        ),
+        (
+            "vigil_cluster_failures_detected_total",
+            "Members seen declared dead.",
+            s.failures_detected,
+        ),
+        (
+            "vigil_cluster_suspicions_total",
+            "Members seen turn suspect.",
+            s.suspicions,
+        ),
+        (
+            "vigil_cluster_refutations_total",
+            "Suspicions of this node it refuted.",
+            s.refutations,
+        ),
+        (
+            "vigil_cluster_probes_total",
+            "Indirect probes started after phi crossed the threshold.",
+            s.probes,
+        ),
+        (
+            "vigil_cluster_bytes_sent_total",
+            "Gossip bytes sent, datagrams and push-pull.",
+            s.bytes_sent,
+        ),
+        (
+            "vigil_cluster_bytes_received_total",
+            "Gossip bytes received, datagrams and push-pull.",
+            s.bytes_received,
+        ),
+        (
+            "vigil_cluster_packets_rejected_total",
+            "Datagrams refused: wrong key, unencrypted or malformed.",
+            s.rejected,
+        ),
     ];
     for (name, help, value) in counters {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
     }
     let healthy = counted(view).filter(|m| is_healthy(m)).count();
     let _ = writeln!(
@@ -154,9 +198,18 @@ pub fn render_metrics(view: &ClusterView, out: &mut String) {
         "# HELP vigil_cluster_healthy_nodes Members alive and healthy or degraded.\n# TYPE vigil_cluster_healthy_nodes gauge\nvigil_cluster_healthy_nodes {healthy}"
     );
     let _ = writeln!(out, "# HELP vigil_cluster_members Members by liveness state.\n# TYPE vigil_cluster_members gauge");
-    for state in [MemberState::Alive, MemberState::Suspect, MemberState::Dead, MemberState::Left] {
+    for state in [
+        MemberState::Alive,
+        MemberState::Suspect,
+        MemberState::Dead,
+        MemberState::Left,
+    ] {
         let n = view.members.iter().filter(|m| m.state == state).count();
-        let _ = writeln!(out, "vigil_cluster_members{{state=\"{}\"}} {n}", state.as_str());
+        let _ = writeln!(
+            out,
+            "vigil_cluster_members{{state=\"{}\"}} {n}",
+            state.as_str()
+        );
     }
     let quorum = u8::from(view.has_quorum);
     let _ = writeln!(
@@ -176,5 +229,9 @@ pub fn render_metrics(view: &ClusterView, out: &mut String) {
         let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
     }
     let total: u64 = s.phi_at_heartbeat.iter().sum();
-    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}\n{name}_sum {}\n{name}_count {total}", s.phi_sum);
+    let _ = writeln!(
+        out,
+        "{name}_bucket{{le=\"+Inf\"}} {total}\n{name}_sum {}\n{name}_count {total}",
+        s.phi_sum
+    );
 }

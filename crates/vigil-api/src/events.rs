@@ -28,7 +28,9 @@ struct Sources {
 }
 
 /// The SSE handler.
-pub async fn events(State(api): State<Api>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+pub async fn events(
+    State(api): State<Api>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let sources = Sources {
         health: api.engine.subscribe(),
         members: api.cluster.as_ref().map(|c| c.subscribe()),
