@@ -260,6 +260,7 @@ impl Engine {
             component_scores: Default::default(),
             checks: Default::default(),
             checks_json: Default::default(),
+            health_prefix: Default::default(),
         };
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -625,6 +626,7 @@ impl Inner {
             component_scores: st.scores.components(),
             checks: st.views.clone(),
             checks_json: Default::default(),
+            health_prefix: Default::default(),
         }));
     }
 }

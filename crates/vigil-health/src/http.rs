@@ -12,7 +12,9 @@
 //! | `/health/checks`, `/health/summary`, `/metrics` | always | — |
 //! | `/livez`, `/readyz` | as live / ready, kube-apiserver text, `?verbose`, `?exclude=NAME` | |
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
@@ -20,13 +22,14 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use bytes::Bytes;
 use serde::Serialize;
 use serde_json::json;
 
 use crate::check::CheckState;
 use crate::engine::Engine;
 use crate::metrics;
-use crate::snapshot::{rfc3339, Snapshot};
+use crate::snapshot::rfc3339;
 use crate::status::Status;
 
 /// The probe endpoints and `/metrics`, ready to merge into any axum app.
@@ -73,18 +76,55 @@ fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
         .into_response()
 }
 
-/// Serializes `head` and splices the snapshot's pre-rendered checks object in as `"checks"`,
-/// so the per-check JSON is rendered once per snapshot, not once per request.
-fn with_checks(head: &impl Serialize, snapshot: &Snapshot) -> Vec<u8> {
-    let checks = snapshot.checks_json();
+/// A response body of several shared chunks, written with one vectored write and no copy: the
+/// per-check JSON is rendered once per snapshot and then only referenced by each response.
+struct Chunks(VecDeque<Bytes>);
+
+impl http_body::Body for Chunks {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(
+            self.0
+                .pop_front()
+                .map(|chunk| Ok(http_body::Frame::data(chunk))),
+        )
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.0.iter().map(|c| c.len() as u64).sum())
+    }
+}
+
+fn json_chunks(status: StatusCode, chunks: impl IntoIterator<Item = Bytes>) -> Response {
+    let body = axum::body::Body::new(Chunks(chunks.into_iter().collect()));
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Serializes `head`, leaving its object open for the `"checks"` that follow.
+fn open_object(head: &impl Serialize) -> Vec<u8> {
     let mut body = serde_json::to_vec(head).unwrap_or_else(|_| b"{}".to_vec());
     body.pop();
     if body.len() > 1 {
         body.push(b',');
     }
     body.extend_from_slice(b"\"checks\":");
-    body.extend_from_slice(&checks);
-    body.push(b'}');
     body
 }
 
@@ -94,28 +134,36 @@ fn nanos(d: Duration) -> u64 {
 
 async fn health(State(engine): State<Engine>) -> Response {
     let s = engine.snapshot();
-    #[derive(Serialize)]
-    struct Head<'a> {
-        status: Status,
-        message: &'a str,
-        uptime: u64,
-        start_time: String,
-        last_update: String,
-        version: &'a str,
-        node_id: &'a str,
-        score: f64,
-    }
-    let head = Head {
-        status: s.status(),
-        message: s.message(),
-        uptime: nanos(s.uptime()),
-        start_time: rfc3339(s.start_time()),
-        last_update: rfc3339(s.last_update()),
-        version: s.version(),
-        node_id: s.node_id(),
-        score: s.system_score(),
-    };
-    json_bytes(code(s.status().is_ready()), with_checks(&head, &s))
+    let prefix = s
+        .health_prefix
+        .get_or_init(|| {
+            #[derive(Serialize)]
+            struct Head<'a> {
+                status: Status,
+                message: &'a str,
+                start_time: String,
+                last_update: String,
+                version: &'a str,
+                node_id: &'a str,
+                score: f64,
+            }
+            let head = Head {
+                status: s.status(),
+                message: s.message(),
+                start_time: rfc3339(s.start_time()),
+                last_update: rfc3339(s.last_update()),
+                version: s.version(),
+                node_id: s.node_id(),
+                score: s.system_score(),
+            };
+            let mut prefix = open_object(&head);
+            prefix.extend_from_slice(&s.checks_json());
+            prefix.extend_from_slice(b",\"uptime\":");
+            Bytes::from(prefix)
+        })
+        .clone();
+    let uptime = Bytes::from(format!("{}}}", nanos(s.uptime())));
+    json_chunks(code(s.status().is_ready()), [prefix, uptime])
 }
 
 async fn ready(State(engine): State<Engine>) -> Response {
@@ -135,7 +183,11 @@ async fn live(State(engine): State<Engine>) -> Response {
 async fn checks(State(engine): State<Engine>) -> Response {
     let s = engine.snapshot();
     let head = json!({"total": s.checks().len(), "timestamp": rfc3339(s.last_update())});
-    json_bytes(StatusCode::OK, with_checks(&head, &s))
+    let open = Bytes::from(open_object(&head));
+    json_chunks(
+        StatusCode::OK,
+        [open, s.checks_json(), Bytes::from_static(b"}")],
+    )
 }
 
 async fn summary(State(engine): State<Engine>) -> Response {
