@@ -58,16 +58,16 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            heartbeat_interval: Duration::from_millis(500),
+            heartbeat_interval: Duration::from_secs(1),
             observers: 5,
             phi_threshold: 8.0,
             phi_window: 1000,
             phi_min_std_dev: Duration::from_millis(100),
             phi_acceptable_pause: Duration::ZERO,
             check_interval: Duration::from_millis(100),
-            probe_timeout: Duration::from_millis(400),
+            probe_timeout: Duration::from_millis(200),
             indirect_probes: 3,
-            suspicion_min: Duration::from_millis(2500),
+            suspicion_min: Duration::from_millis(1600),
             suspicion_max: Duration::from_secs(9),
             gossip_interval: Duration::from_millis(200),
             fanout: 3,

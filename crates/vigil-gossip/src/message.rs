@@ -21,7 +21,6 @@ pub const WIRE_VERSION: u8 = 1;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Packet {
     pub sender: NodeId,
-    pub incarnation: u64,
     pub body: Body,
     pub updates: Vec<Update>,
 }

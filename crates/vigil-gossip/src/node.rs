@@ -534,7 +534,6 @@ impl Node {
     fn send(&mut self, to: SocketAddr, body: Body) {
         let mut packet = Packet {
             sender: self.me.clone(),
-            incarnation: self.incarnation,
             body,
             updates: Vec::new(),
         };

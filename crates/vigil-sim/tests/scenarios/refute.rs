@@ -12,8 +12,10 @@ fn a_member_paused_long_enough_to_be_suspected_refutes_and_stays_alive() {
     let before = sim.node(x).expect("running").incarnation();
     let since = sim.now();
     sim.pause(x);
-    // Suspected once its observers' phi crosses the threshold and the probes time out (~1.6 s),
-    // but well before the suspicion could time out with every observer confirming (~3.9 s).
+    // Suspected once its observers' phi crosses the threshold and the probes time out (at most
+    // ~1.8 s into the pause), but resumed before the suspicion can time out even with every observer
+    // confirming (at the earliest ~2.4 s into the pause, when it fell silent a full heartbeat
+    // interval before pausing).
     let suspected = sim.run_until_true(secs(3), ms(50), |sim| {
         sim.records()
             .iter()
@@ -21,7 +23,7 @@ fn a_member_paused_long_enough_to_be_suspected_refutes_and_stays_alive() {
     });
     let suspected = suspected.expect("a silent member is suspected");
     eprintln!("suspected {suspected:?} into the pause");
-    sim.run_until(since + ms(2500));
+    sim.run_until(since + ms(2000));
     sim.resume(x);
     sim.run_for(secs(10));
     let refuted: Vec<_> = sim
