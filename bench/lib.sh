@@ -96,17 +96,13 @@ cpu_ticks() {
     awk '{print $12 + $13}' <<<"$rest"
 }
 
-# wrk_run URL ARGS...: runs wrk, prints its output to stderr and "rps p50 p99 non2xx errors" on stdout.
-# p50/p99 in milliseconds.
-wrk_run() {
-    local url="$1"; shift
-    local out
-    out="$(timeout 300 wrk "$@" "$url")" || die "wrk failed on $url"
-    printf '%s\n' "$out" | sed 's/^/    /' >&2
+# wrk_parse FILE: "rps p50 p99 non2xx errors" from wrk --latency output (p50/p99 in ms).
+wrk_parse() {
     awk '
         function ms(v) {
             if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
             if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
+            if (v ~ /m$/)  { sub(/m$/, "", v);  return v * 60000 }
             if (v ~ /s$/)  { sub(/s$/, "", v);  return v * 1000 }
             return v + 0
         }
@@ -116,7 +112,27 @@ wrk_run() {
         /Non-2xx or 3xx responses:/ { non2xx = $NF }
         /Socket errors:/ { gsub(/,/, ""); errors = $4 + $6 + $8 + $10 }
         END { printf "%.0f %.3f %.3f %d %d\n", rps, p50, p99, non2xx, errors }
-    ' <<<"$out"
+    ' "$1"
+}
+
+# cpu_stat: "busy total steal" ticks of the whole machine (all CPUs) from /proc/stat.
+cpu_stat() {
+    awk '$1 == "cpu" {
+        total = 0; for (i = 2; i <= 9; i++) total += $i
+        print total - $5 - $6, total, $9
+    }' /proc/stat
+}
+
+# timed_wrk OUT_FILE WRK_ARGS...: runs wrk (bounded), its output to OUT_FILE, and prints the CPU
+# wrk itself used, in clock ticks (user+sys, from the shell's `time`).
+timed_wrk() {
+    local out="$1"; shift
+    local tf secs
+    tf="$(mktemp "$BENCH_TMP/time.XXXXXX")"
+    local TIMEFORMAT='%3U %3S'
+    { time timeout 300 wrk "$@" >"$out"; } 2>"$tf" || die "wrk $* failed: $(cat "$out")"
+    secs="$(tail -1 "$tf")"
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f\n", ($1 + $2) * hz }' <<<"$secs"
 }
 
 machine_line() {
@@ -125,4 +141,24 @@ machine_line() {
     cores="$(nproc)"
     mem="$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
     echo "$cores cores ($model), $mem RAM, Linux $(uname -r)"
+}
+
+# wait_quiet MAX_PCT SECONDS: waits (at most SECONDS) until the whole machine is at most MAX_PCT
+# busy over a 2 s window, so a measurement does not start while another session's build runs on
+# this shared VM. Returns 0 either way; logs when it gave up waiting.
+wait_quiet() {
+    local max="$1" secs="$2" deadline b0 t0 s0 b1 t1 s1 pct
+    deadline=$(( $(date +%s) + secs ))
+    while :; do
+        read -r b0 t0 s0 < <(cpu_stat)
+        sleep 2
+        read -r b1 t1 s1 < <(cpu_stat)
+        pct=$(( (b1 - b0) * 100 / (t1 - t0 > 0 ? t1 - t0 : 1) ))
+        (( pct <= max )) && return 0
+        if (( $(date +%s) >= deadline )); then
+            log "  machine still ${pct}% busy after waiting ${secs}s; measuring anyway"
+            return 0
+        fi
+        log "  machine ${pct}% busy (others); waiting for <= ${max}%"
+    done
 }
