@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Membership benchmark: N vigil agents and N Serf agents on loopback, same scenario, same machine.
+# For each N: vigil, then Serf (one system at a time), each through driver.py:
+#   join convergence; idle CPU, bytes/s (nftables counters) and RSS; three 2 s SIGSTOP pauses;
+#   three kill -9 with the time until the first and the last live member report the failure.
+# Prints one table per N and a summary (also written to bench/membership/results/<stamp>/report.md,
+# with the raw JSON of each run). Exits 1 if a target was missed.
+#
+# Usage: bench/membership/run.sh [N...]          (default: 10 30 100)
+# Needs: root (nftables), python3, nft, serf (Debian package `serf`), target/release/vigil
+#        (cargo build --release -p vigil). Env: VIGIL_BIN, SERF_BIN, SEED (1), ORDER ("vigil serf"),
+#        KEEP_LOGS=1 (copy every agent's timestamped log into the results dir), KEEP_TMP=1,
+#        DRIVER_ARGS (extra driver.py run options, e.g. "--idle-window 20").
+set -euo pipefail
+export PYTHONDONTWRITEBYTECODE=1
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+VIGIL_BIN="${VIGIL_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/vigil}"
+SERF_BIN="${SERF_BIN:-$(command -v serf || true)}"
+ORDER="${ORDER:-vigil serf}"
+SEED="${SEED:-1}"
+NFT_TABLE="vigil_bench_membership_$$"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+for cmd in python3 nft timeout; do
+    command -v "$cmd" >/dev/null 2>&1 || die "$cmd not found"
+done
+[[ -n "$SERF_BIN" && -x "$SERF_BIN" ]] || die "serf not found (apt-get install -y serf)"
+[[ -x "$VIGIL_BIN" ]] || die "$VIGIL_BIN missing (cargo build --release -p vigil)"
+[[ "$(id -u)" == 0 ]] || die "needs root for the nftables byte counters"
+
+WORK="$(mktemp -d /tmp/vigil-membership.XXXXXX)"
+PIDFILE="$WORK/pids"
+: >"$PIDFILE"
+DRIVER_PID=""
+
+# Kills, by PID, what this script started: the driver, then every agent the driver recorded in
+# $PIDFILE (only if that PID is still a vigil or serf process), then removes the nftables table.
+cleanup() {
+    local pid
+    if [[ -n "$DRIVER_PID" ]] && kill -0 "$DRIVER_PID" 2>/dev/null; then
+        kill -TERM "$DRIVER_PID" 2>/dev/null || true
+        for _ in $(seq 1 150); do kill -0 "$DRIVER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$DRIVER_PID" 2>/dev/null || true
+    fi
+    while read -r pid; do
+        [[ -n "$pid" ]] || continue
+        if kill -0 "$pid" 2>/dev/null && grep -qaE 'vigil|serf' "/proc/$pid/cmdline" 2>/dev/null; then
+            kill -CONT "$pid" 2>/dev/null || true
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done <"$PIDFILE"
+    nft delete table inet "$NFT_TABLE" 2>/dev/null || true
+    if [[ -z "${KEEP_TMP:-}" ]]; then rm -rf "$WORK"; else log "kept $WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Private copies: another session may rebuild target/release/vigil while this runs.
+cp "$VIGIL_BIN" "$WORK/vigil"
+VIGIL_SHA="$(sha256sum "$WORK/vigil" | cut -c1-12)"
+VIGIL_BUILT="$(date -u -r "$VIGIL_BIN" +%Y-%m-%dT%H:%MZ)"
+VIGIL_BIN="$WORK/vigil"
+
+NS=("$@")
+(( ${#NS[@]} )) || NS=(10 30 100)
+
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+OUT="$HERE/results/$STAMP"
+mkdir -p "$OUT"
+
+machine() {
+    local model mem
+    model="$(awk -F: '/model name/ {gsub(/^ +/, "", $2); print $2; exit}' /proc/cpuinfo)"
+    mem="$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+    echo "$(nproc) cores ($model), $mem RAM, Linux $(uname -r)"
+}
+
+{
+    dirty=""
+    (cd "$REPO" && git diff --quiet HEAD -- crates 2>/dev/null) || dirty=", crates/ modified in the working tree"
+    echo "## Membership run $STAMP"
+    echo
+    echo "Machine: $(machine). Command: \`bench/membership/run.sh ${NS[*]}\` (seed $SEED)."
+    echo "vigil $("$VIGIL_BIN" --version | awk '{print $2}') (binary built $VIGIL_BUILT, sha256 $VIGIL_SHA…; HEAD $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo '?')$dirty);" \
+        "Serf $("$SERF_BIN" version | head -1) (Debian package serf $(dpkg-query -W -f '${Version}' serf 2>/dev/null || echo '?'))," \
+        "LAN profile. No encryption for either."
+} >"$OUT/header.md"
+
+for n in "${NS[@]}"; do
+    for system in $ORDER; do
+        bin="$VIGIL_BIN"; [[ "$system" == serf ]] && bin="$SERF_BIN"
+        log "=== $system N=$n"
+        # Upper bound of one run: quiet wait 120 + convergence 120 + idle 40 + pauses 3 x 17
+        # + kills 3 x 99 + start/stop; generous.
+        # shellcheck disable=SC2086
+        timeout --kill-after=15 1200 python3 "$HERE/driver.py" run --system "$system" --n "$n" \
+            --work "$WORK" --pidfile "$PIDFILE" --out "$OUT/$system-$n.json" --binary "$bin" \
+            --nft-table "$NFT_TABLE" --seed "$SEED" ${DRIVER_ARGS:-} &
+        DRIVER_PID=$!
+        wait "$DRIVER_PID" || log "$system N=$n failed (exit $?)"
+        DRIVER_PID=""
+        if [[ -n "${KEEP_LOGS:-}" && -d "$WORK/$system-$n" ]]; then
+            mkdir -p "$OUT/logs/$n/$system"
+            cp -r "$WORK/$system-$n"/. "$OUT/logs/$n/$system/" 2>/dev/null || true
+        fi
+        rm -rf "${WORK:?}/$system-$n"
+    done
+done
+
+compgen -G "$OUT/*.json" >/dev/null || die "no run produced results"
+if { cat "$OUT/header.md"; python3 "$HERE/driver.py" report "$OUT"/*.json; } | tee "$OUT/report.md"; then
+    rc=0
+else
+    rc=1
+fi
+log "report: $OUT/report.md"
+exit "$rc"
