@@ -831,7 +831,7 @@ def main():
     r.add_argument("--converge-timeout", type=float, default=120)
     r.add_argument("--joins", type=int, default=5)
     r.add_argument("--idle-settle", type=float, default=10)
-    r.add_argument("--idle-window", type=float, default=30)
+    r.add_argument("--idle-window", type=float, default=60)
     r.add_argument("--pauses", type=int, default=3)
     r.add_argument("--pause", type=float, default=2.0)
     r.add_argument("--pause-watch", type=float, default=15)

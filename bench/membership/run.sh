@@ -60,6 +60,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Private copies: another session may rebuild target/release/vigil while this runs.
+VIGIL_SRC="$VIGIL_BIN"
 cp "$VIGIL_BIN" "$WORK/vigil"
 VIGIL_SHA="$(sha256sum "$WORK/vigil" | cut -c1-12)"
 VIGIL_BUILT="$(date -u -r "$VIGIL_BIN" +%Y-%m-%dT%H:%MZ)"
@@ -80,8 +81,16 @@ machine() {
 }
 
 {
-    dirty=""
-    (cd "$REPO" && git diff --quiet HEAD -- crates 2>/dev/null) || dirty=", crates/ modified in the working tree"
+    # Which sources the binary reflects: compare its time with the last change under crates/.
+    bin_t="$(stat -c %Y "$VIGIL_SRC")"
+    src_t="$(cd "$REPO" && git log -1 --format=%ct -- crates Cargo.toml Cargo.lock 2>/dev/null || echo 0)"
+    newer="$(cd "$REPO" && find crates Cargo.toml Cargo.lock -newer "$VIGIL_SRC" -type f \
+        ! -path '*/fuzz/*' ! -path '*/examples/*' ! -path '*/tests/*' 2>/dev/null | head -3 | tr '\n' ' ')"
+    if (( bin_t < src_t )) || [[ -n "$newer" ]]; then
+        dirty=" — WARNING: the binary is older than the sources (last commit under crates/ at $(date -u -d "@$src_t" +%H:%MZ)${newer:+; changed since: $newer}); rebuild"
+    else
+        dirty=", no change under crates/ since it was built"
+    fi
     echo "## Membership run $STAMP"
     echo
     echo "Machine: $(machine). Command: \`bench/membership/run.sh ${NS[*]}\` (seed $SEED)."
