@@ -229,15 +229,8 @@ impl Node {
         from: SocketAddr,
         frame: &[u8],
     ) -> Result<(), DecodeError> {
-        let packet: Packet = match message::decode(self.keyring.as_ref(), frame) {
-            Ok(packet) => packet,
-            Err(e) => {
-                self.stats.rejected += 1;
-                return Err(e);
-            }
-        };
+        let packet: Packet = self.open(frame)?;
         self.stats.packets_received += 1;
-        self.stats.bytes_received += frame.len() as u64;
         if packet.sender == self.me {
             return Ok(());
         }
@@ -306,14 +299,7 @@ impl Node {
         _from: SocketAddr,
         frame: &[u8],
     ) -> Result<(), DecodeError> {
-        let state: SyncState = match message::decode(self.keyring.as_ref(), frame) {
-            Ok(state) => state,
-            Err(e) => {
-                self.stats.rejected += 1;
-                return Err(e);
-            }
-        };
-        self.stats.bytes_received += frame.len() as u64;
+        let state: SyncState = self.open(frame)?;
         self.heard_from(now, &state.sender);
         for update in state.members {
             // A full state carries the sender's *opinion* that a member is dead, possibly formed
@@ -487,6 +473,23 @@ impl Node {
     }
 
     // ----- internals -----
+
+    /// Decrypts and decodes a received frame, counting it as received or rejected.
+    fn open<T: for<'de> serde::Deserialize<'de>>(
+        &mut self,
+        frame: &[u8],
+    ) -> Result<T, DecodeError> {
+        match message::decode(self.keyring.as_ref(), frame) {
+            Ok(message) => {
+                self.stats.bytes_received += frame.len() as u64;
+                Ok(message)
+            }
+            Err(e) => {
+                self.stats.rejected += 1;
+                Err(e)
+            }
+        }
+    }
 
     fn next_seq(&mut self) -> u32 {
         self.seq = self.seq.wrapping_add(1);
