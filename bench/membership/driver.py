@@ -24,7 +24,9 @@ to check that the logged view is the real one.
 """
 
 import argparse
+import datetime
 import json
+import math
 import os
 import random
 import re
@@ -220,6 +222,9 @@ class Observer(threading.Thread):
         self.wake_r, self.wake_w = os.pipe()
         self.sel.register(self.wake_r, selectors.EVENT_READ, None)
         self.pending = []
+        # vigil stamps its lines itself (µs): observer time minus that stamp is how late this
+        # reader saw the line, keyed by (observer time, agent index)
+        self.lag = {}
 
     def add(self, idx, fd):
         f = open(os.path.join(self.logdir, f"{self.system}-{self.names[idx]}.log"), "a")
@@ -286,6 +291,12 @@ class Observer(threading.Thread):
         if ev is None:
             return
         kind, member = ev
+        if self.system == "vigil" and line[:4].isdigit():
+            try:
+                stamp = datetime.datetime.fromisoformat(line.split(" ", 1)[0]).timestamp()
+                self.lag[(t, idx)] = t - stamp
+            except ValueError:
+                pass
         with self.lock:
             self.events.append((t, idx, kind, member))
             if kind in ("alive", "suspect", "dead", "left") and member != self.names[idx]:
@@ -321,8 +332,9 @@ class Observer(threading.Thread):
 # Agents
 
 class Cluster:
-    def __init__(self, system, n, work, pidfile, binary, tag):
+    def __init__(self, system, n, work, pidfile, binary, tag, vigil_extra=()):
         self.system = system
+        self.vigil_extra = list(vigil_extra)
         self.n = n
         self.tag = tag
         self.work = os.path.join(work, f"{system}-{n}", tag)
@@ -355,7 +367,8 @@ class Cluster:
             with open(cfg, "w") as f:
                 f.write(f'[node]\nid = "{self.names[i]}"\n\n'
                         f'[api]\nbind = "127.0.0.1:{self.api[i]}"\n\n'
-                        f'[cluster]\nbind = "127.0.0.1:{self.gossip[i]}"\nseeds = {seeds}\n')
+                        f'[cluster]\nbind = "127.0.0.1:{self.gossip[i]}"\nseeds = {seeds}\n'
+                        + "".join(f"{kv}\n" for kv in self.vigil_extra))
             return [self.binary, "agent", "-c", cfg]
         cmd = [self.binary, "agent", f"-node={self.names[i]}",
                f"-bind=127.0.0.1:{self.gossip[i]}", f"-rpc-addr=127.0.0.1:{self.api[i]}",
@@ -470,6 +483,23 @@ def start_and_converge(c, args):
     return rec
 
 
+def push_pull_period(system, n):
+    """Seconds between one agent's full state exchanges, with each system's default of 30 s.
+
+    vigil (vigil-gossip Node::push_pull_interval): 30 s × max(1, n / 32).
+    Serf (memberlist pushPullScale): 30 s × (ceil(log2(n) − log2(32)) + 1) above 32 members.
+    Every agent's exchanges are periodic, and their phases bunch (they are staggered when the
+    cluster is small and the period is 30 s, then the period stretches), so bytes and CPU are
+    only comparable over whole periods: a 60 s window at 100 members can hold almost none
+    of them or twice the average.
+    """
+    if system == "vigil":
+        return 30.0 * max(1.0, n / 32.0)
+    if n <= 32:
+        return 30.0
+    return 30.0 * (math.ceil(math.log2(n) - math.log2(32)) + 1)
+
+
 def measure_idle(c, obs, counters, args):
     """CPU and bytes of every agent over args.idle_window seconds, then RSS."""
     n = c.n
@@ -485,7 +515,7 @@ def measure_idle(c, obs, counters, args):
     self_t0 = os.times()
     tw0 = time.time()
     events_before = len(obs.events)
-    time.sleep(args.idle_window)
+    time.sleep(args.idle_window or max(60.0, 2 * push_pull_period(c.system, n)))
     tw1 = time.time()
     ticks1 = [proc_ticks(p) for p in pids]
     mb1, mt1, ms1 = machine_ticks()
@@ -534,7 +564,8 @@ def run(args):
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     res = {"system": args.system, "n": n, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "settings": {k: getattr(args, k) for k in ("idle_settle", "idle_window", "pauses",
-                                                      "pause", "kills", "seed", "joins")}}
+                                                      "pause", "kills", "seed", "joins",
+                                                      "vigil_cluster")}}
     res["quiet_before_pct"] = round(wait_quiet(args.quiet_pct, args.quiet_wait), 1)
     counters = None
     # ---- 1. join convergence, `joins` times (fresh agents and ports each time); the last
@@ -546,7 +577,8 @@ def run(args):
             if c is not None:
                 c.stop_all()
                 time.sleep(2)
-            c = Cluster(args.system, n, args.work, args.pidfile, args.binary, tag=f"j{j + 1}")
+            c = Cluster(args.system, n, args.work, args.pidfile, args.binary, tag=f"j{j + 1}",
+                        vigil_extra=args.vigil_cluster)
             joins.append(start_and_converge(c, args))
         obs = c.obs
         converged = c.converged
@@ -629,7 +661,10 @@ def run(args):
                     dead_t[i] = t - t0
             susp_t = [t - t0 for t, i, k, m in evs if m == name and k in ("suspect", "suspect_probe")]
             suspectors = {i for t, i, k, m in evs if m == name and k in ("suspect", "suspect_probe")}
+            lags = [obs.lag[(t, i)] for t, i, k, m in evs
+                    if k == "dead" and m == name and (t, i) in obs.lag]
             rec = {"member": name, "live": len(live), "reported": len(dead_t),
+                   "observer_lag_max_s": round(max(lags), 3) if lags else None,
                    "first_s": round(min(dead_t.values()), 3) if dead_t else None,
                    "last_s": round(max(dead_t.values()), 3) if done else None,
                    "first_suspect_s": round(min(susp_t), 3) if susp_t else None,
@@ -782,6 +817,9 @@ def report(files):
               f"{s['idle_window_s']} s; other load during it {v['other_pct_one_core']}% / "
               f"{s['other_pct_one_core']}% of one core; member lists checked: "
               f"{v['verified_agents_with_full_list']}/{n} / {s['verified_agents_with_full_list']}/{n}.\n")
+        if v["settings"].get("vigil_cluster"):
+            print("**What-if run, not the defaults:** vigil `[cluster]` "
+                  + ", ".join(f"`{kv}`" for kv in v["settings"]["vigil_cluster"]) + ".\n")
         print("| measure | vigil | Serf | target | |")
         print("| --- | ---: | ---: | --- | --- |")
         print("\n".join(rows))
@@ -796,6 +834,10 @@ def report(files):
                      f"{max(k.get('machine_busy_pct', 0) for k in v['kills'])}% / "
                      f"{max(k.get('machine_busy_pct', 0) for k in s['kills'])}% of one core")
         extra.append(f"RSS max {v['rss_mb_max']} / {s['rss_mb_max']} MB")
+        lag = [k.get("observer_lag_max_s") for k in v["kills"] if k.get("observer_lag_max_s") is not None]
+        if lag:
+            extra.append(f"how late the observer read vigil's member_down lines (vigil's own µs "
+                         f"stamps), worst per kill: {' / '.join(f'{x * 1000:.0f}' for x in lag)} ms")
         extra.append(f"first suspicion after kill (median) "
                      f"{fmt(med([k['first_suspect_s'] for k in v['kills']]))} / "
                      f"{fmt(med([k['first_suspect_s'] for k in s['kills']]))} s")
@@ -830,8 +872,13 @@ def main():
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--converge-timeout", type=float, default=120)
     r.add_argument("--joins", type=int, default=5)
+    r.add_argument("--vigil-cluster", action="append", default=[], metavar="KEY=VALUE",
+                   help='extra [cluster] line for vigil, e.g. \'heartbeat_interval = "500ms"\' '
+                        "(what-if runs only; the comparison uses the defaults)")
     r.add_argument("--idle-settle", type=float, default=10)
-    r.add_argument("--idle-window", type=float, default=60)
+    r.add_argument("--idle-window", type=float, default=0,
+                   help="seconds; 0 (default) = two push-pull periods of the system at this N, "
+                        "at least 60")
     r.add_argument("--pauses", type=int, default=3)
     r.add_argument("--pause", type=float, default=2.0)
     r.add_argument("--pause-watch", type=float, default=15)

@@ -65,6 +65,8 @@ cp "$VIGIL_BIN" "$WORK/vigil"
 VIGIL_SHA="$(sha256sum "$WORK/vigil" | cut -c1-12)"
 VIGIL_BUILT="$(date -u -r "$VIGIL_BIN" +%Y-%m-%dT%H:%MZ)"
 VIGIL_BIN="$WORK/vigil"
+cp "$HERE/driver.py" "$WORK/driver.py"
+DRIVER="$WORK/driver.py"
 
 NS=("$@")
 (( ${#NS[@]} )) || NS=(10 30 100)
@@ -106,7 +108,7 @@ for n in "${NS[@]}"; do
         # Upper bound of one run: quiet wait 120 + convergence 120 + idle 40 + pauses 3 x 17
         # + kills 3 x 99 + start/stop; generous.
         # shellcheck disable=SC2086
-        timeout --kill-after=15 1200 python3 "$HERE/driver.py" run --system "$system" --n "$n" \
+        timeout --kill-after=15 1200 python3 "$DRIVER" run --system "$system" --n "$n" \
             --work "$WORK" --pidfile "$PIDFILE" --out "$OUT/$system-$n.json" --binary "$bin" \
             --nft-table "$NFT_TABLE" --seed "$SEED" ${DRIVER_ARGS:-} &
         DRIVER_PID=$!
@@ -121,7 +123,7 @@ for n in "${NS[@]}"; do
 done
 
 compgen -G "$OUT/*.json" >/dev/null || die "no run produced results"
-if { cat "$OUT/header.md"; python3 "$HERE/driver.py" report "$OUT"/*.json; } | tee "$OUT/report.md"; then
+if { cat "$OUT/header.md"; python3 "$DRIVER" report "$OUT"/*.json; } | tee "$OUT/report.md"; then
     rc=0
 else
     rc=1
