@@ -82,9 +82,18 @@ impl Broadcasts {
         self.queue.len()
     }
 
-    /// Takes the least-sent updates that fit in `budget` bytes, counting one transmission each;
-    /// updates sent `limit` times leave the queue.
-    pub(crate) fn take(&mut self, mut budget: usize, limit: u32) -> Vec<Update> {
+    /// Copies the least-sent updates that fit in `budget` bytes without counting a transmission:
+    /// for datagrams to fixed destinations (heartbeats to the ring observers), which spread
+    /// nothing beyond those few members and must not use up the budget meant for random ones.
+    pub(crate) fn peek(&self, budget: usize) -> Vec<Update> {
+        self.fitting(budget)
+            .into_iter()
+            .filter_map(|key| self.queue.get(&key).map(|p| p.update.clone()))
+            .collect()
+    }
+
+    /// The keys of the least-sent updates that fit in `budget` bytes.
+    fn fitting(&self, mut budget: usize) -> Vec<(u32, u64)> {
         let mut taken = Vec::new();
         let mut misses = 0;
         for (key, p) in &self.queue {
@@ -99,6 +108,13 @@ impl Broadcasts {
                 misses += 1;
             }
         }
+        taken
+    }
+
+    /// Takes the least-sent updates that fit in `budget` bytes, counting one transmission each;
+    /// updates sent `limit` times leave the queue.
+    pub(crate) fn take(&mut self, budget: usize, limit: u32) -> Vec<Update> {
+        let taken = self.fitting(budget);
         let mut out = Vec::with_capacity(taken.len());
         for key in taken {
             let Some(p) = self.queue.remove(&key) else {
@@ -198,6 +214,17 @@ mod tests {
         let one = encoded_len(&left("b", 1));
         assert_eq!(b.take(one, 2), [left("b", 1)], "b was sent fewer times");
         assert_eq!(b.take(1000, 2).len(), 2);
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn peeking_sends_nothing_of_the_budget() {
+        let mut b = Broadcasts::default();
+        b.push(left("a", 1));
+        for _ in 0..5 {
+            assert_eq!(b.peek(1000), [left("a", 1)]);
+        }
+        assert_eq!(b.take(1000, 1), [left("a", 1)]);
         assert!(b.is_empty());
     }
 }

@@ -26,11 +26,14 @@ pub struct Config {
     pub indirect_probes: usize,
     /// Suspicion timeout once enough independent observers confirm it.
     ///
-    /// A silent member is suspected 1.0–1.6 s into its silence (phi, then the probe timeout) and,
-    /// with every observer confirming, dead this much later. 2.5 s puts death at 3.5–4.1 s:
-    /// a member frozen for 2 s (a GC, a VM migration) has 1.5 s to refute after it resumes,
-    /// a heartbeat interval and gossip rounds to spare, while every member still learns of a real
-    /// failure within 5 s (the simulator measures 4.1–4.6 s at 1,000 members).
+    /// A silent member is suspected about 1.8 s into its silence (phi crosses the threshold at
+    /// 1.56 s, then the probe timeout) and, with every observer confirming, dead this much later:
+    /// 1.8 s puts death near 3.6 s of silence. A member frozen for 2 s (a GC, a VM migration)
+    /// has been silent for at most 3 s when it resumes — the pause plus the heartbeat interval
+    /// before it — and then refutes at once; the 0.6 s left over is for a busy host to schedule
+    /// it, let it read its queued datagrams and carry its refutation to every member. (A member
+    /// whose process died on a live host is declared dead without this wait: its host refuses
+    /// connections, see [`Node::handle_reachability`](crate::Node::handle_reachability).)
     pub suspicion_min: Duration,
     /// Suspicion timeout with no confirmation.
     pub suspicion_max: Duration,
@@ -67,7 +70,7 @@ impl Default for Config {
             check_interval: Duration::from_millis(100),
             probe_timeout: Duration::from_millis(200),
             indirect_probes: 3,
-            suspicion_min: Duration::from_millis(1600),
+            suspicion_min: Duration::from_millis(1800),
             suspicion_max: Duration::from_secs(9),
             gossip_interval: Duration::from_millis(200),
             fanout: 3,

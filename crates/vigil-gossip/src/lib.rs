@@ -48,4 +48,4 @@ pub use event::{Event, Stats, PHI_BUCKETS};
 pub use id::NodeId;
 pub use member::{Health, Member, MemberState, Metadata, Role};
 pub use message::{fuzz_decode_packet, fuzz_decode_sync, DecodeError, WIRE_VERSION};
-pub use node::{Identity, Node, Transmit};
+pub use node::{Identity, Node, Reachability, ReachabilityCheck, Transmit};

@@ -47,6 +47,28 @@ pub struct Transmit {
     pub payload: Vec<u8>,
 }
 
+/// A connection attempt the driver must make: whether anything accepts TCP connections at a
+/// member's gossip address (its push-pull listener). Answer with [`Node::handle_reachability`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReachabilityCheck {
+    /// The probe this check belongs to.
+    pub probe: u32,
+    /// Where to connect.
+    pub addr: SocketAddr,
+}
+
+/// What a [`ReachabilityCheck`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reachability {
+    /// A connection was established: something listens there (a live or a frozen process).
+    Accepting,
+    /// The host answered that nothing listens there (TCP reset, ICMP port unreachable): the
+    /// member's host is up but its process is gone.
+    Refused,
+    /// No answer in time, or any other error: says nothing either way.
+    Unknown,
+}
+
 /// Who a node is, as its driver starts it.
 #[derive(Clone, Debug)]
 pub struct Identity {
@@ -109,6 +131,9 @@ pub struct Node {
     seeds: Vec<SocketAddr>,
     next_heartbeat: Instant,
     next_gossip: Instant,
+    /// When the last gossip round ran: news of a failure brings the next round forward, but
+    /// never closer than [`URGENT_GOSSIP_GAP`] to the last one.
+    last_gossip: Instant,
     next_check: Instant,
     next_push_pull: Instant,
     next_redial: Instant,
@@ -117,6 +142,7 @@ pub struct Node {
     expected_wake: Option<Instant>,
     local_health: u32,
     transmits: VecDeque<Transmit>,
+    reachability_checks: VecDeque<ReachabilityCheck>,
     events: VecDeque<Event>,
     syncs: VecDeque<SocketAddr>,
     stats: Stats,
@@ -157,6 +183,7 @@ impl Node {
             seeds: Vec::new(),
             next_heartbeat: now,
             next_gossip: now + config.gossip_interval,
+            last_gossip: now,
             next_check: now + config.check_interval,
             next_push_pull: now + config.push_pull_interval,
             next_redial: now + config.seed_redial_interval,
@@ -165,6 +192,7 @@ impl Node {
             expected_wake: None,
             local_health: 0,
             transmits: VecDeque::new(),
+            reachability_checks: VecDeque::new(),
             events: VecDeque::new(),
             syncs: VecDeque::new(),
             stats: Stats::default(),
@@ -267,6 +295,35 @@ impl Node {
         Ok(())
     }
 
+    /// The answer to a [`ReachabilityCheck`].
+    ///
+    /// A member whose heartbeats stopped and whose host refuses connections on its gossip port
+    /// has lost its process (crashed, killed, exited without leaving): it is declared dead at once
+    /// instead of after the suspicion timeout, which exists to tell a slow member from a silent
+    /// one — a refused connection already has. A frozen process's socket still accepts (the
+    /// kernel completes the handshake), and a host that is down or cut off does not answer, so
+    /// neither is affected: both take the suspicion path.
+    pub fn handle_reachability(&mut self, now: Instant, probe: u32, outcome: Reachability) {
+        if outcome != Reachability::Refused {
+            return;
+        }
+        let Some(probe) = self.probes.remove(&probe) else {
+            return;
+        };
+        self.probing.remove(&probe.target);
+        let Some(member) = self.members.get(&probe.target) else {
+            return;
+        };
+        if member.state.is_active() {
+            let update = Update::Dead {
+                id: probe.target,
+                incarnation: member.incarnation,
+                from: self.me.clone(),
+            };
+            self.apply(now, update);
+        }
+    }
+
     /// The payload of a push-pull exchange: everything this node knows, itself included.
     pub fn sync_payload(&mut self) -> Vec<u8> {
         let mut members = vec![self.alive_update()];
@@ -337,6 +394,7 @@ impl Node {
         }
         if now >= self.next_gossip {
             self.gossip();
+            self.last_gossip = now;
             self.next_gossip = advance(self.next_gossip, self.config.gossip_interval, now);
         }
         if now >= self.next_check {
@@ -393,6 +451,11 @@ impl Node {
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
+    }
+
+    /// The next connection attempt to make, see [`ReachabilityCheck`].
+    pub fn poll_reachability(&mut self) -> Option<ReachabilityCheck> {
+        self.reachability_checks.pop_front()
     }
 
     /// The next membership event.
@@ -546,8 +609,12 @@ impl Node {
             .config
             .max_packet
             .saturating_sub(SEAL_OVERHEAD + base + 2);
-        let limit = self.retransmit_limit();
-        packet.updates = self.broadcasts.take(budget, limit);
+        packet.updates = if matches!(packet.body, Body::Heartbeat) {
+            self.broadcasts.peek(budget)
+        } else {
+            let limit = self.retransmit_limit();
+            self.broadcasts.take(budget, limit)
+        };
         let payload = crypto::seal(
             self.keyring.as_ref(),
             &message::encode(&packet),
@@ -710,6 +777,14 @@ impl Node {
             },
         );
         self.send(target_addr, Body::Ping { seq });
+        // A driver that never asks must not make the queue grow: drop checks of finished probes.
+        let probes = &self.probes;
+        self.reachability_checks
+            .retain(|check| probes.contains_key(&check.probe));
+        self.reachability_checks.push_back(ReachabilityCheck {
+            probe: seq,
+            addr: target_addr,
+        });
         for relay in self.random_active(self.config.indirect_probes, Some(&target)) {
             self.send(
                 relay,
@@ -759,6 +834,7 @@ impl Node {
             };
             if member.state.is_active() {
                 let incarnation = member.incarnation;
+                let target_addr = member.addr;
                 self.suspected_by_me
                     .insert((probe.target.clone(), incarnation));
                 let update = Update::Suspect {
@@ -767,6 +843,9 @@ impl Node {
                     from: self.me.clone(),
                 };
                 self.apply(now, update);
+                // Tell the suspect itself: if it is alive but slow, it refutes on reading this,
+                // without waiting for the gossip to find it.
+                self.send(target_addr, Body::Gossip);
             }
         }
     }
@@ -811,6 +890,20 @@ impl Node {
             suspicion.deadline = suspicion.deadline.max(grace);
         }
         self.next_check = self.next_check.max(now + self.config.check_interval);
+        // After a long silence its observers may be suspecting it right now, and the suspicion is
+        // queued somewhere in the datagrams it has yet to read — or was gossiped to others only —
+        // so rather than wait to hear it, the node refutes at once. After a shorter one the
+        // overdue heartbeats, sent in this same step, arrive before any observer's detector
+        // fires (phi 8 needs more than 1.5 intervals of silence), and a refutation would only
+        // cost every member a datagram: a starved host stalls often.
+        let last_heartbeat = self
+            .next_heartbeat
+            .checked_sub(self.config.heartbeat_interval)
+            .unwrap_or(self.next_heartbeat);
+        let silence = now.saturating_duration_since(last_heartbeat);
+        if !self.leaving && silence >= self.config.heartbeat_interval.mul_f64(1.5) {
+            self.announce_alive(now, self.incarnation);
+        }
     }
 
     fn reap(&mut self, now: Instant) {
@@ -840,14 +933,22 @@ impl Node {
         max.saturating_sub((max - min).mul_f64(fraction)).max(min)
     }
 
-    fn refute(&mut self, incarnation: u64) {
+    /// Answers a suspicion, death or departure of this node that it heard about.
+    fn refute(&mut self, now: Instant, incarnation: u64) {
         if self.leaving {
             return;
         }
-        self.incarnation = self.incarnation.max(incarnation) + 1;
         self.local_health = (self.local_health + 1).min(self.config.max_local_health);
+        self.announce_alive(now, incarnation);
+    }
+
+    /// Spreads an `Alive` with an incarnation above `incarnation` and this node's own, which
+    /// overrides every suspicion of it.
+    fn announce_alive(&mut self, now: Instant, incarnation: u64) {
+        self.incarnation = self.incarnation.max(incarnation) + 1;
         self.stats.refutations += 1;
         self.broadcasts.push(self.alive_update());
+        self.hurry_gossip(now);
         self.events.push_back(Event::Refuted {
             incarnation: self.incarnation,
         });
@@ -881,10 +982,10 @@ impl Node {
                 | Update::Left { incarnation, .. }
                     if incarnation >= self.incarnation =>
                 {
-                    self.refute(incarnation)
+                    self.refute(now, incarnation)
                 }
                 Update::Alive { incarnation, .. } if incarnation > self.incarnation => {
-                    self.refute(incarnation)
+                    self.refute(now, incarnation)
                 }
                 _ => {}
             }
@@ -894,6 +995,7 @@ impl Node {
             .members
             .get(&subject)
             .map(|m| (m.state, m.incarnation, m.meta_version));
+        let previous_state = current.map(|(state, ..)| state);
         let changed = match (&update, current) {
             (
                 Update::Alive {
@@ -1038,7 +1140,22 @@ impl Node {
         };
         if changed {
             self.broadcasts.push(update);
+            let state = self.members.get(&subject).map(|m| m.state);
+            if state != previous_state {
+                self.hurry_gossip(now);
+            }
         }
+    }
+
+    /// A member joined or changed state (suspected, dead, left, back alive): that is news every
+    /// member should have at once, not one gossip round per hop later, and a refutation must
+    /// overtake the suspicion's timers. So the next gossip round is brought forward to now,
+    /// rate-limited so that a burst of news (a healed partition, a whole cluster starting) costs
+    /// a round per [`URGENT_GOSSIP_GAP`] at most. Each forwarded fact still counts against its retransmit
+    /// limit, so this spends the same datagrams sooner rather than more of them.
+    fn hurry_gossip(&mut self, now: Instant) {
+        let earliest = (self.last_gossip + URGENT_GOSSIP_GAP).max(now);
+        self.next_gossip = self.next_gossip.min(earliest);
     }
 
     /// Counts an independent confirmation of a suspicion; the timeout shrinks accordingly.
@@ -1067,6 +1184,9 @@ impl Node {
 
 /// How often the local health multiplier relaxes by one when nothing raises it.
 const HEALTH_DECAY: Duration = Duration::from_secs(5);
+
+/// The shortest time between two gossip rounds brought forward by news of a failure.
+const URGENT_GOSSIP_GAP: Duration = Duration::from_millis(20);
 
 /// The next periodic deadline after `now`, skipping rounds that were missed.
 fn advance(deadline: Instant, period: Duration, now: Instant) -> Instant {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::{ChaCha20Rng, ChaCha8Rng};
 use vigil_gossip::crypto::Keyring;
-use vigil_gossip::{Event, Identity, Metadata, Node, NodeId};
+use vigil_gossip::{Event, Identity, Metadata, Node, NodeId, Reachability};
 
 use crate::config::{Link, NodeOptions, SimConfig};
 use crate::net::{Network, RuleId};
@@ -37,6 +37,8 @@ pub enum Action {
     Resume(usize),
     /// [`Sim::kill`].
     Kill(usize),
+    /// [`Sim::crash`].
+    Crash(usize),
     /// [`Sim::restart`].
     Restart(usize),
     /// [`Sim::leave`].
@@ -69,6 +71,12 @@ enum Ev {
         to: usize,
         from: usize,
         payload: Vec<u8>,
+    },
+    /// The end of a connection attempt node `to` asked for.
+    Reachability {
+        to: usize,
+        probe: u32,
+        outcome: Reachability,
     },
     StopLeaving(usize),
     Action(Action),
@@ -113,6 +121,19 @@ enum Inbound {
         from: usize,
         payload: Vec<u8>,
     },
+    Reachability {
+        probe: u32,
+        outcome: Reachability,
+    },
+}
+
+/// Whether a host whose node is not running answers connections to the node's port.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Host {
+    /// Up: it refuses them (TCP reset) — the process is gone, the machine is not.
+    Up,
+    /// Down or cut off: nothing answers.
+    Down,
 }
 
 /// One simulated host: a node's address and id, and the node while its process runs.
@@ -124,6 +145,7 @@ pub(crate) struct Slot {
     pub(crate) status: Status,
     pub(crate) node: Option<Node>,
     pub(crate) traffic: Traffic,
+    host: Host,
     lives: u64,
     join: bool,
     inbox: VecDeque<Inbound>,
@@ -200,6 +222,7 @@ impl Sim {
             status: Status::NotStarted,
             node: None,
             traffic: Traffic::default(),
+            host: Host::Up,
             lives: 0,
             join,
             inbox: VecDeque::new(),
@@ -327,6 +350,9 @@ impl Sim {
                     opened,
                 } => self.serve_sync(i, from, payload, opened),
                 Inbound::SyncReply { from, payload } => self.deliver_sync_reply(i, from, payload),
+                Inbound::Reachability { probe, outcome } => {
+                    self.deliver_reachability(i, probe, outcome)
+                }
             }
         }
         if !timer_done {
@@ -334,7 +360,8 @@ impl Sim {
         }
     }
 
-    /// Kills a node's process: it stops at once, and whatever was queued for it is lost.
+    /// Kills a node's process: it stops at once, and whatever was queued for it is lost. Its host
+    /// stays up, so connections to the node's port are refused from then on.
     pub fn kill(&mut self, i: usize) {
         let slot = &mut self.slots[i];
         if slot.status == Status::NotStarted {
@@ -351,6 +378,13 @@ impl Sim {
         slot.inbox_bytes = 0;
         slot.timer_token += 1;
         slot.timer_at = None;
+    }
+
+    /// Kills a node's host: like [`Sim::kill`], but nothing answers on its address any more (a
+    /// power cut, a kernel panic, a host cut off by the network) until [`Sim::restart`].
+    pub fn crash(&mut self, i: usize) {
+        self.kill(i);
+        self.slots[i].host = Host::Down;
     }
 
     /// Starts a new process for a killed or departed node: same id and address, a new
@@ -474,6 +508,13 @@ impl Sim {
                     .push_back(Inbound::SyncReply { from, payload }),
                 _ => {}
             },
+            Ev::Reachability { to, probe, outcome } => match self.slots[to].status {
+                Status::Running | Status::Leaving => self.deliver_reachability(to, probe, outcome),
+                Status::Paused => self.slots[to]
+                    .inbox
+                    .push_back(Inbound::Reachability { probe, outcome }),
+                _ => {}
+            },
             Ev::StopLeaving(i) => {
                 if self.slots[i].status == Status::Leaving {
                     self.kill(i);
@@ -484,6 +525,7 @@ impl Sim {
                 Action::Pause(i) => self.pause(i),
                 Action::Resume(i) => self.resume(i),
                 Action::Kill(i) => self.kill(i),
+                Action::Crash(i) => self.crash(i),
                 Action::Restart(i) => self.restart(i),
                 Action::Leave(i) => self.leave(i),
                 Action::SetMetadata(i, meta) => self.set_metadata(i, meta),
@@ -516,6 +558,7 @@ impl Sim {
             node.join(now, &self.seeds);
         }
         slot.node = Some(node);
+        slot.host = Host::Up;
         slot.status = Status::Running;
         slot.inbox.clear();
         slot.inbox_bytes = 0;
@@ -542,6 +585,14 @@ impl Sim {
             if node.handle_packet(now, from_addr, &payload).is_err() {
                 slot.traffic.rejected += 1;
             }
+            self.after_call(to);
+        }
+    }
+
+    fn deliver_reachability(&mut self, to: usize, probe: u32, outcome: Reachability) {
+        let now = self.instant(self.now);
+        if let Some(node) = self.slots[to].node.as_mut() {
+            node.handle_reachability(now, probe, outcome);
             self.after_call(to);
         }
     }
@@ -610,6 +661,10 @@ impl Sim {
         while let Some(peer) = node.poll_sync() {
             syncs.push((peer, node.sync_payload()));
         }
+        let mut checks = Vec::new();
+        while let Some(check) = node.poll_reachability() {
+            checks.push(check);
+        }
         let mut events = Vec::new();
         while let Some(event) = node.poll_event() {
             events.push(event);
@@ -666,6 +721,9 @@ impl Sim {
                 },
             );
         }
+        for check in checks {
+            self.check_reachability(i, check.probe, check.addr);
+        }
         for event in events {
             self.record(i, event);
         }
@@ -679,6 +737,34 @@ impl Sim {
                 self.push(deadline, Ev::Timer { node: i, token });
             }
         }
+    }
+
+    /// A TCP connection attempt from node `i`: the handshake's round trip decides, if the
+    /// network carries it. What never answers (a lost link, a host that is down) is the
+    /// driver's timeout, which tells the node nothing, so nothing is delivered.
+    fn check_reachability(&mut self, i: usize, probe: u32, addr: SocketAddr) {
+        let Some(&to) = self.by_addr.get(&addr) else {
+            return;
+        };
+        let (Some(there), Some(back)) = (
+            self.net.stream(&mut self.rng, i, to),
+            self.net.stream(&mut self.rng, to, i),
+        ) else {
+            return;
+        };
+        let outcome = match (&self.slots[to].node, self.slots[to].host) {
+            (Some(_), _) => Reachability::Accepting,
+            (None, Host::Up) => Reachability::Refused,
+            (None, Host::Down) => return,
+        };
+        self.push(
+            self.now + there + back,
+            Ev::Reachability {
+                to: i,
+                probe,
+                outcome,
+            },
+        );
     }
 
     fn record(&mut self, observer: usize, event: Event) {

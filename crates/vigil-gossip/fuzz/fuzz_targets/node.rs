@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use vigil_gossip::{Config, Identity, Metadata, Node, NodeId};
+use vigil_gossip::{Config, Identity, Metadata, Node, NodeId, Reachability};
 
 fuzz_target!(|data: &[u8]| {
     let now = Instant::now();
@@ -24,5 +24,9 @@ fuzz_target!(|data: &[u8]| {
         while node.poll_transmit().is_some() {}
         while node.poll_event().is_some() {}
         while node.poll_sync().is_some() {}
+        while let Some(check) = node.poll_reachability() {
+            let outcome = if i % 2 == 0 { Reachability::Refused } else { Reachability::Accepting };
+            node.handle_reachability(at, check.probe, outcome);
+        }
     }
 });
