@@ -12,6 +12,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 use tracing::info;
+use vigil_gossip::crypto::Keyring;
 use vigil_gossip::{Health, Identity, Metadata, Node, NodeId};
 
 use crate::config::ClusterConfig;
@@ -48,6 +49,8 @@ struct Inner {
     key_file: Option<PathBuf>,
     /// Serialises keyring operations, so the key file is written in the order they happened.
     keyring_lock: tokio::sync::Mutex<()>,
+    /// The keyring as last changed, for other traffic sealed with the cluster key (Raft).
+    current_keys: ArcSwap<Option<Keyring>>,
 }
 
 impl Cluster {
@@ -82,6 +85,7 @@ impl Cluster {
             ..Metadata::default()
         };
         let encrypted = config.keyring.is_some();
+        let current_keys = ArcSwap::from_pointee(config.keyring.clone());
         let fanout = config.protocol.fanout;
         let seed: [u8; 32] = rand::rng().random();
         let now = Instant::now();
@@ -132,6 +136,7 @@ impl Cluster {
                 abort,
                 key_file: config.key_file,
                 keyring_lock: tokio::sync::Mutex::new(()),
+                current_keys,
             }),
         })
     }
@@ -204,6 +209,9 @@ impl Cluster {
             .await
             .map_err(|_| ClusterError::Stopped)?;
         let change = answer.await.map_err(|_| ClusterError::Stopped)??;
+        if let Some(ring) = &change.changed {
+            self.inner.current_keys.store(Arc::new(Some(ring.clone())));
+        }
         if let (Some(path), Some(ring)) = (self.inner.key_file.clone(), change.changed) {
             let target = path.clone();
             tokio::task::spawn_blocking(move || write_key_file(&target, &ring))
@@ -214,6 +222,12 @@ impl Cluster {
                 })??;
         }
         Ok(change.keys)
+    }
+
+    /// The keyring as it is now, after every change made through [`Cluster::keyring`]; `None`
+    /// on a node without encryption. Other traffic between members (Raft) is sealed with it.
+    pub fn current_keyring(&self) -> Option<Keyring> {
+        self.inner.current_keys.load().as_ref().clone()
     }
 
     /// The address the gossip sockets (UDP and TCP) are bound to, with the port actually bound

@@ -15,13 +15,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use rand::seq::IndexedRandom;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::{interval, sleep_until, MissedTickBehavior};
 use tracing::{debug, info, warn};
 use vigil_gossip::crypto::Keyring;
-use vigil_gossip::{Event, Health, Node};
+use vigil_gossip::{Event, Health, Node, Reachability, ReachabilityCheck};
 
 use crate::error::ClusterError;
 use crate::keyring::{self, KeyInfo, KeyringOp};
@@ -36,6 +36,12 @@ const RECV_BUFFER: usize = 64 * 1024;
 const MAX_INCOMING: usize = 64;
 /// Push-pull exchanges this node runs at once; more requests are dropped.
 const MAX_OUTGOING: usize = 32;
+/// Reachability checks (TCP connection attempts to silent members) running at once; more are
+/// skipped, which only means those members take the suspicion path.
+const MAX_CHECKS: usize = 32;
+/// How long a reachability check waits for the handshake. A refusal comes back within a round
+/// trip; a silent host never answers, and waiting for it tells the node nothing.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 /// The shortest sleep between two `handle_timeout` calls.
 const MIN_TIMER_STEP: Duration = Duration::from_millis(1);
 /// How long accepting pauses after an accept error (out of file descriptors, say).
@@ -99,6 +105,7 @@ enum Input {
     Connection(io::Result<(tokio::net::TcpStream, SocketAddr)>),
     SyncRequest(SyncRequest),
     Exchanged(Result<ExchangeResult, JoinError>),
+    Reached(Result<(u32, Reachability), JoinError>),
     Served,
     Command(Option<Command>),
     Health(bool),
@@ -118,6 +125,7 @@ pub(crate) struct Driver {
     in_flight: HashSet<SocketAddr>,
     outgoing: JoinSet<ExchangeResult>,
     incoming: JoinSet<()>,
+    checks: JoinSet<(u32, Reachability)>,
     sync_tx: mpsc::Sender<SyncRequest>,
     /// Whether the snapshot must be republished even without an event.
     dirty: bool,
@@ -143,6 +151,7 @@ impl Driver {
             in_flight: HashSet::new(),
             outgoing: JoinSet::new(),
             incoming: JoinSet::new(),
+            checks: JoinSet::new(),
             sync_tx,
             dirty: false,
             last_timeout: Instant::now(),
@@ -171,6 +180,7 @@ impl Driver {
                 Some(request) = sync_rx.recv() => Input::SyncRequest(request),
                 Some(r) = self.outgoing.join_next(), if !self.outgoing.is_empty() => Input::Exchanged(r),
                 Some(_) = self.incoming.join_next(), if !self.incoming.is_empty() => Input::Served,
+                Some(r) = self.checks.join_next(), if !self.checks.is_empty() => Input::Reached(r),
                 command = io.commands.recv() => Input::Command(command),
                 r = io.health.changed(), if health_open => Input::Health(r.is_ok()),
                 () = sleep_until(timer.unwrap_or(far)), if timer.is_some() => Input::Timer,
@@ -198,6 +208,12 @@ impl Driver {
                     self.exchanged(now, addr, purpose, result)
                 }
                 Input::Exchanged(Err(e)) => debug!(error = %e, "a push-pull task ended abnormally"),
+                Input::Reached(Ok((probe, outcome))) => {
+                    self.node.handle_reachability(now, probe, outcome)
+                }
+                Input::Reached(Err(e)) => {
+                    debug!(error = %e, "a reachability check ended abnormally")
+                }
                 Input::Served | Input::Timer => {}
                 Input::Refresh => self.dirty = true,
                 Input::Command(None) => {
@@ -233,6 +249,24 @@ impl Driver {
             if let Err(e) = sync::serve(stream, from, driver).await {
                 debug!(%from, error = %e, "push-pull exchange (accepted) failed");
             }
+        });
+    }
+
+    /// Tries a TCP connection to a silent member's gossip port, in its own task.
+    fn check(&mut self, check: ReachabilityCheck) {
+        if self.checks.len() >= MAX_CHECKS {
+            debug!(addr = %check.addr, "too many reachability checks at once; skipping this one");
+            return;
+        }
+        self.checks.spawn(async move {
+            let outcome = match tokio::time::timeout(CHECK_TIMEOUT, TcpStream::connect(check.addr))
+                .await
+            {
+                Ok(Ok(_)) => Reachability::Accepting,
+                Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Reachability::Refused,
+                Ok(Err(_)) | Err(_) => Reachability::Unknown,
+            };
+            (check.probe, outcome)
         });
     }
 
@@ -363,6 +397,9 @@ impl Driver {
             if let Err(e) = udp.try_send_to(&transmit.payload, transmit.to) {
                 debug!(to = %transmit.to, error = %e, "dropped a datagram that could not be sent");
             }
+        }
+        while let Some(check) = self.node.poll_reachability() {
+            self.check(check);
         }
         while let Some(addr) = self.node.poll_sync() {
             if self.in_flight.contains(&addr) {

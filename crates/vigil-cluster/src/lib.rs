@@ -8,8 +8,8 @@
 //! broadcast stream of [`MembershipEvent`]s.
 //!
 //! What it is not: the protocol itself (which member is alive, suspect or dead is decided by
-//! `vigil-gossip`, a pure state machine), an HTTP surface (`vigil-api` renders the view), or a
-//! leader election (Raft leadership will join this crate later).
+//! `vigil-gossip`, a pure state machine) or an HTTP surface (`vigil-api` renders the view).
+//! Leader election and the service registry among voters are the [`raft`] module's.
 //!
 //! What it guarantees: the driver never waits on a peer — every TCP exchange runs in its own
 //! task, bounded by timeouts and a frame cap, and a full UDP socket drops the datagram rather than
@@ -41,6 +41,7 @@ mod config;
 mod driver;
 mod error;
 mod keyring;
+pub mod raft;
 mod sync;
 mod view;
 

@@ -1,0 +1,717 @@
+//! Leadership and the service registry: the voters of a cluster run Raft (the `openraft`
+//! crate) over an authenticated TCP transport, with durable storage, and replicate the
+//! registry of service instances and node health. The Raft leader is the cluster leader.
+//!
+//! [`Leadership`] is the running group on one voter: it tells who leads and how fresh this
+//! node's view is, takes registry writes (on the leader; elsewhere it says where the leader
+//! is), and does the leader's chores: recording itself as leader, removing the ephemeral
+//! instances of nodes membership declared dead or gone, and recording each node's health.
+//!
+//! Health-aware leadership: a voter marked unhealthy ([`Leadership::set_healthy`]) stops
+//! campaigning, and if it leads, it stops sending heartbeats, refuses writes, and asks a
+//! healthy follower that holds its whole log to stand for election at once. openraft 0.9 has
+//! no leadership transfer; this is one built from what it has. The old leader grants that
+//! candidate its vote (its own vote dates from its election, so no lease holds it back), and
+//! the two make a majority of three. Should that fail, the followers stop hearing heartbeats
+//! and elect one of themselves after their election timeout anyway.
+
+mod network;
+mod state;
+mod store;
+mod types;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ServerState, SnapshotPolicy};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+use tokio::task::AbortHandle;
+use tracing::{info, warn};
+use vigil_gossip::MemberState;
+
+pub use state::{Applied, Command, HealthReport, LeaderRecord, Registry, ServiceInstance};
+pub use store::Published;
+
+use crate::error::ClusterError;
+use crate::Cluster;
+use network::{ask_to_campaign, Keys, LeaderContact, Network, Resolver};
+use types::{raft_id, Raft, Voter};
+
+/// The gossip tag under which a voter publishes its Raft address.
+pub const RAFT_TAG: &str = "raft";
+
+/// Leader changes kept for a slow subscriber.
+const EVENT_BUFFER: usize = 256;
+/// How often the leader reconciles the registry with membership.
+const RECONCILE_EVERY: Duration = Duration::from_millis(250);
+/// Score change (in points) worth recording in the registry.
+const SCORE_STEP: u8 = 5;
+
+/// What a voter needs to run Raft.
+#[derive(Clone, Debug)]
+pub struct RaftConfig {
+    /// Where the data lives (created if missing): the log, vote and snapshot.
+    pub data_dir: PathBuf,
+    /// The initial voters' node ids, this node among them. Every voter must list the same set.
+    pub voters: Vec<String>,
+    /// The longest election timeout, which is also the leader's lease: a follower stands for
+    /// election once it has heard no leader for this long plus up to a quarter of it at random
+    /// (openraft's own timer, half of it to all of it after the lease, is the fallback).
+    /// Heartbeats go every sixth of it.
+    pub election_timeout: Duration,
+}
+
+/// The bound Raft port, before Raft starts: bound first so that its address can be published
+/// in the node's gossip tags.
+#[derive(Debug)]
+pub struct RaftListener {
+    listener: TcpListener,
+    addr: SocketAddr,
+}
+
+impl RaftListener {
+    /// Binds the Raft TCP port (port 0 picks one).
+    pub async fn bind(addr: SocketAddr) -> Result<RaftListener, ClusterError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ClusterError::Bind { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ClusterError::Bind { addr, source })?;
+        Ok(RaftListener { listener, addr })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// Why a registry write or a consistent read did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// This node cannot reach a majority of voters (or is the leader of a minority, or is
+    /// handing leadership over); nothing was written.
+    #[error("no quorum: {0}")]
+    NoQuorum(String),
+    /// Another voter leads: send the request there.
+    #[error("not the leader; the leader is {}", leader.as_deref().unwrap_or("unknown"))]
+    NotLeader {
+        /// The leader's node id, when known.
+        leader: Option<String>,
+        /// The leader's HTTP API address, when known.
+        api_address: Option<SocketAddr>,
+    },
+    /// Raft has stopped on this node.
+    #[error("raft stopped: {0}")]
+    Stopped(String),
+}
+
+/// Who leads, as this node sees it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LeaderStatus {
+    /// The leader's node id, when there is one.
+    pub leader_id: Option<String>,
+    /// The current Raft term.
+    pub term: u64,
+    /// Whether this node is the leader.
+    pub is_leader: bool,
+    /// Whether this node is in touch with a majority: as leader, a majority acknowledged it
+    /// within the election timeout; as follower, it heard from a leader within it.
+    pub has_quorum: bool,
+    /// When the leader took office (its own clock), milliseconds since the Unix epoch.
+    pub since_ms: Option<u64>,
+    /// The leader's HTTP API address, from membership.
+    pub api_address: Option<SocketAddr>,
+    /// How old this node's registry may be, in milliseconds: 0 on a leader with quorum, the
+    /// time since the last contact with a leader otherwise (`None`: never in contact).
+    pub stale_ms: Option<u64>,
+}
+
+/// A leader change this node observed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LeaderEvent {
+    /// The new leader's node id; `None` while an election runs.
+    pub leader_id: Option<String>,
+    /// The term.
+    pub term: u64,
+    /// When this node saw the change, milliseconds since the Unix epoch.
+    pub at_ms: u64,
+}
+
+/// The Raft group as run by one voter. Cheap to clone.
+#[derive(Clone)]
+pub struct Leadership {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    raft: Raft,
+    name: String,
+    names: BTreeMap<u64, String>,
+    cluster: Cluster,
+    published: Arc<ArcSwap<Published>>,
+    contact: Arc<LeaderContact>,
+    election_timeout: Duration,
+    healthy: Arc<AtomicBool>,
+    network: Network,
+    changes: AtomicU64,
+    /// When this voter last took office, while it leads.
+    leading_since: Mutex<Option<tokio::time::Instant>>,
+    events: broadcast::Sender<LeaderEvent>,
+    tasks: Mutex<Vec<AbortHandle>>,
+}
+
+impl std::fmt::Debug for Leadership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leadership")
+            .field("node", &self.inner.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Leadership {
+    /// Opens the store under `config.data_dir`, starts Raft on `listener` and, on a fresh
+    /// store, proposes the initial membership of `config.voters` (every voter does; the log
+    /// accepts it once). Voters' addresses are found through `cluster`'s gossip view, under
+    /// the [`RAFT_TAG`] tag, and Raft frames are sealed with `cluster`'s current keyring.
+    pub async fn start(
+        config: RaftConfig,
+        listener: RaftListener,
+        cluster: Cluster,
+    ) -> Result<Leadership, ClusterError> {
+        let name = cluster.view().local_id.clone();
+        let mut voters: Vec<String> = config.voters.clone();
+        voters.sort();
+        voters.dedup();
+        if !voters.contains(&name) {
+            return Err(ClusterError::Config(format!(
+                "node {name:?} runs as a voter but is not among the configured voters {voters:?}"
+            )));
+        }
+        let names: BTreeMap<u64, String> = voters.iter().map(|v| (raft_id(v), v.clone())).collect();
+        if names.len() != voters.len() {
+            return Err(ClusterError::Config(
+                "two voter ids hash to the same Raft id; rename one".to_owned(),
+            ));
+        }
+        let timeout = millis(config.election_timeout).max(60);
+        let raft_config = openraft::Config {
+            cluster_name: "vigil".to_owned(),
+            election_timeout_min: timeout / 2,
+            election_timeout_max: timeout,
+            heartbeat_interval: (timeout / 6).max(10),
+            install_snapshot_timeout: 2_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(1_000),
+            max_in_snapshot_log_to_keep: 100,
+            ..openraft::Config::default()
+        }
+        .validate()
+        .map_err(|e| ClusterError::Config(format!("raft timings: {e}")))?;
+
+        let db = store::open(&config.data_dir).map_err(ClusterError::Config)?;
+        let published = Arc::new(ArcSwap::from_pointee(Published::default()));
+        let machine = store::StateMachine::load(db.clone(), published.clone())
+            .map_err(ClusterError::Config)?;
+        let log = store::LogStore::new(db);
+        let view_cluster = cluster.clone();
+        let resolve: Resolver = Arc::new(move |voter: &str| {
+            let view = view_cluster.view();
+            let member = view.member(voter)?;
+            member.tags.get(RAFT_TAG)?.parse().ok()
+        });
+        // Raft frames are sealed with the cluster keyring as it is at each exchange, so a key
+        // rotation through `vigil keyring` covers Raft too; without a key they go in the clear,
+        // as gossip does.
+        let keys_cluster = cluster.clone();
+        let keys: Keys = Arc::new(move || keys_cluster.current_keyring());
+        let network = Network::new(resolve, keys.clone());
+        let raft = Raft::new(
+            raft_id(&name),
+            Arc::new(raft_config),
+            network.clone(),
+            log,
+            machine,
+        )
+        .await
+        .map_err(|e| ClusterError::Config(format!("cannot start raft: {e}")))?;
+        let contact = Arc::new(LeaderContact::new());
+        let healthy = Arc::new(AtomicBool::new(true));
+        let server = tokio::spawn(network::serve(
+            listener.listener,
+            raft.clone(),
+            keys,
+            contact.clone(),
+            healthy.clone(),
+        ));
+
+        if !raft.is_initialized().await.unwrap_or(true) {
+            let members: BTreeMap<u64, Voter> = voters
+                .iter()
+                .map(|v| (raft_id(v), Voter { name: v.clone() }))
+                .collect();
+            if let Err(e) = raft.initialize(members).await {
+                info!(error = %e, "raft membership already set");
+            }
+        }
+        info!(voters = ?voters, addr = %listener.addr, "raft running");
+
+        let leadership = Leadership {
+            inner: Arc::new(Inner {
+                raft,
+                name,
+                names,
+                cluster,
+                published,
+                contact,
+                election_timeout: config.election_timeout,
+                healthy,
+                network,
+                changes: AtomicU64::new(0),
+                leading_since: Mutex::new(None),
+                events: broadcast::channel(EVENT_BUFFER).0,
+                tasks: Mutex::new(vec![server.abort_handle()]),
+            }),
+        };
+        let watcher = tokio::spawn(leadership.clone().watch_leader());
+        let reconciler = tokio::spawn(leadership.clone().reconcile());
+        let watchdog = tokio::spawn(leadership.clone().watchdog());
+        leadership.track(watchdog.abort_handle());
+        leadership.track(watcher.abort_handle());
+        leadership.track(reconciler.abort_handle());
+        Ok(leadership)
+    }
+
+    fn track(&self, task: AbortHandle) {
+        match self.inner.tasks.lock() {
+            Ok(mut tasks) => tasks.push(task),
+            Err(poisoned) => poisoned.into_inner().push(task),
+        }
+    }
+
+    fn name_of(&self, id: u64) -> Option<String> {
+        self.inner.names.get(&id).cloned()
+    }
+
+    /// Who leads and how fresh this node's registry is.
+    pub fn status(&self) -> LeaderStatus {
+        let metrics = self.inner.raft.metrics().borrow().clone();
+        let leader_id = metrics.current_leader.and_then(|id| self.name_of(id));
+        let is_leader = metrics.state == ServerState::Leader;
+        let limit = self.inner.election_timeout;
+        let stale = if is_leader {
+            metrics.millis_since_quorum_ack.map(Duration::from_millis)
+        } else if leader_id.is_some() {
+            self.inner.contact.since()
+        } else {
+            None
+        };
+        let has_quorum = stale.is_some_and(|s| s <= limit);
+        let record = self.inner.published.load().registry.leader.clone();
+        let since_ms = record
+            .filter(|r| Some(&r.node) == leader_id.as_ref() && r.term == metrics.current_term)
+            .map(|r| r.since_ms);
+        let api_address = leader_id
+            .as_deref()
+            .and_then(|l| self.inner.cluster.view().member(l).and_then(|m| m.api_addr));
+        LeaderStatus {
+            leader_id,
+            term: metrics.current_term,
+            is_leader,
+            has_quorum,
+            since_ms,
+            api_address,
+            stale_ms: if is_leader && has_quorum {
+                Some(0)
+            } else {
+                stale.map(millis)
+            },
+        }
+    }
+
+    /// The registry as this node last applied it.
+    pub fn registry(&self) -> Arc<Published> {
+        self.inner.published.load_full()
+    }
+
+    /// The registry after every write committed before the call: confirmed with a majority
+    /// by the leader. Fails on any other node with [`WriteError::NotLeader`].
+    pub async fn read_consistent(&self) -> Result<Arc<Published>, WriteError> {
+        self.ready_to_lead()?;
+        let checked = tokio::time::timeout(
+            self.inner.election_timeout * 2,
+            self.inner.raft.ensure_linearizable(),
+        )
+        .await;
+        match checked {
+            Ok(Ok(_)) => Ok(self.registry()),
+            Ok(Err(RaftError::APIError(e))) => Err(match e {
+                openraft::error::CheckIsLeaderError::ForwardToLeader(f) => {
+                    self.not_leader(f.leader_id)
+                }
+                openraft::error::CheckIsLeaderError::QuorumNotEnough(q) => {
+                    WriteError::NoQuorum(q.to_string())
+                }
+            }),
+            Ok(Err(RaftError::Fatal(e))) => Err(WriteError::Stopped(e.to_string())),
+            Err(_) => Err(WriteError::NoQuorum(format!(
+                "a majority of voters did not confirm this leader within {:?}",
+                self.inner.election_timeout * 2
+            ))),
+        }
+    }
+
+    fn not_leader(&self, leader: Option<u64>) -> WriteError {
+        let leader = leader.and_then(|id| self.name_of(id));
+        let api_address = leader
+            .as_deref()
+            .and_then(|l| self.inner.cluster.view().member(l).and_then(|m| m.api_addr));
+        WriteError::NotLeader {
+            leader,
+            api_address,
+        }
+    }
+
+    /// Refuses early what a leader could not commit: not leading, leading a minority, or
+    /// handing over.
+    fn ready_to_lead(&self) -> Result<(), WriteError> {
+        let status = self.status();
+        if !status.is_leader {
+            return match status.leader_id {
+                Some(_) => Err(self.not_leader(self.inner.raft.metrics().borrow().current_leader)),
+                None => Err(WriteError::NoQuorum(format!(
+                    "no leader is known to voter {} (term {}); an election may be under way",
+                    self.inner.name, status.term
+                ))),
+            };
+        }
+        if !self.inner.healthy.load(Ordering::Relaxed) {
+            return Err(WriteError::NoQuorum(
+                "the leader's critical checks fail and it is handing leadership over".to_owned(),
+            ));
+        }
+        if !status.has_quorum {
+            return Err(WriteError::NoQuorum(format!(
+                "leader {} has not heard from a majority of voters for {} ms",
+                self.inner.name,
+                status.stale_ms.map_or("ever".to_owned(), |s| s.to_string())
+            )));
+        }
+        Ok(())
+    }
+
+    /// Commits `command` through Raft and returns what applying it did. Only the leader
+    /// writes; a write that is not committed within twice the election timeout fails with
+    /// [`WriteError::NoQuorum`] (it may still commit later, as with any consensus store).
+    pub async fn write(&self, command: Command) -> Result<Applied, WriteError> {
+        self.ready_to_lead()?;
+        let limit = self.inner.election_timeout * 2;
+        match tokio::time::timeout(limit, self.inner.raft.client_write(command)).await {
+            Ok(Ok(response)) => Ok(response.data),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(self.not_leader(f.leader_id))
+            }
+            Ok(Err(RaftError::APIError(e))) => Err(WriteError::NoQuorum(e.to_string())),
+            Ok(Err(RaftError::Fatal(e))) => Err(WriteError::Stopped(e.to_string())),
+            Err(_) => Err(WriteError::NoQuorum(format!(
+                "the write was not committed by a majority within {limit:?}"
+            ))),
+        }
+    }
+
+    /// Leader changes from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<LeaderEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Leader changes this node has seen since it started.
+    pub fn leader_changes(&self) -> u64 {
+        self.inner.changes.load(Ordering::Relaxed)
+    }
+
+    /// This node's own health verdict: an unhealthy voter does not campaign, and an unhealthy
+    /// leader goes quiet so that a healthy voter takes over.
+    pub fn set_healthy(&self, healthy: bool) {
+        if self.inner.healthy.swap(healthy, Ordering::Relaxed) == healthy {
+            return;
+        }
+        let runtime = self.inner.raft.runtime_config();
+        runtime.elect(healthy);
+        runtime.heartbeat(healthy);
+        if healthy {
+            info!("healthy again: campaigning allowed");
+        } else {
+            warn!("critical checks fail: not campaigning, and handing leadership over if leading");
+            if self.inner.raft.metrics().borrow().state == ServerState::Leader {
+                let me = self.clone();
+                tokio::spawn(async move { me.hand_over().await });
+            }
+        }
+    }
+
+    /// Asks the healthy followers, those furthest along the log first, one after another, to
+    /// stand for election now, until one does. (A candidate missing entries would not get the
+    /// old leader's vote; the next one is then asked.)
+    async fn hand_over(&self) {
+        // A voter grants no vote while the leader's lease (the longest election timeout) since
+        // it last changed its vote runs; for this leader that was its election. A young leader
+        // waits it out, or its vote would be refused.
+        let since = match self.inner.leading_since.lock() {
+            Ok(at) => *at,
+            Err(poisoned) => *poisoned.into_inner(),
+        };
+        if let Some(since) = since {
+            let lease_end = since + self.inner.election_timeout + Duration::from_millis(20);
+            tokio::time::sleep_until(lease_end).await;
+        }
+        let metrics = self.inner.raft.metrics().borrow().clone();
+        let view = self.inner.cluster.view();
+        let mut followers: Vec<(Option<u64>, String)> = metrics
+            .replication
+            .iter()
+            .flat_map(|r| r.iter())
+            .filter(|(id, _)| **id != metrics.id)
+            .filter_map(|(id, matched)| Some((matched.map(|m| m.index), self.name_of(*id)?)))
+            .filter(|(_, name)| {
+                view.member(name).is_some_and(|m| {
+                    m.state == MemberState::Alive && m.health != vigil_gossip::Health::Unhealthy
+                })
+            })
+            .collect();
+        followers.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        let candidates = followers.into_iter().map(|(_, name)| name);
+        for name in candidates {
+            match ask_to_campaign(&self.inner.network, &name).await {
+                Ok(true) => {
+                    info!(to = %name, "handing leadership over");
+                    return;
+                }
+                Ok(false) => info!(to = %name, "voter declined to campaign"),
+                Err(e) => info!(to = %name, error = %e, "could not ask voter to campaign"),
+            }
+        }
+        warn!("no healthy follower took leadership over; the others will elect one when their election timeout runs out");
+    }
+
+    /// Stops Raft and its tasks on this node (the store stays as it is).
+    pub async fn shutdown(&self) {
+        let tasks = match self.inner.tasks.lock() {
+            Ok(mut tasks) => std::mem::take(&mut *tasks),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        for task in tasks {
+            task.abort();
+        }
+        let _ = self.inner.raft.shutdown().await;
+    }
+
+    /// Follows Raft's metrics: counts and announces leader changes, and has a new leader
+    /// record itself in the registry.
+    async fn watch_leader(self) {
+        let mut metrics: watch::Receiver<_> = self.inner.raft.metrics();
+        let mut seen: Option<(Option<u64>, u64)> = None;
+        loop {
+            let (leader, term, state) = {
+                let m = metrics.borrow_and_update();
+                (m.current_leader, m.current_term, m.state)
+            };
+            if seen != Some((leader, term)) {
+                seen = Some((leader, term));
+                self.inner.changes.fetch_add(1, Ordering::Relaxed);
+                let event = LeaderEvent {
+                    leader_id: leader.and_then(|id| self.name_of(id)),
+                    term,
+                    at_ms: now_ms(),
+                };
+                info!(leader = ?event.leader_id, term, "leader changed");
+                let _ = self.inner.events.send(event);
+                let since = (state == ServerState::Leader).then(tokio::time::Instant::now);
+                match self.inner.leading_since.lock() {
+                    Ok(mut at) => *at = since,
+                    Err(poisoned) => *poisoned.into_inner() = since,
+                }
+                if state == ServerState::Leader {
+                    let me = self.clone();
+                    tokio::spawn(async move { me.record_leadership(term).await });
+                }
+            }
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn record_leadership(&self, term: u64) {
+        let record = LeaderRecord {
+            node: self.inner.name.clone(),
+            term,
+            since_ms: now_ms(),
+            api_address: self
+                .inner
+                .cluster
+                .view()
+                .local()
+                .and_then(|m| m.api_addr)
+                .map(|a| a.to_string()),
+        };
+        let deadline = tokio::time::Instant::now() + self.inner.election_timeout * 4;
+        while tokio::time::Instant::now() < deadline {
+            if self.inner.raft.metrics().borrow().current_term != term {
+                return;
+            }
+            match self.write(Command::Leader(record.clone())).await {
+                Ok(_) => return,
+                Err(WriteError::NotLeader { .. }) | Err(WriteError::Stopped(_)) => return,
+                Err(WriteError::NoQuorum(_)) => {
+                    tokio::time::sleep(self.inner.election_timeout / 4).await
+                }
+            }
+        }
+    }
+
+    /// Stands for election as soon as the leader's lease has run out without a word from it.
+    ///
+    /// openraft's own timer waits for the lease (the longest election timeout since the last
+    /// heartbeat) and then a random election timeout on top; the other voters refuse votes only
+    /// during the lease. A follower that has heard nothing for the lease plus a small random
+    /// delay (up to a quarter of the timeout, so that two followers rarely collide) starts the
+    /// election itself, which cuts failover to about the lease. openraft's timer stays as the
+    /// fallback, and voting keeps it safe whoever starts.
+    async fn watchdog(self) {
+        let timeout = self.inner.election_timeout;
+        let mut tick = tokio::time::interval((timeout / 25).max(Duration::from_millis(5)));
+        let mut jitter = Self::jitter(timeout);
+        let mut quiet_until = tokio::time::Instant::now();
+        loop {
+            tick.tick().await;
+            if !self.inner.healthy.load(Ordering::Relaxed)
+                || tokio::time::Instant::now() < quiet_until
+            {
+                continue;
+            }
+            let (state, leader) = {
+                let m = self.inner.raft.metrics();
+                let m = m.borrow();
+                (m.state, m.current_leader)
+            };
+            if state != ServerState::Follower || leader.is_none() {
+                continue;
+            }
+            let Some(silent) = self.inner.contact.since() else {
+                continue;
+            };
+            if silent > timeout + jitter {
+                info!(
+                    silent_ms = millis(silent),
+                    "leader silent past its lease: standing for election"
+                );
+                if self.inner.raft.trigger().elect().await.is_err() {
+                    return;
+                }
+                quiet_until = tokio::time::Instant::now() + timeout;
+                jitter = Self::jitter(timeout);
+            }
+        }
+    }
+
+    fn jitter(timeout: Duration) -> Duration {
+        use rand::Rng;
+        let quarter = millis(timeout / 4).max(1);
+        Duration::from_millis(rand::rng().random_range(0..quarter))
+    }
+
+    /// While leading: removes the ephemeral instances of nodes membership declared dead or
+    /// gone, and records each live node's health when it changed.
+    async fn reconcile(self) {
+        let mut members = self.inner.cluster.subscribe();
+        let mut tick = tokio::time::interval(RECONCILE_EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                event = members.recv() => {
+                    if matches!(event, Err(broadcast::error::RecvError::Closed)) {
+                        return;
+                    }
+                }
+            }
+            if self.ready_to_lead().is_err() {
+                continue;
+            }
+            for command in self.chores() {
+                if let Err(e) = self.write(command).await {
+                    info!(error = %e, "registry upkeep postponed");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The writes that would bring the registry in line with membership.
+    fn chores(&self) -> Vec<Command> {
+        let view = self.inner.cluster.view();
+        let registry = self.registry();
+        let at_ms = now_ms();
+        let mut chores = Vec::new();
+        let mut gone = BTreeSet::new();
+        for node in registry.registry.nodes_with_ephemeral() {
+            if let Some(member) = view.member(&node) {
+                if matches!(member.state, MemberState::Dead | MemberState::Left) {
+                    gone.insert(node.clone());
+                    chores.push(Command::NodeGone {
+                        node,
+                        status: member.state.as_str().to_owned(),
+                        at_ms,
+                    });
+                }
+            }
+        }
+        for member in &view.members {
+            if gone.contains(&member.id) {
+                continue;
+            }
+            let status = match member.state {
+                MemberState::Alive | MemberState::Suspect => member.health.as_str(),
+                state => state.as_str(),
+            };
+            let score = if member.state.is_active() {
+                member.score
+            } else {
+                0
+            };
+            let stale = match registry.registry.health.get(&member.id) {
+                None => true,
+                Some(r) => r.status != status || r.score.abs_diff(score) >= SCORE_STEP,
+            };
+            if stale {
+                chores.push(Command::ReportHealth {
+                    node: member.id.clone(),
+                    report: HealthReport {
+                        status: status.to_owned(),
+                        score,
+                        at_ms,
+                    },
+                });
+            }
+        }
+        chores
+    }
+}
