@@ -17,10 +17,18 @@
 //! | --- | --- | --- |
 //! | `http://HOST[:PORT][/PATH]`, `https://…` | status is 2xx (429 warns), or in `expect_status`; body contains `expect_body` | `method`, `headers`, `body`, `expect_status`, `expect_body`, `tls_skip_verify` |
 //! | `tcp://HOST:PORT`, `tcp://[::1]:PORT` | a TCP connection is made | |
+//! | `grpc://HOST:PORT[/SERVICE]` | `grpc.health.v1.Health/Check` answers `SERVING` (`""` = the whole server) | `tls`, `tls_ca`, `tls_cert`, `tls_key`, `tls_server_name`, `tls_skip_verify`, `timeout` |
+//! | `postgres://…`, `postgresql://…` (libpq URL) | the connection is made and `SELECT 1` answers; reports the server version | `timeout` |
+//! | `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` | `PING` answers `PONG` | `timeout` |
+//! | `redis-pubsub://…` (same form) | a message with a unique payload, published on a fresh channel, comes back to a subscriber byte for byte | `timeout` |
+//! | `redis-kv://…` (same form) | a fresh key is written, read back byte for byte and deleted | `timeout` |
 //! | `exec:COMMAND [ARG]...` | exit code 0 (1 warns, anything else or a signal fails); words are split with shell-like quoting, but no shell runs; output is kept up to 4 KiB | |
 //! | `disk:/PATH` | the file system holding `PATH` is at most `max_used` full, counted as `df` does | `max_used` (default 0.9) |
 //! | `memory` | at most `max_used` of the memory is in use (`MemTotal` − `MemAvailable`, Linux) | `max_used` (default 0.9) |
 //! | `ttl` | the watched process reports pass within `ttl` (run by the engine) | `ttl` (required) |
+//!
+//! Active probes report their `outcome` apart (`success`, `failure`, `timeout`,
+//! `integrity_violation`) in the report's details; a `grpc` failure names its step in `failure`.
 //!
 //! Options that do not apply to a target's kind are ignored. Anything wrong in a target or its
 //! options is a [`ProbeSpecError`] whose message names the bad part and the accepted form.
@@ -54,15 +62,22 @@
 
 mod disk;
 mod exec;
+pub mod grpc;
 mod http;
 mod memory;
+pub mod neighbors;
+mod postgres;
+mod redis;
 mod spec;
 mod tcp;
 mod util;
 
 pub use disk::DiskSpec;
 pub use exec::ExecSpec;
+pub use grpc::GrpcSpec;
 pub use http::HttpSpec;
 pub use memory::MemorySpec;
+pub use postgres::PostgresSpec;
+pub use redis::RedisSpec;
 pub use spec::{Built, ProbeOptions, ProbeSpec, ProbeSpecError};
 pub use tcp::TcpSpec;

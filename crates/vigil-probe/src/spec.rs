@@ -6,16 +6,23 @@
 //! new kind is one new module plus one line in [`KINDS`] (and its [`ProbeSpec`] variant).
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{disk, exec, http, memory, tcp};
+use crate::{disk, exec, grpc, http, memory, postgres, redis, tcp};
 
 /// Every probe kind the parser knows, in the order they are listed in error messages.
 const KINDS: &[Kind] = &[
     http::HTTP,
     http::HTTPS,
     tcp::KIND,
+    grpc::KIND,
+    postgres::KIND,
+    postgres::POSTGRESQL,
+    redis::KIND,
+    redis::PUBSUB,
+    redis::KV,
     exec::KIND,
     disk::KIND,
     memory::KIND,
@@ -53,6 +60,31 @@ pub struct ProbeOptions {
     pub max_used: Option<f64>,
     /// `ttl`: how long a TTL check stays passing without a report. Required for `ttl`, must be non-zero.
     pub ttl: Option<Duration>,
+    /// `grpc`: use TLS (implied by any other `tls_*` option but `tls_skip_verify`).
+    pub tls: bool,
+    /// `grpc`: PEM file of the certificate authorities to trust instead of the built-in web roots.
+    pub tls_ca: Option<PathBuf>,
+    /// `grpc`: PEM file of the client certificate chain (needs `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// `grpc`: PEM file of the client certificate's private key (needs `tls_cert`).
+    pub tls_key: Option<PathBuf>,
+    /// `grpc`: the name the server certificate must carry (default: the target's host).
+    pub tls_server_name: Option<String>,
+    /// The probe's own limit for the steps it reports apart from other failures (a gRPC connection
+    /// and call, a Redis round trip), so that it can say "timeout" before the engine gives up on
+    /// it; 9/10 of this is used (default 5s).
+    pub timeout: Option<Duration>,
+}
+
+impl ProbeOptions {
+    /// Whether a `grpc://` target is reached over TLS.
+    pub(crate) fn uses_tls(&self) -> bool {
+        self.tls
+            || self.tls_ca.is_some()
+            || self.tls_cert.is_some()
+            || self.tls_key.is_some()
+            || self.tls_server_name.is_some()
+    }
 }
 
 /// A parsed, validated probe definition. Make one with [`ProbeSpec::parse`], run it with
@@ -68,6 +100,12 @@ pub enum ProbeSpec {
     Http(http::HttpSpec),
     /// `tcp://HOST:PORT`: a TCP connect.
     Tcp(tcp::TcpSpec),
+    /// `grpc://HOST:PORT[/SERVICE]`: one `grpc.health.v1.Health/Check` call.
+    Grpc(grpc::GrpcSpec),
+    /// `postgres://…`: connect and `SELECT 1`.
+    Postgres(postgres::PostgresSpec),
+    /// `redis://…` (`PING`), `redis-pubsub://…` and `redis-kv://…` (active round trips).
+    Redis(redis::RedisSpec),
     /// `exec:COMMAND ARG…`: run a command (no shell), judged by its exit code.
     Exec(exec::ExecSpec),
     /// `disk:/PATH`: used ratio of the file system holding the path.
@@ -186,11 +224,15 @@ impl ProbeSpec {
         })
     }
 
-    /// The probe kind: `http` (also for `https://` targets), `tcp`, `exec`, `disk`, `memory` or `ttl`.
+    /// The probe kind: `http` (also for `https://` targets), `tcp`, `grpc`, `postgres`, `redis`,
+    /// `redis-pubsub`, `redis-kv`, `exec`, `disk`, `memory` or `ttl`.
     pub fn kind(&self) -> &'static str {
         match self {
             ProbeSpec::Http(_) => http::KIND_NAME,
             ProbeSpec::Tcp(_) => tcp::KIND.scheme,
+            ProbeSpec::Grpc(_) => grpc::KIND.scheme,
+            ProbeSpec::Postgres(_) => postgres::KIND.scheme,
+            ProbeSpec::Redis(spec) => spec.kind(),
             ProbeSpec::Exec(_) => exec::KIND.scheme,
             ProbeSpec::Disk(_) => disk::KIND.scheme,
             ProbeSpec::Memory(_) => memory::KIND.scheme,
@@ -203,6 +245,9 @@ impl ProbeSpec {
         match self {
             ProbeSpec::Http(spec) => spec.build().map(probe),
             ProbeSpec::Tcp(spec) => Ok(probe(spec.build())),
+            ProbeSpec::Grpc(spec) => spec.build().map(probe),
+            ProbeSpec::Postgres(spec) => Ok(probe(spec.build())),
+            ProbeSpec::Redis(spec) => spec.build().map(probe),
             ProbeSpec::Exec(spec) => Ok(probe(spec.build())),
             ProbeSpec::Disk(spec) => Ok(probe(spec.build())),
             ProbeSpec::Memory(spec) => Ok(probe(spec.build())),
@@ -216,6 +261,9 @@ impl fmt::Display for ProbeSpec {
         match self {
             ProbeSpec::Http(spec) => spec.fmt(f),
             ProbeSpec::Tcp(spec) => spec.fmt(f),
+            ProbeSpec::Grpc(spec) => spec.fmt(f),
+            ProbeSpec::Postgres(spec) => spec.fmt(f),
+            ProbeSpec::Redis(spec) => spec.fmt(f),
             ProbeSpec::Exec(spec) => spec.fmt(f),
             ProbeSpec::Disk(spec) => spec.fmt(f),
             ProbeSpec::Memory(spec) => spec.fmt(f),

@@ -30,6 +30,15 @@ fn parse(_target: &str, rest: &str, _options: &ProbeOptions) -> Result<ProbeSpec
         .strip_prefix("//")
         .ok_or_else(|| Invalid::target("missing `//` after `tcp:`"))?;
     let authority = authority.strip_suffix('/').unwrap_or(authority);
+    let (host, port) = split_authority(authority)?;
+    Ok(ProbeSpec::Tcp(TcpSpec {
+        host: host.to_owned(),
+        port,
+    }))
+}
+
+/// Splits `HOST:PORT` (IPv6 in brackets) into a host without brackets and a non-zero port.
+pub(crate) fn split_authority(authority: &str) -> Result<(&str, u16), Invalid> {
     if authority.contains(['/', '?', '#', '@']) {
         return Err(Invalid::target(
             "only a host and a port are allowed, no path, query or user",
@@ -54,7 +63,7 @@ fn parse(_target: &str, rest: &str, _options: &ProbeOptions) -> Result<ProbeSpec
             .ok_or_else(|| Invalid::target("missing port"))?;
         if host.contains(':') {
             return Err(Invalid::target(
-                "put an IPv6 address in brackets, e.g. tcp://[::1]:8080",
+                "put an IPv6 address in brackets, as in [::1]:8080",
             ));
         }
         (host, port)
@@ -71,10 +80,16 @@ fn parse(_target: &str, rest: &str, _options: &ProbeOptions) -> Result<ProbeSpec
             )))
         }
     };
-    Ok(ProbeSpec::Tcp(TcpSpec {
-        host: host.to_owned(),
-        port,
-    }))
+    Ok((host, port))
+}
+
+/// `host:port`, with brackets around an IPv6 address.
+pub(crate) fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 impl TcpSpec {
@@ -84,11 +99,7 @@ impl TcpSpec {
 
     /// `host:port`, with brackets around an IPv6 address.
     fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        authority(&self.host, self.port)
     }
 }
 

@@ -6,6 +6,15 @@ use std::time::Duration;
 
 use vigil_health::Report;
 
+/// A probe's own time limit when the `timeout` option is not given.
+const DEFAULT_OWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The limit a probe sets itself from the `timeout` option: 9/10 of it, so the probe's own report of
+/// a timeout arrives before the engine's deadline (which is the same option in a check) cuts it off.
+pub(crate) fn own_timeout(options: &crate::ProbeOptions) -> Duration {
+    options.timeout.unwrap_or(DEFAULT_OWN_TIMEOUT).mul_f64(0.9)
+}
+
 /// The `max_used` ratio when none is given.
 pub(crate) const DEFAULT_MAX_USED: f64 = 0.9;
 
@@ -22,6 +31,21 @@ pub(crate) fn error_chain(error: &(dyn Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// `scheme://user:secret@host/…` with the password replaced by `***`; other targets unchanged.
+pub(crate) fn redact_password(target: &str) -> String {
+    let Some((scheme, rest)) = target.split_once("://") else {
+        return target.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return target.to_owned();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+        None => target.to_owned(),
+    }
 }
 
 /// A latency for people: `412µs`, `3ms`, `1.2s`.
@@ -116,6 +140,23 @@ mod tests {
         assert_eq!(fmt_elapsed(Duration::from_micros(412)), "412µs");
         assert_eq!(fmt_elapsed(Duration::from_millis(3)), "3ms");
         assert_eq!(fmt_elapsed(Duration::from_millis(1234)), "1.2s");
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_password("postgres://app:s3cret@db:5432/x?sslmode=disable"),
+            "postgres://app:***@db:5432/x?sslmode=disable"
+        );
+        assert_eq!(
+            redact_password("redis://:pw@127.0.0.1/0"),
+            "redis://:***@127.0.0.1/0"
+        );
+        assert_eq!(
+            redact_password("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        assert_eq!(redact_password("postgres://app@db"), "postgres://app@db");
     }
 
     #[test]

@@ -64,6 +64,33 @@ fn every_kind_parses_and_displays_its_target() {
         ("disk:/var/lib/data", "disk", "disk:/var/lib/data"),
         ("memory", "memory", "memory"),
         ("  memory  ", "memory", "memory"),
+        ("grpc://127.0.0.1:50051", "grpc", "grpc://127.0.0.1:50051"),
+        (
+            "grpc://[::1]:50051/app.Api",
+            "grpc",
+            "grpc://[::1]:50051/app.Api",
+        ),
+        (
+            "postgres://app@db:5432/app",
+            "postgres",
+            "postgres://app@db:5432/app",
+        ),
+        (
+            "postgresql://db/app?connect_timeout=3",
+            "postgres",
+            "postgresql://db/app?connect_timeout=3",
+        ),
+        (
+            "redis://127.0.0.1:6379/2",
+            "redis",
+            "redis://127.0.0.1:6379/2",
+        ),
+        (
+            "redis-pubsub://cache:6379",
+            "redis-pubsub",
+            "redis-pubsub://cache:6379",
+        ),
+        ("redis-kv://cache", "redis-kv", "redis-kv://cache"),
     ];
     for (target, kind, display) in cases {
         let spec = parse(target).unwrap_or_else(|error| panic!("{target}: {error}"));
@@ -115,7 +142,7 @@ fn empty_and_unknown_targets_are_rejected_with_the_accepted_forms() {
     for (target, kind) in [
         ("ftp://example.com", "ftp"),
         ("127.0.0.1:8080", "127.0.0.1"),
-        ("grpc://127.0.0.1:50051", "grpc"),
+        ("amqp://127.0.0.1:5672", "amqp"),
         ("/usr/bin/true", "/usr/bin/true"),
     ] {
         let error = rejected(parse(target), &forms);
@@ -193,6 +220,50 @@ fn bad_http_options_are_rejected() {
         "expect_status",
         "600 is not an HTTP status code (100..=599)",
     );
+}
+
+#[test]
+fn database_passwords_are_redacted() {
+    for (target, shown) in [
+        ("postgres://app:s3cret@db/app", "postgres://app:***@db/app"),
+        ("redis://:s3cret@cache:6379", "redis://:***@cache:6379"),
+        ("redis-kv://user:s3cret@cache", "redis-kv://user:***@cache"),
+    ] {
+        let spec = parse(target).expect("parses");
+        assert_eq!(spec.to_string(), shown);
+        assert!(!format!("{spec:?}").contains("s3cret"), "{spec:?}");
+    }
+}
+
+#[test]
+fn bad_grpc_and_database_targets_are_rejected() {
+    invalid_target("grpc:127.0.0.1:50051", "missing `//`");
+    invalid_target("grpc://127.0.0.1", "missing port");
+    invalid_target("grpc://127.0.0.1:50051/a/b", "not a service name");
+    invalid_target("postgres://db:notaport/app", "invalid");
+    invalid_target("redis://cache:notaport", "");
+    let half = ProbeOptions {
+        tls_cert: Some("client.pem".into()),
+        ..ProbeOptions::default()
+    };
+    invalid_option("grpc://127.0.0.1:50051", half, "tls_cert", "tls_key");
+    let name = ProbeOptions {
+        tls_server_name: Some("not a name".into()),
+        ..ProbeOptions::default()
+    };
+    invalid_option(
+        "grpc://127.0.0.1:50051",
+        name,
+        "tls_server_name",
+        "not a DNS name",
+    );
+    let missing = ProbeOptions {
+        tls_ca: Some("/nonexistent/ca.pem".into()),
+        ..ProbeOptions::default()
+    };
+    let spec = parse_with("grpc://127.0.0.1:50051", missing).expect("parses");
+    let error = spec.build().expect_err("an unreadable CA");
+    assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
 }
 
 #[test]

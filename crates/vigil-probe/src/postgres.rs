@@ -1,0 +1,150 @@
+//! `postgres://…` probes: connect, run `SELECT 1` and read the server version, in one round trip
+//! after the handshake, on a fresh connection each run.
+//!
+//! The connection is plaintext (loopback, a private network, or a socket directory as host);
+//! a `sslmode=require` target fails with a message saying so.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use tokio_postgres::{NoTls, SimpleQueryMessage};
+use vigil_health::{Probe, ProbeFuture, Report};
+
+use crate::spec::{Invalid, Kind, ProbeOptions, ProbeSpec};
+use crate::util::{error_chain, fmt_elapsed, own_timeout, redact_password};
+
+pub(crate) const KIND: Kind = Kind {
+    scheme: "postgres",
+    form: "postgres://[USER[:PASSWORD]@]HOST[:PORT][/DATABASE][?OPTIONS]",
+    parse,
+};
+
+/// `postgresql://`, the other scheme libpq accepts.
+pub(crate) const POSTGRESQL: Kind = Kind {
+    scheme: "postgresql",
+    form: "postgresql://[USER[:PASSWORD]@]HOST[:PORT][/DATABASE][?OPTIONS]",
+    parse,
+};
+
+/// A validated `postgres://` probe.
+#[derive(Clone)]
+pub struct PostgresSpec {
+    /// The target as given, with any password replaced.
+    display: String,
+    /// The target as given, to tell specs apart.
+    target: String,
+    config: tokio_postgres::Config,
+    timeout: Duration,
+}
+
+fn parse(target: &str, _rest: &str, options: &ProbeOptions) -> Result<ProbeSpec, Invalid> {
+    let mut config = tokio_postgres::Config::from_str(target)
+        .map_err(|error| Invalid::target(error_chain(&error)))?;
+    if config.get_hosts().is_empty() {
+        return Err(Invalid::target("missing host"));
+    }
+    let timeout = own_timeout(options);
+    config.connect_timeout(timeout);
+    if config.get_application_name().is_none() {
+        config.application_name("vigil");
+    }
+    Ok(ProbeSpec::Postgres(PostgresSpec {
+        display: redact_password(target),
+        target: target.to_owned(),
+        config,
+        timeout,
+    }))
+}
+
+impl PostgresSpec {
+    pub(crate) fn build(&self) -> PostgresProbe {
+        PostgresProbe { spec: self.clone() }
+    }
+}
+
+impl fmt::Debug for PostgresSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresSpec")
+            .field("target", &self.display)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for PostgresSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.target == other.target && self.timeout == other.timeout
+    }
+}
+
+impl fmt::Display for PostgresSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+/// A built PostgreSQL probe.
+pub(crate) struct PostgresProbe {
+    spec: PostgresSpec,
+}
+
+impl PostgresProbe {
+    async fn run(&self) -> Report {
+        let start = Instant::now();
+        match tokio::time::timeout(self.spec.timeout, self.query()).await {
+            Err(_) => Report::fail(format!(
+                "{}: no answer within {}",
+                self.spec.display,
+                fmt_elapsed(self.spec.timeout)
+            ))
+            .with_error("timed out")
+            .with_detail("outcome", "timeout"),
+            Ok(Err(reason)) => Report::fail(format!("{}: {reason}", self.spec.display))
+                .with_error(&reason)
+                .with_detail("outcome", "failure"),
+            Ok(Ok(version)) => {
+                let latency = start.elapsed();
+                Report::pass(format!(
+                    "SELECT 1 on PostgreSQL {version} in {}",
+                    fmt_elapsed(latency)
+                ))
+                .with_detail("server_version", version)
+                .with_detail("latency_ms", latency.as_secs_f64() * 1000.0)
+            }
+        }
+    }
+
+    /// Connects, runs the query and returns the server version.
+    async fn query(&self) -> Result<String, String> {
+        let (client, connection) = self
+            .spec
+            .config
+            .connect(NoTls)
+            .await
+            .map_err(|error| format!("cannot connect: {}", error_chain(&error)))?;
+        // The connection future drives the socket; it ends when the client is dropped below.
+        let driver = tokio::spawn(connection);
+        let rows = client
+            .simple_query("SELECT 1, current_setting('server_version')")
+            .await
+            .map_err(|error| format!("SELECT 1 failed: {}", error_chain(&error)));
+        drop(client);
+        let _ = driver.await;
+        let version = rows?.into_iter().find_map(|message| match message {
+            SimpleQueryMessage::Row(row) => row.get(1).map(str::to_owned),
+            _ => None,
+        });
+        version.ok_or_else(|| "SELECT 1 returned no row".to_owned())
+    }
+}
+
+impl Probe for PostgresProbe {
+    fn probe(&self) -> ProbeFuture<'_> {
+        Box::pin(self.run())
+    }
+
+    fn kind(&self) -> &'static str {
+        KIND.scheme
+    }
+}

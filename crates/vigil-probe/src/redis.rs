@@ -1,0 +1,316 @@
+//! Redis probes: `redis://…` sends `PING`; `redis-pubsub://…` and `redis-kv://…` are active round
+//! trips that prove the server does its job end to end, each with a payload unique to the run.
+//!
+//! - pub/sub loopback: subscribe to a fresh channel, publish the payload, wait for the same bytes.
+//! - key-value: `SET` a fresh key (with a 60 s expiry, so nothing is left behind if the run is cut
+//!   short), `GET` it back, `DEL` it and see exactly one key removed.
+//!
+//! A report's `outcome` detail tells the four results apart: `success`, `failure` (an error from
+//! the server or the network), `timeout` (no answer within the probe's own limit) and
+//! `integrity_violation` (an answer came, but not the data that was sent).
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use rand::Rng;
+use redis::AsyncCommands;
+use vigil_health::{Probe, ProbeFuture, Report};
+
+use crate::spec::{Invalid, Kind, ProbeOptions, ProbeSpec};
+use crate::util::{error_chain, fmt_elapsed, own_timeout, redact_password};
+use crate::ProbeSpecError;
+
+pub(crate) const KIND: Kind = Kind {
+    scheme: "redis",
+    form: "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]",
+    parse: parse_ping,
+};
+
+pub(crate) const PUBSUB: Kind = Kind {
+    scheme: "redis-pubsub",
+    form: "redis-pubsub://[[USER]:PASSWORD@]HOST[:PORT][/DB]",
+    parse: parse_pubsub,
+};
+
+pub(crate) const KV: Kind = Kind {
+    scheme: "redis-kv",
+    form: "redis-kv://[[USER]:PASSWORD@]HOST[:PORT][/DB]",
+    parse: parse_kv,
+};
+
+/// How long the key of a key-value round trip lives if the run never deletes it.
+const KEY_EXPIRY_SECONDS: u64 = 60;
+
+/// What a Redis probe does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Ping,
+    PubSub,
+    Kv,
+}
+
+/// A validated Redis probe.
+#[derive(Clone, PartialEq)]
+pub struct RedisSpec {
+    mode: Mode,
+    /// The `redis://` URL the client connects to.
+    url: String,
+    /// The target as given, with any password replaced.
+    display: String,
+    timeout: Duration,
+}
+
+fn parse_ping(target: &str, rest: &str, options: &ProbeOptions) -> Result<ProbeSpec, Invalid> {
+    parse(Mode::Ping, target, rest, options)
+}
+
+fn parse_pubsub(target: &str, rest: &str, options: &ProbeOptions) -> Result<ProbeSpec, Invalid> {
+    parse(Mode::PubSub, target, rest, options)
+}
+
+fn parse_kv(target: &str, rest: &str, options: &ProbeOptions) -> Result<ProbeSpec, Invalid> {
+    parse(Mode::Kv, target, rest, options)
+}
+
+fn parse(
+    mode: Mode,
+    target: &str,
+    rest: &str,
+    options: &ProbeOptions,
+) -> Result<ProbeSpec, Invalid> {
+    let url = format!("redis:{rest}");
+    let info = redis::IntoConnectionInfo::into_connection_info(url.as_str())
+        .map_err(|error| Invalid::target(error_chain(&error)))?;
+    if matches!(info.addr(), redis::ConnectionAddr::Tcp(host, _) if host.is_empty()) {
+        return Err(Invalid::target("missing host"));
+    }
+    Ok(ProbeSpec::Redis(RedisSpec {
+        mode,
+        url,
+        display: redact_password(target),
+        timeout: own_timeout(options),
+    }))
+}
+
+impl RedisSpec {
+    pub(crate) fn kind(&self) -> &'static str {
+        match self.mode {
+            Mode::Ping => KIND.scheme,
+            Mode::PubSub => PUBSUB.scheme,
+            Mode::Kv => KV.scheme,
+        }
+    }
+
+    pub(crate) fn build(&self) -> Result<RedisProbe, ProbeSpecError> {
+        let client =
+            redis::Client::open(self.url.as_str()).map_err(|error| ProbeSpecError::Build {
+                kind: self.kind(),
+                target: self.display.clone(),
+                reason: error_chain(&error),
+            })?;
+        Ok(RedisProbe {
+            spec: self.clone(),
+            client,
+        })
+    }
+}
+
+impl fmt::Debug for RedisSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSpec")
+            .field("mode", &self.mode)
+            .field("target", &self.display)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for RedisSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+/// How one run ended, before it becomes a report.
+enum Outcome {
+    Success(String),
+    Failure(String),
+    Integrity(String),
+}
+
+/// A built Redis probe.
+pub(crate) struct RedisProbe {
+    spec: RedisSpec,
+    client: redis::Client,
+}
+
+impl RedisProbe {
+    async fn run(&self) -> Report {
+        let start = Instant::now();
+        let work = async {
+            match self.spec.mode {
+                Mode::Ping => self.ping().await,
+                Mode::PubSub => self.pubsub().await,
+                Mode::Kv => self.kv().await,
+            }
+        };
+        let target = &self.spec.display;
+        let outcome = match tokio::time::timeout(self.spec.timeout, work).await {
+            Err(_) => {
+                let limit = fmt_elapsed(self.spec.timeout);
+                return Report::fail(format!("{target}: timeout, no answer within {limit}"))
+                    .with_error("timed out")
+                    .with_detail("outcome", "timeout");
+            }
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(error)) => Outcome::Failure(error_chain(&error)),
+        };
+        let latency = start.elapsed();
+        let report = match outcome {
+            Outcome::Success(what) => Report::pass(format!("{what} in {}", fmt_elapsed(latency)))
+                .with_detail("outcome", "success"),
+            Outcome::Failure(reason) => Report::fail(format!("{target}: {reason}"))
+                .with_error(&reason)
+                .with_detail("outcome", "failure"),
+            Outcome::Integrity(reason) => {
+                Report::fail(format!("{target}: integrity violation: {reason}"))
+                    .with_error(&reason)
+                    .with_detail("outcome", "integrity_violation")
+            }
+        };
+        report.with_detail("latency_ms", latency.as_secs_f64() * 1000.0)
+    }
+
+    async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        self.client.get_multiplexed_async_connection().await
+    }
+
+    async fn ping(&self) -> redis::RedisResult<Outcome> {
+        let mut connection = self.connection().await?;
+        let answer: String = redis::cmd("PING").query_async(&mut connection).await?;
+        Ok(if answer == "PONG" {
+            Outcome::Success("PONG".to_owned())
+        } else {
+            Outcome::Failure(format!("PING answered `{answer}`, not PONG"))
+        })
+    }
+
+    async fn pubsub(&self) -> redis::RedisResult<Outcome> {
+        let channel = unique("vigil:probe:channel");
+        let payload = unique("vigil-probe");
+        let mut subscriber = self.client.get_async_pubsub().await?;
+        subscriber.subscribe(&channel).await?;
+        let mut publisher = self.connection().await?;
+        let receivers: i64 = publisher.publish(&channel, &payload).await?;
+        if receivers < 1 {
+            return Ok(Outcome::Failure(format!(
+                "PUBLISH on {channel} reached no subscriber"
+            )));
+        }
+        let mut messages = subscriber.on_message();
+        let Some(message) = messages.next().await else {
+            return Ok(Outcome::Failure(
+                "the subscription closed before the message came back".to_owned(),
+            ));
+        };
+        Ok(judge_echo(
+            &payload,
+            message.get_channel_name() == channel,
+            message.get_payload_bytes(),
+            &channel,
+        ))
+    }
+
+    async fn kv(&self) -> redis::RedisResult<Outcome> {
+        let key = unique("vigil:probe:key");
+        let value = unique("vigil-probe");
+        let mut connection = self.connection().await?;
+        let () = connection.set_ex(&key, &value, KEY_EXPIRY_SECONDS).await?;
+        let read: Option<Vec<u8>> = connection.get(&key).await?;
+        let deleted: i64 = connection.del(&key).await?;
+        Ok(judge_kv(&key, &value, read.as_deref(), deleted))
+    }
+}
+
+/// A name no other run uses: a prefix and 128 random bits.
+fn unique(prefix: &str) -> String {
+    let bits: u128 = rand::rng().random();
+    format!("{prefix}:{bits:032x}")
+}
+
+/// Judges what came back on the loopback channel against what was published.
+fn judge_echo(sent: &str, same_channel: bool, received: &[u8], channel: &str) -> Outcome {
+    if !same_channel {
+        Outcome::Integrity("a message came back on another channel".to_owned())
+    } else if received != sent.as_bytes() {
+        Outcome::Integrity(format!(
+            "published {} bytes on {channel}, received {} different bytes",
+            sent.len(),
+            received.len()
+        ))
+    } else {
+        Outcome::Success(format!("pub/sub loopback on {channel}"))
+    }
+}
+
+/// Judges a key-value round trip: the value read back and how many keys `DEL` removed.
+fn judge_kv(key: &str, written: &str, read: Option<&[u8]>, deleted: i64) -> Outcome {
+    match read {
+        None => Outcome::Integrity(format!("{key} was written but read back as missing")),
+        Some(read) if read != written.as_bytes() => Outcome::Integrity(format!(
+            "{key}: wrote {} bytes, read back {} different bytes",
+            written.len(),
+            read.len()
+        )),
+        Some(_) if deleted != 1 => {
+            Outcome::Integrity(format!("{key}: DEL removed {deleted} keys instead of 1"))
+        }
+        Some(_) => Outcome::Success(format!("SET, GET and DEL of {key}")),
+    }
+}
+
+impl Probe for RedisProbe {
+    fn probe(&self) -> ProbeFuture<'_> {
+        Box::pin(self.run())
+    }
+
+    fn kind(&self) -> &'static str {
+        self.spec.kind()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_integrity(outcome: &Outcome) -> bool {
+        matches!(outcome, Outcome::Integrity(_))
+    }
+
+    #[test]
+    fn echo_must_match_byte_for_byte() {
+        assert!(matches!(
+            judge_echo("abc", true, b"abc", "c"),
+            Outcome::Success(_)
+        ));
+        assert!(is_integrity(&judge_echo("abc", true, b"abd", "c")));
+        assert!(is_integrity(&judge_echo("abc", false, b"abc", "c")));
+    }
+
+    #[test]
+    fn kv_must_read_back_and_delete_exactly_its_key() {
+        assert!(matches!(
+            judge_kv("k", "v", Some(b"v"), 1),
+            Outcome::Success(_)
+        ));
+        assert!(is_integrity(&judge_kv("k", "v", None, 0)));
+        assert!(is_integrity(&judge_kv("k", "v", Some(b"w"), 1)));
+        assert!(is_integrity(&judge_kv("k", "v", Some(b"v"), 0)));
+    }
+
+    #[test]
+    fn names_are_unique() {
+        assert_ne!(unique("p"), unique("p"));
+    }
+}
