@@ -115,7 +115,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             move || {
                 let n = runs.fetch_add(1, Ordering::Relaxed) + 1;
                 async move {
-                    if fail_every != 0 && n % fail_every == 0 {
+                    if fail_every != 0 && n.is_multiple_of(fail_every) {
                         Report::fail("synthetic failure")
                     } else {
                         Report::pass("ok")
@@ -132,6 +132,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         engine: engine.clone(),
         token: Token::new(None),
         cluster: None,
+        leadership: None,
+        neighbors: None,
     }
     .router();
     println!(

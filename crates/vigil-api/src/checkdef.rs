@@ -86,9 +86,20 @@ pub struct CheckDefinition {
     pub expect_status: Option<Vec<u16>>,
     /// Substring the HTTP response body must contain.
     pub expect_body: Option<String>,
-    /// Accept any TLS certificate (https only).
+    /// Accept any TLS certificate (https, grpc).
     #[serde(default)]
     pub tls_skip_verify: bool,
+    /// gRPC: connect over TLS (implied by the other `tls_*` keys but `tls_skip_verify`).
+    #[serde(default)]
+    pub tls: bool,
+    /// gRPC: PEM file of the certificate authorities to trust.
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// gRPC: PEM file of the client certificate chain.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// gRPC: PEM file of the client certificate's key.
+    pub tls_key: Option<std::path::PathBuf>,
+    /// gRPC: the name the server certificate must carry.
+    pub tls_server_name: Option<String>,
     /// Disk / memory: the highest used ratio that passes (default 0.9).
     pub max_used: Option<f64>,
     /// TTL checks: how long a pushed result stays valid.
@@ -159,6 +170,12 @@ impl CheckDefinition {
             tls_skip_verify: self.tls_skip_verify,
             max_used: self.max_used,
             ttl: self.ttl.map(|d| d.0),
+            tls: self.tls,
+            tls_ca: self.tls_ca.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            tls_server_name: self.tls_server_name.clone(),
+            timeout: self.timeout.map(|d| d.0),
         };
         let probe = ProbeSpec::parse(&self.probe, &options).map_err(probe_error)?;
         let is_ttl = matches!(probe, ProbeSpec::Ttl(_));

@@ -1,7 +1,7 @@
-//! `GET /v1/events`: server-sent events of check, status and membership changes.
+//! `GET /v1/events`: server-sent events of check, status, membership and leader changes.
 //!
 //! Each event's SSE `event:` name is its `type` (`check_changed`, `status_changed`,
-//! `member_up`, `member_down`, ...) and its data the event's JSON. The stream opens with a `status`
+//! `member_up`, `member_down`, `leader_changed`, `neighbor_changed`, ...) and its data the event's JSON. The stream opens with a `status`
 //! event describing the node as it is, so a client never starts blind. A client that falls behind
 //! receives `lagged` with the number of events it missed. The stream ends after the node reports
 //! `stopping`, so open event streams never hold up a graceful shutdown.
@@ -15,8 +15,10 @@ use futures_util::stream::{self, Stream, StreamExt};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
+use vigil_cluster::raft::LeaderEvent;
 use vigil_cluster::MembershipEvent;
 use vigil_health::{rfc3339, Event, Status};
+use vigil_probe::neighbors::NeighborEvent;
 
 use crate::Api;
 
@@ -24,6 +26,8 @@ use crate::Api;
 struct Sources {
     health: Receiver<Event>,
     members: Option<Receiver<MembershipEvent>>,
+    leaders: Option<Receiver<LeaderEvent>>,
+    neighbors: Option<Receiver<NeighborEvent>>,
     ended: bool,
 }
 
@@ -34,6 +38,8 @@ pub async fn events(
     let sources = Sources {
         health: api.engine.subscribe(),
         members: api.cluster.as_ref().map(|c| c.subscribe()),
+        leaders: api.leadership.as_ref().map(|l| l.subscribe()),
+        neighbors: api.neighbors.as_ref().map(|n| n.subscribe()),
         ended: false,
     };
     let snapshot = api.engine.snapshot();
@@ -70,7 +76,33 @@ async fn next(s: &mut Sources) -> Option<Result<SseEvent, axum::Error>> {
                 None => std::future::pending().await,
             }
         };
+        let leader = async {
+            match s.leaders.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let neighbor = async {
+            match s.neighbors.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            neighbor = neighbor => match neighbor {
+                Ok(event) => {
+                    let mut data = serde_json::to_value(&event).unwrap_or_default();
+                    data["type"] = "neighbor_changed".into();
+                    return Some(SseEvent::default().event("neighbor_changed").json_data(data));
+                }
+                Err(RecvError::Lagged(missed)) => return Some(lagged(missed)),
+                Err(RecvError::Closed) => s.neighbors = None,
+            },
+            leader = leader => match leader {
+                Ok(event) => return Some(leader_event(&event)),
+                Err(RecvError::Lagged(missed)) => return Some(lagged(missed)),
+                Err(RecvError::Closed) => s.leaders = None,
+            },
             health = s.health.recv() => return match health {
                 Ok(event) => {
                     s.ended = matches!(event, Event::StatusChanged { to: Status::Stopping, .. });
@@ -90,6 +122,12 @@ async fn next(s: &mut Sources) -> Option<Result<SseEvent, axum::Error>> {
             },
         }
     }
+}
+
+fn leader_event(event: &LeaderEvent) -> Result<SseEvent, axum::Error> {
+    let mut data = serde_json::to_value(event).unwrap_or_default();
+    data["type"] = "leader_changed".into();
+    SseEvent::default().event("leader_changed").json_data(data)
 }
 
 fn lagged(missed: u64) -> Result<SseEvent, axum::Error> {

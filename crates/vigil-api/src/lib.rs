@@ -1,9 +1,10 @@
-//! vigil's HTTP surface.
+//! vigil's HTTP and gRPC surfaces.
 //!
 //! One axum router that a `vigil` agent serves: the probe endpoints of `vigil-health`
 //! (`/health*`, `/livez`, `/readyz`), `/metrics`, the check API under `/v1/checks`, and the event
 //! stream `/v1/events`. Mutating endpoints require the bearer token when one is configured, and
-//! every error is JSON `{"error": "..."}` with a 4xx status that names the problem.
+//! every error is JSON `{"error": "..."}` with a 4xx status that names the problem. The [`grpc`]
+//! module serves `grpc.health.v1.Health` and `vigil.v1.Node` from the same engine.
 //!
 //! | method | path | what |
 //! | --- | --- | --- |
@@ -14,6 +15,12 @@
 //! | GET | `/v1/events` | server-sent events: checks, status, members |
 //! | GET | `/cluster/status`, `/v1/members` | membership (when clustered) |
 //! | GET, POST | `/v1/keyring`, `/v1/keyring/install\|use\|remove` | cluster keys; POST needs the token |
+//! | GET | `/v1/leader` | who leads, the term, since when, the leader's API address |
+//! | POST | `/v1/services` | register a service instance; token |
+//! | DELETE | `/v1/services/{name}/{id}` | deregister; token |
+//! | GET | `/v1/services`, `/v1/services/{name}` | the registry with each instance's node health |
+//! | GET | `/`, `/assets/*` | the live dashboard |
+//! | GET | `/v1/neighbors` | each configured neighbour: state, consecutive failures, last latency and error |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -22,16 +29,26 @@ pub mod auth;
 pub mod checkdef;
 mod checks;
 mod cluster;
+mod dashboard;
 pub mod error;
 mod events;
+mod forward;
+pub mod grpc;
+mod leader;
+mod neighbors;
+mod services;
 
 use axum::extract::{FromRef, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
+use axum::Json;
 use axum::{middleware, Router};
+use serde_json::Value;
+use vigil_cluster::raft::Leadership;
 use vigil_cluster::Cluster;
 use vigil_health::{metrics, Engine};
+use vigil_probe::neighbors::Neighbors;
 
 pub use auth::Token;
 pub use error::ApiError;
@@ -45,6 +62,11 @@ pub struct Api {
     pub token: Token,
     /// Cluster membership, when the node is part of a cluster.
     pub cluster: Option<Cluster>,
+    /// The Raft group, when the node is a voter. Without it, leader and registry requests are
+    /// passed on to a voter.
+    pub leadership: Option<Leadership>,
+    /// The neighbour monitor, when neighbours are configured.
+    pub neighbors: Option<Neighbors>,
 }
 
 impl FromRef<Api> for Engine {
@@ -68,25 +90,43 @@ impl Api {
             .route("/v1/checks/{name}", get(checks::get_check))
             .route("/v1/events", get(events::events))
             .route("/metrics", get(metrics_text))
+            .route("/v1/neighbors", get(neighbors::list))
             .with_state(self.clone());
         if let Some(c) = self.cluster.clone() {
-            mutating = mutating.merge(
-                Router::new()
-                    .route("/v1/keyring/{op}", post(cluster::keyring_change))
-                    .with_state(c.clone()),
-            );
-            reading = reading.merge(
-                Router::new()
-                    .route("/cluster/status", get(cluster::status))
-                    .route("/v1/members", get(cluster::members))
-                    .route("/v1/keyring", get(cluster::keyring_list))
-                    .with_state(c),
-            );
+            mutating = mutating
+                .merge(
+                    Router::new()
+                        .route("/v1/keyring/{op}", post(cluster::keyring_change))
+                        .with_state(c.clone()),
+                )
+                .merge(
+                    Router::new()
+                        .route("/v1/services", post(services::register))
+                        .route("/v1/services/{name}/{id}", delete(services::deregister))
+                        .with_state(self.clone()),
+                );
+            reading = reading
+                .merge(
+                    Router::new()
+                        .route("/v1/keyring", get(cluster::keyring_list))
+                        .with_state(c),
+                )
+                .merge(
+                    Router::new()
+                        .route("/cluster/status", get(cluster_status))
+                        .route("/v1/members", get(members))
+                        .route("/v1/leader", get(leader::leader))
+                        .route("/v1/services", get(services::list))
+                        .route("/v1/services/{name}", get(services::get_service))
+                        .with_state(self.clone()),
+                );
         }
+        let dashboard = dashboard::routes(self.cluster.is_some());
         mutating
             .route_layer(guard)
             .merge(reading)
             .merge(vigil_health::http::probe_routes(self.engine))
+            .merge(dashboard)
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
     }
@@ -95,10 +135,40 @@ impl Api {
 async fn metrics_text(State(api): State<Api>) -> Response {
     let mut out = String::with_capacity(8192);
     metrics::render(&api.engine.snapshot(), &mut out);
+    if let Some(neighbors) = &api.neighbors {
+        neighbors::render_metrics(neighbors, &mut out);
+    }
     if let Some(cluster) = &api.cluster {
         cluster::render_metrics(&cluster.view(), &mut out);
     }
+    if let Some(leadership) = &api.leadership {
+        leader::render_metrics(leadership, &mut out);
+    }
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], out).into_response()
+}
+
+/// `GET /cluster/status`, with Raft's quorum on a voter.
+async fn cluster_status(State(api): State<Api>) -> Response {
+    let Some(c) = api.cluster.clone() else {
+        return not_found(axum::http::Uri::from_static("/cluster/status"))
+            .await
+            .into_response();
+    };
+    let Json(mut body): Json<Value> = cluster::status(State(c)).await;
+    leader::patch_quorum(&mut body, api.leadership.as_ref());
+    Json(body).into_response()
+}
+
+/// `GET /v1/members`, with Raft's quorum on a voter.
+async fn members(State(api): State<Api>) -> Response {
+    let Some(c) = api.cluster.clone() else {
+        return not_found(axum::http::Uri::from_static("/v1/members"))
+            .await
+            .into_response();
+    };
+    let Json(mut body): Json<Value> = cluster::members(State(c)).await;
+    leader::patch_quorum(&mut body, api.leadership.as_ref());
+    Json(body).into_response()
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

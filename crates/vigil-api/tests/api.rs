@@ -20,6 +20,8 @@ fn app(engine: &Engine, token: Option<&str>) -> Router {
         engine: engine.clone(),
         token: Token::new(token.map(str::to_owned)),
         cluster: None,
+        leadership: None,
+        neighbors: None,
     }
     .router()
 }

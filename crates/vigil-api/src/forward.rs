@@ -1,0 +1,159 @@
+//! Passing a request on to another node's API: writes to the leader, and every registry and
+//! leader request of a node that is not a voter to a voter. The `X-Vigil-Forwarded` header
+//! counts the hops, so a request is passed on at most twice (member → voter → leader) and
+//! never loops.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use vigil_cluster::Cluster;
+use vigil_gossip::{MemberState, Role};
+
+use crate::error::ApiError;
+
+/// Counts how often a request was passed on.
+pub const FORWARDED: &str = "x-vigil-forwarded";
+/// Most hops a request makes.
+const MAX_HOPS: u8 = 2;
+/// How long the other node may take.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Headers worth passing back from the node that answered.
+const PASSED_BACK: [&str; 3] = ["content-type", "x-vigil-stale-ms", "x-vigil-served-by"];
+
+fn client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .build()
+            .unwrap_or_default()
+    })
+}
+
+/// Hops this request has made so far.
+pub fn hops(headers: &HeaderMap) -> u8 {
+    headers
+        .get(FORWARDED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A request as received, to pass on.
+pub struct Incoming {
+    /// Its method.
+    pub method: Method,
+    /// Its path and query.
+    pub uri: Uri,
+    /// Its headers (only the token and the hop count are passed on).
+    pub headers: HeaderMap,
+    /// Its body.
+    pub body: Bytes,
+}
+
+impl Incoming {
+    /// A request with no body (a read, a delete), as received.
+    pub fn bodiless(method: Method, uri: Uri, headers: HeaderMap) -> Incoming {
+        Incoming {
+            method,
+            uri,
+            headers,
+            body: Default::default(),
+        }
+    }
+}
+
+/// Sends `request` to the API at `to` and returns its answer; 503 with a `no quorum` error when
+/// the hop limit is reached or `to` does not answer.
+pub async fn forward(request: &Incoming, to: SocketAddr, why: &str) -> Response {
+    let hops = hops(&request.headers);
+    if hops >= MAX_HOPS {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("no quorum: {why}, and the request was already passed on {hops} times"),
+        )
+        .into_response();
+    }
+    let path = request
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let mut outgoing = client()
+        .request(request.method.clone(), format!("http://{to}{path}"))
+        .header(FORWARDED, (hops + 1).to_string())
+        .body(request.body.clone());
+    if let Some(auth) = request.headers.get(header::AUTHORIZATION) {
+        outgoing = outgoing.header(header::AUTHORIZATION, auth.clone());
+    }
+    if let Some(kind) = request.headers.get(header::CONTENT_TYPE) {
+        outgoing = outgoing.header(header::CONTENT_TYPE, kind.clone());
+    }
+    let answer = match outgoing.send().await {
+        Ok(answer) => answer,
+        Err(e) => {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("no quorum: {why}, and {to} did not answer: {e}"),
+            )
+            .into_response()
+        }
+    };
+    let status = answer.status();
+    let mut headers = HeaderMap::new();
+    for name in PASSED_BACK {
+        if let Some(value) = answer.headers().get(name) {
+            if let (Ok(name), Ok(value)) = (
+                header::HeaderName::try_from(name),
+                HeaderValue::from_bytes(value.as_bytes()),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+    }
+    match answer.bytes().await {
+        Ok(body) => (status, headers, body).into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("no quorum: {why}, and the answer from {to} broke off: {e}"),
+        )
+        .into_response(),
+    }
+}
+
+/// The API addresses of the live voters, this node excluded, in a stable order.
+pub fn voters(cluster: &Cluster) -> Vec<SocketAddr> {
+    let view = cluster.view();
+    view.members
+        .iter()
+        .filter(|m| m.role == Role::Voter && m.id != view.local_id)
+        .filter(|m| m.state == MemberState::Alive)
+        .filter_map(|m| m.api_addr)
+        .collect()
+}
+
+/// Passes a request of a node that is not a voter to the first live voter that answers with
+/// anything but 503.
+pub async fn to_a_voter(request: &Incoming, cluster: Option<&Cluster>) -> Response {
+    let voters = cluster.map(voters).unwrap_or_default();
+    let mut last = None;
+    for voter in voters {
+        let answer = forward(request, voter, "this node is not a voter").await;
+        if answer.status() != StatusCode::SERVICE_UNAVAILABLE {
+            return answer;
+        }
+        last = Some(answer);
+    }
+    last.unwrap_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no quorum: this node is not a voter and knows no live voter to ask",
+        )
+        .into_response()
+    })
+}

@@ -1,0 +1,110 @@
+//! `GET /v1/neighbors` and the per-neighbour metrics: the neighbour monitor's views, read, never
+//! probed, by the API.
+
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use vigil_probe::neighbors::{NeighborState, NeighborView, Neighbors};
+
+use crate::{not_found, Api};
+
+/// `GET /v1/neighbors`: every configured neighbour with its state, streaks, last latency and error.
+pub(crate) async fn list(State(api): State<Api>) -> Response {
+    let Some(neighbors) = &api.neighbors else {
+        return not_found(axum::http::Uri::from_static("/v1/neighbors"))
+            .await
+            .into_response();
+    };
+    let views = neighbors.views();
+    let unavailable = views
+        .iter()
+        .filter(|v| v.state == NeighborState::Unavailable)
+        .count();
+    Json(json!({
+        "neighbors": views,
+        "total": views.len(),
+        "unavailable": unavailable,
+    }))
+    .into_response()
+}
+
+/// A metric family: its name, its help text and how to read a neighbour's value.
+type Family<T> = (&'static str, &'static str, fn(&NeighborView) -> T);
+
+/// Appends the neighbour metrics in the Prometheus text format.
+pub(crate) fn render_metrics(neighbors: &Neighbors, out: &mut String) {
+    let views = neighbors.views();
+    if views.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "# HELP vigil_neighbor_state 1 for the state each neighbour is in.\n# TYPE vigil_neighbor_state gauge");
+    for view in &views {
+        let name = escape(&view.name);
+        for state in NeighborState::ALL {
+            let value = u8::from(view.state == state);
+            let _ = writeln!(
+                out,
+                "vigil_neighbor_state{{neighbor=\"{name}\",state=\"{}\"}} {value}",
+                state.as_str()
+            );
+        }
+    }
+    let gauges: [Family<Option<f64>>; 2] = [
+        (
+            "vigil_neighbor_consecutive_failures",
+            "Failed probes of each neighbour in a row.",
+            |v| Some(f64::from(v.consecutive_failures)),
+        ),
+        (
+            "vigil_neighbor_latency_seconds",
+            "How long the last probe of each neighbour took.",
+            |v| v.last_latency_seconds,
+        ),
+    ];
+    for (metric, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} gauge");
+        for view in &views {
+            if let Some(value) = value(view) {
+                let _ = writeln!(
+                    out,
+                    "{metric}{{neighbor=\"{}\"}} {value}",
+                    escape(&view.name)
+                );
+            }
+        }
+    }
+    let counters: [Family<u64>; 2] = [
+        (
+            "vigil_neighbor_probes_total",
+            "Probes of each neighbour.",
+            |v| v.probes_total,
+        ),
+        (
+            "vigil_neighbor_failures_total",
+            "Failed probes of each neighbour.",
+            |v| v.failures_total,
+        ),
+    ];
+    for (metric, help, value) in counters {
+        let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} counter");
+        for view in &views {
+            let _ = writeln!(
+                out,
+                "{metric}{{neighbor=\"{}\"}} {}",
+                escape(&view.name),
+                value(view)
+            );
+        }
+    }
+}
+
+/// A label value with backslash, double quote and line feed escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
