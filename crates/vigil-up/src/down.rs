@@ -1,0 +1,114 @@
+//! `vigil down`: stopping a stack that `vigil up` started, from its state file, in reverse
+//! dependency order (SIGTERM, grace period, SIGKILL), reporting anything that would not stop.
+//!
+//! When the `vigil up` that started the stack is still attached, it is asked to stop (SIGTERM) and
+//! does the stopping itself, in order; whatever it leaves running is stopped here.
+
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use rustix::process::{kill_process, Pid, Signal};
+
+use crate::compose::Project;
+use crate::process::{self, Stopped};
+use crate::state::{ServiceState, State};
+
+/// How one service's stop ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StopResult {
+    /// The service.
+    pub name: String,
+    /// How it ended.
+    pub stopped: Stopped,
+}
+
+/// Stops the stack whose state is in `dir`; calls `each` as each service's stop ends. Returns
+/// every result, in stop order; an empty list when nothing was running. The state file is removed
+/// unless something would not stop.
+pub async fn down(dir: &Path, mut each: impl FnMut(&StopResult)) -> io::Result<Vec<StopResult>> {
+    let Some(mut state) = State::read(dir)? else {
+        return Ok(Vec::new());
+    };
+    if let Some(supervisor) = state.supervisor {
+        if process::alive(supervisor.pid, supervisor.start_time) {
+            if let Some(pid) = i32::try_from(supervisor.pid).ok().and_then(Pid::from_raw) {
+                let _ = kill_process(pid, Signal::TERM);
+            }
+            let limit = state
+                .services
+                .iter()
+                .map(|s| Duration::from_millis(s.stop_grace_ms) + Duration::from_secs(5))
+                .sum::<Duration>()
+                + Duration::from_secs(10);
+            let stopped = process::wait_gone(supervisor.pid, supervisor.start_time, limit).await;
+            if !stopped {
+                return Err(io::Error::other(format!(
+                    "vigil up (pid {}) did not stop within {}s",
+                    supervisor.pid,
+                    limit.as_secs()
+                )));
+            }
+        }
+        match State::read(dir)? {
+            Some(left) => state = left,
+            None => {
+                // The supervisor stopped everything and removed the state file.
+                let results: Vec<StopResult> = state
+                    .services
+                    .iter()
+                    .map(|s| StopResult {
+                        name: s.name.clone(),
+                        stopped: Stopped::Terminated,
+                    })
+                    .collect();
+                results.iter().for_each(&mut each);
+                return Ok(results);
+            }
+        }
+    }
+
+    let project = match &state.compose {
+        Some(c) => Some(Project::existing(&c.file, &c.project).await?),
+        None => None,
+    };
+    let deepest = state.services.iter().map(|s| s.level).max().unwrap_or(0);
+    let mut results = Vec::new();
+    for level in (0..=deepest).rev() {
+        let mut batch = tokio::task::JoinSet::new();
+        for service in state.services.iter().filter(|s| s.level == level) {
+            let (service, project) = (service.clone(), project.clone());
+            batch.spawn(async move {
+                let stopped = stop_one(&service, project.as_ref()).await;
+                StopResult {
+                    name: service.name,
+                    stopped,
+                }
+            });
+        }
+        while let Some(joined) = batch.join_next().await {
+            let result = joined.map_err(io::Error::other)?;
+            each(&result);
+            results.push(result);
+        }
+    }
+    if let Some(project) = &project {
+        project.remove().await?;
+    }
+    if results.iter().all(|r| r.stopped != Stopped::Stuck) {
+        State::remove(dir)?;
+    } else {
+        state.supervisor = None;
+        state.write(dir)?;
+    }
+    Ok(results)
+}
+
+async fn stop_one(service: &ServiceState, project: Option<&Project>) -> Stopped {
+    let grace = Duration::from_millis(service.stop_grace_ms);
+    match (&service.process, project) {
+        (Some(p), _) => process::stop_group(p.pid, p.start_time, grace).await,
+        (None, Some(project)) => project.stop(&service.name, grace).await,
+        (None, None) => Stopped::Terminated,
+    }
+}

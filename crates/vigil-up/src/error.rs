@@ -1,0 +1,131 @@
+//! Errors in stack files, each located at `file:line:column`, and the collector that turns byte
+//! offsets into those positions.
+
+use std::fmt;
+use std::ops::Range;
+
+/// One problem in a stack file, where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StackError {
+    /// The file as given on the command line.
+    pub file: String,
+    /// 1-based line; 0 when the problem has no position (an unreadable file).
+    pub line: usize,
+    /// 1-based column in characters; 0 when the problem has no position.
+    pub column: usize,
+    /// What is wrong and what is accepted.
+    pub message: String,
+}
+
+impl fmt::Display for StackError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            )
+        }
+    }
+}
+
+/// Every problem found in a stack file, in file order; nothing is started while there is one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct StackErrors(pub Vec<StackError>);
+
+impl fmt::Display for StackErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Collects located errors for one file.
+pub(crate) struct Errors<'a> {
+    source: &'a str,
+    file: &'a str,
+    found: Vec<(usize, StackError)>,
+}
+
+impl<'a> Errors<'a> {
+    pub(crate) fn new(source: &'a str, file: &'a str) -> Self {
+        Errors {
+            source,
+            file,
+            found: Vec::new(),
+        }
+    }
+
+    /// Records a problem at a byte span of the source.
+    pub(crate) fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let (line, column) = line_column(self.source, span.start);
+        self.found.push((
+            span.start,
+            StackError {
+                file: self.file.to_owned(),
+                line,
+                column,
+                message: message.into(),
+            },
+        ));
+    }
+
+    /// Records a problem at a 1-based line and column.
+    pub(crate) fn at_line(&mut self, line: usize, column: usize, message: impl Into<String>) {
+        let offset = self
+            .source
+            .split_inclusive('\n')
+            .take(line.saturating_sub(1))
+            .map(str::len)
+            .sum::<usize>()
+            + column;
+        self.found.push((
+            offset,
+            StackError {
+                file: self.file.to_owned(),
+                line,
+                column,
+                message: message.into(),
+            },
+        ));
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.found.is_empty()
+    }
+
+    /// The errors sorted by position.
+    pub(crate) fn into_errors(mut self) -> StackErrors {
+        self.found.sort_by_key(|(offset, _)| *offset);
+        StackErrors(self.found.into_iter().map(|(_, e)| e).collect())
+    }
+}
+
+/// The error for a file that cannot be read.
+pub(crate) fn unreadable(file: &str, error: &std::io::Error) -> StackErrors {
+    StackErrors(vec![StackError {
+        file: file.to_owned(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read the file: {error}"),
+    }])
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(source: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(source.len());
+    while !source.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &source[..offset];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
+    (line, before[line_start..].chars().count() + 1)
+}

@@ -1,0 +1,46 @@
+//! Health-gated startup of a whole stack, as fast as its dependency graph allows.
+//!
+//! A stack (a TOML stack file, or a docker compose file) lists services, how each is started and
+//! judged healthy, what it waits for (`started`, `healthy`, `completed`, on a service or on a group
+//! with a policy such as `quorum`), and how it is restarted. [`up::Up`] starts every service the
+//! moment its own dependencies are satisfied — never a whole "wave" at a time — within a concurrency
+//! limit, probes it quickly while it starts, restarts it with exponential backoff and jitter when it
+//! exits or turns unhealthy, and lets group policies decide whether a failure degrades the stack or
+//! fails the start. It ends with a [`report::Report`]: time to started and healthy per service, the
+//! critical path, and the total against the critical-path lower bound and a wave-by-wave schedule,
+//! as a table, JSON or an SVG timeline. [`down`] stops a stack in reverse dependency order.
+//!
+//! What it is not: a long-running init system. After startup `vigil up` keeps supervising its
+//! processes while it stays attached; detached stacks are left to run on their own.
+//!
+//! The pieces, one concept per module:
+//!
+//! - [`stack`]: the validated model; [`parse`] reads stack files, [`compose`] compose files, both
+//!   with every error at `file:line:column`.
+//! - [`graph`]: cycles, dependency levels, stop order.
+//! - [`schedule`]: the scheduling core, free of I/O and clocks, so ordering, concurrency and group
+//!   policies are tested without time.
+//! - [`runner`]: one service's life during and after startup: launch, probe, restart.
+//! - [`process`] and [`compose`]: launching and stopping local processes and compose services.
+//! - [`up`]: the driver tying the core to the runners; [`state`] the file `vigil down` reads.
+//! - [`report`] and [`svg`]: the startup report.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod compose;
+pub mod down;
+mod error;
+pub mod graph;
+pub mod launch;
+pub mod parse;
+pub mod process;
+pub mod report;
+pub mod runner;
+pub mod schedule;
+pub mod stack;
+pub mod state;
+pub mod svg;
+pub mod up;
+
+pub use error::{StackError, StackErrors};

@@ -1,0 +1,664 @@
+//! Stack files (TOML): reading one into a validated [`Stack`], every problem reported at
+//! `file:line:column` before anything starts.
+//!
+//! ```toml
+//! concurrency = 8                       # optional: most services starting at once
+//!
+//! [services.db]
+//! command = ["postgres", "-D", "data"]  # argv, no shell
+//! env = { PGPORT = "5433" }
+//! workdir = "db"                        # relative to this file
+//! restart = "on-failure"                # "no" | "on-failure" | "always"
+//! max_restarts = 3
+//! backoff = "200ms"
+//! backoff_max = "10s"
+//! stop_grace = "10s"
+//! [services.db.health]
+//! probe = "tcp://127.0.0.1:5433"        # any vigil probe target
+//! interval = "5s"
+//! timeout = "2s"
+//! retries = 3
+//! start_period = "30s"
+//! start_interval = "100ms"
+//!
+//! [services.api]
+//! command = ["api"]
+//! depends_on = { db = "healthy", migrate = "completed" }   # or a list: started
+//!
+//! [groups.masters]
+//! members = ["m1", "m2", "m3"]
+//! policy = "quorum"                     # "all" | "quorum" | "optional" | { min_healthy = 2 }
+//! ```
+//!
+//! The document is deserialized with spans kept on every value that is checked afterwards, so an
+//! unknown name, a bad duration, a bad condition or a dependency cycle is reported at the value
+//! that causes it, and all such problems are reported at once. A value of the wrong type stops at
+//! the first one (the rest of the file cannot be trusted).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+use vigil_probe::{ProbeOptions, ProbeSpec};
+
+use crate::error::{unreadable, Errors, StackErrors};
+use crate::graph;
+use crate::stack::{
+    CommandSpec, Condition, Dependency, Group, GroupId, GroupPolicy, Health, HealthCheck, Launch,
+    RestartMode, RestartPolicy, Service, ServiceId, Stack, Target,
+};
+
+/// Reads and validates the stack file at `path`.
+pub fn load(path: &Path) -> Result<Stack, StackErrors> {
+    let file = path.display().to_string();
+    let source = std::fs::read_to_string(path).map_err(|e| unreadable(&file, &e))?;
+    let base = path.parent().unwrap_or(Path::new(""));
+    parse(&source, &file, base)
+}
+
+/// Validates stack file text. `file` names it in errors; relative `workdir`s are relative to
+/// `base`.
+pub fn parse(source: &str, file: &str, base: &Path) -> Result<Stack, StackErrors> {
+    let mut errors = Errors::new(source, file);
+    let raw: RawStack = match toml::from_str(source) {
+        Ok(raw) => raw,
+        Err(e) => {
+            errors.at(e.span().unwrap_or(0..0), e.message());
+            return Err(errors.into_errors());
+        }
+    };
+    match build(raw, base, &mut errors) {
+        Some(stack) if errors.is_empty() => Ok(stack),
+        _ => Err(errors.into_errors()),
+    }
+}
+
+/// Parses `"500ms"`, `"30s"`, `"1m30s"`; a bare number is refused because its unit would be a guess.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "invalid duration \"{text}\": add a unit, e.g. \"{text}s\" or \"{text}ms\""
+        ));
+    }
+    humantime::parse_duration(text).map_err(|e| {
+        format!("invalid duration \"{text}\": {e} (write e.g. \"500ms\", \"30s\", \"1m30s\")")
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStack {
+    concurrency: Option<Spanned<i64>>,
+    #[serde(default)]
+    services: BTreeMap<Spanned<String>, Spanned<RawService>>,
+    #[serde(default)]
+    groups: BTreeMap<Spanned<String>, Spanned<RawGroup>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    command: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    workdir: Option<String>,
+    compose_service: Option<Spanned<String>>,
+    health: Option<Spanned<RawHealth>>,
+    depends_on: Option<RawDepends>,
+    restart: Option<Spanned<String>>,
+    max_restarts: Option<Spanned<i64>>,
+    backoff: Option<Spanned<String>>,
+    backoff_max: Option<Spanned<String>>,
+    stop_grace: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    probe: Option<Spanned<String>>,
+    interval: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    retries: Option<Spanned<i64>>,
+    start_period: Option<Spanned<String>>,
+    start_interval: Option<Spanned<String>>,
+    expect_status: Option<Vec<u16>>,
+    expect_body: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    members: Spanned<Vec<Spanned<String>>>,
+    policy: Option<Spanned<RawPolicy>>,
+}
+
+/// `depends_on`: a list of names (condition `started`) or a table of name → condition.
+struct RawDepends(Vec<(Spanned<String>, Option<Spanned<String>>)>);
+
+impl<'de> Deserialize<'de> for RawDepends {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DependsVisitor;
+        impl<'de> Visitor<'de> for DependsVisitor {
+            type Value = RawDepends;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a list of names, e.g. [\"db\"], or a table of conditions, e.g. { db = \"healthy\" }",
+                )
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawDepends, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(name) = seq.next_element::<Spanned<String>>()? {
+                    entries.push((name, None));
+                }
+                Ok(RawDepends(entries))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawDepends, A::Error> {
+                let mut entries = Vec::new();
+                while let Some((name, condition)) =
+                    map.next_entry::<Spanned<String>, Spanned<String>>()?
+                {
+                    entries.push((name, Some(condition)));
+                }
+                Ok(RawDepends(entries))
+            }
+        }
+        deserializer.deserialize_any(DependsVisitor)
+    }
+}
+
+/// `policy`: `"all"`, `"quorum"`, `"optional"` or `{ min_healthy = N }`.
+enum RawPolicy {
+    Named(String),
+    MinHealthy(i64),
+}
+
+impl<'de> Deserialize<'de> for RawPolicy {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PolicyVisitor;
+        impl<'de> Visitor<'de> for PolicyVisitor {
+            type Value = RawPolicy;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"all\", \"quorum\", \"optional\" or { min_healthy = N }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawPolicy, E> {
+                Ok(RawPolicy::Named(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawPolicy, A::Error> {
+                let mut min = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "min_healthy" {
+                        min = Some(map.next_value::<i64>()?);
+                    } else {
+                        return Err(de::Error::custom(format!(
+                            "unknown policy key `{key}`; expected {{ min_healthy = N }}"
+                        )));
+                    }
+                }
+                min.map(RawPolicy::MinHealthy)
+                    .ok_or_else(|| de::Error::custom("missing `min_healthy` in the policy table"))
+            }
+        }
+        deserializer.deserialize_any(PolicyVisitor)
+    }
+}
+
+/// Names in file order with their spans.
+fn in_file_order<T>(map: BTreeMap<Spanned<String>, T>) -> Vec<(Spanned<String>, T)> {
+    let mut entries: Vec<_> = map.into_iter().collect();
+    entries.sort_by_key(|(name, _)| name.span().start);
+    entries
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Where each dependency was written, kept to point at the culprit of a cycle.
+struct DependsSpans {
+    /// Per service: (target name, span of the name).
+    entries: Vec<Vec<(String, Range<usize>)>>,
+}
+
+fn build(raw: RawStack, base: &Path, errors: &mut Errors<'_>) -> Option<Stack> {
+    let concurrency = raw.concurrency.and_then(|c| {
+        let value = *c.get_ref();
+        if value < 1 {
+            errors.at(
+                c.span(),
+                format!("concurrency must be at least 1, found {value}"),
+            );
+            None
+        } else {
+            usize::try_from(value).ok()
+        }
+    });
+    let services = in_file_order(raw.services);
+    let groups = in_file_order(raw.groups);
+
+    let service_names: Vec<String> = services.iter().map(|(n, _)| n.get_ref().clone()).collect();
+    let group_names: Vec<String> = groups.iter().map(|(n, _)| n.get_ref().clone()).collect();
+    for (name, _) in &services {
+        if !valid_name(name.get_ref()) {
+            errors.at(
+                name.span(),
+                format!(
+                    "invalid service name \"{}\": use letters, digits, '-', '_' and '.'",
+                    name.get_ref()
+                ),
+            );
+        }
+    }
+    for (name, _) in &groups {
+        if service_names.contains(name.get_ref()) {
+            errors.at(
+                name.span(),
+                format!(
+                    "group \"{}\" has the name of a service; a dependency on it would be ambiguous",
+                    name.get_ref()
+                ),
+            );
+        }
+    }
+
+    let resolve = |name: &str| -> Option<Target> {
+        if let Some(i) = service_names.iter().position(|n| n == name) {
+            Some(Target::Service(ServiceId(i)))
+        } else {
+            group_names
+                .iter()
+                .position(|n| n == name)
+                .map(|i| Target::Group(GroupId(i)))
+        }
+    };
+    let known = || {
+        let mut all: Vec<&str> = service_names.iter().map(String::as_str).collect();
+        all.extend(group_names.iter().map(String::as_str));
+        all.join(", ")
+    };
+
+    let mut built_services = Vec::new();
+    let mut spans = DependsSpans {
+        entries: Vec::new(),
+    };
+    for (name, raw_service) in services {
+        let service_name = name.get_ref().clone();
+        let (service, entries) = build_service(
+            &service_name,
+            name.span(),
+            raw_service.into_inner(),
+            base,
+            &resolve,
+            &known,
+            errors,
+        );
+        spans.entries.push(entries);
+        built_services.push(service);
+    }
+
+    let mut built_groups = Vec::new();
+    for (name, raw_group) in groups {
+        built_groups.push(build_group(
+            name.get_ref(),
+            raw_group.into_inner(),
+            &service_names,
+            errors,
+        ));
+    }
+
+    if !errors.is_empty() {
+        return None;
+    }
+    let stack = Stack {
+        services: built_services.into_iter().flatten().collect(),
+        groups: built_groups.into_iter().flatten().collect(),
+        concurrency,
+    };
+    if let Some(cycle) = graph::find_cycle(&stack) {
+        let span = cycle_span(&stack, &cycle, &spans);
+        errors.at(
+            span,
+            format!(
+                "dependency cycle: {}; nothing can start first",
+                graph::describe_cycle(&stack, &cycle)
+            ),
+        );
+        return None;
+    }
+    Some(stack)
+}
+
+/// The span of the first dependency in the cycle that a service wrote.
+fn cycle_span(stack: &Stack, cycle: &[graph::Node], spans: &DependsSpans) -> Range<usize> {
+    for pair in cycle.windows(2) {
+        if let graph::Node::Service(id) = pair[0] {
+            let target = pair[1].name(stack);
+            if let Some((_, span)) = spans.entries[id.0].iter().find(|(n, _)| n == target) {
+                return span.clone();
+            }
+        }
+    }
+    0..0
+}
+
+/// A duration setting, or its default; a bad one is reported.
+fn duration(
+    value: Option<Spanned<String>>,
+    key: &str,
+    default: Duration,
+    errors: &mut Errors<'_>,
+) -> Duration {
+    let Some(value) = value else { return default };
+    match parse_duration(value.get_ref()) {
+        Ok(d) => d,
+        Err(message) => {
+            errors.at(value.span(), format!("{key}: {message}"));
+            default
+        }
+    }
+}
+
+/// A count setting in `min..=u32::MAX`, or its default; a bad one is reported.
+fn count(
+    value: Option<Spanned<i64>>,
+    key: &str,
+    min: i64,
+    default: u32,
+    errors: &mut Errors<'_>,
+) -> u32 {
+    let Some(value) = value else { return default };
+    let n = *value.get_ref();
+    match u32::try_from(n) {
+        Ok(c) if n >= min => c,
+        _ => {
+            errors.at(
+                value.span(),
+                format!("{key} must be a whole number of at least {min}, found {n}"),
+            );
+            default
+        }
+    }
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site; the arguments are the pieces of one entry and the shared lookups"
+)]
+fn build_service(
+    name: &str,
+    name_span: Range<usize>,
+    raw: RawService,
+    base: &Path,
+    resolve: &dyn Fn(&str) -> Option<Target>,
+    known: &dyn Fn() -> String,
+    errors: &mut Errors<'_>,
+) -> (Option<Service>, Vec<(String, Range<usize>)>) {
+    let launch = match (raw.command, raw.compose_service) {
+        (Some(command), None) => {
+            let argv = command.get_ref().clone();
+            if argv.first().is_none_or(|program| program.trim().is_empty()) {
+                errors.at(
+                    command.span(),
+                    format!("service \"{name}\": command must name a program, e.g. [\"redis-server\", \"--port\", \"6380\"]"),
+                );
+            }
+            Some(Launch::Command(CommandSpec {
+                argv,
+                env: raw.env.into_iter().collect(),
+                workdir: raw.workdir.map(|w| base.join(w)),
+            }))
+        }
+        (None, Some(service)) => Some(Launch::Compose {
+            service: service.into_inner(),
+        }),
+        (Some(command), Some(_)) => {
+            errors.at(
+                command.span(),
+                format!("service \"{name}\" has both `command` and `compose_service`; keep one"),
+            );
+            None
+        }
+        (None, None) => {
+            errors.at(
+                name_span.clone(),
+                format!("service \"{name}\" needs `command = [\"program\", \"arg\", ...]` or `compose_service = \"name\"`"),
+            );
+            None
+        }
+    };
+
+    let health = raw.health.and_then(|h| {
+        let h_span = h.span();
+        build_health(name, h_span, h.into_inner(), errors)
+    });
+
+    let mut depends_on = Vec::new();
+    let mut entries = Vec::new();
+    if let Some(RawDepends(raw_deps)) = raw.depends_on {
+        for (target_name, condition) in raw_deps {
+            let target = target_name.get_ref().clone();
+            entries.push((target.clone(), target_name.span()));
+            let condition = match condition {
+                None => Some(Condition::Started),
+                Some(c) => match c.get_ref().as_str() {
+                    "started" | "service_started" => Some(Condition::Started),
+                    "healthy" | "service_healthy" => Some(Condition::Healthy),
+                    "completed" | "service_completed_successfully" => Some(Condition::Completed),
+                    other => {
+                        errors.at(
+                            c.span(),
+                            format!(
+                                "unknown condition \"{other}\" for dependency \"{target}\"; expected \"started\", \"healthy\" or \"completed\""
+                            ),
+                        );
+                        None
+                    }
+                },
+            };
+            if target == name {
+                errors.at(
+                    target_name.span(),
+                    format!("service \"{name}\" depends on itself"),
+                );
+                continue;
+            }
+            match resolve(&target) {
+                Some(t) => {
+                    if let Some(condition) = condition {
+                        depends_on.push(Dependency {
+                            target: t,
+                            condition,
+                        });
+                    }
+                }
+                None => errors.at(
+                    target_name.span(),
+                    format!(
+                        "service \"{name}\" depends on \"{target}\", which is no service or group; known: {}",
+                        known()
+                    ),
+                ),
+            }
+        }
+    }
+
+    let mode = raw.restart.map_or(RestartMode::OnFailure, |r| {
+        match r.get_ref().as_str() {
+            "no" => RestartMode::No,
+            "on-failure" => RestartMode::OnFailure,
+            "always" => RestartMode::Always,
+            other => {
+                errors.at(
+                    r.span(),
+                    format!("unknown restart policy \"{other}\"; expected \"no\", \"on-failure\" or \"always\""),
+                );
+                RestartMode::OnFailure
+            }
+        }
+    });
+    let defaults = RestartPolicy::default();
+    let restart = RestartPolicy {
+        mode,
+        max_restarts: count(
+            raw.max_restarts,
+            "max_restarts",
+            0,
+            defaults.max_restarts,
+            errors,
+        ),
+        backoff: duration(raw.backoff, "backoff", defaults.backoff, errors),
+        backoff_max: duration(raw.backoff_max, "backoff_max", defaults.backoff_max, errors),
+    };
+    let stop_grace = duration(
+        raw.stop_grace,
+        "stop_grace",
+        Duration::from_secs(10),
+        errors,
+    );
+    let service = launch.map(|launch| Service {
+        name: name.to_owned(),
+        launch,
+        health,
+        depends_on,
+        restart,
+        stop_grace,
+    });
+    (service, entries)
+}
+
+fn build_health(
+    name: &str,
+    span: Range<usize>,
+    raw: RawHealth,
+    errors: &mut Errors<'_>,
+) -> Option<Health> {
+    let interval = duration(raw.interval, "interval", Duration::from_secs(5), errors);
+    let timeout = duration(raw.timeout, "timeout", Duration::from_secs(2), errors);
+    let start_period = duration(
+        raw.start_period,
+        "start_period",
+        Duration::from_secs(30),
+        errors,
+    );
+    let start_interval = duration(
+        raw.start_interval,
+        "start_interval",
+        Duration::from_millis(100),
+        errors,
+    );
+    let retries = count(raw.retries, "retries", 1, 3, errors);
+    let Some(probe) = raw.probe else {
+        errors.at(
+            span,
+            format!(
+                "service \"{name}\": health needs `probe`, e.g. probe = \"tcp://127.0.0.1:5432\""
+            ),
+        );
+        return None;
+    };
+    let options = ProbeOptions {
+        expect_status: raw.expect_status,
+        expect_body: raw.expect_body,
+        ..ProbeOptions::default()
+    };
+    let check = match ProbeSpec::parse(probe.get_ref(), &options) {
+        Ok(ProbeSpec::Ttl(_)) => {
+            errors.at(
+                probe.span(),
+                "a ttl probe cannot judge startup; use http://, tcp:// or exec:",
+            );
+            return None;
+        }
+        Ok(spec) => HealthCheck::Probe(spec),
+        Err(e) => {
+            errors.at(probe.span(), format!("probe: {e}"));
+            return None;
+        }
+    };
+    for (value, key) in [(interval, "interval"), (start_interval, "start_interval")] {
+        if value.is_zero() {
+            errors.at(span.clone(), format!("{key} must be longer than zero"));
+        }
+    }
+    Some(Health {
+        check,
+        interval,
+        timeout,
+        retries,
+        start_period,
+        start_interval,
+    })
+}
+
+fn build_group(
+    name: &str,
+    raw: RawGroup,
+    service_names: &[String],
+    errors: &mut Errors<'_>,
+) -> Option<Group> {
+    let mut members = Vec::new();
+    for member in raw.members.get_ref() {
+        match service_names.iter().position(|n| n == member.get_ref()) {
+            Some(i) if members.contains(&ServiceId(i)) => errors.at(
+                member.span(),
+                format!("group \"{name}\" lists \"{}\" twice", member.get_ref()),
+            ),
+            Some(i) => members.push(ServiceId(i)),
+            None => errors.at(
+                member.span(),
+                format!(
+                    "group \"{name}\" has member \"{}\", which is no service; services: {}",
+                    member.get_ref(),
+                    service_names.join(", ")
+                ),
+            ),
+        }
+    }
+    if raw.members.get_ref().is_empty() {
+        errors.at(
+            raw.members.span(),
+            format!("group \"{name}\" has no members"),
+        );
+    }
+    let count = raw.members.get_ref().len();
+    let policy = match raw.policy {
+        None => GroupPolicy::All,
+        Some(policy) => match policy.get_ref() {
+            RawPolicy::Named(n) => match n.as_str() {
+                "all" => GroupPolicy::All,
+                "quorum" => GroupPolicy::Quorum,
+                "optional" => GroupPolicy::Optional,
+                other => {
+                    errors.at(
+                        policy.span(),
+                        format!("unknown group policy \"{other}\"; expected \"all\", \"quorum\", \"optional\" or {{ min_healthy = N }}"),
+                    );
+                    GroupPolicy::All
+                }
+            },
+            RawPolicy::MinHealthy(n) => match usize::try_from(*n) {
+                Ok(n) if (1..=count).contains(&n) => GroupPolicy::MinHealthy(n),
+                _ => {
+                    errors.at(
+                        policy.span(),
+                        format!("min_healthy must be between 1 and the group's {count} members, found {n}"),
+                    );
+                    GroupPolicy::All
+                }
+            },
+        },
+    };
+    Some(Group {
+        name: name.to_owned(),
+        members,
+        policy,
+    })
+}

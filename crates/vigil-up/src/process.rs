@@ -1,0 +1,151 @@
+//! Local processes: launching a service's command in its own process group with its output in a
+//! log file, and stopping a process group with SIGTERM, a grace period, then SIGKILL — both for
+//! children of this process and, for `vigil down`, for processes another `vigil up` started.
+//!
+//! Each service runs in a process group of its own so that a Ctrl-C in the terminal reaches
+//! vigil alone (which then stops services in dependency order), and so that stopping a service
+//! also stops whatever it forked.
+
+use std::fs::OpenOptions;
+use std::io;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use rustix::process::{kill_process_group, test_kill_process, Pid, Signal};
+use tokio::process::{Child, Command};
+
+use crate::stack::CommandSpec;
+
+/// Starts `spec` in a new process group, stdin closed, stdout and stderr appended to `log` (or
+/// discarded without one).
+pub fn spawn(spec: &CommandSpec, log: Option<&Path>) -> io::Result<Child> {
+    let Some((program, args)) = spec.argv.split_first() else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
+    };
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(false);
+    if let Some(dir) = &spec.workdir {
+        command.current_dir(dir);
+    }
+    match log {
+        Some(path) => {
+            let file = OpenOptions::new().create(true).append(true).open(path)?;
+            command.stdout(file.try_clone()?).stderr(file);
+        }
+        None => {
+            command.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+    }
+    command.spawn()
+}
+
+/// How a stop ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// It exited after SIGTERM (or had already exited).
+    Terminated,
+    /// It ignored SIGTERM for the grace period and was killed.
+    Killed,
+    /// It was still there after SIGKILL.
+    Stuck,
+}
+
+impl Stopped {
+    /// How the stop is written in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stopped::Terminated => "stopped",
+            Stopped::Killed => "killed after the grace period",
+            Stopped::Stuck => "would not stop",
+        }
+    }
+}
+
+/// How long SIGKILL may take to be seen before a process counts as stuck.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+fn signal_group(pid: u32, signal: Signal) {
+    if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+        // The group may be gone already; that is what stopping wants.
+        let _ = kill_process_group(pid, signal);
+    }
+}
+
+/// Stops a child started by [`spawn`]: SIGTERM to its group, up to `grace` for it to exit, then
+/// SIGKILL.
+pub async fn stop_child(child: &mut Child, grace: Duration) -> Stopped {
+    let Some(pid) = child.id() else {
+        return Stopped::Terminated;
+    };
+    signal_group(pid, Signal::TERM);
+    if tokio::time::timeout(grace, child.wait()).await.is_ok() {
+        return Stopped::Terminated;
+    }
+    signal_group(pid, Signal::KILL);
+    match tokio::time::timeout(KILL_WAIT, child.wait()).await {
+        Ok(_) => Stopped::Killed,
+        Err(_) => Stopped::Stuck,
+    }
+}
+
+/// The start time of a process (clock ticks after boot, field 22 of `/proc/PID/stat`), which
+/// tells a process from a later one that reused its PID. `None` when it is gone or a zombie.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: fields are counted after the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after.split_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
+/// Whether the process with this PID is the one that started at `started` and still runs.
+pub fn alive(pid: u32, started: u64) -> bool {
+    let exists = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .is_some_and(|p| test_kill_process(p).is_ok());
+    exists && start_time(pid) == Some(started)
+}
+
+/// Stops a process group this process did not start (identified by its leader's PID and start
+/// time): SIGTERM, up to `grace`, then SIGKILL. The leader is watched through `/proc`, every
+/// 20 ms.
+pub async fn stop_group(pid: u32, started: u64, grace: Duration) -> Stopped {
+    if !alive(pid, started) {
+        return Stopped::Terminated;
+    }
+    signal_group(pid, Signal::TERM);
+    if wait_gone(pid, started, grace).await {
+        return Stopped::Terminated;
+    }
+    signal_group(pid, Signal::KILL);
+    if wait_gone(pid, started, KILL_WAIT).await {
+        Stopped::Killed
+    } else {
+        Stopped::Stuck
+    }
+}
+
+/// Waits up to `limit` for the process to be gone; whether it is.
+pub async fn wait_gone(pid: u32, started: u64, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if !alive(pid, started) {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

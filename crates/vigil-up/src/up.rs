@@ -1,0 +1,323 @@
+//! The driver of `vigil up`: feeds the scheduling core with what the service runners report,
+//! spawns a runner the moment the core releases its service, keeps the state file current, tells
+//! an [`Observer`] everything worth showing, and stops services in reverse dependency order.
+//!
+//! One `Up` goes through [`Up::start`], then either [`Up::supervise`] (attached: restarts and
+//! health changes are reported until interrupted) or [`Up::detach`], and finally [`Up::stop`]
+//! when attached. An interruption (a `true` on the `interrupt` channel, which the command sets on
+//! Ctrl-C or SIGTERM) ends `start` or `supervise` at once; the caller then calls `stop`, which stops
+//! everything launched so far.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::graph;
+use crate::launch::Backend;
+use crate::process::Stopped;
+use crate::report::Report;
+use crate::runner::{self, Message, Update};
+use crate::schedule::{Event, Mode, Notice, Outcome, Scheduler};
+use crate::stack::{ServiceId, Stack};
+use crate::state::{ComposeState, Proc, ServiceState, State};
+
+/// What the person running `vigil up` is shown. Every method has a default that ignores it.
+pub trait Observer {
+    /// A service's runner reported an event (`at` since the start).
+    fn event(&mut self, _scheduler: &Scheduler, _id: ServiceId, _at: Duration, _event: &Event) {}
+    /// Something to say loudly: a degraded group, a fatal problem.
+    fn notice(&mut self, _notice: &Notice) {}
+    /// A service's runner noted something after startup (restart, health change).
+    fn note(&mut self, _service: &str, _text: &str) {}
+    /// Called about ten times a second during startup, to redraw progress.
+    fn tick(&mut self, _scheduler: &Scheduler, _now: Duration) {}
+    /// A service was stopped.
+    fn stopped(&mut self, _service: &str, _stopped: Stopped) {}
+}
+
+/// An observer that shows nothing.
+pub struct Silent;
+
+impl Observer for Silent {}
+
+/// How `vigil up` runs.
+#[derive(Debug)]
+pub struct Options {
+    /// Graph (the default) or waves (for comparison).
+    pub mode: Mode,
+    /// Most services starting at once, over the stack's own `concurrency`.
+    pub concurrency: Option<usize>,
+    /// Where services run.
+    pub backend: Backend,
+    /// Directory of the state file (see [`crate::state`]); `None` keeps no state file.
+    pub state_dir: Option<PathBuf>,
+}
+
+/// How [`Up::start`] ended.
+#[derive(Debug)]
+pub enum Started {
+    /// The start ended (up, degraded or failed: see the report's outcome).
+    Done(Outcome, Report),
+    /// Interrupted before it ended.
+    Interrupted(Report),
+}
+
+/// One run of `vigil up`.
+pub struct Up {
+    scheduler: Scheduler,
+    mode: Mode,
+    backend: Arc<Backend>,
+    state_dir: Option<PathBuf>,
+    state: State,
+    stops: Vec<Option<watch::Sender<bool>>>,
+    tasks: tokio::task::JoinSet<()>,
+    updates: mpsc::UnboundedReceiver<Message>,
+    sender: mpsc::UnboundedSender<Message>,
+    began: Instant,
+}
+
+impl Up {
+    /// Prepares a run: nothing starts until [`Up::start`].
+    pub fn new(stack: Stack, options: Options) -> Up {
+        let levels = graph::levels(&stack);
+        let n = stack.services.len();
+        let (sender, updates) = mpsc::unbounded_channel();
+        let compose = match &options.backend {
+            Backend::Compose(project) => Some(ComposeState {
+                file: project.file.clone(),
+                project: project.name.clone(),
+            }),
+            Backend::Process { .. } => None,
+        };
+        let state = State {
+            supervisor: supervisor(),
+            compose,
+            services: stack
+                .services
+                .iter()
+                .zip(levels)
+                .map(|(s, level)| ServiceState {
+                    name: s.name.clone(),
+                    level,
+                    stop_grace_ms: u64::try_from(s.stop_grace.as_millis()).unwrap_or(u64::MAX),
+                    process: None,
+                    container: None,
+                })
+                .collect(),
+        };
+        Up {
+            scheduler: Scheduler::new(stack, options.mode, options.concurrency),
+            mode: options.mode,
+            backend: Arc::new(options.backend),
+            state_dir: options.state_dir,
+            state,
+            stops: (0..n).map(|_| None).collect(),
+            tasks: tokio::task::JoinSet::new(),
+            updates,
+            sender,
+            began: Instant::now(),
+        }
+    }
+
+    /// The scheduling core, for progress views.
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    fn since(&self, at: Instant) -> Duration {
+        at.saturating_duration_since(self.began)
+    }
+
+    fn launch(&mut self, id: ServiceId) {
+        let (stop, stop_rx) = watch::channel(false);
+        self.stops[id.0] = Some(stop);
+        self.tasks.spawn(runner::run(
+            id,
+            self.scheduler.stack().service(id).clone(),
+            Arc::clone(&self.backend),
+            self.sender.clone(),
+            stop_rx,
+        ));
+    }
+
+    fn save_state(&self) -> std::io::Result<()> {
+        let Some(dir) = &self.state_dir else {
+            return Ok(());
+        };
+        let mut state = self.state.clone();
+        let launched = self.scheduler.launched();
+        state.services = launched
+            .iter()
+            .map(|id| self.state.services[id.0].clone())
+            .collect();
+        state.write(dir)
+    }
+
+    /// Applies one runner update; returns a stop result when it was one.
+    fn apply(&mut self, message: Message, observer: &mut dyn Observer) -> Option<Stopped> {
+        let (id, at, update) = message;
+        let at = self.since(at);
+        match update {
+            Update::Event(event) => {
+                let notices = self.scheduler.record(id, at, event.clone());
+                observer.event(&self.scheduler, id, at, &event);
+                for notice in &notices {
+                    observer.notice(notice);
+                }
+            }
+            Update::Running {
+                pid,
+                start_time,
+                container,
+            } => {
+                let entry = &mut self.state.services[id.0];
+                entry.process = pid
+                    .zip(start_time)
+                    .map(|(pid, start_time)| Proc { pid, start_time });
+                entry.container = container;
+                if let Err(e) = self.save_state() {
+                    observer.note(
+                        &self.scheduler.stack().service(id).name,
+                        &format!("cannot write the state file: {e}"),
+                    );
+                }
+            }
+            Update::Note(text) => {
+                observer.note(&self.scheduler.stack().service(id).name, &text);
+            }
+            Update::Stopped(stopped) => {
+                self.stops[id.0] = None;
+                return Some(stopped);
+            }
+        }
+        None
+    }
+
+    /// Starts the stack; returns when every service settled, the start failed, or `interrupt`
+    /// turned `true`.
+    pub async fn start(
+        &mut self,
+        observer: &mut dyn Observer,
+        interrupt: &mut watch::Receiver<bool>,
+    ) -> Started {
+        self.began = Instant::now();
+        self.save_state().ok();
+        let mut ticks = tokio::time::interval(Duration::from_millis(100));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            let now = self.since(Instant::now());
+            for id in self.scheduler.startable(now) {
+                self.launch(id);
+            }
+            if let Some(outcome) = self.scheduler.outcome() {
+                let total = self.since(Instant::now());
+                observer.tick(&self.scheduler, total);
+                let report = Report::build(&self.scheduler, self.mode, Some(&outcome), total);
+                return Started::Done(outcome, report);
+            }
+            tokio::select! {
+                Some(message) = self.updates.recv() => {
+                    self.apply(message, observer);
+                }
+                _ = interrupt.wait_for(|i| *i) => {
+                    let total = self.since(Instant::now());
+                    return Started::Interrupted(Report::build(&self.scheduler, self.mode, None, total));
+                }
+                _ = ticks.tick() => observer.tick(&self.scheduler, now),
+            }
+        }
+    }
+
+    /// After a start: keeps reporting what the runners note (restarts, health changes) until
+    /// `interrupt` turns `true`.
+    pub async fn supervise(
+        &mut self,
+        observer: &mut dyn Observer,
+        interrupt: &mut watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                Some(message) = self.updates.recv() => {
+                    self.apply(message, observer);
+                }
+                _ = interrupt.wait_for(|i| *i) => return,
+            }
+        }
+    }
+
+    /// Stops every service launched so far, deepest dependency level first (a service stops after
+    /// everything that depends on it), the services of a level at the same time. Returns each
+    /// service's result in stop order, and removes the state file unless something would not stop.
+    pub async fn stop(&mut self, observer: &mut dyn Observer) -> Vec<(String, Stopped)> {
+        let launched = self.scheduler.launched();
+        let mut results = Vec::new();
+        for batch in graph::stop_batches(self.scheduler.stack(), &launched) {
+            let mut waiting: Vec<ServiceId> = Vec::new();
+            for id in batch {
+                if let Some(stop) = &self.stops[id.0] {
+                    // A runner that already ended has nothing to stop.
+                    if stop.send(true).is_ok() {
+                        waiting.push(id);
+                    }
+                }
+            }
+            let limit = waiting
+                .iter()
+                .map(|id| self.scheduler.stack().service(*id).stop_grace)
+                .max()
+                .unwrap_or_default()
+                + Duration::from_secs(10);
+            let deadline = Instant::now() + limit;
+            while !waiting.is_empty() {
+                let message = tokio::time::timeout_at(deadline, self.updates.recv()).await;
+                let Ok(Some(message)) = message else {
+                    for id in waiting.drain(..) {
+                        let name = self.scheduler.stack().service(id).name.clone();
+                        observer.stopped(&name, Stopped::Stuck);
+                        results.push((name, Stopped::Stuck));
+                    }
+                    break;
+                };
+                let id = message.0;
+                if let Some(stopped) = self.apply(message, &mut Silent) {
+                    waiting.retain(|w| *w != id);
+                    let name = self.scheduler.stack().service(id).name.clone();
+                    observer.stopped(&name, stopped);
+                    results.push((name, stopped));
+                }
+            }
+        }
+        if let Backend::Compose(project) = self.backend.as_ref() {
+            if let Err(e) = project.remove().await {
+                observer.note(
+                    &project.name,
+                    &format!("cannot remove the compose project: {e}"),
+                );
+            }
+        }
+        if let Some(dir) = &self.state_dir {
+            if results.iter().all(|(_, s)| *s != Stopped::Stuck) {
+                let _ = State::remove(dir);
+            }
+        }
+        results
+    }
+
+    /// Leaves everything running without supervision: the state file no longer names a
+    /// supervisor, so `vigil down` stops the services itself.
+    pub fn detach(mut self) -> std::io::Result<()> {
+        self.state.supervisor = None;
+        self.save_state()?;
+        self.tasks.detach_all();
+        Ok(())
+    }
+}
+
+/// This process, as the stack's supervisor.
+fn supervisor() -> Option<Proc> {
+    let pid = std::process::id();
+    crate::process::start_time(pid).map(|start_time| Proc { pid, start_time })
+}

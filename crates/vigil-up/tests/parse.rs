@@ -1,0 +1,194 @@
+//! Stack files: what they accept, and every kind of mistake reported at file:line:column.
+
+use std::path::Path;
+use std::time::Duration;
+
+use vigil_up::stack::{Condition, GroupPolicy, HealthCheck, Launch, RestartMode, Target};
+
+fn errors(text: &str) -> Vec<String> {
+    match vigil_up::parse::parse(text, "stack.toml", Path::new("/srv")) {
+        Ok(_) => panic!("expected errors in:\n{text}"),
+        Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn a_full_stack_file_is_read() {
+    let text = r#"
+concurrency = 4
+
+[services.db]
+command = ["postgres", "-D", "data"]
+env = { PGPORT = "5433" }
+workdir = "db"
+restart = "always"
+max_restarts = 5
+backoff = "100ms"
+backoff_max = "2s"
+stop_grace = "3s"
+[services.db.health]
+probe = "tcp://127.0.0.1:5433"
+interval = "2s"
+timeout = "1s"
+retries = 5
+start_period = "10s"
+start_interval = "50ms"
+
+[services.api]
+command = ["api"]
+depends_on = { db = "healthy", masters = "started" }
+
+[services.m1]
+command = ["m"]
+[services.m2]
+command = ["m"]
+depends_on = ["m1"]
+
+[groups.masters]
+members = ["m1", "m2"]
+policy = { min_healthy = 1 }
+"#;
+    let stack = vigil_up::parse::parse(text, "stack.toml", Path::new("/srv")).expect("valid");
+    assert_eq!(stack.concurrency, Some(4));
+    let names: Vec<&str> = stack.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["db", "api", "m1", "m2"], "file order");
+    let db = &stack.services[0];
+    let Launch::Command(command) = &db.launch else {
+        panic!("db runs a command");
+    };
+    assert_eq!(command.argv, ["postgres", "-D", "data"]);
+    assert_eq!(command.env, [("PGPORT".to_owned(), "5433".to_owned())]);
+    assert_eq!(command.workdir.as_deref(), Some(Path::new("/srv/db")));
+    assert_eq!(db.restart.mode, RestartMode::Always);
+    assert_eq!(db.restart.max_restarts, 5);
+    assert_eq!(db.restart.backoff, Duration::from_millis(100));
+    assert_eq!(db.stop_grace, Duration::from_secs(3));
+    let health = db.health.as_ref().expect("db has health");
+    assert!(matches!(health.check, HealthCheck::Probe(_)));
+    assert_eq!(health.start_interval, Duration::from_millis(50));
+    assert_eq!(health.retries, 5);
+    let api = &stack.services[1];
+    assert_eq!(api.depends_on.len(), 2);
+    assert_eq!(api.depends_on[0].condition, Condition::Healthy);
+    assert!(matches!(api.depends_on[1].target, Target::Group(_)));
+    assert_eq!(
+        stack.services[3].depends_on[0].condition,
+        Condition::Started
+    );
+    assert_eq!(stack.groups[0].policy, GroupPolicy::MinHealthy(1));
+}
+
+#[test]
+fn a_cycle_is_reported_with_its_path_at_the_dependency_that_closes_it() {
+    let text = "\
+[services.a]
+command = [\"a\"]
+depends_on = { c = \"healthy\" }
+[services.b]
+command = [\"b\"]
+depends_on = [\"a\"]
+[services.c]
+command = [\"c\"]
+depends_on = [\"b\"]
+";
+    assert_eq!(
+        errors(text),
+        ["stack.toml:3:16: dependency cycle: a → c → b → a; nothing can start first"]
+    );
+}
+
+#[test]
+fn a_cycle_through_a_group_names_the_group() {
+    let text = "\
+[groups.g]
+members = [\"a\", \"b\"]
+[services.a]
+command = [\"a\"]
+[services.b]
+command = [\"b\"]
+depends_on = [\"g\"]
+";
+    let found = errors(text);
+    assert_eq!(found.len(), 1);
+    assert!(
+        found[0].starts_with("stack.toml:7:15: dependency cycle: b → group g → b"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn unknown_names_bad_durations_and_bad_conditions_are_all_reported_in_file_order() {
+    let text = "\
+[services.api]
+command = [\"api\"]
+depends_on = { dbb = \"healthy\", cache = \"ready\" }
+restart = \"sometimes\"
+backoff = \"5\"
+[services.api.health]
+probe = \"tcp://127.0.0.1:8080\"
+interval = \"soon\"
+[services.cache]
+command = [\"cache\"]
+[groups.g]
+members = [\"cache\", \"nope\"]
+policy = { min_healthy = 3 }
+";
+    assert_eq!(
+        errors(text),
+        [
+            "stack.toml:3:16: service \"api\" depends on \"dbb\", which is no service or group; known: api, cache, g",
+            "stack.toml:3:41: unknown condition \"ready\" for dependency \"cache\"; expected \"started\", \"healthy\" or \"completed\"",
+            "stack.toml:4:11: unknown restart policy \"sometimes\"; expected \"no\", \"on-failure\" or \"always\"",
+            "stack.toml:5:11: backoff: invalid duration \"5\": add a unit, e.g. \"5s\" or \"5ms\"",
+            "stack.toml:8:12: interval: invalid duration \"soon\": expected number at 0 (write e.g. \"500ms\", \"30s\", \"1m30s\")",
+            "stack.toml:12:21: group \"g\" has member \"nope\", which is no service; services: api, cache",
+            "stack.toml:13:10: min_healthy must be between 1 and the group's 2 members, found 3",
+        ]
+    );
+}
+
+#[test]
+fn a_service_needs_a_command_and_a_probe_must_be_valid() {
+    let text = "\
+[services.api]
+env = { A = \"1\" }
+[services.db]
+command = [\"db\"]
+health = { probe = \"tcp://localhost\" }
+";
+    let found = errors(text);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found[0].starts_with("stack.toml:1:11: service \"api\" needs `command"),
+        "{found:?}"
+    );
+    assert!(
+        found[1].starts_with(
+            "stack.toml:5:20: probe: invalid tcp target `tcp://localhost`: missing port"
+        ),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_located() {
+    let found = errors("[services.api]\ncommand = \"api --port 80\"\n");
+    assert_eq!(found.len(), 1);
+    assert!(found[0].starts_with("stack.toml:2:11: "), "{found:?}");
+    let found = errors("[services.api]\ncommand = [\"api\"]\nrestrat = \"no\"\n");
+    assert!(
+        found[0].starts_with("stack.toml:3:1: unknown field `restrat`"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn the_mooseng_example_is_a_valid_stack() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/mooseng.toml");
+    let stack = vigil_up::parse::load(&path).expect("examples/mooseng.toml is valid");
+    assert_eq!(stack.services.len(), 13);
+    let masters = &stack.groups[0];
+    assert_eq!(masters.name, "masters");
+    assert_eq!(masters.policy, GroupPolicy::Quorum);
+    assert_eq!(vigil_up::graph::levels(&stack).iter().max(), Some(&3));
+}
