@@ -555,6 +555,71 @@ def measure_idle(c, obs, counters, args):
     return res
 
 
+def fail_and_restart(c, obs, args, v, how, converged):
+    """Fails member `v` (`kill`: kill -9; `freeze`: SIGSTOP until everyone reports it failed),
+    measures when the first and the last live member report it failed, then restarts it under
+    the same name and address and waits until everyone lists everyone alive again."""
+    name = c.names[v]
+    live = [i for i in c.alive_idx() if i != v]
+    live_set = set(live)
+    m0 = machine_ticks()
+    t0 = time.time()
+    if how == "kill":
+        c.procs[v].kill()
+        c.procs[v].wait(timeout=5)
+    else:
+        os.kill(c.procs[v].pid, signal.SIGSTOP)
+
+    def all_dead():
+        got = {e[1] for e in obs.events if e[0] >= t0 and e[3] == name and e[2] == "dead"}
+        return live_set <= got
+
+    done = obs.wait_for(all_dead, args.kill_timeout)
+    busy = busy_since(m0)
+    if how == "freeze":
+        os.kill(c.procs[v].pid, signal.SIGKILL)
+        os.kill(c.procs[v].pid, signal.SIGCONT)
+        c.procs[v].wait(timeout=5)
+    evs = obs.since(t0)
+    dead_t = {}
+    for t, i, k, m in evs:
+        if k == "dead" and m == name and i in live_set and i not in dead_t:
+            dead_t[i] = t - t0
+    susp_t = [t - t0 for t, i, k, m in evs if m == name and k in ("suspect", "suspect_probe")]
+    suspectors = {i for t, i, k, m in evs if m == name and k in ("suspect", "suspect_probe")}
+    lags = [obs.lag[(t, i)] for t, i, k, m in evs
+            if k == "dead" and m == name and (t, i) in obs.lag]
+    rec = {"member": name, "how": how, "live": len(live), "reported": len(dead_t),
+           "observer_lag_max_s": round(max(lags), 3) if lags else None,
+           "first_s": round(min(dead_t.values()), 3) if dead_t else None,
+           "last_s": round(max(dead_t.values()), 3) if done else None,
+           "first_suspect_s": round(min(susp_t), 3) if susp_t else None,
+           "suspected_at": len(suspectors), "machine_busy_pct": busy}
+    if args.system == "serf":
+        # the coalesced member-failed event as handlers and RPC streams get it
+        time.sleep(args.coalesce_wait)
+        agent_t = {}
+        for t, i, k, m in obs.since(t0):
+            if k == "agent_failed" and i in live_set and i not in agent_t:
+                agent_t[i] = t - t0
+        rec["handler_first_s"] = round(min(agent_t.values()), 3) if agent_t else None
+        rec["handler_last_s"] = (round(max(agent_t.values()), 3)
+                                 if len(agent_t) == len(live) else None)
+    log(f"  {how} {name}: first {rec['first_s']} s, last {rec['last_s']} s "
+        f"({len(dead_t)}/{len(live)} reported)")
+    # restart it under the same name and address; wait until everyone lists everyone
+    time.sleep(args.kill_gap)
+    with obs.lock:
+        obs.views[v] = {}
+    t_re = time.time()
+    c.spawn(v)
+    rejoined = obs.wait_for(converged, args.converge_timeout)
+    rec["rejoin_s"] = round(time.time() - t_re, 3) if rejoined else None
+    log(f"  restarted {name}: everyone lists everyone alive after {rec['rejoin_s']} s")
+    time.sleep(args.kill_gap)
+    return rec
+
+
 def run(args):
     scenario = random.Random(args.seed)  # the same paused and killed members for both systems
     n = args.n
@@ -638,61 +703,11 @@ def run(args):
         res["pauses"] = pauses
 
         # ---- 4. kill -9, then restart the member so that every kill happens at full size ----
-        kills = []
-        for v in victims:
-            name = c.names[v]
-            live = [i for i in c.alive_idx() if i != v]
-            live_set = set(live)
-            m0 = machine_ticks()
-            t0 = time.time()
-            c.procs[v].kill()
-            c.procs[v].wait(timeout=5)
-
-            def all_dead():
-                got = {e[1] for e in obs.events if e[0] >= t0 and e[3] == name and e[2] == "dead"}
-                return live_set <= got
-
-            done = obs.wait_for(all_dead, args.kill_timeout)
-            busy = busy_since(m0)
-            evs = obs.since(t0)
-            dead_t = {}
-            for t, i, k, m in evs:
-                if k == "dead" and m == name and i in live_set and i not in dead_t:
-                    dead_t[i] = t - t0
-            susp_t = [t - t0 for t, i, k, m in evs if m == name and k in ("suspect", "suspect_probe")]
-            suspectors = {i for t, i, k, m in evs if m == name and k in ("suspect", "suspect_probe")}
-            lags = [obs.lag[(t, i)] for t, i, k, m in evs
-                    if k == "dead" and m == name and (t, i) in obs.lag]
-            rec = {"member": name, "live": len(live), "reported": len(dead_t),
-                   "observer_lag_max_s": round(max(lags), 3) if lags else None,
-                   "first_s": round(min(dead_t.values()), 3) if dead_t else None,
-                   "last_s": round(max(dead_t.values()), 3) if done else None,
-                   "first_suspect_s": round(min(susp_t), 3) if susp_t else None,
-                   "suspected_at": len(suspectors), "machine_busy_pct": busy}
-            if args.system == "serf":
-                # the coalesced member-failed event as handlers and RPC streams get it
-                time.sleep(args.coalesce_wait)
-                agent_t = {}
-                for t, i, k, m in obs.since(t0):
-                    if k == "agent_failed" and i in live_set and i not in agent_t:
-                        agent_t[i] = t - t0
-                rec["handler_first_s"] = round(min(agent_t.values()), 3) if agent_t else None
-                rec["handler_last_s"] = (round(max(agent_t.values()), 3)
-                                         if len(agent_t) == len(live) else None)
-            log(f"  kill -9 {name}: first {rec['first_s']} s, last {rec['last_s']} s "
-                f"({len(dead_t)}/{len(live)} reported)")
-            # restart it under the same name and address; wait until everyone lists everyone
-            time.sleep(args.kill_gap)
-            with obs.lock:
-                obs.views[v] = {}
-            t_re = time.time()
-            c.spawn(v)
-            rejoined = obs.wait_for(converged, args.converge_timeout)
-            rec["rejoin_s"] = round(time.time() - t_re, 3) if rejoined else None
-            log(f"  restarted {name}: everyone lists everyone alive after {rec['rejoin_s']} s")
-            kills.append(rec)
-            time.sleep(args.kill_gap)
-        res["kills"] = kills
+        # ---- 5. SIGSTOP for good (a hung process or a host gone silent: no connection is
+        #         refused, nothing answers), then kill and restart it the same way ----
+        res["kills"] = [fail_and_restart(c, obs, args, v, "kill", converged) for v in victims]
+        res["freezes"] = [fail_and_restart(c, obs, args, v, "freeze", converged)
+                          for v in victims[:args.freezes]]
 
         # any paused member ever declared dead, at any time until now?
         with obs.lock:
@@ -736,6 +751,10 @@ def summarize(r):
         "first_all": [k["first_s"] for k in kills],
         "undetected": sum(1 for k in kills if k["last_s"] is None),
         "handler_first": med([k.get("handler_first_s") for k in kills]),
+        "freezes": len(r.get("freezes", [])),
+        "freeze_first": med([k["first_s"] for k in r.get("freezes", [])]),
+        "freeze_last": med([k["last_s"] for k in r.get("freezes", [])]),
+        "freeze_last_all": [k["last_s"] for k in r.get("freezes", [])],
         "handler_last": med([k.get("handler_last_s") for k in kills]),
         "pauses": len(r.get("pauses", [])),
         "pause_dead": sum(1 for p in r.get("pauses", []) if p["declared_dead_by"] > 0),
@@ -796,6 +815,14 @@ def report(files):
         row("kill -9: members that suspected it (vigil: member_suspect; Serf: memberlist prober), median",
             fmt(med([k.get("suspected_at") for k in v["kills"]]), nd=0),
             fmt(med([k.get("suspected_at") for k in s["kills"]]), nd=0), "—", None)
+        if a["freezes"] and b["freezes"]:
+            row(f"SIGSTOP for good (hung process: silent, no connection refused), first / last "
+                f"member reports it failed, s (median of {a['freezes']})",
+                f"{fmt(a['freeze_first'])} / {fmt(a['freeze_last'])}",
+                f"{fmt(b['freeze_first'])} / {fmt(b['freeze_last'])}", "—", None)
+            row("SIGSTOP for good, per member: last member, s",
+                " / ".join(fmt(x) for x in a["freeze_last_all"]),
+                " / ".join(fmt(x) for x in b["freeze_last_all"]), "—", None)
         row("restarted member listed alive by everyone again, s (median)",
             fmt(med([k.get("rejoin_s") for k in v["kills"]])),
             fmt(med([k.get("rejoin_s") for k in s["kills"]])), "—", None)
@@ -844,13 +871,16 @@ def report(files):
         print("\n" + "; ".join(extra) + ".")
         summary.append((n, a, b))
     print("\n### Summary\n")
-    print("| N | convergence s vigil / Serf | last-member detection s vigil / Serf (ratio) | "
+    print("| N | convergence s vigil / Serf | kill -9: last-member detection s vigil / Serf (ratio) | "
+          "hung (SIGSTOP): last-member detection s vigil / Serf (ratio) | "
           "paused declared failed vigil / Serf | RSS MB | CPU % | B/s |")
-    print("| ---: | --- | --- | --- | --- | --- | --- |")
+    print("| ---: | --- | --- | --- | --- | --- | --- | --- |")
     for n, a, b in summary:
         ratio = (a["last"] / b["last"]) if a["last"] and b["last"] else None
+        hung = (a["freeze_last"] / b["freeze_last"]) if a["freeze_last"] and b["freeze_last"] else None
         print(f"| {n} | {fmt(a['converge'], nd=3)} / {fmt(b['converge'], nd=3)} | "
               f"{fmt(a['last'])} / {fmt(b['last'])} ({fmt(ratio)}) | "
+              f"{fmt(a['freeze_last'])} / {fmt(b['freeze_last'])} ({fmt(hung)}) | "
               f"{a['ever_dead']}/{a['pauses']} / {b['ever_dead']}/{b['pauses']} | "
               f"{fmt(a['rss'], nd=1)} / {fmt(b['rss'], nd=1)} | {fmt(a['cpu'], nd=3)} / "
               f"{fmt(b['cpu'], nd=3)} | {fmt(a['bytes'], nd=0)} / {fmt(b['bytes'], nd=0)} |")
@@ -883,6 +913,7 @@ def main():
     r.add_argument("--pause", type=float, default=2.0)
     r.add_argument("--pause-watch", type=float, default=15)
     r.add_argument("--kills", type=int, default=5)
+    r.add_argument("--freezes", type=int, default=3)
     r.add_argument("--kill-timeout", type=float, default=90)
     r.add_argument("--kill-gap", type=float, default=5)
     r.add_argument("--coalesce-wait", type=float, default=4)

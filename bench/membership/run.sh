@@ -2,7 +2,8 @@
 # Membership benchmark: N vigil agents and N Serf agents on loopback, same scenario, same machine.
 # For each N: vigil, then Serf (one system at a time), each through driver.py:
 #   join convergence; idle CPU, bytes/s (nftables counters) and RSS; three 2 s SIGSTOP pauses;
-#   three kill -9 with the time until the first and the last live member report the failure.
+#   kill -9 (process gone: its port refuses connections) and SIGSTOP for good (hung: silent),
+#   each with the time until the first and the last live member report the failure.
 # Prints one table per N and a summary (also written to bench/membership/results/<stamp>/report.md,
 # with the raw JSON of each run). Exits 1 if a target was missed.
 #

@@ -9,13 +9,16 @@ use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::oneshot;
 use tracing::Instrument;
+use vigil_api::grpc::GrpcSurface;
 use vigil_api::{Api, Token};
+use vigil_cluster::raft::{Leadership, RaftConfig, RaftListener, RAFT_TAG};
 use vigil_cluster::{Cluster, ClusterConfig};
 use vigil_gossip::Health;
 use vigil_health::shutdown::{Coordinator, Outcome, Phase};
 use vigil_health::{Engine, Event, Status};
+use vigil_probe::neighbors::Neighbors;
 
-use crate::config::{ClusterSettings, Config};
+use crate::config::{ClusterSettings, Config, GrpcSettings};
 
 /// Called once the engine runs and the API listens, with the address it listens on.
 pub type OnReady = Box<dyn FnOnce(&Engine, SocketAddr) + Send>;
@@ -54,14 +57,36 @@ async fn run_node(config: Config, extras: Extras) -> anyhow::Result<ExitCode> {
     if !token.is_set() {
         tracing::warn!("no API token configured: check registration and TTL updates are open to anyone who can reach {addr}");
     }
-    let cluster = match config.cluster {
-        Some(settings) => Some(join_cluster(settings, &config.node.id, addr, &engine).await?),
+    let role = config
+        .cluster
+        .as_ref()
+        .map_or("standalone", |c| c.role.as_str())
+        .to_owned();
+    let grpc = match config.grpc {
+        Some(settings) => Some(start_grpc(settings, &engine, role).await?),
         None => None,
+    };
+    let neighbors = if config.neighbors.is_empty() {
+        None
+    } else {
+        let neighbors = Neighbors::new(config.neighbors).context("setting up [[neighbors]]")?;
+        neighbors.start(Some(&engine));
+        Some(neighbors)
+    };
+    let (cluster, leadership) = match config.cluster {
+        Some(settings) => {
+            let (cluster, leadership) =
+                join_cluster(settings, &config.node.id, addr, &engine).await?;
+            (Some(cluster), leadership)
+        }
+        None => (None, None),
     };
     let app = Api {
         engine: engine.clone(),
         token,
         cluster: cluster.clone(),
+        leadership: leadership.clone(),
+        neighbors: neighbors.clone(),
     }
     .router();
 
@@ -86,11 +111,30 @@ async fn run_node(config: Config, extras: Extras) -> anyhow::Result<ExitCode> {
             Ok::<_, std::convert::Infallible>(())
         });
     }
+    if let Some(leadership) = leadership {
+        // Stop Raft before leaving, so the other voters elect a leader without waiting for
+        // this one's lease to run out any longer than they must.
+        shutdown.component("raft", 4, LEAVE_WITHIN, move || async move {
+            leadership.shutdown().await;
+            Ok::<_, std::convert::Infallible>(())
+        });
+    }
     if let Some(cluster) = cluster {
         // Leave before the API closes: members see `left`, not a failure to detect.
         shutdown.component("cluster", 5, LEAVE_WITHIN * 2, move || async move {
             cluster.leave(LEAVE_WITHIN).await;
             Ok::<_, std::convert::Infallible>(())
+        });
+    }
+    if let Some(neighbors) = neighbors {
+        shutdown.component("neighbors", 1, LEAVE_WITHIN, move || async move {
+            neighbors.stop();
+            Ok::<_, std::convert::Infallible>(())
+        });
+    }
+    if let Some((stop_grpc, grpc_server)) = grpc {
+        shutdown.component("grpc-server", 10, config.shutdown.timeout, move || {
+            stop_grpc.stop(grpc_server)
         });
     }
     shutdown.component(
@@ -138,16 +182,58 @@ async fn run_node(config: Config, extras: Extras) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Stops the gRPC server: its `Watch` streams end and calls in flight finish.
+struct GrpcStop(oneshot::Sender<()>);
+
+impl GrpcStop {
+    async fn stop(
+        self,
+        server: tokio::task::JoinHandle<Result<(), vigil_api::grpc::ServeError>>,
+    ) -> Result<(), String> {
+        let _ = self.0.send(());
+        match server.await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// Serves `grpc.health.v1.Health` and `vigil.v1.Node` on `[grpc] bind`.
+async fn start_grpc(
+    settings: GrpcSettings,
+    engine: &Engine,
+    role: String,
+) -> anyhow::Result<(
+    GrpcStop,
+    tokio::task::JoinHandle<Result<(), vigil_api::grpc::ServeError>>,
+)> {
+    let listener = TcpListener::bind(settings.bind)
+        .await
+        .with_context(|| format!("cannot listen on {} (grpc.bind)", settings.bind))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let mut surface = GrpcSurface::new(engine.clone(), role);
+    for (name, checks) in settings.services {
+        surface = surface.service(name, checks);
+    }
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(surface.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    tracing::info!(%addr, "gRPC health service listening");
+    Ok((GrpcStop(stop), server))
+}
+
 /// How long a leaving node keeps gossiping its departure.
 const LEAVE_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Starts membership and keeps this node's health in its gossiped metadata.
+/// Starts membership (and Raft on a voter) and keeps this node's health in its gossiped
+/// metadata and its Raft candidacy.
 async fn join_cluster(
     settings: ClusterSettings,
     node_id: &str,
     api: SocketAddr,
     engine: &Engine,
-) -> anyhow::Result<Cluster> {
+) -> anyhow::Result<(Cluster, Option<Leadership>)> {
     let gossip_addr = settings.advertise.unwrap_or(settings.bind);
     // Advertise the API on the gossip address's host when it listens on a wildcard.
     let api_addr = if api.ip().is_unspecified() {
@@ -155,15 +241,42 @@ async fn join_cluster(
     } else {
         api
     };
+    let voter =
+        settings.role == vigil_gossip::Role::Voter && settings.voters.iter().any(|v| v == node_id);
+    if settings.role == vigil_gossip::Role::Voter && !voter {
+        tracing::warn!(
+            voters = ?settings.voters,
+            "role is voter but this node is not among [cluster] voters: it runs without Raft and reads leadership through the voters"
+        );
+    }
+    let mut tags = settings.tags;
+    let raft_listener = if voter {
+        let bind = settings
+            .raft_bind
+            .unwrap_or_else(|| SocketAddr::new(settings.bind.ip(), 0));
+        let listener = RaftListener::bind(bind)
+            .await
+            .with_context(|| format!("cannot listen for Raft on {bind} (cluster.raft_bind)"))?;
+        let bound = listener.local_addr();
+        let advertised = if bound.ip().is_unspecified() {
+            SocketAddr::new(gossip_addr.ip(), bound.port())
+        } else {
+            bound
+        };
+        tags.insert(RAFT_TAG.to_owned(), advertised.to_string());
+        Some(listener)
+    } else {
+        None
+    };
     let cluster = Cluster::start(ClusterConfig {
         node_id: node_id.to_owned(),
         bind: settings.bind,
         advertise: settings.advertise,
         seeds: settings.seeds,
         role: settings.role,
-        tags: settings.tags,
+        tags,
         api_addr: Some(api_addr),
-        voters: settings.voters,
+        voters: settings.voters.clone(),
         keyring: settings.keyring,
         key_file: settings.key_file,
         protocol: settings.protocol,
@@ -171,18 +284,42 @@ async fn join_cluster(
     .await
     .context("starting cluster membership")?;
     tracing::info!(gossip = %cluster.local_addr(), "cluster membership running");
-    feed_health(engine.clone(), cluster.clone());
-    Ok(cluster)
+    let leadership = match raft_listener {
+        Some(listener) => {
+            let data_dir = settings
+                .data_dir
+                .unwrap_or_else(|| std::path::PathBuf::from("vigil-data").join(node_id));
+            let config = RaftConfig {
+                data_dir,
+                voters: settings.voters,
+                election_timeout: settings.election_timeout,
+            };
+            Some(
+                Leadership::start(config, listener, cluster.clone())
+                    .await
+                    .context("starting Raft")?,
+            )
+        }
+        None => None,
+    };
+    feed_health(engine.clone(), cluster.clone(), leadership.clone());
+    Ok((cluster, leadership))
 }
 
-/// Spreads the node's status at once when it changes, and its score at most once a second.
-fn feed_health(engine: Engine, cluster: Cluster) {
+/// Spreads the node's status at once when it changes, and its score at most once a second;
+/// on a voter, an `unhealthy` status (a critical check failing) withdraws it from leadership.
+fn feed_health(engine: Engine, cluster: Cluster, leadership: Option<Leadership>) {
     let mut events = engine.subscribe();
     let task = async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             let snapshot = engine.snapshot();
             let score = (snapshot.system_score() * 100.0).round().clamp(0.0, 100.0) as u8;
+            // Raft first: an unhealthy leader must stop writing before its new health spreads
+            // and would be recorded, or its successor would lack that entry and lose the vote.
+            if let Some(leadership) = &leadership {
+                leadership.set_healthy(snapshot.status() != Status::Unhealthy);
+            }
             cluster.set_health(gossip_health(snapshot.status()), score);
             loop {
                 tokio::select! {

@@ -9,7 +9,8 @@
 //! deserialized again, so every bad key of a table is reported too. Checks share their schema and
 //! validation with the HTTP API ([`CheckDefinition`]).
 //!
-//! Sections: `[node]`, `[api]`, `[health]`, `[shutdown]`, `[[checks]]`; `examples/vigil.toml`
+//! Sections: `[node]`, `[api]`, `[health]`, `[shutdown]`, `[cluster]`, `[grpc]`, `[[checks]]`,
+//! `[[neighbors]]`; `examples/vigil.toml`
 //! documents every key.
 
 use std::collections::hash_map::{Entry, HashMap};
@@ -27,13 +28,17 @@ use vigil_api::checkdef::{parse_duration, CheckDefinition, CheckPlan, HumanDurat
 use vigil_health::EngineConfig;
 
 mod cluster;
+mod grpc;
+mod neighbors;
 pub use cluster::ClusterSettings;
+pub use grpc::GrpcSettings;
 
 /// The `file` of errors that come from environment variables.
 const ENVIRONMENT: &str = "environment";
 
 /// The top-level sections, as listed in error messages.
-const SECTIONS: &str = "[node], [api], [health], [shutdown], [cluster], [[checks]]";
+const SECTIONS: &str =
+    "[node], [api], [health], [shutdown], [cluster], [grpc], [[checks]], [[neighbors]]";
 
 /// A loaded and validated config.
 #[derive(Debug)]
@@ -48,8 +53,12 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// `[cluster]`: membership; `None` when the section is absent (a single node).
     pub cluster: Option<ClusterSettings>,
+    /// `[grpc]`: the gRPC health server; `None` when the section is absent (no gRPC server).
+    pub grpc: Option<GrpcSettings>,
     /// `[[checks]]`, validated and ready to register, in file order.
     pub checks: Vec<CheckPlan>,
+    /// `[[neighbors]]`, validated, in file order.
+    pub neighbors: Vec<vigil_probe::neighbors::NeighborSpec>,
 }
 
 /// `[node]`.
@@ -253,7 +262,9 @@ pub fn parse_with_env(
     let mut health = RawHealth::default();
     let mut shutdown = RawShutdown::default();
     let mut cluster: Option<cluster::RawCluster> = None;
+    let mut grpc: Option<grpc::RawGrpc> = None;
     let mut checks = Vec::new();
+    let mut neighbor_specs = Vec::new();
     for (key, value) in &document {
         match key.get_ref().as_ref() {
             "node" => node = section("node", value, &mut report),
@@ -261,7 +272,9 @@ pub fn parse_with_env(
             "health" => health = section("health", value, &mut report),
             "shutdown" => shutdown = section("shutdown", value, &mut report),
             "cluster" => cluster = Some(section("cluster", value, &mut report)),
+            "grpc" => grpc = Some(section("grpc", value, &mut report)),
             "checks" => checks = check_plans(value, &mut report),
+            "neighbors" => neighbor_specs = neighbors::neighbors(value, &mut report),
             other if value.get_ref().is_table() => report.at_span(
                 key.span(),
                 format!("unknown section [{other}]: the sections are {SECTIONS}"),
@@ -283,6 +296,8 @@ pub fn parse_with_env(
     let health = health.build(&mut overrides);
     let shutdown = shutdown.build(&mut overrides);
     let cluster = cluster.map(|c| c.build(&mut overrides, base));
+    let check_names: Vec<&str> = checks.iter().map(|c| c.spec.name.as_str()).collect();
+    let grpc = grpc.map(|g| g.build(&mut overrides, &check_names));
     report.finish()?;
     Ok(Config {
         node,
@@ -290,7 +305,9 @@ pub fn parse_with_env(
         health,
         shutdown,
         cluster,
+        grpc,
         checks,
+        neighbors: neighbor_specs,
     })
 }
 

@@ -3,7 +3,8 @@
 //! Each node is configured by the embedded `demo.toml` (through the same loader as `vigil agent`),
 //! plus one check that only code can express: a cache that flaps. The demo feeds each node's TTL
 //! check through the real HTTP API with the token it generated, as a watched process would. The
-//! nodes gossip over real UDP and TCP on loopback; the first three are voters.
+//! nodes gossip over real UDP and TCP on loopback; the first three are voters and run Raft,
+//! each with its store in a fresh directory under the system's temporary directory.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -29,6 +30,9 @@ pub struct DemoArgs {
     /// Gossip port of the first node on 127.0.0.1; the others take the next ones.
     #[arg(long, default_value_t = 7946)]
     gossip_port: u16,
+    /// gRPC health port of the first node on 127.0.0.1; the others take the next ones.
+    #[arg(long, default_value_t = 9091)]
+    grpc_port: u16,
 }
 
 const DEMO_CONFIG: &str = include_str!("demo.toml");
@@ -38,6 +42,7 @@ struct Started {
     id: String,
     api: SocketAddr,
     gossip: u16,
+    grpc: u16,
 }
 
 /// Runs the demo cluster until Ctrl-C stops every node.
@@ -46,6 +51,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let voters: Vec<String> = (1..=args.nodes.min(3))
         .map(|i| format!("\"demo-{i}\""))
         .collect();
+    let data_root = std::env::temp_dir().join(format!("vigil-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_root);
     let started = Arc::new(Mutex::new(Vec::new()));
     let mut nodes = Vec::new();
     for i in 0..args.nodes {
@@ -58,15 +65,30 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .port
             .checked_add(i)
             .ok_or_else(|| anyhow::anyhow!("--port too high"))?;
+        let grpc = grpc_port(args.grpc_port, i)?;
+        let mut neighbors = String::new();
+        for j in (0..args.nodes).filter(|&j| j != i) {
+            neighbors.push_str(&format!(
+                "[[neighbors]]\nname = \"demo-{}\"\naddress = \"127.0.0.1:{}\"\ninterval = \"2s\"\n\n",
+                j + 1,
+                grpc_port(args.grpc_port, j)?
+            ));
+        }
         let source = DEMO_CONFIG
             .replace("{node_id}", &id)
             .replace("{port}", &port.to_string())
             .replace("{gossip_port}", &gossip.to_string())
+            .replace("{grpc_port}", &grpc.to_string())
+            .replace("{neighbors}", &neighbors)
             .replace("{seed_port}", &args.gossip_port.to_string())
             .replace("{role}", if i < 3 { "voter" } else { "member" })
             .replace("{voters}", &voters.join(", "));
         let mut config = config::parse(&source, "demo.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
         config.api.token = Some(token.clone());
+        if let Some(cluster) = config.cluster.as_mut() {
+            // A fresh Raft store per run: the demo starts a new cluster every time.
+            cluster.data_dir = Some(data_root.join(&id));
+        }
         let token = token.clone();
         let started = started.clone();
         let total = usize::from(args.nodes);
@@ -79,6 +101,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                     id,
                     api: addr,
                     gossip,
+                    grpc,
                 });
                 if started.len() == total {
                     print_banner(&mut started, &token);
@@ -88,12 +111,22 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         nodes.push(agent::run(config, extras));
     }
     let mut code = ExitCode::SUCCESS;
-    for outcome in futures_util::future::join_all(nodes).await {
+    let outcomes = futures_util::future::join_all(nodes).await;
+    // The demo's Raft stores are of no use once it stops.
+    let _ = std::fs::remove_dir_all(&data_root);
+    for outcome in outcomes {
         if outcome? != ExitCode::SUCCESS {
             code = ExitCode::FAILURE;
         }
     }
     Ok(code)
+}
+
+/// The gRPC port of node `i` (from 0).
+fn grpc_port(first: u16, i: u16) -> anyhow::Result<u16> {
+    first
+        .checked_add(i)
+        .ok_or_else(|| anyhow::anyhow!("--grpc-port too high"))
 }
 
 /// A non-critical check that fails about a third of the time, so the node turns `degraded` and
@@ -141,9 +174,12 @@ fn feed_ttl(addr: SocketAddr, token: String) {
 fn print_banner(started: &mut [Started], token: &str) {
     started.sort_by_key(|s| s.api.port());
     println!("vigil demo: a {}-node cluster on 127.0.0.1", started.len());
-    println!("  NODE     API                     GOSSIP");
+    println!("  NODE     API                     GOSSIP           GRPC");
     for s in started.iter() {
-        println!("  {:<8} http://{:<16} 127.0.0.1:{}", s.id, s.api, s.gossip);
+        println!(
+            "  {:<8} http://{:<16} 127.0.0.1:{:<6} 127.0.0.1:{}",
+            s.id, s.api, s.gossip, s.grpc
+        );
     }
     println!();
     println!(
@@ -152,6 +188,7 @@ fn print_banner(started: &mut [Started], token: &str) {
     println!(
         "                 /metrics  /cluster/status  /v1/members  /v1/events (server-sent events)"
     );
+    println!("                 /v1/leader  /v1/services  /v1/neighbors");
     println!("  API token      {token}");
     if let Some(first) = started.first() {
         let base = format!("http://{}", first.api);
@@ -159,6 +196,10 @@ fn print_banner(started: &mut [Started], token: &str) {
         println!("  try:  vigil members --addr {base}");
         println!("        vigil status --addr {base}");
         println!("        vigil checks --addr {base}");
+        println!("        vigil leader --addr {base}");
+        println!("        vigil neighbors --addr {base}");
+        println!("        vigil probe grpc://127.0.0.1:{}", first.grpc);
+        println!("        vigil console --addr {base}");
         println!("        curl -X PUT -H 'Authorization: Bearer {token}' -d 'stuck' {base}/v1/checks/batch-job/fail");
     }
     println!();

@@ -5,10 +5,16 @@
 mod agent;
 mod client;
 mod config;
+mod console;
 mod demo;
+mod fake_service;
 mod keyring_cmd;
+mod leader_cmd;
+mod neighbors_cmd;
 mod probe_cmd;
 mod table;
+mod up_cmd;
+mod watch_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +47,20 @@ enum Command {
     Checks(AgentAddr),
     /// List the cluster members a running agent knows, with their state and health.
     Members(AgentAddr),
+    /// List the neighbours a running agent watches; exit 1 when one is unavailable.
+    Neighbors(AgentAddr),
+    /// Show who leads the cluster, as a running agent sees it; exit 1 when nobody does.
+    Leader(AgentAddr),
+    /// Redraw a compact cluster view of a running agent until Ctrl-C.
+    Watch(watch_cmd::WatchArgs),
+    /// An interactive prompt against a running agent: register, status, leader, members, services.
+    Console(console::ConsoleArgs),
+    /// Start a stack (stack file or compose file) as fast as its dependency graph allows.
+    Up(up_cmd::UpArgs),
+    /// Stop a stack started by `vigil up`, in reverse dependency order.
+    Down(up_cmd::DownArgs),
+    /// A small stand-in service that turns healthy after a delay (for examples and tests).
+    FakeService(fake_service::FakeServiceArgs),
     /// Print a new random cluster key (base64) for `[cluster] key` or a key file.
     Keygen,
     /// Rotate cluster keys on running agents: install, use, remove, list.
@@ -106,6 +126,13 @@ fn main() -> ExitCode {
             Command::Status(addr) => client::status(&addr).await,
             Command::Checks(addr) => client::checks(&addr).await,
             Command::Members(addr) => client::members(&addr).await,
+            Command::Neighbors(addr) => neighbors_cmd::run(&addr).await,
+            Command::Leader(addr) => leader_cmd::run(&addr).await,
+            Command::Watch(args) => watch_cmd::run(args).await,
+            Command::Console(args) => console::run(args).await,
+            Command::Up(args) => up_cmd::up(args).await,
+            Command::Down(args) => up_cmd::down(args).await,
+            Command::FakeService(args) => fake_service::run(args).await,
             Command::Keygen => Ok(keyring_cmd::keygen()),
             Command::Keyring { command } => keyring_cmd::run(command).await,
             Command::Config {
@@ -137,7 +164,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -8,8 +8,15 @@
 //! | 3 | timed out |
 //! | 4 | warning (exec exit code 1, HTTP 429) |
 //!
+//! `grpc://` targets exit as `grpc_health_probe` does, so scripts and Kubernetes configs written for
+//! it keep working: 0 `SERVING`, 1 bad arguments, 2 connection failure (including a connect
+//! timeout), 3 RPC failure (including an RPC timeout or an unknown service), 4 any status other
+//! than `SERVING`. The two schemes agree on 0 and 1, and on 2 and 3 meaning "down" and "no answer
+//! in time" in the common case.
+//!
 //! Docker's `HEALTHCHECK CMD ["vigil", "probe", "http://127.0.0.1:8080/health"]` needs no shell.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -21,7 +28,8 @@ use vigil_probe::{Built, ProbeOptions, ProbeSpec};
 /// Options of `vigil probe`.
 #[derive(Args)]
 pub struct ProbeArgs {
-    /// http(s)://host:port/path, tcp://host:port, exec:CMD ARGS, disk:/path or memory.
+    /// http(s)://host:port/path, tcp://host:port, grpc://host:port[/service], postgres://…,
+    /// redis://…, redis-pubsub://…, redis-kv://…, exec:CMD ARGS, disk:/path or memory.
     target: String,
     /// Give up after this long.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
@@ -42,8 +50,23 @@ pub struct ProbeArgs {
     #[arg(long)]
     expect_body: Option<String>,
     /// Accept any TLS certificate.
-    #[arg(long)]
+    #[arg(long, alias = "tls-no-verify")]
     insecure: bool,
+    /// gRPC: connect over TLS.
+    #[arg(long)]
+    tls: bool,
+    /// gRPC: PEM file of the certificate authorities to trust.
+    #[arg(long)]
+    tls_ca_cert: Option<PathBuf>,
+    /// gRPC: PEM file of the client certificate.
+    #[arg(long)]
+    tls_client_cert: Option<PathBuf>,
+    /// gRPC: PEM file of the client certificate's key.
+    #[arg(long)]
+    tls_client_key: Option<PathBuf>,
+    /// gRPC: the name the server certificate must carry.
+    #[arg(long)]
+    tls_server_name: Option<String>,
     /// Disk or memory: the highest used ratio that passes.
     #[arg(long)]
     max_used: Option<f64>,
@@ -56,6 +79,10 @@ const BAD_ARGUMENTS: u8 = 1;
 const UNHEALTHY: u8 = 2;
 const TIMED_OUT: u8 = 3;
 const WARNING: u8 = 4;
+/// grpc_health_probe's codes for what went wrong.
+const GRPC_CONNECTION_FAILURE: u8 = 2;
+const GRPC_RPC_FAILURE: u8 = 3;
+const GRPC_NOT_SERVING: u8 = 4;
 
 /// Runs the probe and maps its verdict to the exit code.
 pub async fn run(args: ProbeArgs) -> ExitCode {
@@ -72,7 +99,16 @@ pub async fn run(args: ProbeArgs) -> ExitCode {
             return ExitCode::from(BAD_ARGUMENTS);
         }
     };
+    let grpc = probe.kind() == "grpc";
     match tokio::time::timeout(args.timeout, probe.probe()).await {
+        Err(_) if grpc => {
+            say(format!(
+                "timeout: {} did not answer within {}",
+                args.target,
+                vigil_health::humanize(args.timeout)
+            ));
+            ExitCode::from(GRPC_RPC_FAILURE)
+        }
         Err(_) => {
             say(format!(
                 "timeout: {} did not answer within {}",
@@ -85,12 +121,22 @@ pub async fn run(args: ProbeArgs) -> ExitCode {
             let (word, code) = match report.verdict {
                 Verdict::Pass => ("ok", 0),
                 Verdict::Warn => ("warning", WARNING),
+                Verdict::Fail if grpc => ("unhealthy", grpc_failure_code(&report)),
                 Verdict::Fail => ("unhealthy", UNHEALTHY),
             };
             let message = report.message.lines().next().unwrap_or_default();
             say(format!("{word}: {message}"));
             ExitCode::from(code)
         }
+    }
+}
+
+/// The exit code of a failed gRPC probe, from the step its report names.
+fn grpc_failure_code(report: &vigil_health::Report) -> u8 {
+    match report.details.get("failure").and_then(|f| f.as_str()) {
+        Some(vigil_probe::grpc::FAILURE_CONNECT) => GRPC_CONNECTION_FAILURE,
+        Some(vigil_probe::grpc::FAILURE_NOT_SERVING) => GRPC_NOT_SERVING,
+        _ => GRPC_RPC_FAILURE,
     }
 }
 
@@ -113,6 +159,12 @@ fn build(args: &ProbeArgs) -> Result<std::sync::Arc<dyn vigil_health::Probe>, St
         tls_skip_verify: args.insecure,
         max_used: args.max_used,
         ttl: None,
+        tls: args.tls,
+        tls_ca: args.tls_ca_cert.clone(),
+        tls_cert: args.tls_client_cert.clone(),
+        tls_key: args.tls_client_key.clone(),
+        tls_server_name: args.tls_server_name.clone(),
+        timeout: Some(args.timeout),
     };
     let spec = ProbeSpec::parse(&args.target, &options).map_err(|e| e.to_string())?;
     match spec.build().map_err(|e| e.to_string())? {

@@ -24,6 +24,14 @@ impl Tone {
         }
     }
 
+    /// `text` wrapped in this tone's colour, or as it is when `colour` is off.
+    pub fn paint(self, text: &str, colour: bool) -> String {
+        match self.ansi().filter(|_| colour) {
+            Some(code) => format!("{code}{text}\x1b[0m"),
+            None => text.to_owned(),
+        }
+    }
+
     fn ansi(self) -> Option<&'static str> {
         match self {
             Tone::Plain => None,
@@ -33,6 +41,11 @@ impl Tone {
             Tone::Muted => Some("\x1b[2m"),
         }
     }
+}
+
+/// Colour only when stdout is a terminal and `NO_COLOR` is unset (<https://no-color.org>).
+pub fn colour_enabled() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
 /// A table of rows under a header.
@@ -76,10 +89,7 @@ impl Table {
                 } else {
                     widths[i] - cell.chars().count() + 2
                 };
-                match tone.ansi().filter(|_| colour) {
-                    Some(code) => line.push_str(&format!("{code}{cell}\x1b[0m")),
-                    None => line.push_str(cell),
-                }
+                line.push_str(&tone.paint(cell, colour));
                 line.push_str(&" ".repeat(pad));
             }
             out.push_str(line.trim_end());
@@ -88,16 +98,22 @@ impl Table {
         out
     }
 
-    /// Prints the table, in colour when stdout is a terminal and `NO_COLOR` is unset.
+    /// Prints the table, in colour when [`colour_enabled`].
     pub fn print(&self) {
-        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        print!("{}", self.render(colour));
+        print!("{}", self.render(colour_enabled()));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_wraps_cells_but_not_their_padding() {
+        let mut t = Table::new(vec!["NAME", "STATE"]);
+        t.row(vec![("c".into(), Tone::Plain), ("dead".into(), Tone::Bad)]);
+        assert_eq!(t.render(true), "NAME  STATE\nc     \x1b[1;31mdead\x1b[0m\n");
+    }
 
     #[test]
     fn columns_align_without_colour() {

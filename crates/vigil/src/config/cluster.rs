@@ -34,7 +34,18 @@ pub struct ClusterSettings {
     pub key_file: Option<PathBuf>,
     /// Protocol tunables.
     pub protocol: vigil_gossip::Config,
+    /// Where a voter keeps its Raft log and snapshots; `None`: `vigil-data/<node id>` under
+    /// the working directory.
+    pub data_dir: Option<PathBuf>,
+    /// Where a voter listens for Raft traffic (TCP); default: the gossip host, any free port
+    /// (the address is published in the gossip tag `raft`).
+    pub raft_bind: Option<SocketAddr>,
+    /// Raft's longest election timeout (default 500 ms); see `vigil_cluster::raft::RaftConfig`.
+    pub election_timeout: std::time::Duration,
 }
+
+/// Default of `election_timeout`: on a LAN, a dead leader is replaced within about 1 s.
+pub const DEFAULT_ELECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Default for ClusterSettings {
     fn default() -> Self {
@@ -48,6 +59,9 @@ impl Default for ClusterSettings {
             keyring: None,
             key_file: None,
             protocol: vigil_gossip::Config::default(),
+            data_dir: None,
+            raft_bind: None,
+            election_timeout: DEFAULT_ELECTION_TIMEOUT,
         }
     }
 }
@@ -80,6 +94,9 @@ pub(super) struct RawCluster {
     fanout: Option<Spanned<usize>>,
     push_pull_interval: Option<Spanned<HumanDuration>>,
     reap_after: Option<Spanned<HumanDuration>>,
+    data_dir: Option<Spanned<String>>,
+    raft_bind: Option<Spanned<String>>,
+    election_timeout: Option<Spanned<HumanDuration>>,
 }
 
 impl RawCluster {
@@ -137,8 +154,35 @@ impl RawCluster {
             }
             (None, None) => {}
         }
+        self.raft_into(o, base, &mut c);
         self.protocol_into(o, &mut c.protocol);
         c
+    }
+
+    /// The Raft settings of a voter: data directory, Raft port, election timeout.
+    fn raft_into(&self, o: &mut Overrides<'_, '_, '_>, base: &Path, c: &mut ClusterSettings) {
+        if let Some(dir) = o.string(self.data_dir.clone(), "cluster", "data_dir") {
+            if dir.value.trim().is_empty() {
+                o.report.at(&dir.at, "data_dir is empty");
+            } else {
+                c.data_dir = Some(match dir.at {
+                    At::Span(_) => base.join(&dir.value),
+                    At::Env(_) => PathBuf::from(&dir.value),
+                });
+            }
+        }
+        let raft_bind = o.string(self.raft_bind.clone(), "cluster", "raft_bind");
+        c.raft_bind = address(o, raft_bind);
+        if let Some(d) = o.duration(self.election_timeout.clone(), "cluster", "election_timeout") {
+            if d.value < std::time::Duration::from_millis(60) {
+                o.report.at(
+                    &d.at,
+                    "election_timeout must be at least 60ms (heartbeats go every sixth of it)",
+                );
+            } else {
+                c.election_timeout = d.value;
+            }
+        }
     }
 
     fn seeds_from(&self, o: &mut Overrides<'_, '_, '_>) -> Vec<SocketAddr> {
@@ -270,5 +314,51 @@ fn address(o: &mut Overrides<'_, '_, '_>, setting: Option<Setting<String>>) -> O
                 .at(&setting.at, message.replacen("bind address", "address", 1));
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::parse;
+
+    #[test]
+    fn raft_settings_are_read_relative_to_the_config() {
+        let config = parse(
+            "[cluster]\nrole = \"voter\"\nvoters = [\"a\"]\ndata_dir = \"store\"\nraft_bind = \"127.0.0.1:7400\"\nelection_timeout = \"800ms\"\n",
+            "conf/vigil.toml",
+        )
+        .expect("valid");
+        let cluster = config.cluster.expect("cluster");
+        assert_eq!(
+            cluster.data_dir.as_deref(),
+            Some(std::path::Path::new("conf/store"))
+        );
+        assert_eq!(cluster.raft_bind, Some("127.0.0.1:7400".parse().unwrap()));
+        assert_eq!(cluster.election_timeout, Duration::from_millis(800));
+        let defaults = parse("[cluster]\n", "vigil.toml").expect("valid");
+        let defaults = defaults.cluster.expect("cluster");
+        assert_eq!(defaults.election_timeout, Duration::from_millis(500));
+        assert_eq!((defaults.data_dir, defaults.raft_bind), (None, None));
+    }
+
+    #[test]
+    fn raft_setting_errors_point_at_their_key() {
+        let errors = parse(
+            "[cluster]\nraft_bind = \"nowhere\"\nelection_timeout = \"10ms\"\ndata_dir = \"\"\n",
+            "vigil.toml",
+        )
+        .expect_err("invalid")
+        .to_string();
+        assert!(errors.contains("vigil.toml:2:13: "), "{errors}");
+        assert!(
+            errors.contains("vigil.toml:3:20: election_timeout must be at least 60ms"),
+            "{errors}"
+        );
+        assert!(
+            errors.contains("vigil.toml:4:12: data_dir is empty"),
+            "{errors}"
+        );
     }
 }

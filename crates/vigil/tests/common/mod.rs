@@ -84,9 +84,13 @@ impl Agent {
         let port = free_port();
         let config = config.replace("{port}", &port.to_string());
         let path = temp_file(&format!("agent-{port}.toml"), &config);
+        // A working directory of its own: a voter keeps its Raft store there by default.
+        let workdir = path.with_extension("d");
+        std::fs::create_dir_all(&workdir).unwrap();
         let child = Command::new(VIGIL)
             .args(["agent", "-c"])
             .arg(&path)
+            .current_dir(&workdir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Leadership failover: vigil's Raft voters against etcd, 3 members each on 127.0.0.1, same run,
+# same client (driver.py). Prints a table of p50/p99 failover times (kill -9 of the leader → first
+# acknowledged write) for both, and vigil's health-triggered handover time; writes the raw JSON and
+# the table to bench/leadership/results/<UTC stamp>/. Exits 1 if a target is missed:
+# vigil failover p50 < 1.5 s and ≤ etcd's p50; health handover p50 < 1 s.
+#
+# Usage: bench/leadership/run.sh
+# Needs: python3, etcd (Debian `etcd-server`), target/release/vigil (cargo build --release -p vigil).
+# Env: TRIALS (20), VIGIL_BIN, ETCD_BIN, ETCD_ELECTION_MS (1000, etcd's default),
+#      ETCD_HEARTBEAT_MS (100, etcd's default), WRITE_TIMEOUT_MS (200: each timed write attempt's
+#      bound, the resolution for etcd, whose writes hang while it has no leader), KEEP_TMP=1.
+set -euo pipefail
+export PYTHONDONTWRITEBYTECODE=1
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+VIGIL_BIN="${VIGIL_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/vigil}"
+ETCD_BIN="${ETCD_BIN:-$(command -v etcd || true)}"
+TRIALS="${TRIALS:-20}"
+ETCD_ELECTION_MS="${ETCD_ELECTION_MS:-1000}"
+ETCD_HEARTBEAT_MS="${ETCD_HEARTBEAT_MS:-100}"
+WRITE_TIMEOUT_MS="${WRITE_TIMEOUT_MS:-200}"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+command -v python3 >/dev/null 2>&1 || die "python3 not found"
+[[ -n "$ETCD_BIN" && -x "$ETCD_BIN" ]] || die "etcd not found (apt-get install -y etcd-server etcd-client)"
+[[ -x "$VIGIL_BIN" ]] || die "$VIGIL_BIN missing (cargo build --release -p vigil)"
+
+WORK="$(mktemp -d /tmp/vigil-leadership.XXXXXX)"
+PIDFILE="$WORK/pids"
+: >"$PIDFILE"
+DRIVER_PID=""
+
+# Kills, by PID, what this script started: the driver, then every process it recorded (only if
+# that PID is still a vigil or etcd process).
+cleanup() {
+    local pid
+    if [[ -n "$DRIVER_PID" ]] && kill -0 "$DRIVER_PID" 2>/dev/null; then
+        kill -TERM "$DRIVER_PID" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$DRIVER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$DRIVER_PID" 2>/dev/null || true
+    fi
+    while read -r pid; do
+        [[ -n "$pid" ]] || continue
+        if grep -qE 'vigil|etcd' "/proc/$pid/comm" 2>/dev/null; then
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done <"$PIDFILE"
+    [[ -n "${KEEP_TMP:-}" ]] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+OUT="$HERE/results/$STAMP"
+mkdir -p "$OUT"
+log "vigil $("$VIGIL_BIN" --version), $("$ETCD_BIN" --version | head -1); $TRIALS trials each; work dir $WORK"
+
+python3 "$HERE/driver.py" --vigil "$VIGIL_BIN" --etcd "$ETCD_BIN" --work "$WORK" --pidfile "$PIDFILE" \
+    --trials "$TRIALS" --etcd-election-ms "$ETCD_ELECTION_MS" --etcd-heartbeat-ms "$ETCD_HEARTBEAT_MS" \
+    --write-timeout-ms "$WRITE_TIMEOUT_MS" --out "$OUT/results.json" >"$OUT/rows.md" &
+DRIVER_PID=$!
+wait "$DRIVER_PID"
+DRIVER_PID=""
+
+{
+    echo "| measurement | trials | p50 ms | p99 ms | min ms | max ms |"
+    echo "| --- | --- | --- | --- | --- | --- |"
+    cat "$OUT/rows.md"
+} | tee "$OUT/report.md"
+rm -f "$OUT/rows.md"
+
+python3 - "$OUT/results.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+vigil, handover, etcd = r[0], r[1], r[2]
+missed = []
+if vigil["p50_ms"] >= 1500: missed.append(f"vigil failover p50 {vigil['p50_ms']:.0f} ms ≥ 1500 ms")
+if vigil["p50_ms"] > etcd["p50_ms"]: missed.append(f"vigil failover p50 {vigil['p50_ms']:.0f} ms > etcd {etcd['p50_ms']:.0f} ms")
+if handover["p50_ms"] >= 1000: missed.append(f"health handover p50 {handover['p50_ms']:.0f} ms ≥ 1000 ms")
+for m in missed: print("target missed:", m, file=sys.stderr)
+sys.exit(1 if missed else 0)
+PY

@@ -1,0 +1,173 @@
+//! `[[neighbors]]`: the peers this node watches (the services it calls, its team's other nodes),
+//! each with an address, a protocol, a schedule and thresholds, validated with every error at its
+//! key.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use toml::de::DeValue;
+use toml::Spanned;
+use vigil_api::checkdef::HumanDuration;
+use vigil_health::Thresholds;
+use vigil_probe::neighbors::{NeighborSpec, Protocol};
+use vigil_probe::{ProbeOptions, ProbeSpec};
+
+use super::{deserialize_table, Report};
+
+/// One `[[neighbors]]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNeighbor {
+    name: Spanned<String>,
+    address: Spanned<String>,
+    protocol: Option<Spanned<String>>,
+    interval: Option<Spanned<HumanDuration>>,
+    timeout: Option<Spanned<HumanDuration>>,
+    failures_before_degraded: Option<Spanned<u32>>,
+    failures_before_unavailable: Option<Spanned<u32>>,
+    successes_before_healthy: Option<Spanned<u32>>,
+    #[serde(default = "yes")]
+    monitor: bool,
+    #[serde(default)]
+    degrade_node: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Validates every `[[neighbors]]` table; the valid ones are returned in file order.
+pub(super) fn neighbors(
+    value: &Spanned<DeValue<'_>>,
+    report: &mut Report<'_>,
+) -> Vec<NeighborSpec> {
+    let mut specs = Vec::new();
+    let DeValue::Array(entries) = value.get_ref() else {
+        report.at_span(
+            value.span(),
+            format!(
+                "`neighbors` must be an array of tables, not a {}: write each neighbour as a [[neighbors]] table",
+                value.get_ref().type_str()
+            ),
+        );
+        return specs;
+    };
+    // Name → line of its first definition.
+    let mut names: HashMap<String, usize> = HashMap::new();
+    for entry in entries.iter() {
+        let DeValue::Table(table) = entry.get_ref() else {
+            report.at_span(
+                entry.span(),
+                format!(
+                    "each neighbour must be a table, not a {}",
+                    entry.get_ref().type_str()
+                ),
+            );
+            continue;
+        };
+        let (raw, removed) = deserialize_table::<RawNeighbor>(table, entry.span(), report);
+        let Some(raw) = raw else { continue };
+        if let Some(spec) = raw.validate(&mut names, report) {
+            if removed.is_empty() {
+                specs.push(spec);
+            }
+        }
+    }
+    specs
+}
+
+impl RawNeighbor {
+    fn validate(
+        self,
+        names: &mut HashMap<String, usize>,
+        report: &mut Report<'_>,
+    ) -> Option<NeighborSpec> {
+        let mut ok = true;
+        let name = self.name.get_ref().clone();
+        let check = format!("neighbor-{name}");
+        if name.is_empty() || !vigil_health::valid_check_name(&check) {
+            report.at_span(
+                self.name.span(),
+                format!("invalid neighbour name \"{name}\": use letters, digits, '.', '_', '-' and ':' (at most 119)"),
+            );
+            ok = false;
+        } else {
+            let line = report.line_of(self.name.span().start);
+            if let Some(first) = names.get(&name) {
+                report.at_span(
+                    self.name.span(),
+                    format!("duplicate neighbour name \"{name}\": the first is at line {first}; names must be unique"),
+                );
+                ok = false;
+            } else {
+                names.insert(name.clone(), line);
+            }
+        }
+        let protocol = match self.protocol.as_ref().map(|p| p.get_ref().as_str()) {
+            None | Some("grpc") => Protocol::Grpc,
+            Some("http") => Protocol::Http,
+            Some("tcp") => Protocol::Tcp,
+            Some(other) => {
+                let span = self.protocol.as_ref().map_or(0..0, Spanned::span);
+                report.at_span(
+                    span,
+                    format!("protocol: unknown protocol \"{other}\": write \"grpc\", \"http\" or \"tcp\""),
+                );
+                return None;
+            }
+        };
+        let mut spec = NeighborSpec::new(name, self.address.get_ref().clone(), protocol);
+        // The address must make a probe target of its protocol.
+        let target = protocol.target(&spec.address);
+        if let Err(error) = ProbeSpec::parse(&target, &ProbeOptions::default()) {
+            report.at_span(self.address.span(), format!("address: {error}"));
+            ok = false;
+        }
+        for (value, slot, key) in [
+            (&self.interval, &mut spec.interval, "interval"),
+            (&self.timeout, &mut spec.timeout, "timeout"),
+        ] {
+            if let Some(value) = value {
+                if value.get_ref().0.is_zero() {
+                    report.at_span(value.span(), format!("{key} must be longer than zero"));
+                    ok = false;
+                } else {
+                    *slot = value.get_ref().0;
+                }
+            }
+        }
+        let defaults = Thresholds::default();
+        let degraded = self
+            .failures_before_degraded
+            .as_ref()
+            .map_or(defaults.warning_after(), |v| *v.get_ref());
+        let unavailable = self
+            .failures_before_unavailable
+            .as_ref()
+            .map_or(defaults.critical_after(), |v| *v.get_ref());
+        let healthy = self
+            .successes_before_healthy
+            .as_ref()
+            .map_or(defaults.passing_after(), |v| *v.get_ref());
+        match Thresholds::new(degraded, unavailable, healthy) {
+            Ok(thresholds) => spec.thresholds = thresholds,
+            Err(error) => {
+                let span = self
+                    .failures_before_unavailable
+                    .as_ref()
+                    .or(self.failures_before_degraded.as_ref())
+                    .or(self.successes_before_healthy.as_ref())
+                    .map_or_else(|| self.name.span(), Spanned::span);
+                // The engine names its thresholds after checks; a neighbour's third is `unavailable`.
+                let message = error
+                    .to_string()
+                    .replace("failures_before_unhealthy", "failures_before_unavailable");
+                report.at_span(span, format!("thresholds: {message}"));
+                ok = false;
+            }
+        }
+        spec.monitor = self.monitor;
+        spec.degrade_node = self.degrade_node;
+        ok.then_some(spec)
+    }
+}

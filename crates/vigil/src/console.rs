@@ -1,0 +1,271 @@
+//! `vigil console`: an interactive prompt against a running agent — register services, and
+//! look at status, the leader, members and services — with line editing and a history kept
+//! in `~/.vigil_history`. Reads commands from a pipe as well, one per line, so scripts and
+//! tests can drive it.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use rustyline::error::ReadlineError;
+use rustyline::DefaultEditor;
+use serde_json::{json, Value};
+
+use crate::table::{Table, Tone};
+
+/// Options of `vigil console`.
+#[derive(Args)]
+pub struct ConsoleArgs {
+    /// Base URL of the agent's API.
+    #[arg(long, env = "VIGIL_ADDR", default_value = "http://127.0.0.1:8081")]
+    addr: String,
+    /// API token for `register` and `deregister`.
+    #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+const HELP: &str = "\
+commands:
+  register NAME ADDR PORT [ephemeral]   register a service instance (id ADDR:PORT) on this node
+  deregister NAME ID                    remove a service instance
+  status                                this node's health
+  leader                                who leads the cluster
+  members                               the cluster's members
+  services                              the registered services
+  help                                  this text
+  quit                                  leave (or Ctrl-D)";
+
+/// One console talking to one agent.
+struct Console {
+    base: String,
+    token: Option<String>,
+    client: reqwest::Client,
+}
+
+impl Console {
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self
+            .client
+            .request(method, &url)
+            .timeout(Duration::from_secs(10));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the agent at {} (is it running?)", self.base))?;
+        let status = response.status();
+        let body: Value = response
+            .json()
+            .await
+            .with_context(|| format!("{url} did not answer JSON"))?;
+        if !status.is_success() {
+            let error = body["error"].as_str().unwrap_or("no reason given");
+            anyhow::bail!("{status}: {error}");
+        }
+        Ok(body)
+    }
+
+    /// Runs one command line; `Ok(false)` means quit.
+    async fn run(&self, line: &str) -> anyhow::Result<bool> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            [] => {}
+            ["quit" | "exit"] => return Ok(false),
+            ["help" | "?"] => println!("{HELP}"),
+            ["register", name, addr, port, rest @ ..] => {
+                let port: u16 = port
+                    .parse()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .with_context(|| format!("PORT must be 1 to 65535, not {port:?}"))?;
+                let ephemeral = match rest {
+                    [] => false,
+                    ["ephemeral"] => true,
+                    _ => anyhow::bail!("usage: register NAME ADDR PORT [ephemeral]"),
+                };
+                let body = json!({
+                    "name": name,
+                    "id": format!("{addr}:{port}"),
+                    "address": addr,
+                    "port": port,
+                    "ephemeral": ephemeral,
+                });
+                let answer = self
+                    .request(reqwest::Method::POST, "/v1/services", Some(body))
+                    .await?;
+                let r = &answer["registered"];
+                println!(
+                    "registered {} instance {} on node {}",
+                    r["name"].as_str().unwrap_or_default(),
+                    r["id"].as_str().unwrap_or_default(),
+                    r["node"].as_str().unwrap_or_default()
+                );
+            }
+            ["register", ..] => anyhow::bail!("usage: register NAME ADDR PORT [ephemeral]"),
+            ["deregister", name, id] => {
+                self.request(
+                    reqwest::Method::DELETE,
+                    &format!("/v1/services/{name}/{id}"),
+                    None,
+                )
+                .await?;
+                println!("deregistered {name} instance {id}");
+            }
+            ["deregister", ..] => anyhow::bail!("usage: deregister NAME ID"),
+            ["status"] => {
+                let health = self
+                    .request(reqwest::Method::GET, "/health/checks", None)
+                    .await;
+                let health = match health {
+                    Ok(h) => h,
+                    Err(_) => self.request(reqwest::Method::GET, "/health", None).await?,
+                };
+                let status = health["status"].as_str().unwrap_or("unknown");
+                let mut t = Table::new(vec!["", ""]);
+                t.row(vec![
+                    ("node".to_owned(), Tone::Plain),
+                    (
+                        health["node_id"].as_str().unwrap_or("-").to_owned(),
+                        Tone::Plain,
+                    ),
+                ]);
+                t.row(vec![
+                    ("status".to_owned(), Tone::Plain),
+                    (status.to_owned(), Tone::of(status)),
+                ]);
+                t.row(vec![
+                    ("message".to_owned(), Tone::Plain),
+                    (
+                        health["message"].as_str().unwrap_or("").to_owned(),
+                        Tone::Plain,
+                    ),
+                ]);
+                t.print();
+            }
+            ["leader"] => {
+                let body = self
+                    .request(reqwest::Method::GET, "/v1/leader", None)
+                    .await?;
+                crate::leader_cmd::render(&body).print();
+            }
+            ["members"] => {
+                let body = self
+                    .request(reqwest::Method::GET, "/v1/members", None)
+                    .await?;
+                let mut t = Table::new(vec!["ID", "STATE", "HEALTH", "ROLE", "API"]);
+                for m in body["members"].as_array().into_iter().flatten() {
+                    let word = |k: &str| m[k].as_str().unwrap_or("-").to_owned();
+                    t.row(vec![
+                        (word("id"), Tone::Plain),
+                        (word("state"), Tone::of(&word("state"))),
+                        (word("health"), Tone::of(&word("health"))),
+                        (word("role"), Tone::Plain),
+                        (word("apiAddress"), Tone::Plain),
+                    ]);
+                }
+                t.print();
+            }
+            ["services"] => {
+                let body = self
+                    .request(reqwest::Method::GET, "/v1/services", None)
+                    .await?;
+                let mut t = Table::new(vec![
+                    "SERVICE",
+                    "ID",
+                    "ADDRESS",
+                    "NODE",
+                    "HEALTH",
+                    "EPHEMERAL",
+                ]);
+                let services = body["services"].as_object().cloned().unwrap_or_default();
+                for (name, instances) in &services {
+                    for i in instances.as_array().into_iter().flatten() {
+                        let health = i["health"]["status"].as_str().unwrap_or("unknown");
+                        t.row(vec![
+                            (name.clone(), Tone::Plain),
+                            (i["id"].as_str().unwrap_or("-").to_owned(), Tone::Plain),
+                            (
+                                format!("{}:{}", i["address"].as_str().unwrap_or("-"), i["port"]),
+                                Tone::Plain,
+                            ),
+                            (i["node"].as_str().unwrap_or("-").to_owned(), Tone::Plain),
+                            (health.to_owned(), Tone::of(health)),
+                            (i["ephemeral"].to_string(), Tone::Plain),
+                        ]);
+                    }
+                }
+                if services.is_empty() {
+                    println!("no services registered");
+                } else {
+                    t.print();
+                }
+            }
+            [other, ..] => anyhow::bail!("unknown command {other:?}: type `help` for the list"),
+        }
+        Ok(true)
+    }
+}
+
+fn history_file() -> Option<std::path::PathBuf> {
+    std::env::var_os("HOME").map(|home| std::path::PathBuf::from(home).join(".vigil_history"))
+}
+
+/// Runs the prompt until `quit` or end of input. Exits 1 if the last command failed, so a
+/// piped script notices.
+pub async fn run(args: ConsoleArgs) -> anyhow::Result<ExitCode> {
+    let console = Console {
+        base: args.addr.trim_end_matches('/').to_owned(),
+        token: args.token,
+        client: reqwest::Client::new(),
+    };
+    let mut editor = DefaultEditor::new().context("cannot open the terminal")?;
+    let history = history_file();
+    if let Some(path) = &history {
+        let _ = editor.load_history(path);
+    }
+    println!(
+        "vigil console on {} — type `help` for commands",
+        console.base
+    );
+    let mut failed = false;
+    loop {
+        let line = match editor.readline("vigil> ") {
+            Ok(line) => line,
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(e).context("reading the command line"),
+        };
+        let line = line.trim();
+        if !line.is_empty() {
+            let _ = editor.add_history_entry(line);
+        }
+        match console.run(line).await {
+            Ok(true) => failed = false,
+            Ok(false) => break,
+            Err(e) => {
+                failed = true;
+                eprintln!("error: {e:#}");
+            }
+        }
+    }
+    if let Some(path) = &history {
+        let _ = editor.save_history(path);
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,94 @@
+//! `vigil leader`: who leads the cluster, as a running agent sees it.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use crate::table::{Table, Tone};
+use crate::AgentAddr;
+
+/// Reads `/v1/leader` from the agent at `base` (e.g. `http://127.0.0.1:8081`).
+pub async fn fetch(base: &str) -> anyhow::Result<Value> {
+    let url = format!("{}/v1/leader", base.trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .get(&url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .with_context(|| {
+            format!("cannot reach the agent at {base} (is it running? set --addr or VIGIL_ADDR)")
+        })?;
+    let status = response.status();
+    let body: Value = response
+        .json()
+        .await
+        .with_context(|| format!("{url} did not answer JSON"))?;
+    if !status.is_success() {
+        let error = body["error"].as_str().unwrap_or("no reason given");
+        anyhow::bail!("{url} answered {status}: {error}");
+    }
+    Ok(body)
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// The leader as a two-column table.
+pub fn render(body: &Value) -> Table {
+    let mut t = Table::new(vec!["", ""]);
+    let leader = body["leader_id"].as_str();
+    let quorum = body["has_quorum"].as_bool().unwrap_or(false);
+    let mut field = |name: &str, value: String, tone: Tone| {
+        t.row(vec![(name.to_owned(), Tone::Plain), (value, tone)]);
+    };
+    field(
+        "leader",
+        leader
+            .unwrap_or("none (election under way or no quorum)")
+            .to_owned(),
+        if leader.is_some() {
+            Tone::Good
+        } else {
+            Tone::Bad
+        },
+    );
+    field("term", text(&body["term"]), Tone::Plain);
+    field("since", text(&body["since"]), Tone::Plain);
+    field("api address", text(&body["api_address"]), Tone::Plain);
+    field(
+        "quorum",
+        if quorum { "yes" } else { "no" }.to_owned(),
+        if quorum { Tone::Good } else { Tone::Bad },
+    );
+    field("answered by", text(&body["served_by"]), Tone::Plain);
+    field(
+        "staleness",
+        body["stale_ms"]
+            .as_u64()
+            .map_or("unknown".to_owned(), |ms| format!("{ms} ms")),
+        Tone::Plain,
+    );
+    t
+}
+
+/// `vigil leader`: exits 0 when a leader is known, 1 when there is none.
+pub async fn run(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
+    let body = fetch(&addr.addr).await?;
+    if addr.json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+    } else {
+        render(&body).print();
+    }
+    Ok(if body["leader_id"].is_string() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

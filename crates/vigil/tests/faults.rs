@@ -1,0 +1,262 @@
+//! Fault injection on the demo compose cluster (three voters, three members) on real docker:
+//! a killed member, short and long pauses, a stranger with the wrong key, a partitioned voter
+//! under writes, a rolling restart under writes. Each scenario asserts what users rely on and
+//! prints its figures as `FIGURE scenario: name = value` lines (`cargo test --test faults --
+//! --nocapture` shows them).
+
+#![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop at once
+
+mod common;
+#[path = "faults/dsl.rs"]
+mod dsl;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use dsl::{figure, Cluster, MEMBERS, SETTLE, VOTERS};
+
+/// Bringing the cluster up costs more than most scenarios, so they run in turn on one cluster,
+/// each leaving it whole for the next.
+#[test]
+fn the_cluster_keeps_its_promises_under_faults() {
+    if !dsl::docker_available() {
+        eprintln!("skipped: docker is not available");
+        return;
+    }
+    let cluster = Cluster::up();
+    a_stranger_with_the_wrong_key_never_joins(&cluster);
+    a_killed_member_is_declared_dead_by_everyone(&cluster);
+    a_short_pause_goes_unpunished(&cluster);
+    a_long_pause_is_declared_dead_and_rejoins(&cluster);
+    a_partitioned_voter_refuses_writes_and_loses_none(&cluster);
+    a_rolling_restart_keeps_quorum_and_every_write(&cluster);
+}
+
+fn a_stranger_with_the_wrong_key_never_joins(c: &Cluster) {
+    let wrong = "d3JvbmctZ29zc2lwLWtleS13cm9uZy1nb3NzaXAta2U=";
+    c.start_stranger("x1", wrong);
+    // It dials the seeds at once and again every 5 s: the window covers both.
+    c.hold("no node lists the stranger", Duration::from_secs(8), |c| {
+        c.all_nodes().iter().all(|n| {
+            c.listed(n)
+                .is_some_and(|ids| !ids.iter().any(|id| id == "x1"))
+        })
+    });
+    figure("wrong key", "nodes listing the stranger after 8 s", 0);
+}
+
+fn a_killed_member_is_declared_dead_by_everyone(c: &Cluster) {
+    c.kill("m3");
+    let detected = c.wait("every live node reports m3 dead", SETTLE, |c| {
+        c.others("m3")
+            .iter()
+            .all(|n| c.state(n, "m3").as_deref() == Some("dead"))
+    });
+    figure(
+        "kill",
+        "time until every live node reports it dead",
+        format!("{:.2} s", detected.as_secs_f64()),
+    );
+    let back = c.start("m3");
+    figure(
+        "kill",
+        "restart until all see it alive",
+        format!("{:.1} s", back.as_secs_f64()),
+    );
+}
+
+fn a_short_pause_goes_unpunished(c: &Cluster) {
+    let pause = Duration::from_millis(1500);
+    c.pause("m2");
+    c.hold("nobody declares the paused m2 dead", pause, |c| {
+        c.others("m2")
+            .iter()
+            .all(|n| c.state(n, "m2").as_deref() != Some("dead"))
+    });
+    c.unpause("m2");
+    // Anything a frozen node's observers decided while it slept lands within a few gossip rounds.
+    c.hold(
+        "nobody declares m2 dead after it wakes",
+        Duration::from_secs(5),
+        |c| {
+            c.all_nodes()
+                .iter()
+                .all(|n| c.state(n, "m2").as_deref() != Some("dead"))
+        },
+    );
+    figure(
+        "short pause",
+        "paused for, with nobody declaring it dead",
+        format!("{:.1} s", pause.as_secs_f64()),
+    );
+}
+
+fn a_long_pause_is_declared_dead_and_rejoins(c: &Cluster) {
+    let pause = Duration::from_secs(12);
+    c.pause("m2");
+    let frozen = Instant::now();
+    let detected = c.wait("every other node reports the paused m2 dead", pause, |c| {
+        c.others("m2")
+            .iter()
+            .all(|n| c.state(n, "m2").as_deref() == Some("dead"))
+    });
+    figure(
+        "long pause",
+        "time until every other node reports it dead",
+        format!("{:.2} s", detected.as_secs_f64()),
+    );
+    if let Some(rest) = pause.checked_sub(frozen.elapsed()) {
+        std::thread::sleep(rest); // the rest of the fault itself, not a wait for an outcome
+    }
+    c.unpause("m2");
+    let rejoined = c.wait("m2 rejoins: every node sees all alive", SETTLE, |c| {
+        c.all_nodes().iter().all(|n| c.sees_all_alive(n))
+    });
+    figure(
+        "long pause",
+        "time from resume until all see it alive",
+        format!("{:.2} s", rejoined.as_secs_f64()),
+    );
+}
+
+fn a_partitioned_voter_refuses_writes_and_loses_none(c: &Cluster) {
+    let mut acked = BTreeSet::new();
+    assert_eq!(c.write("v1", "orders", "before"), 201);
+    acked.insert("before".to_owned());
+    c.partition("v3");
+    let cut = Instant::now();
+    let refused = c.wait(
+        "the minority voter v3 refuses writes with 503",
+        SETTLE,
+        |c| c.write("v3", "orders", "minority") == 503,
+    );
+    figure(
+        "partition",
+        "time until the minority refuses writes",
+        format!("{:.2} s", refused.as_secs_f64()),
+    );
+    let leader = c
+        .wait("the majority keeps a leader", SETTLE, |c| {
+            ["v1", "v2"].iter().all(|v| c.has_quorum(v))
+        })
+        .as_secs_f64();
+    figure(
+        "partition",
+        "majority with a leader after",
+        format!("{leader:.2} s"),
+    );
+    for i in 0..10 {
+        let id = format!("majority-{i}");
+        c.wait(&format!("the majority acknowledges {id}"), SETTLE, |c| {
+            c.write("v1", "orders", &id) == 201
+        });
+        acked.insert(id);
+    }
+    assert_eq!(
+        c.write("v3", "orders", "minority-late"),
+        503,
+        "the minority still refuses"
+    );
+    figure(
+        "partition",
+        "writes acknowledged by the majority while cut",
+        acked.len() - 1,
+    );
+    c.heal("v3");
+    let converged = c.wait(
+        "v3 back with quorum and every acknowledged write",
+        SETTLE,
+        |c| {
+            c.has_quorum("v3")
+                && VOTERS.iter().all(|v| {
+                    c.instances(v, "orders")
+                        .is_some_and(|ids| acked.iter().all(|a| ids.contains(a)))
+                })
+        },
+    );
+    figure(
+        "partition",
+        "heal until converged",
+        format!(
+            "{:.2} s (cut for {:.1} s)",
+            converged.as_secs_f64(),
+            cut.elapsed().as_secs_f64()
+        ),
+    );
+    c.wait("every node sees all alive after the heal", SETTLE, |c| {
+        c.all_nodes().iter().all(|n| c.sees_all_alive(n))
+    });
+}
+
+fn a_rolling_restart_keeps_quorum_and_every_write(c: &Cluster) {
+    let mut acked = BTreeSet::new();
+    let (mut samples, mut without_quorum, mut refused) = (0, 0, 0);
+    let mut slowest = Duration::ZERO;
+    let mut lost = Vec::new();
+    for node in c.all_nodes() {
+        // Writes and quorum samples go on through the voters that stay up, for as long as the
+        // node takes to stop and come back.
+        let via: Vec<&str> = VOTERS.iter().copied().filter(|v| *v != node).collect();
+        let began = Instant::now();
+        std::thread::scope(|s| {
+            let restart = s.spawn(|| c.restart(&node));
+            while !restart.is_finished() {
+                assert!(began.elapsed() < 2 * SETTLE, "{node} restarts in time");
+                // A client's pace, not a flood: every write is a Raft entry synced to disk.
+                std::thread::sleep(Duration::from_millis(100));
+                samples += 1;
+                if !MEMBERS.iter().any(|m| *m != node && c.gossip_quorum(m)) {
+                    lost.push(format!("while restarting {node}"));
+                }
+                if !via.iter().any(|v| c.has_quorum(v)) {
+                    without_quorum += 1;
+                }
+                let id = format!("roll-{node}-{samples}");
+                match c.write(via[samples % via.len()], "rolling", &id) {
+                    201 => {
+                        acked.insert(id);
+                    }
+                    _ => refused += 1,
+                }
+            }
+        });
+        slowest = slowest.max(began.elapsed());
+        c.wait(&format!("{node} back and seen alive by all"), SETTLE, |c| {
+            c.all_nodes().iter().all(|n| c.sees_all_alive(n))
+        });
+        c.wait("a leader every voter agrees on", SETTLE, |c| {
+            c.leader().is_some()
+        });
+    }
+    assert!(lost.is_empty(), "quorum lost: {lost:?}");
+    assert!(
+        !acked.is_empty(),
+        "writes were acknowledged during the restarts"
+    );
+    c.wait("every voter holds every acknowledged write", SETTLE, |c| {
+        VOTERS.iter().all(|v| {
+            c.instances(v, "rolling")
+                .is_some_and(|ids| acked.iter().all(|a| ids.contains(a)))
+        })
+    });
+    figure(
+        "rolling restart",
+        "writes acknowledged, all kept",
+        acked.len(),
+    );
+    figure(
+        "rolling restart",
+        "slowest restart, while writing",
+        format!("{:.1} s", slowest.as_secs_f64()),
+    );
+    figure(
+        "rolling restart",
+        "writes refused (retried by clients)",
+        refused,
+    );
+    figure(
+        "rolling restart",
+        "samples with no voter in touch with a Raft leader (elections)",
+        format!("{without_quorum} of {samples}"),
+    );
+}

@@ -1,0 +1,798 @@
+//! Leadership and the service registry across real `vigil agent` processes on 127.0.0.1:
+//! three voters running Raft, killed with SIGKILL, restarted on their stores, made unhealthy,
+//! cut down to a minority; a plain member registering ephemeral instances.
+
+#![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop at once
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use std::time::Instant;
+
+use common::{http, wait_for, TOKEN, VIGIL};
+use serde_json::Value;
+
+/// Fast gossip, so that a killed node is declared dead within a test's patience.
+const FAST: &str = r#"
+heartbeat_interval = "100ms"
+phi_min_std_dev = "50ms"
+probe_timeout = "200ms"
+suspicion_min = "400ms"
+suspicion_max = "2s"
+gossip_interval = "50ms"
+"#;
+
+/// A free port never handed out before in this process: a port freed by one pick can be picked
+/// again before anyone binds it, and two agents would then race for it.
+fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
+    loop {
+        let port = common::free_port();
+        if GIVEN.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
+}
+
+/// Patience for anything Raft or gossip has to settle.
+const SETTLE: Duration = Duration::from_secs(20);
+
+/// One agent of a test cluster: its config, its store, and its process while it runs.
+struct Node {
+    id: String,
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    api: SocketAddr,
+}
+
+impl Node {
+    /// Writes the config of `id` (its API on a fresh port) and starts it.
+    fn start(
+        id: &str,
+        dir: &Path,
+        gossip: u16,
+        seeds: &[u16],
+        voter: bool,
+        voters: &[&str],
+    ) -> Node {
+        let home = dir.join(id);
+        std::fs::create_dir_all(&home).unwrap();
+        let api_port = free_port();
+        let seeds: Vec<String> = seeds.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+        let voters: Vec<String> = voters.iter().map(|v| format!("\"{v}\"")).collect();
+        let role = if voter { "voter" } else { "member" };
+        let config = format!(
+            r#"[node]
+id = "{id}"
+[api]
+bind = "127.0.0.1:{api_port}"
+token = "{TOKEN}"
+[[checks]]
+name = "heart"
+probe = "ttl"
+ttl = "1h"
+critical = true
+[cluster]
+bind = "127.0.0.1:{gossip}"
+seeds = [{seeds}]
+role = "{role}"
+voters = [{voters}]
+data_dir = "{data}"
+election_timeout = "500ms"
+{FAST}"#,
+            seeds = seeds.join(", "),
+            voters = voters.join(", "),
+            data = home.join("raft").display(),
+        );
+        let path = home.join("vigil.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut node = Node {
+            id: id.to_owned(),
+            config: path,
+            log: home.join("agent.log"),
+            child: None,
+            api: format!("127.0.0.1:{api_port}").parse().unwrap(),
+        };
+        node.spawn();
+        node
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(VIGIL)
+            .args(["agent", "-c"])
+            .arg(&self.config)
+            .current_dir(self.config.parent().unwrap())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("agent starts");
+        self.child = Some(child);
+        let api = self.api;
+        wait_for(SETTLE, || http(api, "GET", "/health/live", None, "").ok())
+            .expect("agent answers");
+        // The TTL check starts unknown; pass it so the node is healthy.
+        self.put_check("pass");
+    }
+
+    fn put_check(&self, verdict: &str) {
+        let (code, body) = http(
+            self.api,
+            "PUT",
+            &format!("/v1/checks/heart/{verdict}"),
+            Some(TOKEN),
+            "test",
+        )
+        .unwrap();
+        assert_eq!(code, 200, "{body}");
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+
+    fn get(&self, path: &str) -> Option<(u16, Value)> {
+        let (code, body) = http(self.api, "GET", path, None, "").ok()?;
+        Some((code, serde_json::from_str(&body).unwrap_or(Value::Null)))
+    }
+
+    fn leader(&self) -> Option<Value> {
+        self.get("/v1/leader").map(|(_, v)| v)
+    }
+
+    fn register(&self, name: &str, id: &str, extra: &str) -> (u16, Value) {
+        let body = format!(
+            r#"{{"name": "{name}", "id": "{id}", "address": "10.0.0.1", "port": 8080{extra}}}"#
+        );
+        let (code, body) = http(self.api, "POST", "/v1/services", Some(TOKEN), &body).unwrap();
+        (code, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    fn instances(&self, name: &str, consistent: bool) -> Option<Vec<String>> {
+        let query = if consistent { "?consistent" } else { "" };
+        let (code, body) = self.get(&format!("/v1/services/{name}{query}"))?;
+        match code {
+            200 => Some(
+                body["instances"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|i| i["id"].as_str().map(str::to_owned))
+                    .collect(),
+            ),
+            404 => Some(Vec::new()),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for Node {
+    /// Stops the agent; removes its files unless the test failed (they hold its log).
+    fn drop(&mut self) {
+        self.kill();
+        if !std::thread::panicking() {
+            if let Some(home) = self.config.parent() {
+                let _ = std::fs::remove_dir_all(home);
+                if let Some(scratch) = home.parent() {
+                    let _ = std::fs::remove_dir(scratch);
+                }
+            }
+        }
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vigil-leadership-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const VOTERS: [&str; 3] = ["v1", "v2", "v3"];
+
+/// Three voters seeded through one another.
+fn three_voters(name: &str) -> (Vec<Node>, Vec<u16>, PathBuf) {
+    let dir = scratch(name);
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let nodes = VOTERS
+        .iter()
+        .enumerate()
+        .map(|(i, id)| Node::start(id, &dir, ports[i], &ports, true, &VOTERS))
+        .collect();
+    (nodes, ports, dir)
+}
+
+/// Waits until every running node among `nodes` names the same leader, and exactly one of
+/// them says it leads; returns the leader's index.
+fn agreed_leader(nodes: &[Node]) -> usize {
+    wait_for(SETTLE, || {
+        let running: Vec<(usize, Value)> = nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.child.is_some())
+            .map(|(i, n)| n.leader().map(|l| (i, l)))
+            .collect::<Option<_>>()?;
+        let first = running.first()?.1["leader_id"].as_str()?.to_owned();
+        let agreed = running
+            .iter()
+            .all(|(_, l)| l["leader_id"] == first.as_str() && l["term"] == running[0].1["term"]);
+        let leading: Vec<usize> = running
+            .iter()
+            .filter(|(_, l)| l["is_leader"] == true)
+            .map(|(i, _)| *i)
+            .collect();
+        (agreed
+            && leading.len() == 1
+            && nodes[leading[0]].id == first
+            && running.iter().all(|(_, l)| l["has_quorum"] == true))
+        .then(|| leading[0])
+    })
+    .unwrap_or_else(|| {
+        let views: Vec<Option<Value>> = nodes.iter().map(Node::leader).collect();
+        panic!("the running voters agree on one leader: {views:?}")
+    })
+}
+
+#[test]
+fn three_voters_elect_one_leader_and_replicate_the_registry() {
+    let (nodes, _, _) = three_voters("elect");
+    let leader = agreed_leader(&nodes);
+    let follower = &nodes[(leader + 1) % 3];
+
+    let body = nodes[leader].leader().unwrap();
+    assert_eq!(body["api_address"], nodes[leader].api.to_string());
+    assert!(
+        body["since"].is_string()
+            || wait_for(SETTLE, || nodes[leader]
+                .leader()
+                .filter(|l| l["since"].is_string()))
+            .is_some()
+    );
+
+    // A write sent to a follower is passed on to the leader and acknowledged.
+    let (code, reply) = follower.register("api", "api-1", r#", "tags": ["blue"]"#);
+    assert_eq!(code, 201, "{reply}");
+    assert_eq!(reply["registered"]["node"], follower.id.as_str());
+    // A consistent read anywhere sees it at once; plain reads on every voter soon after.
+    assert_eq!(
+        follower.instances("api", true),
+        Some(vec!["api-1".to_owned()])
+    );
+    for node in &nodes {
+        wait_for(SETTLE, || {
+            (node.instances("api", false)? == ["api-1"]).then_some(())
+        })
+        .unwrap_or_else(|| panic!("{} replicates the registration", node.id));
+        let (code, body) = node.get("/v1/services").unwrap();
+        assert_eq!(code, 200);
+        let instance = &body["services"]["api"][0];
+        assert_eq!(instance["port"], 8080);
+        assert_eq!(instance["tags"][0], "blue");
+        assert!(instance["health"]["status"].is_string(), "{instance}");
+    }
+    let (code, headers) = raw_headers(follower.api, "/v1/services");
+    assert_eq!(code, 200);
+    assert!(
+        headers.to_ascii_lowercase().contains("x-vigil-stale-ms: "),
+        "{headers}"
+    );
+
+    // Writes need the token, and a bad body is a 400 naming the problem.
+    let (code, _) = http(follower.api, "POST", "/v1/services", None, "{}").unwrap();
+    assert_eq!(code, 401);
+    let (code, body) = http(
+        follower.api,
+        "POST",
+        "/v1/services",
+        Some(TOKEN),
+        r#"{"name": "x"}"#,
+    )
+    .unwrap();
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("missing field"), "{body}");
+
+    let (code, body) = http(
+        follower.api,
+        "DELETE",
+        "/v1/services/api/api-1",
+        Some(TOKEN),
+        "",
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let (code, _) = http(
+        follower.api,
+        "DELETE",
+        "/v1/services/api/api-1",
+        Some(TOKEN),
+        "",
+    )
+    .unwrap();
+    assert_eq!(code, 404);
+    assert_eq!(nodes[leader].instances("api", true), Some(vec![]));
+
+    // The CLI: `vigil leader`, and the console driven through a pipe.
+    let base = format!("http://{}", follower.api);
+    let out = common::vigil(&["leader", "--addr", &base, "--json"]);
+    assert!(out.status.success());
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["leader_id"], nodes[leader].id.as_str());
+    let out = common::vigil(&["leader", "--addr", &base]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&nodes[leader].id));
+    let (stdout, stderr) = console(
+        &base,
+        "help\nregister web 10.0.0.9 80\nregister web nowhere\nservices\nleader\nmembers\nstatus\nfrobnicate\nquit\n",
+    );
+    assert!(stdout.contains("register NAME ADDR PORT"), "{stdout}");
+    assert!(
+        stdout.contains("registered web instance 10.0.0.9:80"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("10.0.0.9:80"), "{stdout}");
+    assert!(stdout.contains(&nodes[leader].id), "{stdout}");
+    assert!(
+        stderr.contains("usage: register NAME ADDR PORT"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("unknown command \"frobnicate\""),
+        "{stderr}"
+    );
+    assert_eq!(
+        nodes[leader].instances("web", true),
+        Some(vec!["10.0.0.9:80".to_owned()])
+    );
+
+    let (_, metrics) = http(nodes[leader].api, "GET", "/metrics", None, "").unwrap();
+    assert!(
+        metrics.contains("vigil_leader_is_leader 1"),
+        "metrics mark the leader"
+    );
+    assert!(
+        metrics.contains("vigil_leader_changes_total"),
+        "metrics count leader changes"
+    );
+    promtool_accepts(&metrics);
+}
+
+/// `promtool check metrics` passes on `text` (skipped without promtool unless
+/// `VIGIL_REQUIRE_TOOLS` is set).
+fn promtool_accepts(text: &str) {
+    use std::io::Write;
+    let promtool = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("promtool"))
+            .find(|p| p.is_file())
+    });
+    let Some(promtool) = promtool else {
+        assert!(
+            std::env::var_os("VIGIL_REQUIRE_TOOLS").is_none(),
+            "promtool is required (Debian package `prometheus`)"
+        );
+        return;
+    };
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `vigil console` against `base` with `script` on its stdin; returns (stdout, stderr).
+fn console(base: &str, script: &str) -> (String, String) {
+    use std::io::Write;
+    let home = scratch("console-home");
+    let mut child = Command::new(VIGIL)
+        .args(["console", "--addr", base, "--token", TOKEN])
+        .env("HOME", &home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_dir_all(&home);
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The status line and headers of a GET.
+fn raw_headers(addr: SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let head = response
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    (code, head)
+}
+
+#[test]
+fn killing_the_leader_elects_another_that_takes_writes() {
+    let (mut nodes, _, _) = three_voters("failover");
+    let first = agreed_leader(&nodes);
+    let (code, body) = nodes[first].register("db", "db-1", "");
+    assert_eq!(code, 201, "{body}");
+    let old_term = nodes[first].leader().unwrap()["term"].as_u64().unwrap();
+
+    nodes[first].kill();
+    let second = agreed_leader(&nodes);
+    assert_ne!(second, first);
+    let new = nodes[second].leader().unwrap();
+    assert!(new["term"].as_u64().unwrap() > old_term, "{new}");
+    let (code, body) = nodes[second].register("db", "db-2", "");
+    assert_eq!(code, 201, "{body}");
+    let survivor = &nodes[3 - first - second];
+    assert_eq!(
+        survivor.instances("db", true),
+        Some(vec!["db-1".to_owned(), "db-2".to_owned()]),
+        "acknowledged writes survive the leader"
+    );
+}
+
+#[test]
+fn an_unhealthy_leader_hands_over_to_a_healthy_voter() {
+    let (nodes, _, _) = three_voters("handover");
+    let first = agreed_leader(&nodes);
+    let mut events = EventStream::open(nodes[(first + 1) % 3].api);
+
+    nodes[first].put_check("fail");
+    let second = wait_for(SETTLE, || {
+        let i = agreed_leader(&nodes);
+        (i != first).then_some(i)
+    })
+    .expect("a healthy voter takes over");
+    assert_eq!(nodes[first].leader().unwrap()["is_leader"], false);
+    assert!(
+        events.wait_for(
+            &format!("\"leader_id\":\"{}\"", nodes[second].id),
+            Duration::from_secs(10)
+        ),
+        "leader_changed streamed: {}",
+        events.seen
+    );
+    // While it stays unhealthy it does not campaign: it is never the leader again.
+    let (code, body) = nodes[first].register("web", "w1", "");
+    assert_eq!(code, 201, "the unhealthy voter passes writes on: {body}");
+    assert_eq!(agreed_leader(&nodes), second);
+}
+
+#[test]
+fn a_minority_voter_rejects_writes_and_serves_stale_reads() {
+    let (mut nodes, _, _) = three_voters("minority");
+    let leader = agreed_leader(&nodes);
+    let (code, _) = nodes[leader].register("cache", "c1", "");
+    assert_eq!(code, 201);
+    let lone = (leader + 1) % 3;
+    wait_for(SETTLE, || {
+        (nodes[lone].instances("cache", false)? == ["c1"]).then_some(())
+    })
+    .expect("replicated");
+    for (i, node) in nodes.iter_mut().enumerate() {
+        if i != lone {
+            node.kill();
+        }
+    }
+    let lone = &nodes[lone];
+    let (code, body) = wait_for(SETTLE, || {
+        let (code, body) = lone.register("cache", "c2", "");
+        (code == 503).then_some((code, body))
+    })
+    .expect("writes fail once the majority is gone");
+    assert_eq!(code, 503);
+    assert!(
+        body["error"].as_str().unwrap().starts_with("no quorum: "),
+        "{body}"
+    );
+    assert_eq!(
+        lone.instances("cache", false),
+        Some(vec!["c1".to_owned()]),
+        "reads still served, nothing half-applied"
+    );
+    let (code, headers) = raw_headers(lone.api, "/v1/services/cache");
+    assert_eq!(code, 200);
+    assert!(
+        headers.to_ascii_lowercase().contains("x-vigil-stale-ms: "),
+        "{headers}"
+    );
+    let (code, body) = lone.get("/v1/services/cache?consistent").unwrap();
+    assert_eq!(code, 503, "{body}");
+    wait_for(SETTLE, || {
+        (lone.get("/cluster/status")?.1["hasQuorum"] == false).then_some(())
+    })
+    .expect("hasQuorum turns false with Raft's view");
+}
+
+#[test]
+fn voters_killed_and_restarted_keep_what_they_acknowledged() {
+    let (mut nodes, _, _) = three_voters("restart");
+    let leader = agreed_leader(&nodes);
+    for i in 0..5 {
+        let (code, body) = nodes[leader].register("queue", &format!("q{i}"), "");
+        assert_eq!(code, 201, "{body}");
+    }
+    for node in nodes.iter_mut() {
+        node.kill();
+    }
+    for node in nodes.iter_mut() {
+        node.spawn();
+    }
+    let leader = agreed_leader(&nodes);
+    let want: Vec<String> = (0..5).map(|i| format!("q{i}")).collect();
+    assert_eq!(nodes[leader].instances("queue", true), Some(want.clone()));
+    for node in &nodes {
+        wait_for(SETTLE, || {
+            (node.instances("queue", false)? == want).then_some(())
+        })
+        .unwrap_or_else(|| panic!("{} recovered its registry", node.id));
+    }
+}
+
+#[test]
+fn an_ephemeral_instance_goes_with_its_node() {
+    let (nodes, ports, dir) = three_voters("ephemeral");
+    agreed_leader(&nodes);
+    let mut member = Node::start("m1", &dir, free_port(), &ports, false, &VOTERS);
+    let (code, body) = member.register("worker", "w-eph", r#", "ephemeral": true"#);
+    assert_eq!(
+        code, 201,
+        "a member's write is passed on to the leader: {body}"
+    );
+    let (code, body) = member.register("worker", "w-kept", "");
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(
+        member.instances("worker", true),
+        Some(vec!["w-eph".to_owned(), "w-kept".to_owned()])
+    );
+
+    member.kill();
+    for node in &nodes {
+        wait_for(SETTLE, || {
+            (node.instances("worker", false)? == ["w-kept"]).then_some(())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{} dropped the ephemeral instance: {:?}",
+                node.id,
+                node.instances("worker", false)
+            )
+        });
+    }
+    let (_, body) = nodes[0].get("/v1/services").unwrap();
+    assert_eq!(body["nodes"]["m1"]["status"], "dead", "{body}");
+}
+
+/// A client of `/v1/events` reading the stream as it comes.
+struct EventStream {
+    stream: std::net::TcpStream,
+    seen: String,
+}
+
+impl EventStream {
+    fn open(addr: SocketAddr) -> Self {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        write!(stream, "GET /v1/events HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        EventStream {
+            stream,
+            seen: String::new(),
+        }
+    }
+
+    fn wait_for(&mut self, needle: &str, limit: Duration) -> bool {
+        use std::io::Read;
+        let deadline = std::time::Instant::now() + limit;
+        let mut buf = [0u8; 4096];
+        while !self.seen.contains(needle) && std::time::Instant::now() < deadline {
+            if let Ok(n) = self.stream.read(&mut buf) {
+                self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+        self.seen.contains(needle)
+    }
+}
+
+/// A small deterministic generator (xorshift64*), so a failing seed replays the same schedule.
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}
+
+/// What a node can be put through.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Fate {
+    Running,
+    Killed,
+    Paused,
+}
+
+/// Kills, restarts, pauses and resumes voters in a random order for a bounded time while
+/// writing to whichever node is up; checks that no term ever had two leaders, that every
+/// acknowledged write survives, and that all registries end identical.
+fn faults(seed: u64) {
+    let (mut nodes, _, _) = three_voters(&format!("faults-{seed}"));
+    agreed_leader(&nodes);
+    let mut dice = Dice(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut fates = [Fate::Running; 3];
+    let mut acknowledged = BTreeSet::new();
+    let mut leaders: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
+    let mut schedule = Vec::new();
+    let mut next_fault = Instant::now();
+    let end = Instant::now() + Duration::from_secs(12);
+    let mut n = 0;
+    while Instant::now() < end {
+        let up: Vec<usize> = (0..3).filter(|i| fates[*i] == Fate::Running).collect();
+        if !up.is_empty() {
+            let at = up[dice.below(up.len() as u64) as usize];
+            n += 1;
+            let id = format!("k{n}");
+            let (code, _) = nodes[at].register("ledger", &id, "");
+            if code == 201 {
+                acknowledged.insert(id);
+            }
+            for &i in &up {
+                if let Some(l) = nodes[i].leader() {
+                    if l["is_leader"] == true {
+                        let term = l["term"].as_u64().unwrap();
+                        leaders.entry(term).or_default().insert(nodes[i].id.clone());
+                    }
+                }
+            }
+        }
+        if Instant::now() >= next_fault {
+            next_fault = Instant::now() + Duration::from_millis(300 + dice.below(900));
+            let i = dice.below(3) as usize;
+            let fault = match (fates[i], dice.below(2)) {
+                (Fate::Running, 0) => {
+                    nodes[i].kill();
+                    Fate::Killed
+                }
+                (Fate::Running, _) if !fates.contains(&Fate::Paused) => {
+                    nodes[i].signal("-STOP");
+                    Fate::Paused
+                }
+                (Fate::Running, _) => Fate::Running,
+                (Fate::Killed, _) => {
+                    nodes[i].spawn();
+                    Fate::Running
+                }
+                (Fate::Paused, _) => {
+                    nodes[i].signal("-CONT");
+                    Fate::Running
+                }
+            };
+            if fault != fates[i] {
+                schedule.push(format!("{}: {:?} -> {fault:?}", nodes[i].id, fates[i]));
+                fates[i] = fault;
+            }
+        }
+    }
+    for (i, fate) in fates.iter().enumerate() {
+        match fate {
+            Fate::Killed => nodes[i].spawn(),
+            Fate::Paused => nodes[i].signal("-CONT"),
+            Fate::Running => {}
+        }
+    }
+    for (term, claimed) in &leaders {
+        assert!(
+            claimed.len() == 1,
+            "seed {seed}: term {term} had leaders {claimed:?}; faults {schedule:?}"
+        );
+    }
+    let leader = agreed_leader(&nodes);
+    let everything = nodes[leader].instances("ledger", true).unwrap_or_default();
+    let missing: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| !everything.contains(id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "seed {seed}: acknowledged writes lost: {missing:?}; faults {schedule:?}"
+    );
+    let registries = wait_for(SETTLE, || {
+        let all: Vec<Value> = nodes
+            .iter()
+            .map(|node| {
+                node.get("/v1/services")
+                    .map(|(_, body)| body["services"].clone())
+            })
+            .collect::<Option<_>>()?;
+        all.iter()
+            .all(|r| *r == all[0] && r["ledger"].as_array().map(Vec::len) == Some(everything.len()))
+            .then_some(all)
+    });
+    assert!(
+        registries.is_some(),
+        "seed {seed}: the registries converge; faults {schedule:?}"
+    );
+    assert!(
+        !acknowledged.is_empty(),
+        "seed {seed}: some writes got through"
+    );
+    eprintln!(
+        "seed {seed}: {n} writes tried, {} acknowledged, {} terms with a leader, faults {schedule:?}",
+        acknowledged.len(),
+        leaders.len()
+    );
+}
+
+#[test]
+fn random_faults_seed_1() {
+    faults(1);
+}
+
+#[test]
+fn random_faults_seed_2() {
+    faults(2);
+}
+
+#[test]
+fn random_faults_seed_3() {
+    faults(3);
+}

@@ -1,0 +1,109 @@
+//! `vigil watch` as a process against a running three-node cluster: piped output is plain,
+//! repeated frames; Ctrl-C ends it cleanly.
+
+#![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop at once
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{free_port, wait_for, Agent, VIGIL};
+
+fn cluster() -> Vec<Agent> {
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let agents: Vec<Agent> = ["a", "b", "c"]
+        .iter()
+        .zip(&ports)
+        .map(|(id, port)| {
+            Agent::start(&format!(
+                "[node]\nid = \"{id}\"\n[api]\nbind = \"127.0.0.1:{{port}}\"\n[[checks]]\nname = \"self\"\nprobe = \"http://127.0.0.1:{{port}}/health/live\"\ninterval = \"500ms\"\n[cluster]\nbind = \"127.0.0.1:{port}\"\nseeds = [\"127.0.0.1:{}\"]\nrole = \"voter\"\nvoters = [\"a\", \"b\", \"c\"]\n",
+                ports[0]
+            ))
+        })
+        .collect();
+    wait_for(Duration::from_secs(20), || {
+        let (_, leader) = agents[0].get("/v1/leader");
+        let (_, members) = agents[0].get("/v1/members");
+        let alive = members["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["state"] == "alive")
+            .count();
+        (alive == 3 && leader["leader_id"].is_string()).then_some(())
+    })
+    .expect("three members alive under a leader");
+    agents
+}
+
+#[test]
+fn watch_prints_plain_frames_when_piped_and_stops_on_ctrl_c() {
+    let agents = cluster();
+    let addr = format!("http://{}", agents[0].addr);
+
+    let out = Command::new(VIGIL)
+        .args([
+            "watch",
+            "--addr",
+            &addr,
+            "--interval",
+            "200ms",
+            "--count",
+            "2",
+        ])
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !text.contains('\x1b'),
+        "no escape codes when piped:\n{text}"
+    );
+    assert_eq!(text.matches("MEMBER").count(), 2, "two frames:\n{text}");
+    for id in ["a", "b", "c"] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("{id} ")) && l.contains(" alive ")),
+            "member {id} alive:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("(leader)") && text.contains("quorum"),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("self ")), "{text}");
+
+    let mut child = Command::new(VIGIL)
+        .args(["watch", "--addr", &addr, "--interval", "200ms"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut framed = false;
+    while !framed && Instant::now() < deadline {
+        framed = rx
+            .recv_timeout(Duration::from_millis(100))
+            .is_ok_and(|l| l.starts_with("MEMBER"));
+    }
+    assert!(framed, "a first frame within 10 s");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exited = wait_for(Duration::from_secs(10), || child.try_wait().unwrap());
+    assert_eq!(exited.and_then(|s| s.code()), Some(0), "Ctrl-C exits 0");
+}
