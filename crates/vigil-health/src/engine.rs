@@ -196,6 +196,9 @@ struct State {
     stopping: bool,
     runtime: Option<Handle>,
     next_id: u64,
+    /// Events of the change being applied, sent once the snapshot that shows it is published, so
+    /// a subscriber that reads the snapshot on an event never sees the state before it.
+    unsent: Vec<Event>,
 }
 
 enum Feed {
@@ -380,10 +383,7 @@ impl Engine {
         st.tally.add(&name, &spec, CheckState::Unknown);
         st.views.insert(name.clone(), view);
         st.checks.insert(name.clone(), entry);
-        let _ = self
-            .inner
-            .events
-            .send(Event::CheckRegistered { check: name });
+        st.unsent.push(Event::CheckRegistered { check: name });
         self.inner.publish(st);
         Ok(if replaced {
             Registered::Replaced
@@ -400,10 +400,7 @@ impl Engine {
             return Err(UnknownCheck(name.to_owned()));
         };
         st.remove(&name);
-        let _ = self
-            .inner
-            .events
-            .send(Event::CheckUnregistered { check: name });
+        st.unsent.push(Event::CheckUnregistered { check: name });
         self.inner.publish(st);
         Ok(())
     }
@@ -578,7 +575,7 @@ impl Inner {
         view.stats.record(result.verdict, result.latency);
         if state != from {
             view.since = Some(result.timestamp);
-            let _ = self.events.send(Event::CheckChanged {
+            st.unsent.push(Event::CheckChanged {
                 check: entry.name.clone(),
                 from,
                 to: state,
@@ -607,7 +604,7 @@ impl Inner {
         let message = cause.message(detail.as_deref());
         let now = OffsetDateTime::now_utc();
         if let Some(from) = st.status.filter(|&s| s != status) {
-            let _ = self.events.send(Event::StatusChanged {
+            st.unsent.push(Event::StatusChanged {
                 from,
                 to: status,
                 message: message.clone(),
@@ -628,6 +625,9 @@ impl Inner {
             checks_json: Default::default(),
             health_prefix: Default::default(),
         }));
+        for event in st.unsent.drain(..) {
+            let _ = self.events.send(event);
+        }
     }
 }
 

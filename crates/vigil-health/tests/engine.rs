@@ -1236,3 +1236,50 @@ async fn events_serialize_with_a_type_tag() {
         (Some("starting"), Some("unhealthy"))
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_subscriber_reading_the_snapshot_on_an_event_sees_that_change() {
+    let engine = engine();
+    let mut events = engine.subscribe();
+    let db = Script::verdicts(&[Pass, Fail, Pass]);
+    engine
+        .register(
+            spec("db")
+                .critical(true)
+                .thresholds(Thresholds::immediate()),
+            db.probe(),
+        )
+        .expect("valid");
+    engine.start();
+    let mut seen = Vec::new();
+    while seen.len() < 7 {
+        let event = wait_event(&mut events, |e| {
+            matches!(e, Event::CheckChanged { .. } | Event::StatusChanged { .. })
+        })
+        .await;
+        match event {
+            Event::CheckChanged { to, .. } => {
+                assert_eq!(state(&engine, "db"), to, "snapshot behind {event:?}");
+                seen.push(format!("db {to:?}"));
+            }
+            Event::StatusChanged { to, .. } => {
+                assert_eq!(status(&engine).0, to, "snapshot behind {event:?}");
+                seen.push(format!("node {to:?}"));
+            }
+            _ => unreachable!(),
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "node Starting",
+            "db Passing",
+            "node Healthy",
+            "db Critical",
+            "node Unhealthy",
+            "db Passing",
+            // One failure in three results keeps the score under the healthy threshold.
+            "node Degraded"
+        ]
+    );
+}
