@@ -162,3 +162,42 @@ wait_quiet() {
         log "  machine ${pct}% busy (others); waiting for <= ${max}%"
     done
 }
+
+# The driver process of a script that runs one (bench/leadership, bench/membership); empty while
+# none runs.
+DRIVER_PID=""
+
+# run_driver CMD...: runs CMD in the background as DRIVER_PID, so that a cleanup on a signal can
+# stop it, and waits for it; returns its exit status.
+run_driver() {
+    local rc=0
+    "$@" &
+    DRIVER_PID=$!
+    wait "$DRIVER_PID" || rc=$?
+    DRIVER_PID=""
+    return "$rc"
+}
+
+# stop_driver TENTHS: TERMs the running driver, gives it TENTHS tenths of a second to stop what it
+# started, then KILLs it.
+stop_driver() {
+    if [[ -n "$DRIVER_PID" ]] && kill -0 "$DRIVER_PID" 2>/dev/null; then
+        kill -TERM "$DRIVER_PID" 2>/dev/null || true
+        for _ in $(seq 1 "$1"); do kill -0 "$DRIVER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$DRIVER_PID" 2>/dev/null || true
+    fi
+}
+
+# kill_recorded PIDFILE PROC_FILE PATTERN: KILLs each PID listed in PIDFILE (one a line) whose
+# /proc/PID/PROC_FILE (comm or cmdline) still matches PATTERN, so that a PID reused by another
+# process is left alone. A stopped process is continued first.
+kill_recorded() {
+    local pid
+    while read -r pid; do
+        [[ -n "$pid" ]] || continue
+        if kill -0 "$pid" 2>/dev/null && grep -qaE "$3" "/proc/$pid/$2" 2>/dev/null; then
+            kill -CONT "$pid" 2>/dev/null || true
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done <"$1"
+}

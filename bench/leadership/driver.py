@@ -105,11 +105,32 @@ def wait_until(what, limit, probe):
     raise SystemExit(f"timed out after {limit}s waiting for {what}")
 
 
-class Vigil:
+class Voters:
+    """Three voters of one system, each a node {"id", "api" port, "proc"} in `nodes`. A system
+    says how to start its nodes, when one answers, whom they agree leads and how to write."""
+
+    name = None
+
+    def __init__(self):
+        self.nodes = []
+        self.n = 0  # writes made, to name each one
+
+    def launch(self, i):
+        self.nodes[i]["proc"].start()
+
+    def kill(self, i):
+        self.nodes[i]["proc"].kill9()
+
+    def stop_all(self):
+        for node in self.nodes:
+            node["proc"].stop()
+
+
+class Vigil(Voters):
     name = "vigil"
 
     def __init__(self, binary, work, pidfile):
-        self.nodes = []
+        super().__init__()
         gossip = [free_port() for _ in range(3)]
         for i in range(3):
             node_id = f"v{i + 1}"
@@ -140,10 +161,6 @@ raft_bind = "127.0.0.1:{free_port()}"
                 f.write(config)
             proc = Proc([binary, "agent", "-c", path], os.path.join(home, "agent.log"), pidfile, cwd=home)
             self.nodes.append({"id": node_id, "api": api, "proc": proc})
-        self.n = 0
-
-    def launch(self, i):
-        self.nodes[i]["proc"].start()
 
     def ready(self, i):
         node = self.nodes[i]
@@ -177,19 +194,12 @@ raft_bind = "127.0.0.1:{free_port()}"
                             timeout=WRITE_TIMEOUT)
         return status in (200, 201)
 
-    def kill(self, i):
-        self.nodes[i]["proc"].kill9()
 
-    def stop_all(self):
-        for node in self.nodes:
-            node["proc"].stop()
-
-
-class Etcd:
+class Etcd(Voters):
     name = "etcd"
 
     def __init__(self, binary, work, pidfile, election_ms, heartbeat_ms):
-        self.nodes = []
+        super().__init__()
         peers = [free_port() for _ in range(3)]
         cluster = ",".join(f"e{i + 1}=http://127.0.0.1:{peers[i]}" for i in range(3))
         for i in range(3):
@@ -208,10 +218,6 @@ class Etcd:
                     "--log-level", "warn"]
             proc = Proc(argv, os.path.join(home, "etcd.log"), pidfile)
             self.nodes.append({"id": name, "api": client, "proc": proc})
-        self.n = 0
-
-    def launch(self, i):
-        self.nodes[i]["proc"].start()
 
     def ready(self, i):
         # A new etcd cluster answers once its members have found each other.
@@ -240,12 +246,12 @@ class Etcd:
                                timeout=WRITE_TIMEOUT)
         return status == 200 and body is not None and "header" in body and "error" not in body
 
-    def kill(self, i):
-        self.nodes[i]["proc"].kill9()
 
-    def stop_all(self):
-        for node in self.nodes:
-            node["proc"].stop()
+def settled_leader(system, alive):
+    """The leader all of `alive` agree on, once it has acknowledged a write."""
+    leader = wait_until(f"{system.name}: one leader", 60, lambda: system.leader(alive))
+    wait_until(f"{system.name}: a write", 30, lambda: system.write(leader) or None)
+    return leader
 
 
 def failover_trials(system, trials):
@@ -256,8 +262,7 @@ def failover_trials(system, trials):
         system.ready(i)
     alive = [0, 1, 2]
     for trial in range(trials):
-        leader = wait_until(f"{system.name}: one leader", 60, lambda: system.leader(alive))
-        wait_until(f"{system.name}: a write", 30, lambda: system.write(leader) or None)
+        leader = settled_leader(system, alive)
         survivors = [i for i in alive if i != leader]
         system.kill(leader)
         t0 = time.monotonic()
@@ -278,8 +283,7 @@ def handover_trials(system, trials):
     times = []
     alive = [0, 1, 2]
     for trial in range(trials):
-        leader = wait_until("vigil: one leader", 60, lambda: system.leader(alive))
-        wait_until("vigil: a write", 30, lambda: system.write(leader) or None)
+        leader = settled_leader(system, alive)
         follower = (leader + 1) % 3
         system.check(leader, "fail")
         t0 = time.monotonic()

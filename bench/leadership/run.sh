@@ -14,16 +14,13 @@ set -euo pipefail
 export PYTHONDONTWRITEBYTECODE=1
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/../.." && pwd)"
-VIGIL_BIN="${VIGIL_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/vigil}"
+# shellcheck source=../lib.sh
+source "$HERE/../lib.sh"
 ETCD_BIN="${ETCD_BIN:-$(command -v etcd || true)}"
 TRIALS="${TRIALS:-20}"
 ETCD_ELECTION_MS="${ETCD_ELECTION_MS:-1000}"
 ETCD_HEARTBEAT_MS="${ETCD_HEARTBEAT_MS:-100}"
 WRITE_TIMEOUT_MS="${WRITE_TIMEOUT_MS:-200}"
-
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 command -v python3 >/dev/null 2>&1 || die "python3 not found"
 [[ -n "$ETCD_BIN" && -x "$ETCD_BIN" ]] || die "etcd not found (apt-get install -y etcd-server etcd-client)"
@@ -32,23 +29,12 @@ command -v python3 >/dev/null 2>&1 || die "python3 not found"
 WORK="$(mktemp -d /tmp/vigil-leadership.XXXXXX)"
 PIDFILE="$WORK/pids"
 : >"$PIDFILE"
-DRIVER_PID=""
 
 # Kills, by PID, what this script started: the driver, then every process it recorded (only if
 # that PID is still a vigil or etcd process).
 cleanup() {
-    local pid
-    if [[ -n "$DRIVER_PID" ]] && kill -0 "$DRIVER_PID" 2>/dev/null; then
-        kill -TERM "$DRIVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 50); do kill -0 "$DRIVER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$DRIVER_PID" 2>/dev/null || true
-    fi
-    while read -r pid; do
-        [[ -n "$pid" ]] || continue
-        if grep -qE 'vigil|etcd' "/proc/$pid/comm" 2>/dev/null; then
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done <"$PIDFILE"
+    stop_driver 50
+    kill_recorded "$PIDFILE" comm 'vigil|etcd'
     [[ -n "${KEEP_TMP:-}" ]] || rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -59,12 +45,10 @@ OUT="$HERE/results/$STAMP"
 mkdir -p "$OUT"
 log "vigil $("$VIGIL_BIN" --version), $("$ETCD_BIN" --version | head -1); $TRIALS trials each; work dir $WORK"
 
-python3 "$HERE/driver.py" --vigil "$VIGIL_BIN" --etcd "$ETCD_BIN" --work "$WORK" --pidfile "$PIDFILE" \
-    --trials "$TRIALS" --etcd-election-ms "$ETCD_ELECTION_MS" --etcd-heartbeat-ms "$ETCD_HEARTBEAT_MS" \
-    --write-timeout-ms "$WRITE_TIMEOUT_MS" --out "$OUT/results.json" >"$OUT/rows.md" &
-DRIVER_PID=$!
-wait "$DRIVER_PID"
-DRIVER_PID=""
+run_driver python3 "$HERE/driver.py" --vigil "$VIGIL_BIN" --etcd "$ETCD_BIN" --work "$WORK" \
+    --pidfile "$PIDFILE" --trials "$TRIALS" --etcd-election-ms "$ETCD_ELECTION_MS" \
+    --etcd-heartbeat-ms "$ETCD_HEARTBEAT_MS" --write-timeout-ms "$WRITE_TIMEOUT_MS" \
+    --out "$OUT/results.json" >"$OUT/rows.md"
 
 {
     echo "| measurement | trials | p50 ms | p99 ms | min ms | max ms |"

@@ -16,15 +16,12 @@ set -euo pipefail
 export PYTHONDONTWRITEBYTECODE=1
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/../.." && pwd)"
-VIGIL_BIN="${VIGIL_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/vigil}"
+# shellcheck source=../lib.sh
+source "$HERE/../lib.sh"
 SERF_BIN="${SERF_BIN:-$(command -v serf || true)}"
 ORDER="${ORDER:-vigil serf}"
 SEED="${SEED:-1}"
 NFT_TABLE="vigil_bench_membership_$$"
-
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 for cmd in python3 nft timeout; do
     command -v "$cmd" >/dev/null 2>&1 || die "$cmd not found"
@@ -36,24 +33,12 @@ done
 WORK="$(mktemp -d /tmp/vigil-membership.XXXXXX)"
 PIDFILE="$WORK/pids"
 : >"$PIDFILE"
-DRIVER_PID=""
 
 # Kills, by PID, what this script started: the driver, then every agent the driver recorded in
 # $PIDFILE (only if that PID is still a vigil or serf process), then removes the nftables table.
 cleanup() {
-    local pid
-    if [[ -n "$DRIVER_PID" ]] && kill -0 "$DRIVER_PID" 2>/dev/null; then
-        kill -TERM "$DRIVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 150); do kill -0 "$DRIVER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$DRIVER_PID" 2>/dev/null || true
-    fi
-    while read -r pid; do
-        [[ -n "$pid" ]] || continue
-        if kill -0 "$pid" 2>/dev/null && grep -qaE 'vigil|serf' "/proc/$pid/cmdline" 2>/dev/null; then
-            kill -CONT "$pid" 2>/dev/null || true
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done <"$PIDFILE"
+    stop_driver 150
+    kill_recorded "$PIDFILE" cmdline 'vigil|serf'
     nft delete table inet "$NFT_TABLE" 2>/dev/null || true
     if [[ -z "${KEEP_TMP:-}" ]]; then rm -rf "$WORK"; else log "kept $WORK"; fi
 }
@@ -76,18 +61,11 @@ STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 OUT="$HERE/results/$STAMP"
 mkdir -p "$OUT"
 
-machine() {
-    local model mem
-    model="$(awk -F: '/model name/ {gsub(/^ +/, "", $2); print $2; exit}' /proc/cpuinfo)"
-    mem="$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
-    echo "$(nproc) cores ($model), $mem RAM, Linux $(uname -r)"
-}
-
 {
     # Which sources the binary reflects: compare its time with the last change under crates/.
     bin_t="$(stat -c %Y "$VIGIL_SRC")"
-    src_t="$(cd "$REPO" && git log -1 --format=%ct -- crates Cargo.toml Cargo.lock 2>/dev/null || echo 0)"
-    newer="$(cd "$REPO" && find crates Cargo.toml Cargo.lock -newer "$VIGIL_SRC" -type f \
+    src_t="$(cd "$REPO_DIR" && git log -1 --format=%ct -- crates Cargo.toml Cargo.lock 2>/dev/null || echo 0)"
+    newer="$(cd "$REPO_DIR" && find crates Cargo.toml Cargo.lock -newer "$VIGIL_SRC" -type f \
         ! -path '*/fuzz/*' ! -path '*/examples/*' ! -path '*/tests/*' 2>/dev/null | head -3 | tr '\n' ' ')"
     if (( bin_t < src_t )) || [[ -n "$newer" ]]; then
         dirty=" — WARNING: the binary is older than the sources (last commit under crates/ at $(date -u -d "@$src_t" +%H:%MZ)${newer:+; changed since: $newer}); rebuild"
@@ -96,8 +74,8 @@ machine() {
     fi
     echo "## Membership run $STAMP"
     echo
-    echo "Machine: $(machine). Command: \`bench/membership/run.sh ${NS[*]}\` (seed $SEED)."
-    echo "vigil $("$VIGIL_BIN" --version | awk '{print $2}') (binary built $VIGIL_BUILT, sha256 $VIGIL_SHA…; HEAD $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo '?')$dirty);" \
+    echo "Machine: $(machine_line). Command: \`bench/membership/run.sh ${NS[*]}\` (seed $SEED)."
+    echo "vigil $("$VIGIL_BIN" --version | awk '{print $2}') (binary built $VIGIL_BUILT, sha256 $VIGIL_SHA…; HEAD $(cd "$REPO_DIR" && git rev-parse --short HEAD 2>/dev/null || echo '?')$dirty);" \
         "Serf $("$SERF_BIN" version | head -1) (Debian package serf $(dpkg-query -W -f '${Version}' serf 2>/dev/null || echo '?'))," \
         "LAN profile. No encryption for either."
 } >"$OUT/header.md"
@@ -109,12 +87,10 @@ for n in "${NS[@]}"; do
         # Upper bound of one run: quiet wait 120 + convergence 120 + idle 40 + pauses 3 x 17
         # + kills 3 x 99 + start/stop; generous.
         # shellcheck disable=SC2086
-        timeout --kill-after=15 1200 python3 "$DRIVER" run --system "$system" --n "$n" \
+        run_driver timeout --kill-after=15 1200 python3 "$DRIVER" run --system "$system" --n "$n" \
             --work "$WORK" --pidfile "$PIDFILE" --out "$OUT/$system-$n.json" --binary "$bin" \
-            --nft-table "$NFT_TABLE" --seed "$SEED" ${DRIVER_ARGS:-} &
-        DRIVER_PID=$!
-        wait "$DRIVER_PID" || log "$system N=$n failed (exit $?)"
-        DRIVER_PID=""
+            --nft-table "$NFT_TABLE" --seed "$SEED" ${DRIVER_ARGS:-} \
+            || log "$system N=$n failed (exit $?)"
         if [[ -n "${KEEP_LOGS:-}" && -d "$WORK/$system-$n" ]]; then
             mkdir -p "$OUT/logs/$n/$system"
             cp -r "$WORK/$system-$n"/. "$OUT/logs/$n/$system/" 2>/dev/null || true

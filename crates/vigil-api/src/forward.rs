@@ -3,11 +3,14 @@
 //! counts the hops, so a request is passed on at most twice (member → voter → leader) and
 //! never loops.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::body::Bytes;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use vigil_cluster::Cluster;
@@ -57,14 +60,24 @@ pub struct Incoming {
 }
 
 impl Incoming {
-    /// A request with no body (a read, a delete), as received.
-    pub fn bodiless(method: Method, uri: Uri, headers: HeaderMap) -> Incoming {
+    /// The request of `parts`, without a body (a read, a delete); a handler with a body puts it
+    /// in afterwards.
+    pub fn bodiless(parts: &Parts) -> Incoming {
         Incoming {
-            method,
-            uri,
-            headers,
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            headers: parts.headers.clone(),
             body: Default::default(),
         }
+    }
+}
+
+/// A handler takes the request it may pass on as an argument, bodiless.
+impl<S: Send + Sync> FromRequestParts<S> for Incoming {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Incoming::bodiless(parts))
     }
 }
 

@@ -6,19 +6,20 @@
 //! milliseconds since this voter last heard from a leader (`unknown` when it never has). Every
 //! answer names the node that served it in `X-Vigil-Served-By`.
 
-use std::fmt::Write;
+use std::sync::Arc;
 
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
-use vigil_cluster::raft::{LeaderStatus, Leadership};
+use vigil_cluster::raft::{LeaderStatus, Leadership, Published};
 
 use crate::forward::{self, Incoming};
-use crate::Api;
+use crate::{metric, Api};
 
 /// Says how stale a read may be.
 pub const STALE_MS: &str = "x-vigil-stale-ms";
@@ -78,31 +79,53 @@ pub fn leader_json(status: &LeaderStatus, node: &str) -> Value {
     })
 }
 
-/// `GET /v1/leader[?consistent]`.
-pub async fn leader(
-    State(api): State<Api>,
-    Query(mode): Query<ReadMode>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let Some(leadership) = &api.leadership else {
-        let request = Incoming::bodiless(method, uri, headers);
-        return forward::to_a_voter(&request, api.cluster.as_ref()).await;
-    };
-    let node = api.engine.snapshot().node_id().to_owned();
-    if mode.consistent() {
-        if let Err(e) = leadership.read_consistent().await {
-            let request = Incoming::bodiless(method, uri, headers);
-            return crate::services::write_failed(e, &request).await;
-        }
+/// A read served by this voter: what the registry and leader reads answer from. Handlers take it
+/// as an argument; when this node cannot serve the read, the extraction answers for them: passed
+/// on to a voter when this node is not one, the failed consistent read's answer otherwise.
+pub struct VoterRead {
+    /// The registry; under `?consistent`, as the leader confirmed it with a majority.
+    pub published: Arc<Published>,
+    /// Raft's status once the registry was read.
+    pub status: LeaderStatus,
+    /// The id of this node, which serves the read.
+    pub node: String,
+    /// The freshness headers of the answer.
+    pub headers: HeaderMap,
+}
+
+impl FromRequestParts<Api> for VoterRead {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, Response> {
+        let Query(mode) = Query::<ReadMode>::from_request_parts(parts, api)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let request = Incoming::bodiless(parts);
+        let Some(leadership) = &api.leadership else {
+            return Err(forward::to_a_voter(&request, api.cluster.as_ref()).await);
+        };
+        let node = api.engine.snapshot().node_id().to_owned();
+        let published = if mode.consistent() {
+            match leadership.read_consistent().await {
+                Ok(published) => published,
+                Err(e) => return Err(crate::services::write_failed(e, &request).await),
+            }
+        } else {
+            leadership.registry()
+        };
+        let status = leadership.status();
+        Ok(VoterRead {
+            published,
+            headers: freshness(&status, &node, mode.consistent()),
+            status,
+            node,
+        })
     }
-    let status = leadership.status();
-    (
-        freshness(&status, &node, mode.consistent()),
-        Json(leader_json(&status, &node)),
-    )
-        .into_response()
+}
+
+/// `GET /v1/leader[?consistent]`.
+pub async fn leader(read: VoterRead) -> Response {
+    (read.headers, Json(leader_json(&read.status, &read.node))).into_response()
 }
 
 /// Raft's view of quorum replaces gossip's on a voter: `hasQuorum` in `/cluster/status` and
@@ -118,28 +141,39 @@ pub fn render_metrics(leadership: &Leadership, out: &mut String) {
     let status = leadership.status();
     let registry = leadership.registry();
     let instances: usize = registry.registry.services.values().map(|s| s.len()).sum();
-    let _ = writeln!(
-        out,
-        "# HELP vigil_leader_changes_total Leader changes this voter has seen (elections won, lost or begun).\n# TYPE vigil_leader_changes_total counter\nvigil_leader_changes_total {}",
-        leadership.leader_changes()
-    );
-    let _ = writeln!(
-        out,
-        "# HELP vigil_leader_is_leader 1 while this voter is the Raft leader.\n# TYPE vigil_leader_is_leader gauge\nvigil_leader_is_leader {}",
-        u8::from(status.is_leader)
-    );
-    let _ = writeln!(
-        out,
-        "# HELP vigil_raft_term Current Raft term on this voter.\n# TYPE vigil_raft_term gauge\nvigil_raft_term {}",
-        status.term
-    );
-    let _ = writeln!(
-        out,
-        "# HELP vigil_raft_has_quorum 1 while this voter is in touch with a majority through Raft.\n# TYPE vigil_raft_has_quorum gauge\nvigil_raft_has_quorum {}",
-        u8::from(status.has_quorum)
-    );
-    let _ = writeln!(
-        out,
-        "# HELP vigil_registry_instances Service instances in this voter's copy of the registry.\n# TYPE vigil_registry_instances gauge\nvigil_registry_instances {instances}"
-    );
+    let metrics: [(&str, &str, &str, u64); 5] = [
+        (
+            "vigil_leader_changes_total",
+            "counter",
+            "Leader changes this voter has seen (elections won, lost or begun).",
+            leadership.leader_changes(),
+        ),
+        (
+            "vigil_leader_is_leader",
+            "gauge",
+            "1 while this voter is the Raft leader.",
+            u64::from(status.is_leader),
+        ),
+        (
+            "vigil_raft_term",
+            "gauge",
+            "Current Raft term on this voter.",
+            status.term,
+        ),
+        (
+            "vigil_raft_has_quorum",
+            "gauge",
+            "1 while this voter is in touch with a majority through Raft.",
+            u64::from(status.has_quorum),
+        ),
+        (
+            "vigil_registry_instances",
+            "gauge",
+            "Service instances in this voter's copy of the registry.",
+            instances as u64,
+        ),
+    ];
+    for (name, kind, help, value) in metrics {
+        metric(out, name, kind, help, value);
+    }
 }

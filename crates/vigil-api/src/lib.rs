@@ -38,6 +38,9 @@ mod leader;
 mod neighbors;
 mod services;
 
+use std::fmt::{Display, Write};
+use std::future::Future;
+
 use axum::extract::{FromRef, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -149,26 +152,43 @@ async fn metrics_text(State(api): State<Api>) -> Response {
 
 /// `GET /cluster/status`, with Raft's quorum on a voter.
 async fn cluster_status(State(api): State<Api>) -> Response {
-    let Some(c) = api.cluster.clone() else {
-        return not_found(axum::http::Uri::from_static("/cluster/status"))
-            .await
-            .into_response();
-    };
-    let Json(mut body): Json<Value> = cluster::status(State(c)).await;
-    leader::patch_quorum(&mut body, api.leadership.as_ref());
-    Json(body).into_response()
+    with_raft_quorum(api, "/cluster/status", cluster::status).await
 }
 
 /// `GET /v1/members`, with Raft's quorum on a voter.
 async fn members(State(api): State<Api>) -> Response {
+    with_raft_quorum(api, "/v1/members", cluster::members).await
+}
+
+/// A membership answer of [`cluster`] with `hasQuorum` as Raft sees it on a voter; 404 at `path`
+/// on a node without a cluster.
+async fn with_raft_quorum<F>(
+    api: Api,
+    path: &'static str,
+    answer: impl FnOnce(State<Cluster>) -> F,
+) -> Response
+where
+    F: Future<Output = Json<Value>>,
+{
     let Some(c) = api.cluster.clone() else {
-        return not_found(axum::http::Uri::from_static("/v1/members"))
+        return not_found(axum::http::Uri::from_static(path))
             .await
             .into_response();
     };
-    let Json(mut body): Json<Value> = cluster::members(State(c)).await;
+    let Json(mut body) = answer(State(c)).await;
     leader::patch_quorum(&mut body, api.leadership.as_ref());
     Json(body).into_response()
+}
+
+/// Writes the `# HELP` and `# TYPE` lines of a metric family in the Prometheus text format.
+fn metric_family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Writes a metric family of one sample without labels in the Prometheus text format.
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl Display) {
+    metric_family(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

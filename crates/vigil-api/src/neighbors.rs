@@ -1,7 +1,7 @@
 //! `GET /v1/neighbors` and the per-neighbour metrics: the neighbour monitor's views, read, never
 //! probed, by the API.
 
-use std::fmt::Write;
+use std::fmt::{Display, Write};
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -9,7 +9,7 @@ use axum::Json;
 use serde_json::json;
 use vigil_probe::neighbors::{NeighborState, NeighborView, Neighbors};
 
-use crate::{not_found, Api};
+use crate::{metric_family, not_found, Api};
 
 /// `GET /v1/neighbors`: every configured neighbour with its state, streaks, last latency and error.
 pub(crate) async fn list(State(api): State<Api>) -> Response {
@@ -31,8 +31,8 @@ pub(crate) async fn list(State(api): State<Api>) -> Response {
     .into_response()
 }
 
-/// A metric family: its name, its help text and how to read a neighbour's value.
-type Family<T> = (&'static str, &'static str, fn(&NeighborView) -> T);
+/// A metric family: its name, its help text and how to read a neighbour's value (none: no sample).
+type Family<T> = (&'static str, &'static str, fn(&NeighborView) -> Option<T>);
 
 /// Appends the neighbour metrics in the Prometheus text format.
 pub(crate) fn render_metrics(neighbors: &Neighbors, out: &mut String) {
@@ -40,7 +40,12 @@ pub(crate) fn render_metrics(neighbors: &Neighbors, out: &mut String) {
     if views.is_empty() {
         return;
     }
-    let _ = writeln!(out, "# HELP vigil_neighbor_state 1 for the state each neighbour is in.\n# TYPE vigil_neighbor_state gauge");
+    metric_family(
+        out,
+        "vigil_neighbor_state",
+        "gauge",
+        "1 for the state each neighbour is in.",
+    );
     for view in &views {
         let name = escape(&view.name);
         for state in NeighborState::ALL {
@@ -52,7 +57,7 @@ pub(crate) fn render_metrics(neighbors: &Neighbors, out: &mut String) {
             );
         }
     }
-    let gauges: [Family<Option<f64>>; 2] = [
+    let gauges: [Family<f64>; 2] = [
         (
             "vigil_neighbor_consecutive_failures",
             "Failed probes of each neighbour in a row.",
@@ -64,38 +69,40 @@ pub(crate) fn render_metrics(neighbors: &Neighbors, out: &mut String) {
             |v| v.last_latency_seconds,
         ),
     ];
-    for (metric, help, value) in gauges {
-        let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} gauge");
-        for view in &views {
-            if let Some(value) = value(view) {
-                let _ = writeln!(
-                    out,
-                    "{metric}{{neighbor=\"{}\"}} {value}",
-                    escape(&view.name)
-                );
-            }
-        }
+    for family in gauges {
+        per_neighbour(out, &views, "gauge", family);
     }
     let counters: [Family<u64>; 2] = [
         (
             "vigil_neighbor_probes_total",
             "Probes of each neighbour.",
-            |v| v.probes_total,
+            |v| Some(v.probes_total),
         ),
         (
             "vigil_neighbor_failures_total",
             "Failed probes of each neighbour.",
-            |v| v.failures_total,
+            |v| Some(v.failures_total),
         ),
     ];
-    for (metric, help, value) in counters {
-        let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} counter");
-        for view in &views {
+    for family in counters {
+        per_neighbour(out, &views, "counter", family);
+    }
+}
+
+/// One metric family with a sample per neighbour that has a value.
+fn per_neighbour<T: Display>(
+    out: &mut String,
+    views: &[NeighborView],
+    kind: &str,
+    (metric, help, value): Family<T>,
+) {
+    metric_family(out, metric, kind, help);
+    for view in views {
+        if let Some(value) = value(view) {
             let _ = writeln!(
                 out,
-                "{metric}{{neighbor=\"{}\"}} {}",
-                escape(&view.name),
-                value(view)
+                "{metric}{{neighbor=\"{}\"}} {value}",
+                escape(&view.name)
             );
         }
     }

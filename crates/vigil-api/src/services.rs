@@ -8,17 +8,17 @@
 //! confirmed its leadership with a majority.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use vigil_cluster::raft::{Command, Published, Registry, ServiceInstance, WriteError};
+use vigil_cluster::raft::{Command, Registry, ServiceInstance, WriteError};
 
 use crate::error::ApiError;
 use crate::forward::{self, Incoming};
-use crate::leader::{freshness, ReadMode};
+use crate::leader::VoterRead;
 use crate::Api;
 
 /// The body of `POST /v1/services`.
@@ -104,13 +104,7 @@ pub async fn write_failed(error: WriteError, request: &Incoming) -> Response {
 }
 
 /// `POST /v1/services`.
-pub async fn register(
-    State(api): State<Api>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub async fn register(State(api): State<Api>, request: Incoming, body: Bytes) -> Response {
     // The instance's node defaults to the node first asked, so it is settled before the
     // request is passed on.
     let local = api.engine.snapshot().node_id().to_owned();
@@ -119,12 +113,10 @@ pub async fn register(
         Err(e) => return e.into_response(),
     };
     let request = Incoming {
-        method,
-        uri,
-        headers,
         body: serde_json::to_vec(&instance)
             .map(Bytes::from)
             .unwrap_or(body),
+        ..request
     };
     let Some(leadership) = &api.leadership else {
         return forward::to_a_voter(&request, api.cluster.as_ref()).await;
@@ -146,11 +138,8 @@ pub async fn register(
 pub async fn deregister(
     State(api): State<Api>,
     Path((name, id)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    request: Incoming,
 ) -> Response {
-    let request = Incoming::bodiless(method, uri, headers);
     let Some(leadership) = &api.leadership else {
         return forward::to_a_voter(&request, api.cluster.as_ref()).await;
     };
@@ -178,43 +167,12 @@ fn instance_json(instance: &ServiceInstance, registry: &Registry) -> Value {
     v
 }
 
-/// Reads the registry the way `mode` asks, or answers for it (forwarded, or an error).
-async fn read(
-    api: &Api,
-    mode: &ReadMode,
-    request: Incoming,
-) -> Result<(std::sync::Arc<Published>, HeaderMap), Response> {
-    let Some(leadership) = &api.leadership else {
-        return Err(forward::to_a_voter(&request, api.cluster.as_ref()).await);
-    };
-    let node = api.engine.snapshot().node_id().to_owned();
-    let published = if mode.consistent() {
-        match leadership.read_consistent().await {
-            Ok(published) => published,
-            Err(e) => return Err(write_failed(e, &request).await),
-        }
-    } else {
-        leadership.registry()
-    };
-    Ok((
-        published,
-        freshness(&leadership.status(), &node, mode.consistent()),
-    ))
-}
-
 /// `GET /v1/services[?consistent]`.
 pub async fn list(
-    State(api): State<Api>,
-    Query(mode): Query<ReadMode>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    VoterRead {
+        published, headers, ..
+    }: VoterRead,
 ) -> Response {
-    let request = Incoming::bodiless(method, uri, headers);
-    let (published, headers) = match read(&api, &mode, request).await {
-        Ok(read) => read,
-        Err(answer) => return answer,
-    };
     let registry = &published.registry;
     let services: Map<String, Value> = registry
         .services
@@ -250,18 +208,11 @@ pub async fn list(
 
 /// `GET /v1/services/{name}[?consistent]`.
 pub async fn get_service(
-    State(api): State<Api>,
     Path(name): Path<String>,
-    Query(mode): Query<ReadMode>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    VoterRead {
+        published, headers, ..
+    }: VoterRead,
 ) -> Response {
-    let request = Incoming::bodiless(method, uri, headers);
-    let (published, headers) = match read(&api, &mode, request).await {
-        Ok(read) => read,
-        Err(answer) => return answer,
-    };
     let registry = &published.registry;
     let Some(instances) = registry.services.get(&name) else {
         return ApiError::not_found(format!("no service {name:?} is registered")).into_response();

@@ -1,15 +1,17 @@
-//! Errors in stack files, each located at `file:line:column`, and the collector that turns byte
-//! offsets into those positions.
+//! Errors in files that vigil reads (stack files, compose files, the agent's config), each located
+//! at `file:line:column`, and the collector that turns byte offsets into those positions. One
+//! collector for every reader, so all of them place and order their errors the same way.
 
 use std::fmt;
 use std::ops::Range;
 
-/// One problem in a stack file, where it is.
+/// One problem in a file, where it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StackError {
-    /// The file as given on the command line.
+    /// The file as given on the command line, or what else the problem came from (e.g.
+    /// `environment` for a variable).
     pub file: String,
-    /// 1-based line; 0 when the problem has no position (an unreadable file).
+    /// 1-based line; 0 when the problem has no position (an unreadable file, a variable).
     pub line: usize,
     /// 1-based column in characters; 0 when the problem has no position.
     pub column: usize,
@@ -31,7 +33,7 @@ impl fmt::Display for StackError {
     }
 }
 
-/// Every problem found in a stack file, in file order; nothing is started while there is one.
+/// Every problem found in a file, in file order; nothing is started while there is one.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct StackErrors(pub Vec<StackError>);
 
@@ -48,14 +50,15 @@ impl fmt::Display for StackErrors {
 }
 
 /// Collects located errors for one file.
-pub(crate) struct Errors<'a> {
+pub struct Errors<'a> {
     source: &'a str,
     file: &'a str,
     found: Vec<(usize, StackError)>,
 }
 
 impl<'a> Errors<'a> {
-    pub(crate) fn new(source: &'a str, file: &'a str) -> Self {
+    /// A collector for `source`, the text of the file named `file` in errors.
+    pub fn new(source: &'a str, file: &'a str) -> Self {
         Errors {
             source,
             file,
@@ -64,7 +67,7 @@ impl<'a> Errors<'a> {
     }
 
     /// Records a problem at a byte span of the source.
-    pub(crate) fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
+    pub fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
         let (line, column) = line_column(self.source, span.start);
         self.found.push((
             span.start,
@@ -97,12 +100,18 @@ impl<'a> Errors<'a> {
         ));
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    /// The 1-based line of a byte offset of the source.
+    pub fn line_of(&self, offset: usize) -> usize {
+        line_column(self.source, offset).0
+    }
+
+    /// Whether no problem was recorded.
+    pub fn is_empty(&self) -> bool {
         self.found.is_empty()
     }
 
     /// The errors sorted by position.
-    pub(crate) fn into_errors(mut self) -> StackErrors {
+    pub fn into_errors(mut self) -> StackErrors {
         self.found.sort_by_key(|(offset, _)| *offset);
         StackErrors(self.found.into_iter().map(|(_, e)| e).collect())
     }
@@ -128,4 +137,16 @@ fn line_column(source: &str, offset: usize) -> (usize, usize) {
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
     (line, before[line_start..].chars().count() + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_column;
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        assert_eq!(line_column("a\nxé\u{1F600}z", 9), (2, 4));
+        assert_eq!(line_column("ab", 0), (1, 1));
+        assert_eq!(line_column("ab\n", 3), (2, 1));
+    }
 }

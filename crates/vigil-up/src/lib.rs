@@ -17,6 +17,7 @@
 //!
 //! - [`stack`]: the validated model; [`parse`] reads stack files, [`compose`] compose files, both
 //!   with every error at `file:line:column`.
+//! - [`error`]: problems located at `file:line:column`, and the collector that places them.
 //! - [`graph`]: cycles, dependency levels, stop order.
 //! - [`schedule`]: the scheduling core, free of I/O and clocks, so ordering, concurrency and group
 //!   policies are tested without time.
@@ -30,7 +31,7 @@
 
 pub mod compose;
 pub mod down;
-mod error;
+pub mod error;
 pub mod graph;
 pub mod launch;
 pub mod parse;

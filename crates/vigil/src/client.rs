@@ -1,31 +1,125 @@
-//! `vigil status` and `vigil checks`: read a running agent's endpoints and print them.
+//! `vigil status` and `vigil checks`: read a running agent's endpoints and print them; and
+//! [`Agent`], the HTTP client every command that talks to an agent goes through.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::table::{Table, Tone};
 use crate::AgentAddr;
 
+/// A running agent's HTTP API, as a command reaches it.
+pub struct Agent {
+    /// Base URL as the user gave it; error messages name it so.
+    base: String,
+    /// Sent as `Authorization: Bearer TOKEN` when set.
+    token: Option<String>,
+    /// How long one request may take.
+    timeout: Duration,
+    /// What to suggest when the agent cannot be reached.
+    hint: &'static str,
+    client: reqwest::Client,
+}
+
+/// What an agent answered: its status and its JSON body.
+pub struct Answer {
+    /// The URL asked, for messages.
+    pub url: String,
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The JSON body.
+    pub body: Value,
+}
+
+impl Agent {
+    /// The agent at `--addr` of the read-only commands: no token, 5 s per request.
+    pub fn of(addr: &AgentAddr) -> Agent {
+        Agent::new(
+            addr.addr.clone(),
+            None,
+            Duration::from_secs(5),
+            "is it running? set --addr or VIGIL_ADDR",
+        )
+    }
+
+    /// The agent at `base` (e.g. `http://127.0.0.1:8081`); `hint` is what to suggest when it
+    /// cannot be reached.
+    pub fn new(
+        base: String,
+        token: Option<String>,
+        timeout: Duration,
+        hint: &'static str,
+    ) -> Agent {
+        Agent {
+            base,
+            token,
+            timeout,
+            hint,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Base URL as the user gave it.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends a request with an optional JSON body; fails when the agent cannot be reached or
+    /// does not answer JSON, whatever the status.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Answer> {
+        let url = format!("{}{path}", self.base.trim_end_matches('/'));
+        let mut request = self.client.request(method, &url).timeout(self.timeout);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the agent at {} ({})", self.base, self.hint))?;
+        let status = response.status();
+        let body = response
+            .json::<Value>()
+            .await
+            .with_context(|| format!("{url} did not answer JSON"))?;
+        Ok(Answer { url, status, body })
+    }
+
+    /// `GET path`; see [`Agent::send`].
+    pub async fn get(&self, path: &str) -> anyhow::Result<Answer> {
+        self.send(Method::GET, path, None).await
+    }
+}
+
+impl Answer {
+    /// Why the agent refused: the `error` of its body.
+    pub fn reason(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("no reason given")
+    }
+
+    /// The body of a successful answer; any other status is an error naming the URL, the status
+    /// and the agent's reason.
+    pub fn success(self) -> anyhow::Result<Value> {
+        if !self.status.is_success() {
+            anyhow::bail!("{} answered {}: {}", self.url, self.status, self.reason());
+        }
+        Ok(self.body)
+    }
+}
+
+/// `GET path` of the agent at `--addr`, whatever the status.
 async fn fetch(addr: &AgentAddr, path: &str) -> anyhow::Result<Value> {
-    let url = format!("{}{path}", addr.addr.trim_end_matches('/'));
-    let response = reqwest::Client::new()
-        .get(&url)
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .with_context(|| {
-            format!(
-                "cannot reach the agent at {} (is it running? set --addr or VIGIL_ADDR)",
-                addr.addr
-            )
-        })?;
-    response
-        .json::<Value>()
-        .await
-        .with_context(|| format!("{url} did not answer JSON"))
+    Ok(Agent::of(addr).get(path).await?.body)
 }
 
 fn text(v: &Value) -> String {

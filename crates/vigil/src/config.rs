@@ -26,6 +26,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 use vigil_api::checkdef::{parse_duration, CheckDefinition, CheckPlan, HumanDuration};
 use vigil_health::EngineConfig;
+use vigil_up::error::Errors;
 
 mod cluster;
 mod grpc;
@@ -165,50 +166,12 @@ impl Default for ShutdownConfig {
     }
 }
 
-/// One problem in a config, where it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The file (or `environment` for a variable, or the path of an unreadable file).
-    pub file: String,
-    /// 1-based line; 0 when the error has no position (environment, unreadable file).
-    pub line: usize,
-    /// 1-based column in characters; 0 when the error has no position.
-    pub column: usize,
-    /// What is wrong and what is accepted.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}: {}", self.file, self.message)
-        } else {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file, self.line, self.column, self.message
-            )
-        }
-    }
-}
-
+/// One problem in a config, where it is: the same located error as in stack files, so `vigil agent`
+/// and `vigil up` place and word their problems alike. Problems in the environment have `file`
+/// `environment` and no position.
+pub use vigil_up::StackError as ConfigError;
 /// Every problem found in a config: those in the file by position, then those in the environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, error) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "{error}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
+pub use vigil_up::StackErrors as ConfigErrors;
 
 /// Reads and validates the config at `path`, with overrides from the process environment. Relative
 /// paths in it (`token_file`) are relative to the file's directory.
@@ -326,34 +289,22 @@ fn syntax_message(message: &str) -> String {
     }
 }
 
-/// Collects errors with their positions.
+/// Collects errors: those in the file with their positions, those in the environment apart.
 struct Report<'a> {
-    source: &'a str,
-    file: &'a str,
-    /// File errors with their byte offsets, for sorting.
-    located: Vec<(usize, ConfigError)>,
+    file: Errors<'a>,
     environment: Vec<ConfigError>,
 }
 
 impl<'a> Report<'a> {
     fn new(source: &'a str, file: &'a str) -> Self {
         Report {
-            source,
-            file,
-            located: Vec::new(),
+            file: Errors::new(source, file),
             environment: Vec::new(),
         }
     }
 
     fn at_span(&mut self, span: Range<usize>, message: impl Into<String>) {
-        let (line, column) = line_column(self.source, span.start);
-        let error = ConfigError {
-            file: self.file.to_owned(),
-            line,
-            column,
-            message: message.into(),
-        };
-        self.located.push((span.start, error));
+        self.file.at(span, message);
     }
 
     fn at(&mut self, at: &At, message: impl Into<String>) {
@@ -369,30 +320,17 @@ impl<'a> Report<'a> {
     }
 
     fn line_of(&self, offset: usize) -> usize {
-        line_column(self.source, offset).0
+        self.file.line_of(offset)
     }
 
     fn finish(mut self) -> Result<(), ConfigErrors> {
-        if self.located.is_empty() && self.environment.is_empty() {
+        if self.file.is_empty() && self.environment.is_empty() {
             return Ok(());
         }
-        self.located.sort_by_key(|(offset, _)| *offset);
-        let mut errors: Vec<ConfigError> = self.located.into_iter().map(|(_, e)| e).collect();
+        let ConfigErrors(mut errors) = self.file.into_errors();
         errors.append(&mut self.environment);
         Err(ConfigErrors(errors))
     }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-fn line_column(source: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(source.len());
-    while !source.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &source[..offset];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-    (line, before[line_start..].chars().count() + 1)
 }
 
 /// Where a setting came from.
@@ -590,34 +528,48 @@ fn contains(outer: &Range<usize>, inner: &Range<usize>) -> bool {
     outer.start <= inner.start && inner.end <= outer.end
 }
 
-/// Validates every `[[checks]]` entry; plans are returned only for entries without errors.
-fn check_plans(value: &Spanned<DeValue<'_>>, report: &mut Report<'_>) -> Vec<CheckPlan> {
-    let mut plans = Vec::new();
+/// The tables of an array of tables (`[[checks]]`, `[[neighbors]]`), each with its span, in file
+/// order. A value that is not an array, or an entry that is not a table, is reported and left
+/// out; `key` names the array and `noun` one of its entries in those reports.
+fn array_of_tables<'v, 'de>(
+    value: &'v Spanned<DeValue<'de>>,
+    key: &str,
+    noun: &str,
+    report: &mut Report<'_>,
+) -> Vec<(&'v DeTable<'de>, Range<usize>)> {
     let DeValue::Array(entries) = value.get_ref() else {
         report.at_span(
             value.span(),
             format!(
-                "`checks` must be an array of tables, not a {}: write each check as a [[checks]] table",
+                "`{key}` must be an array of tables, not a {}: write each {noun} as a [[{key}]] table",
                 value.get_ref().type_str()
             ),
         );
-        return plans;
+        return Vec::new();
     };
+    entries
+        .iter()
+        .filter_map(|entry| match entry.get_ref() {
+            DeValue::Table(table) => Some((table, entry.span())),
+            other => {
+                report.at_span(
+                    entry.span(),
+                    format!("each {noun} must be a table, not a {}", other.type_str()),
+                );
+                None
+            }
+        })
+        .collect()
+}
+
+/// Validates every `[[checks]]` entry; plans are returned only for entries without errors.
+fn check_plans(value: &Spanned<DeValue<'_>>, report: &mut Report<'_>) -> Vec<CheckPlan> {
+    let mut plans = Vec::new();
     // Name → line of its first definition.
     let mut names: HashMap<String, usize> = HashMap::new();
-    for entry in entries.iter() {
-        let DeValue::Table(table) = entry.get_ref() else {
-            report.at_span(
-                entry.span(),
-                format!(
-                    "each check must be a table, not a {}",
-                    entry.get_ref().type_str()
-                ),
-            );
-            continue;
-        };
+    for (table, entry_span) in array_of_tables(value, "checks", "check", report) {
         let (definition, removed) =
-            deserialize_table::<CheckDefinition>(table, entry.span(), report);
+            deserialize_table::<CheckDefinition>(table, entry_span.clone(), report);
         let Some(definition) = definition else {
             continue;
         };
@@ -633,7 +585,7 @@ fn check_plans(value: &Spanned<DeValue<'_>>, report: &mut Report<'_>) -> Vec<Che
                         table.get("probe")
                     }
                 })
-                .map_or_else(|| entry.span(), Spanned::span)
+                .map_or_else(|| entry_span.clone(), Spanned::span)
         };
 
         let mut unique = true;
@@ -1161,9 +1113,6 @@ on_critical = "1m30s"
         );
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert_eq!((errs[0].0, errs[0].1), (4, 28));
-        assert_eq!(line_column("a\nxé\u{1F600}z", 9), (2, 4));
-        assert_eq!(line_column("ab", 0), (1, 1));
-        assert_eq!(line_column("ab\n", 3), (2, 1));
     }
 
     #[test]

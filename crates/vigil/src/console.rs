@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use reqwest::Method;
 use rustyline::error::ReadlineError;
 use rustyline::DefaultEditor;
 use serde_json::{json, Value};
 
+use crate::client::Agent;
 use crate::table::{Table, Tone};
 
 /// Options of `vigil console`.
@@ -38,43 +40,22 @@ commands:
 
 /// One console talking to one agent.
 struct Console {
-    base: String,
-    token: Option<String>,
-    client: reqwest::Client,
+    agent: Agent,
 }
 
 impl Console {
+    /// Sends a request; a status other than success is an error with the agent's reason.
     async fn request(
         &self,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
-        let url = format!("{}{path}", self.base);
-        let mut request = self
-            .client
-            .request(method, &url)
-            .timeout(Duration::from_secs(10));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
+        let answer = self.agent.send(method, path, body).await?;
+        if !answer.status.is_success() {
+            anyhow::bail!("{}: {}", answer.status, answer.reason());
         }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the agent at {} (is it running?)", self.base))?;
-        let status = response.status();
-        let body: Value = response
-            .json()
-            .await
-            .with_context(|| format!("{url} did not answer JSON"))?;
-        if !status.is_success() {
-            let error = body["error"].as_str().unwrap_or("no reason given");
-            anyhow::bail!("{status}: {error}");
-        }
-        Ok(body)
+        Ok(answer.body)
     }
 
     /// Runs one command line; `Ok(false)` means quit.
@@ -103,7 +84,7 @@ impl Console {
                     "ephemeral": ephemeral,
                 });
                 let answer = self
-                    .request(reqwest::Method::POST, "/v1/services", Some(body))
+                    .request(Method::POST, "/v1/services", Some(body))
                     .await?;
                 let r = &answer["registered"];
                 println!(
@@ -115,22 +96,16 @@ impl Console {
             }
             ["register", ..] => anyhow::bail!("usage: register NAME ADDR PORT [ephemeral]"),
             ["deregister", name, id] => {
-                self.request(
-                    reqwest::Method::DELETE,
-                    &format!("/v1/services/{name}/{id}"),
-                    None,
-                )
-                .await?;
+                self.request(Method::DELETE, &format!("/v1/services/{name}/{id}"), None)
+                    .await?;
                 println!("deregistered {name} instance {id}");
             }
             ["deregister", ..] => anyhow::bail!("usage: deregister NAME ID"),
             ["status"] => {
-                let health = self
-                    .request(reqwest::Method::GET, "/health/checks", None)
-                    .await;
+                let health = self.request(Method::GET, "/health/checks", None).await;
                 let health = match health {
                     Ok(h) => h,
-                    Err(_) => self.request(reqwest::Method::GET, "/health", None).await?,
+                    Err(_) => self.request(Method::GET, "/health", None).await?,
                 };
                 let status = health["status"].as_str().unwrap_or("unknown");
                 let mut t = Table::new(vec!["", ""]);
@@ -155,15 +130,11 @@ impl Console {
                 t.print();
             }
             ["leader"] => {
-                let body = self
-                    .request(reqwest::Method::GET, "/v1/leader", None)
-                    .await?;
+                let body = self.request(Method::GET, "/v1/leader", None).await?;
                 crate::leader_cmd::render(&body).print();
             }
             ["members"] => {
-                let body = self
-                    .request(reqwest::Method::GET, "/v1/members", None)
-                    .await?;
+                let body = self.request(Method::GET, "/v1/members", None).await?;
                 let mut t = Table::new(vec!["ID", "STATE", "HEALTH", "ROLE", "API"]);
                 for m in body["members"].as_array().into_iter().flatten() {
                     let word = |k: &str| m[k].as_str().unwrap_or("-").to_owned();
@@ -178,9 +149,7 @@ impl Console {
                 t.print();
             }
             ["services"] => {
-                let body = self
-                    .request(reqwest::Method::GET, "/v1/services", None)
-                    .await?;
+                let body = self.request(Method::GET, "/v1/services", None).await?;
                 let mut t = Table::new(vec![
                     "SERVICE",
                     "ID",
@@ -226,9 +195,12 @@ fn history_file() -> Option<std::path::PathBuf> {
 /// piped script notices.
 pub async fn run(args: ConsoleArgs) -> anyhow::Result<ExitCode> {
     let console = Console {
-        base: args.addr.trim_end_matches('/').to_owned(),
-        token: args.token,
-        client: reqwest::Client::new(),
+        agent: Agent::new(
+            args.addr.trim_end_matches('/').to_owned(),
+            args.token,
+            Duration::from_secs(10),
+            "is it running?",
+        ),
     };
     let mut editor = DefaultEditor::new().context("cannot open the terminal")?;
     let history = history_file();
@@ -237,7 +209,7 @@ pub async fn run(args: ConsoleArgs) -> anyhow::Result<ExitCode> {
     }
     println!(
         "vigil console on {} — type `help` for commands",
-        console.base
+        console.agent.base()
     );
     let mut failed = false;
     loop {

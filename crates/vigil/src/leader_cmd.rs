@@ -1,36 +1,12 @@
 //! `vigil leader`: who leads the cluster, as a running agent sees it.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::Context;
 use serde_json::Value;
 
+use crate::client::Agent;
 use crate::table::{Table, Tone};
 use crate::AgentAddr;
-
-/// Reads `/v1/leader` from the agent at `base` (e.g. `http://127.0.0.1:8081`).
-pub async fn fetch(base: &str) -> anyhow::Result<Value> {
-    let url = format!("{}/v1/leader", base.trim_end_matches('/'));
-    let response = reqwest::Client::new()
-        .get(&url)
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .with_context(|| {
-            format!("cannot reach the agent at {base} (is it running? set --addr or VIGIL_ADDR)")
-        })?;
-    let status = response.status();
-    let body: Value = response
-        .json()
-        .await
-        .with_context(|| format!("{url} did not answer JSON"))?;
-    if !status.is_success() {
-        let error = body["error"].as_str().unwrap_or("no reason given");
-        anyhow::bail!("{url} answered {status}: {error}");
-    }
-    Ok(body)
-}
 
 fn text(v: &Value) -> String {
     match v {
@@ -80,7 +56,7 @@ pub fn render(body: &Value) -> Table {
 
 /// `vigil leader`: exits 0 when a leader is known, 1 when there is none.
 pub async fn run(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
-    let body = fetch(&addr.addr).await?;
+    let body = Agent::of(addr).get("/v1/leader").await?.success()?;
     if addr.json {
         println!("{}", serde_json::to_string_pretty(&body)?);
     } else {

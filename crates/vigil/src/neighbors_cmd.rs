@@ -1,11 +1,10 @@
 //! `vigil neighbors`: the neighbours a running agent watches, one row each.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::Context;
 use serde_json::Value;
 
+use crate::client::Agent;
 use crate::table::{Table, Tone};
 use crate::AgentAddr;
 
@@ -29,31 +28,12 @@ fn latency(seconds: Option<f64>) -> String {
 
 /// Prints `/v1/neighbors`; exits 1 when a monitored neighbour is unavailable.
 pub async fn run(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
-    let url = format!("{}/v1/neighbors", addr.addr.trim_end_matches('/'));
-    let response = reqwest::Client::new()
-        .get(&url)
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .with_context(|| {
-            format!(
-                "cannot reach the agent at {} (is it running? set --addr or VIGIL_ADDR)",
-                addr.addr
-            )
-        })?;
-    let status = response.status();
-    let body: Value = response
-        .json()
-        .await
-        .with_context(|| format!("{url} did not answer JSON"))?;
-    if status == reqwest::StatusCode::NOT_FOUND {
+    let answer = Agent::of(addr).get("/v1/neighbors").await?;
+    if answer.status == reqwest::StatusCode::NOT_FOUND {
         println!("no neighbours configured (add [[neighbors]] tables to the agent's config)");
         return Ok(ExitCode::SUCCESS);
     }
-    if !status.is_success() {
-        let error = body["error"].as_str().unwrap_or("no reason given");
-        anyhow::bail!("{url} answered {status}: {error}");
-    }
+    let body = answer.success()?;
     if addr.json {
         println!("{}", serde_json::to_string_pretty(&body)?);
     } else {

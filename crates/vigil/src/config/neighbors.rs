@@ -12,7 +12,7 @@ use vigil_health::Thresholds;
 use vigil_probe::neighbors::{NeighborSpec, Protocol};
 use vigil_probe::{ProbeOptions, ProbeSpec};
 
-use super::{deserialize_table, Report};
+use super::{array_of_tables, deserialize_table, Report};
 
 /// One `[[neighbors]]` table as written.
 #[derive(Debug, Deserialize)]
@@ -42,30 +42,10 @@ pub(super) fn neighbors(
     report: &mut Report<'_>,
 ) -> Vec<NeighborSpec> {
     let mut specs = Vec::new();
-    let DeValue::Array(entries) = value.get_ref() else {
-        report.at_span(
-            value.span(),
-            format!(
-                "`neighbors` must be an array of tables, not a {}: write each neighbour as a [[neighbors]] table",
-                value.get_ref().type_str()
-            ),
-        );
-        return specs;
-    };
     // Name → line of its first definition.
     let mut names: HashMap<String, usize> = HashMap::new();
-    for entry in entries.iter() {
-        let DeValue::Table(table) = entry.get_ref() else {
-            report.at_span(
-                entry.span(),
-                format!(
-                    "each neighbour must be a table, not a {}",
-                    entry.get_ref().type_str()
-                ),
-            );
-            continue;
-        };
-        let (raw, removed) = deserialize_table::<RawNeighbor>(table, entry.span(), report);
+    for (table, span) in array_of_tables(value, "neighbors", "neighbour", report) {
+        let (raw, removed) = deserialize_table::<RawNeighbor>(table, span, report);
         let Some(raw) = raw else { continue };
         if let Some(spec) = raw.validate(&mut names, report) {
             if removed.is_empty() {
