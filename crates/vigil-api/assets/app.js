@@ -85,11 +85,15 @@ function renderMembers(members, leader) {
     const role = el("td", {}, m.role || "–");
     if (m.id === leaderId) role.append(el("span", { class: "leader", title: "cluster leader" }, " ★ leader"));
     const phi = typeof m.phiScore === "number" ? m.phiScore.toFixed(2) : "–";
+    // A member that is gone reports nothing: its last health would read as current.
+    const gone = m.state === "dead" || m.state === "left";
+    const lastReported = m.health ? `last reported: ${m.health}, score ${m.healthScore}` : "";
     return el("tr", { "data-member": m.id },
       name,
       el("td", {}, state(m.state)),
-      el("td", {}, m.health ? state(m.health) : "–"),
-      el("td", {}, m.healthScore != null ? `${m.healthScore}` : "–"),
+      gone ? el("td", { class: "muted", title: lastReported }, "–")
+        : el("td", {}, m.health ? state(m.health) : "–"),
+      el("td", {}, !gone && m.healthScore != null ? `${m.healthScore}` : "–"),
       el("td", {}, phi),
       role);
   }));

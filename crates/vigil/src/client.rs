@@ -261,6 +261,14 @@ pub async fn members(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(ExitCode::SUCCESS);
     }
+    // The leader is marked in the role column; without one (no quorum, no voters, an agent
+    // that cannot say) the table is still worth printing.
+    let leader = Agent::of(addr)
+        .get("/v1/leader")
+        .await
+        .ok()
+        .and_then(|answer| answer.success().ok())
+        .map(|body| text(&body["leader_id"]));
     let mut t = Table::new(vec![
         "ID",
         "STATE",
@@ -279,12 +287,17 @@ pub async fn members(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
             .as_f64()
             .map(|p| format!("{p:.2}"))
             .unwrap_or_default();
+        let id = text(&m["id"]);
+        let mut role = text(&m["role"]);
+        if leader.as_deref() == Some(id.as_str()) {
+            role.push_str(" (leader)");
+        }
         t.row(vec![
-            (text(&m["id"]), Tone::Plain),
+            (id, Tone::Plain),
             (state.clone(), Tone::of(&state)),
             (health.clone(), Tone::of(&health)),
             (text(&m["healthScore"]), Tone::Plain),
-            (text(&m["role"]), Tone::Plain),
+            (role, Tone::Plain),
             (text(&m["address"]), Tone::Plain),
             (text(&m["apiAddress"]), Tone::Plain),
             (phi, Tone::Plain),

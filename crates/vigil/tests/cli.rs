@@ -4,12 +4,10 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::tools::{promtool, promtool_accepts};
 use common::{free_port, http, temp_file, vigil, wait_for, Agent, TOKEN};
 
 const AGENT_CONFIG: &str = r#"
@@ -130,11 +128,12 @@ fn an_agent_serves_its_checks_guards_writes_and_drains_on_sigterm() {
     .unwrap();
     assert_eq!(code, 200);
 
-    let ready = wait_for(Duration::from_secs(10), || {
-        let (code, body) = agent.get("/health/ready");
-        (code == 200).then_some(body)
-    })
-    .expect("ready once the critical check passes");
+    let (_, ready) = agent.wait_until(
+        "/health/ready",
+        Duration::from_secs(10),
+        "ready once the critical check passes",
+        |code, _| code == 200,
+    );
     assert_eq!(ready["ready"], true);
 
     let addr = format!("http://{}", agent.addr);
@@ -150,11 +149,12 @@ fn an_agent_serves_its_checks_guards_writes_and_drains_on_sigterm() {
     assert_eq!(json["checks"]["worker"]["message"], "batch 1 done");
 
     agent.signal("-TERM");
-    let (code, body) = wait_for(Duration::from_secs(5), || {
-        let (code, body) = agent.get("/health/ready");
-        (body["status"] == "stopping").then_some((code, body))
-    })
-    .expect("readiness reports stopping while the agent drains");
+    let (code, body) = agent.wait_until(
+        "/health/ready",
+        Duration::from_secs(5),
+        "readiness reports stopping while the agent drains",
+        |_, body| body["status"] == "stopping",
+    );
     assert_eq!(code, 503, "{body}");
     assert_eq!(agent.get("/health/live").0, 503);
 
@@ -169,15 +169,16 @@ fn an_agent_serves_its_checks_guards_writes_and_drains_on_sigterm() {
 
 #[test]
 fn metrics_pass_promtool() {
-    let Some(promtool) = tool("promtool") else {
+    if promtool().is_none() {
         return;
-    };
+    }
     let agent = Agent::start(AGENT_CONFIG);
-    wait_for(Duration::from_secs(10), || {
-        let (_, body) = agent.get("/health/checks");
-        (body["checks"]["self"]["state"] == "passing").then_some(())
-    })
-    .expect("a check result to expose");
+    agent.wait_until(
+        "/health/checks",
+        Duration::from_secs(10),
+        "a check result to expose",
+        |_, body| body["checks"]["self"]["state"] == "passing",
+    );
     let (code, text) = http(agent.addr, "GET", "/metrics", None, "").unwrap();
     assert_eq!(code, 200);
     for family in [
@@ -191,42 +192,5 @@ fn metrics_pass_promtool() {
     ] {
         assert!(text.contains(family), "missing {family}");
     }
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// An external tool's path; when absent the test is skipped, unless VIGIL_REQUIRE_TOOLS is set
-/// (as CI sets it), where it fails.
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("VIGIL_REQUIRE_TOOLS").is_none(),
-            "{name} is required (Debian package `prometheus`)"
-        );
-        eprintln!("skipped: {name} not installed");
-    }
-    found
+    promtool_accepts(&text);
 }

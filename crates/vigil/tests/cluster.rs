@@ -4,106 +4,44 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{free_port, vigil, wait_for, Agent};
+use common::cluster::{member_states, three_voters, voter_table, EventStream, ABC, FAST_GOSSIP};
+use common::{free_port, http, node_config, vigil, Agent};
+use serde_json::Value;
 
-/// A client of `/v1/events` reading the stream as it comes.
-struct EventStream {
-    stream: TcpStream,
-    seen: String,
+/// The config of a voter among a, b, c (or a stranger naming them) with cluster key `key`.
+fn config(id: &str, cluster: &str, key: &str) -> String {
+    node_config(id, &format!("{cluster}key = \"{key}\"\n{FAST_GOSSIP}"))
 }
 
-impl EventStream {
-    fn open(addr: SocketAddr) -> Self {
-        let mut stream = TcpStream::connect(addr).unwrap();
-        write!(stream, "GET /v1/events HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        EventStream {
-            stream,
-            seen: String::new(),
-        }
-    }
-
-    /// Reads until `needle` has arrived, for at most `limit`.
-    fn wait_for(&mut self, needle: &str, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        let mut buf = [0u8; 4096];
-        while !self.seen.contains(needle) && Instant::now() < deadline {
-            if let Ok(n) = self.stream.read(&mut buf) {
-                self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        }
-        self.seen.contains(needle)
-    }
-}
-
-/// Fast protocol timings so failures are detected within a test's patience.
-const FAST: &str = r#"
-heartbeat_interval = "100ms"
-phi_min_std_dev = "50ms"
-probe_timeout = "200ms"
-suspicion_min = "400ms"
-suspicion_max = "2s"
-gossip_interval = "50ms"
-"#;
-
-fn agent(id: &str, gossip: u16, seed: u16, key: Option<&str>) -> Agent {
-    let key = key.map(|k| format!("key = \"{k}\"\n")).unwrap_or_default();
-    let config = format!(
-        "[node]\nid = \"{id}\"\n[api]\nbind = \"127.0.0.1:{{port}}\"\n[cluster]\nbind = \"127.0.0.1:{gossip}\"\nseeds = [\"127.0.0.1:{seed}\"]\nrole = \"voter\"\nvoters = [\"a\", \"b\", \"c\"]\n{key}{FAST}"
-    );
-    Agent::start(&config)
-}
-
-fn states(agent: &Agent) -> Vec<(String, String)> {
-    let (_, body) = agent.get("/v1/members");
-    let mut out: Vec<(String, String)> = body["members"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|m| {
-            (
-                m["id"].as_str().unwrap_or_default().to_owned(),
-                m["state"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-fn all_alive(ids: &[&str]) -> Vec<(String, String)> {
-    ids.iter()
-        .map(|id| (id.to_string(), "alive".to_owned()))
-        .collect()
+/// Whether a `/v1/members` body lists exactly a, b and c, all alive.
+fn abc_alive(members: &Value) -> bool {
+    member_states(members) == ABC.map(|id| (id.to_owned(), "alive".to_owned()))
 }
 
 #[test]
 fn three_agents_form_a_cluster_and_see_a_killed_one_dead() {
     let key = vigil(&["keygen"]);
     let key = String::from_utf8(key.stdout).unwrap().trim().to_owned();
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let a = agent("a", ports[0], ports[0], Some(&key));
-    let b = agent("b", ports[1], ports[0], Some(&key));
-    let mut c = agent("c", ports[2], ports[0], Some(&key));
+    let seed = free_port();
+    let [a, b, mut c] = three_voters(seed, |id, cluster| config(id, cluster, &key));
 
     for agent in [&a, &b, &c] {
-        wait_for(Duration::from_secs(20), || {
-            (states(agent) == all_alive(&["a", "b", "c"])).then_some(())
-        })
-        .unwrap_or_else(|| panic!("converged: {:?}", states(agent)));
+        agent.wait_until(
+            "/v1/members",
+            Duration::from_secs(20),
+            "converged",
+            |_, m| abc_alive(m),
+        );
     }
     // On voters, `hasQuorum` is Raft's: true once a leader is in touch with a majority.
-    let status = wait_for(Duration::from_secs(20), || {
-        let (_, status) = b.get("/cluster/status");
-        (status["hasQuorum"] == true).then_some(status)
-    })
-    .expect("the voters elect a leader and b hears from it");
+    let (_, status) = b.wait_until(
+        "/cluster/status",
+        Duration::from_secs(20),
+        "the voters elect a leader and b hears from it",
+        |_, status| status["hasQuorum"] == true,
+    );
     assert_eq!(status["totalNodes"], 3);
     let member = &status["membership"]["a"];
     for field in [
@@ -121,11 +59,22 @@ fn three_agents_form_a_cluster_and_see_a_killed_one_dead() {
     }
     assert_eq!(member["role"], "voter");
 
+    let (_, leader) = a.wait_until(
+        "/v1/leader",
+        Duration::from_secs(20),
+        "a knows the leader",
+        |code, leader| code == 200 && leader["leader_id"].is_string(),
+    );
     let table = vigil(&["members", "--addr", &format!("http://{}", a.addr)]);
     let table = String::from_utf8_lossy(&table.stdout);
     assert!(
         table.lines().filter(|l| l.contains(" alive ")).count() == 3,
         "{table}"
+    );
+    let marked: Vec<&str> = table.lines().filter(|l| l.contains("(leader)")).collect();
+    assert!(
+        marked.len() == 1 && marked[0].starts_with(leader["leader_id"].as_str().unwrap()),
+        "the leader {leader} marked once in\n{table}"
     );
 
     // A node with another key never shows up.
@@ -133,7 +82,11 @@ fn three_agents_form_a_cluster_and_see_a_killed_one_dead() {
         .unwrap()
         .trim()
         .to_owned();
-    let stranger = agent("stranger", free_port(), ports[0], Some(&stranger_key));
+    let stranger = Agent::start(&config(
+        "stranger",
+        &voter_table(free_port(), seed),
+        &stranger_key,
+    ));
 
     // The key rotates on every member with no downtime.
     let new_key = String::from_utf8(vigil(&["keygen"]).stdout)
@@ -168,40 +121,41 @@ fn three_agents_form_a_cluster_and_see_a_killed_one_dead() {
         "header and one key per agent: {listed}"
     );
     for agent in [&a, &b, &c] {
-        assert_eq!(
-            states(agent),
-            all_alive(&["a", "b", "c"]),
-            "nobody was lost while rotating"
+        let (_, members) = agent.get("/v1/members");
+        assert!(
+            abc_alive(&members),
+            "nobody was lost while rotating: {members}"
         );
     }
 
     let mut events = EventStream::open(a.addr);
     c.child.kill().unwrap();
     c.child.wait().unwrap();
+    let want = [("a", "alive"), ("b", "alive"), ("c", "dead")]
+        .map(|(id, state)| (id.to_owned(), state.to_owned()));
     for agent in [&a, &b] {
-        let want = vec![
-            ("a".to_owned(), "alive".to_owned()),
-            ("b".to_owned(), "alive".to_owned()),
-            ("c".to_owned(), "dead".to_owned()),
-        ];
-        wait_for(Duration::from_secs(20), || {
-            (states(agent) == want).then_some(())
-        })
-        .unwrap_or_else(|| panic!("c declared dead: {:?}", states(agent)));
+        agent.wait_until(
+            "/v1/members",
+            Duration::from_secs(20),
+            "c declared dead",
+            |_, m| member_states(m) == want,
+        );
     }
     let (_, status) = a.get("/cluster/status");
     assert_eq!(status["hasQuorum"], true, "2 of 3 voters remain");
     assert_eq!(status["membership"]["c"]["status"], "DEAD");
+    let (_, strangers_view) = stranger.get("/v1/members");
     assert!(
-        states(&stranger).iter().all(|(id, _)| id == "stranger"),
-        "{:?}",
-        states(&stranger)
+        member_states(&strangers_view)
+            .iter()
+            .all(|(id, _)| id == "stranger"),
+        "{strangers_view}"
     );
     assert!(
         events.wait_for("event: member_down", Duration::from_secs(10)),
         "member_down streamed to /v1/events"
     );
-    let (_, metrics) = common::http(a.addr, "GET", "/metrics", None, "").unwrap();
+    let (_, metrics) = http(a.addr, "GET", "/metrics", None, "").unwrap();
     assert!(
         metrics.contains("vigil_cluster_failures_detected_total 1"),
         "metrics count the failure"

@@ -12,29 +12,23 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{free_port, http, wait_for, Agent, TOKEN};
+use common::cluster::{member_state, three_voters, ABC, FAST_GOSSIP};
+use common::tools::tool;
+use common::{free_port, http, node_config, Agent, TOKEN};
 use serde_json::{json, Value};
-
-/// Fast protocol timings so a killed node is declared dead within a test's patience.
-const FAST: &str = r#"
-heartbeat_interval = "100ms"
-phi_min_std_dev = "50ms"
-probe_timeout = "200ms"
-suspicion_min = "400ms"
-suspicion_max = "2s"
-gossip_interval = "50ms"
-"#;
 
 /// How long the page may take to show a change the agent already knows about.
 const LIVE: Duration = Duration::from_secs(2);
 
-fn agent(id: &str, gossip: u16, seed: u16) -> Agent {
-    Agent::start(&format!(
-        r#"[node]
-id = "{id}"
-[api]
-bind = "127.0.0.1:{{port}}"
-token = "{TOKEN}"
+/// How to install what the test drives, for the message when it is required and missing.
+const CHROMIUM: &str = "Debian packages `chromium` and `chromium-driver`";
+
+/// The config of voter `id`, with a TTL check to flip and a check of its own API.
+fn config(id: &str, cluster: &str) -> String {
+    node_config(
+        id,
+        &format!(
+            r#"token = "{TOKEN}"
 [[checks]]
 name = "deploy"
 probe = "ttl"
@@ -46,36 +40,18 @@ name = "self"
 probe = "http://127.0.0.1:{{port}}/health/live"
 interval = "500ms"
 component = "api"
-[cluster]
-bind = "127.0.0.1:{gossip}"
-seeds = ["127.0.0.1:{seed}"]
-role = "voter"
-voters = ["a", "b", "c"]
-{FAST}"#
-    ))
-}
-
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("VIGIL_REQUIRE_TOOLS").is_none(),
-            "{name} is required (Debian packages `chromium` and `chromium-driver`)"
-        );
-        eprintln!("skipped: {name} not installed");
-    }
-    found
+{cluster}{FAST_GOSSIP}"#
+        ),
+    )
 }
 
 /// A chromedriver process and one browser session in it, spoken to in W3C WebDriver JSON.
 struct Browser {
     driver: Child,
+    driver_addr: SocketAddr,
     client: reqwest::Client,
-    session: String,
+    /// The session's path on the driver, `/session/ID`.
+    session_path: String,
     _profile: PathBuf,
 }
 
@@ -88,7 +64,8 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts");
-        let base = format!("http://127.0.0.1:{port}");
+        let driver_addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let base = format!("http://{driver_addr}");
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -130,14 +107,15 @@ impl Browser {
             .to_owned();
         Browser {
             driver,
+            driver_addr,
             client,
-            session: format!("{base}/session/{session}"),
+            session_path: format!("/session/{session}"),
             _profile: profile,
         }
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let url = format!("{}{path}", self.session);
+        let url = format!("http://{}{}{path}", self.driver_addr, self.session_path);
         let request = self.client.request(method, url);
         let request = if body.is_null() {
             request
@@ -166,19 +144,20 @@ impl Browser {
         .await
     }
 
-    /// Evaluates `script` until it returns `want`, for at most `limit`: how long that took, or
-    /// the last value seen.
-    async fn until(&self, script: &str, want: Value, limit: Duration) -> Result<Duration, Value> {
+    /// Evaluates `script` until it returns `want`, for at most `limit`, and returns how long
+    /// that took; fails the test naming `what` and the last value seen otherwise.
+    async fn wait_until(&self, what: &str, script: &str, want: Value, limit: Duration) -> Duration {
         let start = Instant::now();
         let deadline = start + limit;
         loop {
             let got = self.eval(script).await;
             if got == want {
-                return Ok(start.elapsed());
+                return start.elapsed();
             }
-            if Instant::now() >= deadline {
-                return Err(got);
-            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} within {limit:?}, saw {got}"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -229,19 +208,13 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // Ending the session is what makes chromedriver close the browser; killing the driver
+        // alone would leave chromium running.
+        let _ = http(self.driver_addr, "DELETE", &self.session_path, None, "");
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         let _ = std::fs::remove_dir_all(&self._profile);
     }
-}
-
-fn member_state(agent: &Agent, id: &str) -> Option<String> {
-    let (_, body) = agent.get("/v1/members");
-    body["members"]
-        .as_array()?
-        .iter()
-        .find(|m| m["id"] == id)
-        .and_then(|m| m["state"].as_str().map(str::to_owned))
 }
 
 fn put(addr: SocketAddr, path: &str) {
@@ -257,43 +230,44 @@ fn dom_state(kind: &str, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_the_cluster_live_in_a_real_browser() {
-    let (Some(_), Some(chromedriver)) = (tool("chromium"), tool("chromedriver")) else {
+    let (Some(_), Some(chromedriver)) =
+        (tool("chromium", CHROMIUM), tool("chromedriver", CHROMIUM))
+    else {
         return;
     };
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let a = agent("a", ports[0], ports[0]);
-    let b = agent("b", ports[1], ports[0]);
-    let mut c = agent("c", ports[2], ports[0]);
+    let [a, b, mut c] = three_voters(free_port(), config);
     for node in [&a, &b, &c] {
         put(node.addr, "/v1/checks/deploy/pass");
     }
-    wait_for(Duration::from_secs(20), || {
-        ["a", "b", "c"]
-            .iter()
-            .all(|id| member_state(&a, id).as_deref() == Some("alive"))
-            .then_some(())
-    })
-    .expect("a sees all three members alive");
+    a.wait_until(
+        "/v1/members",
+        Duration::from_secs(20),
+        "a sees all three members alive",
+        |_, members| {
+            ABC.iter()
+                .all(|id| member_state(members, id) == Some("alive"))
+        },
+    );
 
     let browser = Browser::start(&chromedriver).await;
     browser.goto(&format!("http://{}/", a.addr)).await;
     browser
-        .until(
+        .wait_until(
+            "the page lists the three members",
             "return document.querySelectorAll('tr[data-member]').length",
             json!(3),
             Duration::from_secs(10),
         )
-        .await
-        .expect("the page lists the three members");
+        .await;
     browser
-        .until(
+        .wait_until(
+            "the event stream connects",
             "return document.querySelector('#conn').dataset.conn",
             json!("live"),
             Duration::from_secs(10),
         )
-        .await
-        .expect("the event stream connects");
-    for id in ["a", "b", "c"] {
+        .await;
+    for id in ABC {
         assert_eq!(
             browser.eval(&dom_state("member", id)).await,
             json!("alive"),
@@ -301,46 +275,61 @@ async fn dashboard_shows_the_cluster_live_in_a_real_browser() {
         );
     }
     browser
-        .until(&dom_state("check", "deploy"), json!("passing"), LIVE)
-        .await
-        .expect("the deploy check shows passing");
+        .wait_until(
+            "the deploy check shows passing",
+            &dom_state("check", "deploy"),
+            json!("passing"),
+            LIVE,
+        )
+        .await;
 
     // A check flips: the agent learns it at the PUT; the page must follow within LIVE.
     put(a.addr, "/v1/checks/deploy/fail");
-    match browser
-        .until(&dom_state("check", "deploy"), json!("critical"), LIVE)
-        .await
-    {
-        Ok(took) => eprintln!("check flip on the page {took:?} after the PUT"),
-        Err(got) => panic!("the flipped check shows critical within {LIVE:?}, saw {got}"),
-    }
+    let took = browser
+        .wait_until(
+            "the flipped check shows critical",
+            &dom_state("check", "deploy"),
+            json!("critical"),
+            LIVE,
+        )
+        .await;
+    eprintln!("check flip on the page {took:?} after the PUT");
     browser
-        .until(
+        .wait_until(
+            "the node's status follows",
             "return document.querySelector('#status').dataset.state",
             json!("unhealthy"),
             LIVE,
         )
-        .await
-        .expect("the node's status follows");
+        .await;
 
     // A node dies: once a's membership says so, the page must follow within LIVE.
     let killed = Instant::now();
     c.child.kill().unwrap();
     c.child.wait().unwrap();
-    wait_for(Duration::from_secs(15), || {
-        (member_state(&a, "c").as_deref() == Some("dead")).then_some(())
-    })
-    .expect("a declares c dead");
-    match browser
-        .until(&dom_state("member", "c"), json!("dead"), LIVE)
-        .await
-    {
-        Ok(took) => eprintln!(
-            "killed node dead on the page {took:?} after the API, {:?} after the kill",
-            killed.elapsed()
-        ),
-        Err(got) => panic!("the killed node shows dead within {LIVE:?}, saw {got}"),
-    }
+    a.wait_until(
+        "/v1/members",
+        Duration::from_secs(15),
+        "a declares c dead",
+        |_, members| member_state(members, "c") == Some("dead"),
+    );
+    let took = browser
+        .wait_until(
+            "the killed node shows dead",
+            &dom_state("member", "c"),
+            json!("dead"),
+            LIVE,
+        )
+        .await;
+    eprintln!(
+        "killed node dead on the page {took:?} after the API, {:?} after the kill",
+        killed.elapsed()
+    );
+    // A dead node's last health report is not shown as if it were current.
+    let health_and_score = browser
+        .eval("const r = document.querySelector('tr[data-member=\"c\"]').children; return [r[2].textContent, r[3].textContent];")
+        .await;
+    assert_eq!(health_and_score, json!(["–", "–"]));
     let events = browser
         .eval("return [...document.querySelectorAll('#events li')].map(li => li.textContent).join('\\n')")
         .await;
@@ -359,43 +348,41 @@ async fn dashboard_shows_the_cluster_live_in_a_real_browser() {
     browser.resize(1280, 900).await;
 
     // A node outside any cluster: the page shows its checks, and asks for no cluster endpoint.
-    let mut solo = Agent::start(
-        "[node]\nid = \"solo\"\n[api]\nbind = \"127.0.0.1:{port}\"\n[[checks]]\nname = \"self\"\nprobe = \"http://127.0.0.1:{port}/health/live\"\ninterval = \"500ms\"\n",
-    );
+    let mut solo = Agent::start(&node_config(
+        "solo",
+        "[[checks]]\nname = \"self\"\nprobe = \"http://127.0.0.1:{port}/health/live\"\ninterval = \"500ms\"\n",
+    ));
     browser.goto(&format!("http://{}/", solo.addr)).await;
     browser
-        .until(
+        .wait_until(
+            "a lone node's page says it runs alone",
             "return !document.querySelector('#no-cluster').hidden && document.querySelector('#conn').dataset.conn",
             json!("live"),
             Duration::from_secs(10),
         )
-        .await
-        .expect("a lone node's page says it runs alone");
+        .await;
     browser
-        .until(
+        .wait_until(
+            "a lone node's checks",
             &dom_state("check", "self"),
             json!("passing"),
             Duration::from_secs(10),
         )
-        .await
-        .expect("a lone node's checks");
+        .await;
     let errors = browser.console_errors().await;
     assert!(errors.is_empty(), "console errors: {errors:?}");
 
     // The agent serving the page goes away: the page must say so rather than show stale data.
     solo.child.kill().unwrap();
     solo.child.wait().unwrap();
-    let lost = browser
-        .until(
+    browser
+        .wait_until(
+            "the page reports the lost connection",
             "const c = document.querySelector('#conn').dataset.conn; return c === 'reconnecting' || c === 'lost'",
             json!(true),
             Duration::from_secs(10),
         )
         .await;
-    assert!(
-        lost.is_ok(),
-        "the page reports the lost connection: {lost:?}"
-    );
     browser.screenshot("dashboard-screenshot-lost.png").await;
     drop((a, b));
 }

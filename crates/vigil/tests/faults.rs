@@ -13,13 +13,14 @@ mod dsl;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use dsl::{figure, Cluster, MEMBERS, SETTLE, VOTERS};
+use common::tools::docker_available;
+use dsl::{figure, seconds, Cluster, MEMBERS, SETTLE, VOTERS};
 
 /// Bringing the cluster up costs more than most scenarios, so they run in turn on one cluster,
 /// each leaving it whole for the next.
 #[test]
 fn the_cluster_keeps_its_promises_under_faults() {
-    if !dsl::docker_available() {
+    if !docker_available() {
         eprintln!("skipped: docker is not available");
         return;
     }
@@ -55,14 +56,10 @@ fn a_killed_member_is_declared_dead_by_everyone(c: &Cluster) {
     figure(
         "kill",
         "time until every live node reports it dead",
-        format!("{:.2} s", detected.as_secs_f64()),
+        seconds(detected, 2),
     );
     let back = c.start("m3");
-    figure(
-        "kill",
-        "restart until all see it alive",
-        format!("{:.1} s", back.as_secs_f64()),
-    );
+    figure("kill", "restart until all see it alive", seconds(back, 1));
 }
 
 fn a_short_pause_goes_unpunished(c: &Cluster) {
@@ -87,7 +84,7 @@ fn a_short_pause_goes_unpunished(c: &Cluster) {
     figure(
         "short pause",
         "paused for, with nobody declaring it dead",
-        format!("{:.1} s", pause.as_secs_f64()),
+        seconds(pause, 1),
     );
 }
 
@@ -103,7 +100,7 @@ fn a_long_pause_is_declared_dead_and_rejoins(c: &Cluster) {
     figure(
         "long pause",
         "time until every other node reports it dead",
-        format!("{:.2} s", detected.as_secs_f64()),
+        seconds(detected, 2),
     );
     if let Some(rest) = pause.checked_sub(frozen.elapsed()) {
         std::thread::sleep(rest); // the rest of the fault itself, not a wait for an outcome
@@ -115,7 +112,7 @@ fn a_long_pause_is_declared_dead_and_rejoins(c: &Cluster) {
     figure(
         "long pause",
         "time from resume until all see it alive",
-        format!("{:.2} s", rejoined.as_secs_f64()),
+        seconds(rejoined, 2),
     );
 }
 
@@ -133,17 +130,15 @@ fn a_partitioned_voter_refuses_writes_and_loses_none(c: &Cluster) {
     figure(
         "partition",
         "time until the minority refuses writes",
-        format!("{:.2} s", refused.as_secs_f64()),
+        seconds(refused, 2),
     );
-    let leader = c
-        .wait("the majority keeps a leader", SETTLE, |c| {
-            ["v1", "v2"].iter().all(|v| c.has_quorum(v))
-        })
-        .as_secs_f64();
+    let leader = c.wait("the majority keeps a leader", SETTLE, |c| {
+        ["v1", "v2"].iter().all(|v| c.has_quorum(v))
+    });
     figure(
         "partition",
         "majority with a leader after",
-        format!("{leader:.2} s"),
+        seconds(leader, 2),
     );
     for i in 0..10 {
         let id = format!("majority-{i}");
@@ -178,9 +173,9 @@ fn a_partitioned_voter_refuses_writes_and_loses_none(c: &Cluster) {
         "partition",
         "heal until converged",
         format!(
-            "{:.2} s (cut for {:.1} s)",
-            converged.as_secs_f64(),
-            cut.elapsed().as_secs_f64()
+            "{} (cut for {})",
+            seconds(converged, 2),
+            seconds(cut.elapsed(), 1)
         ),
     );
     c.wait("every node sees all alive after the heal", SETTLE, |c| {
@@ -247,7 +242,7 @@ fn a_rolling_restart_keeps_quorum_and_every_write(c: &Cluster) {
     figure(
         "rolling restart",
         "slowest restart, while writing",
-        format!("{:.1} s", slowest.as_secs_f64()),
+        seconds(slowest, 1),
     );
     figure(
         "rolling restart",

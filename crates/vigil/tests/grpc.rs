@@ -8,12 +8,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{free_port, http, temp_file, vigil, Agent, TOKEN};
+use common::{free_port, http, lines_of, node_config, temp_file, vigil, Agent, TOKEN};
 
 const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python");
 
@@ -52,16 +51,8 @@ impl Script {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
+        let lines = lines_of(child.stdout.take().unwrap());
         let stdin = child.stdin.take();
-        let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
         Script {
             child,
             stdin,
@@ -100,13 +91,10 @@ fn python_client_checks_and_watches_vigil() {
         return;
     }
     let grpc_port = free_port();
-    let agent = Agent::start(&format!(
-        r#"
-[node]
-id = "grpc-node"
-[api]
-bind = "127.0.0.1:{{port}}"
-token = "{TOKEN}"
+    let agent = Agent::start(&node_config(
+        "grpc-node",
+        &format!(
+            r#"token = "{TOKEN}"
 [grpc]
 bind = "127.0.0.1:{grpc_port}"
 services = {{ "app.Api" = ["job"] }}
@@ -116,6 +104,7 @@ probe = "ttl"
 ttl = "1h"
 critical = true
 "#
+        ),
     ));
     let grpc = format!("127.0.0.1:{grpc_port}");
 
@@ -262,6 +251,36 @@ fn certificates() -> Option<Certificates> {
         "ec_paramgen_curve:P-256",
         "-nodes",
     ];
+    // A key and a signing request for `subject`; then the request signed by the CA.
+    let request = |subject: &str, key: &str, csr: &str| {
+        openssl(
+            &[
+                &["req", "-subj", subject],
+                &ec[..],
+                &["-keyout", key, "-out", csr],
+            ]
+            .concat(),
+        )
+    };
+    let sign = |csr: &str, ext: &str, cert: &str| {
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            ext,
+            "-out",
+            cert,
+        ])
+    };
     let made = openssl(
         &[
             &["req", "-x509", "-days", "1", "-subj", "/CN=vigil test CA"],
@@ -269,53 +288,10 @@ fn certificates() -> Option<Certificates> {
             &["-keyout", &ca_key, "-out", &ca],
         ]
         .concat(),
-    ) && openssl(
-        &[
-            &["req", "-subj", "/CN=localhost"],
-            &ec[..],
-            &["-keyout", &key, "-out", &csr],
-        ]
-        .concat(),
-    ) && openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &csr,
-        "-CA",
-        &ca,
-        "-CAkey",
-        &ca_key,
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        &ext,
-        "-out",
-        &cert,
-    ]) && openssl(
-        &[
-            &["req", "-subj", "/CN=vigil probe"],
-            &ec[..],
-            &["-keyout", &client_key, "-out", &client_csr],
-        ]
-        .concat(),
-    ) && openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &client_csr,
-        "-CA",
-        &ca,
-        "-CAkey",
-        &ca_key,
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        &client_ext,
-        "-out",
-        &client,
-    ]);
+    ) && request("/CN=localhost", &key, &csr)
+        && sign(&csr, &ext, &cert)
+        && request("/CN=vigil probe", &client_key, &client_csr)
+        && sign(&client_csr, &client_ext, &client);
     if !made {
         assert!(
             std::env::var_os("VIGIL_REQUIRE_TOOLS").is_none(),

@@ -9,34 +9,15 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-use std::time::Instant;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
 
-use common::{http, wait_for, TOKEN, VIGIL};
+use common::cluster::{instance_ids, EventStream, FAST_GOSSIP};
+use common::tools::{feed, promtool_accepts};
+use common::{
+    free_port, get_json, http, http_head, send_signal, spawn_agent, vigil, wait_for, TOKEN, VIGIL,
+};
 use serde_json::Value;
-
-/// Fast gossip, so that a killed node is declared dead within a test's patience.
-const FAST: &str = r#"
-heartbeat_interval = "100ms"
-phi_min_std_dev = "50ms"
-probe_timeout = "200ms"
-suspicion_min = "400ms"
-suspicion_max = "2s"
-gossip_interval = "50ms"
-"#;
-
-/// A free port never handed out before in this process: a port freed by one pick can be picked
-/// again before anyone binds it, and two agents would then race for it.
-fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
-    loop {
-        let port = common::free_port();
-        if GIVEN.lock().unwrap().insert(port) {
-            return port;
-        }
-    }
-}
 
 /// Patience for anything Raft or gossip has to settle.
 const SETTLE: Duration = Duration::from_secs(20);
@@ -84,7 +65,7 @@ role = "{role}"
 voters = [{voters}]
 data_dir = "{data}"
 election_timeout = "500ms"
-{FAST}"#,
+{FAST_GOSSIP}"#,
             seeds = seeds.join(", "),
             voters = voters.join(", "),
             data = home.join("raft").display(),
@@ -102,24 +83,16 @@ election_timeout = "500ms"
         node
     }
 
+    /// Starts the agent on its config and store, its log appended to the node's, and waits
+    /// until it answers.
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(VIGIL)
-            .args(["agent", "-c"])
-            .arg(&self.config)
-            .current_dir(self.config.parent().unwrap())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("agent starts");
-        self.child = Some(child);
-        let api = self.api;
-        wait_for(SETTLE, || http(api, "GET", "/health/live", None, "").ok())
-            .expect("agent answers");
+        let home = self.config.parent().unwrap();
+        self.child = Some(spawn_agent(&self.config, home, log.into(), self.api));
         // The TTL check starts unknown; pass it so the node is healthy.
         self.put_check("pass");
     }
@@ -145,17 +118,12 @@ election_timeout = "500ms"
 
     fn signal(&self, signal: &str) {
         if let Some(child) = &self.child {
-            let status = Command::new("kill")
-                .args([signal, &child.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(status.success());
+            send_signal(child.id(), signal);
         }
     }
 
     fn get(&self, path: &str) -> Option<(u16, Value)> {
-        let (code, body) = http(self.api, "GET", path, None, "").ok()?;
-        Some((code, serde_json::from_str(&body).unwrap_or(Value::Null)))
+        get_json(self.api, path)
     }
 
     fn leader(&self) -> Option<Value> {
@@ -173,17 +141,7 @@ election_timeout = "500ms"
     fn instances(&self, name: &str, consistent: bool) -> Option<Vec<String>> {
         let query = if consistent { "?consistent" } else { "" };
         let (code, body) = self.get(&format!("/v1/services/{name}{query}"))?;
-        match code {
-            200 => Some(
-                body["instances"]
-                    .as_array()?
-                    .iter()
-                    .filter_map(|i| i["id"].as_str().map(str::to_owned))
-                    .collect(),
-            ),
-            404 => Some(Vec::new()),
-            _ => None,
-        }
+        instance_ids(code, &body)
     }
 }
 
@@ -291,7 +249,7 @@ fn three_voters_elect_one_leader_and_replicate_the_registry() {
         assert_eq!(instance["tags"][0], "blue");
         assert!(instance["health"]["status"].is_string(), "{instance}");
     }
-    let (code, headers) = raw_headers(follower.api, "/v1/services");
+    let (code, headers) = http_head(follower.api, "/v1/services").unwrap();
     assert_eq!(code, 200);
     assert!(
         headers.to_ascii_lowercase().contains("x-vigil-stale-ms: "),
@@ -312,33 +270,30 @@ fn three_voters_elect_one_leader_and_replicate_the_registry() {
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("missing field"), "{body}");
 
-    let (code, body) = http(
-        follower.api,
-        "DELETE",
-        "/v1/services/api/api-1",
-        Some(TOKEN),
-        "",
-    )
-    .unwrap();
+    // A deregistration goes through once; the same one again finds nothing.
+    let deregister = || {
+        http(
+            follower.api,
+            "DELETE",
+            "/v1/services/api/api-1",
+            Some(TOKEN),
+            "",
+        )
+        .unwrap()
+    };
+    let (code, body) = deregister();
     assert_eq!(code, 200, "{body}");
-    let (code, _) = http(
-        follower.api,
-        "DELETE",
-        "/v1/services/api/api-1",
-        Some(TOKEN),
-        "",
-    )
-    .unwrap();
+    let (code, _) = deregister();
     assert_eq!(code, 404);
     assert_eq!(nodes[leader].instances("api", true), Some(vec![]));
 
     // The CLI: `vigil leader`, and the console driven through a pipe.
     let base = format!("http://{}", follower.api);
-    let out = common::vigil(&["leader", "--addr", &base, "--json"]);
+    let out = vigil(&["leader", "--addr", &base, "--json"]);
     assert!(out.status.success());
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["leader_id"], nodes[leader].id.as_str());
-    let out = common::vigil(&["leader", "--addr", &base]);
+    let out = vigil(&["leader", "--addr", &base]);
     assert!(String::from_utf8_lossy(&out.stdout).contains(&nodes[leader].id));
     let (stdout, stderr) = console(
         &base,
@@ -376,91 +331,20 @@ fn three_voters_elect_one_leader_and_replicate_the_registry() {
     promtool_accepts(&metrics);
 }
 
-/// `promtool check metrics` passes on `text` (skipped without promtool unless
-/// `VIGIL_REQUIRE_TOOLS` is set).
-fn promtool_accepts(text: &str) {
-    use std::io::Write;
-    let promtool = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("promtool"))
-            .find(|p| p.is_file())
-    });
-    let Some(promtool) = promtool else {
-        assert!(
-            std::env::var_os("VIGIL_REQUIRE_TOOLS").is_none(),
-            "promtool is required (Debian package `prometheus`)"
-        );
-        return;
-    };
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Runs `vigil console` against `base` with `script` on its stdin; returns (stdout, stderr).
 fn console(base: &str, script: &str) -> (String, String) {
-    use std::io::Write;
     let home = scratch("console-home");
-    let mut child = Command::new(VIGIL)
-        .args(["console", "--addr", base, "--token", TOKEN])
-        .env("HOME", &home)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = feed(
+        Command::new(VIGIL)
+            .args(["console", "--addr", base, "--token", TOKEN])
+            .env("HOME", &home),
+        script,
+    );
     let _ = std::fs::remove_dir_all(&home);
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// The status line and headers of a GET.
-fn raw_headers(addr: SocketAddr, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let code = response
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let head = response
-        .split("\r\n\r\n")
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    (code, head)
 }
 
 #[test]
@@ -545,7 +429,7 @@ fn a_minority_voter_rejects_writes_and_serves_stale_reads() {
         Some(vec!["c1".to_owned()]),
         "reads still served, nothing half-applied"
     );
-    let (code, headers) = raw_headers(lone.api, "/v1/services/cache");
+    let (code, headers) = http_head(lone.api, "/v1/services/cache").unwrap();
     assert_eq!(code, 200);
     assert!(
         headers.to_ascii_lowercase().contains("x-vigil-stale-ms: "),
@@ -616,39 +500,6 @@ fn an_ephemeral_instance_goes_with_its_node() {
     }
     let (_, body) = nodes[0].get("/v1/services").unwrap();
     assert_eq!(body["nodes"]["m1"]["status"], "dead", "{body}");
-}
-
-/// A client of `/v1/events` reading the stream as it comes.
-struct EventStream {
-    stream: std::net::TcpStream,
-    seen: String,
-}
-
-impl EventStream {
-    fn open(addr: SocketAddr) -> Self {
-        use std::io::Write;
-        let mut stream = std::net::TcpStream::connect(addr).unwrap();
-        write!(stream, "GET /v1/events HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        EventStream {
-            stream,
-            seen: String::new(),
-        }
-    }
-
-    fn wait_for(&mut self, needle: &str, limit: Duration) -> bool {
-        use std::io::Read;
-        let deadline = std::time::Instant::now() + limit;
-        let mut buf = [0u8; 4096];
-        while !self.seen.contains(needle) && std::time::Instant::now() < deadline {
-            if let Ok(n) = self.stream.read(&mut buf) {
-                self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        }
-        self.seen.contains(needle)
-    }
 }
 
 /// A small deterministic generator (xorshift64*), so a failing seed replays the same schedule.

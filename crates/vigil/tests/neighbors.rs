@@ -6,12 +6,27 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::io::Read;
 use std::time::Duration;
 
-use common::{free_port, vigil, wait_for, Agent};
+use common::tools::promtool_accepts;
+use common::{free_port, http, node_config, temp_file, vigil, Agent};
 use serde_json::Value;
+
+/// Starts agent `id` with a critical check that always passes, then `rest` of its config.
+fn node(id: &str, rest: &str) -> Agent {
+    Agent::start(&node_config(
+        id,
+        &format!(
+            r#"[[checks]]
+name = "self"
+probe = "exec:true"
+interval = "100ms"
+critical = true
+{rest}"#
+        ),
+    ))
+}
 
 fn neighbor<'a>(body: &'a Value, name: &str) -> &'a Value {
     body["neighbors"]
@@ -25,34 +40,15 @@ fn neighbor<'a>(body: &'a Value, name: &str) -> &'a Value {
 #[test]
 fn an_agent_watches_its_neighbours_and_degrades_when_one_is_gone() {
     let worker_grpc = free_port();
-    let worker = Agent::start(&format!(
-        r#"
-[node]
-id = "worker"
-[api]
-bind = "127.0.0.1:{{port}}"
-[grpc]
-bind = "127.0.0.1:{worker_grpc}"
-[[checks]]
-name = "self"
-probe = "exec:true"
-interval = "100ms"
-critical = true
-"#
-    ));
+    let worker = node(
+        "worker",
+        &format!("[grpc]\nbind = \"127.0.0.1:{worker_grpc}\"\n"),
+    );
     let gone_port = free_port();
-    let gateway = Agent::start(&format!(
-        r#"
-[node]
-id = "gateway"
-[api]
-bind = "127.0.0.1:{{port}}"
-[[checks]]
-name = "self"
-probe = "exec:true"
-interval = "100ms"
-critical = true
-[[neighbors]]
+    let gateway = node(
+        "gateway",
+        &format!(
+            r#"[[neighbors]]
 name = "worker-grpc"
 address = "127.0.0.1:{worker_grpc}"
 interval = "100ms"
@@ -74,17 +70,20 @@ protocol = "tcp"
 address = "127.0.0.1:1"
 monitor = false
 "#,
-        worker_http = worker.addr
-    ));
+            worker_http = worker.addr
+        ),
+    );
 
-    let settled = wait_for(Duration::from_secs(20), || {
-        let (_, body) = gateway.get("/v1/neighbors");
-        let ready = neighbor(&body, "worker-grpc")["state"] == "healthy"
-            && neighbor(&body, "worker-http")["state"] == "healthy"
-            && neighbor(&body, "gone")["state"] == "unavailable";
-        ready.then_some(body)
-    })
-    .expect("the neighbours settle within 20 s");
+    let (_, settled) = gateway.wait_until(
+        "/v1/neighbors",
+        Duration::from_secs(20),
+        "the neighbours settle",
+        |_, body| {
+            neighbor(body, "worker-grpc")["state"] == "healthy"
+                && neighbor(body, "worker-http")["state"] == "healthy"
+                && neighbor(body, "gone")["state"] == "unavailable"
+        },
+    );
     let grpc = neighbor(&settled, "worker-grpc");
     assert_eq!(grpc["protocol"], "grpc");
     assert_eq!(grpc["consecutive_failures"], 0);
@@ -106,11 +105,12 @@ monitor = false
     assert_eq!(settled["unavailable"], 1);
 
     // The unavailable neighbour with degrade_node makes the node degraded, still ready.
-    let status = wait_for(Duration::from_secs(20), || {
-        let (code, body) = gateway.get("/health");
-        (body["status"] == "degraded").then_some(code)
-    })
-    .expect("the node turns degraded");
+    let (status, _) = gateway.wait_until(
+        "/health",
+        Duration::from_secs(20),
+        "the node turns degraded",
+        |_, body| body["status"] == "degraded",
+    );
     assert_eq!(status, 200);
 
     let out = vigil(&["neighbors", "--addr", &format!("http://{}", gateway.addr)]);
@@ -130,7 +130,7 @@ monitor = false
         assert!(table.contains(expected), "{expected} in\n{table}");
     }
 
-    let (_, metrics) = common::http(gateway.addr, "GET", "/metrics", None, "").unwrap();
+    let (_, metrics) = http(gateway.addr, "GET", "/metrics", None, "").unwrap();
     assert!(metrics.contains("vigil_neighbor_state{neighbor=\"gone\",state=\"unavailable\"} 1"));
     assert!(metrics.contains("vigil_neighbor_state{neighbor=\"worker-grpc\",state=\"healthy\"} 1"));
     assert!(metrics.contains("vigil_neighbor_probes_total{neighbor=\"control\"} 0"));
@@ -138,16 +138,18 @@ monitor = false
 
     // The neighbour comes back: healthy after one success, and the node with it.
     let _back = std::net::TcpListener::bind(("127.0.0.1", gone_port)).unwrap();
-    wait_for(Duration::from_secs(20), || {
-        let (_, body) = gateway.get("/v1/neighbors");
-        (neighbor(&body, "gone")["state"] == "healthy").then_some(())
-    })
-    .expect("the neighbour recovers");
-    wait_for(Duration::from_secs(20), || {
-        let (_, body) = gateway.get("/health");
-        (body["status"] == "healthy").then_some(())
-    })
-    .expect("the node recovers");
+    gateway.wait_until(
+        "/v1/neighbors",
+        Duration::from_secs(20),
+        "the neighbour recovers",
+        |_, body| neighbor(body, "gone")["state"] == "healthy",
+    );
+    gateway.wait_until(
+        "/health",
+        Duration::from_secs(20),
+        "the node recovers",
+        |_, body| body["status"] == "healthy",
+    );
 
     // Each move was a log line.
     let mut gateway = gateway;
@@ -171,40 +173,9 @@ monitor = false
     }
 }
 
-/// `promtool check metrics` accepts `text`; skipped without promtool unless VIGIL_REQUIRE_TOOLS.
-fn promtool_accepts(text: &str) {
-    let child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let Ok(mut child) = child else {
-        assert!(
-            std::env::var_os("VIGIL_REQUIRE_TOOLS").is_none(),
-            "promtool is required (Debian package `prometheus`)"
-        );
-        eprintln!("skipped the promtool check: promtool not installed");
-        return;
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn grpc_and_neighbour_config_errors_point_at_their_key() {
-    let path = common::temp_file(
+    let path = temp_file(
         "neighbors-bad.toml",
         r#"[grpc]
 bind = "127.0.0.1"

@@ -11,75 +11,50 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, http, wait_for, Agent};
+use common::cluster::{alive_count, three_voters};
+use common::tools::{assert_succeeded, promtool, tool};
+use common::{free_port, http, node_config, Agent};
 use serde_json::Value;
 
 fn deploy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
 }
 
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("VIGIL_REQUIRE_TOOLS").is_none(),
-            "{name} is required (Debian package `prometheus`)"
-        );
-        eprintln!("skipped: {name} not installed");
-    }
-    found
-}
-
-fn agent(id: &str, gossip: u16, seed: u16) -> Agent {
-    Agent::start(&format!(
-        r#"[node]
-id = "{id}"
-[api]
-bind = "127.0.0.1:{{port}}"
-[[checks]]
+/// Three agents that see each other alive, each with a scored check.
+fn cluster() -> [Agent; 3] {
+    let agents = three_voters(free_port(), |id, cluster| {
+        node_config(
+            id,
+            &format!(
+                r#"[[checks]]
 name = "self"
 probe = "http://127.0.0.1:{{port}}/health/live"
 interval = "500ms"
 component = "api"
-[cluster]
-bind = "127.0.0.1:{gossip}"
-seeds = ["127.0.0.1:{seed}"]
-role = "voter"
-voters = ["a", "b", "c"]
-"#
-    ))
-}
-
-/// Three agents that see each other alive.
-fn cluster() -> Vec<Agent> {
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let agents: Vec<Agent> = ["a", "b", "c"]
-        .iter()
-        .zip(&ports)
-        .map(|(id, port)| agent(id, *port, ports[0]))
-        .collect();
+{cluster}"#
+            ),
+        )
+    });
     for node in &agents {
-        wait_for(Duration::from_secs(20), || {
-            let (_, body) = node.get("/v1/members");
-            let alive = body["members"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|m| m["state"] == "alive")
-                .count();
-            (alive == 3).then_some(())
-        })
-        .expect("three members alive");
+        node.wait_until(
+            "/v1/members",
+            Duration::from_secs(20),
+            "three members alive",
+            |_, members| alive_count(members) == 3,
+        );
+        // Score series are served once a check has results to score.
+        node.wait_until(
+            "/health/checks",
+            Duration::from_secs(20),
+            "the self check scored",
+            |_, checks| checks["checks"]["self"]["score"].is_number(),
+        );
     }
     agents
 }
 
-fn promtool(args: &[&str]) {
-    let Some(promtool) = tool("promtool") else {
+fn run_promtool(args: &[&str]) {
+    let Some(promtool) = promtool() else {
         return;
     };
     let out = Command::new(promtool)
@@ -87,19 +62,14 @@ fn promtool(args: &[&str]) {
         .current_dir(deploy().join("prometheus"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "promtool {args:?}:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out, &format!("promtool {args:?}"));
 }
 
 #[test]
 fn alert_rules_pass_promtool_check_and_unit_tests() {
-    promtool(&["check", "rules", "vigil-rules.yml"]);
-    promtool(&["test", "rules", "vigil-rules.test.yml"]);
-    promtool(&["check", "config", "prometheus.yml"]);
+    run_promtool(&["check", "rules", "vigil-rules.yml"]);
+    run_promtool(&["test", "rules", "vigil-rules.test.yml"]);
+    run_promtool(&["check", "config", "prometheus.yml"]);
 }
 
 /// A Prometheus server on loopback with its own data directory, killed on drop.
@@ -152,6 +122,7 @@ impl Prometheus {
         }
     }
 
+    /// The JSON of a GET on the server's HTTP API (Null when it does not answer with JSON).
     async fn get(&self, client: &reqwest::Client, path: &str, query: &[(&str, &str)]) -> Value {
         match client
             .get(format!("{}{path}", self.base))
@@ -162,6 +133,12 @@ impl Prometheus {
             Ok(response) => response.json().await.unwrap_or(Value::Null),
             Err(_) => Value::Null,
         }
+    }
+
+    /// The reply to the PromQL instant query `promql`.
+    async fn query(&self, client: &reqwest::Client, promql: &str) -> Value {
+        self.get(client, "/api/v1/query", &[("query", promql)])
+            .await
     }
 }
 
@@ -177,7 +154,7 @@ fn instances(reply: &Value) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_prometheus_scrapes_every_node_and_loads_the_rules() {
-    let Some(binary) = tool("prometheus") else {
+    let Some(binary) = tool("prometheus", "Debian package `prometheus`") else {
         return;
     };
     let agents = cluster();
@@ -197,20 +174,12 @@ async fn a_real_prometheus_scrapes_every_node_and_loads_the_rules() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
         let reply = prometheus
-            .get(
-                &client,
-                "/api/v1/query",
-                &[("query", "vigil_system_health_score{job=\"vigil\"} == 1")],
-            )
+            .query(&client, "vigil_system_health_score{job=\"vigil\"} == 1")
             .await;
         seen = instances(&reply);
     }
     let members = prometheus
-        .get(
-            &client,
-            "/api/v1/query",
-            &[("query", "vigil_cluster_members{state=\"alive\"} == 3")],
-        )
+        .query(&client, "vigil_cluster_members{state=\"alive\"} == 3")
         .await;
     assert_eq!(instances(&members), want, "{members}");
 

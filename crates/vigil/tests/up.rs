@@ -7,13 +7,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{free_port, VIGIL};
+use common::tools::docker_available;
+use common::{free_port, lines_of, send_signal, wait_for, VIGIL};
 use serde_json::Value;
 
 /// A directory of its own for one test's stack file, state and logs.
@@ -32,6 +32,15 @@ fn fake(name: &str, ready: &str, deps: &str, extra: &str) -> String {
          command = [\"vigil\", \"fake-service\", \"--port\", \"{port}\", \"--ready-after\", \"{ready}\"{extra}]\n\
          depends_on = {{ {deps} }}\n\
          health = {{ probe = \"http://127.0.0.1:{port}/health\", start_interval = \"50ms\" }}\n"
+    )
+}
+
+/// The `fake` arguments of a service that exits with status 1 on its first `n` starts, counting
+/// every start in `count_file`.
+fn fail_first(n: u32, count_file: &Path) -> String {
+    format!(
+        ", \"--fail-first\", \"{n}\", \"--count-file\", \"{}\"",
+        count_file.display()
     )
 }
 
@@ -141,12 +150,8 @@ fn the_concurrency_limit_holds_with_real_processes() {
 
 #[test]
 fn a_crashing_service_is_restarted_with_backoff_and_counted() {
-    let dir = stack_dir("restart-count");
-    let count = dir.join("starts");
-    let extra = format!(
-        ", \"--fail-first\", \"2\", \"--count-file\", \"{}\"",
-        count.display()
-    );
+    let count = stack_dir("restart-count").join("starts");
+    let extra = fail_first(2, &count);
     let stack = format!(
         "{}backoff = \"50ms\"\n{}",
         fake("flaky", "100ms", "", &extra),
@@ -174,11 +179,7 @@ fn a_crashing_service_is_restarted_with_backoff_and_counted() {
 
 #[test]
 fn a_service_that_keeps_failing_fails_the_start_with_a_message_naming_it() {
-    let dir = stack_dir("give-up-count");
-    let extra = format!(
-        ", \"--fail-first\", \"9\", \"--count-file\", \"{}\"",
-        dir.join("starts").display()
-    );
+    let extra = fail_first(9, &stack_dir("give-up-count").join("starts"));
     let stack = format!(
         "{}max_restarts = 1\nbackoff = \"20ms\"\n{}",
         fake("db", "50ms", "", &extra),
@@ -222,11 +223,7 @@ fn an_unhealthy_service_is_restarted_then_given_up() {
 
 #[test]
 fn a_quorum_group_goes_on_degraded_and_says_so() {
-    let dir = stack_dir("quorum-count");
-    let extra = format!(
-        ", \"--fail-first\", \"99\", \"--count-file\", \"{}\"",
-        dir.join("starts").display()
-    );
+    let extra = fail_first(99, &stack_dir("quorum-count").join("starts"));
     let stack = format!(
         "[groups.masters]\nmembers = [\"m1\", \"m2\", \"m3\"]\npolicy = \"quorum\"\n{}{}{}restart = \"no\"\n{}",
         fake("m1", "100ms", "", ""),
@@ -247,11 +244,7 @@ fn a_quorum_group_goes_on_degraded_and_says_so() {
 
 #[test]
 fn an_all_group_fails_the_start_when_a_member_fails() {
-    let dir = stack_dir("all-count");
-    let extra = format!(
-        ", \"--fail-first\", \"99\", \"--count-file\", \"{}\"",
-        dir.join("starts").display()
-    );
+    let extra = fail_first(99, &stack_dir("all-count").join("starts"));
     let stack = format!(
         "[groups.masters]\nmembers = [\"m1\", \"m2\"]\n{}{}restart = \"no\"\n{}",
         fake("m1", "100ms", "", ""),
@@ -311,15 +304,7 @@ impl Attached {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = lines_of(child.stdout.take().unwrap());
         Attached {
             child,
             lines,
@@ -340,29 +325,17 @@ impl Attached {
     }
 
     fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        send_signal(self.child.id(), signal);
     }
 
     /// Waits (at most 30 s) for vigil up to exit; its exit code.
     fn exit_code(&mut self) -> Option<i32> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(1)) {
-                    self.seen.push(line);
-                }
-                return status.code();
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "vigil up did not exit"
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        let status = wait_for(Duration::from_secs(30), || self.child.try_wait().unwrap())
+            .expect("vigil up did not exit");
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(1)) {
+            self.seen.push(line);
         }
+        status.code()
     }
 
     fn position(&self, needle: &str) -> usize {
@@ -517,28 +490,6 @@ fn vigil_down_stops_a_detached_stack_in_reverse_order_and_kills_what_ignores_sig
     }
     let again = vigil_in(&dir, &["down", "-f", "stack.toml"]);
     assert!(text(&again.stdout).contains("nothing is running"));
-}
-
-/// Whether docker can be used; with `VIGIL_REQUIRE_TOOLS=1` its absence fails the test.
-fn docker_available() -> bool {
-    let ok = Command::new("docker")
-        .arg("info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-        && (Command::new("docker-compose")
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-            || Command::new("docker")
-                .args(["compose", "version"])
-                .output()
-                .is_ok_and(|o| o.status.success()));
-    if !ok && std::env::var("VIGIL_REQUIRE_TOOLS").as_deref() == Ok("1") {
-        panic!("docker and docker compose are required (VIGIL_REQUIRE_TOOLS=1)");
-    }
-    ok
 }
 
 /// Removes a compose project's containers even when a test fails half way.

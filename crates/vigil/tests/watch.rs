@@ -5,37 +5,29 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{free_port, wait_for, Agent, VIGIL};
+use common::cluster::{alive_count, three_voters};
+use common::{free_port, lines_of, node_config, send_signal, wait_for, Agent, VIGIL};
 
-fn cluster() -> Vec<Agent> {
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let agents: Vec<Agent> = ["a", "b", "c"]
-        .iter()
-        .zip(&ports)
-        .map(|(id, port)| {
-            Agent::start(&format!(
-                "[node]\nid = \"{id}\"\n[api]\nbind = \"127.0.0.1:{{port}}\"\n[[checks]]\nname = \"self\"\nprobe = \"http://127.0.0.1:{{port}}/health/live\"\ninterval = \"500ms\"\n[cluster]\nbind = \"127.0.0.1:{port}\"\nseeds = [\"127.0.0.1:{}\"]\nrole = \"voter\"\nvoters = [\"a\", \"b\", \"c\"]\n",
-                ports[0]
-            ))
-        })
-        .collect();
+/// Three voters whose first sees all three alive under a leader.
+fn cluster() -> [Agent; 3] {
+    let agents = three_voters(free_port(), |id, cluster| {
+        node_config(
+            id,
+            &format!("[[checks]]\nname = \"self\"\nprobe = \"http://127.0.0.1:{{port}}/health/live\"\ninterval = \"500ms\"\n{cluster}"),
+        )
+    });
+    let mut last = String::new();
     wait_for(Duration::from_secs(20), || {
         let (_, leader) = agents[0].get("/v1/leader");
         let (_, members) = agents[0].get("/v1/members");
-        let alive = members["members"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|m| m["state"] == "alive")
-            .count();
-        (alive == 3 && leader["leader_id"].is_string()).then_some(())
+        let formed = alive_count(&members) == 3 && leader["leader_id"].is_string();
+        last = format!("leader {leader}, members {members}");
+        formed.then_some(())
     })
-    .expect("three members alive under a leader");
+    .unwrap_or_else(|| panic!("three members alive under a leader; last seen {last}"));
     agents
 }
 
@@ -82,15 +74,7 @@ fn watch_prints_plain_frames_when_piped_and_stops_on_ctrl_c() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines_of(child.stdout.take().unwrap());
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut framed = false;
     while !framed && Instant::now() < deadline {
@@ -99,11 +83,7 @@ fn watch_prints_plain_frames_when_piped_and_stops_on_ctrl_c() {
             .is_ok_and(|l| l.starts_with("MEMBER"));
     }
     assert!(framed, "a first frame within 10 s");
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    send_signal(child.id(), "-INT");
     let exited = wait_for(Duration::from_secs(10), || child.try_wait().unwrap());
     assert_eq!(exited.and_then(|s| s.code()), Some(0), "Ctrl-C exits 0");
 }

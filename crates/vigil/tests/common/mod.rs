@@ -1,20 +1,37 @@
-//! Helpers shared by the command's integration tests: running `vigil`, agents, raw HTTP.
+//! What the command's integration tests share: running `vigil` and `vigil agent` processes on
+//! 127.0.0.1, a raw HTTP client for their API, bounded waits on what it answers, and signals.
+//! [`cluster`] adds test clusters and readers of their membership and registry; [`tools`] the
+//! external programs some tests check against.
 
 #![allow(dead_code, clippy::unwrap_used)] // each test file uses its own subset
 
-use std::io::{Read, Write};
+pub mod cluster;
+pub mod tools;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
+/// The `vigil` binary under test.
 pub const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
+/// The API token the tests' agents are given for writes.
 pub const TOKEN: &str = "test-token-0123456789";
 
+/// How long a freshly started agent may take before its API answers.
+const STARTUP: Duration = Duration::from_secs(20);
+
+/// Runs `vigil` with `args` to its end.
 pub fn vigil(args: &[&str]) -> Output {
     Command::new(VIGIL).args(args).output().expect("vigil runs")
 }
 
+/// Writes `contents` to `name` in this test process's own temporary folder.
 pub fn temp_file(name: &str, contents: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("vigil-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -23,12 +40,48 @@ pub fn temp_file(name: &str, contents: &str) -> PathBuf {
     path
 }
 
+/// A free port never handed out before in this process: a port freed by one pick can be picked
+/// again before anyone binds it, and two agents would then race for it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if GIVEN.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
+}
+
+/// One HTTP/1.1 exchange: the status, the status line with the headers, and the body.
+fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> std::io::Result<(u16, String, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    Ok((status, head.to_owned(), body.to_owned()))
 }
 
 /// A minimal HTTP/1.1 client: method, path, optional bearer token and body → (status, body).
@@ -39,27 +92,18 @@ pub fn http(
     token: Option<&str>,
     body: &str,
 ) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: test\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
+    exchange(addr, method, path, token, body).map(|(status, _, body)| (status, body))
+}
+
+/// The status, and the status line with the headers, of a GET.
+pub fn http_head(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    exchange(addr, "GET", path, None, "").map(|(status, head, _)| (status, head))
+}
+
+/// A GET whose body is read as JSON (Null when it is not); None when nothing answers.
+pub fn get_json(addr: SocketAddr, path: &str) -> Option<(u16, Value)> {
+    let (code, body) = http(addr, "GET", path, None, "").ok()?;
+    Some((code, serde_json::from_str(&body).unwrap_or(Value::Null)))
 }
 
 /// Polls `probe` until it returns Some, for at most `limit`.
@@ -74,49 +118,101 @@ pub fn wait_for<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Opt
     None
 }
 
+/// Sends `signal` (as `kill` spells it: `-TERM`, `-STOP`, …) to process `pid`.
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// Reads `stream` line by line on a thread of its own, so a test can wait for a line with a
+/// time bound; the receiver disconnects when the stream ends.
+pub fn lines_of(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (send, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
+/// Starts `vigil agent -c config` in `workdir` (where a voter keeps its Raft store by default),
+/// its log going to `stderr`, and waits until its API on `api` answers.
+pub fn spawn_agent(config: &Path, workdir: &Path, stderr: Stdio, api: SocketAddr) -> Child {
+    let child = Command::new(VIGIL)
+        .args(["agent", "-c"])
+        .arg(config)
+        .current_dir(workdir)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("agent starts");
+    wait_for(STARTUP, || http(api, "GET", "/health/live", None, "").ok())
+        .unwrap_or_else(|| panic!("the agent on {api} answers within {STARTUP:?}"));
+    child
+}
+
+/// The config of agent `id` with its API on `{port}` (see [`Agent::start`]), followed by `rest`:
+/// keys at the top of `rest` still belong to `[api]`.
+pub fn node_config(id: &str, rest: &str) -> String {
+    format!("[node]\nid = \"{id}\"\n[api]\nbind = \"127.0.0.1:{{port}}\"\n{rest}")
+}
+
+/// A running `vigil agent`, killed when dropped; its log is kept on a pipe (`child.stderr`).
 pub struct Agent {
     pub child: Child,
     pub addr: SocketAddr,
 }
 
 impl Agent {
+    /// Starts an agent on `config`, where `{port}` stands for a fresh port for its API, and
+    /// waits until that API answers.
     pub fn start(config: &str) -> Agent {
         let port = free_port();
         let config = config.replace("{port}", &port.to_string());
         let path = temp_file(&format!("agent-{port}.toml"), &config);
-        // A working directory of its own: a voter keeps its Raft store there by default.
         let workdir = path.with_extension("d");
         std::fs::create_dir_all(&workdir).unwrap();
-        let child = Command::new(VIGIL)
-            .args(["agent", "-c"])
-            .arg(&path)
-            .current_dir(&workdir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("agent starts");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        wait_for(Duration::from_secs(20), || {
-            http(addr, "GET", "/health/live", None, "").ok()
-        })
-        .expect("agent answers within 20 s");
+        let child = spawn_agent(&path, &workdir, Stdio::piped(), addr);
         Agent { child, addr }
     }
 
-    pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        let (code, body) = http(self.addr, "GET", path, None, "").expect("agent reachable");
-        (
-            code,
-            serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
-        )
+    /// GET `path`: the status and the body as JSON (Null when it is not).
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        get_json(self.addr, path).expect("agent reachable")
     }
 
+    /// Polls GET `path` until `accept` takes the answer, for at most `limit`; returns that
+    /// answer, or fails the test naming `what` and the last answer seen.
+    pub fn wait_until(
+        &self,
+        path: &str,
+        limit: Duration,
+        what: &str,
+        accept: impl Fn(u16, &Value) -> bool,
+    ) -> (u16, Value) {
+        let mut last = (0, Value::Null);
+        let accepted = wait_for(limit, || {
+            last = self.get(path);
+            accept(last.0, &last.1).then(|| last.clone())
+        });
+        accepted.unwrap_or_else(|| {
+            panic!(
+                "{what}: not within {limit:?}; GET {path} last answered {} {}",
+                last.0, last.1
+            )
+        })
+    }
+
+    /// Sends `signal` to the agent's process.
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        send_signal(self.child.id(), signal);
     }
 }
 

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::http;
+use crate::common::cluster::{instance_ids, member_state, member_states};
+use crate::common::tools::compose_program;
+use crate::common::{get_json, http};
 
 /// The cluster's nodes, as named in deploy/compose/docker-compose.yml.
 pub const VOTERS: [&str; 3] = ["v1", "v2", "v3"];
@@ -49,30 +51,6 @@ fn docker(args: &[&str]) -> String {
     text(&out.stdout).trim().to_owned()
 }
 
-/// Whether docker and compose can be used; with `VIGIL_REQUIRE_TOOLS=1` their absence fails.
-pub fn docker_available() -> bool {
-    let ok = run("docker", &["info"]).status.success() && compose_program().is_some();
-    if !ok && std::env::var("VIGIL_REQUIRE_TOOLS").as_deref() == Ok("1") {
-        panic!("docker and docker compose are required (VIGIL_REQUIRE_TOOLS=1)");
-    }
-    ok
-}
-
-/// `docker-compose` (v1) or `docker compose` (v2), whichever is installed.
-fn compose_program() -> Option<Vec<&'static str>> {
-    if Command::new("docker-compose")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        Some(vec!["docker-compose"])
-    } else if run("docker", &["compose", "version"]).status.success() {
-        Some(vec!["docker", "compose"])
-    } else {
-        None
-    }
-}
-
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -80,6 +58,11 @@ fn repo() -> PathBuf {
 /// One printed figure of a scenario, in a form a script can pick out of the test output.
 pub fn figure(scenario: &str, name: &str, value: impl std::fmt::Display) {
     println!("FIGURE {scenario}: {name} = {value}");
+}
+
+/// A duration as a figure shows it: seconds with `decimals` decimals.
+pub fn seconds(duration: Duration, decimals: usize) -> String {
+    format!("{:.*} s", decimals, duration.as_secs_f64())
 }
 
 /// The demo cluster of one test run, removed with everything the test added when dropped.
@@ -143,7 +126,7 @@ impl Cluster {
         figure(
             "startup",
             "compose up to a converged cluster",
-            format!("{:.1} s", started.elapsed().as_secs_f64()),
+            seconds(started.elapsed(), 1),
         );
         cluster
     }
@@ -206,31 +189,22 @@ impl Cluster {
 
     /// GET on a node's API: status and JSON body, or None when it does not answer.
     pub fn get(&self, node: &str, path: &str) -> Option<(u16, Value)> {
-        let (code, body) = http(self.api_of(node), "GET", path, None, "").ok()?;
-        Some((code, serde_json::from_str(&body).unwrap_or(Value::Null)))
+        get_json(self.api_of(node), path)
     }
 
     /// The state (`alive`, `suspect`, `dead`, `left`) `observer` gives `node`; None when the
     /// observer does not answer or does not list the node.
     pub fn state(&self, observer: &str, node: &str) -> Option<String> {
         let (_, body) = self.get(observer, "/v1/members")?;
-        body["members"]
-            .as_array()?
-            .iter()
-            .find(|m| m["id"] == node)
-            .and_then(|m| m["state"].as_str().map(str::to_owned))
+        member_state(&body, node).map(str::to_owned)
     }
 
     /// The ids `observer` lists as members.
     pub fn listed(&self, observer: &str) -> Option<Vec<String>> {
         let (_, body) = self.get(observer, "/v1/members")?;
-        Some(
-            body["members"]
-                .as_array()?
-                .iter()
-                .filter_map(|m| m["id"].as_str().map(str::to_owned))
-                .collect(),
-        )
+        body["members"]
+            .is_array()
+            .then(|| member_states(&body).into_iter().map(|(id, _)| id).collect())
     }
 
     /// Whether `observer` answers and lists all six nodes alive.
@@ -283,17 +257,7 @@ impl Cluster {
     /// The instance ids of service `name` in `node`'s copy of the registry.
     pub fn instances(&self, node: &str, name: &str) -> Option<Vec<String>> {
         let (code, body) = self.get(node, &format!("/v1/services/{name}"))?;
-        match code {
-            200 => Some(
-                body["instances"]
-                    .as_array()?
-                    .iter()
-                    .filter_map(|i| i["id"].as_str().map(str::to_owned))
-                    .collect(),
-            ),
-            404 => Some(Vec::new()),
-            _ => None,
-        }
+        instance_ids(code, &body)
     }
 
     /// Waits until `condition` holds, for at most `limit`; fails the test naming `what`

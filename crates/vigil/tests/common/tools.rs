@@ -1,0 +1,102 @@
+//! External programs some tests check vigil against (promtool, browsers, docker). A missing one
+//! skips the test, unless `VIGIL_REQUIRE_TOOLS` is set (as CI sets it), where it fails it.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+/// How to install promtool, for the message when it is required and missing.
+const PROMETHEUS: &str = "Debian package `prometheus`";
+
+/// The path of program `name`; when absent the test is to be skipped, unless
+/// `VIGIL_REQUIRE_TOOLS` is set, where this fails it naming `install` (how to get it).
+pub fn tool(name: &str, install: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("VIGIL_REQUIRE_TOOLS").is_none(),
+            "{name} is required ({install})"
+        );
+        eprintln!("skipped: {name} not installed");
+    }
+    found
+}
+
+/// [`tool`] for promtool.
+pub fn promtool() -> Option<PathBuf> {
+    tool("promtool", PROMETHEUS)
+}
+
+/// Runs `command` with `input` on its standard input, to its end, capturing its output.
+pub fn feed(command: &mut Command, input: &str) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Fails the test unless `out` is a success, with `what` and everything the program printed.
+pub fn assert_succeeded(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `promtool check metrics` accepts `text`, a `/metrics` page; skipped without promtool.
+pub fn promtool_accepts(text: &str) {
+    let Some(promtool) = promtool() else {
+        return;
+    };
+    let out = feed(Command::new(promtool).args(["check", "metrics"]), text);
+    assert_succeeded(&out, "promtool check metrics failed");
+}
+
+/// `docker-compose` (v1) or `docker compose` (v2), whichever is installed.
+pub fn compose_program() -> Option<Vec<&'static str>> {
+    let runs = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if runs("docker-compose", &["version"]) {
+        Some(vec!["docker-compose"])
+    } else if runs("docker", &["compose", "version"]) {
+        Some(vec!["docker", "compose"])
+    } else {
+        None
+    }
+}
+
+/// Whether docker and compose can be used; with `VIGIL_REQUIRE_TOOLS=1` their absence fails.
+pub fn docker_available() -> bool {
+    let ok = Command::new("docker")
+        .arg("info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+        && compose_program().is_some();
+    if !ok && std::env::var("VIGIL_REQUIRE_TOOLS").as_deref() == Ok("1") {
+        panic!("docker and docker compose are required (VIGIL_REQUIRE_TOOLS=1)");
+    }
+    ok
+}
