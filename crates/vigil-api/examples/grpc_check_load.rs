@@ -55,7 +55,7 @@ fn parse_args() -> Result<Args, String> {
             "--connections" => args.connections = count()?,
             "--concurrency" => args.concurrency = count()?,
             "--duration" => {
-                args.duration = humantime::parse_duration(&value)
+                args.duration = vigil_probe::parse_duration(&value)
                     .map_err(|e| format!("--duration: {value:?}: {e}"))?
             }
             _ => return Err(format!("unknown option {flag}\n{USAGE}")),

@@ -57,7 +57,7 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--checks" => args.checks = value.parse().map_err(|e| bad(&e))?,
             "--interval" => {
-                args.interval = humantime::parse_duration(&value).map_err(|e| bad(&e))?
+                args.interval = vigil_probe::parse_duration(&value).map_err(|e| bad(&e))?
             }
             "--bind" => args.bind = value.parse().map_err(|e| bad(&e))?,
             "--fail-every" => args.fail_every = value.parse().map_err(|e| bad(&e))?,

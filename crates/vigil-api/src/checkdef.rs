@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use vigil_health::{CheckSpec, Engine, RegisterError, Registered, Thresholds};
-use vigil_probe::{Built, ProbeOptions, ProbeSpec, ProbeSpecError};
+use vigil_probe::{parse_duration, Built, ProbeOptions, ProbeSpec, ProbeSpecError};
 
 /// A duration written the way people write them: `"500ms"`, `"30s"`, `"1m30s"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -28,20 +28,6 @@ impl<'de> Deserialize<'de> for HumanDuration {
         }
         deserializer.deserialize_str(DurationVisitor)
     }
-}
-
-/// Parses `"500ms"`, `"30s"`, `"1m30s"`, `"2h"`; a bare number is refused because its unit would
-/// be a guess.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "invalid duration \"{text}\": add a unit, e.g. \"{text}s\" or \"{text}ms\""
-        ));
-    }
-    humantime::parse_duration(text).map_err(|e| {
-        format!("invalid duration \"{text}\": {e} (write e.g. \"500ms\", \"30s\", \"1m30s\")")
-    })
 }
 
 /// One check, as written in config or sent to the API. Every field but `probe` is optional.
@@ -247,16 +233,6 @@ fn probe_error(error: ProbeSpecError) -> DefinitionError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_need_units() {
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("30").unwrap_err().contains("add a unit"));
-        assert!(parse_duration("5x")
-            .unwrap_err()
-            .contains("invalid duration \"5x\""));
-    }
 
     #[test]
     fn json_definition_becomes_a_check() {

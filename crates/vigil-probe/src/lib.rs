@@ -61,6 +61,7 @@
 //! ```
 
 mod disk;
+mod duration;
 mod exec;
 pub mod grpc;
 mod http;
@@ -73,6 +74,7 @@ mod tcp;
 mod util;
 
 pub use disk::DiskSpec;
+pub use duration::parse_duration;
 pub use exec::ExecSpec;
 pub use grpc::GrpcSpec;
 pub use http::HttpSpec;

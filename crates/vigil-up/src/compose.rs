@@ -38,12 +38,12 @@ use vigil_probe::{ProbeOptions, ProbeSpec};
 use crate::error::{unreadable, Errors, StackErrors};
 use crate::graph;
 use crate::launch::Exit;
-use crate::parse::parse_duration;
 use crate::process::Stopped;
 use crate::stack::{
     Condition, Dependency, Group, GroupId, GroupPolicy, Health, HealthCheck, Launch, RestartMode,
     RestartPolicy, Service, ServiceId, Stack, Target,
 };
+use vigil_probe::parse_duration;
 
 /// Reads a compose file into a stack.
 pub fn load(path: &Path) -> Result<Stack, StackErrors> {

@@ -44,7 +44,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
-use vigil_probe::{ProbeOptions, ProbeSpec};
+use vigil_probe::{parse_duration, ProbeOptions, ProbeSpec};
 
 use crate::error::{unreadable, Errors, StackErrors};
 use crate::graph;
@@ -76,19 +76,6 @@ pub fn parse(source: &str, file: &str, base: &Path) -> Result<Stack, StackErrors
         Some(stack) if errors.is_empty() => Ok(stack),
         _ => Err(errors.into_errors()),
     }
-}
-
-/// Parses `"500ms"`, `"30s"`, `"1m30s"`; a bare number is refused because its unit would be a guess.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "invalid duration \"{text}\": add a unit, e.g. \"{text}s\" or \"{text}ms\""
-        ));
-    }
-    humantime::parse_duration(text).map_err(|e| {
-        format!("invalid duration \"{text}\": {e} (write e.g. \"500ms\", \"30s\", \"1m30s\")")
-    })
 }
 
 #[derive(Deserialize)]

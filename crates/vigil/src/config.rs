@@ -24,8 +24,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
-use vigil_api::checkdef::{parse_duration, CheckDefinition, CheckPlan, HumanDuration};
+use vigil_api::checkdef::{CheckDefinition, CheckPlan, HumanDuration};
 use vigil_health::EngineConfig;
+use vigil_probe::parse_duration;
 use vigil_up::error::Errors;
 
 mod cluster;

@@ -21,8 +21,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use vigil_api::checkdef::parse_duration;
 use vigil_health::Verdict;
+use vigil_probe::parse_duration;
 use vigil_probe::{Built, ProbeOptions, ProbeSpec};
 
 /// Options of `vigil probe`.
