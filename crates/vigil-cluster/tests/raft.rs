@@ -127,7 +127,7 @@ async fn voters_elect_one_leader_and_refuse_frames_without_the_key() {
     assert_eq!(read.registry.services["api"]["api-1"], instance);
 
     // A vote request for a far higher term, sealed with another key, and one not sealed at all:
-    // the voter drops the connection and its term does not move.
+    // after its hello, the voter drops the connection and its term does not move.
     let forged = br#"{"Vote":{"vote":{"leader_id":{"term":1000,"node_id":1},"committed":false},"last_log_id":null}}"#;
     let strangers = [
         seal(
@@ -141,6 +141,10 @@ async fn voters_elect_one_leader_and_refuse_frames_without_the_key() {
         let mut stream = TcpStream::connect(voters[follower].raft_addr)
             .await
             .unwrap();
+        let mut hello_len = [0u8; 4];
+        stream.read_exact(&mut hello_len).await.unwrap();
+        let mut hello = vec![0u8; u32::from_be_bytes(hello_len) as usize];
+        stream.read_exact(&mut hello).await.unwrap();
         stream
             .write_all(&(frame.len() as u32).to_be_bytes())
             .await

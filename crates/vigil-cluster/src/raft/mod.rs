@@ -16,6 +16,7 @@
 //! and elect one of themselves after their election timeout anyway.
 
 mod network;
+mod session;
 mod state;
 mod store;
 mod types;

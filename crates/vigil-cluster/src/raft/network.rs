@@ -1,8 +1,12 @@
 //! Raft RPCs between voters over TCP: each frame is a 4-byte big-endian length and a payload
 //! sealed with the cluster keyring (XChaCha20-Poly1305, as gossip uses) when one is set, so a
-//! process without the key can neither read nor forge Raft traffic. A client keeps one
-//! connection per peer and sends one request at a time on it; the server answers every frame
-//! on a connection in order. Frames are capped in size and every exchange in time.
+//! process without the key can neither read nor forge Raft traffic. Inside the seal, every
+//! frame is bound to its connection and its place in it (see [`super::session`]): the server
+//! opens each connection with a hello carrying a fresh nonce, and refuses, closing the
+//! connection, any request recorded elsewhere or replayed; the client refuses any reply that
+//! does not answer the request it just sent. A client keeps one connection per peer and sends
+//! one request at a time on it; the server answers every frame on a connection in order.
+//! Frames are capped in size and every exchange in time.
 //!
 //! Besides openraft's RPCs, one request of vigil's own: `Campaign`, which an unhealthy leader
 //! sends a healthy, up-to-date follower so that it stands for election at once (see
@@ -28,6 +32,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
 use vigil_gossip::crypto::{open, seal, Keyring};
 
+use super::session::{ClientSession, Exchange, ServerSession};
 use super::types::{Raft, TypeConfig, Voter};
 
 type NodeId = u64;
@@ -102,17 +107,22 @@ impl LeaderContact {
     }
 }
 
-async fn write_frame(
-    stream: &mut TcpStream,
-    keyring: Option<&Keyring>,
-    payload: &[u8],
-) -> std::io::Result<()> {
+/// `payload` as it goes on the wire: sealed, behind its length.
+fn wire_frame(keyring: Option<&Keyring>, payload: &[u8]) -> std::io::Result<Vec<u8>> {
     let frame = seal(keyring, payload, &mut rand::rng());
     let len = u32::try_from(frame.len()).map_err(|_| std::io::Error::other("frame too large"))?;
     let mut out = Vec::with_capacity(4 + frame.len());
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&frame);
-    stream.write_all(&out).await
+    Ok(out)
+}
+
+async fn write_frame(
+    stream: &mut TcpStream,
+    keyring: Option<&Keyring>,
+    payload: &[u8],
+) -> std::io::Result<()> {
+    stream.write_all(&wire_frame(keyring, payload)?).await
 }
 
 async fn read_frame(stream: &mut TcpStream, keyring: Option<&Keyring>) -> std::io::Result<Vec<u8>> {
@@ -159,23 +169,14 @@ pub async fn serve(
 }
 
 async fn connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
     raft: Raft,
     keys: Keys,
     contact: Arc<LeaderContact>,
     healthy: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
-    let _ = stream.set_nodelay(true);
-    loop {
-        let payload =
-            match tokio::time::timeout(IDLE, read_frame(&mut stream, keys().as_ref())).await {
-                Ok(Ok(payload)) => payload,
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(()),
-            };
-        let request: Request = serde_json::from_slice(&payload)
-            .map_err(|e| std::io::Error::other(format!("undecodable request: {e}")))?;
+    let mut inbound = Inbound::accept(stream, keys).await?;
+    while let Some((exchange, request)) = inbound.request().await? {
         let reply = match request {
             Request::Append(rpc) => {
                 let answer = raft.append_entries(rpc).await;
@@ -199,8 +200,59 @@ async fn connection(
                 Reply::Campaign(campaign)
             }
         };
-        let bytes = serde_json::to_vec(&reply).map_err(std::io::Error::other)?;
-        write_frame(&mut stream, keys().as_ref(), &bytes).await?;
+        inbound.reply(exchange, &reply).await?;
+    }
+    Ok(())
+}
+
+/// The server's end of one accepted connection: it has sent its hello, reads requests bound
+/// to the connection and answers each in turn.
+struct Inbound {
+    stream: TcpStream,
+    keys: Keys,
+    session: ServerSession,
+}
+
+impl Inbound {
+    /// Opens the connection with the hello that requests on it must be bound to.
+    async fn accept(mut stream: TcpStream, keys: Keys) -> std::io::Result<Inbound> {
+        let _ = stream.set_nodelay(true);
+        let session = ServerSession::new(rand::random());
+        write_frame(&mut stream, keys().as_ref(), &session.hello()).await?;
+        Ok(Inbound {
+            stream,
+            keys,
+            session,
+        })
+    }
+
+    /// The next request, or `None` once the client has closed the connection or left it idle.
+    /// A frame that cannot be opened, is not bound to this connection in order, or does not
+    /// decode is an error: the caller closes the connection.
+    async fn request(&mut self) -> std::io::Result<Option<(Exchange, Request)>> {
+        let keyring = (self.keys)();
+        let frame = match tokio::time::timeout(IDLE, read_frame(&mut self.stream, keyring.as_ref()))
+            .await
+        {
+            Ok(Ok(frame)) => frame,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Ok(None),
+        };
+        let (exchange, body) = self
+            .session
+            .open_request(&frame)
+            .map_err(|e| std::io::Error::other(format!("refused frame: {e}")))?;
+        let request = serde_json::from_slice(body)
+            .map_err(|e| std::io::Error::other(format!("undecodable request: {e}")))?;
+        Ok(Some((exchange, request)))
+    }
+
+    /// Sends the reply to the request `exchange` stands for.
+    async fn reply(&mut self, exchange: Exchange, reply: &Reply) -> std::io::Result<()> {
+        let body = serde_json::to_vec(reply).map_err(std::io::Error::other)?;
+        let frame = self.session.reply(exchange, &body);
+        write_frame(&mut self.stream, (self.keys)().as_ref(), &frame).await
     }
 }
 
@@ -227,7 +279,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             name: node.name.clone(),
             network: self.clone(),
-            stream: None,
+            link: None,
         }
     }
 }
@@ -237,7 +289,39 @@ pub struct Peer {
     target: NodeId,
     name: String,
     network: Network,
-    stream: Option<TcpStream>,
+    link: Option<Outbound>,
+}
+
+/// The client's end of one dialled connection, bound to the server's hello.
+struct Outbound {
+    stream: TcpStream,
+    session: ClientSession,
+}
+
+impl Outbound {
+    /// Reads the server's hello on a fresh connection and binds this end to it.
+    async fn open(mut stream: TcpStream, keyring: Option<&Keyring>) -> std::io::Result<Outbound> {
+        let hello = read_frame(&mut stream, keyring).await?;
+        let session = ClientSession::from_hello(&hello, rand::random())
+            .map_err(|e| std::io::Error::other(format!("refused hello: {e}")))?;
+        Ok(Outbound { stream, session })
+    }
+
+    /// Sends one request and returns the body of the reply that answers it.
+    async fn exchange(
+        &mut self,
+        keyring: Option<&Keyring>,
+        payload: &[u8],
+    ) -> std::io::Result<Vec<u8>> {
+        let (exchange, frame) = self.session.request(payload);
+        write_frame(&mut self.stream, keyring, &frame).await?;
+        let answer = read_frame(&mut self.stream, keyring).await?;
+        let body = self
+            .session
+            .open_reply(exchange, &answer)
+            .map_err(|e| std::io::Error::other(format!("refused reply: {e}")))?;
+        Ok(body.to_vec())
+    }
 }
 
 /// How an exchange failed: before anything was sent (the peer is unreachable), or after.
@@ -262,7 +346,7 @@ impl Peer {
         match tokio::time::timeout(ttl, self.exchange_within(&payload)).await {
             Ok(result) => result,
             Err(_) => {
-                self.stream = None;
+                self.link = None;
                 Err(Failure::Network(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     format!("no answer from voter {} within {ttl:?}", self.name),
@@ -271,25 +355,28 @@ impl Peer {
         }
     }
 
+    /// One exchange on the kept connection, dialling first if there is none. The connection is
+    /// kept only after a reply that answers the request, so a failed or refused exchange leaves
+    /// the next one to start on a fresh connection.
     async fn exchange_within(&mut self, payload: &[u8]) -> Result<Reply, Failure> {
-        let mut stream = match self.stream.take() {
-            Some(stream) => stream,
+        let mut link = match self.link.take() {
+            Some(link) => link,
             None => self.dial().await.map_err(Failure::Unreachable)?,
         };
         let keyring = (self.network.keys)();
-        write_frame(&mut stream, keyring.as_ref(), payload)
-            .await
-            .map_err(Failure::Network)?;
-        let answer = read_frame(&mut stream, keyring.as_ref())
+        let answer = link
+            .exchange(keyring.as_ref(), payload)
             .await
             .map_err(Failure::Network)?;
         let reply = serde_json::from_slice(&answer)
             .map_err(|e| Failure::Network(std::io::Error::other(e)))?;
-        self.stream = Some(stream);
+        self.link = Some(link);
         Ok(reply)
     }
 
-    async fn dial(&self) -> std::io::Result<TcpStream> {
+    /// Connects to the voter and reads its hello: nothing is sent yet, so any failure here
+    /// means the voter is unreachable.
+    async fn dial(&self) -> std::io::Result<Outbound> {
         let addr = (self.network.resolve)(&self.name).ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::NotFound,
@@ -305,7 +392,7 @@ impl Peer {
                 )
             })??;
         let _ = stream.set_nodelay(true);
-        Ok(stream)
+        Outbound::open(stream, (self.network.keys)().as_ref()).await
     }
 
     fn unexpected<E: std::error::Error>() -> RPCError<NodeId, Voter, E> {
@@ -381,11 +468,92 @@ pub async fn ask_to_campaign(network: &Network, name: &str) -> std::io::Result<b
         target: 0,
         name: name.to_owned(),
         network: network.clone(),
-        stream: None,
+        link: None,
     };
     match peer.exchange(&Request::Campaign, DIAL * 2).await {
         Ok(Reply::Campaign(started)) => Ok(started),
         Ok(_) => Err(std::io::Error::other("reply of the wrong kind")),
         Err(Failure::Unreachable(e) | Failure::Network(e)) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vigil_gossip::crypto::Key;
+
+    use super::*;
+
+    /// A server on a fresh port whose every connection answers each request with
+    /// `Campaign(true)`, sealing with `keys`.
+    async fn server(keys: Keys) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let keys = keys.clone();
+                tokio::spawn(async move {
+                    let mut inbound = Inbound::accept(stream, keys).await?;
+                    while let Some((exchange, _)) = inbound.request().await? {
+                        inbound.reply(exchange, &Reply::Campaign(true)).await?;
+                    }
+                    std::io::Result::Ok(())
+                });
+            }
+        });
+        addr
+    }
+
+    /// Whether the server closes the connection without writing anything more.
+    async fn closes(stream: &mut TcpStream) -> bool {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest));
+        matches!(read.await, Ok(Ok(0)) | Ok(Err(_)))
+    }
+
+    #[tokio::test]
+    async fn a_recorded_request_is_refused_on_its_connection_and_on_a_fresh_one() {
+        let keyring = Keyring::new(Key::from_bytes([3; 32]));
+        let keys: Keys = Arc::new(move || Some(keyring.clone()));
+        let addr = server(keys.clone()).await;
+
+        // A genuine exchange, recorded as it went on the wire.
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let mut outbound = Outbound::open(stream, keys().as_ref())
+            .await
+            .expect("hello");
+        let body = serde_json::to_vec(&Request::Campaign).expect("encode");
+        let (exchange, payload) = outbound.session.request(&body);
+        let recorded = wire_frame(keys().as_ref(), &payload).expect("frame");
+        outbound.stream.write_all(&recorded).await.expect("send");
+        let answer = read_frame(&mut outbound.stream, keys().as_ref())
+            .await
+            .expect("reply");
+        let reply = outbound
+            .session
+            .open_reply(exchange, &answer)
+            .expect("bound reply");
+        assert!(matches!(
+            serde_json::from_slice(reply),
+            Ok(Reply::Campaign(true))
+        ));
+
+        // Replayed on the same connection: refused.
+        outbound.stream.write_all(&recorded).await.expect("replay");
+        assert!(
+            closes(&mut outbound.stream).await,
+            "a replay on its own connection"
+        );
+
+        // Replayed on a fresh connection, after its hello: refused.
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let _hello = read_frame(&mut stream, keys().as_ref())
+            .await
+            .expect("hello");
+        stream.write_all(&recorded).await.expect("replay");
+        assert!(closes(&mut stream).await, "a replay on a fresh connection");
+
+        // A client still gets through on a fresh connection.
+        let network = Network::new(Arc::new(move |_| Some(addr)), keys);
+        assert!(ask_to_campaign(&network, "peer").await.expect("campaign"));
     }
 }
