@@ -259,6 +259,7 @@ impl Leadership {
         let healthy = Arc::new(AtomicBool::new(true));
         let server = tokio::spawn(network::serve(
             listener.listener,
+            raft_id(&name),
             raft.clone(),
             keys,
             contact.clone(),

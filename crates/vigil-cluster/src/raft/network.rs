@@ -33,7 +33,7 @@ use tracing::debug;
 use vigil_gossip::crypto::{open, seal, Keyring};
 
 use super::session::{ClientSession, Exchange, ServerSession};
-use super::types::{Raft, TypeConfig, Voter};
+use super::types::{raft_id, Raft, TypeConfig, Voter};
 
 type NodeId = u64;
 
@@ -139,9 +139,11 @@ async fn read_frame(stream: &mut TcpStream, keyring: Option<&Keyring>) -> std::i
     open(keyring, &frame).map_err(|e| std::io::Error::other(format!("refused frame: {e}")))
 }
 
-/// Serves Raft RPCs arriving on `listener` to `raft` until the task is dropped.
+/// Serves Raft RPCs arriving on `listener` to `raft`, the voter with Raft id `voter`, until the
+/// task is dropped.
 pub async fn serve(
     listener: TcpListener,
+    voter: NodeId,
     raft: Raft,
     keys: Keys,
     contact: Arc<LeaderContact>,
@@ -161,7 +163,7 @@ pub async fn serve(
         let contact = contact.clone();
         let healthy = healthy.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, raft, keys, contact, healthy).await {
+            if let Err(e) = connection(stream, voter, raft, keys, contact, healthy).await {
                 debug!(%peer, error = %e, "raft connection closed");
             }
         });
@@ -170,12 +172,13 @@ pub async fn serve(
 
 async fn connection(
     stream: TcpStream,
+    voter: NodeId,
     raft: Raft,
     keys: Keys,
     contact: Arc<LeaderContact>,
     healthy: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
-    let mut inbound = Inbound::accept(stream, keys).await?;
+    let mut inbound = Inbound::accept(stream, voter, keys).await?;
     while let Some((exchange, request)) = inbound.request().await? {
         let reply = match request {
             Request::Append(rpc) => {
@@ -214,10 +217,11 @@ struct Inbound {
 }
 
 impl Inbound {
-    /// Opens the connection with the hello that requests on it must be bound to.
-    async fn accept(mut stream: TcpStream, keys: Keys) -> std::io::Result<Inbound> {
+    /// Opens the connection with the hello, naming this voter, that requests on it must be
+    /// bound to.
+    async fn accept(mut stream: TcpStream, voter: NodeId, keys: Keys) -> std::io::Result<Inbound> {
         let _ = stream.set_nodelay(true);
-        let session = ServerSession::new(rand::random());
+        let session = ServerSession::new(rand::random(), voter);
         write_frame(&mut stream, keys().as_ref(), &session.hello()).await?;
         Ok(Inbound {
             stream,
@@ -299,10 +303,14 @@ struct Outbound {
 }
 
 impl Outbound {
-    /// Reads the server's hello on a fresh connection and binds this end to it.
-    async fn open(mut stream: TcpStream, keyring: Option<&Keyring>) -> std::io::Result<Outbound> {
+    /// Reads the hello of the voter `target` on a fresh connection and binds this end to it.
+    async fn open(
+        mut stream: TcpStream,
+        target: NodeId,
+        keyring: Option<&Keyring>,
+    ) -> std::io::Result<Outbound> {
         let hello = read_frame(&mut stream, keyring).await?;
-        let session = ClientSession::from_hello(&hello, rand::random())
+        let session = ClientSession::from_hello(&hello, rand::random(), target)
             .map_err(|e| std::io::Error::other(format!("refused hello: {e}")))?;
         Ok(Outbound { stream, session })
     }
@@ -392,7 +400,7 @@ impl Peer {
                 )
             })??;
         let _ = stream.set_nodelay(true);
-        Outbound::open(stream, (self.network.keys)().as_ref()).await
+        Outbound::open(stream, self.target, (self.network.keys)().as_ref()).await
     }
 
     fn unexpected<E: std::error::Error>() -> RPCError<NodeId, Voter, E> {
@@ -465,7 +473,7 @@ impl RaftNetwork<TypeConfig> for Peer {
 /// with the candidate's own is a majority of three.
 pub async fn ask_to_campaign(network: &Network, name: &str) -> std::io::Result<bool> {
     let mut peer = Peer {
-        target: 0,
+        target: raft_id(name),
         name: name.to_owned(),
         network: network.clone(),
         link: None,
@@ -483,6 +491,9 @@ mod tests {
 
     use super::*;
 
+    /// The voter the test server plays.
+    const PEER: &str = "peer";
+
     /// A server on a fresh port whose every connection answers each request with
     /// `Campaign(true)`, sealing with `keys`.
     async fn server(keys: Keys) -> SocketAddr {
@@ -492,7 +503,7 @@ mod tests {
             while let Ok((stream, _)) = listener.accept().await {
                 let keys = keys.clone();
                 tokio::spawn(async move {
-                    let mut inbound = Inbound::accept(stream, keys).await?;
+                    let mut inbound = Inbound::accept(stream, raft_id(PEER), keys).await?;
                     while let Some((exchange, _)) = inbound.request().await? {
                         inbound.reply(exchange, &Reply::Campaign(true)).await?;
                     }
@@ -518,7 +529,7 @@ mod tests {
 
         // A genuine exchange, recorded as it went on the wire.
         let stream = TcpStream::connect(addr).await.expect("connect");
-        let mut outbound = Outbound::open(stream, keys().as_ref())
+        let mut outbound = Outbound::open(stream, raft_id(PEER), keys().as_ref())
             .await
             .expect("hello");
         let body = serde_json::to_vec(&Request::Campaign).expect("encode");
@@ -554,6 +565,6 @@ mod tests {
 
         // A client still gets through on a fresh connection.
         let network = Network::new(Arc::new(move |_| Some(addr)), keys);
-        assert!(ask_to_campaign(&network, "peer").await.expect("campaign"));
+        assert!(ask_to_campaign(&network, PEER).await.expect("campaign"));
     }
 }

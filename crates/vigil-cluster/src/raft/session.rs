@@ -2,7 +2,10 @@
 //! replayed on the network is refused. Pure logic, no I/O: the transport seals and sends what
 //! this module builds, and hands it what it receives.
 //!
-//! On accept, the server sends a hello carrying a fresh random server nonce. The client picks
+//! On accept, the server sends a hello carrying a fresh random server nonce and its own Raft id.
+//! The client refuses a hello from another voter than the one it dialled (an attacker on the path
+//! could otherwise hand one voter's traffic to another, and the leader would count the wrong
+//! voter's answers towards a majority). The client picks
 //! a fresh random client nonce for the connection and numbers its requests 0, 1, 2, …; every
 //! request starts with `kind ‖ server nonce ‖ client nonce ‖ sequence number`, and its reply
 //! repeats the request's binding. So:
@@ -24,8 +27,8 @@ pub const NONCE_LEN: usize = 16;
 /// A connection's random nonce, chosen by one end.
 pub type Nonce = [u8; NONCE_LEN];
 
-/// Length of a hello: kind and server nonce.
-const HELLO_LEN: usize = 1 + NONCE_LEN;
+/// Length of a hello: kind, server nonce and the server's Raft id.
+const HELLO_LEN: usize = 1 + NONCE_LEN + 8;
 /// Length of the binding before a request or reply body: kind, both nonces, sequence number.
 const HEADER_LEN: usize = 1 + 2 * NONCE_LEN + 8;
 
@@ -78,6 +81,14 @@ pub enum Refused {
         expected: Kind,
         /// The kind byte it has.
         got: u8,
+    },
+    /// The hello comes from another voter than the one dialled.
+    #[error("a hello from voter {got} where voter {expected} was dialled")]
+    WrongVoter {
+        /// The Raft id of the voter dialled.
+        expected: u64,
+        /// The Raft id in the hello.
+        got: u64,
     },
     /// The server nonce is not this connection's: the frame was recorded on another one.
     #[error("the server nonce is not this connection's (a frame from another connection)")]
@@ -149,16 +160,20 @@ pub struct Exchange(Binding);
 #[derive(Debug)]
 pub struct ServerSession {
     server: Nonce,
+    /// This voter's Raft id, named in the hello.
+    voter: u64,
     /// The client nonce of the first request; every later one must repeat it.
     client: Option<Nonce>,
     next: u64,
 }
 
 impl ServerSession {
-    /// A session for a freshly accepted connection; `server` must be fresh random bytes.
-    pub fn new(server: Nonce) -> ServerSession {
+    /// A session for a freshly accepted connection of the voter with Raft id `voter`; `server`
+    /// must be fresh random bytes.
+    pub fn new(server: Nonce, voter: u64) -> ServerSession {
         ServerSession {
             server,
+            voter,
             client: None,
             next: 0,
         }
@@ -169,6 +184,7 @@ impl ServerSession {
         let mut frame = Vec::with_capacity(HELLO_LEN);
         frame.push(Kind::Hello.byte());
         frame.extend_from_slice(&self.server);
+        frame.extend_from_slice(&self.voter.to_be_bytes());
         frame
     }
 
@@ -209,8 +225,9 @@ pub struct ClientSession {
 }
 
 impl ClientSession {
-    /// A session from the server's hello; `client` must be fresh random bytes.
-    pub fn from_hello(hello: &[u8], client: Nonce) -> Result<ClientSession, Refused> {
+    /// A session from the hello of the voter with Raft id `voter`; `client` must be fresh random
+    /// bytes.
+    pub fn from_hello(hello: &[u8], client: Nonce, voter: u64) -> Result<ClientSession, Refused> {
         let (&got, rest) = hello.split_first().ok_or(Refused::Truncated {
             kind: Kind::Hello,
             len: 0,
@@ -221,10 +238,22 @@ impl ClientSession {
                 got,
             });
         }
-        let server = Nonce::try_from(rest).map_err(|_| Refused::Truncated {
+        let truncated = Refused::Truncated {
             kind: Kind::Hello,
             len: hello.len(),
-        })?;
+        };
+        let Some((server, id)) = rest.split_first_chunk::<NONCE_LEN>() else {
+            return Err(truncated);
+        };
+        let id = <[u8; 8]>::try_from(id).map_err(|_| truncated)?;
+        let got = u64::from_be_bytes(id);
+        if got != voter {
+            return Err(Refused::WrongVoter {
+                expected: voter,
+                got,
+            });
+        }
+        let server = *server;
         Ok(ClientSession {
             server,
             client,
@@ -270,11 +299,12 @@ mod tests {
 
     const SERVER: Nonce = [0x5e; NONCE_LEN];
     const CLIENT: Nonce = [0xc1; NONCE_LEN];
+    const VOTER: u64 = 7;
 
     /// A server and a client that have exchanged the hello.
     fn pair(server: Nonce, client: Nonce) -> (ServerSession, ClientSession) {
-        let server = ServerSession::new(server);
-        let client = ClientSession::from_hello(&server.hello(), client).expect("hello");
+        let server = ServerSession::new(server, VOTER);
+        let client = ClientSession::from_hello(&server.hello(), client, VOTER).expect("hello");
         (server, client)
     }
 
@@ -364,11 +394,24 @@ mod tests {
         let (exchange, _) = server.open_request(&frame).expect("request");
         let recorded_reply = server.reply(exchange, b"granted");
 
-        let mut client = ClientSession::from_hello(&server.hello(), CLIENT).expect("old hello");
+        let mut client =
+            ClientSession::from_hello(&server.hello(), CLIENT, VOTER).expect("old hello");
         let (sent, _) = client.request(b"vote");
         assert_eq!(
             client.open_reply(sent, &recorded_reply),
             Err(Refused::ClientNonce)
+        );
+    }
+
+    #[test]
+    fn a_hello_from_another_voter_is_refused() {
+        let other = ServerSession::new(SERVER, VOTER + 1);
+        assert_eq!(
+            ClientSession::from_hello(&other.hello(), CLIENT, VOTER).map(|_| ()),
+            Err(Refused::WrongVoter {
+                expected: VOTER,
+                got: VOTER + 1
+            })
         );
     }
 
@@ -390,7 +433,7 @@ mod tests {
             Err(Refused::WrongKind { .. })
         ));
         assert!(matches!(
-            ClientSession::from_hello(&request, CLIENT),
+            ClientSession::from_hello(&request, CLIENT, VOTER),
             Err(Refused::WrongKind { .. })
         ));
     }
@@ -401,11 +444,13 @@ mod tests {
         let hello = server.hello();
         for len in 0..hello.len() {
             assert!(
-                ClientSession::from_hello(&hello[..len], CLIENT).is_err(),
+                ClientSession::from_hello(&hello[..len], CLIENT, VOTER).is_err(),
                 "{len}"
             );
         }
-        assert!(ClientSession::from_hello(&[hello.as_slice(), b"x"].concat(), CLIENT).is_err());
+        assert!(
+            ClientSession::from_hello(&[hello.as_slice(), b"x"].concat(), CLIENT, VOTER).is_err()
+        );
 
         let (_, request) = client.request(b"");
         for len in 0..request.len() {
@@ -453,7 +498,7 @@ mod tests {
             let (sent, _) = client.request(b"");
             assert!(server.open_request(&bytes).is_err(), "{bytes:?}");
             assert!(client.open_reply(sent, &bytes).is_err(), "{bytes:?}");
-            let _ = ClientSession::from_hello(&bytes, CLIENT);
+            let _ = ClientSession::from_hello(&bytes, CLIENT, VOTER);
         }
     }
 
