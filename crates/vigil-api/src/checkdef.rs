@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use vigil_health::{CheckSpec, Engine, RegisterError, Registered, Thresholds};
+use vigil_probe::neighbors::CHECK_PREFIX;
 use vigil_probe::{parse_duration, Built, ProbeOptions, ProbeSpec, ProbeSpecError};
 
 /// A duration written the way people write them: `"500ms"`, `"30s"`, `"1m30s"`.
@@ -147,6 +148,15 @@ impl CheckDefinition {
             let invalid = RegisterError::InvalidName(name.to_owned());
             return Err(DefinitionError::new("name", invalid));
         }
+        if name.starts_with(CHECK_PREFIX) {
+            return Err(DefinitionError::new(
+                "name",
+                format!(
+                    "invalid check name \"{name}\": names starting with \"{CHECK_PREFIX}\" are \
+                     reserved for the checks of neighbours with degrade_node"
+                ),
+            ));
+        }
         let options = ProbeOptions {
             method: self.method.clone(),
             headers: self.headers.clone().into_iter().collect(),
@@ -262,6 +272,17 @@ mod tests {
         assert_eq!(
             def.plan(Some("x")).unwrap_err().field,
             "failures_before_unhealthy"
+        );
+        let def = CheckDefinition {
+            probe: "memory".into(),
+            ..Default::default()
+        };
+        let reserved = def.plan(Some("neighbor-db")).unwrap_err();
+        assert_eq!(reserved.field, "name");
+        assert!(
+            reserved.message.contains("reserved"),
+            "{}",
+            reserved.message
         );
     }
 

@@ -104,9 +104,13 @@ impl NeighborSpec {
 
     /// The check this neighbour adds to the engine when it may degrade the node.
     pub fn check_name(&self) -> String {
-        format!("neighbor-{}", self.name)
+        format!("{CHECK_PREFIX}{}", self.name)
     }
 }
+
+/// The start of the names of neighbours' checks. Reserved: a check of the user's named so would
+/// be replaced by, or replace, a neighbour's.
+pub const CHECK_PREFIX: &str = "neighbor-";
 
 /// A neighbour's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

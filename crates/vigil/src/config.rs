@@ -1384,6 +1384,11 @@ probe = "memory"
             "{}",
             errs[0].2
         );
+
+        // A name in the neighbours' space: at name.
+        let errs = errors("[[checks]]\nname = \"neighbor-db\"\nprobe = \"memory\"\n");
+        assert_eq!((errs[0].0, errs[0].1), (2, 8));
+        assert!(errs[0].2.contains("reserved"), "{}", errs[0].2);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use toml::de::DeValue;
 use toml::Spanned;
 use vigil_api::checkdef::HumanDuration;
 use vigil_health::Thresholds;
-use vigil_probe::neighbors::{NeighborSpec, Protocol};
+use vigil_probe::neighbors::{NeighborSpec, Protocol, CHECK_PREFIX};
 use vigil_probe::{ProbeOptions, ProbeSpec};
 
 use super::{array_of_tables, deserialize_table, Report};
@@ -64,7 +64,7 @@ impl RawNeighbor {
     ) -> Option<NeighborSpec> {
         let mut ok = true;
         let name = self.name.get_ref().clone();
-        let check = format!("neighbor-{name}");
+        let check = format!("{CHECK_PREFIX}{name}");
         if name.is_empty() || !vigil_health::valid_check_name(&check) {
             report.at_span(
                 self.name.span(),
