@@ -263,6 +263,7 @@ impl Engine {
             component_scores: Default::default(),
             checks: Default::default(),
             checks_json: Default::default(),
+            #[cfg(feature = "axum")]
             health_prefix: Default::default(),
         };
         let engine = Engine {
@@ -623,6 +624,7 @@ impl Inner {
             component_scores: st.scores.components(),
             checks: st.views.clone(),
             checks_json: Default::default(),
+            #[cfg(feature = "axum")]
             health_prefix: Default::default(),
         }));
         for event in st.unsent.drain(..) {

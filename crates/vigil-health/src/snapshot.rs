@@ -113,6 +113,7 @@ pub struct Snapshot {
     pub(crate) checks: imbl::OrdMap<Arc<str>, Arc<CheckView>>,
     pub(crate) checks_json: OnceLock<Bytes>,
     /// `/health`'s body up to the uptime, which alone changes from request to request.
+    #[cfg(feature = "axum")]
     pub(crate) health_prefix: OnceLock<Bytes>,
 }
 

@@ -361,25 +361,37 @@ pub struct Project {
 }
 
 /// The compose command on this machine: `docker-compose` if present, else `docker compose`.
+/// `docker-compose` is looked up on `PATH` rather than run: starting the Python one just to ask
+/// its version costs about 0.4 s of every `vigil up --compose`.
 pub async fn compose_command() -> io::Result<Vec<String>> {
-    for candidate in [vec!["docker-compose"], vec!["docker", "compose"]] {
-        let (program, args) = candidate.split_first().unwrap_or((&"docker-compose", &[]));
-        let ok = Command::new(program)
-            .args(args)
-            .arg("version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await
-            .is_ok_and(|s| s.success());
-        if ok {
-            return Ok(candidate.into_iter().map(str::to_owned).collect());
-        }
+    if on_path("docker-compose") {
+        return Ok(vec!["docker-compose".to_owned()]);
+    }
+    let plugin = Command::new("docker")
+        .args(["compose", "version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success());
+    if plugin {
+        return Ok(vec!["docker".to_owned(), "compose".to_owned()]);
     }
     Err(io::Error::new(
         io::ErrorKind::NotFound,
         "neither docker-compose nor docker compose is installed",
     ))
+}
+
+/// Whether an executable file `name` is in a directory of `PATH`.
+fn on_path(name: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(name))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
 }
 
 /// The project name compose itself would use for a file: its directory's name, lowercased, with
@@ -587,4 +599,15 @@ pub async fn health_status(id: &str) -> Result<String, String> {
     .await
     .map(|s| s.trim().to_owned())
     .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_are_found_on_path_without_running_them() {
+        assert!(on_path("sh"));
+        assert!(!on_path("vigil-no-such-program"));
+    }
 }
