@@ -1,6 +1,6 @@
 //! The probe endpoints as an axum router: `/health*`, `/livez`, `/readyz` and `/metrics`.
 //!
-//! Handlers only read the engine's latest [`Snapshot`]; none runs a probe. JSON bodies follow
+//! Handlers only read the engine's latest [`Snapshot`](crate::Snapshot); none runs a probe. JSON bodies follow
 //! the CHORUS schema (`latency` and `uptime` in nanoseconds, timestamps RFC 3339), with vigil's
 //! state fields added.
 //!
