@@ -11,6 +11,9 @@ use serde_json::Value;
 use crate::table::{Table, Tone};
 use crate::AgentAddr;
 
+/// What to suggest when the agent at `--addr` cannot be reached.
+pub const UNREACHABLE_HINT: &str = "is it running? set --addr or VIGIL_ADDR";
+
 /// A running agent's HTTP API, as a command reaches it.
 pub struct Agent {
     /// Base URL as the user gave it; error messages name it so.
@@ -41,7 +44,7 @@ impl Agent {
             addr.addr.clone(),
             None,
             Duration::from_secs(5),
-            "is it running? set --addr or VIGIL_ADDR",
+            UNREACHABLE_HINT,
         )
     }
 
@@ -256,14 +259,15 @@ pub async fn checks(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
 
 /// `vigil members`: one row per member, this node included.
 pub async fn members(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
-    let body = fetch(addr, "/v1/members").await?;
+    let agent = Agent::of(addr);
+    let body = agent.get("/v1/members").await?.body;
     if addr.json {
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(ExitCode::SUCCESS);
     }
     // The leader is marked in the role column; without one (no quorum, no voters, an agent
     // that cannot say) the table is still worth printing.
-    let leader = Agent::of(addr)
+    let leader = agent
         .get("/v1/leader")
         .await
         .ok()

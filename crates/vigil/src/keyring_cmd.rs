@@ -4,14 +4,20 @@
 //! `install NEW` (everyone accepts it) → `use NEW` (everyone encrypts with it) → `remove OLD`.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Subcommand;
+use reqwest::Method;
 use serde_json::{json, Value};
 use vigil_gossip::crypto::Key;
 
+use crate::client::{Agent, UNREACHABLE_HINT};
 use crate::table::{Table, Tone};
 use crate::AgentAddr;
+
+/// How long one agent may take to answer.
+const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What `vigil keyring` does.
 #[derive(Subcommand)]
@@ -74,39 +80,33 @@ pub async fn run(command: KeyringCommand) -> anyhow::Result<ExitCode> {
     if let Some(key) = &key {
         Key::parse(key).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
-    let client = reqwest::Client::new();
     let agents = if target.all {
-        member_apis(&client, &target.agent.addr).await?
+        member_apis(&target.agent.addr).await?
     } else {
         vec![target.agent.addr.trim_end_matches('/').to_owned()]
     };
     let mut failed = 0;
     let mut table = Table::new(vec!["AGENT", "KEY", "PRIMARY"]);
     for agent in &agents {
-        let request = match (&key, op) {
-            (None, _) => client.get(format!("{agent}/v1/keyring")),
-            (Some(key), op) => client
-                .post(format!("{agent}/v1/keyring/{op}"))
-                .json(&json!({ "key": key })),
-        };
-        let request = match &target.token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
-        };
+        let api = Agent::new(
+            agent.clone(),
+            target.token.clone(),
+            TIMEOUT,
+            UNREACHABLE_HINT,
+        );
         let outcome = async {
-            let response = request
-                .send()
-                .await
-                .with_context(|| format!("cannot reach {agent}"))?;
-            let status = response.status();
-            let body: Value = response.json().await.unwrap_or(Value::Null);
-            if !status.is_success() {
-                bail!(
-                    "{agent}: {}",
-                    body["error"].as_str().unwrap_or(status.as_str())
-                );
+            let answer = match &key {
+                None => api.get("/v1/keyring").await?,
+                Some(key) => {
+                    let path = format!("/v1/keyring/{op}");
+                    api.send(Method::POST, &path, Some(json!({ "key": key })))
+                        .await?
+                }
+            };
+            if !answer.status.is_success() {
+                bail!("{agent}: {}", answer.reason());
             }
-            Ok(body)
+            Ok(answer.body)
         }
         .await;
         match outcome {
@@ -145,16 +145,11 @@ pub async fn run(command: KeyringCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// API addresses of every alive member, as the agent at `addr` knows them.
-async fn member_apis(client: &reqwest::Client, addr: &str) -> anyhow::Result<Vec<String>> {
-    let url = format!("{}/v1/members", addr.trim_end_matches('/'));
-    let members: Value = client
-        .get(&url)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {addr}"))?
-        .json()
-        .await
-        .with_context(|| format!("{url} did not answer JSON"))?;
+async fn member_apis(addr: &str) -> anyhow::Result<Vec<String>> {
+    let members = Agent::new(addr.to_owned(), None, TIMEOUT, UNREACHABLE_HINT)
+        .get("/v1/members")
+        .await?
+        .body;
     let apis: Vec<String> = members["members"]
         .as_array()
         .into_iter()
