@@ -145,7 +145,7 @@ pub fn render_metrics(leadership: &Leadership, out: &mut String) {
         (
             "vigil_leader_changes_total",
             "counter",
-            "Leader changes this voter has seen (elections won, lost or begun).",
+            "Leaders this voter has seen elected (each new leader or term).",
             leadership.leader_changes(),
         ),
         (

@@ -14,11 +14,12 @@ use vigil_api::{Api, Token};
 use vigil_cluster::raft::{Leadership, RaftConfig, RaftListener, RAFT_TAG};
 use vigil_cluster::{Cluster, ClusterConfig};
 use vigil_gossip::Health;
-use vigil_health::shutdown::{Coordinator, Outcome, Phase};
+use vigil_health::shutdown::{Coordinator, Outcome, Phase, Reason};
 use vigil_health::{Engine, Event, Status};
 use vigil_probe::neighbors::Neighbors;
 
 use crate::config::{ClusterSettings, Config, GrpcSettings};
+use crate::stop_signal::StopSignal;
 
 /// Called once the engine runs and the API listens, with the address it listens on.
 pub type OnReady = Box<dyn FnOnce(&Engine, SocketAddr) + Send>;
@@ -32,12 +33,13 @@ pub struct Extras {
 
 /// Runs the node until a signal or the critical-check policy stops it. Its log lines carry the
 /// node id, so the nodes of `vigil demo` can be told apart.
-pub async fn run(config: Config, extras: Extras) -> anyhow::Result<ExitCode> {
+/// `stop` is the process's stop signal, installed before the node starts.
+pub async fn run(config: Config, stop: StopSignal, extras: Extras) -> anyhow::Result<ExitCode> {
     let span = tracing::info_span!("node", id = %config.node.id);
-    run_node(config, extras).instrument(span).await
+    run_node(config, stop, extras).instrument(span).await
 }
 
-async fn run_node(config: Config, extras: Extras) -> anyhow::Result<ExitCode> {
+async fn run_node(config: Config, stop: StopSignal, extras: Extras) -> anyhow::Result<ExitCode> {
     let engine = Engine::builder()
         .config(config.health.engine_config(&config.node))
         .build();
@@ -75,9 +77,15 @@ async fn run_node(config: Config, extras: Extras) -> anyhow::Result<ExitCode> {
     };
     let (cluster, leadership) = match config.cluster {
         Some(settings) => {
-            let (cluster, leadership) =
-                join_cluster(settings, &config.node.id, addr, &engine).await?;
-            (Some(cluster), leadership)
+            // Joining may take seconds (Raft opens its store); a signal meanwhile ends it there.
+            let joined = tokio::select! {
+                joined = join_cluster(settings, &config.node.id, addr, &engine) => joined?,
+                signal = stop.received() => {
+                    tracing::info!("{signal} while joining the cluster: stopping");
+                    return Ok(ExitCode::SUCCESS);
+                }
+            };
+            (Some(joined.0), joined.1)
         }
         None => (None, None),
     };
@@ -100,7 +108,10 @@ async fn run_node(config: Config, extras: Extras) -> anyhow::Result<ExitCode> {
     );
 
     let shutdown = Coordinator::new().with_engine(engine.clone());
-    shutdown.listen_for_signals();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        on_signal.trigger(Reason::Signal(stop.received().await));
+    });
     if let Some(grace) = config.shutdown.on_critical {
         shutdown.stop_on_critical(&engine, grace);
     }

@@ -1,15 +1,22 @@
-//! `vigil status` and `vigil checks`: read a running agent's endpoints and print them; and
-//! [`Agent`], the HTTP client every command that talks to an agent goes through.
+//! `vigil status`, `vigil checks` and `vigil members`: read a running agent's endpoints and
+//! print them (the console prints the same tables); and [`Agent`], the HTTP client every
+//! command that talks to an agent goes through.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use reqwest::{Method, StatusCode};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::table::{Table, Tone};
 use crate::AgentAddr;
+
+/// What a command says of an agent that serves no cluster endpoint.
+pub const STANDALONE: &str =
+    "this node runs alone (no [cluster] section in its config): it has no members, leader, services or cluster keys";
 
 /// What to suggest when the agent at `--addr` cannot be reached.
 pub const UNREACHABLE_HINT: &str = "is it running? set --addr or VIGIL_ADDR";
@@ -102,6 +109,12 @@ impl Agent {
     pub async fn get(&self, path: &str) -> anyhow::Result<Answer> {
         self.send(Method::GET, path, None).await
     }
+
+    /// `GET path` of a cluster endpoint (`/v1/members`, `/v1/leader`, …): its body when it
+    /// succeeds; [`STANDALONE`] as the error when the agent serves no cluster.
+    pub async fn get_cluster(&self, path: &str) -> anyhow::Result<Value> {
+        self.get(path).await?.cluster_success()
+    }
 }
 
 impl Answer {
@@ -118,6 +131,15 @@ impl Answer {
         }
         Ok(self.body)
     }
+
+    /// [`Answer::success`] of a cluster endpoint: [`STANDALONE`] as the error when the agent
+    /// serves no cluster.
+    pub fn cluster_success(self) -> anyhow::Result<Value> {
+        if self.status == StatusCode::NOT_FOUND && self.reason().starts_with("no endpoint") {
+            anyhow::bail!(STANDALONE);
+        }
+        self.success()
+    }
 }
 
 /// `GET path` of the agent at `--addr`, whatever the status.
@@ -133,78 +155,120 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// What `vigil status` reads of `GET /health`.
+#[derive(Deserialize)]
+struct NodeHealth {
+    node_id: String,
+    status: String,
+    message: String,
+    version: String,
+    /// Nanoseconds since the node started.
+    uptime: u64,
+}
+
+/// What `vigil status` reads of `GET /health/summary`.
+#[derive(Deserialize)]
+struct Summary {
+    overall_score: f64,
+    #[serde(default)]
+    component_scores: BTreeMap<String, f64>,
+    key_metrics: KeyMetrics,
+}
+
+/// The check counts of `GET /health/summary`.
+#[derive(Deserialize)]
+struct KeyMetrics {
+    checks_registered: u64,
+    checks_passing: u64,
+    checks_warning: u64,
+    checks_critical: u64,
+    checks_unknown: u64,
+}
+
+/// A node's status as `vigil status` and the console's `status` show it.
+pub struct StatusView {
+    /// `GET /health` as the agent answered it.
+    pub raw: Value,
+    /// Whether the node is ready: healthy or degraded.
+    pub ready: bool,
+    /// The fields as a table.
+    pub table: Table,
+}
+
+/// Reads `/health` and `/health/summary` of `agent`.
+pub async fn status_view(agent: &Agent) -> anyhow::Result<StatusView> {
+    let raw = agent.get("/health").await?.body;
+    let health: NodeHealth = serde_json::from_value(raw.clone())
+        .with_context(|| format!("{}/health answered an unexpected body", agent.base()))?;
+    let summary: Summary = serde_json::from_value(agent.get("/health/summary").await?.body)
+        .with_context(|| {
+            format!(
+                "{}/health/summary answered an unexpected body",
+                agent.base()
+            )
+        })?;
+    let ready = matches!(health.status.as_str(), "healthy" | "degraded");
+    let metrics = &summary.key_metrics;
+    let mut t = Table::fields();
+    t.field("node", health.node_id, Tone::Plain);
+    let tone = Tone::of(&health.status);
+    t.field("status", health.status, tone);
+    t.field("message", health.message, Tone::Plain);
+    t.field(
+        "score",
+        format!("{:.3}", summary.overall_score),
+        Tone::Plain,
+    );
+    t.field(
+        "checks",
+        format!(
+            "{} registered: {} passing, {} warning, {} critical, {} unknown",
+            metrics.checks_registered,
+            metrics.checks_passing,
+            metrics.checks_warning,
+            metrics.checks_critical,
+            metrics.checks_unknown
+        ),
+        Tone::Plain,
+    );
+    if !summary.component_scores.is_empty() {
+        let line = summary
+            .component_scores
+            .iter()
+            .map(|(name, score)| format!("{name} {score:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        t.field("components", line, Tone::Plain);
+    }
+    t.field(
+        "uptime",
+        vigil_health::humanize(Duration::from_secs(health.uptime / 1_000_000_000)),
+        Tone::Plain,
+    );
+    t.field("version", health.version, Tone::Plain);
+    Ok(StatusView {
+        raw,
+        ready,
+        table: t,
+    })
+}
+
 /// `vigil status`: exits 0 when the node is ready (healthy or degraded), 1 otherwise.
 pub async fn status(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
-    let health = fetch(addr, "/health").await?;
-    let status = text(&health["status"]);
-    let ready = matches!(status.as_str(), "healthy" | "degraded");
+    let view = status_view(&Agent::of(addr)).await?;
     if addr.json {
-        println!("{}", serde_json::to_string_pretty(&health)?);
+        println!("{}", serde_json::to_string_pretty(&view.raw)?);
     } else {
-        let summary = fetch(addr, "/health/summary").await?;
-        let metrics = &summary["key_metrics"];
-        let uptime_ns = health["uptime"].as_u64().unwrap_or(0);
-        let mut t = Table::new(vec!["", ""]);
-        let mut field = |name: &str, value: String, tone: Tone| {
-            t.row(vec![(name.to_owned(), Tone::Plain), (value, tone)]);
-        };
-        field("node", text(&health["node_id"]), Tone::Plain);
-        field("status", status.clone(), Tone::of(&status));
-        field("message", text(&health["message"]), Tone::Plain);
-        field(
-            "score",
-            format!("{:.3}", summary["overall_score"].as_f64().unwrap_or(0.0)),
-            Tone::Plain,
-        );
-        field(
-            "checks",
-            format!(
-                "{} registered: {} passing, {} warning, {} critical, {} unknown",
-                metrics["checks_registered"],
-                metrics["checks_passing"],
-                metrics["checks_warning"],
-                metrics["checks_critical"],
-                metrics["checks_unknown"]
-            ),
-            Tone::Plain,
-        );
-        if let Some(components) = summary["component_scores"]
-            .as_object()
-            .filter(|c| !c.is_empty())
-        {
-            let line = components
-                .iter()
-                .map(|(name, score)| format!("{name} {:.2}", score.as_f64().unwrap_or(0.0)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            field("components", line, Tone::Plain);
-        }
-        field(
-            "uptime",
-            vigil_health::humanize(Duration::from_secs(uptime_ns / 1_000_000_000)),
-            Tone::Plain,
-        );
-        field("version", text(&health["version"]), Tone::Plain);
-        print!("{}", t_without_header(&t));
+        view.table.print();
     }
-    Ok(if ready {
+    Ok(if view.ready {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
 }
 
-fn t_without_header(t: &Table) -> String {
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout())
-        && std::env::var_os("NO_COLOR").is_none();
-    t.render(colour)
-        .lines()
-        .skip(1)
-        .map(|l| format!("{l}\n"))
-        .collect()
-}
-
-/// `vigil checks`: one row per check.
+/// `vigil checks`: one row per check; the message is cut to the terminal's width.
 pub async fn checks(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
     let body = fetch(addr, "/health/checks").await?;
     if addr.json {
@@ -235,13 +299,11 @@ pub async fn checks(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
             } else {
                 "no"
             };
-            let message: String = text(&c["message"])
+            let message = text(&c["message"])
                 .lines()
                 .next()
                 .unwrap_or_default()
-                .chars()
-                .take(80)
-                .collect();
+                .to_owned();
             t.row(vec![
                 (name.clone(), Tone::Plain),
                 (state.clone(), Tone::of(&state)),
@@ -253,26 +315,121 @@ pub async fn checks(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
             ]);
         }
     }
+    if let Some(width) = crate::table::output_width() {
+        t.fit_last_column(width);
+    }
     t.print();
     Ok(ExitCode::SUCCESS)
 }
 
-/// `vigil members`: one row per member, this node included.
-pub async fn members(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
-    let agent = Agent::of(addr);
-    let body = agent.get("/v1/members").await?.body;
-    if addr.json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
-        return Ok(ExitCode::SUCCESS);
+/// `GET /v1/members`, as the CLI reads it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Members {
+    /// Whether the agent sees a quorum.
+    #[serde(default)]
+    pub has_quorum: bool,
+    /// Every member the agent knows, itself included.
+    pub members: Vec<Member>,
+}
+
+/// One member of `GET /v1/members`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    /// Node id.
+    pub id: String,
+    /// `alive`, `suspect`, `dead` or `left`.
+    pub state: String,
+    /// The health it last gossiped.
+    pub health: String,
+    /// The score it last gossiped, 0 to 100.
+    pub health_score: u8,
+    /// `voter` or `member`.
+    pub role: String,
+    /// Gossip address.
+    pub address: String,
+    /// API address, when it advertises one.
+    pub api_address: Option<String>,
+    /// Suspicion level of the failure detector.
+    pub phi_score: Option<f64>,
+    /// Its incarnation number.
+    pub incarnation: u64,
+}
+
+/// What stands for a value that means nothing any more: the health of a dead member.
+pub const NONE: &str = "–";
+
+impl Member {
+    /// Whether it is gone (`dead` or `left`): what it last gossiped of its health is stale.
+    pub fn is_gone(&self) -> bool {
+        matches!(self.state.as_str(), "dead" | "left")
     }
+
+    /// Its state, coloured.
+    pub fn state_cell(&self) -> (String, Tone) {
+        (self.state.clone(), Tone::of(&self.state))
+    }
+
+    /// Its health, coloured; [`NONE`] when it is gone.
+    pub fn health_cell(&self) -> (String, Tone) {
+        if self.is_gone() {
+            (NONE.to_owned(), Tone::Muted)
+        } else {
+            (self.health.clone(), Tone::of(&self.health))
+        }
+    }
+
+    /// Its score; [`NONE`] when it is gone.
+    pub fn score_cell(&self) -> (String, Tone) {
+        if self.is_gone() {
+            (NONE.to_owned(), Tone::Muted)
+        } else {
+            (self.health_score.to_string(), Tone::Plain)
+        }
+    }
+
+    /// Its role, with ` (leader)` when it leads.
+    pub fn role_cell(&self, leader: Option<&str>) -> (String, Tone) {
+        if leader == Some(self.id.as_str()) {
+            (format!("{} (leader)", self.role), Tone::Plain)
+        } else {
+            (self.role.clone(), Tone::Plain)
+        }
+    }
+
+    /// Its phi, two decimals.
+    pub fn phi_cell(&self) -> (String, Tone) {
+        (
+            self.phi_score
+                .map(|p| format!("{p:.2}"))
+                .unwrap_or_default(),
+            Tone::Plain,
+        )
+    }
+}
+
+/// The members and the leader's id, as `vigil members` and the console show them.
+pub struct MembersView {
+    /// `GET /v1/members` as the agent answered it.
+    pub raw: Value,
+    /// The table, the leader marked, and the quorum line after it.
+    pub text: String,
+}
+
+/// Reads `/v1/members` and `/v1/leader` of `agent`; [`STANDALONE`] as the error of an agent
+/// without a cluster.
+pub async fn members_view(agent: &Agent, colour: bool) -> anyhow::Result<MembersView> {
+    let raw = agent.get_cluster("/v1/members").await?;
+    let members: Members = serde_json::from_value(raw.clone())
+        .with_context(|| format!("{}/v1/members answered an unexpected body", agent.base()))?;
     // The leader is marked in the role column; without one (no quorum, no voters, an agent
     // that cannot say) the table is still worth printing.
     let leader = agent
-        .get("/v1/leader")
+        .get_cluster("/v1/leader")
         .await
         .ok()
-        .and_then(|answer| answer.success().ok())
-        .map(|body| text(&body["leader_id"]));
+        .and_then(|body| body["leader_id"].as_str().map(str::to_owned));
     let mut t = Table::new(vec![
         "ID",
         "STATE",
@@ -284,32 +441,35 @@ pub async fn members(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
         "PHI",
         "INCARNATION",
     ]);
-    for m in body["members"].as_array().into_iter().flatten() {
-        let state = text(&m["state"]);
-        let health = text(&m["health"]);
-        let phi = m["phiScore"]
-            .as_f64()
-            .map(|p| format!("{p:.2}"))
-            .unwrap_or_default();
-        let id = text(&m["id"]);
-        let mut role = text(&m["role"]);
-        if leader.as_deref() == Some(id.as_str()) {
-            role.push_str(" (leader)");
-        }
+    for m in &members.members {
         t.row(vec![
-            (id, Tone::Plain),
-            (state.clone(), Tone::of(&state)),
-            (health.clone(), Tone::of(&health)),
-            (text(&m["healthScore"]), Tone::Plain),
-            (role, Tone::Plain),
-            (text(&m["address"]), Tone::Plain),
-            (text(&m["apiAddress"]), Tone::Plain),
-            (phi, Tone::Plain),
-            (text(&m["incarnation"]), Tone::Plain),
+            (m.id.clone(), Tone::Plain),
+            m.state_cell(),
+            m.health_cell(),
+            m.score_cell(),
+            m.role_cell(leader.as_deref()),
+            (m.address.clone(), Tone::Plain),
+            (m.api_address.clone().unwrap_or_default(), Tone::Plain),
+            m.phi_cell(),
+            (m.incarnation.to_string(), Tone::Plain),
         ]);
     }
-    t.print();
-    let quorum = body["hasQuorum"].as_bool().unwrap_or(false);
-    println!("quorum: {}", if quorum { "yes" } else { "no" });
+    let mut text = t.render(colour);
+    text.push_str(&format!(
+        "quorum: {}\n",
+        if members.has_quorum { "yes" } else { "no" }
+    ));
+    Ok(MembersView { raw, text })
+}
+
+/// `vigil members`: one row per member, this node included; exits 1 on an agent without a
+/// cluster.
+pub async fn members(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
+    let view = members_view(&Agent::of(addr), crate::table::colour_enabled()).await?;
+    if addr.json {
+        println!("{}", serde_json::to_string_pretty(&view.raw)?);
+    } else {
+        print!("{}", view.text);
+    }
     Ok(ExitCode::SUCCESS)
 }

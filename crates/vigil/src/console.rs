@@ -13,8 +13,8 @@ use rustyline::error::ReadlineError;
 use rustyline::DefaultEditor;
 use serde_json::{json, Value};
 
-use crate::client::Agent;
-use crate::table::{Table, Tone};
+use crate::client::{members_view, status_view, Agent};
+use crate::table::{colour_enabled, Table, Tone};
 
 /// Options of `vigil console`.
 #[derive(Args)]
@@ -44,7 +44,8 @@ struct Console {
 }
 
 impl Console {
-    /// Sends a request; a status other than success is an error with the agent's reason.
+    /// Sends a request to a cluster endpoint; a status other than success is an error with the
+    /// agent's reason, and a refused token says how to give one.
     async fn request(
         &self,
         method: Method,
@@ -52,10 +53,14 @@ impl Console {
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
         let answer = self.agent.send(method, path, body).await?;
-        if !answer.status.is_success() {
-            anyhow::bail!("{}: {}", answer.status, answer.reason());
+        if answer.status == reqwest::StatusCode::UNAUTHORIZED {
+            anyhow::bail!(
+                "{}: {} (give the agent's API token with --token or VIGIL_TOKEN)",
+                answer.status,
+                answer.reason()
+            );
         }
-        Ok(answer.body)
+        answer.cluster_success()
     }
 
     /// Runs one command line; `Ok(false)` means quit.
@@ -101,55 +106,17 @@ impl Console {
                 println!("deregistered {name} instance {id}");
             }
             ["deregister", ..] => anyhow::bail!("usage: deregister NAME ID"),
-            ["status"] => {
-                let health = self.request(Method::GET, "/health/checks", None).await;
-                let health = match health {
-                    Ok(h) => h,
-                    Err(_) => self.request(Method::GET, "/health", None).await?,
-                };
-                let status = health["status"].as_str().unwrap_or("unknown");
-                let mut t = Table::new(vec!["", ""]);
-                t.row(vec![
-                    ("node".to_owned(), Tone::Plain),
-                    (
-                        health["node_id"].as_str().unwrap_or("-").to_owned(),
-                        Tone::Plain,
-                    ),
-                ]);
-                t.row(vec![
-                    ("status".to_owned(), Tone::Plain),
-                    (status.to_owned(), Tone::of(status)),
-                ]);
-                t.row(vec![
-                    ("message".to_owned(), Tone::Plain),
-                    (
-                        health["message"].as_str().unwrap_or("").to_owned(),
-                        Tone::Plain,
-                    ),
-                ]);
-                t.print();
-            }
+            ["status"] => status_view(&self.agent).await?.table.print(),
             ["leader"] => {
-                let body = self.request(Method::GET, "/v1/leader", None).await?;
+                let body = self.agent.get_cluster("/v1/leader").await?;
                 crate::leader_cmd::render(&body).print();
             }
-            ["members"] => {
-                let body = self.request(Method::GET, "/v1/members", None).await?;
-                let mut t = Table::new(vec!["ID", "STATE", "HEALTH", "ROLE", "API"]);
-                for m in body["members"].as_array().into_iter().flatten() {
-                    let word = |k: &str| m[k].as_str().unwrap_or("-").to_owned();
-                    t.row(vec![
-                        (word("id"), Tone::Plain),
-                        (word("state"), Tone::of(&word("state"))),
-                        (word("health"), Tone::of(&word("health"))),
-                        (word("role"), Tone::Plain),
-                        (word("apiAddress"), Tone::Plain),
-                    ]);
-                }
-                t.print();
-            }
+            ["members"] => print!(
+                "{}",
+                members_view(&self.agent, colour_enabled()).await?.text
+            ),
             ["services"] => {
-                let body = self.request(Method::GET, "/v1/services", None).await?;
+                let body = self.agent.get_cluster("/v1/services").await?;
                 let mut t = Table::new(vec![
                     "SERVICE",
                     "ID",
@@ -191,8 +158,8 @@ fn history_file() -> Option<std::path::PathBuf> {
     std::env::var_os("HOME").map(|home| std::path::PathBuf::from(home).join(".vigil_history"))
 }
 
-/// Runs the prompt until `quit` or end of input. Exits 1 if the last command failed, so a
-/// piped script notices.
+/// Runs the prompt until `quit` or end of input. Exits 1 if any command failed, so a piped
+/// script notices.
 pub async fn run(args: ConsoleArgs) -> anyhow::Result<ExitCode> {
     let console = Console {
         agent: Agent::new(
@@ -224,7 +191,7 @@ pub async fn run(args: ConsoleArgs) -> anyhow::Result<ExitCode> {
             let _ = editor.add_history_entry(line);
         }
         match console.run(line).await {
-            Ok(true) => failed = false,
+            Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
                 failed = true;

@@ -11,12 +11,16 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Args;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use rand::Rng;
+use vigil_gossip::crypto::{Key, Keyring};
 use vigil_health::{CheckSpec, Engine, Report};
 
 use crate::agent::{self, Extras};
 use crate::config;
+use crate::stop_signal::StopSignal;
 
 /// Options of `vigil demo`.
 #[derive(Args)]
@@ -33,6 +37,10 @@ pub struct DemoArgs {
     /// gRPC health port of the first node on 127.0.0.1; the others take the next ones.
     #[arg(long, default_value_t = 9091)]
     grpc_port: u16,
+    /// Cluster key (base64, as `vigil keygen` prints it); by default a fresh one, printed in the
+    /// banner.
+    #[arg(long, env = "VIGIL_DEMO_KEY", hide_env_values = true)]
+    key: Option<String>,
 }
 
 const DEMO_CONFIG: &str = include_str!("demo.toml");
@@ -45,9 +53,16 @@ struct Started {
     grpc: u16,
 }
 
-/// Runs the demo cluster until Ctrl-C stops every node.
-pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+/// Runs the demo cluster until a signal (`stop`) stops every node; stops at once, with the
+/// node's error, when one cannot start.
+pub async fn run(args: DemoArgs, stop: StopSignal) -> anyhow::Result<ExitCode> {
     let token = format!("{:032x}", rand::rng().random::<u128>());
+    let key = match &args.key {
+        Some(text) => Key::parse(text).map_err(|e| anyhow::anyhow!("--key: {e}"))?,
+        None => Key::generate(&mut rand::rng()),
+    };
+    let key_text = key.to_base64();
+    let keyring = Keyring::new(key);
     let voters: Vec<String> = (1..=args.nodes.min(3))
         .map(|i| format!("\"demo-{i}\""))
         .collect();
@@ -57,6 +72,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let mut nodes = Vec::new();
     for i in 0..args.nodes {
         let id = format!("demo-{}", i + 1);
+        let node_id = id.clone();
         let gossip = args
             .gossip_port
             .checked_add(i)
@@ -69,7 +85,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let mut neighbors = String::new();
         for j in (0..args.nodes).filter(|&j| j != i) {
             neighbors.push_str(&format!(
-                "[[neighbors]]\nname = \"demo-{}\"\naddress = \"127.0.0.1:{}\"\ninterval = \"2s\"\n\n",
+                // The nodes start one after another, and each answers NOT_SERVING until its
+                // first checks pass: three failed probes (4 s) before a neighbour counts as
+                // degraded keep that start from being reported as a fault.
+                "[[neighbors]]\nname = \"demo-{}\"\naddress = \"127.0.0.1:{}\"\ninterval = \"2s\"\nfailures_before_degraded = 3\nfailures_before_unavailable = 5\n\n",
                 j + 1,
                 grpc_port(args.grpc_port, j)?
             ));
@@ -88,7 +107,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         if let Some(cluster) = config.cluster.as_mut() {
             // A fresh Raft store per run: the demo starts a new cluster every time.
             cluster.data_dir = Some(data_root.join(&id));
+            cluster.keyring = Some(keyring.clone());
         }
+        let banner = Banner {
+            token: token.clone(),
+            key: key_text.clone(),
+        };
         let token = token.clone();
         let started = started.clone();
         let total = usize::from(args.nodes);
@@ -104,21 +128,34 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                     grpc,
                 });
                 if started.len() == total {
-                    print_banner(&mut started, &token);
+                    banner.print(&mut started);
                 }
             })),
         };
-        nodes.push(agent::run(config, extras));
+        let node = agent::run(config, stop.clone(), extras);
+        nodes.push(async move { node.await.with_context(|| format!("node {node_id}")) });
     }
+    let announce = stop.clone();
+    tokio::spawn(async move {
+        let signal = announce.received().await;
+        eprintln!("vigil demo: {signal}: stopping (each node turns `stopping`, drains, leaves the cluster)");
+    });
+    let mut nodes: FuturesUnordered<_> = nodes.into_iter().collect();
     let mut code = ExitCode::SUCCESS;
-    let outcomes = futures_util::future::join_all(nodes).await;
-    // The demo's Raft stores are of no use once it stops.
-    let _ = std::fs::remove_dir_all(&data_root);
-    for outcome in outcomes {
-        if outcome? != ExitCode::SUCCESS {
-            code = ExitCode::FAILURE;
+    while let Some(outcome) = nodes.next().await {
+        match outcome {
+            Ok(ExitCode::SUCCESS) => {}
+            Ok(_) => code = ExitCode::FAILURE,
+            Err(e) => {
+                // The others would wait for it for ever (Raft cannot form without it): stop
+                // the whole demo now, with the reason.
+                let _ = std::fs::remove_dir_all(&data_root);
+                return Err(e.context("the demo cannot start"));
+            }
         }
     }
+    // The demo's Raft stores are of no use once it stops.
+    let _ = std::fs::remove_dir_all(&data_root);
     Ok(code)
 }
 
@@ -171,39 +208,84 @@ fn feed_ttl(addr: SocketAddr, token: String) {
     });
 }
 
-fn print_banner(started: &mut [Started], token: &str) {
-    started.sort_by_key(|s| s.api.port());
-    println!("vigil demo: a {}-node cluster on 127.0.0.1", started.len());
-    println!("  NODE     API                     GOSSIP           GRPC");
-    for s in started.iter() {
-        println!(
-            "  {:<8} http://{:<16} 127.0.0.1:{:<6} 127.0.0.1:{}",
-            s.id, s.api, s.gossip, s.grpc
-        );
-    }
-    println!();
-    println!(
-        "  on every node: /health  /health/ready  /readyz?verbose  /health/checks  /health/summary"
-    );
-    println!(
-        "                 /metrics  /cluster/status  /v1/members  /v1/events (server-sent events)"
-    );
-    println!("                 /v1/leader  /v1/services  /v1/neighbors");
-    println!("  API token      {token}");
-    if let Some(first) = started.first() {
-        let base = format!("http://{}", first.api);
+/// What the banner tells beyond the nodes' addresses.
+struct Banner {
+    token: String,
+    key: String,
+}
+
+impl Banner {
+    fn print(&self, started: &mut [Started]) {
+        let token = &self.token;
+        started.sort_by_key(|s| s.api.port());
+        println!("vigil demo: a {}-node cluster on 127.0.0.1", started.len());
+        println!("  NODE     API                     GOSSIP           GRPC");
+        for s in started.iter() {
+            println!(
+                "  {:<8} http://{:<16} 127.0.0.1:{:<6} 127.0.0.1:{}",
+                s.id, s.api, s.gossip, s.grpc
+            );
+        }
         println!();
-        println!("  try:  vigil members --addr {base}");
-        println!("        vigil status --addr {base}");
-        println!("        vigil checks --addr {base}");
-        println!("        vigil leader --addr {base}");
-        println!("        vigil neighbors --addr {base}");
-        println!("        vigil probe grpc://127.0.0.1:{}", first.grpc);
-        println!("        vigil console --addr {base}");
-        println!("        curl -X PUT -H 'Authorization: Bearer {token}' -d 'stuck' {base}/v1/checks/batch-job/fail");
+        println!(
+            "  on every node: /health  /health/ready  /readyz?verbose  /health/checks  /health/summary"
+        );
+        println!(
+            "                 /metrics  /cluster/status  /v1/members  /v1/events (server-sent events)"
+        );
+        println!("                 /v1/leader  /v1/services  /v1/neighbors  /v1/keyring");
+        println!("  API token      {token}");
+        println!(
+            "  cluster key    {} (gossip and Raft are encrypted)",
+            self.key
+        );
+        if let Some(first) = started.first() {
+            let base = format!("http://{}", first.api);
+            let (vigil, on_path) = command_name();
+            println!();
+            println!("  try, in another terminal:");
+            for command in ["members", "status", "checks", "leader", "neighbors"] {
+                println!("        {vigil} {command} --addr {base}");
+            }
+            println!("        {vigil} watch --addr {base}");
+            println!("        {vigil} probe grpc://127.0.0.1:{}", first.grpc);
+            println!("        {vigil} console --addr {base} --token {token}");
+            println!("        {vigil} keyring list --addr {base} --all");
+            println!("        curl -X PUT -H 'Authorization: Bearer {token}' -d 'stuck' {base}/v1/checks/batch-job/fail");
+            println!("  or set VIGIL_ADDR and VIGIL_TOKEN, and leave out --addr and --token:");
+            println!("        export VIGIL_ADDR={base} VIGIL_TOKEN={token}");
+            if !on_path {
+                println!("  (`cargo install --path crates/vigil` puts `vigil` on your PATH)");
+            }
+        }
+        println!();
+        println!(
+            "Press Ctrl-C to stop (each node reports `stopping`, leaves the cluster, then closes)."
+        );
+        println!("Logs show warnings and errors only; VIGIL_LOG=info shows every change.");
     }
-    println!();
-    println!(
-        "Press Ctrl-C to stop (each node reports `stopping`, leaves the cluster, then closes)."
-    );
+}
+
+/// How to run this very binary from a shell: `vigil` when that is what PATH finds, its full path
+/// otherwise (as with `cargo run`); and whether PATH finds it.
+fn command_name() -> (String, bool) {
+    let Ok(exe) = std::env::current_exe() else {
+        return ("vigil".to_owned(), false);
+    };
+    let exe = exe.canonicalize().unwrap_or(exe);
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths)
+            .filter_map(|dir| dir.join("vigil").canonicalize().ok())
+            .next()
+            .is_some_and(|found| found == exe)
+    });
+    if on_path {
+        return ("vigil".to_owned(), true);
+    }
+    let shown = exe.display().to_string();
+    if shown.contains(|c: char| c.is_whitespace() || c == '\'') {
+        (format!("'{}'", shown.replace('\'', r"'\''")), false)
+    } else {
+        (shown, false)
+    }
 }

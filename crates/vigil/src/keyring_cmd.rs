@@ -103,10 +103,9 @@ pub async fn run(command: KeyringCommand) -> anyhow::Result<ExitCode> {
                         .await?
                 }
             };
-            if !answer.status.is_success() {
-                bail!("{agent}: {}", answer.reason());
-            }
-            Ok(answer.body)
+            answer
+                .cluster_success()
+                .map_err(|e| anyhow::anyhow!("{agent}: {e:#}"))
         }
         .await;
         match outcome {
@@ -147,9 +146,8 @@ pub async fn run(command: KeyringCommand) -> anyhow::Result<ExitCode> {
 /// API addresses of every alive member, as the agent at `addr` knows them.
 async fn member_apis(addr: &str) -> anyhow::Result<Vec<String>> {
     let members = Agent::new(addr.to_owned(), None, TIMEOUT, UNREACHABLE_HINT)
-        .get("/v1/members")
-        .await?
-        .body;
+        .get_cluster("/v1/members")
+        .await?;
     let apis: Vec<String> = members["members"]
         .as_array()
         .into_iter()

@@ -18,12 +18,10 @@ fn text(v: &Value) -> String {
 
 /// The leader as a two-column table.
 pub fn render(body: &Value) -> Table {
-    let mut t = Table::new(vec!["", ""]);
+    let mut t = Table::fields();
     let leader = body["leader_id"].as_str();
     let quorum = body["has_quorum"].as_bool().unwrap_or(false);
-    let mut field = |name: &str, value: String, tone: Tone| {
-        t.row(vec![(name.to_owned(), Tone::Plain), (value, tone)]);
-    };
+    let mut field = |name: &str, value: String, tone: Tone| t.field(name, value, tone);
     field(
         "leader",
         leader
@@ -54,9 +52,9 @@ pub fn render(body: &Value) -> Table {
     t
 }
 
-/// `vigil leader`: exits 0 when a leader is known, 1 when there is none.
+/// `vigil leader`: exits 0 when a leader is known, 1 when there is none or no cluster.
 pub async fn run(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
-    let body = Agent::of(addr).get("/v1/leader").await?.success()?;
+    let body = Agent::of(addr).get_cluster("/v1/leader").await?;
     if addr.json {
         println!("{}", serde_json::to_string_pretty(&body)?);
     } else {

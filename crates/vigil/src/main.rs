@@ -12,6 +12,7 @@ mod keyring_cmd;
 mod leader_cmd;
 mod neighbors_cmd;
 mod probe_cmd;
+mod stop_signal;
 mod table;
 mod up_cmd;
 mod watch_cmd;
@@ -19,6 +20,7 @@ mod watch_cmd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 /// vigil keeps watch over distributed systems: health checks, probe endpoints, one-shot probes.
@@ -98,7 +100,12 @@ pub struct AgentAddr {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(match cli.command {
+        // The banner is what a demo user reads: only what needs their attention comes after
+        // it. openraft's errors there are about voters not started yet.
+        Command::Demo(_) => "warn,openraft=off",
+        _ => DEFAULT_LOG,
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -112,6 +119,8 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Agent { config } => {
+                let stop = stop_signal::StopSignal::install()
+                    .context("cannot install the SIGTERM and SIGINT handlers")?;
                 let config = match config::load(&config) {
                     Ok(config) => config,
                     Err(errors) => {
@@ -119,9 +128,13 @@ fn main() -> ExitCode {
                         return Ok(ExitCode::FAILURE);
                     }
                 };
-                agent::run(config, agent::Extras::default()).await
+                agent::run(config, stop, agent::Extras::default()).await
             }
-            Command::Demo(args) => demo::run(args).await,
+            Command::Demo(args) => {
+                let stop = stop_signal::StopSignal::install()
+                    .context("cannot install the SIGTERM and SIGINT handlers")?;
+                demo::run(args, stop).await
+            }
             Command::Probe(args) => Ok(probe_cmd::run(args).await),
             Command::Status(addr) => client::status(&addr).await,
             Command::Checks(addr) => client::checks(&addr).await,
@@ -162,9 +175,13 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// The log filter unless `VIGIL_LOG` sets one. openraft's warnings are its own chatter during
+/// elections (a vote that arrived late); vigil logs what matters of Raft itself.
+const DEFAULT_LOG: &str = "info,openraft=error";
+
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::Value;
 
+use crate::client::Members;
 use crate::table::{colour_enabled, Table, Tone};
 
 /// Options of `vigil watch`.
@@ -70,7 +71,7 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
 struct View {
     summary: Result<Value, String>,
     checks: Option<Value>,
-    members: Option<Value>,
+    members: Option<Members>,
     leader: Option<Value>,
 }
 
@@ -99,7 +100,7 @@ impl View {
         View {
             summary,
             checks: checks.ok(),
-            members: members.ok(),
+            members: members.ok().and_then(|m| serde_json::from_value(m).ok()),
             leader: leader.ok(),
         }
     }
@@ -136,7 +137,7 @@ impl View {
             );
         }
         if let Some(members) = &self.members {
-            let quorum = members["hasQuorum"] == Value::Bool(true);
+            let quorum = members.has_quorum;
             let word = if quorum { "quorum" } else { "NO QUORUM" };
             let tone = if quorum { Tone::Good } else { Tone::Bad };
             let _ = write!(out, " · {}", tone.paint(word, colour));
@@ -145,28 +146,14 @@ impl View {
 
         if let Some(members) = &self.members {
             let mut t = Table::new(vec!["MEMBER", "STATE", "HEALTH", "SCORE", "PHI", "ROLE"]);
-            for m in members["members"].as_array().into_iter().flatten() {
-                let id = text(&m["id"]);
-                let state = text(&m["state"]);
-                let health = text(&m["health"]);
-                let role = if leader_id.as_deref() == Some(id.as_str()) {
-                    format!("{} (leader)", text(&m["role"]))
-                } else {
-                    text(&m["role"])
-                };
+            for m in &members.members {
                 t.row(vec![
-                    (id, Tone::Plain),
-                    (state.clone(), Tone::of(&state)),
-                    (health.clone(), Tone::of(&health)),
-                    (text(&m["healthScore"]), Tone::Plain),
-                    (
-                        m["phiScore"]
-                            .as_f64()
-                            .map(|p| format!("{p:.2}"))
-                            .unwrap_or_default(),
-                        Tone::Plain,
-                    ),
-                    (role, Tone::Plain),
+                    (m.id.clone(), Tone::Plain),
+                    m.state_cell(),
+                    m.health_cell(),
+                    m.score_cell(),
+                    m.phi_cell(),
+                    m.role_cell(leader_id.as_deref()),
                 ]);
             }
             out.push_str(&t.render(colour));

@@ -445,7 +445,7 @@ impl Leadership {
         self.inner.events.subscribe()
     }
 
-    /// Leader changes this node has seen since it started.
+    /// Leaders this node has seen elected since it started: each new (leader, term).
     pub fn leader_changes(&self) -> u64 {
         self.inner.changes.load(Ordering::Relaxed)
     }
@@ -531,6 +531,7 @@ impl Leadership {
     async fn watch_leader(self) {
         let mut metrics: watch::Receiver<_> = self.inner.raft.metrics();
         let mut seen: Option<(Option<u64>, u64)> = None;
+        let mut counted = None;
         loop {
             let (leader, term, state) = {
                 let m = metrics.borrow_and_update();
@@ -538,7 +539,12 @@ impl Leadership {
             };
             if seen != Some((leader, term)) {
                 seen = Some((leader, term));
-                self.inner.changes.fetch_add(1, Ordering::Relaxed);
+                // Only an elected leader counts, once: the term that an election begins, with
+                // no leader yet, is the same change still under way.
+                if leader.is_some() && counted != Some((leader, term)) {
+                    counted = Some((leader, term));
+                    self.inner.changes.fetch_add(1, Ordering::Relaxed);
+                }
                 let event = LeaderEvent {
                     leader_id: leader.and_then(|id| self.name_of(id)),
                     term,
