@@ -5,9 +5,10 @@
 mod common;
 
 use std::net::TcpListener;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::tools::{promtool, promtool_accepts};
+use common::tools::{feed, promtool, promtool_accepts};
 use common::{free_port, http, temp_file, vigil, wait_for, Agent, TOKEN};
 
 const AGENT_CONFIG: &str = r#"
@@ -193,4 +194,171 @@ fn metrics_pass_promtool() {
         assert!(text.contains(family), "missing {family}");
     }
     promtool_accepts(&text);
+}
+
+#[test]
+fn a_standalone_agent_says_it_runs_alone_and_the_console_reads_its_status() {
+    let agent = Agent::start(AGENT_CONFIG);
+    let addr = format!("http://{}", agent.addr);
+    for command in ["members", "leader"] {
+        let out = vigil(&[command, "--addr", &addr]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "vigil {command}: {stderr}");
+        assert!(
+            stderr.contains("this node runs alone (no [cluster] section"),
+            "vigil {command}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "no empty table for {command}");
+    }
+
+    let (code, _) = http(
+        agent.addr,
+        "PUT",
+        "/v1/checks/worker/pass",
+        Some(TOKEN),
+        "done",
+    )
+    .unwrap();
+    assert_eq!(code, 200);
+    agent.wait_until("/health", Duration::from_secs(10), "healthy", |_, body| {
+        body["status"] == "healthy"
+    });
+    // A failure followed by successes still fails the piped script.
+    let out = console(&addr, "services\nstatus\nhelp\n");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("this node runs alone"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "one command failed: {stderr}");
+    for (field, value) in [
+        ("node", "cli-test"),
+        ("status", "healthy"),
+        ("message", "All health checks passing"),
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(field) && l.trim_end().ends_with(value)),
+            "console status shows {field} {value}:\n{stdout}"
+        );
+    }
+    let out = console(&addr, "status\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `vigil console` against `addr` with `script` on its stdin.
+fn console(addr: &str, script: &str) -> std::process::Output {
+    // The history goes to $HOME: this test process's own folder.
+    let home = temp_file("console-script", script).with_file_name("");
+    feed(
+        Command::new(common::VIGIL)
+            .args(["console", "--addr", addr])
+            .env("HOME", &home)
+            .env_remove("VIGIL_TOKEN"),
+        script,
+    )
+}
+
+#[test]
+fn checks_cut_messages_to_the_terminal_width_with_an_ellipsis_and_not_when_piped() {
+    let agent = Agent::start(AGENT_CONFIG);
+    let addr = format!("http://{}", agent.addr);
+    let long = format!("processed {} end", "x".repeat(150));
+    let (code, _) = http(
+        agent.addr,
+        "PUT",
+        "/v1/checks/worker/pass",
+        Some(TOKEN),
+        &long,
+    )
+    .unwrap();
+    assert_eq!(code, 200);
+
+    let out = Command::new(common::VIGIL)
+        .args(["checks", "--addr", &addr])
+        .env("COLUMNS", "100")
+        .output()
+        .unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.lines().all(|l| l.chars().count() <= 100),
+        "fits in 100 columns:\n{table}"
+    );
+    let worker = table.lines().find(|l| l.starts_with("worker")).unwrap();
+    assert!(worker.ends_with('…'), "a cut is marked: {worker}");
+    assert_eq!(worker.chars().count(), 100, "{worker}");
+
+    let out = Command::new(common::VIGIL)
+        .args(["checks", "--addr", &addr])
+        .env_remove("COLUMNS")
+        .output()
+        .unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains(&long), "whole when piped:\n{table}");
+}
+
+/// A lone voter: its Raft takes a moment to start, the window in which signals went missing.
+const LONE_VOTER: &str = r#"
+[node]
+id = "solo"
+
+[api]
+bind = "127.0.0.1:{port}"
+
+[cluster]
+bind = "127.0.0.1:{gossip}"
+role = "voter"
+voters = ["solo"]
+"#;
+
+/// Starts `vigil agent` on [`LONE_VOTER`] through `sh -c "PREFIX exec vigil agent …"`, logging
+/// at info, and returns it once it has logged its first line.
+fn agent_logging(prefix: &str) -> std::process::Child {
+    let config = LONE_VOTER
+        .replace("{port}", &free_port().to_string())
+        .replace("{gossip}", &free_port().to_string());
+    let path = temp_file(&format!("lone-{}.toml", free_port()), &config);
+    let workdir = path.with_extension("d");
+    std::fs::create_dir_all(&workdir).unwrap();
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{prefix} exec \"$0\" agent -c \"$1\""))
+        .arg(common::VIGIL)
+        .arg(&path)
+        .current_dir(&workdir)
+        .env("VIGIL_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = common::lines_of(child.stderr.take().unwrap());
+    assert!(
+        log.recv_timeout(Duration::from_secs(20)).is_ok(),
+        "the agent logs as it starts"
+    );
+    // Keep reading, so the agent never blocks on a full pipe.
+    std::thread::spawn(move || log.iter().count());
+    child
+}
+
+#[test]
+fn a_signal_in_the_agents_first_moments_stops_it_cleanly() {
+    // As a shell starts a background job: SIGINT ignored until vigil installs its handler.
+    for (prefix, signal) in [("trap '' INT;", "-INT"), ("", "-TERM")] {
+        let mut child = agent_logging(prefix);
+        common::send_signal(child.id(), signal);
+        let exited = wait_for(Duration::from_secs(20), || child.try_wait().unwrap());
+        if exited.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        assert_eq!(
+            exited.map(|s| s.code()),
+            Some(Some(0)),
+            "{signal} during startup ends the agent cleanly"
+        );
+    }
 }

@@ -141,6 +141,23 @@ fn three_agents_form_a_cluster_and_see_a_killed_one_dead() {
             |_, m| member_states(m) == want,
         );
     }
+    // What a dead member last said of its health is stale: the CLI shows none.
+    let members = vigil(&["members", "--addr", &addr]);
+    let watch = vigil(&["watch", "--addr", &addr, "--count", "1"]);
+    for (command, out) in [("members", members), ("watch", watch)] {
+        let table = String::from_utf8_lossy(&out.stdout);
+        let dead = table
+            .lines()
+            .find(|l| l.starts_with("c ") && l.contains(" dead "))
+            .unwrap_or_else(|| panic!("vigil {command} lists c dead:\n{table}"));
+        let cells: Vec<&str> = dead.split_whitespace().collect();
+        assert_eq!(
+            &cells[1..4],
+            ["dead", "–", "–"],
+            "vigil {command}: no health nor score for a dead member: {dead}"
+        );
+    }
+
     let (_, status) = a.get("/cluster/status");
     assert_eq!(status["hasQuorum"], true, "2 of 3 voters remain");
     assert_eq!(status["membership"]["c"]["status"], "DEAD");

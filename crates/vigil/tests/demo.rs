@@ -1,0 +1,294 @@
+//! `vigil demo` as a new user meets it: a real three-node cluster on 127.0.0.1, its banner, the
+//! commands the banner prints run as printed, its log, its signals, and a port already taken.
+
+#![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop at once
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use common::tools::feed;
+use common::{free_port, get_json, http, lines_of, send_signal, wait_for, VIGIL};
+
+/// Nodes of every demo started here.
+const NODES: u16 = 3;
+
+/// The first of `NODES` consecutive ports free for TCP and UDP on 127.0.0.1, and a second run
+/// of them, and a third: the demo's API, gossip and gRPC ports.
+fn port_runs() -> [u16; 3] {
+    let run = || loop {
+        let first = free_port();
+        let free = (0..NODES).all(|i| {
+            first.checked_add(i).is_some_and(|port| {
+                TcpListener::bind(("127.0.0.1", port)).is_ok()
+                    && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            })
+        });
+        if free {
+            return first;
+        }
+    };
+    let runs = [run(), run(), run()];
+    let overlap = |a: u16, b: u16| a.abs_diff(b) < NODES;
+    if overlap(runs[0], runs[1]) || overlap(runs[0], runs[2]) || overlap(runs[1], runs[2]) {
+        return port_runs();
+    }
+    runs
+}
+
+/// A running `vigil demo`, killed when dropped.
+struct Demo {
+    child: Child,
+    api: u16,
+    grpc: u16,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+}
+
+impl Demo {
+    /// Starts a demo on fresh ports; `log` is its `VIGIL_LOG`, unset when None.
+    fn start(log: Option<&str>) -> Demo {
+        let [api, gossip, grpc] = port_runs();
+        Demo::start_on(api, gossip, grpc, log)
+    }
+
+    fn start_on(api: u16, gossip: u16, grpc: u16, log: Option<&str>) -> Demo {
+        let mut command = Command::new(VIGIL);
+        command
+            .args(["demo", "--nodes", &NODES.to_string()])
+            .args(["--port", &api.to_string()])
+            .args(["--gossip-port", &gossip.to_string()])
+            .args(["--grpc-port", &grpc.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        match log {
+            Some(filter) => command.env("VIGIL_LOG", filter),
+            None => command.env_remove("VIGIL_LOG"),
+        };
+        let mut child = command.spawn().expect("vigil demo starts");
+        let stdout = lines_of(child.stdout.take().unwrap());
+        let stderr = lines_of(child.stderr.take().unwrap());
+        Demo {
+            child,
+            api,
+            grpc,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn addr(&self, node: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.api + node))
+    }
+
+    /// The banner, once its last line is out, within `limit`.
+    fn banner(&self, limit: Duration) -> Vec<String> {
+        let deadline = Instant::now() + limit;
+        let mut lines = Vec::new();
+        while Instant::now() < deadline {
+            match self.stdout.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    let last = line.starts_with("Press Ctrl-C");
+                    lines.push(line);
+                    if last {
+                        return lines;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        panic!("no whole banner within {limit:?}; got {lines:#?}");
+    }
+
+    /// Waits for the process to end, for at most `limit`.
+    fn exit_code(&mut self, limit: Duration) -> Option<i32> {
+        let status = wait_for(limit, || self.child.try_wait().unwrap());
+        let status = status.unwrap_or_else(|| panic!("vigil demo still runs after {limit:?}"));
+        status.code()
+    }
+
+    fn signal(&self, signal: &str) {
+        send_signal(self.child.id(), signal);
+    }
+
+    /// Every line the demo logged so far.
+    fn log(&self) -> Vec<String> {
+        self.stderr.try_iter().collect()
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_taken_port_stops_the_demo_at_once_with_the_reason() {
+    let [api, gossip, grpc] = port_runs();
+    let taken = api + 1;
+    let _squatter = TcpListener::bind(("127.0.0.1", taken)).unwrap();
+    let started = Instant::now();
+    let mut demo = Demo::start_on(api, gossip, grpc, None);
+    let code = demo.exit_code(Duration::from_secs(15));
+    let stderr = demo.log().join("\n");
+    assert_ne!(code, Some(0), "a demo that cannot start fails: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot listen on 127.0.0.1:{taken} (api.bind): Address already in use"
+        )),
+        "the reason is printed: {stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "stopped within seconds, not at Ctrl-C: {:?}",
+        started.elapsed()
+    );
+    let banner: Vec<String> = demo.stdout.try_iter().collect();
+    assert!(
+        banner.is_empty(),
+        "no banner for a demo that failed: {banner:?}"
+    );
+}
+
+#[test]
+fn sigterm_while_the_demo_starts_stops_it_cleanly() {
+    // At info level the demo logs from its first milliseconds: the signal arrives while the
+    // nodes are still starting.
+    let mut demo = Demo::start(Some("info"));
+    let first = demo.stderr.recv_timeout(Duration::from_secs(20));
+    assert!(first.is_ok(), "the demo logs as it starts");
+    demo.signal("-TERM");
+    assert_eq!(
+        demo.exit_code(Duration::from_secs(20)),
+        Some(0),
+        "a clean stop: {:?}",
+        demo.log()
+    );
+}
+
+#[test]
+fn the_demo_starts_quiet_and_every_command_its_banner_prints_works() {
+    let mut demo = Demo::start(None);
+    let banner = demo.banner(Duration::from_secs(30));
+    let first = demo.addr(0);
+    wait_for(Duration::from_secs(20), || {
+        let (code, leader) = get_json(first, "/v1/leader")?;
+        let (ready, _) = get_json(first, "/health/ready")?;
+        (code == 200 && leader["leader_id"].is_string() && ready == 200).then_some(())
+    })
+    .expect("a leader elected and the first node ready within 20 s");
+
+    let vigil = std::fs::canonicalize(VIGIL).unwrap();
+    let vigil = vigil.to_str().unwrap();
+    let commands: Vec<Vec<String>> = banner
+        .iter()
+        .map(|line| line.trim())
+        .filter(|line| line.starts_with(vigil))
+        .map(|line| line.split_whitespace().map(str::to_owned).collect())
+        .collect();
+    let names: Vec<&str> = commands.iter().map(|c| c[1].as_str()).collect();
+    for expected in [
+        "members",
+        "status",
+        "checks",
+        "leader",
+        "neighbors",
+        "watch",
+        "probe",
+        "console",
+        "keyring",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "the banner shows `vigil {expected}`: {banner:#?}"
+        );
+    }
+    let home = std::env::temp_dir().join(format!("vigil-demo-home-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    for command in &commands {
+        let mut run = Command::new(&command[0]);
+        run.args(&command[1..])
+            .env_remove("VIGIL_ADDR")
+            .env_remove("VIGIL_TOKEN")
+            .env("HOME", &home);
+        if command[1] == "watch" {
+            run.args(["--count", "1"]);
+        }
+        // The console as printed, fed the first thing a user tries.
+        let out = feed(&mut run, "register web 127.0.0.1 8080\nmembers\nstatus\n");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "{} works as printed:\n{stdout}{stderr}",
+            command.join(" ")
+        );
+        match command[1].as_str() {
+            "console" => {
+                assert!(
+                    stdout.contains("registered web instance 127.0.0.1:8080"),
+                    "{stdout}{stderr}"
+                );
+                assert!(
+                    stdout.lines().any(|l| l.contains("(leader)")),
+                    "console members marks the leader: {stdout}"
+                );
+                assert!(
+                    stdout.contains("node        demo-1") && stdout.contains("status "),
+                    "console status: {stdout}"
+                );
+            }
+            "keyring" => assert_eq!(
+                stdout.lines().filter(|l| l.ends_with("yes")).count(),
+                usize::from(NODES),
+                "one primary key per node: {stdout}"
+            ),
+            _ => {}
+        }
+    }
+    let _ = std::fs::remove_dir_all(&home);
+
+    let log = demo.log();
+    let loud: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    assert!(
+        loud.is_empty(),
+        "nothing to warn about while the demo starts: {loud:#?}"
+    );
+
+    for node in 0..NODES.min(3) {
+        let (_, leader) = get_json(demo.addr(node), "/v1/leader").unwrap();
+        let term = leader["term"].as_u64().unwrap();
+        let (_, metrics) = http(demo.addr(node), "GET", "/metrics", None, "").unwrap();
+        let changes: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("vigil_leader_changes_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("vigil_leader_changes_total in {metrics}"));
+        if term == 1 {
+            assert_eq!(changes, 1, "one election, one change (node {node})");
+        } else {
+            assert!(
+                (1..=term).contains(&changes),
+                "{changes} changes over {term} terms (node {node})"
+            );
+        }
+    }
+    let out = Command::new(VIGIL)
+        .args(["probe", &format!("grpc://127.0.0.1:{}", demo.grpc)])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+
+    demo.signal("-INT");
+    assert_eq!(demo.exit_code(Duration::from_secs(20)), Some(0));
+}
