@@ -77,6 +77,11 @@ impl Agent {
         &self.base
     }
 
+    /// Whether requests carry a token.
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
     /// Sends a request with an optional JSON body; fails when the agent cannot be reached or
     /// does not answer JSON, whatever the status.
     pub async fn send(

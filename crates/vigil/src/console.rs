@@ -178,6 +178,9 @@ pub async fn run(args: ConsoleArgs) -> anyhow::Result<ExitCode> {
         "vigil console on {} — type `help` for commands",
         console.agent.base()
     );
+    if !console.agent.has_token() {
+        println!("no API token: `register` and `deregister` need --token or VIGIL_TOKEN");
+    }
     let mut failed = false;
     loop {
         let line = match editor.readline("vigil> ") {

@@ -39,7 +39,7 @@ pub struct DemoArgs {
     grpc_port: u16,
     /// Cluster key (base64, as `vigil keygen` prints it); by default a fresh one, printed in the
     /// banner.
-    #[arg(long, env = "VIGIL_DEMO_KEY", hide_env_values = true)]
+    #[arg(long)]
     key: Option<String>,
 }
 
