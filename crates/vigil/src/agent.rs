@@ -78,14 +78,14 @@ async fn run_node(config: Config, stop: StopSignal, extras: Extras) -> anyhow::R
     let (cluster, leadership) = match config.cluster {
         Some(settings) => {
             // Joining may take seconds (Raft opens its store); a signal meanwhile ends it there.
-            let joined = tokio::select! {
+            let (cluster, leadership) = tokio::select! {
                 joined = join_cluster(settings, &config.node.id, addr, &engine) => joined?,
                 signal = stop.received() => {
                     tracing::info!("{signal} while joining the cluster: stopping");
                     return Ok(ExitCode::SUCCESS);
                 }
             };
-            (Some(joined.0), joined.1)
+            (Some(cluster), leadership)
         }
         None => (None, None),
     };
