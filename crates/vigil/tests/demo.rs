@@ -5,9 +5,11 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::tools::feed;
@@ -17,26 +19,29 @@ use common::{free_port, get_json, http, lines_of, send_signal, wait_for, VIGIL};
 const NODES: u16 = 3;
 
 /// The first of `NODES` consecutive ports free for TCP and UDP on 127.0.0.1, and a second run
-/// of them, and a third: the demo's API, gossip and gRPC ports.
+/// of them, and a third: the demo's API, gossip and gRPC ports. No port is handed out twice in
+/// this process, so demos started at once never share one.
 fn port_runs() -> [u16; 3] {
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     let run = || loop {
         let first = free_port();
-        let free = (0..NODES).all(|i| {
-            first.checked_add(i).is_some_and(|port| {
-                TcpListener::bind(("127.0.0.1", port)).is_ok()
-                    && UdpSocket::bind(("127.0.0.1", port)).is_ok()
-            })
+        let Some(ports) = (0..NODES)
+            .map(|i| first.checked_add(i))
+            .collect::<Option<Vec<u16>>>()
+        else {
+            continue;
+        };
+        let free = ports.iter().all(|&port| {
+            TcpListener::bind(("127.0.0.1", port)).is_ok()
+                && UdpSocket::bind(("127.0.0.1", port)).is_ok()
         });
-        if free {
+        let mut given = GIVEN.lock().unwrap();
+        if free && ports.iter().all(|port| !given.contains(port)) {
+            given.extend(ports);
             return first;
         }
     };
-    let runs = [run(), run(), run()];
-    let overlap = |a: u16, b: u16| a.abs_diff(b) < NODES;
-    if overlap(runs[0], runs[1]) || overlap(runs[0], runs[2]) || overlap(runs[1], runs[2]) {
-        return port_runs();
-    }
-    runs
+    [run(), run(), run()]
 }
 
 /// A running `vigil demo`, killed when dropped.
