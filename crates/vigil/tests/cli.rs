@@ -298,6 +298,30 @@ fn checks_cut_messages_to_the_terminal_width_with_an_ellipsis_and_not_when_piped
         .unwrap();
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(table.contains(&long), "whole when piped:\n{table}");
+
+    // On a terminal 70 columns wide, as the terminal itself says (script(1) gives it one).
+    let Some(script) = common::tools::tool("script", "Debian package bsdutils") else {
+        return;
+    };
+    let out = Command::new(script)
+        .args(["-qec"])
+        .arg(format!(
+            "stty rows 40 cols 70; NO_COLOR=1 '{}' checks --addr {addr}",
+            common::VIGIL
+        ))
+        .arg("/dev/null")
+        .env_remove("COLUMNS")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    let worker = screen
+        .lines()
+        .find(|l| l.starts_with("worker"))
+        .unwrap_or_else(|| panic!("a worker row on the terminal:\n{screen}"));
+    let worker = worker.trim_end_matches('\r');
+    assert!(worker.ends_with('…'), "{worker}");
+    assert_eq!(worker.chars().count(), 70, "{worker}");
 }
 
 /// A lone voter: its Raft takes a moment to start, the window in which signals went missing.
