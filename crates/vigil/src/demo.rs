@@ -3,8 +3,9 @@
 //! Each node is configured by the embedded `demo.toml` (through the same loader as `vigil agent`),
 //! plus one check that only code can express: a cache that flaps. The demo feeds each node's TTL
 //! check through the real HTTP API with the token it generated, as a watched process would. The
-//! nodes gossip over real UDP and TCP on loopback; the first three are voters and run Raft,
-//! each with its store in a fresh directory under the system's temporary directory.
+//! nodes gossip over real UDP and TCP on loopback, encrypted with a fresh key (or `--key`); the
+//! first three are voters and run Raft, each with its store in a fresh directory under the
+//! system's temporary directory. A node that cannot start stops the whole demo with its reason.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
