@@ -26,7 +26,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 use vigil_api::checkdef::{CheckDefinition, CheckPlan, HumanDuration};
 use vigil_health::EngineConfig;
-use vigil_probe::parse_duration;
+use vigil_probe::{limits, parse_duration, DurationLimit};
 use vigil_up::error::Errors;
 
 mod cluster;
@@ -431,14 +431,23 @@ impl Overrides<'_, '_, '_> {
         })
     }
 
+    /// A duration setting held to its range; `limit` names its key. One out of range is reported
+    /// where it was written and left out.
     fn duration(
         &mut self,
         file: Option<Spanned<HumanDuration>>,
         section: &str,
-        key: &str,
+        limit: DurationLimit,
     ) -> Option<Setting<Duration>> {
         let file = file.map(|d| Spanned::new(d.span(), d.into_inner().0));
-        self.pick(file, section, key, parse_duration)
+        let setting = self.pick(file, section, limit.setting, parse_duration)?;
+        match limit.check(setting.value) {
+            Ok(_) => Some(setting),
+            Err(message) => {
+                self.report.at(&setting.at, message);
+                None
+            }
+        }
     }
 }
 
@@ -872,7 +881,7 @@ impl RawHealth {
         if let Some(size) = o.count(self.history_size, "health", "history_size") {
             health.history_size = size.value;
         }
-        if let Some(age) = o.duration(self.history_max_age, "health", "history_max_age") {
+        if let Some(age) = o.duration(self.history_max_age, "health", limits::HISTORY_MAX_AGE) {
             health.history_max_age = age.value;
         }
         if let Some(window) = o.count(self.score_window, "health", "score_window") {
@@ -900,14 +909,14 @@ struct RawShutdown {
 impl RawShutdown {
     fn build(self, o: &mut Overrides<'_, '_, '_>) -> ShutdownConfig {
         let mut shutdown = ShutdownConfig::default();
-        if let Some(timeout) = o.duration(self.timeout, "shutdown", "timeout") {
+        if let Some(timeout) = o.duration(self.timeout, "shutdown", limits::SHUTDOWN_TIMEOUT) {
             shutdown.timeout = timeout.value;
         }
-        if let Some(drain) = o.duration(self.drain, "shutdown", "drain") {
+        if let Some(drain) = o.duration(self.drain, "shutdown", limits::SHUTDOWN_DRAIN) {
             shutdown.drain = drain.value;
         }
         shutdown.on_critical = o
-            .duration(self.on_critical, "shutdown", "on_critical")
+            .duration(self.on_critical, "shutdown", limits::SHUTDOWN_ON_CRITICAL)
             .map(|s| s.value);
         shutdown
     }
@@ -1369,7 +1378,7 @@ probe = "memory"
         // A zero interval: at interval.
         let errs = errors("[[checks]]\nname = \"a\"\nprobe = \"memory\"\n    interval = \"0s\"\n");
         assert_eq!((errs[0].0, errs[0].1), (4, 16));
-        assert_eq!(errs[0].2, "interval must be greater than zero");
+        assert_eq!(errs[0].2, "interval must be from 100ms to 24h, found 0s");
 
         // A ttl probe without its ttl: at probe.
         let errs = errors("[[checks]]\nname = \"job\"\nprobe = \"ttl\"\n");
@@ -1389,6 +1398,138 @@ probe = "memory"
         let errs = errors("[[checks]]\nname = \"neighbor-db\"\nprobe = \"memory\"\n");
         assert_eq!((errs[0].0, errs[0].1), (2, 8));
         assert!(errs[0].2.contains("reserved"), "{}", errs[0].2);
+    }
+
+    /// Every duration setting, in a file where each is far too large for a clock.
+    const HUGE: &str = "\"10000000000000000000s\"";
+    const DURATION_KEYS: [(&str, &str, &str); 20] = [
+        ("health", "history_max_age", "1s to 30d"),
+        ("shutdown", "timeout", "1ms to 1h"),
+        ("shutdown", "drain", "0s to 1h"),
+        ("shutdown", "on_critical", "0s to 24h"),
+        ("cluster", "heartbeat_interval", "10ms to 1m"),
+        ("cluster", "phi_min_std_dev", "1ms to 1m"),
+        ("cluster", "phi_acceptable_pause", "0s to 1m"),
+        ("cluster", "probe_timeout", "10ms to 1m"),
+        ("cluster", "suspicion_min", "100ms to 1h"),
+        ("cluster", "suspicion_max", "100ms to 1h"),
+        ("cluster", "gossip_interval", "10ms to 1m"),
+        ("cluster", "push_pull_interval", "1s to 1h"),
+        ("cluster", "reap_after", "1s to 7d"),
+        ("cluster", "election_timeout", "60ms to 1m"),
+        ("checks", "interval", "100ms to 24h"),
+        ("checks", "timeout", "10ms to 1h"),
+        ("checks", "start_period", "0s to 24h"),
+        ("checks", "ttl", "1s to 7d"),
+        ("neighbors", "interval", "100ms to 24h"),
+        ("neighbors", "timeout", "10ms to 1h"),
+    ];
+
+    /// A config setting each duration of [`DURATION_KEYS`] to `value`, one key per line, and
+    /// the line of each.
+    fn every_duration(value: &str) -> (String, Vec<usize>) {
+        let mut source = String::new();
+        let mut lines = Vec::new();
+        let mut current = "";
+        for (section, key, _) in DURATION_KEYS {
+            // A check reports its first bad value only, so each is in a check of its own.
+            if section != current || section == "checks" {
+                current = section;
+                source += &match section {
+                    "checks" => format!(
+                        "[[checks]]\nname = \"job-{key}\"\nprobe = \"ttl\"\n{}",
+                        if key == "ttl" { "" } else { "ttl = \"1m\"\n" }
+                    ),
+                    "neighbors" => {
+                        "[[neighbors]]\nname = \"db\"\naddress = \"127.0.0.1:5432\"\n".to_owned()
+                    }
+                    other => format!("[{other}]\n"),
+                };
+            }
+            lines.push(source.lines().count() + 1);
+            source += &format!("{key} = {value}\n");
+        }
+        (source, lines)
+    }
+
+    #[test]
+    fn every_duration_out_of_range_is_reported_at_its_value_with_the_range() {
+        let (source, lines) = every_duration(HUGE);
+        let errs = errors(&source);
+        assert_eq!(errs.len(), DURATION_KEYS.len(), "{errs:#?}");
+        for ((line, column, message), ((_, key, range), expected_line)) in
+            errs.iter().zip(DURATION_KEYS.iter().zip(&lines))
+        {
+            assert_eq!(
+                (*line, *column),
+                (*expected_line, key.len() + 4),
+                "{message}"
+            );
+            assert_eq!(
+                message,
+                &format!("{key} must be from {range}, found 10000000000000000000s")
+            );
+        }
+
+        let errs = errors("[health]\nhistory_max_age = \"20000y\"\n");
+        assert_eq!(
+            errs,
+            [(
+                2,
+                19,
+                "history_max_age must be from 1s to 30d, found 7305000d".to_owned()
+            )]
+        );
+        let errs = errors("[[checks]]\nname = \"a\"\nprobe = \"memory\"\ninterval = \"1ns\"\n");
+        assert_eq!(
+            errs,
+            [(
+                4,
+                12,
+                "interval must be from 100ms to 24h, found 1ns".to_owned()
+            )]
+        );
+        let errs = errors_with("", env_of(&[("VIGIL_SHUTDOWN_DRAIN", "2h")]));
+        assert_eq!(
+            errs,
+            [(
+                0,
+                0,
+                "VIGIL_SHUTDOWN_DRAIN: drain must be from 0s to 1h, found 2h".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn the_largest_durations_are_accepted() {
+        let (source, _) = every_duration("\"1s\"");
+        let largest: String = source
+            .lines()
+            .map(|line| {
+                let key = line.split(" = ").next().unwrap_or_default();
+                let range = DURATION_KEYS
+                    .iter()
+                    .find(|(_, k, _)| *k == key)
+                    .map(|(_, _, range)| range);
+                match range {
+                    Some(range) => format!(
+                        "{key} = \"{}\"\n",
+                        range.rsplit(' ').next().unwrap_or_default()
+                    ),
+                    None => format!("{line}\n"),
+                }
+            })
+            .collect();
+        // Keys shared by sections (`timeout`, `interval`) take the first range listed: the
+        // smaller, so every value is in range.
+        let config = ok(&largest);
+        assert_eq!(
+            config.health.history_max_age,
+            Duration::from_secs(30 * 86_400)
+        );
+        let cluster = config.cluster.expect("cluster");
+        assert_eq!(cluster.election_timeout, Duration::from_secs(60));
+        assert_eq!(cluster.protocol.reap_after, Duration::from_secs(7 * 86_400));
     }
 
     #[test]
