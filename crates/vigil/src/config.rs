@@ -13,6 +13,7 @@
 //! `[[neighbors]]`; `examples/vigil.toml`
 //! documents every key.
 
+use std::borrow::Cow;
 use std::collections::hash_map::{Entry, HashMap};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -577,9 +578,24 @@ fn check_plans(value: &Spanned<DeValue<'_>>, report: &mut Report<'_>) -> Vec<Che
     let mut plans = Vec::new();
     // Name → line of its first definition.
     let mut names: HashMap<String, usize> = HashMap::new();
-    for (table, entry_span) in array_of_tables(value, "checks", "check", report) {
-        let (definition, removed) =
+    for (written, entry_span) in array_of_tables(value, "checks", "check", report) {
+        // A check without a probe is reported at its header, by name; a stand-in probe lets the
+        // rest of it be checked all the same.
+        let mut table = written.clone();
+        let probe_missing = table.get("probe").is_none();
+        if probe_missing {
+            report.at_span(entry_span.clone(), missing_probe(&table));
+            table.insert(
+                Spanned::new(entry_span.clone(), Cow::Borrowed("probe")),
+                Spanned::new(entry_span.clone(), DeValue::String(Cow::Borrowed("memory"))),
+            );
+        }
+        let table = &table;
+        let (definition, mut removed) =
             deserialize_table::<CheckDefinition>(table, entry_span.clone(), report);
+        if probe_missing {
+            removed.push("probe".to_owned());
+        }
         let Some(definition) = definition else {
             continue;
         };
@@ -643,6 +659,17 @@ fn check_plans(value: &Spanned<DeValue<'_>>, report: &mut Report<'_>) -> Vec<Che
         }
     }
     plans
+}
+
+/// The error for a check without `probe`, naming the check when it has a name.
+fn missing_probe(table: &DeTable<'_>) -> String {
+    let check = match table.get("name").map(Spanned::get_ref) {
+        Some(DeValue::String(name)) => format!("check \"{name}\""),
+        _ => "this check".to_owned(),
+    };
+    format!(
+        "{check} has no `probe`: every check needs one, e.g. probe = \"http://127.0.0.1:8080/health\""
+    )
 }
 
 /// Whether `message` names `key` as a word (`body` is not named by `expect_body`).
@@ -1352,9 +1379,32 @@ probe = "memory"
     }
 
     #[test]
-    fn a_missing_probe_points_at_the_entry() {
-        let errs = errors("[[checks]]\nname = \"a\"\n");
-        assert_eq!(errs, [(1, 1, "missing field `probe`".to_owned())]);
+    fn a_missing_probe_points_at_the_entry_and_names_the_check() {
+        let errs = errors(
+            "[node]\nid = \"x\"\n\n[[checks]]\nname = \"a\"\nprobe = \"memory\"\n\n[[checks]]\nname = \"b\"\ninterval = \"1ns\"\n",
+        );
+        assert_eq!(
+            errs,
+            [
+                (
+                    8,
+                    1,
+                    "check \"b\" has no `probe`: every check needs one, e.g. probe = \"http://127.0.0.1:8080/health\"".to_owned()
+                ),
+                (
+                    10,
+                    12,
+                    "interval must be from 100ms to 24h, found 1ns".to_owned()
+                )
+            ]
+        );
+        let errs = errors("[[checks]]\ninterval = \"5s\"\n");
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(
+            errs[0].2.starts_with("this check has no `probe`"),
+            "{errs:?}"
+        );
+        assert!(errs[1].2.contains("name"), "{errs:?}");
         // A probe of the wrong type is reported once, not again as missing.
         let errs = errors("[[checks]]\nname = \"a\"\nprobe = 5\n");
         assert_eq!(errs.len(), 1, "{errs:?}");
