@@ -179,6 +179,15 @@ pub mod limits {
     /// `vigil probe --timeout`.
     pub const PROBE_TIMEOUT: DurationLimit = limit("--timeout", ms(10), HOUR);
 
+    /// `vigil watch --interval`.
+    pub const WATCH_INTERVAL: DurationLimit = limit("--interval", ms(100), HOUR);
+    /// `vigil fake-service --ready-after`.
+    pub const READY_AFTER: DurationLimit = limit("--ready-after", Duration::ZERO, DAY);
+    /// `vigil fake-service --fail-after`.
+    pub const FAIL_AFTER: DurationLimit = limit("--fail-after", Duration::ZERO, HOUR);
+    /// `vigil fake-service --exit-after`.
+    pub const EXIT_AFTER: DurationLimit = limit("--exit-after", Duration::ZERO, DAY);
+
     /// `[health] history_max_age`.
     pub const HISTORY_MAX_AGE: DurationLimit =
         limit("history_max_age", secs(1), secs(30 * 24 * 3600));
@@ -301,6 +310,10 @@ mod tests {
             limits::START_PERIOD,
             limits::TTL,
             limits::PROBE_TIMEOUT,
+            limits::WATCH_INTERVAL,
+            limits::READY_AFTER,
+            limits::FAIL_AFTER,
+            limits::EXIT_AFTER,
             limits::HISTORY_MAX_AGE,
             limits::SHUTDOWN_TIMEOUT,
             limits::SHUTDOWN_DRAIN,

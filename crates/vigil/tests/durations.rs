@@ -219,3 +219,29 @@ fn an_agent_with_the_largest_accepted_durations_runs_and_stops_cleanly() {
     assert_eq!(exited.and_then(|s| s.code()), Some(0), "{log}");
     assert!(!log.contains("panicked"), "{log}");
 }
+
+#[test]
+fn command_line_durations_are_held_to_their_range() {
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["watch", "--count", "1", "--interval"],
+            "--interval must be from 100ms to 1h",
+        ),
+        (
+            &["fake-service", "--port", "1", "--ready-after"],
+            "--ready-after must be from 0s to 24h",
+        ),
+        (
+            &["fake-service", "--port", "1", "--exit-after"],
+            "--exit-after must be from 0s to 24h",
+        ),
+    ];
+    for (args, message) in cases {
+        let mut argv = args.to_vec();
+        argv.push(HUGE);
+        let out = vigil(&argv);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "a usage error: {stderr}");
+        assert!(stderr.contains(message), "{stderr}");
+    }
+}
