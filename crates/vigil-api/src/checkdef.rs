@@ -9,9 +9,10 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use vigil_health::{CheckSpec, Engine, RegisterError, Registered, Thresholds};
 use vigil_probe::neighbors::CHECK_PREFIX;
-use vigil_probe::{parse_duration, Built, ProbeOptions, ProbeSpec, ProbeSpecError};
+use vigil_probe::{limits, parse_duration, Built, ProbeOptions, ProbeSpec, ProbeSpecError};
 
-/// A duration written the way people write them: `"500ms"`, `"30s"`, `"1m30s"`.
+/// A duration written the way people write them: `"500ms"`, `"30s"`, `"1m30s"`. Its range is the
+/// setting's, checked where the setting is known ([`limits`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct HumanDuration(pub Duration);
 
@@ -43,11 +44,11 @@ pub struct CheckDefinition {
     /// Probe target: `http://…`, `https://…`, `tcp://host:port`, `exec:CMD ARGS`, `disk:/path`,
     /// `memory`, `ttl`.
     pub probe: String,
-    /// Time between runs (default 30s).
+    /// Time between runs (default 30s; 100ms to 24h).
     pub interval: Option<HumanDuration>,
-    /// Per-run timeout (default 10s).
+    /// Per-run timeout (default 10s; 10ms to 1h).
     pub timeout: Option<HumanDuration>,
-    /// Failures before the first pass are ignored for this long.
+    /// Failures before the first pass are ignored for this long (at most 24h).
     pub start_period: Option<HumanDuration>,
     /// Default true.
     pub enabled: Option<bool>,
@@ -89,7 +90,7 @@ pub struct CheckDefinition {
     pub tls_server_name: Option<String>,
     /// Disk / memory: the highest used ratio that passes (default 0.9).
     pub max_used: Option<f64>,
-    /// TTL checks: how long a pushed result stays valid.
+    /// TTL checks: how long a pushed result stays valid (1s to 7 days).
     pub ttl: Option<HumanDuration>,
 }
 
@@ -157,6 +158,7 @@ impl CheckDefinition {
                 ),
             ));
         }
+        self.check_durations()?;
         let options = ProbeOptions {
             method: self.method.clone(),
             headers: self.headers.clone().into_iter().collect(),
@@ -204,21 +206,9 @@ impl CheckDefinition {
             .critical(self.critical)
             .thresholds(thresholds);
         if let Some(d) = self.interval {
-            if d.0.is_zero() {
-                return Err(DefinitionError::new(
-                    "interval",
-                    "interval must be greater than zero",
-                ));
-            }
             spec = spec.interval(d.0);
         }
         if let Some(d) = self.timeout {
-            if d.0.is_zero() {
-                return Err(DefinitionError::new(
-                    "timeout",
-                    "timeout must be greater than zero",
-                ));
-            }
             spec = spec.timeout(d.0);
         }
         if let Some(d) = self.start_period {
@@ -228,6 +218,24 @@ impl CheckDefinition {
             spec = spec.component(component.clone());
         }
         Ok(CheckPlan { spec, feed })
+    }
+
+    /// Every duration in its range ([`limits`]), before anything adds it to a clock.
+    fn check_durations(&self) -> Result<(), DefinitionError> {
+        let durations = [
+            (self.interval, limits::CHECK_INTERVAL),
+            (self.timeout, limits::CHECK_TIMEOUT),
+            (self.start_period, limits::START_PERIOD),
+            (self.ttl, limits::TTL),
+        ];
+        for (value, limit) in durations {
+            if let Some(HumanDuration(d)) = value {
+                limit
+                    .check(d)
+                    .map_err(|message| DefinitionError::new(limit.setting, message))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -283,6 +291,44 @@ mod tests {
             reserved.message.contains("reserved"),
             "{}",
             reserved.message
+        );
+    }
+
+    #[test]
+    fn durations_out_of_range_name_their_field_and_the_range() {
+        for (json, field, message) in [
+            (
+                r#"{"probe": "ttl", "ttl": "10000000000000000000s"}"#,
+                "ttl",
+                "ttl must be from 1s to 7d, found 10000000000000000000s",
+            ),
+            (
+                r#"{"probe": "memory", "interval": "1ns"}"#,
+                "interval",
+                "interval must be from 100ms to 24h, found 1ns",
+            ),
+            (
+                r#"{"probe": "memory", "timeout": "2h"}"#,
+                "timeout",
+                "timeout must be from 10ms to 1h, found 2h",
+            ),
+            (
+                r#"{"probe": "memory", "start_period": "20000y"}"#,
+                "start_period",
+                "start_period must be from 0s to 24h, found 7305000d",
+            ),
+        ] {
+            let def: CheckDefinition = serde_json::from_str(json).unwrap();
+            let error = def.plan(Some("x")).unwrap_err();
+            assert_eq!((error.field, error.message.as_str()), (field, message));
+        }
+        let def: CheckDefinition = serde_json::from_str(
+            r#"{"probe": "ttl", "ttl": "7d", "interval": "24h", "timeout": "1h", "start_period": "24h"}"#,
+        )
+        .unwrap();
+        assert!(
+            def.plan(Some("x")).is_ok(),
+            "the largest values are accepted"
         );
     }
 

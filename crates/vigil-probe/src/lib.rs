@@ -74,7 +74,7 @@ mod tcp;
 mod util;
 
 pub use disk::DiskSpec;
-pub use duration::parse_duration;
+pub use duration::{limits, parse_duration, DurationLimit};
 pub use exec::ExecSpec;
 pub use grpc::GrpcSpec;
 pub use http::HttpSpec;

@@ -310,7 +310,7 @@ impl Neighbors {
                     .description(format!("fails while neighbour {} is unavailable", spec.name))
                     .thresholds(Thresholds::immediate());
                 // Lapses if the monitor stops reporting for ten rounds.
-                let ttl = (spec.interval + spec.timeout) * 10;
+                let ttl = spec.interval.saturating_add(spec.timeout).saturating_mul(10);
                 match engine.register_ttl(check, ttl) {
                     Ok(_) => Some(engine.clone()),
                     Err(error) => {

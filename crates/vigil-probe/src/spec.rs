@@ -58,7 +58,8 @@ pub struct ProbeOptions {
     pub tls_skip_verify: bool,
     /// `disk` and `memory`: the used ratio (`0.0..=1.0`) above which the probe fails (default `0.9`).
     pub max_used: Option<f64>,
-    /// `ttl`: how long a TTL check stays passing without a report. Required for `ttl`, must be non-zero.
+    /// `ttl`: how long a TTL check stays passing without a report. Required for `ttl`, from 1s to
+    /// 7 days ([`limits::TTL`](crate::limits::TTL)).
     pub ttl: Option<Duration>,
     /// `grpc`: use TLS (implied by any other `tls_*` option but `tls_skip_verify`).
     pub tls: bool,
@@ -358,7 +359,9 @@ fn parse_ttl(target: &str, rest: &str, options: &ProbeOptions) -> Result<ProbeSp
             "ttl",
             "missing; a ttl check needs one, e.g. 30s",
         )),
-        Some(ttl) if ttl.is_zero() => Err(Invalid::option("ttl", "must be longer than zero")),
-        Some(ttl) => Ok(ProbeSpec::Ttl(ttl)),
+        Some(ttl) => crate::limits::TTL
+            .check(ttl)
+            .map(ProbeSpec::Ttl)
+            .map_err(|message| Invalid::option("ttl", message)),
     }
 }

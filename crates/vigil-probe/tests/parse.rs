@@ -321,7 +321,7 @@ fn bad_disk_and_memory_targets_and_options_are_rejected() {
 }
 
 #[test]
-fn ttl_needs_a_nonzero_ttl() {
+fn ttl_needs_a_ttl_in_range() {
     let options = ProbeOptions {
         ttl: Some(Duration::from_secs(30)),
         ..ProbeOptions::default()
@@ -337,7 +337,13 @@ fn ttl_needs_a_nonzero_ttl() {
         ttl: Some(Duration::ZERO),
         ..ProbeOptions::default()
     };
-    invalid_option("ttl", zero, "ttl", "longer than zero");
+    invalid_option("ttl", zero, "ttl", "ttl must be from 1s to 7d, found 0s");
+    // A TTL no timer can add to the clock is refused before it reaches one.
+    let huge = ProbeOptions {
+        ttl: Some(Duration::from_secs(10_000_000_000_000_000_000)),
+        ..ProbeOptions::default()
+    };
+    invalid_option("ttl", huge, "ttl", "ttl must be from 1s to 7d");
     let error = rejected(
         parse_with("ttl:30s", options),
         &["takes no argument", "expected ttl"],

@@ -43,7 +43,7 @@ use crate::stack::{
     Condition, Dependency, Group, GroupId, GroupPolicy, Health, HealthCheck, Launch, RestartMode,
     RestartPolicy, Service, ServiceId, Stack, Target,
 };
-use vigil_probe::parse_duration;
+use vigil_probe::{limits, DurationLimit};
 
 /// Reads a compose file into a stack.
 pub fn load(path: &Path) -> Result<Stack, StackErrors> {
@@ -158,15 +158,17 @@ pub fn parse(source: &str, file: &str) -> Result<Stack, StackErrors> {
             let (line, column) = locate(source, at, needle);
             errors.at_line(line, column, message);
         };
-        let duration =
-            |value: &Option<String>, default: Duration, report: &mut dyn FnMut(&str, String)| {
-                value.as_deref().map_or(default, |text| {
-                    parse_duration(text).unwrap_or_else(|message| {
-                        report(text, format!("service {name}: {message}"));
-                        default
-                    })
+        let duration = |value: &Option<String>,
+                        limit: DurationLimit,
+                        default: Duration,
+                        report: &mut dyn FnMut(&str, String)| {
+            value.as_deref().map_or(default, |text| {
+                limit.parse(text).unwrap_or_else(|message| {
+                    report(text, format!("service {name}: {message}"));
+                    default
                 })
-            };
+            })
+        };
         let mut depends_on = Vec::new();
         // vigil's own view of the dependencies, when given, replaces what compose is told.
         let depends = raw_service
@@ -232,12 +234,28 @@ pub fn parse(source: &str, file: &str) -> Result<Stack, StackErrors> {
                 let h = healthcheck.as_ref().unwrap_or(&none);
                 Some(Health {
                     check,
-                    interval: duration(&h.interval, Duration::from_secs(5), &mut report),
-                    timeout: duration(&h.timeout, Duration::from_secs(2), &mut report),
+                    interval: duration(
+                        &h.interval,
+                        limits::STACK_INTERVAL,
+                        Duration::from_secs(5),
+                        &mut report,
+                    ),
+                    timeout: duration(
+                        &h.timeout,
+                        limits::STACK_TIMEOUT,
+                        Duration::from_secs(2),
+                        &mut report,
+                    ),
                     retries: h.retries.unwrap_or(3).max(1),
-                    start_period: duration(&h.start_period, Duration::from_secs(30), &mut report),
+                    start_period: duration(
+                        &h.start_period,
+                        limits::STACK_START_PERIOD,
+                        Duration::from_secs(30),
+                        &mut report,
+                    ),
                     start_interval: duration(
                         &h.start_interval,
+                        limits::STACK_START_INTERVAL,
                         Duration::from_millis(100),
                         &mut report,
                     ),
@@ -258,6 +276,10 @@ pub fn parse(source: &str, file: &str) -> Result<Stack, StackErrors> {
         };
         let stop_grace = duration(
             &raw_service.stop_grace,
+            DurationLimit {
+                setting: "stop_grace_period",
+                ..limits::STOP_GRACE
+            },
             Duration::from_secs(10),
             &mut report,
         );

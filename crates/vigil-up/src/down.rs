@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use rustix::process::{kill_process, Pid, Signal};
+use vigil_probe::limits;
 
 use crate::compose::Project;
 use crate::process::{self, Stopped};
@@ -38,9 +39,11 @@ pub async fn down(dir: &Path, mut each: impl FnMut(&StopResult)) -> io::Result<V
             let limit = state
                 .services
                 .iter()
-                .map(|s| Duration::from_millis(s.stop_grace_ms) + Duration::from_secs(5))
-                .sum::<Duration>()
-                + Duration::from_secs(10);
+                .fold(Duration::from_secs(10), |limit, s| {
+                    limit
+                        .saturating_add(stop_grace(s))
+                        .saturating_add(Duration::from_secs(5))
+                });
             let stopped = process::wait_gone(supervisor.pid, supervisor.start_time, limit).await;
             if !stopped {
                 return Err(io::Error::other(format!(
@@ -104,11 +107,34 @@ pub async fn down(dir: &Path, mut each: impl FnMut(&StopResult)) -> io::Result<V
     Ok(results)
 }
 
+/// A service's `stop_grace` as the state file says, held to the stack file's range: the file
+/// is read back from disk, where anyone may have edited it.
+fn stop_grace(service: &ServiceState) -> Duration {
+    Duration::from_millis(service.stop_grace_ms).min(limits::STOP_GRACE.max)
+}
+
 async fn stop_one(service: &ServiceState, project: Option<&Project>) -> Stopped {
-    let grace = Duration::from_millis(service.stop_grace_ms);
+    let grace = stop_grace(service);
     match (&service.process, project) {
         (Some(p), _) => process::stop_group(p.pid, p.start_time, grace).await,
         (None, Some(project)) => project.stop(&service.name, grace).await,
         (None, None) => Stopped::Terminated,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stop_grace_edited_into_the_state_file_is_held_to_its_range() {
+        let service = ServiceState {
+            name: "a".into(),
+            level: 0,
+            stop_grace_ms: u64::MAX,
+            process: None,
+            container: None,
+        };
+        assert_eq!(stop_grace(&service), limits::STOP_GRACE.max);
     }
 }

@@ -44,7 +44,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
-use vigil_probe::{parse_duration, ProbeOptions, ProbeSpec};
+use vigil_probe::{limits, DurationLimit, ProbeOptions, ProbeSpec};
 
 use crate::error::{unreadable, Errors, StackErrors};
 use crate::graph;
@@ -336,18 +336,18 @@ fn cycle_span(stack: &Stack, cycle: &[graph::Node], spans: &DependsSpans) -> Ran
     0..0
 }
 
-/// A duration setting, or its default; a bad one is reported.
+/// A duration setting in its range, or its default; a bad one is reported.
 fn duration(
     value: Option<Spanned<String>>,
-    key: &str,
+    limit: DurationLimit,
     default: Duration,
     errors: &mut Errors<'_>,
 ) -> Duration {
     let Some(value) = value else { return default };
-    match parse_duration(value.get_ref()) {
+    match limit.parse(value.get_ref()) {
         Ok(d) => d,
         Err(message) => {
-            errors.at(value.span(), format!("{key}: {message}"));
+            errors.at(value.span(), message);
             default
         }
     }
@@ -501,12 +501,17 @@ fn build_service(
             defaults.max_restarts,
             errors,
         ),
-        backoff: duration(raw.backoff, "backoff", defaults.backoff, errors),
-        backoff_max: duration(raw.backoff_max, "backoff_max", defaults.backoff_max, errors),
+        backoff: duration(raw.backoff, limits::BACKOFF, defaults.backoff, errors),
+        backoff_max: duration(
+            raw.backoff_max,
+            limits::BACKOFF_MAX,
+            defaults.backoff_max,
+            errors,
+        ),
     };
     let stop_grace = duration(
         raw.stop_grace,
-        "stop_grace",
+        limits::STOP_GRACE,
         Duration::from_secs(10),
         errors,
     );
@@ -527,17 +532,27 @@ fn build_health(
     raw: RawHealth,
     errors: &mut Errors<'_>,
 ) -> Option<Health> {
-    let interval = duration(raw.interval, "interval", Duration::from_secs(5), errors);
-    let timeout = duration(raw.timeout, "timeout", Duration::from_secs(2), errors);
+    let interval = duration(
+        raw.interval,
+        limits::STACK_INTERVAL,
+        Duration::from_secs(5),
+        errors,
+    );
+    let timeout = duration(
+        raw.timeout,
+        limits::STACK_TIMEOUT,
+        Duration::from_secs(2),
+        errors,
+    );
     let start_period = duration(
         raw.start_period,
-        "start_period",
+        limits::STACK_START_PERIOD,
         Duration::from_secs(30),
         errors,
     );
     let start_interval = duration(
         raw.start_interval,
-        "start_interval",
+        limits::STACK_START_INTERVAL,
         Duration::from_millis(100),
         errors,
     );
@@ -570,11 +585,6 @@ fn build_health(
             return None;
         }
     };
-    for (value, key) in [(interval, "interval"), (start_interval, "start_interval")] {
-        if value.is_zero() {
-            errors.at(span.clone(), format!("{key} must be longer than zero"));
-        }
-    }
     Some(Health {
         check,
         interval,

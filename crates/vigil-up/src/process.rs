@@ -138,12 +138,13 @@ pub async fn stop_group(pid: u32, started: u64, grace: Duration) -> Stopped {
 
 /// Waits up to `limit` for the process to be gone; whether it is.
 pub async fn wait_gone(pid: u32, started: u64, limit: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
+    // Elapsed time, not a deadline: no `limit` can overflow the clock.
+    let began = tokio::time::Instant::now();
     loop {
         if !alive(pid, started) {
             return true;
         }
-        if tokio::time::Instant::now() >= deadline {
+        if began.elapsed() >= limit {
             return false;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -101,6 +101,28 @@ services:
 }
 
 #[test]
+fn compose_durations_out_of_range_are_located() {
+    let text = "\
+services:
+  api:
+    image: app
+    stop_grace_period: 10000000000000000000s
+    healthcheck:
+      test: [\"CMD\", \"true\"]
+      interval: 1ns
+";
+    let errors = vigil_up::compose::parse(text, "compose.yml").expect_err("invalid");
+    let lines: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            "compose.yml:4:24: service api: stop_grace_period must be from 0s to 1h, found \"10000000000000000000s\"",
+            "compose.yml:7:17: service api: interval must be from 10ms to 24h, found \"1ns\"",
+        ]
+    );
+}
+
+#[test]
 fn a_compose_cycle_is_reported() {
     let text = "\
 services:

@@ -140,11 +140,55 @@ policy = { min_healthy = 3 }
             "stack.toml:3:41: unknown condition \"ready\" for dependency \"cache\"; expected \"started\", \"healthy\" or \"completed\"",
             "stack.toml:4:11: unknown restart policy \"sometimes\"; expected \"no\", \"on-failure\" or \"always\"",
             "stack.toml:5:11: backoff: invalid duration \"5\": add a unit, e.g. \"5s\" or \"5ms\"",
-            "stack.toml:8:12: interval: invalid duration \"soon\": expected number at 0 (write e.g. \"500ms\", \"30s\", \"1m30s\")",
+            "stack.toml:8:12: interval: invalid duration \"soon\": not a number followed by a unit (write e.g. \"500ms\", \"30s\", \"1m30s\")",
             "stack.toml:12:21: group \"g\" has member \"nope\", which is no service; services: api, cache",
             "stack.toml:13:10: min_healthy must be between 1 and the group's 2 members, found 3",
         ]
     );
+}
+
+#[test]
+fn durations_a_timer_cannot_hold_are_refused_with_their_range() {
+    let text = "\
+[services.api]
+command = [\"api\"]
+backoff = \"10000000000000000000s\"
+backoff_max = \"20000y\"
+stop_grace = \"2h\"
+[services.api.health]
+probe = \"tcp://127.0.0.1:8080\"
+interval = \"1ns\"
+timeout = \"10000000000000000000s\"
+start_period = \"10000000000000000000s\"
+start_interval = \"0s\"
+";
+    assert_eq!(
+        errors(text),
+        [
+            "stack.toml:3:11: backoff must be from 0s to 1h, found \"10000000000000000000s\"",
+            "stack.toml:4:15: backoff_max must be from 0s to 24h, found \"20000y\"",
+            "stack.toml:5:14: stop_grace must be from 0s to 1h, found \"2h\"",
+            "stack.toml:8:12: interval must be from 10ms to 24h, found \"1ns\"",
+            "stack.toml:9:11: timeout must be from 10ms to 1h, found \"10000000000000000000s\"",
+            "stack.toml:10:16: start_period must be from 0s to 24h, found \"10000000000000000000s\"",
+            "stack.toml:11:18: start_interval must be from 10ms to 1h, found \"0s\"",
+        ]
+    );
+    let largest = "\
+[services.api]
+command = [\"api\"]
+backoff = \"1h\"
+backoff_max = \"24h\"
+stop_grace = \"1h\"
+[services.api.health]
+probe = \"tcp://127.0.0.1:8080\"
+interval = \"24h\"
+timeout = \"1h\"
+start_period = \"24h\"
+start_interval = \"1h\"
+";
+    let stack = vigil_up::parse::parse(largest, "stack.toml", Path::new("/srv"));
+    assert!(stack.is_ok(), "the largest values are accepted");
 }
 
 #[test]

@@ -13,6 +13,7 @@
 //! `[[neighbors]]`; `examples/vigil.toml`
 //! documents every key.
 
+use std::borrow::Cow;
 use std::collections::hash_map::{Entry, HashMap};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -26,7 +27,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 use vigil_api::checkdef::{CheckDefinition, CheckPlan, HumanDuration};
 use vigil_health::EngineConfig;
-use vigil_probe::parse_duration;
+use vigil_probe::{limits, parse_duration, DurationLimit};
 use vigil_up::error::Errors;
 
 mod cluster;
@@ -431,14 +432,23 @@ impl Overrides<'_, '_, '_> {
         })
     }
 
+    /// A duration setting held to its range; `limit` names its key. One out of range is reported
+    /// where it was written and left out.
     fn duration(
         &mut self,
         file: Option<Spanned<HumanDuration>>,
         section: &str,
-        key: &str,
+        limit: DurationLimit,
     ) -> Option<Setting<Duration>> {
         let file = file.map(|d| Spanned::new(d.span(), d.into_inner().0));
-        self.pick(file, section, key, parse_duration)
+        let setting = self.pick(file, section, limit.setting, parse_duration)?;
+        match limit.check(setting.value) {
+            Ok(_) => Some(setting),
+            Err(message) => {
+                self.report.at(&setting.at, message);
+                None
+            }
+        }
     }
 }
 
@@ -568,9 +578,24 @@ fn check_plans(value: &Spanned<DeValue<'_>>, report: &mut Report<'_>) -> Vec<Che
     let mut plans = Vec::new();
     // Name → line of its first definition.
     let mut names: HashMap<String, usize> = HashMap::new();
-    for (table, entry_span) in array_of_tables(value, "checks", "check", report) {
-        let (definition, removed) =
+    for (written, entry_span) in array_of_tables(value, "checks", "check", report) {
+        // A check without a probe is reported at its header, by name; a stand-in probe lets the
+        // rest of it be checked all the same.
+        let mut table = written.clone();
+        let probe_missing = table.get("probe").is_none();
+        if probe_missing {
+            report.at_span(entry_span.clone(), missing_probe(&table));
+            table.insert(
+                Spanned::new(entry_span.clone(), Cow::Borrowed("probe")),
+                Spanned::new(entry_span.clone(), DeValue::String(Cow::Borrowed("memory"))),
+            );
+        }
+        let table = &table;
+        let (definition, mut removed) =
             deserialize_table::<CheckDefinition>(table, entry_span.clone(), report);
+        if probe_missing {
+            removed.push("probe".to_owned());
+        }
         let Some(definition) = definition else {
             continue;
         };
@@ -634,6 +659,17 @@ fn check_plans(value: &Spanned<DeValue<'_>>, report: &mut Report<'_>) -> Vec<Che
         }
     }
     plans
+}
+
+/// The error for a check without `probe`, naming the check when it has a name.
+fn missing_probe(table: &DeTable<'_>) -> String {
+    let check = match table.get("name").map(Spanned::get_ref) {
+        Some(DeValue::String(name)) => format!("check \"{name}\""),
+        _ => "this check".to_owned(),
+    };
+    format!(
+        "{check} has no `probe`: every check needs one, e.g. probe = \"http://127.0.0.1:8080/health\""
+    )
 }
 
 /// Whether `message` names `key` as a word (`body` is not named by `expect_body`).
@@ -872,7 +908,7 @@ impl RawHealth {
         if let Some(size) = o.count(self.history_size, "health", "history_size") {
             health.history_size = size.value;
         }
-        if let Some(age) = o.duration(self.history_max_age, "health", "history_max_age") {
+        if let Some(age) = o.duration(self.history_max_age, "health", limits::HISTORY_MAX_AGE) {
             health.history_max_age = age.value;
         }
         if let Some(window) = o.count(self.score_window, "health", "score_window") {
@@ -900,14 +936,14 @@ struct RawShutdown {
 impl RawShutdown {
     fn build(self, o: &mut Overrides<'_, '_, '_>) -> ShutdownConfig {
         let mut shutdown = ShutdownConfig::default();
-        if let Some(timeout) = o.duration(self.timeout, "shutdown", "timeout") {
+        if let Some(timeout) = o.duration(self.timeout, "shutdown", limits::SHUTDOWN_TIMEOUT) {
             shutdown.timeout = timeout.value;
         }
-        if let Some(drain) = o.duration(self.drain, "shutdown", "drain") {
+        if let Some(drain) = o.duration(self.drain, "shutdown", limits::SHUTDOWN_DRAIN) {
             shutdown.drain = drain.value;
         }
         shutdown.on_critical = o
-            .duration(self.on_critical, "shutdown", "on_critical")
+            .duration(self.on_critical, "shutdown", limits::SHUTDOWN_ON_CRITICAL)
             .map(|s| s.value);
         shutdown
     }
@@ -1343,9 +1379,32 @@ probe = "memory"
     }
 
     #[test]
-    fn a_missing_probe_points_at_the_entry() {
-        let errs = errors("[[checks]]\nname = \"a\"\n");
-        assert_eq!(errs, [(1, 1, "missing field `probe`".to_owned())]);
+    fn a_missing_probe_points_at_the_entry_and_names_the_check() {
+        let errs = errors(
+            "[node]\nid = \"x\"\n\n[[checks]]\nname = \"a\"\nprobe = \"memory\"\n\n[[checks]]\nname = \"b\"\ninterval = \"1ns\"\n",
+        );
+        assert_eq!(
+            errs,
+            [
+                (
+                    8,
+                    1,
+                    "check \"b\" has no `probe`: every check needs one, e.g. probe = \"http://127.0.0.1:8080/health\"".to_owned()
+                ),
+                (
+                    10,
+                    12,
+                    "interval must be from 100ms to 24h, found 1ns".to_owned()
+                )
+            ]
+        );
+        let errs = errors("[[checks]]\ninterval = \"5s\"\n");
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(
+            errs[0].2.starts_with("this check has no `probe`"),
+            "{errs:?}"
+        );
+        assert!(errs[1].2.contains("name"), "{errs:?}");
         // A probe of the wrong type is reported once, not again as missing.
         let errs = errors("[[checks]]\nname = \"a\"\nprobe = 5\n");
         assert_eq!(errs.len(), 1, "{errs:?}");
@@ -1369,7 +1428,7 @@ probe = "memory"
         // A zero interval: at interval.
         let errs = errors("[[checks]]\nname = \"a\"\nprobe = \"memory\"\n    interval = \"0s\"\n");
         assert_eq!((errs[0].0, errs[0].1), (4, 16));
-        assert_eq!(errs[0].2, "interval must be greater than zero");
+        assert_eq!(errs[0].2, "interval must be from 100ms to 24h, found 0s");
 
         // A ttl probe without its ttl: at probe.
         let errs = errors("[[checks]]\nname = \"job\"\nprobe = \"ttl\"\n");
@@ -1389,6 +1448,138 @@ probe = "memory"
         let errs = errors("[[checks]]\nname = \"neighbor-db\"\nprobe = \"memory\"\n");
         assert_eq!((errs[0].0, errs[0].1), (2, 8));
         assert!(errs[0].2.contains("reserved"), "{}", errs[0].2);
+    }
+
+    /// Every duration setting, in a file where each is far too large for a clock.
+    const HUGE: &str = "\"10000000000000000000s\"";
+    const DURATION_KEYS: [(&str, &str, &str); 20] = [
+        ("health", "history_max_age", "1s to 30d"),
+        ("shutdown", "timeout", "1ms to 1h"),
+        ("shutdown", "drain", "0s to 1h"),
+        ("shutdown", "on_critical", "0s to 24h"),
+        ("cluster", "heartbeat_interval", "10ms to 1m"),
+        ("cluster", "phi_min_std_dev", "1ms to 1m"),
+        ("cluster", "phi_acceptable_pause", "0s to 1m"),
+        ("cluster", "probe_timeout", "10ms to 1m"),
+        ("cluster", "suspicion_min", "100ms to 1h"),
+        ("cluster", "suspicion_max", "100ms to 1h"),
+        ("cluster", "gossip_interval", "10ms to 1m"),
+        ("cluster", "push_pull_interval", "1s to 1h"),
+        ("cluster", "reap_after", "1s to 7d"),
+        ("cluster", "election_timeout", "60ms to 1m"),
+        ("checks", "interval", "100ms to 24h"),
+        ("checks", "timeout", "10ms to 1h"),
+        ("checks", "start_period", "0s to 24h"),
+        ("checks", "ttl", "1s to 7d"),
+        ("neighbors", "interval", "100ms to 24h"),
+        ("neighbors", "timeout", "10ms to 1h"),
+    ];
+
+    /// A config setting each duration of [`DURATION_KEYS`] to `value`, one key per line, and
+    /// the line of each.
+    fn every_duration(value: &str) -> (String, Vec<usize>) {
+        let mut source = String::new();
+        let mut lines = Vec::new();
+        let mut current = "";
+        for (section, key, _) in DURATION_KEYS {
+            // A check reports its first bad value only, so each is in a check of its own.
+            if section != current || section == "checks" {
+                current = section;
+                source += &match section {
+                    "checks" => format!(
+                        "[[checks]]\nname = \"job-{key}\"\nprobe = \"ttl\"\n{}",
+                        if key == "ttl" { "" } else { "ttl = \"1m\"\n" }
+                    ),
+                    "neighbors" => {
+                        "[[neighbors]]\nname = \"db\"\naddress = \"127.0.0.1:5432\"\n".to_owned()
+                    }
+                    other => format!("[{other}]\n"),
+                };
+            }
+            lines.push(source.lines().count() + 1);
+            source += &format!("{key} = {value}\n");
+        }
+        (source, lines)
+    }
+
+    #[test]
+    fn every_duration_out_of_range_is_reported_at_its_value_with_the_range() {
+        let (source, lines) = every_duration(HUGE);
+        let errs = errors(&source);
+        assert_eq!(errs.len(), DURATION_KEYS.len(), "{errs:#?}");
+        for ((line, column, message), ((_, key, range), expected_line)) in
+            errs.iter().zip(DURATION_KEYS.iter().zip(&lines))
+        {
+            assert_eq!(
+                (*line, *column),
+                (*expected_line, key.len() + 4),
+                "{message}"
+            );
+            assert_eq!(
+                message,
+                &format!("{key} must be from {range}, found 10000000000000000000s")
+            );
+        }
+
+        let errs = errors("[health]\nhistory_max_age = \"20000y\"\n");
+        assert_eq!(
+            errs,
+            [(
+                2,
+                19,
+                "history_max_age must be from 1s to 30d, found 7305000d".to_owned()
+            )]
+        );
+        let errs = errors("[[checks]]\nname = \"a\"\nprobe = \"memory\"\ninterval = \"1ns\"\n");
+        assert_eq!(
+            errs,
+            [(
+                4,
+                12,
+                "interval must be from 100ms to 24h, found 1ns".to_owned()
+            )]
+        );
+        let errs = errors_with("", env_of(&[("VIGIL_SHUTDOWN_DRAIN", "2h")]));
+        assert_eq!(
+            errs,
+            [(
+                0,
+                0,
+                "VIGIL_SHUTDOWN_DRAIN: drain must be from 0s to 1h, found 2h".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn the_largest_durations_are_accepted() {
+        let (source, _) = every_duration("\"1s\"");
+        let largest: String = source
+            .lines()
+            .map(|line| {
+                let key = line.split(" = ").next().unwrap_or_default();
+                let range = DURATION_KEYS
+                    .iter()
+                    .find(|(_, k, _)| *k == key)
+                    .map(|(_, _, range)| range);
+                match range {
+                    Some(range) => format!(
+                        "{key} = \"{}\"\n",
+                        range.rsplit(' ').next().unwrap_or_default()
+                    ),
+                    None => format!("{line}\n"),
+                }
+            })
+            .collect();
+        // Keys shared by sections (`timeout`, `interval`) take the first range listed: the
+        // smaller, so every value is in range.
+        let config = ok(&largest);
+        assert_eq!(
+            config.health.history_max_age,
+            Duration::from_secs(30 * 86_400)
+        );
+        let cluster = config.cluster.expect("cluster");
+        assert_eq!(cluster.election_timeout, Duration::from_secs(60));
+        assert_eq!(cluster.protocol.reap_after, Duration::from_secs(7 * 86_400));
     }
 
     #[test]

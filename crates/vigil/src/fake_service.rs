@@ -26,7 +26,7 @@ pub struct FakeServiceArgs {
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
     /// Time after start until `/health` answers 200.
-    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = |t: &str| vigil_probe::limits::READY_AFTER.parse(t))]
     ready_after: Duration,
     /// Listen only once ready (a TCP probe fails until then).
     #[arg(long)]
@@ -35,13 +35,13 @@ pub struct FakeServiceArgs {
     #[arg(long, default_value_t = 0, requires = "count_file")]
     fail_first: u32,
     /// How long a failing start runs before it exits.
-    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "100ms", value_parser = |t: &str| vigil_probe::limits::FAIL_AFTER.parse(t))]
     fail_after: Duration,
     /// File counting starts, for `--fail-first`.
     #[arg(long)]
     count_file: Option<PathBuf>,
     /// Exit by itself after this long.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = |t: &str| vigil_probe::limits::EXIT_AFTER.parse(t))]
     exit_after: Option<Duration>,
     /// Status to exit with after `--exit-after`.
     #[arg(long, default_value_t = 0)]

@@ -99,7 +99,17 @@ pub struct AgentAddr {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(error) => match probe_cmd::usage_error_code(&error, &args) {
+            Some(code) => {
+                let _ = error.print();
+                return code;
+            }
+            None => error.exit(),
+        },
+    };
     init_logging(match cli.command {
         // The banner is what a demo user reads: only what needs their attention comes after
         // it. openraft's errors there are about voters not started yet.
@@ -165,7 +175,11 @@ fn main() -> ExitCode {
 fn check_config(path: &std::path::Path) -> ExitCode {
     match config::load(path) {
         Ok(config) => {
-            println!("{}: ok ({} checks)", path.display(), config.checks.len());
+            let checks = match config.checks.len() {
+                1 => "1 check".to_owned(),
+                n => format!("{n} checks"),
+            };
+            println!("{}: ok ({checks})", path.display());
             ExitCode::SUCCESS
         }
         Err(errors) => {

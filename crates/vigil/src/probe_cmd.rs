@@ -3,7 +3,7 @@
 //! | exit | meaning |
 //! | --- | --- |
 //! | 0 | healthy (pass) |
-//! | 1 | bad arguments (unparsable target or option) |
+//! | 1 | bad arguments (unknown or missing argument, unparsable target or option) |
 //! | 2 | unhealthy (fail) |
 //! | 3 | timed out |
 //! | 4 | warning (exec exit code 1, HTTP 429) |
@@ -22,17 +22,17 @@ use std::time::Duration;
 
 use clap::Args;
 use vigil_health::Verdict;
-use vigil_probe::parse_duration;
-use vigil_probe::{Built, ProbeOptions, ProbeSpec};
+use vigil_probe::{limits, Built, ProbeOptions, ProbeSpec};
 
-/// Options of `vigil probe`.
+/// Options of `vigil probe`. Options may come before or after the target.
 #[derive(Args)]
+#[command(override_usage = "vigil probe [OPTIONS] <TARGET>")]
 pub struct ProbeArgs {
     /// http(s)://host:port/path, tcp://host:port, grpc://host:port[/service], postgres://…,
     /// redis://…, redis-pubsub://…, redis-kv://…, exec:CMD ARGS, disk:/path or memory.
     target: String,
     /// Give up after this long.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = |text: &str| limits::PROBE_TIMEOUT.parse(text))]
     timeout: Duration,
     /// HTTP method.
     #[arg(short = 'X', long)]
@@ -44,7 +44,7 @@ pub struct ProbeArgs {
     #[arg(long)]
     body: Option<String>,
     /// HTTP status that passes (repeatable; default any 2xx).
-    #[arg(long = "expect-status")]
+    #[arg(long = "expect-status", value_parser = status_code)]
     expect_status: Vec<u16>,
     /// Substring the HTTP response body must contain.
     #[arg(long)]
@@ -83,6 +83,23 @@ const WARNING: u8 = 4;
 const GRPC_CONNECTION_FAILURE: u8 = 2;
 const GRPC_RPC_FAILURE: u8 = 3;
 const GRPC_NOT_SERVING: u8 = 4;
+
+/// An HTTP status code, `100..=599`.
+fn status_code(text: &str) -> Result<u16, String> {
+    text.trim()
+        .parse()
+        .ok()
+        .filter(|code| (100..=599).contains(code))
+        .ok_or_else(|| "expected an HTTP status code from 100 to 599, e.g. 200".to_owned())
+}
+
+/// The exit code of a command line clap refused, when it is a `vigil probe` command line:
+/// clap's own code, 2, would read as "unhealthy", so a typo in a `HEALTHCHECK` would look like a
+/// service that is down. `None` for other commands, for `--help` and `--version`.
+pub fn usage_error_code(error: &clap::Error, args: &[std::ffi::OsString]) -> Option<ExitCode> {
+    let probe = args.get(1).is_some_and(|command| command == "probe");
+    (probe && error.use_stderr()).then(|| ExitCode::from(BAD_ARGUMENTS))
+}
 
 /// Runs the probe and maps its verdict to the exit code.
 pub async fn run(args: ProbeArgs) -> ExitCode {

@@ -21,7 +21,7 @@ pub struct WatchArgs {
     #[arg(long, env = "VIGIL_ADDR", default_value = "http://127.0.0.1:8081")]
     addr: String,
     /// Time between refreshes.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = |t: &str| vigil_probe::limits::WATCH_INTERVAL.parse(t))]
     interval: Duration,
     /// Stop after this many refreshes instead of running until Ctrl-C.
     #[arg(long)]

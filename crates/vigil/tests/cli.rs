@@ -386,3 +386,95 @@ fn a_signal_in_the_agents_first_moments_stops_it_cleanly() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// `vigil probe` usage errors, and what `vigil config check` says about small mistakes.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn probe_usage_errors_exit_1_not_unhealthy() {
+    let cases: [(&[&str], &str); 5] = [
+        (&[], "required arguments were not provided"),
+        (
+            &["--bogus", "tcp://127.0.0.1:1"],
+            "unexpected argument '--bogus'",
+        ),
+        (
+            &["tcp://127.0.0.1:1", "--bogus"],
+            "unexpected argument '--bogus'",
+        ),
+        (
+            &["--expect-status", "abc", "http://127.0.0.1:1/"],
+            "expected an HTTP status code from 100 to 599",
+        ),
+        (
+            &["tcp://127.0.0.1:1", "--timeout", "2h"],
+            "--timeout must be from 10ms to 1h",
+        ),
+    ];
+    for (args, message) in cases {
+        let mut argv = vec!["probe"];
+        argv.extend_from_slice(args);
+        let out = vigil(&argv);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    let out = vigil(&["probe"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Usage: vigil probe [OPTIONS] <TARGET>"),
+        "the usage line shows the options"
+    );
+    // --help is no error.
+    let out = vigil(&["probe", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    // Other commands keep clap's own code for usage errors.
+    assert_eq!(vigil(&["status", "--bogus"]).status.code(), Some(2));
+}
+
+#[test]
+fn probe_options_may_follow_the_target() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = format!("tcp://{}", listener.local_addr().unwrap());
+    let out = vigil(&["probe", &open, "--timeout", "2s", "-q"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "-q after the target is obeyed");
+}
+
+#[test]
+fn config_check_counts_names_and_words_plainly() {
+    let one = temp_file(
+        "one-check.toml",
+        "[[checks]]\nname = \"a\"\nprobe = \"memory\"\n",
+    );
+    let out = vigil(&["config", "check", "-c", one.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}: ok (1 check)\n", one.display())
+    );
+
+    let bad = temp_file(
+        "no-probe.toml",
+        "[node]\nid = \"x\"\n\n[[checks]]\nname = \"db\"\ninterval = \"soon\"\n",
+    );
+    let file = bad.to_str().unwrap();
+    let out = vigil(&["config", "check", "-c", file]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!("{file}:4:1: check \"db\" has no `probe`: every check needs one, e.g. probe = \"http://127.0.0.1:8080/health\""),
+            format!("{file}:6:12: interval: invalid duration \"soon\": not a number followed by a unit (write e.g. \"500ms\", \"30s\", \"1m30s\")"),
+        ],
+        "no parser offsets such as `expected number at 0`"
+    );
+}

@@ -216,7 +216,7 @@ colour = "red"
         format!("{file}:3:43: services: \"self\" is already a check's name"),
         format!("{file}:12:12: protocol: unknown protocol \"udp\""),
         format!("{file}:16:11: address: invalid tcp target"),
-        format!("{file}:18:12: interval must be longer than zero"),
+        format!("{file}:18:12: interval must be from 100ms to 24h, found 0s"),
         format!("{file}:21:8: duplicate neighbour name \"b\""),
         format!("{file}:24:31: thresholds: failures_before_unavailable (2) must not be below failures_before_degraded (4)"),
         format!("{file}:25:1: unknown field `colour`"),

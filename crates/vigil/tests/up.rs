@@ -273,7 +273,7 @@ fn stack_file_errors_are_located_and_nothing_starts() {
     assert_eq!(up.status.code(), Some(1));
     assert_eq!(
         text(&up.stderr),
-        "stack.toml:7:14: stop_grace: invalid duration \"ten\": expected number at 0 (write e.g. \"500ms\", \"30s\", \"1m30s\")\n"
+        "stack.toml:7:14: stop_grace: invalid duration \"ten\": not a number followed by a unit (write e.g. \"500ms\", \"30s\", \"1m30s\")\n"
     );
     std::fs::write(
         dir.join("stack.toml"),

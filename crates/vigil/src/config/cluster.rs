@@ -10,6 +10,7 @@ use toml::Spanned;
 use vigil_api::checkdef::HumanDuration;
 use vigil_gossip::crypto::{Key, Keyring};
 use vigil_gossip::Role;
+use vigil_probe::limits;
 
 use super::{parse_bind, At, Overrides, Setting};
 
@@ -173,15 +174,12 @@ impl RawCluster {
         }
         let raft_bind = o.string(self.raft_bind.clone(), "cluster", "raft_bind");
         c.raft_bind = address(o, raft_bind);
-        if let Some(d) = o.duration(self.election_timeout.clone(), "cluster", "election_timeout") {
-            if d.value < std::time::Duration::from_millis(60) {
-                o.report.at(
-                    &d.at,
-                    "election_timeout must be at least 60ms (heartbeats go every sixth of it)",
-                );
-            } else {
-                c.election_timeout = d.value;
-            }
+        if let Some(d) = o.duration(
+            self.election_timeout.clone(),
+            "cluster",
+            limits::ELECTION_TIMEOUT,
+        ) {
+            c.election_timeout = d.value;
         }
     }
 
@@ -229,42 +227,49 @@ impl RawCluster {
         let durations = [
             (
                 self.heartbeat_interval,
-                "heartbeat_interval",
+                limits::HEARTBEAT_INTERVAL,
                 &mut p.heartbeat_interval,
             ),
             (
                 self.phi_min_std_dev,
-                "phi_min_std_dev",
+                limits::PHI_MIN_STD_DEV,
                 &mut p.phi_min_std_dev,
             ),
             (
                 self.phi_acceptable_pause,
-                "phi_acceptable_pause",
+                limits::PHI_ACCEPTABLE_PAUSE,
                 &mut p.phi_acceptable_pause,
             ),
-            (self.probe_timeout, "probe_timeout", &mut p.probe_timeout),
-            (self.suspicion_min, "suspicion_min", &mut p.suspicion_min),
-            (self.suspicion_max, "suspicion_max", &mut p.suspicion_max),
+            (
+                self.probe_timeout,
+                limits::GOSSIP_PROBE_TIMEOUT,
+                &mut p.probe_timeout,
+            ),
+            (
+                self.suspicion_min,
+                limits::SUSPICION_MIN,
+                &mut p.suspicion_min,
+            ),
+            (
+                self.suspicion_max,
+                limits::SUSPICION_MAX,
+                &mut p.suspicion_max,
+            ),
             (
                 self.gossip_interval,
-                "gossip_interval",
+                limits::GOSSIP_INTERVAL,
                 &mut p.gossip_interval,
             ),
             (
                 self.push_pull_interval,
-                "push_pull_interval",
+                limits::PUSH_PULL_INTERVAL,
                 &mut p.push_pull_interval,
             ),
-            (self.reap_after, "reap_after", &mut p.reap_after),
+            (self.reap_after, limits::REAP_AFTER, &mut p.reap_after),
         ];
-        for (written, key, target) in durations {
-            if let Some(d) = o.duration(written, "cluster", key) {
-                if d.value.is_zero() && key != "phi_acceptable_pause" {
-                    o.report
-                        .at(&d.at, format!("{key} must be greater than zero"));
-                } else {
-                    *target = d.value;
-                }
+        for (written, limit, target) in durations {
+            if let Some(d) = o.duration(written, "cluster", limit) {
+                *target = d.value;
             }
         }
         let counts = [
@@ -353,7 +358,8 @@ mod tests {
         .to_string();
         assert!(errors.contains("vigil.toml:2:13: "), "{errors}");
         assert!(
-            errors.contains("vigil.toml:3:20: election_timeout must be at least 60ms"),
+            errors
+                .contains("vigil.toml:3:20: election_timeout must be from 60ms to 1m, found 10ms"),
             "{errors}"
         );
         assert!(

@@ -10,7 +10,7 @@ use toml::Spanned;
 use vigil_api::checkdef::HumanDuration;
 use vigil_health::Thresholds;
 use vigil_probe::neighbors::{NeighborSpec, Protocol, CHECK_PREFIX};
-use vigil_probe::{ProbeOptions, ProbeSpec};
+use vigil_probe::{limits, ProbeOptions, ProbeSpec};
 
 use super::{array_of_tables, deserialize_table, Report};
 
@@ -103,16 +103,17 @@ impl RawNeighbor {
             report.at_span(self.address.span(), format!("address: {error}"));
             ok = false;
         }
-        for (value, slot, key) in [
-            (&self.interval, &mut spec.interval, "interval"),
-            (&self.timeout, &mut spec.timeout, "timeout"),
+        for (value, slot, limit) in [
+            (&self.interval, &mut spec.interval, limits::CHECK_INTERVAL),
+            (&self.timeout, &mut spec.timeout, limits::CHECK_TIMEOUT),
         ] {
             if let Some(value) = value {
-                if value.get_ref().0.is_zero() {
-                    report.at_span(value.span(), format!("{key} must be longer than zero"));
-                    ok = false;
-                } else {
-                    *slot = value.get_ref().0;
+                match limit.check(value.get_ref().0) {
+                    Ok(duration) => *slot = duration,
+                    Err(message) => {
+                        report.at_span(value.span(), message);
+                        ok = false;
+                    }
                 }
             }
         }
