@@ -15,6 +15,8 @@
 //! the two make a majority of three. Should that fail, the followers stop hearing heartbeats
 //! and elect one of themselves after their election timeout anyway.
 
+mod frame;
+mod limits;
 mod network;
 mod session;
 mod state;
@@ -38,6 +40,10 @@ use tokio::task::AbortHandle;
 use tracing::{info, warn};
 use vigil_gossip::MemberState;
 
+pub use frame::{WireError, MAX_FRAME, MAX_HELLO_FRAME};
+pub use limits::{MAX_CONNECTIONS, MAX_PER_ADDRESS};
+pub use network::{fuzz_decode_inbound, FRAME_WITHIN, HELLO_WITHIN};
+pub use session::{Kind, Refused};
 pub use state::{Applied, Command, HealthReport, LeaderRecord, Registry, ServiceInstance};
 pub use store::Published;
 
