@@ -1,5 +1,6 @@
-//! Raft among three in-process voters on real sockets: one leader, replicated registry writes,
-//! and Raft frames that only a holder of the cluster key can get through.
+//! Raft among in-process voters on real sockets: one leader, replicated registry writes, Raft
+//! frames that only a holder of the cluster key can get through, a lone voter leading itself,
+//! and a new leader elected when the old one stops.
 
 #![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop at once
 
@@ -87,5 +88,59 @@ async fn voters_elect_one_leader_and_refuse_frames_without_the_key() {
         "forged frames changed nothing"
     );
 
+    raft_voters::stop(voters, &dir).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_voter_is_its_own_majority_and_leads() {
+    let dir = raft_voters::scratch("raft-lone");
+    let voters = raft_voters::start(&dir, &["solo"], Key::from_bytes([8; 32])).await;
+    let (leader, _) = one_leader(&voters).await;
+    let applied = voters[leader]
+        .leadership
+        .write(Command::Register(ServiceInstance {
+            name: "api".into(),
+            id: "api-1".into(),
+            address: "10.0.0.1".into(),
+            port: 80,
+            tags: vec![],
+            node: "solo".into(),
+            ephemeral: false,
+        }))
+        .await
+        .unwrap();
+    assert!(applied.changed);
+    raft_voters::stop(voters, &dir).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_leader_stops_the_others_elect_one_of_themselves() {
+    let dir = raft_voters::scratch("raft-failover");
+    let mut voters = raft_voters::start(&dir, &IDS, Key::from_bytes([6; 32])).await;
+    let (leader, term) = one_leader(&voters).await;
+    let gone = voters.remove(leader);
+    gone.leadership.shutdown().await;
+    gone.cluster.shutdown_now().await;
+    let stopped = tokio::time::Instant::now();
+    let (successor, new_term) = one_leader(&voters).await;
+    println!(
+        "FIGURE raft failover: {} elected in term {new_term} (was {term}) {:?} after the leader stopped",
+        voters[successor].id,
+        stopped.elapsed()
+    );
+    assert!(new_term > term);
+    voters[successor]
+        .leadership
+        .write(Command::Register(ServiceInstance {
+            name: "api".into(),
+            id: "api-2".into(),
+            address: "10.0.0.2".into(),
+            port: 80,
+            tags: vec![],
+            node: voters[successor].id.clone(),
+            ephemeral: false,
+        }))
+        .await
+        .unwrap();
     raft_voters::stop(voters, &dir).await;
 }

@@ -13,11 +13,12 @@
 //! [`MAX_FRAME`], each within [`FRAME_WITHIN`] of its header and within a byte budget shared by
 //! all connections. With a keyring, only a key holder gets past the client hello.
 //!
-//! Besides openraft's RPCs, one request of vigil's own: `Campaign`, which an unhealthy leader
+//! Besides openraft's RPCs, two requests of vigil's own: `Campaign`, which an unhealthy leader
 //! sends a healthy, up-to-date follower so that it stands for election at once (see
-//! [`ask_to_campaign`]).
+//! [`ask_to_campaign`]), and `PreVote`, which a voter sends before it stands for election at all
+//! (see [`pre_vote`]): it asks whether the others would vote for it, and raises no term.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,9 +31,10 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::AnyError;
+use openraft::storage::RaftLogStorage;
+use openraft::{AnyError, LogId, ServerState};
 use serde::{Deserialize, Serialize};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tracing::debug;
 use vigil_gossip::crypto::Keyring;
 
@@ -42,6 +44,7 @@ use super::frame::{
 };
 use super::limits::{Budget, Slots, FRAME_BUDGET, MAX_CONNECTIONS, MAX_PER_ADDRESS};
 use super::session::{ClientSession, Exchange, Nonce, ServerSession};
+use super::store::LogStore;
 use super::types::{raft_id, Raft, TypeConfig, Voter};
 
 type NodeId = u64;
@@ -64,6 +67,11 @@ enum Request {
     Snapshot(InstallSnapshotRequest<TypeConfig>),
     /// Stand for election now, if healthy.
     Campaign,
+    /// Would you vote for a candidate whose log ends at `last_log_id`?
+    PreVote {
+        /// The candidate's last log id.
+        last_log_id: Option<LogId<NodeId>>,
+    },
 }
 
 /// A Raft reply on the wire.
@@ -74,6 +82,8 @@ enum Reply {
     Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     /// Whether the voter started an election.
     Campaign(bool),
+    /// Whether the voter would grant its vote.
+    PreVote(bool),
 }
 
 /// Finds a voter's Raft address (from the gossip view).
@@ -82,8 +92,9 @@ pub type Resolver = Arc<dyn Fn(&str) -> Option<SocketAddr> + Send + Sync>;
 /// The cluster keyring as it is now (it rotates while Raft runs); `None` without encryption.
 pub type Keys = Arc<dyn Fn() -> Option<Keyring> + Send + Sync>;
 
-/// When this voter last accepted entries or a heartbeat from a leader, in milliseconds after
-/// `base`; 0 means never.
+/// When something last happened on this voter's Raft transport, in milliseconds after `base`;
+/// 0 means never. One records when it last accepted entries or a heartbeat from a leader,
+/// another when it last granted a vote.
 #[derive(Debug)]
 pub struct LeaderContact {
     base: Instant,
@@ -119,16 +130,54 @@ impl LeaderContact {
     }
 }
 
-/// Serves Raft RPCs arriving on `listener` to `raft`, the voter with Raft id `voter`, until the
-/// task is dropped.
-pub async fn serve(
-    listener: TcpListener,
-    voter: NodeId,
-    raft: Raft,
-    keys: Keys,
-    contact: Arc<LeaderContact>,
-    healthy: Arc<AtomicBool>,
-) {
+/// What a voter's Raft server answers requests from.
+#[derive(Clone)]
+pub struct Service {
+    /// This voter's Raft id.
+    pub voter: NodeId,
+    /// This voter's Raft.
+    pub raft: Raft,
+    /// The keyring frames are sealed with.
+    pub keys: Keys,
+    /// When this voter last heard from a leader.
+    pub contact: Arc<LeaderContact>,
+    /// When this voter last granted a vote.
+    pub voted: Arc<LeaderContact>,
+    /// Whether this voter's critical checks pass.
+    pub healthy: Arc<AtomicBool>,
+    /// This voter's log, read for the last log id a pre-vote is compared with.
+    pub log: LogStore,
+    /// The leader's lease, the longest election timeout: a voter that heard from a leader more
+    /// recently refuses pre-votes, as openraft refuses votes.
+    pub lease: Duration,
+}
+
+impl Service {
+    /// Whether this voter would vote for a candidate whose log ends at `last_log_id`: not while
+    /// it leads in good health, nor while a leader's lease on it runs or the candidate it just
+    /// voted for may still win, nor for a log behind its own. What openraft would answer a
+    /// vote, less the term: nothing changes here.
+    async fn pre_vote(&self, last_log_id: Option<LogId<NodeId>>) -> bool {
+        let leads = self.raft.metrics().borrow().state == ServerState::Leader;
+        if leads && self.healthy.load(Ordering::Relaxed) {
+            return false;
+        }
+        let recent = |moment: &LeaderContact| moment.since().is_some_and(|s| s <= self.lease);
+        if recent(&self.contact) || recent(&self.voted) {
+            return false;
+        }
+        match self.log.clone().get_log_state().await {
+            Ok(state) => last_log_id >= state.last_log_id,
+            Err(e) => {
+                debug!(error = %e, "cannot read the log for a pre-vote; refusing it");
+                false
+            }
+        }
+    }
+}
+
+/// Serves Raft RPCs arriving on `listener` with `service`, until the task is dropped.
+pub async fn serve(listener: TcpListener, service: Service) {
     let slots = Slots::new(MAX_PER_ADDRESS, MAX_CONNECTIONS);
     let budget = Budget::new(FRAME_BUDGET);
     loop {
@@ -147,30 +196,25 @@ pub async fn serve(
                 continue;
             }
         };
-        let raft = raft.clone();
-        let keys = keys.clone();
+        let service = service.clone();
         let budget = budget.clone();
-        let contact = contact.clone();
-        let healthy = healthy.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            if let Err(e) = connection(stream, voter, raft, keys, budget, contact, healthy).await {
+            if let Err(e) = connection(stream, service, budget).await {
                 debug!(%peer, error = %e, "raft connection closed");
             }
         });
     }
 }
 
-async fn connection(
-    stream: TcpStream,
-    voter: NodeId,
-    raft: Raft,
-    keys: Keys,
-    budget: Budget,
-    contact: Arc<LeaderContact>,
-    healthy: Arc<AtomicBool>,
-) -> std::io::Result<()> {
-    let mut inbound = Inbound::accept(stream, voter, keys, budget).await?;
+async fn connection(stream: TcpStream, service: Service, budget: Budget) -> std::io::Result<()> {
+    let Service {
+        raft,
+        contact,
+        healthy,
+        ..
+    } = &service;
+    let mut inbound = Inbound::accept(stream, service.voter, service.keys.clone(), budget).await?;
     while let Some((exchange, request)) = inbound.request().await? {
         let reply = match request {
             Request::Append(rpc) => {
@@ -181,7 +225,13 @@ async fn connection(
                 }
                 Reply::Append(answer)
             }
-            Request::Vote(rpc) => Reply::Vote(raft.vote(rpc).await),
+            Request::Vote(rpc) => {
+                let answer = raft.vote(rpc).await;
+                if matches!(&answer, Ok(r) if r.vote_granted) {
+                    service.voted.touch();
+                }
+                Reply::Vote(answer)
+            }
             Request::Snapshot(rpc) => {
                 let answer = raft.install_snapshot(rpc).await;
                 if answer.is_ok() {
@@ -194,6 +244,7 @@ async fn connection(
                     healthy.load(Ordering::Relaxed) && raft.trigger().elect().await.is_ok();
                 Reply::Campaign(campaign)
             }
+            Request::PreVote { last_log_id } => Reply::PreVote(service.pre_vote(last_log_id).await),
         };
         inbound.reply(exchange, &reply).await?;
     }
@@ -354,13 +405,38 @@ impl Inbound {
 pub struct Network {
     resolve: Resolver,
     keys: Keys,
+    source: Option<IpAddr>,
 }
 
 impl Network {
     /// A network that finds voters with `resolve` and seals frames with the keyring `keys`
-    /// gives at the time.
-    pub fn new(resolve: Resolver, keys: Keys) -> Network {
-        Network { resolve, keys }
+    /// gives at the time. With a `source`, the address this voter's Raft port listens on,
+    /// connections leave from it where it can reach the target (loopback to loopback, or
+    /// neither), so that the other voters' per-address caps see this voter as one address.
+    pub fn new(resolve: Resolver, keys: Keys, source: Option<IpAddr>) -> Network {
+        let source = source.filter(|ip| !ip.is_unspecified());
+        Network {
+            resolve,
+            keys,
+            source,
+        }
+    }
+
+    /// Connects to `addr`, from the source address where it applies.
+    async fn connect(&self, addr: SocketAddr) -> std::io::Result<TcpStream> {
+        let source = self.source.filter(|ip| {
+            ip.is_ipv4() == addr.is_ipv4() && ip.is_loopback() == addr.ip().is_loopback()
+        });
+        let Some(source) = source else {
+            return TcpStream::connect(addr).await;
+        };
+        let socket = if source.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.bind(SocketAddr::new(source, 0))?;
+        socket.connect(addr).await
     }
 }
 
@@ -482,7 +558,7 @@ impl Peer {
                 format!("no Raft address known for voter {}", self.name),
             )
         })?;
-        let stream = tokio::time::timeout(DIAL, TcpStream::connect(addr))
+        let stream = tokio::time::timeout(DIAL, self.network.connect(addr))
             .await
             .map_err(|_| {
                 std::io::Error::new(
@@ -576,6 +652,49 @@ pub async fn ask_to_campaign(network: &Network, name: &str) -> std::io::Result<b
     }
 }
 
+/// Asks each of `voters` (this voter's peers) whether it would vote for a candidate whose log
+/// ends at `last_log_id`, all at once and within `within`: how many said yes, counted until
+/// `enough` did (then the rest are not waited for).
+pub async fn pre_vote(
+    network: &Network,
+    voters: &[String],
+    last_log_id: Option<LogId<NodeId>>,
+    enough: usize,
+    within: Duration,
+) -> usize {
+    let mut asked = tokio::task::JoinSet::new();
+    for name in voters {
+        let mut peer = Peer {
+            target: raft_id(name),
+            name: name.clone(),
+            network: network.clone(),
+            link: None,
+        };
+        asked.spawn(async move {
+            match peer
+                .exchange(&Request::PreVote { last_log_id }, within)
+                .await
+            {
+                Ok(Reply::PreVote(granted)) => granted,
+                Ok(_) => false,
+                Err(Failure::Unreachable(e) | Failure::Network(e)) => {
+                    debug!(voter = %peer.name, error = %e, "no pre-vote");
+                    false
+                }
+            }
+        });
+    }
+    let mut granted = 0;
+    while granted < enough {
+        match asked.join_next().await {
+            Some(Ok(true)) => granted += 1,
+            Some(_) => {}
+            None => break,
+        }
+    }
+    granted
+}
+
 #[cfg(test)]
 mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -659,7 +778,7 @@ mod tests {
         assert!(closes(&mut stream).await, "a replay on a fresh connection");
 
         // A client still gets through on a fresh connection.
-        let network = Network::new(Arc::new(move |_| Some(addr)), keys);
+        let network = Network::new(Arc::new(move |_| Some(addr)), keys, None);
         assert!(ask_to_campaign(&network, PEER).await.expect("campaign"));
     }
 }
