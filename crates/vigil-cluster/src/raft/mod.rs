@@ -20,8 +20,8 @@
 //! openraft's own election timer is off, and vigil starts every election itself (its election
 //! watchdog): only once no leader has been heard for its lease, and only after a
 //! majority of voters, asked with a `PreVote` frame that changes nothing, said they would vote.
-//! A voter that cannot reach a majority never raises its term; a lone voter, its own majority,
-//! elects itself at once.
+//! A voter that cannot reach a majority never raises its term; a lone voter is its own majority
+//! and needs nobody's answer.
 
 mod frame;
 mod limits;
