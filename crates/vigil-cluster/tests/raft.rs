@@ -1,102 +1,26 @@
-//! Raft among three in-process voters on real sockets: one leader, replicated registry writes,
-//! and Raft frames that only a holder of the cluster key can get through.
+//! Raft among in-process voters on real sockets: one leader, replicated registry writes, Raft
+//! frames that only a holder of the cluster key can get through, a lone voter leading itself,
+//! and a new leader elected when the old one stops.
 
 #![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop at once
 
 mod common;
-
-use std::net::SocketAddr;
-use std::time::Duration;
+mod raft_voters;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
-use vigil_cluster::raft::{
-    Command, Leadership, RaftConfig, RaftListener, ServiceInstance, RAFT_TAG,
-};
-use vigil_cluster::Cluster;
+use vigil_cluster::raft::{Command, ServiceInstance};
 use vigil_gossip::crypto::{seal, Key, Keyring};
-use vigil_gossip::Role;
 
-use common::{converge, PATIENCE};
+use common::PATIENCE;
+use raft_voters::one_leader;
 
 const IDS: [&str; 3] = ["r1", "r2", "r3"];
 
-struct Voter {
-    cluster: Cluster,
-    leadership: Leadership,
-    raft_addr: SocketAddr,
-}
-
-async fn voters(dir: &std::path::Path, key: Key) -> Vec<Voter> {
-    let mut out: Vec<Voter> = Vec::new();
-    for id in IDS {
-        let listener = RaftListener::bind("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let raft_addr = listener.local_addr();
-        let seeds: Vec<SocketAddr> = out.iter().map(|v| v.cluster.local_addr()).collect();
-        let mut config = common::config(id, &seeds);
-        config.role = Role::Voter;
-        config.voters = IDS.iter().map(|s| s.to_string()).collect();
-        config.keyring = Some(Keyring::new(key.clone()));
-        config
-            .tags
-            .insert(RAFT_TAG.to_owned(), raft_addr.to_string());
-        let cluster = common::start(config).await;
-        let leadership = Leadership::start(
-            RaftConfig {
-                data_dir: dir.join(id),
-                voters: config_voters(),
-                election_timeout: Duration::from_millis(500),
-            },
-            listener,
-            cluster.clone(),
-        )
-        .await
-        .unwrap();
-        out.push(Voter {
-            cluster,
-            leadership,
-            raft_addr,
-        });
-    }
-    out
-}
-
-fn config_voters() -> Vec<String> {
-    IDS.iter().map(|s| s.to_string()).collect()
-}
-
-/// Waits until exactly one voter leads and every voter names it; returns its index and term.
-async fn one_leader(voters: &[Voter]) -> (usize, u64) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let statuses: Vec<_> = voters.iter().map(|v| v.leadership.status()).collect();
-        let leading: Vec<usize> = (0..voters.len())
-            .filter(|i| statuses[*i].is_leader)
-            .collect();
-        if leading.len() == 1 {
-            let name = IDS[leading[0]];
-            if statuses
-                .iter()
-                .all(|s| s.leader_id.as_deref() == Some(name) && s.has_quorum)
-            {
-                return (leading[0], statuses[leading[0]].term);
-            }
-        }
-        assert!(Instant::now() < deadline, "one leader: {statuses:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn voters_elect_one_leader_and_refuse_frames_without_the_key() {
-    let dir = std::env::temp_dir().join(format!("vigil-cluster-raft-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let voters = voters(&dir, Key::from_bytes([7; 32])).await;
-    let clusters: Vec<&Cluster> = voters.iter().map(|v| &v.cluster).collect();
-    converge(&clusters, &IDS).await;
+    let dir = raft_voters::scratch("raft");
+    let voters = raft_voters::start(&dir, &IDS, Key::from_bytes([7; 32])).await;
     let (leader, term) = one_leader(&voters).await;
 
     let instance = ServiceInstance {
@@ -164,9 +88,59 @@ async fn voters_elect_one_leader_and_refuse_frames_without_the_key() {
         "forged frames changed nothing"
     );
 
-    for voter in &voters {
-        voter.leadership.shutdown().await;
-        voter.cluster.shutdown_now().await;
-    }
-    let _ = std::fs::remove_dir_all(&dir);
+    raft_voters::stop(voters, &dir).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_voter_is_its_own_majority_and_leads() {
+    let dir = raft_voters::scratch("raft-lone");
+    let voters = raft_voters::start(&dir, &["solo"], Key::from_bytes([8; 32])).await;
+    let (leader, _) = one_leader(&voters).await;
+    let applied = voters[leader]
+        .leadership
+        .write(Command::Register(ServiceInstance {
+            name: "api".into(),
+            id: "api-1".into(),
+            address: "10.0.0.1".into(),
+            port: 80,
+            tags: vec![],
+            node: "solo".into(),
+            ephemeral: false,
+        }))
+        .await
+        .unwrap();
+    assert!(applied.changed);
+    raft_voters::stop(voters, &dir).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_leader_stops_the_others_elect_one_of_themselves() {
+    let dir = raft_voters::scratch("raft-failover");
+    let mut voters = raft_voters::start(&dir, &IDS, Key::from_bytes([6; 32])).await;
+    let (leader, term) = one_leader(&voters).await;
+    let gone = voters.remove(leader);
+    gone.leadership.shutdown().await;
+    gone.cluster.shutdown_now().await;
+    let stopped = tokio::time::Instant::now();
+    let (successor, new_term) = one_leader(&voters).await;
+    println!(
+        "FIGURE raft failover: {} elected in term {new_term} (was {term}) {:?} after the leader stopped",
+        voters[successor].id,
+        stopped.elapsed()
+    );
+    assert!(new_term > term);
+    voters[successor]
+        .leadership
+        .write(Command::Register(ServiceInstance {
+            name: "api".into(),
+            id: "api-2".into(),
+            address: "10.0.0.2".into(),
+            port: 80,
+            tags: vec![],
+            node: voters[successor].id.clone(),
+            ephemeral: false,
+        }))
+        .await
+        .unwrap();
+    raft_voters::stop(voters, &dir).await;
 }

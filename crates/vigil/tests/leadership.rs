@@ -1,6 +1,7 @@
 //! Leadership and the service registry across real `vigil agent` processes on 127.0.0.1:
 //! three voters running Raft, killed with SIGKILL, restarted on their stores, made unhealthy,
-//! cut down to a minority; a plain member registering ephemeral instances.
+//! cut down to a minority; a plain member registering ephemeral instances; a voter's Raft port
+//! flooded by strangers.
 
 #![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop at once
 
@@ -500,6 +501,98 @@ fn an_ephemeral_instance_goes_with_its_node() {
     }
     let (_, body) = nodes[0].get("/v1/services").unwrap();
     assert_eq!(body["nodes"]["m1"]["status"], "dead", "{body}");
+}
+
+/// The resident set of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Keeps one connection to `target`, from the loopback address `from`, announcing the largest
+/// Raft frame and sending its bytes as fast as they are taken, until `until`; dials again
+/// whenever the agent drops it.
+async fn flood_raft(from: std::net::IpAddr, target: SocketAddr, until: tokio::time::Instant) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let junk = vec![0x5a_u8; 64 << 10];
+    while tokio::time::Instant::now() < until {
+        let attack = async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::new(from, 0))?;
+            let mut stream = socket.connect(target).await?;
+            stream.write_all(&(16u32 << 20).to_be_bytes()).await?;
+            for _ in 0..(16 << 20) / junk.len() - 1 {
+                stream.write_all(&junk).await?;
+            }
+            let mut sink = [0u8; 512];
+            while stream.read(&mut sink).await? > 0 {}
+            std::io::Result::Ok(())
+        };
+        if tokio::time::timeout_at(until, attack).await.is_ok() {
+            // Straight back, as a real attacker would, but not in a hot loop.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[test]
+fn a_flood_on_the_raft_port_pins_no_memory_and_stops_no_write() {
+    let (nodes, _, _) = three_voters("raft-flood");
+    let leader = agreed_leader(&nodes);
+    let target = &nodes[leader];
+    let (_, status) = target.get("/cluster/status").unwrap();
+    let raft: SocketAddr = status["membership"][&target.id]["tags"]["raft"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let pid = target.child.as_ref().unwrap().id();
+    let before = rss_kib(pid);
+
+    // 128 strangers without the key, from loopback addresses of their own, for 5 s.
+    let flood = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let until = tokio::time::Instant::now() + Duration::from_secs(5);
+            let attackers: Vec<_> = (0..128u8)
+                .map(|n| {
+                    let from = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 1, n % 4 + 2));
+                    tokio::spawn(flood_raft(from, raft, until))
+                })
+                .collect();
+            for attacker in attackers {
+                attacker.await.unwrap();
+            }
+        })
+    });
+    let mut peak = before;
+    let mut written = 0;
+    while !flood.is_finished() {
+        let (code, body) = target.register("flooded", &format!("f{written}"), "");
+        assert_eq!(code, 201, "a write during the flood: {body}");
+        written += 1;
+        peak = peak.max(rss_kib(pid));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    flood.join().unwrap();
+    peak = peak.max(rss_kib(pid));
+    println!(
+        "FIGURE raft flood on an agent: resident set {before} KiB before, {peak} KiB at the peak; \
+         {written} writes, all acknowledged"
+    );
+    assert!(written > 10, "only {written} writes");
+    assert!(
+        peak < before + (64 << 10),
+        "the flood pinned memory: {before} KiB before, {peak} KiB at the peak"
+    );
+    assert_eq!(agreed_leader(&nodes), leader, "the leader kept office");
 }
 
 /// A small deterministic generator (xorshift64*), so a failing seed replays the same schedule.

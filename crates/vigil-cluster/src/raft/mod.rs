@@ -14,7 +14,17 @@
 //! candidate its vote (its own vote dates from its election, so no lease holds it back), and
 //! the two make a majority of three. Should that fail, the followers stop hearing heartbeats
 //! and elect one of themselves after their election timeout anyway.
+//!
+//! Pre-vote: openraft 0.9 has none, and a voter cut off from the others would raise its term at
+//! every election timeout, then force the healthy majority's leader out when the cut heals. So
+//! openraft's own election timer is off, and vigil starts every election itself (its election
+//! watchdog): only once no leader has been heard for its lease, and only after a
+//! majority of voters, asked with a `PreVote` frame that changes nothing, said they would vote.
+//! A voter that cannot reach a majority never raises its term; a lone voter is its own majority
+//! and needs nobody's answer.
 
+mod frame;
+mod limits;
 mod network;
 mod session;
 mod state;
@@ -30,20 +40,25 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use openraft::error::{ClientWriteError, RaftError};
+use openraft::storage::RaftLogStorage;
 use openraft::{ServerState, SnapshotPolicy};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio::task::AbortHandle;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use vigil_gossip::MemberState;
 
+pub use frame::{WireError, MAX_FRAME, MAX_HELLO_FRAME};
+pub use limits::{MAX_CONNECTIONS, MAX_PER_ADDRESS};
+pub use network::{fuzz_decode_inbound, FRAME_WITHIN, HELLO_WITHIN};
+pub use session::{Kind, Refused};
 pub use state::{Applied, Command, HealthReport, LeaderRecord, Registry, ServiceInstance};
 pub use store::Published;
 
 use crate::error::ClusterError;
 use crate::Cluster;
-use network::{ask_to_campaign, Keys, LeaderContact, Network, Resolver};
+use network::{ask_to_campaign, pre_vote, Keys, LeaderContact, Network, Resolver, Service};
 use types::{raft_id, Raft, Voter};
 
 /// The gossip tag under which a voter publishes its Raft address.
@@ -161,9 +176,13 @@ struct Inner {
     cluster: Cluster,
     published: Arc<ArcSwap<Published>>,
     contact: Arc<LeaderContact>,
+    /// When this voter last granted a vote: it gives that candidate a lease to win in.
+    voted: Arc<LeaderContact>,
     election_timeout: Duration,
     healthy: Arc<AtomicBool>,
     network: Network,
+    /// This voter's log, read for its last log id before a pre-vote.
+    log: store::LogStore,
     changes: AtomicU64,
     /// When this voter last took office, while it leads.
     leading_since: Mutex<Option<tokio::time::Instant>>,
@@ -224,6 +243,8 @@ impl Leadership {
             install_snapshot_timeout: 2_000,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(1_000),
             max_in_snapshot_log_to_keep: 100,
+            // Elections are vigil's, each after a pre-vote (see the watchdog).
+            enable_elect: false,
             ..openraft::Config::default()
         }
         .validate()
@@ -234,6 +255,7 @@ impl Leadership {
         let machine = store::StateMachine::load(db.clone(), published.clone())
             .map_err(ClusterError::Config)?;
         let log = store::LogStore::new(db);
+        let log_reader = log.clone();
         let view_cluster = cluster.clone();
         let resolve: Resolver = Arc::new(move |voter: &str| {
             let view = view_cluster.view();
@@ -245,7 +267,7 @@ impl Leadership {
         // as gossip does.
         let keys_cluster = cluster.clone();
         let keys: Keys = Arc::new(move || keys_cluster.current_keyring());
-        let network = Network::new(resolve, keys.clone());
+        let network = Network::new(resolve, keys.clone(), Some(listener.addr.ip()));
         let raft = Raft::new(
             raft_id(&name),
             Arc::new(raft_config),
@@ -256,14 +278,20 @@ impl Leadership {
         .await
         .map_err(|e| ClusterError::Config(format!("cannot start raft: {e}")))?;
         let contact = Arc::new(LeaderContact::new());
+        let voted = Arc::new(LeaderContact::new());
         let healthy = Arc::new(AtomicBool::new(true));
         let server = tokio::spawn(network::serve(
             listener.listener,
-            raft_id(&name),
-            raft.clone(),
-            keys,
-            contact.clone(),
-            healthy.clone(),
+            Service {
+                voter: raft_id(&name),
+                raft: raft.clone(),
+                keys,
+                contact: contact.clone(),
+                voted: voted.clone(),
+                healthy: healthy.clone(),
+                log: log_reader.clone(),
+                lease: config.election_timeout,
+            },
         ));
 
         if !raft.is_initialized().await.unwrap_or(true) {
@@ -285,9 +313,11 @@ impl Leadership {
                 cluster,
                 published,
                 contact,
+                voted,
                 election_timeout: config.election_timeout,
                 healthy,
                 network,
+                log: log_reader,
                 changes: AtomicU64::new(0),
                 leading_since: Mutex::new(None),
                 events: broadcast::channel(EVENT_BUFFER).0,
@@ -450,15 +480,13 @@ impl Leadership {
         self.inner.changes.load(Ordering::Relaxed)
     }
 
-    /// This node's own health verdict: an unhealthy voter does not campaign, and an unhealthy
-    /// leader goes quiet so that a healthy voter takes over.
+    /// This node's own health verdict: an unhealthy voter does not campaign (the watchdog
+    /// skips it), and an unhealthy leader goes quiet so that a healthy voter takes over.
     pub fn set_healthy(&self, healthy: bool) {
         if self.inner.healthy.swap(healthy, Ordering::Relaxed) == healthy {
             return;
         }
-        let runtime = self.inner.raft.runtime_config();
-        runtime.elect(healthy);
-        runtime.heartbeat(healthy);
+        self.inner.raft.runtime_config().heartbeat(healthy);
         if healthy {
             info!("healthy again: campaigning allowed");
         } else {
@@ -596,49 +624,87 @@ impl Leadership {
         }
     }
 
-    /// Stands for election as soon as the leader's lease has run out without a word from it.
+    /// Starts every election this voter stands in (openraft's own timer is off): once no
+    /// leader has been heard for the lease (the longest election timeout, during which the
+    /// other voters refuse votes) plus up to a quarter of it at random, so that two followers
+    /// rarely collide, and only after a pre-vote.
     ///
-    /// openraft's own timer waits for the lease (the longest election timeout since the last
-    /// heartbeat) and then a random election timeout on top; the other voters refuse votes only
-    /// during the lease. A follower that has heard nothing for the lease plus a small random
-    /// delay (up to a quarter of the timeout, so that two followers rarely collide) starts the
-    /// election itself, which cuts failover to about the lease. openraft's timer stays as the
-    /// fallback, and voting keeps it safe whoever starts.
+    /// The pre-vote asks the other voters whether they would vote for this one; it changes no
+    /// term. A voter cut off from the majority hears too few yeses, keeps its term, and asks
+    /// again a fifth of the timeout later; when the cut heals, the leader's heartbeats reach it
+    /// and the healthy majority's leader is left alone. After an election that did not end with
+    /// a leader (a split vote), the next one waits a whole timeout and jitter again. An
+    /// unhealthy voter does not campaign at all.
     async fn watchdog(self) {
         let timeout = self.inner.election_timeout;
         let mut tick = tokio::time::interval((timeout / 25).max(Duration::from_millis(5)));
         let mut jitter = Self::jitter(timeout);
-        let mut quiet_until = tokio::time::Instant::now();
+        let mut next_try = tokio::time::Instant::now() + timeout;
         loop {
             tick.tick().await;
-            if !self.inner.healthy.load(Ordering::Relaxed)
-                || tokio::time::Instant::now() < quiet_until
-            {
+            let now = tokio::time::Instant::now();
+            if !self.inner.healthy.load(Ordering::Relaxed) || now < next_try {
                 continue;
             }
-            let (state, leader) = {
-                let m = self.inner.raft.metrics();
-                let m = m.borrow();
-                (m.state, m.current_leader)
+            let state = self.inner.raft.metrics().borrow().state;
+            if !matches!(state, ServerState::Follower | ServerState::Candidate) {
+                continue;
+            }
+            // A vote granted gives its candidate the same lease to win in as a leader's word.
+            let silent = match (self.inner.contact.since(), self.inner.voted.since()) {
+                (Some(contact), Some(voted)) => Some(contact.min(voted)),
+                (contact, voted) => contact.or(voted),
             };
-            if state != ServerState::Follower || leader.is_none() {
+            if silent.is_some_and(|silent| silent <= timeout + jitter) {
                 continue;
             }
-            let Some(silent) = self.inner.contact.since() else {
+            if !self.pre_vote().await {
+                next_try = tokio::time::Instant::now() + timeout / 5;
                 continue;
-            };
-            if silent > timeout + jitter {
-                info!(
-                    silent_ms = millis(silent),
-                    "leader silent past its lease: standing for election"
-                );
-                if self.inner.raft.trigger().elect().await.is_err() {
-                    return;
-                }
-                quiet_until = tokio::time::Instant::now() + timeout;
-                jitter = Self::jitter(timeout);
             }
+            info!(
+                silent_ms = silent.map(millis),
+                "no leader heard past its lease and a majority would vote: standing for election"
+            );
+            if self.inner.raft.trigger().elect().await.is_err() {
+                return;
+            }
+            jitter = Self::jitter(timeout);
+            next_try = tokio::time::Instant::now() + timeout + jitter;
         }
+    }
+
+    /// Whether a majority of voters, this one included, would vote for it now.
+    async fn pre_vote(&self) -> bool {
+        let me = raft_id(&self.inner.name);
+        let peers: Vec<String> = self
+            .inner
+            .names
+            .iter()
+            .filter(|(id, _)| **id != me)
+            .map(|(_, name)| name.clone())
+            .collect();
+        let majority = self.inner.names.len() / 2 + 1;
+        let needed = majority.saturating_sub(1);
+        if needed == 0 {
+            return true;
+        }
+        let last_log_id = match self.inner.log.clone().get_log_state().await {
+            Ok(state) => state.last_log_id,
+            Err(e) => {
+                warn!(error = %e, "cannot read the log for a pre-vote");
+                return false;
+            }
+        };
+        let within = self.inner.election_timeout;
+        let granted = pre_vote(&self.inner.network, &peers, last_log_id, needed, within).await;
+        if granted < needed {
+            debug!(
+                granted,
+                needed, "pre-vote lost: a majority of voters is out of reach or hears a leader"
+            );
+        }
+        granted >= needed
     }
 
     fn jitter(timeout: Duration) -> Duration {

@@ -1,18 +1,24 @@
-//! Raft RPCs between voters over TCP: each frame is a 4-byte big-endian length and a payload
-//! sealed with the cluster keyring (XChaCha20-Poly1305, as gossip uses) when one is set, so a
-//! process without the key can neither read nor forge Raft traffic. Inside the seal, every
-//! frame is bound to its connection and its place in it (see [`super::session`]): the server
-//! opens each connection with a hello carrying a fresh nonce, and refuses, closing the
-//! connection, any request recorded elsewhere or replayed; the client refuses any reply that
-//! does not answer the request it just sent. A client keeps one connection per peer and sends
-//! one request at a time on it; the server answers every frame on a connection in order.
-//! Frames are capped in size and every exchange in time.
+//! Raft RPCs between voters over TCP, in frames (see [`super::frame`]) sealed with the cluster
+//! keyring when one is set, so a process without the key can neither read nor forge Raft
+//! traffic. Inside the seal, every frame is bound to its connection and its place in it (see
+//! [`super::session`]): the server opens each connection with a hello carrying a fresh nonce,
+//! the client answers with a client hello, and the server refuses, closing the connection, any
+//! request recorded elsewhere or replayed; the client refuses any reply that does not answer
+//! the request it just sent. A client keeps one connection per peer and sends one request at a
+//! time on it; the server answers every frame on a connection in order.
 //!
-//! Besides openraft's RPCs, one request of vigil's own: `Campaign`, which an unhealthy leader
+//! What a peer can make the server hold is bounded before it proves anything: connections per
+//! address and in total (see [`super::limits`]); until the client hello, which must come within
+//! [`HELLO_WITHIN`] of the accept, only a hello-sized frame is read; after it, frames up to
+//! [`MAX_FRAME`], each within [`FRAME_WITHIN`] of its header and within a byte budget shared by
+//! all connections. With a keyring, only a key holder gets past the client hello.
+//!
+//! Besides openraft's RPCs, two requests of vigil's own: `Campaign`, which an unhealthy leader
 //! sends a healthy, up-to-date follower so that it stands for election at once (see
-//! [`ask_to_campaign`]).
+//! [`ask_to_campaign`]), and `PreVote`, which a voter sends before it stands for election at all
+//! (see [`pre_vote`]): it asks whether the others would vote for it, and raises no term.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,24 +31,33 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::AnyError;
+use openraft::storage::RaftLogStorage;
+use openraft::{AnyError, LogId, ServerState};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tracing::debug;
-use vigil_gossip::crypto::{open, seal, Keyring};
+use vigil_gossip::crypto::Keyring;
 
-use super::session::{ClientSession, Exchange, ServerSession};
+use super::frame::{
+    open_frame, read_frame, read_len, read_sealed, split_frame, write_frame, WireError, MAX_FRAME,
+    MAX_HELLO_FRAME,
+};
+use super::limits::{Budget, Slots, FRAME_BUDGET, MAX_CONNECTIONS, MAX_PER_ADDRESS};
+use super::session::{ClientSession, Exchange, Nonce, ServerSession};
+use super::store::LogStore;
 use super::types::{raft_id, Raft, TypeConfig, Voter};
 
 type NodeId = u64;
 
-/// Largest frame accepted: snapshot chunks and entry batches stay far below it.
-const MAX_FRAME: usize = 16 << 20;
-/// How long an idle server connection is kept.
+/// How long an idle server connection is kept once its client hello came.
 const IDLE: Duration = Duration::from_secs(60);
 /// How long a dial may take.
 const DIAL: Duration = Duration::from_millis(500);
+/// How long after the accept the client hello may come: a client sends it as soon as it has
+/// read the server's hello, so this only has to cover a slow network.
+pub const HELLO_WITHIN: Duration = Duration::from_secs(2);
+/// How long a frame's body may take after its header: at least 1.6 MB/s for the largest.
+pub const FRAME_WITHIN: Duration = Duration::from_secs(10);
 
 /// A Raft request on the wire.
 #[derive(Serialize, Deserialize)]
@@ -52,6 +67,11 @@ enum Request {
     Snapshot(InstallSnapshotRequest<TypeConfig>),
     /// Stand for election now, if healthy.
     Campaign,
+    /// Would you vote for a candidate whose log ends at `last_log_id`?
+    PreVote {
+        /// The candidate's last log id.
+        last_log_id: Option<LogId<NodeId>>,
+    },
 }
 
 /// A Raft reply on the wire.
@@ -62,6 +82,8 @@ enum Reply {
     Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     /// Whether the voter started an election.
     Campaign(bool),
+    /// Whether the voter would grant its vote.
+    PreVote(bool),
 }
 
 /// Finds a voter's Raft address (from the gossip view).
@@ -70,8 +92,9 @@ pub type Resolver = Arc<dyn Fn(&str) -> Option<SocketAddr> + Send + Sync>;
 /// The cluster keyring as it is now (it rotates while Raft runs); `None` without encryption.
 pub type Keys = Arc<dyn Fn() -> Option<Keyring> + Send + Sync>;
 
-/// When this voter last accepted entries or a heartbeat from a leader, in milliseconds after
-/// `base`; 0 means never.
+/// When something last happened on this voter's Raft transport, in milliseconds after `base`;
+/// 0 means never. One records when it last accepted entries or a heartbeat from a leader,
+/// another when it last granted a vote.
 #[derive(Debug)]
 pub struct LeaderContact {
     base: Instant,
@@ -107,48 +130,56 @@ impl LeaderContact {
     }
 }
 
-/// `payload` as it goes on the wire: sealed, behind its length.
-fn wire_frame(keyring: Option<&Keyring>, payload: &[u8]) -> std::io::Result<Vec<u8>> {
-    let frame = seal(keyring, payload, &mut rand::rng());
-    let len = u32::try_from(frame.len()).map_err(|_| std::io::Error::other("frame too large"))?;
-    let mut out = Vec::with_capacity(4 + frame.len());
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&frame);
-    Ok(out)
+/// What a voter's Raft server answers requests from.
+#[derive(Clone)]
+pub struct Service {
+    /// This voter's Raft id.
+    pub voter: NodeId,
+    /// This voter's Raft.
+    pub raft: Raft,
+    /// The keyring frames are sealed with.
+    pub keys: Keys,
+    /// When this voter last heard from a leader.
+    pub contact: Arc<LeaderContact>,
+    /// When this voter last granted a vote.
+    pub voted: Arc<LeaderContact>,
+    /// Whether this voter's critical checks pass.
+    pub healthy: Arc<AtomicBool>,
+    /// This voter's log, read for the last log id a pre-vote is compared with.
+    pub log: LogStore,
+    /// The leader's lease, the longest election timeout: a voter that heard from a leader more
+    /// recently refuses pre-votes, as openraft refuses votes.
+    pub lease: Duration,
 }
 
-async fn write_frame(
-    stream: &mut TcpStream,
-    keyring: Option<&Keyring>,
-    payload: &[u8],
-) -> std::io::Result<()> {
-    stream.write_all(&wire_frame(keyring, payload)?).await
-}
-
-async fn read_frame(stream: &mut TcpStream, keyring: Option<&Keyring>) -> std::io::Result<Vec<u8>> {
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len).await?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME {
-        return Err(std::io::Error::other(format!(
-            "frame of {len} bytes exceeds the {MAX_FRAME}-byte cap"
-        )));
+impl Service {
+    /// Whether this voter would vote for a candidate whose log ends at `last_log_id`: not while
+    /// it leads in good health, nor while a leader's lease on it runs or the candidate it just
+    /// voted for may still win, nor for a log behind its own. What openraft would answer a
+    /// vote, less the term: nothing changes here.
+    async fn pre_vote(&self, last_log_id: Option<LogId<NodeId>>) -> bool {
+        let leads = self.raft.metrics().borrow().state == ServerState::Leader;
+        if leads && self.healthy.load(Ordering::Relaxed) {
+            return false;
+        }
+        let recent = |moment: &LeaderContact| moment.since().is_some_and(|s| s <= self.lease);
+        if recent(&self.contact) || recent(&self.voted) {
+            return false;
+        }
+        match self.log.clone().get_log_state().await {
+            Ok(state) => last_log_id >= state.last_log_id,
+            Err(e) => {
+                debug!(error = %e, "cannot read the log for a pre-vote; refusing it");
+                false
+            }
+        }
     }
-    let mut frame = vec![0u8; len];
-    stream.read_exact(&mut frame).await?;
-    open(keyring, &frame).map_err(|e| std::io::Error::other(format!("refused frame: {e}")))
 }
 
-/// Serves Raft RPCs arriving on `listener` to `raft`, the voter with Raft id `voter`, until the
-/// task is dropped.
-pub async fn serve(
-    listener: TcpListener,
-    voter: NodeId,
-    raft: Raft,
-    keys: Keys,
-    contact: Arc<LeaderContact>,
-    healthy: Arc<AtomicBool>,
-) {
+/// Serves Raft RPCs arriving on `listener` with `service`, until the task is dropped.
+pub async fn serve(listener: TcpListener, service: Service) {
+    let slots = Slots::new(MAX_PER_ADDRESS, MAX_CONNECTIONS);
+    let budget = Budget::new(FRAME_BUDGET);
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -158,27 +189,32 @@ pub async fn serve(
                 continue;
             }
         };
-        let raft = raft.clone();
-        let keys = keys.clone();
-        let contact = contact.clone();
-        let healthy = healthy.clone();
+        let slot = match slots.take(peer.ip()) {
+            Ok(slot) => slot,
+            Err(full) => {
+                debug!(%peer, %full, "raft connection refused");
+                continue;
+            }
+        };
+        let service = service.clone();
+        let budget = budget.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, voter, raft, keys, contact, healthy).await {
+            let _slot = slot;
+            if let Err(e) = connection(stream, service, budget).await {
                 debug!(%peer, error = %e, "raft connection closed");
             }
         });
     }
 }
 
-async fn connection(
-    stream: TcpStream,
-    voter: NodeId,
-    raft: Raft,
-    keys: Keys,
-    contact: Arc<LeaderContact>,
-    healthy: Arc<AtomicBool>,
-) -> std::io::Result<()> {
-    let mut inbound = Inbound::accept(stream, voter, keys).await?;
+async fn connection(stream: TcpStream, service: Service, budget: Budget) -> std::io::Result<()> {
+    let Service {
+        raft,
+        contact,
+        healthy,
+        ..
+    } = &service;
+    let mut inbound = Inbound::accept(stream, service.voter, service.keys.clone(), budget).await?;
     while let Some((exchange, request)) = inbound.request().await? {
         let reply = match request {
             Request::Append(rpc) => {
@@ -189,7 +225,13 @@ async fn connection(
                 }
                 Reply::Append(answer)
             }
-            Request::Vote(rpc) => Reply::Vote(raft.vote(rpc).await),
+            Request::Vote(rpc) => {
+                let answer = raft.vote(rpc).await;
+                if matches!(&answer, Ok(r) if r.vote_granted) {
+                    service.voted.touch();
+                }
+                Reply::Vote(answer)
+            }
             Request::Snapshot(rpc) => {
                 let answer = raft.install_snapshot(rpc).await;
                 if answer.is_ok() {
@@ -202,60 +244,158 @@ async fn connection(
                     healthy.load(Ordering::Relaxed) && raft.trigger().elect().await.is_ok();
                 Reply::Campaign(campaign)
             }
+            Request::PreVote { last_log_id } => Reply::PreVote(service.pre_vote(last_log_id).await),
         };
         inbound.reply(exchange, &reply).await?;
     }
     Ok(())
 }
 
-/// The server's end of one accepted connection: it has sent its hello, reads requests bound
-/// to the connection and answers each in turn.
-struct Inbound {
-    stream: TcpStream,
-    keys: Keys,
+/// What the server makes of the frames a client sends on one connection: the client hello
+/// first, then requests bound to the connection in order. No I/O: [`Inbound`] hands it each
+/// frame it reads, and [`fuzz_decode_inbound`] a whole recorded stream.
+struct InboundDecoder {
     session: ServerSession,
 }
 
+impl InboundDecoder {
+    /// A decoder for a fresh connection of the voter `voter`; `server` must be fresh random
+    /// bytes.
+    fn new(server: Nonce, voter: NodeId) -> InboundDecoder {
+        InboundDecoder {
+            session: ServerSession::new(server, voter),
+        }
+    }
+
+    /// The largest sealed frame due next: a hello until the client hello came.
+    fn limit(&self) -> usize {
+        if self.session.greeted() {
+            MAX_FRAME
+        } else {
+            MAX_HELLO_FRAME
+        }
+    }
+
+    /// Opens and checks one sealed frame: `None` for the client hello, else the request.
+    fn decode(
+        &mut self,
+        keyring: Option<&Keyring>,
+        sealed: &[u8],
+    ) -> Result<Option<(Exchange, Request)>, WireError> {
+        let frame = open_frame(keyring, sealed)?;
+        if !self.session.greeted() {
+            self.session.open_client_hello(&frame)?;
+            return Ok(None);
+        }
+        let (exchange, body) = self.session.open_request(&frame)?;
+        let request =
+            serde_json::from_slice(body).map_err(|e| WireError::Undecodable(e.to_string()))?;
+        Ok(Some((exchange, request)))
+    }
+}
+
+/// Decodes `bytes` as the whole stream a client sent on one connection to the voter `voter`,
+/// whose hello carried `server_nonce`, exactly as the Raft server does frame by frame (caps,
+/// seal, client hello, bindings, request bodies): how many requests it would serve, or why it
+/// would close the connection. For fuzzing and property tests.
+pub fn fuzz_decode_inbound(
+    keyring: Option<&Keyring>,
+    server_nonce: [u8; 16],
+    voter: u64,
+    bytes: &[u8],
+) -> Result<usize, WireError> {
+    let mut decoder = InboundDecoder::new(server_nonce, voter);
+    let mut served = 0usize;
+    let mut rest = bytes;
+    while let Some((sealed, after)) = split_frame(rest, decoder.limit())? {
+        if decoder.decode(keyring, sealed)?.is_some() {
+            served = served.saturating_add(1);
+        }
+        rest = after;
+    }
+    Ok(served)
+}
+
+/// The server's end of one accepted connection, past both hellos: reads requests bound to the
+/// connection and answers each in turn.
+struct Inbound {
+    stream: TcpStream,
+    keys: Keys,
+    budget: Budget,
+    decoder: InboundDecoder,
+}
+
+fn timed_out(what: &str, within: Duration) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("{what} did not come within {within:?}"),
+    )
+}
+
 impl Inbound {
-    /// Opens the connection with the hello, naming this voter, that requests on it must be
-    /// bound to.
-    async fn accept(mut stream: TcpStream, voter: NodeId, keys: Keys) -> std::io::Result<Inbound> {
+    /// Sends the hello, naming this voter, that requests on the connection must be bound to,
+    /// and reads the client hello, all within [`HELLO_WITHIN`].
+    async fn accept(
+        mut stream: TcpStream,
+        voter: NodeId,
+        keys: Keys,
+        budget: Budget,
+    ) -> std::io::Result<Inbound> {
         let _ = stream.set_nodelay(true);
-        let session = ServerSession::new(rand::random(), voter);
-        write_frame(&mut stream, keys().as_ref(), &session.hello()).await?;
+        let mut decoder = InboundDecoder::new(rand::random(), voter);
+        let greet = async {
+            let keyring = keys();
+            write_frame(&mut stream, keyring.as_ref(), &decoder.session.hello()).await?;
+            let len = read_len(&mut stream, decoder.limit()).await?;
+            let sealed = read_sealed(&mut stream, len).await?;
+            match decoder.decode(keyring.as_ref(), &sealed)? {
+                None => Ok(()),
+                Some(_) => Err(std::io::Error::other("a request before the client hello")),
+            }
+        };
+        tokio::time::timeout(HELLO_WITHIN, greet)
+            .await
+            .map_err(|_| timed_out("the client hello", HELLO_WITHIN))??;
         Ok(Inbound {
             stream,
             keys,
-            session,
+            budget,
+            decoder,
         })
     }
 
     /// The next request, or `None` once the client has closed the connection or left it idle.
-    /// A frame that cannot be opened, is not bound to this connection in order, or does not
-    /// decode is an error: the caller closes the connection.
+    /// A frame that is too large or too slow, cannot be opened, is not bound to this
+    /// connection in order, or does not decode is an error: the caller closes the connection.
     async fn request(&mut self) -> std::io::Result<Option<(Exchange, Request)>> {
-        let keyring = (self.keys)();
-        let frame = match tokio::time::timeout(IDLE, read_frame(&mut self.stream, keyring.as_ref()))
+        let len = match tokio::time::timeout(IDLE, read_len(&mut self.stream, self.decoder.limit()))
             .await
         {
-            Ok(Ok(frame)) => frame,
+            Ok(Ok(len)) => len,
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
             Ok(Err(e)) => return Err(e),
             Err(_) => return Ok(None),
         };
-        let (exchange, body) = self
-            .session
-            .open_request(&frame)
-            .map_err(|e| std::io::Error::other(format!("refused frame: {e}")))?;
-        let request = serde_json::from_slice(body)
-            .map_err(|e| std::io::Error::other(format!("undecodable request: {e}")))?;
-        Ok(Some((exchange, request)))
+        let body = async {
+            let share = self.budget.share(len).await.ok_or_else(|| {
+                std::io::Error::other(format!("a frame of {len} bytes exceeds the byte budget"))
+            })?;
+            let sealed = read_sealed(&mut self.stream, len).await?;
+            std::io::Result::Ok((share, sealed))
+        };
+        let (_share, sealed) = tokio::time::timeout(FRAME_WITHIN, body)
+            .await
+            .map_err(|_| timed_out("the frame's body", FRAME_WITHIN))??;
+        match self.decoder.decode((self.keys)().as_ref(), &sealed)? {
+            Some(request) => Ok(Some(request)),
+            None => Err(std::io::Error::other("a second client hello")),
+        }
     }
 
     /// Sends the reply to the request `exchange` stands for.
     async fn reply(&mut self, exchange: Exchange, reply: &Reply) -> std::io::Result<()> {
         let body = serde_json::to_vec(reply).map_err(std::io::Error::other)?;
-        let frame = self.session.reply(exchange, &body);
+        let frame = self.decoder.session.reply(exchange, &body);
         write_frame(&mut self.stream, (self.keys)().as_ref(), &frame).await
     }
 }
@@ -265,13 +405,38 @@ impl Inbound {
 pub struct Network {
     resolve: Resolver,
     keys: Keys,
+    source: Option<IpAddr>,
 }
 
 impl Network {
     /// A network that finds voters with `resolve` and seals frames with the keyring `keys`
-    /// gives at the time.
-    pub fn new(resolve: Resolver, keys: Keys) -> Network {
-        Network { resolve, keys }
+    /// gives at the time. With a `source`, the address this voter's Raft port listens on,
+    /// connections leave from it where it can reach the target (loopback to loopback, or
+    /// neither), so that the other voters' per-address caps see this voter as one address.
+    pub fn new(resolve: Resolver, keys: Keys, source: Option<IpAddr>) -> Network {
+        let source = source.filter(|ip| !ip.is_unspecified());
+        Network {
+            resolve,
+            keys,
+            source,
+        }
+    }
+
+    /// Connects to `addr`, from the source address where it applies.
+    async fn connect(&self, addr: SocketAddr) -> std::io::Result<TcpStream> {
+        let source = self.source.filter(|ip| {
+            ip.is_ipv4() == addr.is_ipv4() && ip.is_loopback() == addr.ip().is_loopback()
+        });
+        let Some(source) = source else {
+            return TcpStream::connect(addr).await;
+        };
+        let socket = if source.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.bind(SocketAddr::new(source, 0))?;
+        socket.connect(addr).await
     }
 }
 
@@ -303,15 +468,17 @@ struct Outbound {
 }
 
 impl Outbound {
-    /// Reads the hello of the voter `target` on a fresh connection and binds this end to it.
+    /// Reads the hello of the voter `target` on a fresh connection, binds this end to it, and
+    /// answers with the client hello.
     async fn open(
         mut stream: TcpStream,
         target: NodeId,
         keyring: Option<&Keyring>,
     ) -> std::io::Result<Outbound> {
-        let hello = read_frame(&mut stream, keyring).await?;
+        let hello = read_frame(&mut stream, keyring, MAX_HELLO_FRAME).await?;
         let session = ClientSession::from_hello(&hello, rand::random(), target)
             .map_err(|e| std::io::Error::other(format!("refused hello: {e}")))?;
+        write_frame(&mut stream, keyring, &session.hello()).await?;
         Ok(Outbound { stream, session })
     }
 
@@ -323,7 +490,7 @@ impl Outbound {
     ) -> std::io::Result<Vec<u8>> {
         let (exchange, frame) = self.session.request(payload);
         write_frame(&mut self.stream, keyring, &frame).await?;
-        let answer = read_frame(&mut self.stream, keyring).await?;
+        let answer = read_frame(&mut self.stream, keyring, MAX_FRAME).await?;
         let body = self
             .session
             .open_reply(exchange, &answer)
@@ -391,7 +558,7 @@ impl Peer {
                 format!("no Raft address known for voter {}", self.name),
             )
         })?;
-        let stream = tokio::time::timeout(DIAL, TcpStream::connect(addr))
+        let stream = tokio::time::timeout(DIAL, self.network.connect(addr))
             .await
             .map_err(|_| {
                 std::io::Error::new(
@@ -485,10 +652,55 @@ pub async fn ask_to_campaign(network: &Network, name: &str) -> std::io::Result<b
     }
 }
 
+/// Asks each of `voters` (this voter's peers) whether it would vote for a candidate whose log
+/// ends at `last_log_id`, all at once and within `within`: how many said yes, counted until
+/// `enough` did (then the rest are not waited for).
+pub async fn pre_vote(
+    network: &Network,
+    voters: &[String],
+    last_log_id: Option<LogId<NodeId>>,
+    enough: usize,
+    within: Duration,
+) -> usize {
+    let mut asked = tokio::task::JoinSet::new();
+    for name in voters {
+        let mut peer = Peer {
+            target: raft_id(name),
+            name: name.clone(),
+            network: network.clone(),
+            link: None,
+        };
+        asked.spawn(async move {
+            match peer
+                .exchange(&Request::PreVote { last_log_id }, within)
+                .await
+            {
+                Ok(Reply::PreVote(granted)) => granted,
+                Ok(_) => false,
+                Err(Failure::Unreachable(e) | Failure::Network(e)) => {
+                    debug!(voter = %peer.name, error = %e, "no pre-vote");
+                    false
+                }
+            }
+        });
+    }
+    let mut granted = 0;
+    while granted < enough {
+        match asked.join_next().await {
+            Some(Ok(true)) => granted += 1,
+            Some(_) => {}
+            None => break,
+        }
+    }
+    granted
+}
+
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use vigil_gossip::crypto::Key;
 
+    use super::super::frame::encode_frame;
     use super::*;
 
     /// The voter the test server plays.
@@ -503,7 +715,9 @@ mod tests {
             while let Ok((stream, _)) = listener.accept().await {
                 let keys = keys.clone();
                 tokio::spawn(async move {
-                    let mut inbound = Inbound::accept(stream, raft_id(PEER), keys).await?;
+                    let mut inbound =
+                        Inbound::accept(stream, raft_id(PEER), keys, Budget::new(FRAME_BUDGET))
+                            .await?;
                     while let Some((exchange, _)) = inbound.request().await? {
                         inbound.reply(exchange, &Reply::Campaign(true)).await?;
                     }
@@ -534,9 +748,9 @@ mod tests {
             .expect("hello");
         let body = serde_json::to_vec(&Request::Campaign).expect("encode");
         let (exchange, payload) = outbound.session.request(&body);
-        let recorded = wire_frame(keys().as_ref(), &payload).expect("frame");
+        let recorded = encode_frame(keys().as_ref(), &payload).expect("frame");
         outbound.stream.write_all(&recorded).await.expect("send");
-        let answer = read_frame(&mut outbound.stream, keys().as_ref())
+        let answer = read_frame(&mut outbound.stream, keys().as_ref(), MAX_FRAME)
             .await
             .expect("reply");
         let reply = outbound
@@ -557,14 +771,14 @@ mod tests {
 
         // Replayed on a fresh connection, after its hello: refused.
         let mut stream = TcpStream::connect(addr).await.expect("connect");
-        let _hello = read_frame(&mut stream, keys().as_ref())
+        let _hello = read_frame(&mut stream, keys().as_ref(), MAX_HELLO_FRAME)
             .await
             .expect("hello");
         stream.write_all(&recorded).await.expect("replay");
         assert!(closes(&mut stream).await, "a replay on a fresh connection");
 
         // A client still gets through on a fresh connection.
-        let network = Network::new(Arc::new(move |_| Some(addr)), keys);
+        let network = Network::new(Arc::new(move |_| Some(addr)), keys, None);
         assert!(ask_to_campaign(&network, PEER).await.expect("campaign"));
     }
 }

@@ -5,9 +5,11 @@
 //! On accept, the server sends a hello carrying a fresh random server nonce and its own Raft id.
 //! The client refuses a hello from another voter than the one it dialled (an attacker on the path
 //! could otherwise hand one voter's traffic to another, and the leader would count the wrong
-//! voter's answers towards a majority). The client picks
-//! a fresh random client nonce for the connection and numbers its requests 0, 1, 2, …; every
-//! request starts with `kind ‖ server nonce ‖ client nonce ‖ sequence number`, and its reply
+//! voter's answers towards a majority). The client picks a fresh random client nonce for the
+//! connection and answers with a client hello, `kind ‖ server nonce ‖ client nonce`: small, and
+//! (sealed) proof that the client holds the key and is live on this very connection, so the
+//! server accepts no large frame before it. The client then numbers its requests 0, 1, 2, …;
+//! every request starts with `kind ‖ server nonce ‖ client nonce ‖ sequence number`, and its reply
 //! repeats the request's binding. So:
 //! - a request recorded on one connection is refused on any other (the server nonce is fresh);
 //! - a request replayed on its own connection is refused (its sequence number is spent);
@@ -28,7 +30,9 @@ pub const NONCE_LEN: usize = 16;
 pub type Nonce = [u8; NONCE_LEN];
 
 /// Length of a hello: kind, server nonce and the server's Raft id.
-const HELLO_LEN: usize = 1 + NONCE_LEN + 8;
+pub const HELLO_LEN: usize = 1 + NONCE_LEN + 8;
+/// Length of a client hello: kind and both nonces.
+pub const CLIENT_HELLO_LEN: usize = 1 + 2 * NONCE_LEN;
 /// Length of the binding before a request or reply body: kind, both nonces, sequence number.
 const HEADER_LEN: usize = 1 + 2 * NONCE_LEN + 8;
 
@@ -37,6 +41,8 @@ const HEADER_LEN: usize = 1 + 2 * NONCE_LEN + 8;
 pub enum Kind {
     /// The server's first frame on a connection.
     Hello,
+    /// The client's first frame on a connection, answering the server's hello.
+    ClientHello,
     /// A client's request.
     Request,
     /// The server's answer to one request.
@@ -49,6 +55,7 @@ impl Kind {
             Kind::Hello => 1,
             Kind::Request => 2,
             Kind::Reply => 3,
+            Kind::ClientHello => 4,
         }
     }
 }
@@ -57,6 +64,7 @@ impl std::fmt::Display for Kind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Kind::Hello => "hello",
+            Kind::ClientHello => "client hello",
             Kind::Request => "request",
             Kind::Reply => "reply",
         })
@@ -96,6 +104,14 @@ pub enum Refused {
     /// The client nonce is not this connection's: the frame was recorded on another one.
     #[error("the client nonce is not this connection's (a frame from another connection)")]
     ClientNonce,
+    /// A request came before the client hello, or a second client hello came.
+    #[error("a {got} where a {expected} was due")]
+    OutOfTurn {
+        /// What was due.
+        expected: Kind,
+        /// What came.
+        got: Kind,
+    },
     /// The sequence number is not the one due: the frame is replayed or out of place.
     #[error("sequence number {got} where {expected} was due (a replayed frame)")]
     OutOfOrder {
@@ -162,7 +178,7 @@ pub struct ServerSession {
     server: Nonce,
     /// This voter's Raft id, named in the hello.
     voter: u64,
-    /// The client nonce of the first request; every later one must repeat it.
+    /// The client nonce of the client hello; every request must repeat it.
     client: Option<Nonce>,
     next: u64,
 }
@@ -188,14 +204,60 @@ impl ServerSession {
         frame
     }
 
+    /// Whether the client hello has come: until then only a small frame is due.
+    pub fn greeted(&self) -> bool {
+        self.client.is_some()
+    }
+
+    /// Checks the client hello, the first frame a client sends, and takes its client nonce for
+    /// the connection. A refused frame leaves the session as it was; the caller closes the
+    /// connection.
+    pub fn open_client_hello(&mut self, frame: &[u8]) -> Result<(), Refused> {
+        if self.client.is_some() {
+            return Err(Refused::OutOfTurn {
+                expected: Kind::Request,
+                got: Kind::ClientHello,
+            });
+        }
+        let (&got, rest) = frame.split_first().ok_or(Refused::Truncated {
+            kind: Kind::ClientHello,
+            len: 0,
+        })?;
+        if got != Kind::ClientHello.byte() {
+            return Err(Refused::WrongKind {
+                expected: Kind::ClientHello,
+                got,
+            });
+        }
+        let truncated = Refused::Truncated {
+            kind: Kind::ClientHello,
+            len: frame.len(),
+        };
+        let Some((server, client)) = rest.split_first_chunk::<NONCE_LEN>() else {
+            return Err(truncated);
+        };
+        let client = Nonce::try_from(client).map_err(|_| truncated)?;
+        if *server != self.server {
+            return Err(Refused::ServerNonce);
+        }
+        self.client = Some(client);
+        Ok(())
+    }
+
     /// Checks a request's binding and returns its body, or why it is refused. A refused frame
     /// leaves the session as it was; the caller closes the connection.
     pub fn open_request<'f>(&mut self, frame: &'f [u8]) -> Result<(Exchange, &'f [u8]), Refused> {
+        let Some(client) = self.client else {
+            return Err(Refused::OutOfTurn {
+                expected: Kind::ClientHello,
+                got: Kind::Request,
+            });
+        };
         let (binding, body) = Binding::parse(Kind::Request, frame)?;
         if binding.server != self.server {
             return Err(Refused::ServerNonce);
         }
-        if self.client.is_some_and(|client| client != binding.client) {
+        if client != binding.client {
             return Err(Refused::ClientNonce);
         }
         if binding.seq != self.next {
@@ -204,7 +266,6 @@ impl ServerSession {
                 got: binding.seq,
             });
         }
-        self.client = Some(binding.client);
         // 2^64 requests on one connection never happen; wrapping only spares a panic path.
         self.next = self.next.wrapping_add(1);
         Ok((Exchange(binding), body))
@@ -261,6 +322,15 @@ impl ClientSession {
         })
     }
 
+    /// The client hello to send first, right after the server's hello.
+    pub fn hello(&self) -> Vec<u8> {
+        let mut frame = Vec::with_capacity(CLIENT_HELLO_LEN);
+        frame.push(Kind::ClientHello.byte());
+        frame.extend_from_slice(&self.server);
+        frame.extend_from_slice(&self.client);
+        frame
+    }
+
     /// The frame carrying the next request, `body`, and the exchange its reply must match.
     pub fn request(&mut self, body: &[u8]) -> (Exchange, Vec<u8>) {
         let binding = Binding {
@@ -301,11 +371,43 @@ mod tests {
     const CLIENT: Nonce = [0xc1; NONCE_LEN];
     const VOTER: u64 = 7;
 
-    /// A server and a client that have exchanged the hello.
+    /// A server and a client that have exchanged both hellos.
     fn pair(server: Nonce, client: Nonce) -> (ServerSession, ClientSession) {
-        let server = ServerSession::new(server, VOTER);
+        let mut server = ServerSession::new(server, VOTER);
         let client = ClientSession::from_hello(&server.hello(), client, VOTER).expect("hello");
+        server
+            .open_client_hello(&client.hello())
+            .expect("client hello");
         (server, client)
+    }
+
+    #[test]
+    fn requests_need_the_client_hello_first_and_only_once() {
+        let mut server = ServerSession::new(SERVER, VOTER);
+        let mut client = ClientSession::from_hello(&server.hello(), CLIENT, VOTER).expect("hello");
+        let (_, request) = client.request(b"early");
+        assert!(matches!(
+            server.open_request(&request),
+            Err(Refused::OutOfTurn { .. })
+        ));
+        assert!(!server.greeted());
+        let mut other = ServerSession::new([1; NONCE_LEN], VOTER);
+        assert_eq!(
+            other.open_client_hello(&client.hello()),
+            Err(Refused::ServerNonce),
+            "a client hello recorded on another connection"
+        );
+        server.open_client_hello(&client.hello()).expect("hello");
+        assert!(server.greeted());
+        assert!(matches!(
+            server.open_client_hello(&client.hello()),
+            Err(Refused::OutOfTurn { .. })
+        ));
+        let hello = client.hello();
+        for len in 0..hello.len() {
+            let mut fresh = ServerSession::new(SERVER, VOTER);
+            assert!(fresh.open_client_hello(&hello[..len]).is_err(), "{len}");
+        }
     }
 
     #[test]
@@ -353,7 +455,7 @@ mod tests {
             Err(Refused::ServerNonce)
         );
 
-        // Within a connection, every request repeats the first one's client nonce.
+        // Within a connection, every request repeats the client hello's client nonce.
         let (mut server, mut client) = pair(SERVER, CLIENT);
         let (_, mut other) = pair(SERVER, [2; NONCE_LEN]);
         let _ = server
@@ -492,21 +594,24 @@ mod tests {
             let mut bytes = noise(&mut state, len);
             // Every fourth input gets a well-formed kind byte, to reach the deeper checks.
             if round % 4 == 0 && !bytes.is_empty() {
-                bytes[0] = [Kind::Hello, Kind::Request, Kind::Reply][round / 4 % 3].byte();
+                bytes[0] = [Kind::Hello, Kind::ClientHello, Kind::Request, Kind::Reply]
+                    [round / 4 % 4]
+                    .byte();
             }
             let (mut server, mut client) = pair(SERVER, CLIENT);
             let (sent, _) = client.request(b"");
             assert!(server.open_request(&bytes).is_err(), "{bytes:?}");
             assert!(client.open_reply(sent, &bytes).is_err(), "{bytes:?}");
             let _ = ClientSession::from_hello(&bytes, CLIENT, VOTER);
+            let mut fresh = ServerSession::new(SERVER, VOTER);
+            assert!(fresh.open_client_hello(&bytes).is_err(), "{bytes:?}");
         }
     }
 
     #[test]
     fn every_single_byte_change_to_a_binding_is_refused() {
         let (mut server, mut client) = pair(SERVER, CLIENT);
-        // The first request sets the connection's client nonce; from the second on, every
-        // byte of the binding is checked.
+        // Every byte of the binding is checked, the client nonce the client hello set too.
         let _ = server
             .open_request(&client.request(b"first").1)
             .expect("first");
