@@ -24,9 +24,9 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// About how wide `text` is drawn at `size` px in a sans-serif font, erring wide (DejaVu Sans, the
-/// widest common default, averages 0.6 em a character, digits 0.64 em), so the image is made
-/// wide enough for every label instead of cutting the last one off.
+/// About how wide `text` is drawn at `size` px in a sans-serif font, erring wide (common sans-serif
+/// fonts average well under 0.66 em a character), so the image is made wide enough for every
+/// label instead of cutting the last one off.
 fn text_width(text: &str, size: f64, bold: bool) -> f64 {
     let em = if bold { 0.72 } else { 0.66 };
     text.chars().count() as f64 * size * em
@@ -34,8 +34,10 @@ fn text_width(text: &str, size: f64, bold: bool) -> f64 {
 
 /// What follows a service's bar: when it was ready (or failed), and its restarts.
 fn end_label(s: &crate::report::ServiceReport) -> Option<(f64, String)> {
-    let end = s.ready_s.or(s.completed_s).or(s.failed_s)?;
-    s.launched_s?;
+    // A service never launched has no bar to follow.
+    let end = s
+        .launched_s
+        .and(s.ready_s.or(s.completed_s).or(s.failed_s))?;
     let failed = s.ready_s.is_none() && s.completed_s.is_none();
     let mut label = if failed {
         format!("failed at {end:.2}s")

@@ -15,13 +15,27 @@ pub fn tools_required() -> bool {
 /// when [`tools_required`], otherwise prints `SKIPPED <test>: needs <needs>`, and the caller
 /// returns.
 pub fn skip(needs: &str) {
+    report(None, needs);
+}
+
+/// [`skip`] for one step of the running test (`step` names it), the rest of which runs: prints
+/// `SKIPPED <step> in <test>: needs <needs>`.
+pub fn skip_step(step: &str, needs: &str) {
+    report(Some(step), needs);
+}
+
+fn report(step: Option<&str>, needs: &str) {
     assert!(
         !tools_required(),
         "this test needs {needs}, and VIGIL_REQUIRE_TOOLS is set"
     );
     let thread = std::thread::current();
     let test = thread.name().filter(|n| *n != "main").unwrap_or("a test");
+    let what = match step {
+        Some(step) => format!("{step} in {test}"),
+        None => test.to_owned(),
+    };
     // The test harness swallows what a passing test prints with eprintln!, but not what is
     // written to the standard error stream itself: the skip stays on the terminal.
-    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: needs {needs}");
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {what}: needs {needs}");
 }

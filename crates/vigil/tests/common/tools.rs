@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use super::skip::skip;
+use super::skip::{skip, skip_step};
 
 /// How to install promtool, for the message when it is required and missing.
 const PROMETHEUS: &str = "Debian package `prometheus`";
@@ -14,15 +14,19 @@ const PROMETHEUS: &str = "Debian package `prometheus`";
 /// The path of program `name`; when absent the test is to be skipped (and this says so), unless
 /// `VIGIL_REQUIRE_TOOLS` is set, where this fails it naming `install` (how to get it).
 pub fn tool(name: &str, install: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    });
+    let found = on_path(name);
     if found.is_none() {
         skip(&format!("{name} ({install})"));
     }
     found
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    })
 }
 
 /// [`tool`] for promtool.
@@ -57,9 +61,14 @@ pub fn assert_succeeded(out: &Output, what: &str) {
     );
 }
 
-/// `promtool check metrics` accepts `text`, a `/metrics` page; skipped without promtool.
+/// `promtool check metrics` accepts `text`, a `/metrics` page; this step alone is skipped
+/// without promtool.
 pub fn promtool_accepts(text: &str) {
-    let Some(promtool) = promtool() else {
+    let Some(promtool) = on_path("promtool") else {
+        skip_step(
+            "promtool check metrics",
+            &format!("promtool ({PROMETHEUS})"),
+        );
         return;
     };
     let out = feed(Command::new(promtool).args(["check", "metrics"]), text);
