@@ -53,7 +53,7 @@ fi
 kill -0 "$PID" 2>/dev/null || die "agent exited: $(tail -5 "$BENCH_TMP/vigil.log")"
 
 summary="$(curl -s "$BASE/health/summary")"
-status_line="$(jq -r '"\(.status), \(.total_checks) results, \(.failed_checks) failed, \(.key_metrics.checks_passing) passing"' <<<"$summary")"
+status_line="$(jq -r '"\(.status), \(.check_runs_total) results, \(.check_runs_failed) failed, \(.key_metrics.checks_passing) passing"' <<<"$summary")"
 field() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$PID/status"; }
 rss_kb="$(field VmRSS)"; hwm_kb="$(field VmHWM)"; anon_kb="$(field RssAnon)"; file_kb="$(field RssFile)"
 threads="$(field Threads)"

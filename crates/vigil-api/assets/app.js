@@ -82,19 +82,21 @@ function renderMembers(members, leader) {
   body.replaceChildren(...rows.map((m) => {
     const name = el("td", {}, m.id);
     if (m.id === members.localNode) name.append(el("span", { class: "muted" }, " (this node)"));
-    const role = el("td", {}, m.role || "–");
+    const role = el("td", { "data-label": "role" }, m.role || "–");
     if (m.id === leaderId) role.append(el("span", { class: "leader", title: "cluster leader" }, " ★ leader"));
     const phi = typeof m.phiScore === "number" ? m.phiScore.toFixed(2) : "–";
     // A member that is gone reports nothing: its last health would read as current.
     const gone = m.state === "dead" || m.state === "left";
-    const lastReported = m.health ? `last reported: ${m.health}, score ${m.healthScore}` : "";
+    // Members report their score in percent; the page shows every score on one scale, 0 to 1.
+    const score = m.healthScore != null ? (m.healthScore / 100).toFixed(2) : null;
+    const lastReported = m.health ? `last reported: ${m.health}, score ${score}` : "";
     return el("tr", { "data-member": m.id },
       name,
       el("td", {}, state(m.state)),
-      gone ? el("td", { class: "muted", title: lastReported }, "–")
-        : el("td", {}, m.health ? state(m.health) : "–"),
-      el("td", {}, !gone && m.healthScore != null ? `${m.healthScore}` : "–"),
-      el("td", {}, phi),
+      gone ? el("td", { class: "muted", title: lastReported, "data-label": "health" }, "–")
+        : el("td", { "data-label": "health" }, m.health ? state(m.health) : "–"),
+      el("td", { "data-label": "score" }, !gone && score != null ? score : "–"),
+      el("td", { "data-label": "phi" }, phi),
       role);
   }));
   const alive = rows.filter((m) => m.state === "alive").length;
@@ -112,16 +114,16 @@ async function renderChecks(checks) {
     return el("tr", { "data-check": n },
       label,
       el("td", {}, state(c.state)),
-      el("td", {}, fmtLatency(c.latency)),
-      el("td", {}, sparkline(histories[i] && histories[i].history)),
-      el("td", {}, c.score != null ? c.score.toFixed(2) : "–"));
+      el("td", { "data-label": "latency" }, fmtLatency(c.latency)),
+      el("td", { "data-label": "recent" }, sparkline(histories[i] && histories[i].history)),
+      el("td", { "data-label": "score" }, c.score != null ? c.score.toFixed(2) : "–"));
   }));
 }
 
-function bar(label, score) {
+function bar(label, score, kind) {
   const pct = Math.round(score * 100);
   const level = score < 0.75 ? " low" : score < 0.95 ? " mid" : "";
-  return el("div", { class: "bar", "data-score": label },
+  return el("div", { class: `bar ${kind}`, "data-score": label },
     el("span", {}, label),
     el("div", { class: "track" }, el("div", { class: `fill${level}`, style: `width:${pct}%` })),
     el("span", {}, score.toFixed(2)));
@@ -135,8 +137,10 @@ function renderSummary(summary) {
   badge.dataset.state = summary.status;
   badge.textContent = summary.status;
   const components = Object.entries(summary.component_scores || {}).sort();
-  $("#scores").replaceChildren(bar("system", summary.overall_score),
-    ...components.map(([name, score]) => bar(name, score)));
+  // The node's own score is named "overall" so that it cannot be taken for a component that
+  // happens to be called "system".
+  $("#scores").replaceChildren(bar("overall", summary.overall_score, "overall"),
+    ...components.map(([name, score]) => bar(name, score, "component")));
 }
 
 async function refresh() {

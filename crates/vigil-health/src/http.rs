@@ -210,8 +210,10 @@ async fn summary(State(engine): State<Engine>) -> Response {
         "message": s.message(),
         "overall_score": s.system_score(),
         "last_check": last_check,
+        // Check runs since start, not checks: `total_checks` is the CHORUS schema's name for it.
         "total_checks": runs,
-        "failed_checks": failed,
+        "check_runs_total": runs,
+        "check_runs_failed": failed,
         "component_scores": s.component_scores(),
         "thresholds": {"healthy": config.healthy_threshold, "degraded": config.degraded_threshold},
         "key_metrics": {

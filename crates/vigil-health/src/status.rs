@@ -5,7 +5,7 @@
 //! | `stopping` | shutdown has begun |
 //! | `unhealthy` | an enabled critical check is `critical` |
 //! | `starting` | an enabled critical check has no counted result yet (or no check has any) |
-//! | `degraded` | a non-critical check is failing, a critical check is `warning`, or the system score is under the healthy threshold |
+//! | `degraded` | a non-critical check is failing, a critical check is `warning`, or the overall score is under the healthy threshold |
 //! | `healthy` | otherwise |
 //!
 //! [`Tally`] keeps the counts these rules need, updated per state change, so deciding the status
@@ -117,9 +117,7 @@ impl Cause {
             }
             Cause::AwaitingAny => "waiting for the first check result".to_owned(),
             Cause::Failing { check, others } => named("check", check, *others),
-            Cause::LowScore { score, threshold } => {
-                format!("system score {score:.2} below healthy threshold {threshold:.2}")
-            }
+            Cause::LowScore { score, threshold } => low_score_message(*score, *threshold),
             Cause::AllPassing => "All health checks passing".to_owned(),
             Cause::NoChecks => "no checks registered".to_owned(),
         }
@@ -216,6 +214,24 @@ impl Tally {
     }
 }
 
+/// Most decimals a score or threshold is printed with in a status message.
+const MAX_DECIMALS: usize = 6;
+
+/// "overall score S below healthy threshold T", with as many decimals as it takes for S to read
+/// as lower than T (0.9479 against 0.95 reads 0.948, never 0.95).
+fn low_score_message(score: f64, threshold: f64) -> String {
+    let as_printed = |x: f64, decimals: usize| format!("{x:.decimals$}").parse::<f64>().ok();
+    let threshold_decimals = (2..=MAX_DECIMALS)
+        .find(|&d| as_printed(threshold, d) == Some(threshold))
+        .unwrap_or(MAX_DECIMALS);
+    let shown = (threshold_decimals..=MAX_DECIMALS)
+        .find(|&d| as_printed(score, d).is_some_and(|s| s < threshold))
+        .map(|d| format!("{score:.d$}"))
+        // Closer than a millionth: the shortest exact form still differs from the threshold.
+        .unwrap_or_else(|| score.to_string());
+    format!("overall score {shown} below healthy threshold {threshold:.threshold_decimals$}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +247,35 @@ mod tests {
             );
         }
         t
+    }
+
+    #[test]
+    fn a_low_score_reads_lower_than_the_threshold() {
+        let message = |score, threshold| low_score_message(score, threshold);
+        assert_eq!(
+            message(0.9479, 0.95),
+            "overall score 0.948 below healthy threshold 0.95"
+        );
+        assert_eq!(
+            message(2.0 / 3.0, 0.95),
+            "overall score 0.67 below healthy threshold 0.95"
+        );
+        assert_eq!(
+            message(0.94996, 0.95),
+            "overall score 0.94996 below healthy threshold 0.95"
+        );
+        assert_eq!(
+            message(0.97, 0.975),
+            "overall score 0.970 below healthy threshold 0.975"
+        );
+        assert_eq!(
+            message(0.9499999999, 0.95),
+            "overall score 0.9499999999 below healthy threshold 0.95"
+        );
+        assert_eq!(
+            message(0.5, 1.0),
+            "overall score 0.50 below healthy threshold 1.00"
+        );
     }
 
     fn status(checks: &[(&str, bool, CheckState)]) -> Status {

@@ -362,7 +362,7 @@ async fn a_recovering_critical_check_is_not_blamed_with_its_passing_message() {
         status(&engine),
         (
             Status::Degraded,
-            "system score 0.67 below healthy threshold 0.95".to_owned()
+            "overall score 0.67 below healthy threshold 0.95".to_owned()
         ),
         "passing again, while the recent failure still weighs on the score"
     );
@@ -402,7 +402,7 @@ async fn a_score_under_the_healthy_threshold_degrades() {
     assert_eq!(snapshot.status(), Status::Degraded);
     assert_eq!(
         snapshot.message(),
-        "system score 0.67 below healthy threshold 0.95"
+        "overall score 0.67 below healthy threshold 0.95"
     );
 }
 
@@ -1067,7 +1067,7 @@ async fn ttl_updates_set_the_state_at_once() {
         Status::Degraded,
         "passing again, but pass-warn-fail-pass scores 0.625"
     );
-    assert!(message.starts_with("system score 0.6"), "{message}");
+    assert!(message.starts_with("overall score 0.6"), "{message}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -347,8 +347,10 @@ async fn summary_reports_scores_and_key_metrics() {
     let overall = s["overall_score"].as_f64().expect("score");
     assert!((overall - 2.0 / 3.0).abs() < 1e-5, "{overall}");
     assert_eq!(s["component_scores"], json!({"storage": 1.0, "cache": 0.0}));
-    assert_eq!(s["total_checks"], 3, "runs so far");
-    assert_eq!(s["failed_checks"], 1);
+    assert_eq!(s["check_runs_total"], 3, "runs so far");
+    assert_eq!(s["check_runs_failed"], 1);
+    assert_eq!(s["total_checks"], 3, "the CHORUS name of check_runs_total");
+    assert!(s.get("failed_checks").is_none(), "{s}");
     rfc3339(&s["last_check"]);
     assert_eq!(s["thresholds"], json!({"healthy": 0.95, "degraded": 0.75}));
     let k = &s["key_metrics"];

@@ -56,10 +56,12 @@ pub async fn down(dir: &Path, mut each: impl FnMut(&StopResult)) -> io::Result<V
         match State::read(dir)? {
             Some(left) => state = left,
             None => {
-                // The supervisor stopped everything and removed the state file.
-                let results: Vec<StopResult> = state
-                    .services
-                    .iter()
+                // The supervisor stopped everything and removed the state file. It stopped them
+                // deepest dependants first: list them in that order.
+                let mut services: Vec<&ServiceState> = state.services.iter().collect();
+                services.sort_by_key(|s| std::cmp::Reverse(s.level));
+                let results: Vec<StopResult> = services
+                    .into_iter()
                     .map(|s| StopResult {
                         name: s.name.clone(),
                         stopped: Stopped::Terminated,

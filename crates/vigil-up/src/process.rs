@@ -35,14 +35,40 @@ pub fn spawn(spec: &CommandSpec, log: Option<&Path>) -> io::Result<Child> {
     }
     match log {
         Some(path) => {
-            let file = OpenOptions::new().create(true).append(true).open(path)?;
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| {
+                    io::Error::new(e.kind(), format!("its log {}: {e}", path.display()))
+                })?;
             command.stdout(file.try_clone()?).stderr(file);
         }
         None => {
             command.stdout(Stdio::null()).stderr(Stdio::null());
         }
     }
-    command.spawn()
+    command
+        .spawn()
+        .map_err(|e| spawn_error(program, spec.workdir.as_deref(), e))
+}
+
+/// Why `program` could not be run, naming it (the system's own words name no file).
+fn spawn_error(program: &str, workdir: Option<&Path>, e: io::Error) -> io::Error {
+    let what = match (e.kind(), workdir) {
+        (io::ErrorKind::NotFound, Some(dir)) if !dir.is_dir() => {
+            format!("its workdir {} does not exist", dir.display())
+        }
+        (io::ErrorKind::NotFound, _) if program.contains('/') => {
+            format!("program {program} does not exist")
+        }
+        (io::ErrorKind::NotFound, _) => format!("program {program} is not on the PATH"),
+        (io::ErrorKind::PermissionDenied, _) => {
+            format!("program {program} is not executable (permission denied)")
+        }
+        _ => format!("program {program}: {e}"),
+    };
+    io::Error::new(e.kind(), what)
 }
 
 /// How a stop ended.

@@ -25,14 +25,15 @@ pub struct Report {
     pub schedule: String,
     /// Seconds from the start until every service settled (or the start ended).
     pub total_s: f64,
-    /// The critical-path lower bound of the measured durations.
-    pub critical_path_s: f64,
-    /// The services on the critical path, first to last.
+    /// The critical-path lower bound of the measured durations; `None` when the start was
+    /// interrupted, as durations cut short bound nothing (so for the three fields below).
+    pub critical_path_s: Option<f64>,
+    /// The services on the critical path, first to last; empty when the start was interrupted.
     pub critical_path: Vec<String>,
     /// How long a wave-by-wave start of the same measured durations takes.
-    pub waves_s: f64,
-    /// `waves_s / total_s`: how much faster this start was than waves.
-    pub speedup_vs_waves: f64,
+    pub waves_s: Option<f64>,
+    /// `waves_s / total_s`: how much faster this start was than waves (under 1: slower).
+    pub speedup_vs_waves: Option<f64>,
     /// The waves of that schedule.
     pub waves: Vec<Wave>,
     /// One entry per service, in stack order.
@@ -85,6 +86,27 @@ pub struct Wave {
     pub services: Vec<String>,
     /// Its longest service, launch to settled: how long the wave takes.
     pub duration_s: f64,
+}
+
+/// `1 wave`, `3 waves`.
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// This start against waves, from `speedup` (waves' time over this start's), never "0.76×
+/// faster".
+fn compared(speedup: f64) -> String {
+    if speedup >= 1.0 {
+        format!("this start was {speedup:.2}× faster")
+    } else if speedup > 0.0 {
+        format!("this start was {:.2}× slower", 1.0 / speedup)
+    } else {
+        "nothing to compare".to_owned()
+    }
 }
 
 fn secs(d: Duration) -> f64 {
@@ -162,10 +184,11 @@ impl Report {
         let records = scheduler.records();
         let levels = graph::levels(stack);
         let (start, from) = earliest_starts(stack, records);
+        let finished = outcome.is_some();
 
         // The critical path ends at the service that settles last in that schedule.
         let end = (0..stack.services.len())
-            .filter(|&i| records[i].launched.is_some())
+            .filter(|&i| finished && records[i].launched.is_some())
             .max_by_key(|&i| (start[i] + own(&records[i], None), std::cmp::Reverse(i)));
         let bound = end.map_or(Duration::ZERO, |i| start[i] + own(&records[i], None));
         let mut path = Vec::new();
@@ -243,17 +266,14 @@ impl Report {
             }
             .to_owned(),
             total_s,
-            critical_path_s: secs(bound),
+            critical_path_s: finished.then(|| secs(bound)),
             critical_path: path
                 .iter()
                 .map(|id| stack.service(*id).name.clone())
                 .collect(),
-            waves_s: (waves_total * 1000.0).round() / 1000.0,
-            speedup_vs_waves: if total_s > 0.0 {
-                ((waves_total / total_s) * 100.0).round() / 100.0
-            } else {
-                0.0
-            },
+            waves_s: finished.then(|| (waves_total * 1000.0).round() / 1000.0),
+            speedup_vs_waves: (finished && total_s > 0.0)
+                .then(|| ((waves_total / total_s) * 100.0).round() / 100.0),
             waves,
             services,
         }
@@ -304,19 +324,29 @@ impl Report {
             "{}: {:.2}s total ({} schedule)",
             self.outcome, self.total_s, self.schedule
         );
-        let _ = writeln!(
-            out,
-            "critical path: {:.2}s lower bound ({})",
-            self.critical_path_s,
-            self.critical_path.join(" → ")
-        );
-        let _ = writeln!(
-            out,
-            "wave by wave: {:.2}s for the same durations ({} waves); this start was {:.2}× faster",
-            self.waves_s,
-            self.waves.len(),
-            self.speedup_vs_waves
-        );
+        match (self.critical_path_s, self.waves_s) {
+            (Some(bound), Some(waves)) => {
+                let _ = writeln!(
+                    out,
+                    "critical path: {bound:.2}s lower bound ({})",
+                    self.critical_path.join(" → ")
+                );
+                let _ = writeln!(
+                    out,
+                    "wave by wave: {waves:.2}s for the same durations ({}){}",
+                    plural(self.waves.len(), "wave"),
+                    self.speedup_vs_waves
+                        .map_or_else(String::new, |x| format!("; {}", compared(x)))
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    out,
+                    "the start was interrupted: no critical path or wave-by-wave comparison from \
+                     durations cut short"
+                );
+            }
+        }
         for reason in &self.reasons {
             let _ = writeln!(
                 out,
@@ -329,6 +359,19 @@ impl Report {
             );
         }
         out
+    }
+
+    /// The comparison with a wave-by-wave start, as one line of the SVG header.
+    pub fn comparison(&self) -> String {
+        match (self.critical_path_s, self.waves_s) {
+            (Some(bound), Some(waves)) => format!(
+                "critical-path bound {bound:.2}s · wave by wave {waves:.2}s{} · critical path: {}",
+                self.speedup_vs_waves
+                    .map_or_else(String::new, |x| format!(" ({})", compared(x))),
+                self.critical_path.join(" → ")
+            ),
+            _ => "interrupted: no critical path or wave-by-wave comparison".to_owned(),
+        }
     }
 
     /// The report as pretty-printed JSON.

@@ -7,8 +7,11 @@ use std::fmt::Write as _;
 
 use crate::report::Report;
 
+/// Least room for the service names left of the plot.
 const LABEL_WIDTH: f64 = 170.0;
 const PLOT_WIDTH: f64 = 760.0;
+/// Least room right of the plot (a label after the last bar needs more, and gets it).
+const RIGHT_MARGIN: f64 = 30.0;
 const ROW: f64 = 24.0;
 const TOP: f64 = 64.0;
 const BOTTOM: f64 = 64.0;
@@ -19,6 +22,32 @@ fn escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// About how wide `text` is drawn at `size` px in a sans-serif font, erring wide (common sans-serif
+/// fonts average well under 0.66 em a character), so the image is made wide enough for every
+/// label instead of cutting the last one off.
+fn text_width(text: &str, size: f64, bold: bool) -> f64 {
+    let em = if bold { 0.72 } else { 0.66 };
+    text.chars().count() as f64 * size * em
+}
+
+/// What follows a service's bar: when it was ready (or failed), and its restarts.
+fn end_label(s: &crate::report::ServiceReport) -> Option<(f64, String)> {
+    // A service never launched has no bar to follow.
+    let end = s
+        .launched_s
+        .and(s.ready_s.or(s.completed_s).or(s.failed_s))?;
+    let failed = s.ready_s.is_none() && s.completed_s.is_none();
+    let mut label = if failed {
+        format!("failed at {end:.2}s")
+    } else {
+        format!("{end:.2}s")
+    };
+    if s.restarts > 0 {
+        label.push_str(&format!(" ↻{}", s.restarts));
+    }
+    Some((end, label))
 }
 
 /// A tick step (1, 2 or 5 times a power of ten) giving at most about ten ticks over `span`.
@@ -40,10 +69,31 @@ pub fn render(report: &Report) -> String {
         .filter_map(|s| s.ready_s.or(s.completed_s).or(s.failed_s).or(s.started_s))
         .fold(report.total_s, f64::max)
         .max(0.1);
-    let x = |t: f64| LABEL_WIDTH + t / span * PLOT_WIDTH;
+    let label_width = report
+        .services
+        .iter()
+        .map(|s| 16.0 + text_width(&s.name, 12.0, s.critical))
+        .fold(LABEL_WIDTH, f64::max);
+    let x = |t: f64| label_width + t / span * PLOT_WIDTH;
     let rows = report.services.len() as f64;
     let height = TOP + rows * ROW + BOTTOM;
-    let width = LABEL_WIDTH + PLOT_WIDTH + 30.0;
+    let title = format!(
+        "vigil up: {} in {:.2}s ({} schedule)",
+        report.outcome, report.total_s, report.schedule
+    );
+    let comparison = report.comparison();
+    let width = report
+        .services
+        .iter()
+        .filter_map(end_label)
+        .map(|(end, label)| x(end) + 4.0 + text_width(&label, 12.0, false) + 10.0)
+        .chain([
+            label_width + PLOT_WIDTH + RIGHT_MARGIN,
+            20.0 + text_width(&title, 15.0, true),
+            20.0 + text_width(&comparison, 12.0, false),
+        ])
+        .fold(0.0, f64::max)
+        .ceil();
     let mut svg = String::new();
     let _ = writeln!(
         svg,
@@ -52,15 +102,10 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(
         svg,
         r##"<rect width="100%" height="100%" fill="#ffffff"/>
-<text x="10" y="20" font-size="15" font-weight="bold">vigil up: {} in {:.2}s ({} schedule)</text>
-<text x="10" y="40" fill="#444">critical-path bound {:.2}s · wave by wave {:.2}s ({:.2}× slower) · critical path: {}</text>"##,
-        escape(&report.outcome),
-        report.total_s,
-        escape(&report.schedule),
-        report.critical_path_s,
-        report.waves_s,
-        report.speedup_vs_waves,
-        escape(&report.critical_path.join(" → "))
+<text x="10" y="20" font-size="15" font-weight="bold">{}</text>
+<text x="10" y="40" fill="#444">{}</text>"##,
+        escape(&title),
+        escape(&comparison)
     );
 
     // Grid and axis.
@@ -79,7 +124,7 @@ pub fn render(report: &Report) -> String {
     }
     let _ = writeln!(
         svg,
-        r##"<line x1="{LABEL_WIDTH}" y1="{axis_y}" x2="{:.1}" y2="{axis_y}" stroke="#888"/><text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#444">seconds since vigil up</text>"##,
+        r##"<line x1="{label_width:.1}" y1="{axis_y}" x2="{:.1}" y2="{axis_y}" stroke="#888"/><text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#444">seconds since vigil up</text>"##,
         x(span),
         x(span / 2.0),
         axis_y + 34.0
@@ -105,7 +150,7 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(
             svg,
             r##"<text x="{:.1}" y="{:.1}" text-anchor="end" font-weight="{weight}">{}</text>"##,
-            LABEL_WIDTH - 8.0,
+            label_width - 8.0,
             mid + 4.0,
             escape(&s.name)
         );
@@ -113,7 +158,7 @@ pub fn render(report: &Report) -> String {
             let _ = writeln!(
                 svg,
                 r##"<text x="{:.1}" y="{:.1}" fill="#888">never started</text>"##,
-                LABEL_WIDTH + 4.0,
+                label_width + 4.0,
                 mid + 4.0
             );
             continue;
@@ -138,8 +183,7 @@ pub fn render(report: &Report) -> String {
             mid - 2.0,
             (x(started) - x(launched)).max(1.0)
         );
-        let end = s.ready_s.or(s.completed_s).or(s.failed_s);
-        if let Some(end) = end {
+        if let Some((end, label)) = end_label(s) {
             let failed = s.ready_s.is_none() && s.completed_s.is_none();
             let fill = if failed { "#999999" } else { color };
             let _ = writeln!(
@@ -149,21 +193,12 @@ pub fn render(report: &Report) -> String {
                 mid - 7.0,
                 (x(end) - x(started)).max(2.0)
             );
-            let label = if failed {
-                format!("failed at {end:.2}s")
-            } else {
-                format!("{end:.2}s")
-            };
             let _ = writeln!(
                 svg,
-                r##"<text x="{:.1}" y="{:.1}" fill="#333">{label}{}</text>"##,
+                r##"<text x="{:.1}" y="{:.1}" fill="#333">{}</text>"##,
                 x(end) + 4.0,
                 mid + 4.0,
-                if s.restarts > 0 {
-                    format!(" ↻{}", s.restarts)
-                } else {
-                    String::new()
-                }
+                escape(&label)
             );
         }
     }
@@ -171,19 +206,19 @@ pub fn render(report: &Report) -> String {
     let legend_y = height - 12.0;
     let _ = writeln!(
         svg,
-        r##"<rect x="{LABEL_WIDTH}" y="{:.1}" width="14" height="10" fill="#1f77b4"/><text x="{:.1}" y="{legend_y:.1}">running → healthy</text>
+        r##"<rect x="{label_width:.1}" y="{:.1}" width="14" height="10" fill="#1f77b4"/><text x="{:.1}" y="{legend_y:.1}">running → healthy</text>
 <rect x="{:.1}" y="{:.1}" width="14" height="10" fill="#d62728"/><text x="{:.1}" y="{legend_y:.1}">critical path</text>
 <rect x="{:.1}" y="{:.1}" width="14" height="10" fill="#999999"/><text x="{:.1}" y="{legend_y:.1}">failed</text>
 <text x="{:.1}" y="{legend_y:.1}">↻ restarts</text>"##,
         legend_y - 9.0,
-        LABEL_WIDTH + 18.0,
-        LABEL_WIDTH + 150.0,
+        label_width + 18.0,
+        label_width + 150.0,
         legend_y - 9.0,
-        LABEL_WIDTH + 168.0,
-        LABEL_WIDTH + 270.0,
+        label_width + 168.0,
+        label_width + 270.0,
         legend_y - 9.0,
-        LABEL_WIDTH + 288.0,
-        LABEL_WIDTH + 350.0,
+        label_width + 288.0,
+        label_width + 350.0,
     );
     svg.push_str("</svg>\n");
     svg

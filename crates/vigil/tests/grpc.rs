@@ -2,7 +2,8 @@
 //! `grpcio-health-checking` calls vigil's `grpc.health.v1.Health` (Check and Watch), and
 //! `vigil probe grpc://…` checks a Python health server, in plaintext and over TLS.
 //!
-//! Without python3 and those packages the tests are skipped, unless `VIGIL_REQUIRE_TOOLS=1`.
+//! Without python3 and those packages (or openssl, for TLS) the tests are skipped, saying so,
+//! unless `VIGIL_REQUIRE_TOOLS` is set.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,12 +13,13 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use common::skip::skip;
 use common::{free_port, http, lines_of, node_config, temp_file, vigil, Agent, TOKEN};
 
 const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python");
 
-/// Whether python3 with grpcio and grpcio-health-checking is here; with `VIGIL_REQUIRE_TOOLS`
-/// set, its absence fails the test.
+/// Whether python3 with grpcio and grpcio-health-checking is here; when not, the test is to be
+/// skipped, or with `VIGIL_REQUIRE_TOOLS` set fails.
 fn python_grpc() -> bool {
     let ok = Command::new("python3")
         .args(["-c", "import grpc, grpc_health.v1.health"])
@@ -26,11 +28,7 @@ fn python_grpc() -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        assert!(
-            std::env::var_os("VIGIL_REQUIRE_TOOLS").is_none(),
-            "python3 with grpcio and grpcio-health-checking is required (VIGIL_REQUIRE_TOOLS is set)"
-        );
-        eprintln!("skipped: python3 with grpcio and grpcio-health-checking not found (pip install grpcio grpcio-health-checking)");
+        skip("python3 with grpcio and grpcio-health-checking (pip install grpcio grpcio-health-checking)");
     }
     ok
 }
@@ -293,11 +291,7 @@ fn certificates() -> Option<Certificates> {
         && request("/CN=vigil probe", &client_key, &client_csr)
         && sign(&client_csr, &client_ext, &client);
     if !made {
-        assert!(
-            std::env::var_os("VIGIL_REQUIRE_TOOLS").is_none(),
-            "openssl is required (VIGIL_REQUIRE_TOOLS is set)"
-        );
-        eprintln!("skipped: openssl not found or failed");
+        skip("openssl (it is missing or could not make the test certificates)");
         return None;
     }
     Some(Certificates {

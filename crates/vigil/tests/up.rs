@@ -1,7 +1,7 @@
 //! `vigil up` and `vigil down` with real processes (`vigil fake-service`), real probes and real
 //! signals: ordering against the graph, the concurrency limit, restarts with backoff, group
-//! policies, failure messages, reports, Ctrl-C and reverse-order stops; and a compose stack on
-//! real docker with scratch images.
+//! policies, failure messages, reports and their timeline in a real browser, Ctrl-C and
+//! reverse-order stops; and a compose stack on real docker with scratch images.
 
 #![allow(clippy::unwrap_used)] // the functions below serve the tests
 
@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::tools::docker_available;
+use common::tools::{docker_available, tool};
 use common::{free_port, lines_of, send_signal, wait_for, VIGIL};
 use serde_json::Value;
 
@@ -402,7 +402,8 @@ fn ctrl_c_stops_everything_in_reverse_dependency_order() {
     let started = pids(&dir);
     assert_eq!(started.len(), 3);
     up.signal("-INT");
-    assert_eq!(up.exit_code(), Some(0));
+    assert_eq!(up.exit_code(), Some(130), "Ctrl-C is an interruption");
+    assert!(up.position("interrupted; stopping") < up.position("web: stopped"));
     assert!(up.position("web: stopped") < up.position("api: stopped"));
     assert!(up.position("api: stopped") < up.position("db: stopped"));
     for pid in started {
@@ -427,6 +428,21 @@ fn ctrl_c_during_the_start_stops_what_was_started_and_exits_130() {
     up.signal("-INT");
     assert_eq!(up.exit_code(), Some(130));
     assert!(up.position("interrupted; stopping what was started") < up.position("slow: stopped"));
+    // Durations cut short by the interruption make no critical path and no comparison.
+    assert!(
+        up.seen
+            .iter()
+            .any(|l| l.starts_with("the start was interrupted: no critical path")),
+        "{}",
+        up.seen.join("\n")
+    );
+    assert!(
+        !up.seen
+            .iter()
+            .any(|l| l.contains("faster") || l.starts_with("critical path:")),
+        "{}",
+        up.seen.join("\n")
+    );
     assert!(up.position("slow: stopped") < up.position("db: stopped"));
     for pid in started {
         assert!(!running(pid), "pid {pid} still runs");
@@ -441,8 +457,15 @@ fn vigil_down_stops_an_attached_stack_through_its_supervisor() {
     let started = pids(&dir);
     let down = vigil_in(&dir, &["down", "-f", "stack.toml"]);
     assert!(down.status.success(), "{}", text(&down.stderr));
-    assert_eq!(up.exit_code(), Some(0));
-    assert!(up.position("web: stopped") < up.position("db: stopped"));
+    assert_eq!(up.exit_code(), Some(0), "a stop asked for by vigil down");
+    assert!(up.position("web: stopped") < up.position("api: stopped"));
+    assert!(up.position("api: stopped") < up.position("db: stopped"));
+    // vigil down lists them in the order they were stopped, deepest dependants first.
+    let listed: Vec<String> = text(&down.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(listed, ["web", "api", "db"], "{}", text(&down.stdout));
     for pid in started {
         assert!(!running(pid), "pid {pid} still runs");
     }
@@ -492,6 +515,132 @@ fn vigil_down_stops_a_detached_stack_in_reverse_order_and_kills_what_ignores_sig
     assert!(text(&again.stdout).contains("nothing is running"));
 }
 
+#[test]
+fn a_program_that_cannot_be_run_is_named() {
+    let dir = stack_dir("no-program");
+    std::fs::write(
+        dir.join("stack.toml"),
+        "[services.ghost]\ncommand = [\"vigil-test-no-such-program\"]\nrestart = \"no\"\n",
+    )
+    .unwrap();
+    let up = vigil_in(&dir, &["up", "-f", "stack.toml"]);
+    assert_eq!(up.status.code(), Some(1));
+    let said = format!("{}{}", text(&up.stdout), text(&up.stderr));
+    assert!(
+        said.contains(
+            "ghost: FAILED: cannot start: program vigil-test-no-such-program is not on the PATH"
+        ),
+        "{said}"
+    );
+}
+
+/// Where each `<text>` of `svg` runs outside the image, measured by a real browser's layout
+/// (`getBBox`); `None` when chromium is missing and the test is to skip this part.
+fn texts_outside_the_image(dir: &Path, svg: &str) -> Option<Vec<String>> {
+    let chromium = tool("chromium", "Debian package `chromium`")?;
+    let page = dir.join("timeline.html");
+    std::fs::write(
+        &page,
+        format!(
+            r#"<!doctype html><html><body style="margin:0">{svg}<script>
+const image = document.querySelector('svg');
+const width = Number(image.getAttribute('width'));
+const outside = [...image.querySelectorAll('text')].map(t => [t.textContent, t.getBBox()])
+  .filter(([, b]) => b.x < 0 || b.x + b.width > width)
+  .map(([text, b]) => `${{text}}: ${{Math.round(b.x)}}..${{Math.round(b.x + b.width)}} of ${{width}}`);
+document.body.dataset.outside = JSON.stringify(outside);
+</script></body></html>"#
+        ),
+    )
+    .unwrap();
+    let dom = dir.join("timeline.dom");
+    let mut browser = Command::new(chromium)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--dump-dom",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.join("chromium").display()
+        ))
+        .arg(format!("file://{}", page.display()))
+        .stdout(std::fs::File::create(&dom).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let done = wait_for(Duration::from_secs(60), || browser.try_wait().unwrap());
+    if done.is_none() {
+        let _ = browser.kill();
+        let _ = browser.wait();
+        panic!("chromium did not render the timeline within 60 s");
+    }
+    let dumped = std::fs::read_to_string(&dom).unwrap();
+    let attribute = dumped
+        .split("data-outside=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no measurement in the page:\n{dumped}"))
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">");
+    Some(serde_json::from_str(&attribute).unwrap())
+}
+
+#[test]
+fn the_timeline_fits_every_label_and_outputs_go_where_asked() {
+    let dir = stack_dir("timeline");
+    let stack = [
+        fake("db", "100ms", "", ""),
+        fake(
+            "a-service-with-a-rather-long-name-for-its-label",
+            "100ms",
+            "db = \"healthy\"",
+            "",
+        ),
+        fake(
+            "web",
+            "300ms",
+            "a-service-with-a-rather-long-name-for-its-label = \"healthy\"",
+            "",
+        ),
+    ]
+    .concat();
+    std::fs::write(dir.join("stack.toml"), stack).unwrap();
+    let up = vigil_in(
+        &dir,
+        &[
+            "up",
+            "-d",
+            "-f",
+            "stack.toml",
+            "--timeline",
+            "out/timeline.svg",
+            "--report",
+            "out/report.json",
+        ],
+    );
+    let down = vigil_in(&dir, &["down", "-f", "stack.toml"]);
+    assert!(
+        up.status.success(),
+        "{}{}",
+        text(&up.stdout),
+        text(&up.stderr)
+    );
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    assert!(
+        dir.join("out/report.json").is_file(),
+        "the report's directory is made"
+    );
+    let svg = std::fs::read_to_string(dir.join("out/timeline.svg")).unwrap();
+    // web, last to be ready, has its label right of the plot's end.
+    if let Some(outside) = texts_outside_the_image(&dir, &svg) {
+        assert!(outside.is_empty(), "cut off: {outside:?}");
+    }
+}
+
 /// Removes a compose project's containers even when a test fails half way.
 struct ComposeProject {
     name: String,
@@ -530,7 +679,6 @@ fn project_containers(project: &str) -> Vec<String> {
 #[test]
 fn a_compose_stack_starts_in_dependency_order_on_real_docker() {
     if !docker_available() {
-        eprintln!("skipped: docker is not available");
         return;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/docker/build-image.sh");

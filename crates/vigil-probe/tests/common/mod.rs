@@ -2,6 +2,10 @@
 
 #![allow(dead_code)]
 
+/// Skipping a test that lacks an outside server, as the command's tests skip theirs.
+#[path = "../../../vigil/tests/common/skip.rs"]
+pub mod skip;
+
 use std::time::Duration;
 
 use vigil_health::Report;

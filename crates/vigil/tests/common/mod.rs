@@ -1,11 +1,12 @@
 //! What the command's integration tests share: running `vigil` and `vigil agent` processes on
 //! 127.0.0.1, a raw HTTP client for their API, bounded waits on what it answers, and signals.
 //! [`cluster`] adds test clusters and readers of their membership and registry; [`tools`] the
-//! external programs some tests check against.
+//! external programs some tests check against, and [`skip`] what a test does without them.
 
 #![allow(dead_code, clippy::unwrap_used)] // each test file uses its own subset
 
 pub mod cluster;
+pub mod skip;
 pub mod tools;
 
 use std::collections::BTreeSet;

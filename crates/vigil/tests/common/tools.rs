@@ -1,29 +1,32 @@
 //! External programs some tests check vigil against (promtool, browsers, docker). A missing one
-//! skips the test, unless `VIGIL_REQUIRE_TOOLS` is set (as CI sets it), where it fails it.
+//! skips the test visibly, unless `VIGIL_REQUIRE_TOOLS` is set (as CI sets it), where it fails it
+//! (see [`super::skip`]).
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
+use super::skip::{skip, skip_step};
+
 /// How to install promtool, for the message when it is required and missing.
 const PROMETHEUS: &str = "Debian package `prometheus`";
 
-/// The path of program `name`; when absent the test is to be skipped, unless
+/// The path of program `name`; when absent the test is to be skipped (and this says so), unless
 /// `VIGIL_REQUIRE_TOOLS` is set, where this fails it naming `install` (how to get it).
 pub fn tool(name: &str, install: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
+    let found = on_path(name);
+    if found.is_none() {
+        skip(&format!("{name} ({install})"));
+    }
+    found
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|p| p.join(name))
             .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("VIGIL_REQUIRE_TOOLS").is_none(),
-            "{name} is required ({install})"
-        );
-        eprintln!("skipped: {name} not installed");
-    }
-    found
+    })
 }
 
 /// [`tool`] for promtool.
@@ -58,9 +61,14 @@ pub fn assert_succeeded(out: &Output, what: &str) {
     );
 }
 
-/// `promtool check metrics` accepts `text`, a `/metrics` page; skipped without promtool.
+/// `promtool check metrics` accepts `text`, a `/metrics` page; this step alone is skipped
+/// without promtool.
 pub fn promtool_accepts(text: &str) {
-    let Some(promtool) = promtool() else {
+    let Some(promtool) = on_path("promtool") else {
+        skip_step(
+            "promtool check metrics",
+            &format!("promtool ({PROMETHEUS})"),
+        );
         return;
     };
     let out = feed(Command::new(promtool).args(["check", "metrics"]), text);
@@ -85,7 +93,8 @@ pub fn compose_program() -> Option<Vec<&'static str>> {
     }
 }
 
-/// Whether docker and compose can be used; with `VIGIL_REQUIRE_TOOLS=1` their absence fails.
+/// Whether docker and compose can be used; when not, the test is to be skipped (and this says
+/// so), unless `VIGIL_REQUIRE_TOOLS` is set, where this fails it.
 pub fn docker_available() -> bool {
     let ok = Command::new("docker")
         .arg("info")
@@ -95,8 +104,8 @@ pub fn docker_available() -> bool {
         .status()
         .is_ok_and(|s| s.success())
         && compose_program().is_some();
-    if !ok && std::env::var("VIGIL_REQUIRE_TOOLS").as_deref() == Ok("1") {
-        panic!("docker and docker compose are required (VIGIL_REQUIRE_TOOLS=1)");
+    if !ok {
+        skip("a running Docker Engine and docker compose (v2) or docker-compose (v1)");
     }
     ok
 }
