@@ -277,7 +277,13 @@ impl Driver {
     /// takes while they wait for their hello).
     fn serve(&mut self, stream: tokio::net::TcpStream, from: SocketAddr) {
         self.unverified.retain(|c| !c.task.is_finished());
-        let host = from.ip();
+        // Tasks just aborted count until the loop reaps them, a moment later.
+        let verified = self.incoming.len().saturating_sub(self.unverified.len());
+        if verified >= MAX_INCOMING {
+            debug!(%from, "too many push-pull connections at once; closing this one");
+            return;
+        }
+        let host = from.ip().to_canonical();
         let origin = if self.member_hosts.contains(&host) {
             Origin::MemberHost
         } else {
@@ -298,12 +304,6 @@ impl Driver {
                     evicted.task.abort();
                 }
             }
-        }
-        // Tasks just aborted count until the loop reaps them, a moment later.
-        let verified = self.incoming.len().saturating_sub(self.unverified.len());
-        if verified >= MAX_INCOMING {
-            debug!(%from, "too many push-pull connections at once; closing this one");
-            return;
         }
         let driver = self.sync_tx.clone();
         let task = self.incoming.spawn(async move {
@@ -527,7 +527,7 @@ impl Driver {
             .node
             .members()
             .filter(|m| m.state.is_active())
-            .map(|m| m.addr.ip())
+            .map(|m| m.addr.ip().to_canonical())
             .collect();
         let view = ClusterView::of(&self.node, &self.voters, now, SystemTime::now());
         self.shared.view.store(Arc::new(view));
