@@ -171,6 +171,9 @@ pub enum DecodeError {
         /// What was expected.
         expected: &'static str,
     },
+    /// A push-pull frame this node sealed itself, reflected back to it.
+    #[error("a push-pull frame from this node itself, reflected back")]
+    FromSelf,
     /// An authentic message received before, or sealed too long ago: a replay.
     #[error("refused a replayed frame: {0}")]
     Replayed(#[from] Replay),

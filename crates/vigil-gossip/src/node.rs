@@ -404,6 +404,7 @@ impl Node {
     ) -> Result<usize, DecodeError> {
         self.tick(now);
         let hello: SyncHello = self.open(now, frame)?;
+        self.refuse_own(&hello)?;
         usize::try_from(hello.state_len)
             .ok()
             .filter(|&len| len <= MAX_STATE)
@@ -425,6 +426,7 @@ impl Node {
     ) -> Result<(), DecodeError> {
         self.tick(now);
         let state: SyncState = self.open(now, frame)?;
+        self.refuse_own(&state)?;
         self.heard_from(now, &state.sender);
         for update in state.members {
             // A full state carries the sender's *opinion* that a member is dead, possibly formed
@@ -627,6 +629,16 @@ impl Node {
                 Err(e)
             }
         }
+    }
+
+    /// Refuses a push-pull frame this node sealed itself: a node never exchanges with itself, so
+    /// it was reflected back (and its own frames bypass the replay guard).
+    fn refuse_own<T: Message>(&mut self, message: &T) -> Result<(), DecodeError> {
+        if *message.sender() == self.me {
+            self.stats.rejected += 1;
+            return Err(DecodeError::FromSelf);
+        }
+        Ok(())
     }
 
     /// Moves this node's clock to `now` (never backwards).

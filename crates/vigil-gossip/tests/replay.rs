@@ -107,6 +107,18 @@ fn a_keyed_node_refuses_every_replayed_frame() {
         Replay::TooOld { .. }
     ));
     assert!(a.stats().rejected >= recorded.len() as u64 + 3);
+
+    // b's own push-pull frames reflected back to it are refused as well.
+    let own = b.sync_payload();
+    let own_hello = b.sync_hello(own.len());
+    assert_eq!(
+        b.handle_sync_hello(now, addr(9), &own_hello),
+        Err(DecodeError::FromSelf)
+    );
+    assert_eq!(
+        b.handle_sync(now, addr(9), &own),
+        Err(DecodeError::FromSelf)
+    );
 }
 
 #[test]
