@@ -7,9 +7,9 @@
 //! Nothing in the loop waits on a peer: TCP exchanges run in their own tasks (owned by
 //! [`JoinSet`]s, so they end with the driver) and datagrams are sent with `try_send_to`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -17,7 +17,7 @@ use arc_swap::ArcSwap;
 use rand::seq::IndexedRandom;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use tokio::task::{JoinError, JoinSet};
+use tokio::task::{AbortHandle, JoinError, JoinSet};
 use tokio::time::{interval, sleep_until, MissedTickBehavior};
 use tracing::{debug, info, warn};
 use vigil_gossip::crypto::Keyring;
@@ -32,8 +32,18 @@ use crate::view::{ClusterView, MemberView, MembershipEvent};
 pub(crate) const VIEW_REFRESH: Duration = Duration::from_millis(500);
 /// Largest datagram the driver reads; the protocol sends at most `max_packet` (1,400) bytes.
 const RECV_BUFFER: usize = 64 * 1024;
-/// Push-pull connections served at once; more are closed at once (the peer retries later).
+/// Push-pull connections served at once past their hello; more are closed at once (the peer
+/// retries later). Only key holders get this far.
 const MAX_INCOMING: usize = 64;
+/// Accepted connections whose hello has not been checked yet, from all hosts together. Beyond
+/// this a new connection takes the place of the oldest one of the host holding the most places,
+/// strangers' hosts first (see [`Origin`]).
+const MAX_UNVERIFIED: usize = 64;
+/// Accepted connections whose hello has not been checked yet, per host. Beyond this a new
+/// connection takes the place of its host's oldest one, which has had the most time to send its
+/// hello: a member sends it right after connecting, so only peers that stall lose their place,
+/// and a host that floods the port only churns its own places.
+const MAX_UNVERIFIED_PER_HOST: usize = 4;
 /// Push-pull exchanges this node runs at once; more requests are dropped.
 const MAX_OUTGOING: usize = 32;
 /// Reachability checks (TCP connection attempts to silent members) running at once; more are
@@ -82,6 +92,23 @@ pub(crate) struct Io {
     pub health: watch::Receiver<(Health, u8)>,
 }
 
+/// Where an accepted connection comes from: when every place for unverified connections is
+/// taken, strangers give theirs up first, so they cannot crowd out the members' own exchanges.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Origin {
+    /// The host of a known member.
+    MemberHost,
+    /// A host where no known member lives (a member joining for the first time comes from one).
+    Stranger,
+}
+
+/// An accepted connection still waiting for its hello to be checked.
+struct Unverified {
+    task: AbortHandle,
+    host: IpAddr,
+    origin: Origin,
+}
+
 /// Why an exchange was opened: the protocol asked, or this node is leaving and tells a peer.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Purpose {
@@ -125,6 +152,10 @@ pub(crate) struct Driver {
     in_flight: HashSet<SocketAddr>,
     outgoing: JoinSet<ExchangeResult>,
     incoming: JoinSet<()>,
+    /// The tasks of `incoming` whose hello has not been checked yet, oldest first.
+    unverified: VecDeque<Unverified>,
+    /// The hosts of the active members, as of the last snapshot.
+    member_hosts: HashSet<IpAddr>,
     checks: JoinSet<(u32, Reachability)>,
     sync_tx: mpsc::Sender<SyncRequest>,
     /// Whether the snapshot must be republished even without an event.
@@ -151,6 +182,8 @@ impl Driver {
             in_flight: HashSet::new(),
             outgoing: JoinSet::new(),
             incoming: JoinSet::new(),
+            unverified: VecDeque::new(),
+            member_hosts: HashSet::new(),
             checks: JoinSet::new(),
             sync_tx,
             dirty: false,
@@ -239,17 +272,59 @@ impl Driver {
         self.finish();
     }
 
+    /// Serves an accepted connection in its own task, if it can have a place among the
+    /// connections (see [`MAX_UNVERIFIED_PER_HOST`] and [`MAX_UNVERIFIED`] for whose place it
+    /// takes while they wait for their hello).
     fn serve(&mut self, stream: tokio::net::TcpStream, from: SocketAddr) {
-        if self.incoming.len() >= MAX_INCOMING {
+        self.unverified.retain(|c| !c.task.is_finished());
+        // Tasks just aborted count until the loop reaps them, a moment later.
+        let verified = self.incoming.len().saturating_sub(self.unverified.len());
+        if verified >= MAX_INCOMING {
             debug!(%from, "too many push-pull connections at once; closing this one");
             return;
         }
+        let host = from.ip().to_canonical();
+        let origin = if self.member_hosts.contains(&host) {
+            Origin::MemberHost
+        } else {
+            Origin::Stranger
+        };
+        let from_host = self.unverified.iter().filter(|c| c.host == host).count();
+        let evict = if from_host >= MAX_UNVERIFIED_PER_HOST {
+            Some(host)
+        } else if self.unverified.len() >= MAX_UNVERIFIED {
+            self.greediest_host()
+        } else {
+            None
+        };
+        if let Some(greedy) = evict {
+            if let Some(oldest) = self.unverified.iter().position(|c| c.host == greedy) {
+                if let Some(evicted) = self.unverified.remove(oldest) {
+                    debug!(%from, host = %greedy, "too many push-pull connections without a hello; closing the oldest");
+                    evicted.task.abort();
+                }
+            }
+        }
         let driver = self.sync_tx.clone();
-        self.incoming.spawn(async move {
+        let task = self.incoming.spawn(async move {
             if let Err(e) = sync::serve(stream, from, driver).await {
                 debug!(%from, error = %e, "push-pull exchange (accepted) failed");
             }
         });
+        self.unverified.push_back(Unverified { task, host, origin });
+    }
+
+    /// The host holding the most places among the unverified connections, strangers first.
+    fn greediest_host(&self) -> Option<IpAddr> {
+        let mut held: HashMap<IpAddr, (Origin, usize)> = HashMap::new();
+        for connection in &self.unverified {
+            held.entry(connection.host)
+                .or_insert((connection.origin, 0))
+                .1 += 1;
+        }
+        held.into_iter()
+            .max_by_key(|&(_, (origin, count))| (origin, count))
+            .map(|(host, _)| host)
     }
 
     /// Tries a TCP connection to a silent member's gossip port, in its own task.
@@ -270,15 +345,32 @@ impl Driver {
         });
     }
 
-    /// A peer's push-pull payload: merge it and answer with ours, or refuse if it did not decode.
+    /// An accepted connection's hello or state: check the hello, or merge the state and answer
+    /// with ours; refuse (drop the reply) what does not decode.
     fn answer(&mut self, now: Instant, request: SyncRequest) {
-        match self.node.handle_sync(now, request.from, &request.payload) {
-            Ok(()) => {
-                let ours = self.node.sync_payload();
-                let _ = request.reply.send(ours);
-            }
-            Err(e) => {
-                debug!(from = %request.from, error = %e, "refused a push-pull payload that did not decode")
+        match request {
+            SyncRequest::Hello {
+                from,
+                task,
+                frame,
+                reply,
+            } => match self.node.handle_sync_hello(now, from, &frame) {
+                Ok(state_len) => {
+                    self.unverified.retain(|c| c.task.id() != task);
+                    let _ = reply.send(state_len);
+                }
+                Err(e) => debug!(%from, error = %e, "refused a push-pull hello"),
+            },
+            SyncRequest::State { from, frame, reply } => {
+                match self.node.handle_sync(now, from, &frame) {
+                    Ok(()) => {
+                        let ours = self.node.sync_payload();
+                        let _ = reply.send(ours);
+                    }
+                    Err(e) => {
+                        debug!(%from, error = %e, "refused a push-pull state that did not decode")
+                    }
+                }
             }
         }
     }
@@ -381,9 +473,10 @@ impl Driver {
     }
 
     fn open(&mut self, addr: SocketAddr, purpose: Purpose) {
-        let payload = self.node.sync_payload();
+        let state = self.node.sync_payload();
+        let hello = self.node.sync_hello(state.len());
         self.outgoing
-            .spawn(async move { (addr, purpose, sync::exchange(addr, payload).await) });
+            .spawn(async move { (addr, purpose, sync::exchange(addr, hello, state).await) });
     }
 
     /// Carries out what the node asks after an input, and publishes what changed.
@@ -430,6 +523,12 @@ impl Driver {
 
     /// Rebuilds and swaps in the snapshot.
     fn publish(&mut self, now: Instant) {
+        self.member_hosts = self
+            .node
+            .members()
+            .filter(|m| m.state.is_active())
+            .map(|m| m.addr.ip().to_canonical())
+            .collect();
         let view = ClusterView::of(&self.node, &self.voters, now, SystemTime::now());
         self.shared.view.store(Arc::new(view));
         self.dirty = false;

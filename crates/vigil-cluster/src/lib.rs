@@ -12,7 +12,9 @@
 //! Leader election and the service registry among voters are the [`raft`] module's.
 //!
 //! What it guarantees: the driver never waits on a peer — every TCP exchange runs in its own
-//! task, bounded by timeouts and a frame cap, and a full UDP socket drops the datagram rather than
+//! task, bounded by timeouts and a frame cap, reads nothing large before the peer's hello is
+//! authenticated, and connections that stall give way to new ones — and a full UDP socket drops
+//! the datagram rather than
 //! stall; nothing a peer sends is fatal (undecodable input is counted, logged at debug and
 //! dropped); memory is bounded by the number of members plus capped connection counts.
 //!

@@ -1,13 +1,19 @@
-//! Push-pull exchanges over TCP: one length-prefixed frame each way, every step under a timeout.
+//! Push-pull exchanges over TCP: an authenticated hello, then one state each way, every step under
+//! a timeout.
 //!
 //! ```text
-//! frame = [u32 big-endian length][payload]     payload = Node::sync_payload() (sealed if keyed)
-//! dialler:   connect → write its frame → read the reply frame
-//! acceptor:  read the dialler's frame → driver: handle_sync, sync_payload → write the reply
+//! dialler → acceptor: [u32 length][hello][state]   hello = Node::sync_hello(state length)
+//! acceptor → dialler: [u32 length][state]          state = Node::sync_payload() (sealed if keyed)
+//! dialler:   connect → write hello and state → read the reply
+//! acceptor:  read the hello (small, within HELLO_TIMEOUT) → driver: handle_sync_hello
+//!            → read the state of the announced length → driver: handle_sync, sync_payload
+//!            → write the reply
 //! ```
 //!
-//! These functions run in their own tasks, never in the driver; a slow or silent peer costs a
-//! task and a socket for at most a few seconds.
+//! The acceptor buffers nothing large before the driver has authenticated the hello, and a peer
+//! that does not send a valid hello at once is dropped after [`HELLO_TIMEOUT`]. The framing is
+//! `vigil_gossip::stream`'s, shared with its fuzz target. These functions run in their own tasks,
+//! never in the driver; a slow or silent peer costs a task and a socket for a bounded time.
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,63 +22,108 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task;
 use tokio::time::timeout;
+use vigil_gossip::stream::{self, FrameError, MAX_HELLO, MAX_STATE, PREFIX_LEN};
 
-/// Largest push-pull payload accepted or sent. A sync payload is a few hundred bytes per member,
-/// so this allows clusters of several thousand members.
-pub(crate) const MAX_FRAME: usize = 4 << 20;
 /// How long a dialler waits for the TCP connection.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long each read or write of a frame (and the driver's answer) may take.
+/// How long each later read or write (and the driver's answer) may take.
 pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an accepted connection may take to deliver its whole hello. A member sends it at once
+/// after connecting; a peer that does not is not worth a slot.
+pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// A peer's payload handed to the driver; the driver answers with its own payload, or drops
-/// `reply` to refuse (the payload did not decode: wrong key, not vigil).
-pub(crate) struct SyncRequest {
-    /// The peer's TCP address.
-    pub from: SocketAddr,
-    /// Its frame's payload.
-    pub payload: Vec<u8>,
-    /// Where the driver sends this node's payload.
-    pub reply: oneshot::Sender<Vec<u8>>,
+/// What an accepted connection asks of the driver.
+pub(crate) enum SyncRequest {
+    /// Check a dialler's hello; the answer is the length of the state to read next, or nothing
+    /// (`reply` dropped) if the hello did not check out.
+    Hello {
+        /// The peer's TCP address.
+        from: SocketAddr,
+        /// The serving task, so the driver can count the connection as authenticated.
+        task: task::Id,
+        /// The hello frame.
+        frame: Vec<u8>,
+        /// Where the driver sends the announced state length.
+        reply: oneshot::Sender<usize>,
+    },
+    /// Merge a dialler's state and answer with this node's, or drop `reply` to refuse (the state
+    /// did not decode: wrong key, not vigil, a replay).
+    State {
+        /// The peer's TCP address.
+        from: SocketAddr,
+        /// Its state frame.
+        frame: Vec<u8>,
+        /// Where the driver sends this node's state.
+        reply: oneshot::Sender<Vec<u8>>,
+    },
 }
 
-/// Runs the dialler's side of an exchange with `addr`: the reply payload.
-pub(crate) async fn exchange(addr: SocketAddr, payload: Vec<u8>) -> io::Result<Vec<u8>> {
+/// Runs the dialler's side of an exchange with `addr`: the reply state.
+pub(crate) async fn exchange(
+    addr: SocketAddr,
+    hello: Vec<u8>,
+    state: Vec<u8>,
+) -> io::Result<Vec<u8>> {
     let mut stream = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| timed_out("connecting"))??;
     let _ = stream.set_nodelay(true);
-    timeout(IO_TIMEOUT, write_frame(&mut stream, &payload))
-        .await
-        .map_err(|_| timed_out("sending our state"))??;
-    timeout(IO_TIMEOUT, read_frame(&mut stream))
+    let mut message = stream::prefix(hello.len(), MAX_HELLO)
+        .map_err(invalid_input)?
+        .to_vec();
+    message.extend_from_slice(&hello);
+    message.extend_from_slice(&state);
+    timeout(IO_TIMEOUT, async {
+        stream.write_all(&message).await?;
+        stream.flush().await
+    })
+    .await
+    .map_err(|_| timed_out("sending our state"))??;
+    timeout(IO_TIMEOUT, read_frame(&mut stream, MAX_STATE))
         .await
         .map_err(|_| timed_out("waiting for the peer's state"))?
 }
 
-/// Runs the acceptor's side of an exchange on `stream`, asking the driver for the reply.
+/// Runs the acceptor's side of an exchange on `stream`, asking the driver to check the hello and
+/// then for the reply.
 pub(crate) async fn serve(
     mut stream: TcpStream,
     from: SocketAddr,
     driver: mpsc::Sender<SyncRequest>,
 ) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
-    let payload = timeout(IO_TIMEOUT, read_frame(&mut stream))
+    let frame = timeout(HELLO_TIMEOUT, read_exact_frame(&mut stream, MAX_HELLO))
+        .await
+        .map_err(|_| timed_out("waiting for the peer's hello"))??;
+    let (reply, answer) = oneshot::channel();
+    let request = SyncRequest::Hello {
+        from,
+        task: task::id(),
+        frame,
+        reply,
+    };
+    timeout(IO_TIMEOUT, driver.send(request))
+        .await
+        .map_err(|_| timed_out("handing the hello to the driver"))?
+        .map_err(|_| io::Error::other("the driver has stopped"))?;
+    let Ok(Ok(state_len)) = timeout(IO_TIMEOUT, answer).await else {
+        // Not authenticated, or no answer: close without a word.
+        return Ok(());
+    };
+    // Authenticated: the announced length is worth buffering.
+    let mut frame = vec![0u8; state_len];
+    timeout(IO_TIMEOUT, stream.read_exact(&mut frame))
         .await
         .map_err(|_| timed_out("waiting for the peer's state"))??;
     let (reply, answer) = oneshot::channel();
-    let request = SyncRequest {
-        from,
-        payload,
-        reply,
-    };
+    let request = SyncRequest::State { from, frame, reply };
     timeout(IO_TIMEOUT, driver.send(request))
         .await
         .map_err(|_| timed_out("handing the state to the driver"))?
         .map_err(|_| io::Error::other("the driver has stopped"))?;
     let Ok(Ok(ours)) = timeout(IO_TIMEOUT, answer).await else {
-        // Refused or no answer: close without a word.
         return Ok(());
     };
     timeout(IO_TIMEOUT, write_frame(&mut stream, &ours))
@@ -80,50 +131,59 @@ pub(crate) async fn serve(
         .map_err(|_| timed_out("sending our state"))?
 }
 
-/// Reads one frame. The buffer grows with the bytes that actually arrive, so a peer that
-/// announces a large frame and sends little costs little memory.
-pub(crate) async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> io::Result<Vec<u8>> {
-    let len = reader.read_u32().await? as usize;
-    if len > MAX_FRAME {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("push-pull frame of {len} bytes exceeds the {MAX_FRAME}-byte limit"),
-        ));
-    }
+/// Reads one small frame of at most `limit` bytes, allocated once it is announced.
+async fn read_exact_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    limit: usize,
+) -> io::Result<Vec<u8>> {
+    let mut prefix = [0u8; PREFIX_LEN];
+    reader.read_exact(&mut prefix).await?;
+    let len = stream::frame_len(prefix, limit).map_err(invalid_data)?;
+    let mut frame = vec![0u8; len];
+    reader.read_exact(&mut frame).await?;
+    Ok(frame)
+}
+
+/// Reads one frame of at most `limit` bytes. The buffer grows with the bytes that actually
+/// arrive, so a peer that announces a large frame and sends little costs little memory.
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    limit: usize,
+) -> io::Result<Vec<u8>> {
+    let mut prefix = [0u8; PREFIX_LEN];
+    reader.read_exact(&mut prefix).await?;
+    let len = stream::frame_len(prefix, limit).map_err(invalid_data)?;
     let mut payload = Vec::with_capacity(len.min(64 * 1024));
     reader.take(len as u64).read_to_end(&mut payload).await?;
     if payload.len() != len {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
-            format!(
-                "push-pull frame truncated: {} of {len} bytes",
-                payload.len()
-            ),
+            FrameError::Truncated {
+                got: payload.len(),
+                len,
+            },
         ));
     }
     Ok(payload)
 }
 
-/// Writes one frame.
+/// Writes one length-prefixed frame.
 pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(
     writer: &mut W,
     payload: &[u8],
 ) -> io::Result<()> {
-    let len = u32::try_from(payload.len())
-        .ok()
-        .filter(|&len| len as usize <= MAX_FRAME)
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "push-pull payload of {} bytes exceeds the {MAX_FRAME}-byte limit",
-                    payload.len()
-                ),
-            )
-        })?;
-    writer.write_all(&len.to_be_bytes()).await?;
+    let prefix = stream::prefix(payload.len(), MAX_STATE).map_err(invalid_input)?;
+    writer.write_all(&prefix).await?;
     writer.write_all(payload).await?;
     writer.flush().await
+}
+
+fn invalid_data(error: FrameError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, error)
+}
+
+fn invalid_input(error: FrameError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, error)
 }
 
 fn timed_out(what: &str) -> io::Error {
@@ -140,23 +200,37 @@ mod tests {
         write_frame(&mut wire, b"state").await.expect("write");
         write_frame(&mut wire, b"").await.expect("write");
         let mut reader = wire.as_slice();
-        assert_eq!(read_frame(&mut reader).await.expect("read"), b"state");
-        assert_eq!(read_frame(&mut reader).await.expect("read"), b"");
-        assert!(read_frame(&mut reader).await.is_err());
+        assert_eq!(
+            read_frame(&mut reader, MAX_STATE).await.expect("read"),
+            b"state"
+        );
+        assert_eq!(
+            read_exact_frame(&mut reader, MAX_HELLO)
+                .await
+                .expect("read"),
+            b""
+        );
+        assert!(read_frame(&mut reader, MAX_STATE).await.is_err());
     }
 
     #[tokio::test]
     async fn oversized_and_truncated_frames_are_refused() {
-        let mut wire = ((MAX_FRAME + 1) as u32).to_be_bytes().to_vec();
+        let mut wire = ((MAX_STATE + 1) as u32).to_be_bytes().to_vec();
         wire.extend_from_slice(&[0; 16]);
-        let err = read_frame(&mut wire.as_slice())
+        let err = read_frame(&mut wire.as_slice(), MAX_STATE)
             .await
             .expect_err("oversized");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        // A hello may not be large: refused before anything is allocated.
+        let wire = ((MAX_HELLO + 1) as u32).to_be_bytes();
+        let err = read_exact_frame(&mut wire.as_slice(), MAX_HELLO)
+            .await
+            .expect_err("oversized hello");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
 
         let mut wire = 100u32.to_be_bytes().to_vec();
         wire.extend_from_slice(&[0; 10]);
-        let err = read_frame(&mut wire.as_slice())
+        let err = read_frame(&mut wire.as_slice(), MAX_STATE)
             .await
             .expect_err("truncated");
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);

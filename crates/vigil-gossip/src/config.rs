@@ -56,6 +56,11 @@ pub struct Config {
     pub max_packet: usize,
     /// Ceiling of the Lifeguard local health multiplier.
     pub max_local_health: u32,
+    /// With a keyring, how old a frame may be when it arrives (by the sender's clock, measured
+    /// against the freshest frame of the sender) before it is refused as a replay. It bounds how
+    /// long frames recorded by an attacker can stand in for a member that has died, and must
+    /// exceed the transit time of a push-pull state (connect and send). Clocks need not agree.
+    pub max_frame_age: Duration,
 }
 
 impl Default for Config {
@@ -80,6 +85,7 @@ impl Default for Config {
             reap_after: Duration::from_secs(60),
             max_packet: 1400,
             max_local_health: 8,
+            max_frame_age: Duration::from_secs(2),
         }
     }
 }

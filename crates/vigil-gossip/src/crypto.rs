@@ -26,6 +26,9 @@
 //! and a sealed frame is tried against the primary key first and then each accepted key. No
 //! input makes it panic.
 //!
+//! Sealing proves who sealed a frame, not when: replay protection is the message layer's (a stamp
+//! inside the seal, see `replay.rs`), since only it knows the sender.
+//!
 //! Key rotation, as with Serf's keyring: [`Keyring::install`] the new key everywhere (it is then
 //! accepted for decryption), [`Keyring::use_key`] it everywhere (it then encrypts; the old
 //! primary stays accepted, so nodes that have not switched yet still understand each other), and

@@ -10,7 +10,8 @@
 //!   stretch its own timeouts instead of accusing others;
 //! - **gossip** dissemination piggybacked on every datagram plus `fanout` rounds, and periodic
 //!   **push-pull** full syncs that heal partitions;
-//! - an authenticated, encrypted wire format with a **keyring** for key rotation.
+//! - an authenticated, encrypted wire format with a **keyring** for key rotation, whose frames
+//!   carry a stamp inside the seal so recorded frames replayed later are refused.
 //!
 //! It is Bring Your Own I/O: a [`Node`] is fed datagrams, push-pull payloads and the time, and
 //! returns datagrams to send, exchanges to open and [`Event`]s. No sockets, clocks, threads or
@@ -42,10 +43,15 @@ mod member;
 mod message;
 mod node;
 mod phi;
+mod replay;
+pub mod stream;
 
 pub use config::Config;
 pub use event::{Event, Stats, PHI_BUCKETS};
 pub use id::NodeId;
 pub use member::{Health, Member, MemberState, Metadata, Role};
-pub use message::{fuzz_decode_packet, fuzz_decode_sync, DecodeError, WIRE_VERSION};
+pub use message::{
+    fuzz_decode_hello, fuzz_decode_packet, fuzz_decode_sync, DecodeError, WIRE_VERSION,
+};
 pub use node::{Identity, Node, Reachability, ReachabilityCheck, Transmit};
+pub use replay::Replay;

@@ -1,28 +1,57 @@
 //! The wire format: what nodes say to each other, and its versioned, compact encoding.
 //!
-//! A datagram is `seal([WIRE_VERSION, postcard(Packet)])`; a push-pull exchange is
-//! `seal([WIRE_VERSION, postcard(SyncState)])` over TCP. postcard gives varint integers and no
-//! field names, so a heartbeat is a few dozen bytes. Decoding goes through serde, which bounds
-//! allocations by the input's length; any byte string decodes to a value or an error, never a
-//! panic (property-tested, and fuzzed by `fuzz/`).
+//! A datagram is `seal([WIRE_VERSION, kind, postcard(Packet)])`; a push-pull exchange is a
+//! `seal([WIRE_VERSION, kind, postcard(SyncHello)])` announcing the length of the
+//! `seal([WIRE_VERSION, kind, postcard(SyncState)])` that follows over TCP (see
+//! [`stream`](crate::stream)). The kind byte keeps a message of one kind from being taken for
+//! another, and every message carries its sender and a [`Stamp`] for replay protection inside the
+//! seal. postcard gives varint integers and no field names, so a heartbeat is a few dozen bytes.
+//! Decoding goes through serde, which bounds allocations by the input's length; any byte string
+//! decodes to a value or an error, never a panic (property-tested, and fuzzed by `fuzz/`).
 
 use std::net::SocketAddr;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{self, CryptoError, Keyring};
 use crate::id::NodeId;
 use crate::member::Metadata;
+use crate::replay::{Replay, Stamp};
 
 /// Version of the encoding inside the (possibly encrypted) frame.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
+
+/// A message as it crosses the wire: its kind byte, and who sealed it when.
+pub(crate) trait Message: Serialize + DeserializeOwned {
+    /// The byte after [`WIRE_VERSION`] that names the kind.
+    const KIND: u8;
+    /// What the kind is called in errors.
+    const NAME: &'static str;
+    /// The sender's id.
+    fn sender(&self) -> &NodeId;
+    /// The sender's replay-protection stamp.
+    fn stamp(&self) -> Stamp;
+}
 
 /// One datagram.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Packet {
     pub sender: NodeId,
+    pub stamp: Stamp,
     pub body: Body,
     pub updates: Vec<Update>,
+}
+
+impl Message for Packet {
+    const KIND: u8 = 1;
+    const NAME: &'static str = "datagram";
+    fn sender(&self) -> &NodeId {
+        &self.sender
+    }
+    fn stamp(&self) -> Stamp {
+        self.stamp
+    }
 }
 
 /// What a datagram is for; every kind also carries piggybacked updates.
@@ -86,7 +115,40 @@ impl Update {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SyncState {
     pub sender: NodeId,
+    pub stamp: Stamp,
     pub members: Vec<Update>,
+}
+
+impl Message for SyncState {
+    const KIND: u8 = 2;
+    const NAME: &'static str = "push-pull state";
+    fn sender(&self) -> &NodeId {
+        &self.sender
+    }
+    fn stamp(&self) -> Stamp {
+        self.stamp
+    }
+}
+
+/// The first, small frame of a push-pull exchange: it authenticates the dialler and announces the
+/// length of its state, before the acceptor reads (and buffers) anything large.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SyncHello {
+    pub sender: NodeId,
+    pub stamp: Stamp,
+    /// Length of the state frame that follows.
+    pub state_len: u32,
+}
+
+impl Message for SyncHello {
+    const KIND: u8 = 3;
+    const NAME: &'static str = "push-pull hello";
+    fn sender(&self) -> &NodeId {
+        &self.sender
+    }
+    fn stamp(&self) -> Stamp {
+        self.stamp
+    }
 }
 
 /// A frame that could not be turned into a message.
@@ -101,11 +163,25 @@ pub enum DecodeError {
     /// The bytes are not a valid message.
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// A valid message of another kind than expected.
+    #[error("a message of kind {found} where a {expected} was expected")]
+    WrongKind {
+        /// The kind byte found.
+        found: u8,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// A push-pull frame this node sealed itself, reflected back to it.
+    #[error("a push-pull frame from this node itself, reflected back")]
+    FromSelf,
+    /// An authentic message received before, or sealed too long ago: a replay.
+    #[error("refused a replayed frame: {0}")]
+    Replayed(#[from] Replay),
 }
 
-/// Encodes a message without sealing it: `[WIRE_VERSION, postcard(message)]`.
-pub(crate) fn encode<T: Serialize>(message: &T) -> Vec<u8> {
-    let mut out = vec![WIRE_VERSION];
+/// Encodes a message without sealing it: `[WIRE_VERSION, kind, postcard(message)]`.
+pub(crate) fn encode<T: Message>(message: &T) -> Vec<u8> {
+    let mut out = vec![WIRE_VERSION, T::KIND];
     // Serializing plain data into a Vec cannot fail: postcard only errors on full fixed buffers
     // and on types it cannot represent, which these are not.
     if let Ok(body) = postcard::to_allocvec(message) {
@@ -115,17 +191,22 @@ pub(crate) fn encode<T: Serialize>(message: &T) -> Vec<u8> {
 }
 
 /// Opens and decodes a frame.
-pub(crate) fn decode<T: for<'de> Deserialize<'de>>(
+pub(crate) fn decode<T: Message>(
     keyring: Option<&Keyring>,
     frame: &[u8],
 ) -> Result<T, DecodeError> {
     let plain = crypto::open(keyring, frame)?;
-    match plain.split_first() {
-        None => Err(DecodeError::Malformed("empty message".to_owned())),
-        Some((&WIRE_VERSION, body)) => {
+    match plain.as_slice() {
+        [] => Err(DecodeError::Malformed("empty message".to_owned())),
+        [WIRE_VERSION] => Err(DecodeError::Malformed("no message kind".to_owned())),
+        [WIRE_VERSION, kind, body @ ..] if *kind == T::KIND => {
             postcard::from_bytes(body).map_err(|e| DecodeError::Malformed(e.to_string()))
         }
-        Some((&other, _)) => Err(DecodeError::Version(other)),
+        [WIRE_VERSION, kind, ..] => Err(DecodeError::WrongKind {
+            found: *kind,
+            expected: T::NAME,
+        }),
+        [other, ..] => Err(DecodeError::Version(*other)),
     }
 }
 
@@ -144,4 +225,9 @@ pub fn fuzz_decode_packet(keyring: Option<&Keyring>, frame: &[u8]) -> Result<(),
 /// Decodes an arbitrary frame as a push-pull state, for fuzzing and property tests.
 pub fn fuzz_decode_sync(keyring: Option<&Keyring>, frame: &[u8]) -> Result<(), DecodeError> {
     decode::<SyncState>(keyring, frame).map(drop)
+}
+
+/// Decodes an arbitrary frame as a push-pull hello, for fuzzing and property tests.
+pub fn fuzz_decode_hello(keyring: Option<&Keyring>, frame: &[u8]) -> Result<(), DecodeError> {
+    decode::<SyncHello>(keyring, frame).map(drop)
 }

@@ -35,8 +35,10 @@ use crate::crypto::{self, Keyring, SEAL_OVERHEAD};
 use crate::event::{Event, Stats};
 use crate::id::NodeId;
 use crate::member::{Member, MemberState, Metadata};
-use crate::message::{self, Body, DecodeError, Packet, SyncState, Update};
+use crate::message::{self, Body, DecodeError, Message, Packet, SyncHello, SyncState, Update};
 use crate::phi::PhiDetector;
+use crate::replay::{ReplayGuard, Stamp};
+use crate::stream::MAX_STATE;
 
 /// A datagram the driver must send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,6 +128,16 @@ pub struct Node {
     suspicions: BTreeMap<NodeId, Suspicion>,
     broadcasts: Broadcasts,
     keyring: Option<Keyring>,
+    /// Refuses replayed frames; used only with a keyring, since without one anybody can forge
+    /// frames and refusing replays would protect nothing.
+    replay: ReplayGuard,
+    /// This process's session: random, stamped on every message with [`Node::sent`] and the
+    /// session clock (time since [`Node::born`]).
+    session: u64,
+    sent: u64,
+    born: Instant,
+    /// The latest time an input brought: messages are stamped with it.
+    clock: Instant,
     rng: ChaCha20Rng,
     seq: u32,
     seeds: Vec<SocketAddr>,
@@ -178,6 +190,11 @@ impl Node {
             suspicions: BTreeMap::new(),
             broadcasts: Broadcasts::default(),
             keyring,
+            replay: ReplayGuard::new(now, config.max_frame_age),
+            session: 0,
+            sent: 0,
+            born: now,
+            clock: now,
             rng: ChaCha20Rng::from_seed(seed),
             seq: 0,
             seeds: Vec::new(),
@@ -199,6 +216,7 @@ impl Node {
             config,
         };
         node.ring.insert((identity.id.ring_hash(), identity.id));
+        node.session = node.rng.random();
         // Nodes started together (a deploy, a simulation) would otherwise all push-pull at once,
         // forever: start each one's cycle at a random point.
         let stagger = node.rng.random_range(0.5..1.5);
@@ -210,14 +228,16 @@ impl Node {
 
     /// Meets the cluster through `seeds` (gossip addresses): a push-pull with each, now and again
     /// every `seed_redial_interval` while they are not active members.
-    pub fn join(&mut self, _now: Instant, seeds: &[SocketAddr]) {
+    pub fn join(&mut self, now: Instant, seeds: &[SocketAddr]) {
+        self.tick(now);
         self.seeds = seeds.iter().copied().filter(|s| *s != self.addr).collect();
         self.syncs.extend(self.seeds.iter().copied());
     }
 
     /// Leaves the cluster gracefully: tells `fanout` × 2 members at once and stops heartbeating.
     /// Keep driving the node for a moment so the news spreads before the process exits.
-    pub fn leave(&mut self, _now: Instant) {
+    pub fn leave(&mut self, now: Instant) {
+        self.tick(now);
         if self.leaving {
             return;
         }
@@ -234,7 +254,8 @@ impl Node {
     }
 
     /// Replaces this node's metadata and spreads it if it changed.
-    pub fn set_metadata(&mut self, _now: Instant, meta: Metadata) {
+    pub fn set_metadata(&mut self, now: Instant, meta: Metadata) {
+        self.tick(now);
         if meta == self.meta {
             return;
         }
@@ -257,7 +278,8 @@ impl Node {
         from: SocketAddr,
         frame: &[u8],
     ) -> Result<(), DecodeError> {
-        let packet: Packet = self.open(frame)?;
+        self.tick(now);
+        let packet: Packet = self.open(now, frame)?;
         self.stats.packets_received += 1;
         if packet.sender == self.me {
             return Ok(());
@@ -304,6 +326,7 @@ impl Node {
     /// kernel completes the handshake), and a host that is down or cut off does not answer, so
     /// neither is affected: both take the suspicion path.
     pub fn handle_reachability(&mut self, now: Instant, probe: u32, outcome: Reachability) {
+        self.tick(now);
         if outcome != Reachability::Refused {
             return;
         }
@@ -324,7 +347,8 @@ impl Node {
         }
     }
 
-    /// The payload of a push-pull exchange: everything this node knows, itself included.
+    /// The payload of a push-pull exchange: everything this node knows, itself included. It is
+    /// stamped with the time of the latest input.
     pub fn sync_payload(&mut self) -> Vec<u8> {
         let mut members = vec![self.alive_update()];
         if self.leaving {
@@ -338,6 +362,7 @@ impl Node {
         members[start..].sort_by(|a, b| a.subject().cmp(b.subject()));
         let state = SyncState {
             sender: self.me.clone(),
+            stamp: self.stamp(),
             members,
         };
         let frame = crypto::seal(
@@ -349,6 +374,49 @@ impl Node {
         frame
     }
 
+    /// The first frame of a push-pull exchange this node opens, sent before its
+    /// [`Node::sync_payload`]: it authenticates this node and announces the payload's length
+    /// (`state_len`), so the acceptor reads nothing large from a peer it has not authenticated. See
+    /// [`stream`](crate::stream).
+    pub fn sync_hello(&mut self, state_len: usize) -> Vec<u8> {
+        let hello = SyncHello {
+            sender: self.me.clone(),
+            stamp: self.stamp(),
+            state_len: u32::try_from(state_len).unwrap_or(u32::MAX),
+        };
+        let frame = crypto::seal(
+            self.keyring.as_ref(),
+            &message::encode(&hello),
+            &mut self.rng,
+        );
+        self.stats.bytes_sent += frame.len() as u64;
+        frame
+    }
+
+    /// Checks the hello that opens a push-pull exchange accepted from `from`: authentic (with a
+    /// keyring), not a replay, and announcing a state of at most [`MAX_STATE`] bytes. Returns
+    /// that length, the number of bytes to read next.
+    pub fn handle_sync_hello(
+        &mut self,
+        now: Instant,
+        _from: SocketAddr,
+        frame: &[u8],
+    ) -> Result<usize, DecodeError> {
+        self.tick(now);
+        let hello: SyncHello = self.open(now, frame)?;
+        self.refuse_own(&hello)?;
+        usize::try_from(hello.state_len)
+            .ok()
+            .filter(|&len| len <= MAX_STATE)
+            .ok_or_else(|| {
+                self.stats.rejected += 1;
+                DecodeError::Malformed(format!(
+                    "push-pull hello announces {} bytes of state, more than the {MAX_STATE} accepted",
+                    hello.state_len
+                ))
+            })
+    }
+
     /// Merges the state received in a push-pull exchange from `from`.
     pub fn handle_sync(
         &mut self,
@@ -356,7 +424,9 @@ impl Node {
         _from: SocketAddr,
         frame: &[u8],
     ) -> Result<(), DecodeError> {
-        let state: SyncState = self.open(frame)?;
+        self.tick(now);
+        let state: SyncState = self.open(now, frame)?;
+        self.refuse_own(&state)?;
         self.heard_from(now, &state.sender);
         for update in state.members {
             // A full state carries the sender's *opinion* that a member is dead, possibly formed
@@ -383,6 +453,7 @@ impl Node {
     /// Does whatever is due at `now`. Call when [`Node::poll_timeout`] passes (calling early or
     /// often is harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.tick(now);
         self.notice_stall(now);
         if self.leaving {
             self.expected_wake = self.poll_timeout();
@@ -537,12 +608,18 @@ impl Node {
 
     // ----- internals -----
 
-    /// Decrypts and decodes a received frame, counting it as received or rejected.
-    fn open<T: for<'de> serde::Deserialize<'de>>(
-        &mut self,
-        frame: &[u8],
-    ) -> Result<T, DecodeError> {
-        match message::decode(self.keyring.as_ref(), frame) {
+    /// Decrypts and decodes a received frame and, with a keyring, refuses replays; counts it as
+    /// received or rejected.
+    fn open<T: Message>(&mut self, now: Instant, frame: &[u8]) -> Result<T, DecodeError> {
+        let opened = message::decode::<T>(self.keyring.as_ref(), frame).and_then(|message| {
+            // Our own frames reflected back carry our own stamps and are ignored further on; they
+            // must not take a place in the replay guard.
+            if self.keyring.is_some() && *message.sender() != self.me {
+                self.replay.check(now, message.sender(), message.stamp())?;
+            }
+            Ok(message)
+        });
+        match opened {
             Ok(message) => {
                 self.stats.bytes_received += frame.len() as u64;
                 Ok(message)
@@ -551,6 +628,32 @@ impl Node {
                 self.stats.rejected += 1;
                 Err(e)
             }
+        }
+    }
+
+    /// Refuses a push-pull frame this node sealed itself: a node never exchanges with itself, so
+    /// it was reflected back (and its own frames bypass the replay guard).
+    fn refuse_own<T: Message>(&mut self, message: &T) -> Result<(), DecodeError> {
+        if *message.sender() == self.me {
+            self.stats.rejected += 1;
+            return Err(DecodeError::FromSelf);
+        }
+        Ok(())
+    }
+
+    /// Moves this node's clock to `now` (never backwards).
+    fn tick(&mut self, now: Instant) {
+        self.clock = self.clock.max(now);
+    }
+
+    /// The stamp for the next message sealed.
+    fn stamp(&mut self) -> Stamp {
+        self.sent += 1;
+        let elapsed = self.clock.saturating_duration_since(self.born);
+        Stamp {
+            session: self.session,
+            seq: self.sent,
+            sent_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
         }
     }
 
@@ -600,6 +703,7 @@ impl Node {
     fn send(&mut self, to: SocketAddr, body: Body) {
         let mut packet = Packet {
             sender: self.me.clone(),
+            stamp: self.stamp(),
             body,
             updates: Vec::new(),
         };

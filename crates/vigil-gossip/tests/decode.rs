@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 use vigil_gossip::crypto::{Key, Keyring};
-use vigil_gossip::{fuzz_decode_packet, fuzz_decode_sync, WIRE_VERSION};
+use vigil_gossip::{fuzz_decode_hello, fuzz_decode_packet, fuzz_decode_sync, WIRE_VERSION};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
@@ -13,6 +13,7 @@ proptest! {
         for keyring in [None, Some(&keyring)] {
             let _ = fuzz_decode_packet(keyring, &bytes);
             let _ = fuzz_decode_sync(keyring, &bytes);
+            let _ = fuzz_decode_hello(keyring, &bytes);
         }
     }
 
@@ -22,5 +23,6 @@ proptest! {
         frame.extend_from_slice(&bytes);
         let _ = fuzz_decode_packet(None, &frame);
         let _ = fuzz_decode_sync(None, &frame);
+        let _ = fuzz_decode_hello(None, &frame);
     }
 }

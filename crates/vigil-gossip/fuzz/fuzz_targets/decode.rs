@@ -1,4 +1,4 @@
-//! Arbitrary bytes as datagrams and push-pull payloads, with and without a keyring.
+//! Arbitrary bytes as datagrams, push-pull hellos and push-pull states, with and without a keyring.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -9,5 +9,6 @@ fuzz_target!(|data: &[u8]| {
     for keyring in [None, Some(&keyring)] {
         let _ = vigil_gossip::fuzz_decode_packet(keyring, data);
         let _ = vigil_gossip::fuzz_decode_sync(keyring, data);
+        let _ = vigil_gossip::fuzz_decode_hello(keyring, data);
     }
 });
