@@ -385,12 +385,16 @@ impl Member {
         }
     }
 
-    /// Its score; [`NONE`] when it is gone.
+    /// Its score from 0 to 1, as the dashboard and `vigil status` print scores; [`NONE`] when it
+    /// is gone.
     pub fn score_cell(&self) -> (String, Tone) {
         if self.is_gone() {
             (NONE.to_owned(), Tone::Muted)
         } else {
-            (self.health_score.to_string(), Tone::Plain)
+            (
+                format!("{:.2}", f64::from(self.health_score) / 100.0),
+                Tone::Plain,
+            )
         }
     }
 

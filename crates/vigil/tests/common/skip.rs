@@ -6,9 +6,10 @@
 
 use std::io::Write;
 
-/// Whether a test must fail rather than skip when what it needs is missing.
+/// Whether a test must fail rather than skip when what it needs is missing: `VIGIL_REQUIRE_TOOLS`
+/// is set to anything but empty or `0`.
 pub fn tools_required() -> bool {
-    std::env::var_os("VIGIL_REQUIRE_TOOLS").is_some_and(|v| !v.is_empty())
+    std::env::var_os("VIGIL_REQUIRE_TOOLS").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 /// The running test cannot run for want of `needs` (what is missing and how to get it): fails it
