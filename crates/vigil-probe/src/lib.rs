@@ -22,7 +22,7 @@
 //! | `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` | `PING` answers `PONG` | `timeout` |
 //! | `redis-pubsub://…` (same form) | a message with a unique payload, published on a fresh channel, comes back to a subscriber byte for byte | `timeout` |
 //! | `redis-kv://…` (same form) | a fresh key is written, read back byte for byte and deleted | `timeout` |
-//! | `exec:COMMAND [ARG]...` | exit code 0 (1 warns, anything else or a signal fails); words are split with shell-like quoting, but no shell runs; output is kept up to 4 KiB | |
+//! | `exec:COMMAND [ARG]...` | exit code 0 (1 warns, anything else or a signal fails); words are split with shell-like quoting, but no shell runs; output is kept up to 4 KiB; the whole process group is killed when the run ends | |
 //! | `disk:/PATH` | the file system holding `PATH` is at most `max_used` full, counted as `df` does | `max_used` (default 0.9) |
 //! | `memory` | at most `max_used` of the memory is in use (`MemTotal` − `MemAvailable`, Linux) | `max_used` (default 0.9) |
 //! | `ttl` | the watched process reports pass within `ttl` (run by the engine) | `ttl` (required) |
