@@ -199,9 +199,13 @@ async fn json_errors(response: Response) -> Response {
     Response::from_parts(parts, json_body)
 }
 
+/// `GET /metrics`: the engine's text, shared by every scrape of one snapshot, then the uptime and
+/// the neighbour, cluster and Raft families, which are small and rendered per scrape.
 async fn metrics_text(State(api): State<Api>) -> Response {
+    let snapshot = api.engine.snapshot();
+    let shared = metrics::shared(&snapshot).await;
     let mut out = String::with_capacity(8192);
-    metrics::render(&api.engine.snapshot(), &mut out);
+    metrics::uptime(&snapshot, &mut out);
     if let Some(neighbors) = &api.neighbors {
         neighbors::render_metrics(neighbors, &mut out);
     }
@@ -211,7 +215,9 @@ async fn metrics_text(State(api): State<Api>) -> Response {
     if let Some(leadership) = &api.leadership {
         leader::render_metrics(leadership, &mut out);
     }
-    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], out).into_response()
+    let chunks = [shared, bytes::Bytes::from(out)].map(Ok::<_, std::convert::Infallible>);
+    let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
 }
 
 /// `GET /cluster/status`, with Raft's quorum on a voter.

@@ -285,6 +285,7 @@ impl Engine {
             component_scores: Default::default(),
             checks: Default::default(),
             checks_json: Default::default(),
+            metrics_text: Default::default(),
             #[cfg(feature = "axum")]
             health_prefix: Default::default(),
         };
@@ -653,6 +654,7 @@ impl Inner {
             component_scores: st.scores.components(),
             checks: st.views.clone(),
             checks_json: Default::default(),
+            metrics_text: Default::default(),
             #[cfg(feature = "axum")]
             health_prefix: Default::default(),
         }));
