@@ -215,8 +215,7 @@ async fn metrics_text(State(api): State<Api>) -> Response {
     if let Some(leadership) = &api.leadership {
         leader::render_metrics(leadership, &mut out);
     }
-    let chunks = [shared, bytes::Bytes::from(out)].map(Ok::<_, std::convert::Infallible>);
-    let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
+    let body = vigil_health::http::shared_body([shared, bytes::Bytes::from(out)]);
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
 }
 

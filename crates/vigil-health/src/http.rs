@@ -104,8 +104,14 @@ impl http_body::Body for Chunks {
     }
 }
 
+/// A body of shared chunks sent without copying them, with its length known up front (so it
+/// goes out with `Content-Length`, not chunked).
+pub fn shared_body(chunks: impl IntoIterator<Item = Bytes>) -> axum::body::Body {
+    axum::body::Body::new(Chunks(chunks.into_iter().collect()))
+}
+
 fn json_chunks(status: StatusCode, chunks: impl IntoIterator<Item = Bytes>) -> Response {
-    let body = axum::body::Body::new(Chunks(chunks.into_iter().collect()));
+    let body = shared_body(chunks);
     (
         status,
         [(
@@ -233,7 +239,7 @@ async fn metrics_handler(State(engine): State<Engine>) -> Response {
     let shared = metrics::shared(&snapshot).await;
     let mut uptime = String::new();
     metrics::uptime(&snapshot, &mut uptime);
-    let body = axum::body::Body::new(Chunks(VecDeque::from([shared, Bytes::from(uptime)])));
+    let body = shared_body([shared, Bytes::from(uptime)]);
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
 }
 
