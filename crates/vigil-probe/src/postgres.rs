@@ -155,17 +155,28 @@ impl PostgresProbe {
                 .or_else(|| ports.first())
                 .copied()
                 .unwrap_or(DEFAULT_PORT);
+            // Each host gets the connect timeout, so one that swallows packets leaves time for
+            // the next.
+            let limit = config
+                .get_connect_timeout()
+                .copied()
+                .unwrap_or(self.spec.timeout);
             let unreachable = match (host, addrs.get(index)) {
-                (_, Some(ip)) => match TcpStream::connect(SocketAddr::new(*ip, port)).await {
-                    Ok(stream) => return self.session(budget.wrap(stream)).await,
-                    Err(error) => error,
-                },
-                (Host::Tcp(name), None) => match TcpStream::connect((name.as_str(), port)).await {
-                    Ok(stream) => return self.session(budget.wrap(stream)).await,
-                    Err(error) => error,
-                },
+                (_, Some(ip)) => {
+                    match within(limit, TcpStream::connect(SocketAddr::new(*ip, port))).await {
+                        Ok(stream) => return self.session(budget.wrap(stream)).await,
+                        Err(error) => error,
+                    }
+                }
+                (Host::Tcp(name), None) => {
+                    match within(limit, TcpStream::connect((name.as_str(), port))).await {
+                        Ok(stream) => return self.session(budget.wrap(stream)).await,
+                        Err(error) => error,
+                    }
+                }
                 (Host::Unix(dir), None) => {
-                    match UnixStream::connect(dir.join(format!(".s.PGSQL.{port}"))).await {
+                    let path = dir.join(format!(".s.PGSQL.{port}"));
+                    match within(limit, UnixStream::connect(path)).await {
                         Ok(stream) => return self.session(budget.wrap(stream)).await,
                         Err(error) => error,
                     }
@@ -201,6 +212,16 @@ impl PostgresProbe {
         });
         version.ok_or_else(|| "SELECT 1 returned no row".to_owned())
     }
+}
+
+/// A connection attempt cut at `limit`.
+async fn within<S>(
+    limit: Duration,
+    connect: impl std::future::Future<Output = std::io::Result<S>>,
+) -> std::io::Result<S> {
+    tokio::time::timeout(limit, connect)
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
 }
 
 impl Probe for PostgresProbe {
