@@ -92,6 +92,8 @@ pub struct CheckDefinition {
     pub max_used: Option<f64>,
     /// TTL checks: how long a pushed result stays valid (1s to 7 days).
     pub ttl: Option<HumanDuration>,
+    /// PostgreSQL / Redis: the most bytes one run reads from the server (default 4 MiB).
+    pub max_reply_bytes: Option<u64>,
 }
 
 /// A definition that does not make a valid check; `field` names the offending key.
@@ -174,6 +176,7 @@ impl CheckDefinition {
             tls_key: self.tls_key.clone(),
             tls_server_name: self.tls_server_name.clone(),
             timeout: self.timeout.map(|d| d.0),
+            max_reply_bytes: self.max_reply_bytes,
         };
         let probe = ProbeSpec::parse(&self.probe, &options).map_err(probe_error)?;
         let is_ttl = matches!(probe, ProbeSpec::Ttl(_));

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
-use vigil_health::{CheckJson, Engine, Registered, TtlError, Verdict};
+use vigil_health::{CheckJson, Engine, RegisterError, Registered, TtlError, Verdict};
 
 use crate::checkdef::CheckDefinition;
 use crate::error::ApiError;
@@ -45,9 +45,12 @@ pub async fn put_check(
             e.field, e.message
         ))
     })?;
-    let registered = plan
-        .register(&engine)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let registered = plan.register(&engine).map_err(|e| match e {
+        RegisterError::TooMany { .. } => {
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
+        }
+        _ => ApiError::bad_request(e.to_string()),
+    })?;
     let (code, word) = match registered {
         Registered::Added => (StatusCode::CREATED, "registered"),
         Registered::Replaced => (StatusCode::OK, "replaced"),

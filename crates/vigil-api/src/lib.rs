@@ -36,13 +36,15 @@ mod forward;
 pub mod grpc;
 mod leader;
 mod neighbors;
+pub mod serve;
 mod services;
 
 use std::fmt::{Display, Write};
 use std::future::Future;
 
-use axum::extract::{FromRef, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{DefaultBodyLimit, FromRef, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::Json;
@@ -132,12 +134,78 @@ impl Api {
             .merge(dashboard)
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(middleware::from_fn(refuse_oversized_bodies))
+            .layer(middleware::map_response(json_errors))
     }
 }
 
+/// Largest request body the API reads (2 MiB, axum's default, made explicit).
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// Answers `413` at once to a request whose `Content-Length` is over [`MAX_BODY_BYTES`], before
+/// anything of its body is read.
+async fn refuse_oversized_bodies(request: axum::extract::Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match announced {
+        Some(length) if length > MAX_BODY_BYTES as u64 => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is {length} bytes, over the limit of {MAX_BODY_BYTES}"),
+        )
+        .into_response(),
+        _ => next.run(request).await,
+    }
+}
+
+/// Longest text error body carried over into JSON by [`json_errors`].
+const TEXT_ERROR_MAX: usize = 4096;
+
+/// Turns a client error answered as text (axum's own rejections: `413` for a body over the limit,
+/// `400` for a path that is not UTF-8, `415`, `422`) into the `{"error": "..."}` every API error is.
+async fn json_errors(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !response.status().is_client_error() || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, TEXT_ERROR_MAX)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let message = if text.is_empty() {
+        parts
+            .status
+            .canonical_reason()
+            .unwrap_or("client error")
+            .to_owned()
+    } else {
+        text
+    };
+    let json = ApiError::new(parts.status, message).into_response();
+    let (json_parts, json_body) = json.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    drop(json_parts);
+    Response::from_parts(parts, json_body)
+}
+
+/// `GET /metrics`: the engine's text, shared by every scrape of one snapshot, then the uptime and
+/// the neighbour, cluster and Raft families, which are small and rendered per scrape.
 async fn metrics_text(State(api): State<Api>) -> Response {
+    let snapshot = api.engine.snapshot();
+    let shared = metrics::shared(&snapshot).await;
     let mut out = String::with_capacity(8192);
-    metrics::render(&api.engine.snapshot(), &mut out);
+    metrics::uptime(&snapshot, &mut out);
     if let Some(neighbors) = &api.neighbors {
         neighbors::render_metrics(neighbors, &mut out);
     }
@@ -147,7 +215,8 @@ async fn metrics_text(State(api): State<Api>) -> Response {
     if let Some(leadership) = &api.leadership {
         leader::render_metrics(leadership, &mut out);
     }
-    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], out).into_response()
+    let body = vigil_health::http::shared_body([shared, bytes::Bytes::from(out)]);
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
 }
 
 /// `GET /cluster/status`, with Raft's quorum on a voter.

@@ -405,3 +405,30 @@ mod arbitrary_input {
         }
     }
 }
+
+#[tokio::test]
+async fn registering_past_the_check_limit_is_refused_with_json() {
+    let engine = Engine::builder().node_id("n1").max_checks(2).build();
+    let app = app(&engine, None);
+    let def = r#"{"probe": "ttl", "ttl": "30s"}"#;
+    for name in ["a", "b"] {
+        let (code, body) = call(&app, Method::PUT, &format!("/v1/checks/{name}"), None, def).await;
+        assert_eq!(code, StatusCode::CREATED, "{body}");
+    }
+    let (code, body) = call(&app, Method::PUT, "/v1/checks/c", None, def).await;
+    assert_eq!(code, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("max_checks") && error.contains('2'),
+        "{error}"
+    );
+    assert!(engine.snapshot().check("c").is_none());
+
+    // Replacing a check at the limit is no new check; removing one makes room.
+    let (code, body) = call(&app, Method::PUT, "/v1/checks/a", None, def).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (code, _) = call(&app, Method::DELETE, "/v1/checks/b", None, "").await;
+    assert_eq!(code, StatusCode::OK);
+    let (code, body) = call(&app, Method::PUT, "/v1/checks/c", None, def).await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+}

@@ -44,7 +44,14 @@ pub struct EngineConfig {
     pub score_window: usize,
     /// Whether first runs are spread randomly within each check's interval (default true).
     pub stagger: bool,
+    /// Most checks registered at once (default [`DEFAULT_MAX_CHECKS`]); registering a new name past
+    /// it fails with [`RegisterError::TooMany`]. Every check costs memory, a task and a share of
+    /// every snapshot and `/metrics` rendering, so an unbounded count is unbounded work.
+    pub max_checks: usize,
 }
+
+/// The default of [`EngineConfig::max_checks`].
+pub const DEFAULT_MAX_CHECKS: usize = 10_000;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -57,6 +64,7 @@ impl Default for EngineConfig {
             history_age: Duration::from_secs(3600),
             score_window: 20,
             stagger: true,
+            max_checks: DEFAULT_MAX_CHECKS,
         }
     }
 }
@@ -100,6 +108,12 @@ impl EngineBuilder {
         self
     }
 
+    /// Sets the most checks registered at once.
+    pub fn max_checks(mut self, max: usize) -> Self {
+        self.config.max_checks = max;
+        self
+    }
+
     /// Turns the random stagger of first runs on or off.
     pub fn stagger(mut self, stagger: bool) -> Self {
         self.config.stagger = stagger;
@@ -135,6 +149,14 @@ pub enum RegisterError {
     /// A zero TTL would lapse at once.
     #[error("check {0:?}: ttl must be greater than zero")]
     ZeroTtl(String),
+    /// The engine holds [`EngineConfig::max_checks`] checks already; replacing one still works.
+    #[error("check {name:?}: the node holds {limit} checks, its limit (max_checks); unregister one first")]
+    TooMany {
+        /// The check refused.
+        name: String,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// A check that the caller named does not exist.
@@ -263,6 +285,7 @@ impl Engine {
             component_scores: Default::default(),
             checks: Default::default(),
             checks_json: Default::default(),
+            metrics_text: Default::default(),
             #[cfg(feature = "axum")]
             health_prefix: Default::default(),
         };
@@ -351,6 +374,13 @@ impl Engine {
         let mut guard = self.inner.lock();
         let st = &mut *guard;
         let replaced = st.checks.contains_key(&name);
+        let limit = self.inner.config.max_checks;
+        if !replaced && st.checks.len() >= limit {
+            return Err(RegisterError::TooMany {
+                name: spec.name.clone(),
+                limit,
+            });
+        }
         if replaced {
             st.remove(&name);
         }
@@ -624,6 +654,7 @@ impl Inner {
             component_scores: st.scores.components(),
             checks: st.views.clone(),
             checks_json: Default::default(),
+            metrics_text: Default::default(),
             #[cfg(feature = "axum")]
             health_prefix: Default::default(),
         }));

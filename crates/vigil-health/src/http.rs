@@ -42,7 +42,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(engine: Engine) -> Router<S> {
 }
 
 /// The probe endpoints without `/metrics`, for apps that serve a `/metrics` of their own and
-/// append [`metrics::render`] to it.
+/// append [`metrics::render`] to it (or send [`metrics::shared`] and [`metrics::uptime`]).
 pub fn probe_routes<S: Clone + Send + Sync + 'static>(engine: Engine) -> Router<S> {
     Router::new()
         .route("/health", get(health))
@@ -104,8 +104,14 @@ impl http_body::Body for Chunks {
     }
 }
 
+/// A body of shared chunks sent without copying them, with its length known up front (so it
+/// goes out with `Content-Length`, not chunked).
+pub fn shared_body(chunks: impl IntoIterator<Item = Bytes>) -> axum::body::Body {
+    axum::body::Body::new(Chunks(chunks.into_iter().collect()))
+}
+
 fn json_chunks(status: StatusCode, chunks: impl IntoIterator<Item = Bytes>) -> Response {
-    let body = axum::body::Body::new(Chunks(chunks.into_iter().collect()));
+    let body = shared_body(chunks);
     (
         status,
         [(
@@ -231,9 +237,12 @@ async fn summary(State(engine): State<Engine>) -> Response {
 }
 
 async fn metrics_handler(State(engine): State<Engine>) -> Response {
-    let mut out = String::with_capacity(4096);
-    metrics::render(&engine.snapshot(), &mut out);
-    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], out).into_response()
+    let snapshot = engine.snapshot();
+    let shared = metrics::shared(&snapshot).await;
+    let mut uptime = String::new();
+    metrics::uptime(&snapshot, &mut uptime);
+    let body = shared_body([shared, Bytes::from(uptime)]);
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
 }
 
 /// `?verbose` and `?exclude=NAME` (repeatable), as kube-apiserver's `/livez` and `/readyz` take.
@@ -405,6 +414,57 @@ fn go_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Concurrent scrapes of one snapshot get the same text, rendered once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_scrapes_share_one_rendering() {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+
+        let engine = Engine::builder().node_id("n1").build();
+        for i in 0..200 {
+            let spec = crate::CheckSpec::new(format!("check-{i}"));
+            engine
+                .register(spec, || async { crate::Report::pass("ok") })
+                .expect("valid check");
+        }
+        let app: Router = router(engine.clone());
+        let before = metrics::RENDERS.load(std::sync::atomic::Ordering::SeqCst);
+        let scrapes = (0..32).map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let request = axum::http::Request::get("/metrics")
+                    .body(axum::body::Body::empty())
+                    .expect("request");
+                let response = app.oneshot(request).await.expect("response");
+                assert_eq!(response.status(), StatusCode::OK);
+                let body = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .expect("body")
+                    .to_bytes();
+                let text = String::from_utf8(body.to_vec()).expect("UTF-8");
+                // The uptime alone changes from scrape to scrape.
+                text.lines()
+                    .filter(|line| !line.starts_with("vigil_uptime_seconds "))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        });
+        let mut bodies = Vec::new();
+        for scrape in scrapes {
+            bodies.push(scrape.await.expect("scrape"));
+        }
+        assert!(bodies[0].contains("vigil_check_state{check=\"check-199\""));
+        assert!(bodies[0].contains("vigil_uptime_seconds"));
+        assert!(bodies.iter().all(|body| body == &bodies[0]));
+        let renders = metrics::RENDERS.load(std::sync::atomic::Ordering::SeqCst) - before;
+        assert_eq!(
+            renders, 1,
+            "32 scrapes of one snapshot rendered {renders} times"
+        );
+    }
 
     #[test]
     fn go_duration_matches_go() {

@@ -54,6 +54,7 @@ pub use check::{
 };
 pub use engine::{
     Engine, EngineBuilder, EngineConfig, RegisterError, Registered, TtlError, UnknownCheck,
+    DEFAULT_MAX_CHECKS,
 };
 pub use event::Event;
 pub use history::{History, HistoryEntry};

@@ -4,8 +4,16 @@
 //! second copy of every per-check counter, updated on the hot path and pruned by hand when checks
 //! are unregistered at run time; the engine already counts everything, so the text is derived from
 //! that one source of truth instead.
+//!
+//! The text of 10,000 checks is megabytes, so a scrape does not render it: [`shared`] renders it
+//! once per snapshot, every scrape of that snapshot sends the same [`Bytes`], and at most
+//! [`MAX_CONCURRENT_RENDERS`] renderings (of different snapshots) run at once. Only the uptime,
+//! which changes from scrape to scrape, is written per request ([`uptime`]).
 
 use std::fmt::Write;
+
+use bytes::Bytes;
+use tokio::sync::Semaphore;
 
 use crate::check::CheckState;
 use crate::snapshot::{Snapshot, LATENCY_BUCKETS};
@@ -14,8 +22,59 @@ use crate::status::Status;
 /// The content type of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// Most renderings of [`shared`] running at once, over every engine of the process.
+pub const MAX_CONCURRENT_RENDERS: usize = 2;
+
+static RENDERING: Semaphore = Semaphore::const_new(MAX_CONCURRENT_RENDERS);
+
+/// Renderings made so far, for the tests that check scrapes share them.
+#[cfg(test)]
+pub(crate) static RENDERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Appends the health metrics of `snapshot` to `out`.
 pub fn render(snapshot: &Snapshot, out: &mut String) {
+    out.push_str(&String::from_utf8_lossy(&rendered(snapshot)));
+    uptime(snapshot, out);
+}
+
+/// The health metrics of `snapshot` but the uptime, rendered once per snapshot and then shared by
+/// every caller; waits while [`MAX_CONCURRENT_RENDERS`] other snapshots are being rendered.
+pub async fn shared(snapshot: &Snapshot) -> Bytes {
+    if let Some(text) = snapshot.metrics_text.get() {
+        return text.clone();
+    }
+    // Nothing closes the semaphore, so this always holds a permit.
+    let _permit = RENDERING.acquire().await;
+    rendered(snapshot)
+}
+
+/// Appends the `vigil_uptime_seconds` family, the one part of the metrics that [`shared`] leaves
+/// out because it changes with every scrape.
+pub fn uptime(snapshot: &Snapshot, out: &mut String) {
+    let mut w = Writer(out);
+    w.family(
+        "vigil_uptime_seconds",
+        "gauge",
+        "Seconds since the health engine started.",
+    );
+    w.sample("vigil_uptime_seconds", &[], snapshot.uptime().as_secs_f64());
+}
+
+/// The snapshot's cached text, rendered now if it is the first to ask.
+fn rendered(snapshot: &Snapshot) -> Bytes {
+    snapshot
+        .metrics_text
+        .get_or_init(|| {
+            #[cfg(test)]
+            RENDERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut out = String::with_capacity(4096 + snapshot.checks().len() * 1024);
+            render_without_uptime(snapshot, &mut out);
+            Bytes::from(out)
+        })
+        .clone()
+}
+
+fn render_without_uptime(snapshot: &Snapshot, out: &mut String) {
     let mut w = Writer(out);
 
     w.family(
@@ -31,13 +90,6 @@ pub fn render(snapshot: &Snapshot, out: &mut String) {
         ],
         1.0,
     );
-
-    w.family(
-        "vigil_uptime_seconds",
-        "gauge",
-        "Seconds since the health engine started.",
-    );
-    w.sample("vigil_uptime_seconds", &[], snapshot.uptime().as_secs_f64());
 
     w.family(
         "vigil_health_status",

@@ -112,6 +112,8 @@ pub struct Snapshot {
     pub(crate) component_scores: BTreeMap<Arc<str>, f64>,
     pub(crate) checks: imbl::OrdMap<Arc<str>, Arc<CheckView>>,
     pub(crate) checks_json: OnceLock<Bytes>,
+    /// The Prometheus text of everything but the uptime, rendered by [`crate::metrics::shared`].
+    pub(crate) metrics_text: OnceLock<Bytes>,
     /// `/health`'s body up to the uptime, which alone changes from request to request.
     #[cfg(feature = "axum")]
     pub(crate) health_prefix: OnceLock<Bytes>,

@@ -2,14 +2,21 @@
 //! shell) and judge its exit code as Consul does: 0 passes, 1 warns, anything else or a signal fails.
 //!
 //! Stdout then stderr are captured up to [`OUTPUT_LIMIT`] bytes; beyond that the pipes are still
-//! drained (and the excess discarded), so the command never blocks on a full pipe. The child is
-//! killed when the probe future is dropped, which is how the engine's timeout stops it.
+//! drained (and the excess discarded), so the command never blocks on a full pipe.
+//!
+//! Each run starts the command in a process group of its own, and the whole group is killed when
+//! the run ends, however it ends: the command exited (anything it left running in the background
+//! goes with it), or the probe future was dropped, which is how the engine's timeout, `vigil
+//! probe`'s timeout and an agent's shutdown stop it. Killing only the direct child would leave a
+//! shell's children running for ever, orphaned. A process that leaves the group on purpose
+//! (`setsid`, `setpgid`) is out of reach.
 
 use std::fmt;
 use std::io;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use rustix::process::{kill_process_group, Pid, Signal};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use vigil_health::{Probe, ProbeFuture, Report};
@@ -70,20 +77,30 @@ impl ExecProbe {
         self.spec.argv.first().map_or("", String::as_str)
     }
 
-    /// Starts the command with stdin closed and stdout and stderr piped; killed on drop.
-    fn spawn(&self) -> io::Result<Child> {
-        Command::new(self.program())
+    /// Starts the command in a new process group, with stdin closed and stdout and stderr piped;
+    /// the group is killed when the returned run is dropped.
+    fn spawn(&self) -> io::Result<Run> {
+        let child = Command::new(self.program())
             .args(self.spec.argv.iter().skip(1))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .kill_on_drop(true)
-            .spawn()
+            .spawn()?;
+        // The group's id is its leader's pid, the child's.
+        let group = ProcessGroup(
+            child
+                .id()
+                .and_then(|id| i32::try_from(id).ok())
+                .and_then(Pid::from_raw),
+        );
+        Ok(Run { child, group })
     }
 
     async fn run(&self) -> Report {
         match self.spawn() {
-            Ok(child) => self.finish(child).await,
+            Ok(run) => self.finish(run).await,
             Err(error) => {
                 let program = self.program();
                 let message = match error.kind() {
@@ -98,8 +115,13 @@ impl ExecProbe {
         }
     }
 
-    /// Waits for the child while draining its output, then judges the exit status.
-    async fn finish(&self, mut child: Child) -> Report {
+    /// Waits for the child while draining its output, then judges the exit status. Whatever is
+    /// left of the process group is killed on return (or when the future is dropped).
+    async fn finish(&self, run: Run) -> Report {
+        let Run {
+            mut child,
+            group: _group,
+        } = run;
         let mut stdout = Capture::default();
         let mut stderr = Capture::default();
         let stdout_pipe = child.stdout.take();
@@ -128,6 +150,27 @@ impl ExecProbe {
             Ok(status) => judge(status, output),
             Err(error) => Report::fail(format!("waiting for `{}` failed: {error}", self.program()))
                 .with_error(error),
+        }
+    }
+}
+
+/// A started command and its process group.
+struct Run {
+    child: Child,
+    group: ProcessGroup,
+}
+
+/// The process group of one run, killed with `SIGKILL` when dropped. Dropped while its leader is
+/// still unreaped (a timeout) or while members remain, the id cannot have been reused; once the
+/// leader is reaped and every member gone, the kill finds no group (ESRCH) unless the id was
+/// recycled within that instant.
+struct ProcessGroup(Option<Pid>);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if let Some(group) = self.0 {
+            // ESRCH (nothing left) is the usual answer, and there is nothing to do about others.
+            let _ = kill_process_group(group, Signal::KILL);
         }
     }
 }
@@ -283,8 +326,9 @@ mod tests {
             argv: vec!["sleep".into(), "600".into()],
         }
         .build();
-        let child = probe.spawn().expect("sleep starts");
-        let pid = child
+        let run = probe.spawn().expect("sleep starts");
+        let pid = run
+            .child
             .id()
             .and_then(|id| i32::try_from(id).ok())
             .and_then(Pid::from_raw)
@@ -292,7 +336,7 @@ mod tests {
         // Opened before the kill, so the pid cannot be reused under us.
         let pidfd = pidfd_open(pid, PidfdFlags::empty()).expect("pidfd_open");
 
-        let cut = tokio::time::timeout(Duration::from_millis(100), probe.finish(child)).await;
+        let cut = tokio::time::timeout(Duration::from_millis(100), probe.finish(run)).await;
         assert!(cut.is_err(), "sleep 600 finished: {cut:?}");
 
         // A pidfd turns readable when its process has exited; wait for that, at most 20 s.

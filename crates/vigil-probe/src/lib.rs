@@ -18,11 +18,11 @@
 //! | `http://HOST[:PORT][/PATH]`, `https://…` | status is 2xx (429 warns), or in `expect_status`; body contains `expect_body` | `method`, `headers`, `body`, `expect_status`, `expect_body`, `tls_skip_verify` |
 //! | `tcp://HOST:PORT`, `tcp://[::1]:PORT` | a TCP connection is made | |
 //! | `grpc://HOST:PORT[/SERVICE]` | `grpc.health.v1.Health/Check` answers `SERVING` (`""` = the whole server) | `tls`, `tls_ca`, `tls_cert`, `tls_key`, `tls_server_name`, `tls_skip_verify`, `timeout` |
-//! | `postgres://…`, `postgresql://…` (libpq URL) | the connection is made and `SELECT 1` answers; reports the server version | `timeout` |
-//! | `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` | `PING` answers `PONG` | `timeout` |
-//! | `redis-pubsub://…` (same form) | a message with a unique payload, published on a fresh channel, comes back to a subscriber byte for byte | `timeout` |
-//! | `redis-kv://…` (same form) | a fresh key is written, read back byte for byte and deleted | `timeout` |
-//! | `exec:COMMAND [ARG]...` | exit code 0 (1 warns, anything else or a signal fails); words are split with shell-like quoting, but no shell runs; output is kept up to 4 KiB | |
+//! | `postgres://…`, `postgresql://…` (libpq URL) | the connection is made and `SELECT 1` answers; reports the server version | `timeout`, `max_reply_bytes` |
+//! | `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` | `PING` answers `PONG` | `timeout`, `max_reply_bytes` |
+//! | `redis-pubsub://…` (same form) | a message with a unique payload, published on a fresh channel, comes back to a subscriber byte for byte | `timeout`, `max_reply_bytes` |
+//! | `redis-kv://…` (same form) | a fresh key is written, read back byte for byte and deleted | `timeout`, `max_reply_bytes` |
+//! | `exec:COMMAND [ARG]...` | exit code 0 (1 warns, anything else or a signal fails); words are split with shell-like quoting, but no shell runs; output is kept up to 4 KiB; the whole process group is killed when the run ends | |
 //! | `disk:/PATH` | the file system holding `PATH` is at most `max_used` full, counted as `df` does | `max_used` (default 0.9) |
 //! | `memory` | at most `max_used` of the memory is in use (`MemTotal` − `MemAvailable`, Linux) | `max_used` (default 0.9) |
 //! | `ttl` | the watched process reports pass within `ttl` (run by the engine) | `ttl` (required) |

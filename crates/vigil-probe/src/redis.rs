@@ -8,17 +8,29 @@
 //! A report's `outcome` detail tells the four results apart: `success`, `failure` (an error from
 //! the server or the network), `timeout` (no answer within the probe's own limit) and
 //! `integrity_violation` (an answer came, but not the data that was sent).
+//!
+//! The probe opens its sockets itself and hands them to the client through a [`ReplyBudget`]: a
+//! Redis reply announces its own length (a bulk string may claim 4 GiB) and the client buffers it
+//! whole, so the bytes read in one run are counted under it and the run fails past
+//! `max_reply_bytes`.
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use rand::Rng;
-use redis::AsyncCommands;
+use redis::aio::{MultiplexedConnection, PubSub};
+use redis::{
+    AsyncCommands, AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, ErrorKind, RedisError,
+    RedisResult,
+};
+use tokio::net::TcpStream;
 use vigil_health::{Probe, ProbeFuture, Report};
 
 use crate::spec::{Invalid, Kind, ProbeOptions, ProbeSpec};
-use crate::util::{error_chain, fmt_elapsed, own_timeout, redact_password};
+use crate::util::{
+    error_chain, fmt_elapsed, max_reply_bytes, own_timeout, redact_password, Bounded, ReplyBudget,
+};
 use crate::ProbeSpecError;
 
 pub(crate) const KIND: Kind = Kind {
@@ -59,6 +71,7 @@ pub struct RedisSpec {
     /// The target as given, with any password replaced.
     display: String,
     timeout: Duration,
+    max_reply_bytes: u64,
 }
 
 fn parse_ping(target: &str, rest: &str, options: &ProbeOptions) -> Result<ProbeSpec, Invalid> {
@@ -90,6 +103,7 @@ fn parse(
         url,
         display: redact_password(target),
         timeout: own_timeout(options),
+        max_reply_bytes: max_reply_bytes(options)?,
     }))
 }
 
@@ -103,15 +117,16 @@ impl RedisSpec {
     }
 
     pub(crate) fn build(&self) -> Result<RedisProbe, ProbeSpecError> {
-        let client =
-            redis::Client::open(self.url.as_str()).map_err(|error| ProbeSpecError::Build {
+        let info = redis::IntoConnectionInfo::into_connection_info(self.url.as_str()).map_err(
+            |error| ProbeSpecError::Build {
                 kind: self.kind(),
                 target: self.display.clone(),
                 reason: error_chain(&error),
-            })?;
+            },
+        )?;
         Ok(RedisProbe {
             spec: self.clone(),
-            client,
+            info,
         })
     }
 }
@@ -142,21 +157,24 @@ enum Outcome {
 /// A built Redis probe.
 pub(crate) struct RedisProbe {
     spec: RedisSpec,
-    client: redis::Client,
+    info: ConnectionInfo,
 }
 
 impl RedisProbe {
     async fn run(&self) -> Report {
         let start = Instant::now();
+        let budget = ReplyBudget::new(self.spec.max_reply_bytes);
         let work = async {
             match self.spec.mode {
-                Mode::Ping => self.ping().await,
-                Mode::PubSub => self.pubsub().await,
-                Mode::Kv => self.kv().await,
+                Mode::Ping => self.ping(&budget).await,
+                Mode::PubSub => self.pubsub(&budget).await,
+                Mode::Kv => self.kv(&budget).await,
             }
         };
         let target = &self.spec.display;
-        let outcome = match tokio::time::timeout(self.spec.timeout, work).await {
+        let finished = tokio::time::timeout(self.spec.timeout, work).await;
+        let outcome = match finished {
+            _ if budget.exceeded() => Outcome::Failure(budget.failure()),
             Err(_) => {
                 let limit = fmt_elapsed(self.spec.timeout);
                 return Report::fail(format!("{target}: timeout, no answer within {limit}"))
@@ -182,12 +200,30 @@ impl RedisProbe {
         report.with_detail("latency_ms", latency.as_secs_f64() * 1000.0)
     }
 
-    async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
-        self.client.get_multiplexed_async_connection().await
+    /// A socket to the server whose reads draw on `budget`.
+    async fn socket(&self, budget: &ReplyBudget) -> RedisResult<Bounded<TcpStream>> {
+        let ConnectionAddr::Tcp(host, port) = self.info.addr() else {
+            return Err(RedisError::from((
+                ErrorKind::InvalidClientConfig,
+                "only plain TCP targets are supported",
+            )));
+        };
+        let stream = TcpStream::connect((host.as_str(), *port)).await?;
+        Ok(budget.wrap(stream))
     }
 
-    async fn ping(&self) -> redis::RedisResult<Outcome> {
-        let mut connection = self.connection().await?;
+    /// A command connection; its driver runs until the connection is dropped.
+    async fn connection(&self, budget: &ReplyBudget) -> RedisResult<MultiplexedConnection> {
+        let socket = self.socket(budget).await?;
+        let (connection, driver) =
+            MultiplexedConnection::new_with_config(self.info.redis_settings(), socket, config())
+                .await?;
+        tokio::spawn(driver);
+        Ok(connection)
+    }
+
+    async fn ping(&self, budget: &ReplyBudget) -> RedisResult<Outcome> {
+        let mut connection = self.connection(budget).await?;
         let answer: String = redis::cmd("PING").query_async(&mut connection).await?;
         Ok(if answer == "PONG" {
             Outcome::Success("PONG".to_owned())
@@ -196,12 +232,13 @@ impl RedisProbe {
         })
     }
 
-    async fn pubsub(&self) -> redis::RedisResult<Outcome> {
+    async fn pubsub(&self, budget: &ReplyBudget) -> RedisResult<Outcome> {
         let channel = unique("vigil:probe:channel");
         let payload = unique("vigil-probe");
-        let mut subscriber = self.client.get_async_pubsub().await?;
+        let socket = self.socket(budget).await?;
+        let mut subscriber = PubSub::new(self.info.redis_settings(), socket).await?;
         subscriber.subscribe(&channel).await?;
-        let mut publisher = self.connection().await?;
+        let mut publisher = self.connection(budget).await?;
         let receivers: i64 = publisher.publish(&channel, &payload).await?;
         if receivers < 1 {
             return Ok(Outcome::Failure(format!(
@@ -222,15 +259,21 @@ impl RedisProbe {
         ))
     }
 
-    async fn kv(&self) -> redis::RedisResult<Outcome> {
+    async fn kv(&self, budget: &ReplyBudget) -> RedisResult<Outcome> {
         let key = unique("vigil:probe:key");
         let value = unique("vigil-probe");
-        let mut connection = self.connection().await?;
+        let mut connection = self.connection(budget).await?;
         let () = connection.set_ex(&key, &value, KEY_EXPIRY_SECONDS).await?;
         let read: Option<Vec<u8>> = connection.get(&key).await?;
         let deleted: i64 = connection.del(&key).await?;
         Ok(judge_kv(&key, &value, read.as_deref(), deleted))
     }
+}
+
+/// A command connection's settings: the probe's own timeout bounds each run, so the client's
+/// response timeout is left out.
+fn config() -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new().set_response_timeout(None)
 }
 
 /// A name no other run uses: a prefix and 128 random bits.

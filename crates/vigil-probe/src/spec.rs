@@ -75,6 +75,10 @@ pub struct ProbeOptions {
     /// and call, a Redis round trip), so that it can say "timeout" before the engine gives up on
     /// it; 9/10 of this is used (default 5s).
     pub timeout: Option<Duration>,
+    /// `postgres` and `redis*`: the most bytes one run reads from the server, over all its
+    /// connections (default 4 MiB). A server that sends more fails the check, so a broken or
+    /// hostile server cannot make the probe buffer whatever message length it announces.
+    pub max_reply_bytes: Option<u64>,
 }
 
 impl ProbeOptions {

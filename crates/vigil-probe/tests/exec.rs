@@ -112,14 +112,95 @@ async fn a_command_hanging_past_the_timeout_is_cut() {
 #[tokio::test]
 async fn a_child_left_holding_the_pipes_does_not_hold_the_report() {
     // The background `sleep` keeps stdout open after `sh` exits; the report comes anyway (after a
-    // short grace), long before the sleep ends.
-    let report = common::run_default("exec:sh -c 'sleep 60 & echo $!'").await;
+    // short grace), long before the sleep ends, and the sleep is killed with the command's group.
+    let report = common::run_default("exec:sh -c 'sleep 60 & echo $$'").await;
     assert_eq!(report.verdict, Verdict::Pass, "{report:?}");
-    let pid = report.details["output"]
+    let group = report.details["output"]
         .as_str()
-        .expect("output is text")
-        .to_owned();
-    assert!(pid.parse::<u32>().is_ok(), "{pid:?}");
-    // Clean up the sleep.
-    let _ = std::process::Command::new("kill").arg(&pid).status();
+        .and_then(|pid| pid.parse::<i32>().ok())
+        .expect("the output is the shell's pid");
+    wait_until_group_is_gone(group).await;
+}
+
+/// A check whose command forks a long sleeper and then waits for it: the timeout (the probe future
+/// dropped, as the engine and `vigil probe` do) kills the whole process group, grandchildren
+/// included, not only the direct child.
+#[tokio::test]
+async fn a_timeout_kills_the_command_and_everything_it_started() {
+    let dir = std::env::temp_dir().join(format!("vigil-exec-group-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let pid_file = dir.join("group");
+    let _ = std::fs::remove_file(&pid_file);
+    // `$$` is the shell's pid, which is the group's id: the probe makes the shell a group leader.
+    let target = format!(
+        "exec:sh -c 'sleep 1000 & sleep 1000 & echo $$ > {}; wait'",
+        pid_file.display()
+    );
+    let spec = vigil_probe::ProbeSpec::parse(&target, &Default::default()).expect("parses");
+    let vigil_probe::Built::Probe(probe) = spec.build().expect("builds") else {
+        panic!("not a ttl target");
+    };
+
+    // Run the probe until the shell has written its pid and both sleepers run, then drop it.
+    let group = {
+        let run = probe.probe();
+        tokio::pin!(run);
+        let deadline = tokio::time::Instant::now() + common::BOUND;
+        loop {
+            let written = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|text| text.trim().parse::<i32>().ok());
+            if let Some(group) = written.filter(|&group| live_members(group) >= 3) {
+                break group;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the command did not start its sleepers"
+            );
+            tokio::select! {
+                report = &mut run => panic!("the command ended early: {report:?}"),
+                () = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+            }
+        }
+    };
+    wait_until_group_is_gone(group).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Processes of a process group that are alive (zombies, dead and waiting for a parent to reap
+/// them, do not count), read from /proc.
+fn live_members(group: i32) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .filter(|stat| {
+            // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+            let Some((_, after)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            fields.first().is_some_and(|&state| state != "Z")
+                && fields.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(group)
+        })
+        .count()
+}
+
+/// Polls /proc until no live process of `group` remains, at most 10 s.
+async fn wait_until_group_is_gone(group: i32) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = live_members(group);
+        if left == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{left} processes of group {group} still run 10 s after the probe ended"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

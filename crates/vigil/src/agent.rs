@@ -1,6 +1,5 @@
 //! Running a node: the engine with the configured checks, the API server, and graceful shutdown.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -10,6 +9,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 use vigil_api::grpc::GrpcSurface;
+use vigil_api::serve::ServeLimits;
 use vigil_api::{Api, Token};
 use vigil_cluster::raft::{Leadership, RaftConfig, RaftListener, RAFT_TAG};
 use vigil_cluster::{Cluster, ClusterConfig};
@@ -99,13 +99,16 @@ async fn run_node(config: Config, stop: StopSignal, extras: Extras) -> anyhow::R
     .router();
 
     let (stop_server, server_stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = server_stopped.await;
-            })
-            .into_future(),
-    );
+    let limits = ServeLimits {
+        max_connections: config
+            .api
+            .max_connections
+            .unwrap_or_else(vigil_api::serve::default_max_connections),
+        ..ServeLimits::default()
+    };
+    let server = tokio::spawn(vigil_api::serve::serve(listener, app, limits, async move {
+        let _ = server_stopped.await;
+    }));
 
     let shutdown = Coordinator::new().with_engine(engine.clone());
     let on_signal = shutdown.clone();

@@ -80,6 +80,9 @@ pub struct ApiConfig {
     pub bind: SocketAddr,
     /// Bearer token required by mutating endpoints, from `token` or `token_file`; `None` = open.
     pub token: Option<String>,
+    /// Most API connections open at once; `None` = a quarter of the file descriptor limit
+    /// ([`vigil_api::serve::default_max_connections`]).
+    pub max_connections: Option<usize>,
 }
 
 impl Default for ApiConfig {
@@ -87,6 +90,7 @@ impl Default for ApiConfig {
         ApiConfig {
             bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8081),
             token: None,
+            max_connections: None,
         }
     }
 }
@@ -96,6 +100,7 @@ impl fmt::Debug for ApiConfig {
         f.debug_struct("ApiConfig")
             .field("bind", &self.bind)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -113,6 +118,8 @@ pub struct HealthConfig {
     pub history_max_age: Duration,
     /// Results per check in its score's sliding window (default 20, at least 1).
     pub score_window: usize,
+    /// Most checks the node holds, from the file and the API together (default 10,000).
+    pub max_checks: usize,
 }
 
 impl Default for HealthConfig {
@@ -123,6 +130,7 @@ impl Default for HealthConfig {
             history_size: 100,
             history_max_age: Duration::from_secs(3600),
             score_window: 20,
+            max_checks: vigil_health::DEFAULT_MAX_CHECKS,
         }
     }
 }
@@ -137,6 +145,7 @@ impl HealthConfig {
             history_len: self.history_size,
             history_age: self.history_max_age,
             score_window: self.score_window,
+            max_checks: self.max_checks,
             ..EngineConfig::default()
         };
         if let Some(version) = &node.version {
@@ -229,6 +238,7 @@ pub fn parse_with_env(
     let mut cluster: Option<cluster::RawCluster> = None;
     let mut grpc: Option<grpc::RawGrpc> = None;
     let mut checks = Vec::new();
+    let mut checks_span = None;
     let mut neighbor_specs = Vec::new();
     for (key, value) in &document {
         match key.get_ref().as_ref() {
@@ -238,7 +248,10 @@ pub fn parse_with_env(
             "shutdown" => shutdown = section("shutdown", value, &mut report),
             "cluster" => cluster = Some(section("cluster", value, &mut report)),
             "grpc" => grpc = Some(section("grpc", value, &mut report)),
-            "checks" => checks = check_plans(value, &mut report),
+            "checks" => {
+                checks = check_plans(value, &mut report);
+                checks_span = Some(key.span());
+            }
             "neighbors" => neighbor_specs = neighbors::neighbors(value, &mut report),
             other if value.get_ref().is_table() => report.at_span(
                 key.span(),
@@ -259,6 +272,16 @@ pub fn parse_with_env(
     let node = node.build(&mut overrides);
     let api = api.build(&mut overrides, base);
     let health = health.build(&mut overrides);
+    if let Some(span) = checks_span.filter(|_| checks.len() > health.max_checks) {
+        overrides.report.at_span(
+            span,
+            format!(
+                "{} checks, more than the {} a node holds; raise [health] max_checks or remove checks",
+                checks.len(),
+                health.max_checks
+            ),
+        );
+    }
     let shutdown = shutdown.build(&mut overrides);
     let cluster = cluster.map(|c| c.build(&mut overrides, base));
     let check_names: Vec<&str> = checks.iter().map(|c| c.spec.name.as_str()).collect();
@@ -734,6 +757,7 @@ struct RawApi {
     bind: Option<Spanned<String>>,
     token: Option<Spanned<String>>,
     token_file: Option<Spanned<String>>,
+    max_connections: Option<Spanned<usize>>,
 }
 
 impl RawApi {
@@ -744,6 +768,15 @@ impl RawApi {
                 Ok(addr) => api.bind = addr,
                 Err(message) => o.report.at(&bind.at, message),
             }
+        }
+        if let Some(max) = o.count(self.max_connections, "api", "max_connections") {
+            if max.value == 0 {
+                o.report.at(
+                    &max.at,
+                    "max_connections must be at least 1 (leave it out for a quarter of the file descriptor limit)",
+                );
+            }
+            api.max_connections = Some(max.value);
         }
 
         // Either variable replaces both keys of the file.
@@ -863,6 +896,7 @@ struct RawHealth {
     history_size: Option<Spanned<usize>>,
     history_max_age: Option<Spanned<HumanDuration>>,
     score_window: Option<Spanned<usize>>,
+    max_checks: Option<Spanned<usize>>,
 }
 
 impl RawHealth {
@@ -919,6 +953,9 @@ impl RawHealth {
                 );
             }
             health.score_window = window.value;
+        }
+        if let Some(max) = o.count(self.max_checks, "health", "max_checks") {
+            health.max_checks = max.value;
         }
         health
     }

@@ -70,6 +70,9 @@ pub struct ProbeArgs {
     /// Disk or memory: the highest used ratio that passes.
     #[arg(long)]
     max_used: Option<f64>,
+    /// PostgreSQL or Redis: the most bytes read from the server (default 4194304, 4 MiB).
+    #[arg(long)]
+    max_reply_bytes: Option<u64>,
     /// Print nothing; only the exit code tells.
     #[arg(short, long)]
     quiet: bool,
@@ -182,6 +185,7 @@ fn build(args: &ProbeArgs) -> Result<std::sync::Arc<dyn vigil_health::Probe>, St
         tls_key: args.tls_client_key.clone(),
         tls_server_name: args.tls_server_name.clone(),
         timeout: Some(args.timeout),
+        max_reply_bytes: args.max_reply_bytes,
     };
     let spec = ProbeSpec::parse(&args.target, &options).map_err(|e| e.to_string())?;
     match spec.build().map_err(|e| e.to_string())? {

@@ -351,3 +351,36 @@ fn the_expression_tokenizer_skips_strings_labels_and_durations() {
         ["up == 0", "a\nor b\n"]
     );
 }
+
+/// Scrapes of a real agent at the same moment get one text (the uptime aside: it is written per
+/// scrape), in a format promtool accepts.
+#[test]
+fn concurrent_scrapes_of_an_agent_get_one_text() {
+    let agent = Agent::start(&node_config(
+        "scraped",
+        "[[checks]]\nname = \"job\"\nprobe = \"ttl\"\nttl = \"1h\"\n",
+    ));
+    let bodies: Vec<String> = std::thread::scope(|scope| {
+        let scrapes: Vec<_> = (0..16)
+            .map(|_| scope.spawn(|| http(agent.addr, "GET", "/metrics", None, "").unwrap()))
+            .collect();
+        scrapes
+            .into_iter()
+            .map(|scrape| {
+                let (status, body) = scrape.join().unwrap();
+                assert_eq!(status, 200);
+                body
+            })
+            .collect()
+    });
+    common::tools::promtool_accepts(&bodies[0]);
+    let without_uptime = |body: &str| {
+        body.lines()
+            .filter(|line| !line.starts_with("vigil_uptime_seconds "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let first = without_uptime(&bodies[0]);
+    assert!(first.contains("vigil_check_state{check=\"job\""), "{first}");
+    assert!(bodies.iter().all(|body| without_uptime(body) == first));
+}

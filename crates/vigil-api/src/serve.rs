@@ -1,0 +1,545 @@
+//! Serving the API over TCP with limits a hostile client cannot get around.
+//!
+//! A plain accept loop keeps every connection until the client closes it: a few hundred idle or
+//! half-sent sockets (slowloris) then use up the process's file descriptors, and the node's own
+//! checks and probe endpoints fail with "Too many open files". [`serve`] bounds all of it:
+//!
+//! - a request head must arrive within [`ServeLimits::header_read_timeout`], counted from when the
+//!   connection starts waiting for it, so an idle kept-alive connection is closed after that time
+//!   too;
+//! - a handler (reading the request body included) must produce its response within
+//!   [`ServeLimits::request_timeout`], or the client gets `408`;
+//! - a connection on which nothing is read or written for [`ServeLimits::stall_timeout`] is closed
+//!   (a client that stops reading its response; event streams send a keep-alive well within it);
+//! - at most [`ServeLimits::max_connections`] are open at once, by default a quarter of the
+//!   process's file descriptor limit. A new connection is never refused: at the limit the oldest
+//!   connection without a request in progress is closed to make room (the oldest of all if every
+//!   one is busy), so the probe endpoints stay answerable while an attacker holds sockets.
+//!
+//! hyper answers requests it cannot parse (a head over its size limit, a malformed request line)
+//! itself, with an empty body; those answers are rewritten on their way out into the API's JSON
+//! error shape, so every error a client sees is `{"error": "..."}`.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+use crate::error::ApiError;
+
+/// Limits of [`serve`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// Most connections open at once (at least 1). See [`default_max_connections`].
+    pub max_connections: usize,
+    /// Time to receive a request head, from when the connection starts waiting for it: a slow
+    /// head and an idle kept-alive connection are both closed after it (default 10 s).
+    pub header_read_timeout: Duration,
+    /// Time for a handler, reading the request body included, to produce the response head;
+    /// past it the client gets `408` (default 30 s).
+    pub request_timeout: Duration,
+    /// A connection on which nothing is read or written for this long is closed (default 60 s).
+    pub stall_timeout: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            max_connections: default_max_connections(),
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            stall_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Fewest connections the default allows, however low the descriptor limit.
+const MIN_DEFAULT_CONNECTIONS: usize = 16;
+/// Most connections the default allows, however high the descriptor limit.
+const MAX_DEFAULT_CONNECTIONS: usize = 16_384;
+
+/// A quarter of the process's soft `RLIMIT_NOFILE` (256 under the common 1,024), between 16 and
+/// 16,384: the rest stays free for the node's probes, gossip, Raft and files.
+pub fn default_max_connections() -> usize {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    soft.map_or(MAX_DEFAULT_CONNECTIONS, |limit| {
+        usize::try_from(limit / 4)
+            .unwrap_or(MAX_DEFAULT_CONNECTIONS)
+            .clamp(MIN_DEFAULT_CONNECTIONS, MAX_DEFAULT_CONNECTIONS)
+    })
+}
+
+/// How long the accept loop pauses after an error that is not about one connection (the process
+/// is out of descriptors, say), so that it does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Serves `app` on `listener` within `limits` until `shutdown` completes; then stops accepting,
+/// lets requests in progress finish and closes idle connections, and returns once every
+/// connection is closed.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ServeLimits,
+    shutdown: impl Future<Output = ()> + Send,
+) -> io::Result<()> {
+    let registry = Arc::new(Registry::default());
+    let (stopping, stop_signal) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = connections.join_next() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let slot = registry.admit(limits.max_connections.max(1));
+                    let connection = Connection {
+                        app: app.clone(),
+                        limits,
+                        slot,
+                        registry: registry.clone(),
+                        stop: stop_signal.clone(),
+                    };
+                    connections.spawn(connection.run(stream));
+                }
+                Err(error) if is_per_connection(&error) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "accepting an API connection failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    let _ = stopping.send(true);
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Errors of `accept` that concern the one connection being accepted, not the listener.
+fn is_per_connection(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// The open connections, oldest first, each with its count of requests in progress and the
+/// signal that closes it.
+#[derive(Default)]
+struct Registry {
+    open: Mutex<BTreeMap<u64, Slot>>,
+    next_id: AtomicU64,
+}
+
+#[derive(Clone)]
+struct Slot {
+    id: u64,
+    busy: Arc<AtomicUsize>,
+    evict: Arc<Notify>,
+}
+
+impl Registry {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, Slot>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A slot for a new connection, closing the oldest idle connection (else the oldest) when
+    /// `max` are open.
+    fn admit(&self, max: usize) -> Slot {
+        let slot = Slot {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            busy: Arc::new(AtomicUsize::new(0)),
+            evict: Arc::new(Notify::new()),
+        };
+        let mut open = self.lock();
+        while open.len() >= max {
+            let victim = open
+                .values()
+                .find(|s| s.busy.load(Ordering::Relaxed) == 0)
+                .or_else(|| open.values().next())
+                .map(|s| s.id);
+            let Some(victim) = victim.and_then(|id| open.remove(&id)) else {
+                break;
+            };
+            victim.evict.notify_one();
+        }
+        open.insert(slot.id, slot.clone());
+        slot
+    }
+
+    fn leave(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+}
+
+/// One accepted connection and what it needs to serve itself.
+struct Connection {
+    app: Router,
+    limits: ServeLimits,
+    slot: Slot,
+    registry: Arc<Registry>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn run(mut self, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let progress = Arc::new(Progress::new());
+        let io = TokioIo::new(Guarded::new(stream, progress.clone()));
+        let app = self.app.clone();
+        let busy = self.slot.busy.clone();
+        let request_timeout = self.limits.request_timeout;
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            handle(app.clone(), Busy::enter(&busy), request_timeout, request)
+        });
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_read_timeout)
+            .keep_alive(true)
+            .serve_connection(io, service);
+        tokio::pin!(connection);
+        let mut draining = false;
+        loop {
+            let stalled_at = progress.last() + self.limits.stall_timeout;
+            tokio::select! {
+                _ = connection.as_mut() => break,
+                () = self.slot.evict.notified() => break,
+                changed = self.stop.changed(), if !draining => {
+                    draining = true;
+                    if changed.is_ok() {
+                        connection.as_mut().graceful_shutdown();
+                    }
+                }
+                () = tokio::time::sleep_until(stalled_at) => {
+                    if progress.last() + self.limits.stall_timeout <= Instant::now() {
+                        break;
+                    }
+                }
+            }
+        }
+        self.registry.leave(self.slot.id);
+    }
+}
+
+/// Runs one request through the router within the request timeout, marking the connection busy
+/// until its response body is done.
+async fn handle(
+    app: Router,
+    busy: Busy,
+    timeout: Duration,
+    request: Request<Incoming>,
+) -> Result<Response, Infallible> {
+    let request = request.map(Body::new);
+    let response = match tokio::time::timeout(timeout, app.oneshot(request)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(infallible)) => match infallible {},
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request was not received and answered within {}s",
+                timeout.as_secs()
+            ),
+        )
+        .into_response(),
+    };
+    Ok(response.map(|body| Body::new(BusyBody { body, _busy: busy })))
+}
+
+/// A request in progress on a connection: the connection is not idle while one exists.
+struct Busy(Arc<AtomicUsize>);
+
+impl Busy {
+    fn enter(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Busy(count.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that keeps its connection marked busy until it is sent or dropped.
+struct BusyBody {
+    body: Body,
+    _busy: Busy,
+}
+
+impl http_body::Body for BusyBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// When a connection last moved a byte either way.
+struct Progress {
+    start: Instant,
+    /// Milliseconds from `start`.
+    last: AtomicU64,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            start: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let elapsed = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(elapsed, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.start + Duration::from_millis(self.last.load(Ordering::Relaxed))
+    }
+}
+
+/// The socket as hyper sees it: every byte moved counts as progress, and hyper's own empty-bodied
+/// error answers are rewritten into JSON errors.
+struct Guarded {
+    stream: TcpStream,
+    progress: Arc<Progress>,
+    /// A rewritten answer being written: its bytes, how many are written, and the length of
+    /// hyper's original, reported as written once the rewrite is out.
+    rewrite: Option<(Vec<u8>, usize, usize)>,
+}
+
+impl Guarded {
+    fn new(stream: TcpStream, progress: Arc<Progress>) -> Self {
+        Guarded {
+            stream,
+            progress,
+            rewrite: None,
+        }
+    }
+
+    /// Writes the pending rewrite; ready with the original's length once all of it is out.
+    fn poll_rewrite(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        while let Some((bytes, written, original)) = &mut self.rewrite {
+            if *written == bytes.len() {
+                let original = *original;
+                self.rewrite = None;
+                return Poll::Ready(Ok(original));
+            }
+            let n =
+                std::task::ready!(Pin::new(&mut self.stream).poll_write(cx, &bytes[*written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            *written += n;
+            self.progress.touch();
+        }
+        Poll::Ready(Ok(0))
+    }
+}
+
+impl AsyncRead for Guarded {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.progress.touch();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Guarded {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.rewrite.is_none() {
+            if let Some(json) = json_for_bare_error(buf) {
+                self.rewrite = Some((json, 0, buf.len()));
+            }
+        }
+        if self.rewrite.is_some() {
+            return self.poll_rewrite(cx);
+        }
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            if n > 0 {
+                self.progress.touch();
+            }
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        // hyper's own answers come as one slice; anything else goes out untouched.
+        let first = bufs.iter().find(|b| !b.is_empty());
+        if self.rewrite.is_some() || first.is_some_and(|b| json_for_bare_error(b).is_some()) {
+            if let Some(first) = first {
+                return self.poll_write(cx, first);
+            }
+        }
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = polled {
+            if n > 0 {
+                self.progress.touch();
+            }
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Longest head of an answer hyper makes itself.
+const BARE_HEAD_MAX: usize = 512;
+
+/// If `bytes` is exactly one of hyper's own error answers (`400`, `414`, `431`: a status line,
+/// `content-length: 0`, a date, nothing else), the same answer with a JSON error body.
+///
+/// The router's answers never look like this: every error body it sends is JSON and not empty.
+fn json_for_bare_error(bytes: &[u8]) -> Option<Vec<u8>> {
+    if bytes.len() > BARE_HEAD_MAX || !bytes.ends_with(b"\r\n\r\n") {
+        return None;
+    }
+    let head = std::str::from_utf8(bytes).ok()?;
+    let status_line = head.strip_prefix("HTTP/1.1 ")?.split("\r\n").next()?;
+    let (code, _) = status_line.split_once(' ')?;
+    let message = match code {
+        "400" => "the request could not be parsed as HTTP/1.1",
+        "414" => "the request URI is too long",
+        "431" => "the request head is too large (too many header fields, or too long)",
+        _ => return None,
+    };
+    let mut lines = head.trim_end().split("\r\n").skip(1);
+    if !lines.all(|line| {
+        line.eq_ignore_ascii_case("content-length: 0")
+            || line.to_ascii_lowercase().starts_with("date: ")
+            || line.eq_ignore_ascii_case("connection: close")
+    }) || !head
+        .to_ascii_lowercase()
+        .contains("\r\ncontent-length: 0\r\n")
+    {
+        return None;
+    }
+    let body = serde_json::json!({ "error": message }).to_string();
+    Some(
+        format!(
+            "HTTP/1.1 {status_line}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_hyper_errors_become_json() {
+        let bare = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: Fri, 04 Dec 2026 15:00:00 GMT\r\n\r\n";
+        let json = String::from_utf8(json_for_bare_error(bare).expect("rewritten")).expect("text");
+        assert!(json.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+        let (_, body) = json.split_once("\r\n\r\n").expect("a body");
+        let value: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        assert!(value["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("too large")));
+        assert!(json.contains(&format!("content-length: {}\r\n", body.len())));
+    }
+
+    #[test]
+    fn other_writes_pass_untouched() {
+        for bytes in [
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"[..],
+            b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n",
+            b"{\"error\": \"HTTP/1.1 400 \"}",
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nx-other: 1\r\n\r\n",
+        ] {
+            assert!(json_for_bare_error(bytes).is_none(), "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn the_oldest_idle_connection_makes_room() {
+        let registry = Registry::default();
+        let first = registry.admit(2);
+        first.busy.fetch_add(1, Ordering::Relaxed);
+        let second = registry.admit(2);
+        let third = registry.admit(2);
+        let open: Vec<u64> = registry.lock().keys().copied().collect();
+        assert_eq!(
+            open,
+            [first.id, third.id],
+            "the idle second went, not the busy first"
+        );
+        // Every one busy: the oldest goes.
+        third.busy.fetch_add(1, Ordering::Relaxed);
+        let fourth = registry.admit(2);
+        let open: Vec<u64> = registry.lock().keys().copied().collect();
+        assert_eq!(open, [third.id, fourth.id]);
+        drop(second);
+    }
+
+    #[test]
+    fn the_default_limit_leaves_most_descriptors_free() {
+        let max = default_max_connections();
+        assert!((MIN_DEFAULT_CONNECTIONS..=MAX_DEFAULT_CONNECTIONS).contains(&max));
+    }
+}

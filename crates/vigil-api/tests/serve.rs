@@ -1,0 +1,248 @@
+//! The API's serve loop against hostile clients, over real loopback sockets: idle and half-sent
+//! connections are closed within bounds, the probe endpoints answer while an attacker holds more
+//! sockets than the limit, and errors the HTTP layer makes itself are JSON too.
+
+#![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop at once
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+use vigil_api::serve::{serve, ServeLimits};
+use vigil_api::{Api, Token};
+use vigil_health::{CheckSpec, Engine, Thresholds, Verdict};
+
+/// No single wait in these tests lasts longer.
+const BOUND: Duration = Duration::from_secs(20);
+
+/// A healthy node's API served with `limits`; the server stops when the test's runtime ends.
+async fn start(limits: ServeLimits) -> SocketAddr {
+    let engine = Engine::builder().node_id("n1").stagger(false).build();
+    engine
+        .register_ttl(
+            CheckSpec::new("job").thresholds(Thresholds::immediate()),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+    engine.start();
+    engine.update_ttl("job", Verdict::Pass, None).unwrap();
+    let app = Api {
+        engine,
+        token: Token::new(None),
+        cluster: None,
+        leadership: None,
+        neighbors: None,
+    }
+    .router();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve(listener, app, limits, std::future::pending()));
+    addr
+}
+
+/// Sends `request` on a new connection and reads the answer until the server closes it.
+async fn exchange(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
+    let answer = tokio::time::timeout(BOUND, async {
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        socket.write_all(request).await.unwrap();
+        let mut bytes = Vec::new();
+        let _ = socket.read_to_end(&mut bytes).await;
+        bytes
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "no answer within the bound to {:?}",
+            String::from_utf8_lossy(&request[..request.len().min(60)])
+        )
+    });
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+async fn ready(addr: SocketAddr) -> u16 {
+    exchange(
+        addr,
+        b"GET /health/ready HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .0
+}
+
+/// Opens `count` connections, sending `prefix` on each (nothing for an idle one).
+async fn open(addr: SocketAddr, count: usize, prefix: &[u8]) -> Vec<TcpStream> {
+    let mut sockets = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        if !prefix.is_empty() {
+            socket.write_all(prefix).await.unwrap();
+        }
+        sockets.push(socket);
+    }
+    sockets
+}
+
+/// Waits until the server has closed every socket (reading whatever it sent first); fails if any
+/// is still open at `deadline`.
+async fn wait_closed(what: &str, sockets: Vec<TcpStream>, deadline: Instant) {
+    for (index, mut socket) in sockets.into_iter().enumerate() {
+        let closed = tokio::time::timeout_at(deadline, async {
+            let mut buffer = [0u8; 4096];
+            loop {
+                match socket.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "{what} connection {index} is still open");
+    }
+}
+
+const HALF_HEAD: &[u8] = b"GET /health HTTP/1.1\r\nHost: t\r\nX-Slow: ";
+const HALF_BODY: &[u8] =
+    b"PUT /v1/checks/slow HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n{\"probe\": ";
+
+#[tokio::test]
+async fn idle_and_half_sent_connections_are_closed_within_their_timeouts() {
+    let limits = ServeLimits {
+        max_connections: 1000,
+        header_read_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(2),
+        stall_timeout: Duration::from_secs(3),
+    };
+    let addr = start(limits).await;
+    let idle = open(addr, 20, b"").await;
+    let half_head = open(addr, 20, HALF_HEAD).await;
+    let half_body = open(addr, 10, HALF_BODY).await;
+    // A kept-alive connection after one full request, then silence.
+    let mut kept = open(addr, 1, b"GET /health/live HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    let mut first = [0u8; 64];
+    let read = tokio::time::timeout(BOUND, kept[0].read(&mut first)).await;
+    assert!(matches!(read, Ok(Ok(n)) if n > 0), "the first answer came");
+
+    // Generous against each timeout (1 s, 2 s, 3 s): what matters is that they end at all.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    wait_closed("idle", idle, deadline).await;
+    wait_closed("half-sent head", half_head, deadline).await;
+    wait_closed("kept-alive", kept, deadline).await;
+    wait_closed("half-sent body", half_body, deadline).await;
+    assert_eq!(ready(addr).await, 200);
+}
+
+#[tokio::test]
+async fn probes_answer_while_more_sockets_than_the_limit_are_held() {
+    // Timeouts far beyond the test: only the connection limit can keep the probes answerable.
+    let limits = ServeLimits {
+        max_connections: 32,
+        header_read_timeout: Duration::from_secs(600),
+        request_timeout: Duration::from_secs(600),
+        stall_timeout: Duration::from_secs(600),
+    };
+    let addr = start(limits).await;
+    assert_eq!(ready(addr).await, 200);
+    let mut held = Vec::new();
+    let mut busy = Vec::new();
+    for round in 0..4 {
+        held.extend(open(addr, 40, b"").await);
+        held.extend(open(addr, 20, HALF_HEAD).await);
+        busy.extend(open(addr, 5, HALF_BODY).await);
+        assert_eq!(ready(addr).await, 200, "round {round}");
+    }
+    // To make room the server closed the oldest connections without a request in progress: every
+    // idle and half-sent head but the newest few. The half-sent bodies are requests in progress,
+    // left to their timeout while idle connections remain to be closed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let newest = held.split_off(held.len() - 32);
+    wait_closed("evicted", held, deadline).await;
+    drop(newest);
+    // Past the limit in requests in progress alone, connections go too (which ones depends on
+    // how far each got when the next arrived): never more than the limit stay open.
+    busy.extend(open(addr, 40, HALF_BODY).await);
+    assert_eq!(ready(addr).await, 200);
+    let total = busy.len();
+    let closed = count_closed(busy, total - 32, Instant::now() + Duration::from_secs(10)).await;
+    assert!(closed >= total - 32, "{closed} of {total} closed");
+    assert_eq!(ready(addr).await, 200);
+}
+
+/// Waits until at least `enough` of `sockets` are closed by the server, or `deadline`; returns how
+/// many were.
+async fn count_closed(sockets: Vec<TcpStream>, enough: usize, deadline: Instant) -> usize {
+    let mut waits = tokio::task::JoinSet::new();
+    for mut socket in sockets {
+        waits.spawn(async move {
+            let mut buffer = [0u8; 4096];
+            loop {
+                match socket.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        });
+    }
+    let mut closed = 0;
+    while closed < enough {
+        match tokio::time::timeout_at(deadline, waits.join_next()).await {
+            Ok(Some(_)) => closed += 1,
+            Ok(None) | Err(_) => break,
+        }
+    }
+    closed
+}
+
+/// Status, JSON content type and an `error` text, for an error answer.
+fn assert_json_error(expected: u16, (status, head, body): (u16, String, String)) {
+    assert_eq!(status, expected, "{head}\n{body}");
+    assert!(
+        head.contains("content-type: application/json"),
+        "{expected}: {head}"
+    );
+    let json: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    assert!(
+        json["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn every_error_is_json() {
+    let addr = start(ServeLimits::default()).await;
+
+    // 413: a body over the limit, refused on its announced length.
+    let too_long =
+        b"PUT /v1/checks/big HTTP/1.1\r\nHost: t\r\nContent-Length: 3000000\r\nConnection: close\r\n\r\n";
+    assert_json_error(413, exchange(addr, too_long).await);
+
+    // 431: more header fields than the server parses.
+    let mut many = b"GET /health HTTP/1.1\r\nHost: t\r\n".to_vec();
+    for i in 0..120 {
+        many.extend_from_slice(format!("X-Field-{i}: {i}\r\n").as_bytes());
+    }
+    many.extend_from_slice(b"\r\n");
+    assert_json_error(431, exchange(addr, &many).await);
+
+    // 400: a path segment that is not UTF-8.
+    let not_utf8 = b"GET /v1/checks/%FF%FE HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    assert_json_error(400, exchange(addr, not_utf8).await);
+
+    // 400: not HTTP at all.
+    assert_json_error(400, exchange(addr, b"HELLO\r\n\r\n").await);
+
+    // 404 and 405 stay JSON, and a success is untouched.
+    let missing = b"GET /nowhere HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    assert_json_error(404, exchange(addr, missing).await);
+    let wrong_method = b"POST /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    assert_json_error(405, exchange(addr, wrong_method).await);
+    assert_eq!(ready(addr).await, 200);
+}
