@@ -97,18 +97,13 @@ pub(crate) async fn serve(
     let frame = timeout(HELLO_TIMEOUT, read_exact_frame(&mut stream, MAX_HELLO))
         .await
         .map_err(|_| timed_out("waiting for the peer's hello"))??;
-    let (reply, answer) = oneshot::channel();
-    let request = SyncRequest::Hello {
+    let hello = |reply| SyncRequest::Hello {
         from,
         task: task::id(),
         frame,
         reply,
     };
-    timeout(IO_TIMEOUT, driver.send(request))
-        .await
-        .map_err(|_| timed_out("handing the hello to the driver"))?
-        .map_err(|_| io::Error::other("the driver has stopped"))?;
-    let Ok(Ok(state_len)) = timeout(IO_TIMEOUT, answer).await else {
+    let Some(state_len) = ask_driver(&driver, hello, "the hello").await? else {
         // Not authenticated, or no answer: close without a word.
         return Ok(());
     };
@@ -117,18 +112,28 @@ pub(crate) async fn serve(
     timeout(IO_TIMEOUT, stream.read_exact(&mut frame))
         .await
         .map_err(|_| timed_out("waiting for the peer's state"))??;
-    let (reply, answer) = oneshot::channel();
-    let request = SyncRequest::State { from, frame, reply };
-    timeout(IO_TIMEOUT, driver.send(request))
-        .await
-        .map_err(|_| timed_out("handing the state to the driver"))?
-        .map_err(|_| io::Error::other("the driver has stopped"))?;
-    let Ok(Ok(ours)) = timeout(IO_TIMEOUT, answer).await else {
+    let state = |reply| SyncRequest::State { from, frame, reply };
+    let Some(ours) = ask_driver(&driver, state, "the state").await? else {
         return Ok(());
     };
     timeout(IO_TIMEOUT, write_frame(&mut stream, &ours))
         .await
         .map_err(|_| timed_out("sending our state"))?
+}
+
+/// Hands the driver the request `ask` makes around a reply channel and waits for its answer:
+/// `None` when the driver refused (dropped the reply) or did not answer in time.
+async fn ask_driver<T>(
+    driver: &mpsc::Sender<SyncRequest>,
+    ask: impl FnOnce(oneshot::Sender<T>) -> SyncRequest,
+    what: &str,
+) -> io::Result<Option<T>> {
+    let (reply, answer) = oneshot::channel();
+    timeout(IO_TIMEOUT, driver.send(ask(reply)))
+        .await
+        .map_err(|_| timed_out(&format!("handing {what} to the driver")))?
+        .map_err(|_| io::Error::other("the driver has stopped"))?;
+    Ok(timeout(IO_TIMEOUT, answer).await.ok().and_then(Result::ok))
 }
 
 /// Reads one small frame of at most `limit` bytes, allocated once it is announced.
