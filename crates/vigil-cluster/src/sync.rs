@@ -94,7 +94,7 @@ pub(crate) async fn serve(
     driver: mpsc::Sender<SyncRequest>,
 ) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
-    let frame = timeout(HELLO_TIMEOUT, read_exact_frame(&mut stream, MAX_HELLO))
+    let frame = timeout(HELLO_TIMEOUT, read_frame(&mut stream, MAX_HELLO))
         .await
         .map_err(|_| timed_out("waiting for the peer's hello"))??;
     let hello = |reply| SyncRequest::Hello {
@@ -134,19 +134,6 @@ async fn ask_driver<T>(
         .map_err(|_| timed_out(&format!("handing {what} to the driver")))?
         .map_err(|_| io::Error::other("the driver has stopped"))?;
     Ok(timeout(IO_TIMEOUT, answer).await.ok().and_then(Result::ok))
-}
-
-/// Reads one small frame of at most `limit` bytes, allocated once it is announced.
-async fn read_exact_frame<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    limit: usize,
-) -> io::Result<Vec<u8>> {
-    let mut prefix = [0u8; PREFIX_LEN];
-    reader.read_exact(&mut prefix).await?;
-    let len = stream::frame_len(prefix, limit).map_err(invalid_data)?;
-    let mut frame = vec![0u8; len];
-    reader.read_exact(&mut frame).await?;
-    Ok(frame)
 }
 
 /// Reads one frame of at most `limit` bytes. The buffer grows with the bytes that actually
@@ -209,12 +196,7 @@ mod tests {
             read_frame(&mut reader, MAX_STATE).await.expect("read"),
             b"state"
         );
-        assert_eq!(
-            read_exact_frame(&mut reader, MAX_HELLO)
-                .await
-                .expect("read"),
-            b""
-        );
+        assert_eq!(read_frame(&mut reader, MAX_HELLO).await.expect("read"), b"");
         assert!(read_frame(&mut reader, MAX_STATE).await.is_err());
     }
 
@@ -228,7 +210,7 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         // A hello may not be large: refused before anything is allocated.
         let wire = ((MAX_HELLO + 1) as u32).to_be_bytes();
-        let err = read_exact_frame(&mut wire.as_slice(), MAX_HELLO)
+        let err = read_frame(&mut wire.as_slice(), MAX_HELLO)
             .await
             .expect_err("oversized hello");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
