@@ -38,6 +38,12 @@ pub use grpc::GrpcSettings;
 
 /// The `file` of errors that come from environment variables.
 const ENVIRONMENT: &str = "environment";
+/// The most API connections `[api] max_connections` may allow: well past any descriptor limit a
+/// node is given, so only a typo reaches it.
+const MAX_API_CONNECTIONS: usize = 1 << 20;
+/// The most checks `[health] max_checks` may allow: a node's snapshot, `/metrics` and memory grow
+/// with the count.
+const MAX_CHECKS: usize = 1_000_000;
 
 /// The top-level sections, as listed in error messages.
 const SECTIONS: &str =
@@ -770,10 +776,10 @@ impl RawApi {
             }
         }
         if let Some(max) = o.count(self.max_connections, "api", "max_connections") {
-            if max.value == 0 {
+            if !(1..=MAX_API_CONNECTIONS).contains(&max.value) {
                 o.report.at(
                     &max.at,
-                    "max_connections must be at least 1 (leave it out for a quarter of the file descriptor limit)",
+                    format!("max_connections must be from 1 to {MAX_API_CONNECTIONS} (leave it out for a quarter of the file descriptor limit)"),
                 );
             }
             api.max_connections = Some(max.value);
@@ -955,6 +961,12 @@ impl RawHealth {
             health.score_window = window.value;
         }
         if let Some(max) = o.count(self.max_checks, "health", "max_checks") {
+            if !(1..=MAX_CHECKS).contains(&max.value) {
+                o.report.at(
+                    &max.at,
+                    format!("max_checks must be from 1 to {MAX_CHECKS}"),
+                );
+            }
             health.max_checks = max.value;
         }
         health
@@ -1013,6 +1025,36 @@ mod tests {
 
     fn errors(source: &str) -> Vec<(usize, usize, String)> {
         errors_with(source, no_env)
+    }
+
+    #[test]
+    fn connection_and_check_limits_are_held_to_their_ranges() {
+        for (source, message) in [
+            (
+                "[api]\nmax_connections = 0\n",
+                "max_connections must be from 1 to 1048576",
+            ),
+            (
+                "[api]\nmax_connections = 99999999999\n",
+                "max_connections must be from 1 to 1048576",
+            ),
+            (
+                "[health]\nmax_checks = 0\n",
+                "max_checks must be from 1 to 1000000",
+            ),
+            (
+                "[health]\nmax_checks = 50000000\n",
+                "max_checks must be from 1 to 1000000",
+            ),
+        ] {
+            let errs = errors(source);
+            assert_eq!(errs.len(), 1, "{source}: {errs:?}");
+            assert_eq!(errs[0].0, 2, "{source}");
+            assert!(errs[0].2.starts_with(message), "{source}: {}", errs[0].2);
+        }
+        let config = ok("[api]\nmax_connections = 4096\n[health]\nmax_checks = 20000\n");
+        assert_eq!(config.api.max_connections, Some(4096));
+        assert_eq!(config.health.max_checks, 20000);
     }
 
     /// Positions only.
