@@ -9,7 +9,6 @@ pub mod cluster;
 pub mod skip;
 pub mod tools;
 
-use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -41,20 +40,37 @@ pub fn temp_file(name: &str, contents: &str) -> PathBuf {
     path
 }
 
-/// A free port never handed out before in this process: a port freed by one pick can be picked
-/// again before anyone binds it, and two agents would then race for it.
+/// Where [`free_port`] picks from: below the kernel's ephemeral range (32768–60999 on Linux), so
+/// no socket bound to port 0 and no outgoing connection of a running agent can take a port between
+/// its pick and the agent binding it.
+const PICKED_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port free for TCP and UDP, never handed out before in this process.
 pub fn free_port() -> u16 {
-    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if GIVEN.lock().unwrap().insert(port) {
+    static NEXT: Mutex<Option<u16>> = Mutex::new(None);
+    let mut next = NEXT.lock().unwrap();
+    // Test binaries run one after another, each from its own offset, so a port one binary's
+    // agent still holds in TIME_WAIT is not the first the next binary tries.
+    let span = PICKED_PORTS.end - PICKED_PORTS.start;
+    let mut candidate = next.unwrap_or_else(|| {
+        let offset = (std::process::id() as u64).wrapping_mul(7919) % u64::from(span);
+        PICKED_PORTS.start + offset as u16
+    });
+    for _ in 0..span {
+        let port = candidate;
+        candidate = if candidate + 1 >= PICKED_PORTS.end {
+            PICKED_PORTS.start
+        } else {
+            candidate + 1
+        };
+        let free = TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok();
+        if free {
+            *next = Some(candidate);
             return port;
         }
     }
+    panic!("no free port in {PICKED_PORTS:?}");
 }
 
 /// One HTTP/1.1 exchange: the status, the status line with the headers, and the body.
@@ -145,7 +161,7 @@ pub fn lines_of(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
 /// Starts `vigil agent -c config` in `workdir` (where a voter keeps its Raft store by default),
 /// its log going to `stderr`, and waits until its API on `api` answers.
 pub fn spawn_agent(config: &Path, workdir: &Path, stderr: Stdio, api: SocketAddr) -> Child {
-    let child = Command::new(VIGIL)
+    let mut child = Command::new(VIGIL)
         .args(["agent", "-c"])
         .arg(config)
         .current_dir(workdir)
@@ -153,8 +169,16 @@ pub fn spawn_agent(config: &Path, workdir: &Path, stderr: Stdio, api: SocketAddr
         .stderr(stderr)
         .spawn()
         .expect("agent starts");
-    wait_for(STARTUP, || http(api, "GET", "/health/live", None, "").ok())
-        .unwrap_or_else(|| panic!("the agent on {api} answers within {STARTUP:?}"));
+    let answered = wait_for(STARTUP, || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the agent for {api} exited before answering: {status}");
+        }
+        http(api, "GET", "/health/live", None, "").ok()
+    });
+    if answered.is_none() {
+        let _ = child.kill();
+        panic!("the agent on {api} answers within {STARTUP:?}");
+    }
     child
 }
 
