@@ -45,6 +45,7 @@ mod node;
 mod phi;
 mod replay;
 pub mod stream;
+mod timer;
 
 pub use config::Config;
 pub use event::{Event, Stats, PHI_BUCKETS};

@@ -34,11 +34,12 @@ use crate::config::Config;
 use crate::crypto::{self, Keyring, SEAL_OVERHEAD};
 use crate::event::{Event, Stats};
 use crate::id::NodeId;
-use crate::member::{Member, MemberState, Metadata};
+use crate::member::{must_refute, transition, Member, MemberState, Metadata, Transition};
 use crate::message::{self, Body, DecodeError, Message, Packet, SyncHello, SyncState, Update};
 use crate::phi::PhiDetector;
 use crate::replay::{ReplayGuard, Stamp};
 use crate::stream::MAX_STATE;
+use crate::timer::{Timer, Timers};
 
 /// A datagram the driver must send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,6 +105,18 @@ struct Suspicion {
     deadline: Instant,
 }
 
+impl Suspicion {
+    /// A suspicion raised at `now` by `from`, its first confirmation.
+    fn new(now: Instant, incarnation: u64, from: NodeId, deadline: Instant) -> Suspicion {
+        Suspicion {
+            started: now,
+            incarnation,
+            confirmations: HashSet::from([from]),
+            deadline,
+        }
+    }
+}
+
 /// One node of the membership protocol. See the module documentation.
 pub struct Node {
     config: Config,
@@ -141,16 +154,10 @@ pub struct Node {
     rng: ChaCha20Rng,
     seq: u32,
     seeds: Vec<SocketAddr>,
-    next_heartbeat: Instant,
-    next_gossip: Instant,
+    timers: Timers,
     /// When the last gossip round ran: news of a failure brings the next round forward, but
     /// never closer than [`URGENT_GOSSIP_GAP`] to the last one.
     last_gossip: Instant,
-    next_check: Instant,
-    next_push_pull: Instant,
-    next_redial: Instant,
-    next_reap: Instant,
-    next_health_decay: Instant,
     expected_wake: Option<Instant>,
     local_health: u32,
     transmits: VecDeque<Transmit>,
@@ -198,14 +205,16 @@ impl Node {
             rng: ChaCha20Rng::from_seed(seed),
             seq: 0,
             seeds: Vec::new(),
-            next_heartbeat: now,
-            next_gossip: now + config.gossip_interval,
+            timers: Timers::new(|timer| match timer {
+                Timer::Heartbeat => now,
+                Timer::Gossip => now + config.gossip_interval,
+                Timer::Check => now + config.check_interval,
+                Timer::PushPull => now + config.push_pull_interval,
+                Timer::Redial => now + config.seed_redial_interval,
+                Timer::Reap => now + config.reap_after,
+                Timer::HealthDecay => now + HEALTH_DECAY,
+            }),
             last_gossip: now,
-            next_check: now + config.check_interval,
-            next_push_pull: now + config.push_pull_interval,
-            next_redial: now + config.seed_redial_interval,
-            next_reap: now + config.reap_after,
-            next_health_decay: now + HEALTH_DECAY,
             expected_wake: None,
             local_health: 0,
             transmits: VecDeque::new(),
@@ -220,7 +229,8 @@ impl Node {
         // Nodes started together (a deploy, a simulation) would otherwise all push-pull at once,
         // forever: start each one's cycle at a random point.
         let stagger = node.rng.random_range(0.5..1.5);
-        node.next_push_pull = now + node.config.push_pull_interval.mul_f64(stagger);
+        let first_push_pull = now + node.config.push_pull_interval.mul_f64(stagger);
+        node.timers.set(Timer::PushPull, first_push_pull);
         node
     }
 
@@ -459,38 +469,17 @@ impl Node {
             self.expected_wake = self.poll_timeout();
             return;
         }
-        if now >= self.next_heartbeat {
-            self.heartbeat();
-            self.next_heartbeat = advance(self.next_heartbeat, self.config.heartbeat_interval, now);
-        }
-        if now >= self.next_gossip {
-            self.gossip();
-            self.last_gossip = now;
-            self.next_gossip = advance(self.next_gossip, self.config.gossip_interval, now);
-        }
-        if now >= self.next_check {
-            self.check_observed(now);
-            self.next_check = advance(self.next_check, self.config.check_interval, now);
-        }
-        self.expire_probes(now);
-        self.expire_suspicions(now);
-        if now >= self.next_push_pull {
-            if let Some(peer) = self.random_active(1, None).pop() {
-                self.syncs.push_back(peer);
+        for timer in Timer::ALL {
+            if timer == Timer::PushPull {
+                // Probes and suspicions run out before a push-pull partner is picked, so that a
+                // member declared dead at this moment is not picked.
+                self.expire_probes(now);
+                self.expire_suspicions(now);
             }
-            self.next_push_pull = now + self.push_pull_interval();
-        }
-        if now >= self.next_redial {
-            self.redial_seeds();
-            self.next_redial = now + self.config.seed_redial_interval;
-        }
-        if now >= self.next_reap {
-            self.reap(now);
-            self.next_reap = now + self.config.reap_after / 4;
-        }
-        if now >= self.next_health_decay {
-            self.local_health = self.local_health.saturating_sub(1);
-            self.next_health_decay = now + HEALTH_DECAY;
+            if self.timers.is_due(timer, now) {
+                let next = self.fire(timer, now);
+                self.timers.set(timer, next);
+            }
         }
         self.expected_wake = self.poll_timeout();
     }
@@ -502,17 +491,8 @@ impl Node {
         if self.leaving {
             return None;
         }
-        let periodic = [
-            self.next_heartbeat,
-            self.next_gossip,
-            self.next_check,
-            self.next_push_pull,
-            self.next_redial,
-            self.next_reap,
-            self.next_health_decay,
-        ];
-        periodic
-            .into_iter()
+        let periodic = self.timers.next();
+        std::iter::once(periodic)
             .chain(self.probes.values().map(|p| p.deadline))
             .chain(self.relays.values().map(|r| r.deadline))
             .chain(self.suspicions.values().map(|s| s.deadline))
@@ -755,6 +735,44 @@ impl Node {
         self.members.get(id).map(|m| m.addr)
     }
 
+    /// Does the recurring work of `timer`, due at `now`; when it is next due.
+    fn fire(&mut self, timer: Timer, now: Instant) -> Instant {
+        let due = self.timers.at(timer);
+        match timer {
+            Timer::Heartbeat => {
+                self.heartbeat();
+                advance(due, self.config.heartbeat_interval, now)
+            }
+            Timer::Gossip => {
+                self.gossip();
+                self.last_gossip = now;
+                advance(due, self.config.gossip_interval, now)
+            }
+            Timer::Check => {
+                self.check_observed(now);
+                advance(due, self.config.check_interval, now)
+            }
+            Timer::PushPull => {
+                if let Some(peer) = self.random_active(1, None).pop() {
+                    self.syncs.push_back(peer);
+                }
+                now + self.push_pull_interval()
+            }
+            Timer::Redial => {
+                self.redial_seeds();
+                now + self.config.seed_redial_interval
+            }
+            Timer::Reap => {
+                self.reap(now);
+                now + self.config.reap_after / 4
+            }
+            Timer::HealthDecay => {
+                self.local_health = self.local_health.saturating_sub(1);
+                now + HEALTH_DECAY
+            }
+        }
+    }
+
     fn heartbeat(&mut self) {
         for observer in self.ring_neighbours(true) {
             if let Some(addr) = self.addr_of(&observer) {
@@ -993,17 +1011,18 @@ impl Node {
         for suspicion in self.suspicions.values_mut() {
             suspicion.deadline = suspicion.deadline.max(grace);
         }
-        self.next_check = self.next_check.max(now + self.config.check_interval);
+        self.timers
+            .no_sooner(Timer::Check, now + self.config.check_interval);
         // After a long silence its observers may be suspecting it right now, and the suspicion is
         // queued somewhere in the datagrams it has yet to read — or was gossiped to others only —
         // so rather than wait to hear it, the node refutes at once. After a shorter one the
         // overdue heartbeats, sent in this same step, arrive before any observer's detector
         // fires (phi 8 needs more than 1.5 intervals of silence), and a refutation would only
         // cost every member a datagram: a starved host stalls often.
-        let last_heartbeat = self
-            .next_heartbeat
+        let next_heartbeat = self.timers.at(Timer::Heartbeat);
+        let last_heartbeat = next_heartbeat
             .checked_sub(self.config.heartbeat_interval)
-            .unwrap_or(self.next_heartbeat);
+            .unwrap_or(next_heartbeat);
         let silence = now.saturating_duration_since(last_heartbeat);
         if !self.leaving && silence >= self.config.heartbeat_interval.mul_f64(1.5) {
             self.announce_alive(now, self.incarnation);
@@ -1076,171 +1095,62 @@ impl Node {
         }
     }
 
-    /// Applies one fact by SWIM's precedence rules; facts that change something are passed on.
+    /// Applies one fact by SWIM's precedence rules (see [`transition`]); facts that change
+    /// something are passed on.
     fn apply(&mut self, now: Instant, update: Update) {
+        let claim = update.claim();
         let subject = update.subject().clone();
         if subject == self.me {
-            match update {
-                Update::Suspect { incarnation, .. }
-                | Update::Dead { incarnation, .. }
-                | Update::Left { incarnation, .. }
-                    if incarnation >= self.incarnation =>
-                {
-                    self.refute(now, incarnation)
-                }
-                Update::Alive { incarnation, .. } if incarnation > self.incarnation => {
-                    self.refute(now, incarnation)
-                }
-                _ => {}
+            if must_refute(self.incarnation, claim) {
+                self.refute(now, claim.incarnation());
             }
             return;
         }
-        let current = self
-            .members
-            .get(&subject)
-            .map(|m| (m.state, m.incarnation, m.meta_version));
-        let previous_state = current.map(|(state, ..)| state);
-        let changed = match (&update, current) {
-            (
-                Update::Alive {
-                    id,
-                    addr,
-                    incarnation,
-                    meta,
-                    meta_version,
-                },
-                None,
-            ) => {
-                self.members.insert(
-                    id.clone(),
-                    Member {
-                        id: id.clone(),
-                        addr: *addr,
-                        incarnation: *incarnation,
-                        state: MemberState::Dead,
-                        meta: meta.clone(),
-                        meta_version: *meta_version,
-                        state_since: now,
-                        last_heard: None,
-                    },
-                );
-                self.set_state(now, id, MemberState::Alive);
-                self.emit(id, Event::MemberUp);
-                true
-            }
-            (
-                Update::Alive {
-                    id,
-                    addr,
-                    incarnation,
-                    meta,
-                    meta_version,
-                },
-                Some((state, cur_inc, cur_version)),
-            ) => {
-                let newer = *incarnation > cur_inc;
-                let newer_meta =
-                    *incarnation == cur_inc && *meta_version > cur_version && state.is_active();
-                let mut meta_changed = false;
-                if newer || newer_meta {
-                    if let Some(m) = self.members.get_mut(id) {
-                        meta_changed = m.meta != *meta;
-                        m.addr = *addr;
-                        m.incarnation = *incarnation;
-                        m.meta = meta.clone();
-                        m.meta_version = *meta_version;
-                    }
-                }
-                match state {
-                    _ if !newer && !newer_meta => false,
-                    MemberState::Alive => {
-                        if meta_changed {
-                            self.emit(id, Event::MemberUpdated);
-                        }
-                        true
-                    }
-                    MemberState::Suspect => {
-                        self.suspicions.remove(id);
-                        self.set_state(now, id, MemberState::Alive);
-                        self.emit(id, Event::MemberAlive);
-                        true
-                    }
-                    _ => {
-                        self.set_state(now, id, MemberState::Alive);
-                        self.emit(id, Event::MemberUp);
-                        true
-                    }
-                }
-            }
-            (
-                Update::Suspect {
-                    id,
-                    incarnation,
-                    from,
-                },
-                Some((state, cur_inc, _)),
-            ) => match state {
-                MemberState::Alive if *incarnation >= cur_inc => {
-                    if let Some(m) = self.members.get_mut(id) {
-                        m.incarnation = *incarnation;
-                    }
-                    self.set_state(now, id, MemberState::Suspect);
-                    self.suspicions.insert(
-                        id.clone(),
-                        Suspicion {
-                            started: now,
-                            incarnation: *incarnation,
-                            confirmations: HashSet::from([from.clone()]),
-                            deadline: now + self.suspicion_timeout(1),
-                        },
-                    );
-                    self.stats.suspicions += 1;
-                    self.emit(id, Event::MemberSuspect);
-                    true
-                }
-                MemberState::Suspect if *incarnation == cur_inc => self.confirm(id, from),
-                MemberState::Suspect if *incarnation > cur_inc => {
-                    if let Some(m) = self.members.get_mut(id) {
-                        m.incarnation = *incarnation;
-                    }
-                    self.suspicions.insert(
-                        id.clone(),
-                        Suspicion {
-                            started: now,
-                            incarnation: *incarnation,
-                            confirmations: HashSet::from([from.clone()]),
-                            deadline: now + self.suspicion_timeout(1),
-                        },
-                    );
-                    true
-                }
+        let member = self.members.get_mut(&subject);
+        let previous_state = member.as_ref().map(|m| m.state);
+        let changed = match (
+            transition(member.as_ref().map(|m| m.standing()), claim),
+            member,
+        ) {
+            (Transition::Ignore, _) => false,
+            (Transition::Confirm, _) => match &update {
+                Update::Suspect { from, .. } => self.confirm(&subject, from),
                 _ => false,
             },
-            (
-                Update::Dead {
-                    id, incarnation, ..
-                },
-                Some((state, cur_inc, _)),
-            ) if state.is_active() && *incarnation >= cur_inc => {
-                if let Some(m) = self.members.get_mut(id) {
-                    m.incarnation = *incarnation;
+            (Transition::Join, _) => {
+                if let Update::Alive {
+                    id,
+                    addr,
+                    incarnation,
+                    meta,
+                    meta_version,
+                } = &update
+                {
+                    // Inserted as a tombstone so that turning alive puts it on the ring.
+                    self.members.insert(
+                        id.clone(),
+                        Member {
+                            id: id.clone(),
+                            addr: *addr,
+                            incarnation: *incarnation,
+                            state: MemberState::Dead,
+                            meta: meta.clone(),
+                            meta_version: *meta_version,
+                            state_since: now,
+                            last_heard: None,
+                        },
+                    );
                 }
-                self.set_state(now, id, MemberState::Dead);
-                self.stats.failures_detected += 1;
-                self.emit(id, Event::MemberDown);
+                self.set_state(now, &subject, MemberState::Alive);
+                self.emit(&subject, Event::MemberUp);
                 true
             }
-            (Update::Left { id, incarnation }, Some((state, cur_inc, _)))
-                if state != MemberState::Left && *incarnation >= cur_inc =>
-            {
-                if let Some(m) = self.members.get_mut(id) {
-                    m.incarnation = *incarnation;
-                }
-                self.set_state(now, id, MemberState::Left);
-                self.emit(id, Event::MemberLeft);
+            (transition, Some(member)) => {
+                let meta_changed = take_claim(member, &update);
+                self.enter(now, &subject, transition, &update, meta_changed);
                 true
             }
-            _ => false,
+            (_, None) => false,
         };
         if changed {
             self.broadcasts.push(update);
@@ -1248,6 +1158,61 @@ impl Node {
             if state != previous_state {
                 self.hurry_gossip(now);
             }
+        }
+    }
+
+    /// Moves a known member into the state `transition` leads to, its claim already taken.
+    fn enter(
+        &mut self,
+        now: Instant,
+        id: &NodeId,
+        transition: Transition,
+        update: &Update,
+        meta_changed: bool,
+    ) {
+        match transition {
+            Transition::Refresh => {
+                if meta_changed {
+                    self.emit(id, Event::MemberUpdated);
+                }
+            }
+            Transition::Refuted => {
+                self.suspicions.remove(id);
+                self.set_state(now, id, MemberState::Alive);
+                self.emit(id, Event::MemberAlive);
+            }
+            Transition::Join | Transition::Rejoin => {
+                self.set_state(now, id, MemberState::Alive);
+                self.emit(id, Event::MemberUp);
+            }
+            Transition::Suspect | Transition::Resuspect => {
+                let fresh = transition == Transition::Suspect;
+                if fresh {
+                    self.set_state(now, id, MemberState::Suspect);
+                }
+                if let Update::Suspect {
+                    incarnation, from, ..
+                } = update
+                {
+                    let deadline = now + self.suspicion_timeout(1);
+                    let suspicion = Suspicion::new(now, *incarnation, from.clone(), deadline);
+                    self.suspicions.insert(id.clone(), suspicion);
+                }
+                if fresh {
+                    self.stats.suspicions += 1;
+                    self.emit(id, Event::MemberSuspect);
+                }
+            }
+            Transition::Die => {
+                self.set_state(now, id, MemberState::Dead);
+                self.stats.failures_detected += 1;
+                self.emit(id, Event::MemberDown);
+            }
+            Transition::Leave => {
+                self.set_state(now, id, MemberState::Left);
+                self.emit(id, Event::MemberLeft);
+            }
+            Transition::Ignore | Transition::Confirm => {}
         }
     }
 
@@ -1259,7 +1224,7 @@ impl Node {
     /// limit, so this spends the same datagrams sooner rather than more of them.
     fn hurry_gossip(&mut self, now: Instant) {
         let earliest = (self.last_gossip + URGENT_GOSSIP_GAP).max(now);
-        self.next_gossip = self.next_gossip.min(earliest);
+        self.timers.no_later(Timer::Gossip, earliest);
     }
 
     /// Counts an independent confirmation of a suspicion; the timeout shrinks accordingly.
@@ -1299,6 +1264,33 @@ fn advance(deadline: Instant, period: Duration, now: Instant) -> Instant {
         now + period
     } else {
         next
+    }
+}
+
+/// Records in `member` what a winning claim says: the incarnation and, from an `Alive`, the
+/// address and metadata. Whether the metadata changed.
+fn take_claim(member: &mut Member, update: &Update) -> bool {
+    match update {
+        Update::Alive {
+            addr,
+            incarnation,
+            meta,
+            meta_version,
+            ..
+        } => {
+            let meta_changed = member.meta != *meta;
+            member.addr = *addr;
+            member.incarnation = *incarnation;
+            member.meta = meta.clone();
+            member.meta_version = *meta_version;
+            meta_changed
+        }
+        Update::Suspect { incarnation, .. }
+        | Update::Dead { incarnation, .. }
+        | Update::Left { incarnation, .. } => {
+            member.incarnation = *incarnation;
+            false
+        }
     }
 }
 
