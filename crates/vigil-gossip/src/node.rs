@@ -1,12 +1,13 @@
 //! The protocol state machine: one node's view of the cluster, driven by packets and time.
 //!
 //! A driver feeds it datagrams ([`Node::handle_packet`]), push-pull payloads
-//! ([`Node::handle_sync`]) and the passing of time ([`Node::handle_timeout`] when
-//! [`Node::poll_timeout`] is due), and carries out what it asks: datagrams to send
-//! ([`Node::poll_transmit`]), push-pull exchanges to open ([`Node::poll_sync`]). It reports
-//! membership changes through [`Node::poll_event`]. Nothing here reads a clock, opens a socket or
-//! draws from the OS: the same node runs under tokio in the agent and in virtual time in the
-//! simulator.
+//! ([`Node::handle_sync`], [`Node::handle_sync_answer`]) and the passing of time
+//! ([`Node::handle_timeout`] when [`Node::poll_timeout`] is due), and carries out each
+//! [`Output`] that [`Node::poll`] hands it: datagrams to send, push-pull exchanges and connection
+//! attempts to make, membership events to report, the end of a graceful leave. Every protocol
+//! decision — which peers, how many exchanges at once, when — is taken here, with the node's
+//! seeded RNG. Nothing here reads a clock, opens a socket or draws from the OS: the same node
+//! runs under tokio in the agent and in virtual time in the simulator.
 //!
 //! Failure detection, in order:
 //! 1. each member heartbeats to its `k` observers (its successors on a hash ring), every
@@ -36,41 +37,11 @@ use crate::event::{Event, Stats};
 use crate::id::NodeId;
 use crate::member::{must_refute, transition, Member, MemberState, Metadata, Transition};
 use crate::message::{self, Body, DecodeError, Message, Packet, SyncHello, SyncState, Update};
+use crate::output::{Exchange, Output, Reachability, ReachabilityCheck, Transmit};
 use crate::phi::PhiDetector;
 use crate::replay::{ReplayGuard, Stamp};
 use crate::stream::MAX_STATE;
 use crate::timer::{Timer, Timers};
-
-/// A datagram the driver must send.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transmit {
-    /// Destination.
-    pub to: SocketAddr,
-    /// Bytes to send as one UDP datagram.
-    pub payload: Vec<u8>,
-}
-
-/// A connection attempt the driver must make: whether anything accepts TCP connections at a
-/// member's gossip address (its push-pull listener). Answer with [`Node::handle_reachability`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ReachabilityCheck {
-    /// The probe this check belongs to.
-    pub probe: u32,
-    /// Where to connect.
-    pub addr: SocketAddr,
-}
-
-/// What a [`ReachabilityCheck`] found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reachability {
-    /// A connection was established: something listens there (a live or a frozen process).
-    Accepting,
-    /// The host answered that nothing listens there (TCP reset, ICMP port unreachable): the
-    /// member's host is up but its process is gone.
-    Refused,
-    /// No answer in time, or any other error: says nothing either way.
-    Unknown,
-}
 
 /// Who a node is, as its driver starts it.
 #[derive(Clone, Debug)]
@@ -117,6 +88,36 @@ impl Suspicion {
     }
 }
 
+/// Why this node runs a push-pull exchange.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    /// A periodic full sync, a join or a seed redial.
+    Sync,
+    /// Handing this node's departure to a member, whose answer confirms it knows.
+    Leave,
+}
+
+/// A push-pull exchange this node asked for and whose end has not been reported.
+struct Open {
+    peer: SocketAddr,
+    purpose: Purpose,
+}
+
+/// Where this node is in leaving the cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Departure {
+    /// Taking part.
+    Staying,
+    /// Left; waiting for the members it handed its departure to.
+    Confirming,
+    /// Left, and [`Output::Departed`] given.
+    Departed,
+}
+
+/// Push-pull exchanges a node runs at once; periodic syncs beyond this are skipped (the next
+/// round makes up for them).
+const MAX_EXCHANGES: usize = 32;
+
 /// One node of the membership protocol. See the module documentation.
 pub struct Node {
     config: Config,
@@ -125,7 +126,7 @@ pub struct Node {
     incarnation: u64,
     meta: Metadata,
     meta_version: u64,
-    leaving: bool,
+    departure: Departure,
     // Iteration order must never reach the outputs, or a node would behave differently between
     // runs with the same seed: std's `HashMap` iterates in a per-process random order. So
     // `members` (a hash map, for fast lookups) is never iterated where order matters — random
@@ -160,10 +161,10 @@ pub struct Node {
     last_gossip: Instant,
     expected_wake: Option<Instant>,
     local_health: u32,
-    transmits: VecDeque<Transmit>,
-    reachability_checks: VecDeque<ReachabilityCheck>,
-    events: VecDeque<Event>,
-    syncs: VecDeque<SocketAddr>,
+    outputs: VecDeque<Output>,
+    /// Exchanges in flight, by id; ordered, as their purposes are counted.
+    exchanges: BTreeMap<u32, Open>,
+    exchange_seq: u32,
     stats: Stats,
 }
 
@@ -186,7 +187,7 @@ impl Node {
             incarnation: identity.incarnation,
             meta,
             meta_version: 0,
-            leaving: false,
+            departure: Departure::Staying,
             members: HashMap::new(),
             ring: BTreeSet::new(),
             detectors: BTreeMap::new(),
@@ -217,10 +218,9 @@ impl Node {
             last_gossip: now,
             expected_wake: None,
             local_health: 0,
-            transmits: VecDeque::new(),
-            reachability_checks: VecDeque::new(),
-            events: VecDeque::new(),
-            syncs: VecDeque::new(),
+            outputs: VecDeque::new(),
+            exchanges: BTreeMap::new(),
+            exchange_seq: 0,
             stats: Stats::default(),
             config,
         };
@@ -241,17 +241,22 @@ impl Node {
     pub fn join(&mut self, now: Instant, seeds: &[SocketAddr]) {
         self.tick(now);
         self.seeds = seeds.iter().copied().filter(|s| *s != self.addr).collect();
-        self.syncs.extend(self.seeds.iter().copied());
+        for seed in self.seeds.clone() {
+            self.sync_with(seed);
+        }
     }
 
-    /// Leaves the cluster gracefully: tells `fanout` × 2 members at once and stops heartbeating.
-    /// Keep driving the node for a moment so the news spreads before the process exits.
+    /// Leaves the cluster gracefully: tells `fanout` × 2 members at once over datagrams, hands
+    /// its state (which now says "left") to `fanout` members in push-pull exchanges whose
+    /// answers confirm they know, and stops heartbeating. Keep driving the node until
+    /// [`Output::Departed`] (or a deadline of the driver's) so the news spreads before the process
+    /// exits.
     pub fn leave(&mut self, now: Instant) {
         self.tick(now);
-        if self.leaving {
+        if self.leaving() {
             return;
         }
-        self.leaving = true;
+        self.departure = Departure::Confirming;
         self.incarnation += 1;
         self.broadcasts.push(Update::Left {
             id: self.me.clone(),
@@ -261,6 +266,10 @@ impl Node {
         for target in targets {
             self.send(target, Body::Gossip);
         }
+        for peer in self.random_active(self.config.fanout.max(1), None) {
+            self.open_exchange(peer, Purpose::Leave);
+        }
+        self.check_departed();
     }
 
     /// Replaces this node's metadata and spreads it if it changed.
@@ -361,7 +370,7 @@ impl Node {
     /// stamped with the time of the latest input.
     pub fn sync_payload(&mut self) -> Vec<u8> {
         let mut members = vec![self.alive_update()];
-        if self.leaving {
+        if self.leaving() {
             members[0] = Update::Left {
                 id: self.me.clone(),
                 incarnation: self.incarnation,
@@ -427,7 +436,7 @@ impl Node {
             })
     }
 
-    /// Merges the state received in a push-pull exchange from `from`.
+    /// Merges the state received from `from` in a push-pull exchange it opened.
     pub fn handle_sync(
         &mut self,
         now: Instant,
@@ -435,6 +444,30 @@ impl Node {
         frame: &[u8],
     ) -> Result<(), DecodeError> {
         self.tick(now);
+        self.merge_state(now, frame)
+    }
+
+    /// The end of an [`Exchange`] this node asked for: the peer's answer, merged as
+    /// [`Node::handle_sync`] merges a state.
+    pub fn handle_sync_answer(
+        &mut self,
+        now: Instant,
+        exchange: u32,
+        frame: &[u8],
+    ) -> Result<(), DecodeError> {
+        self.tick(now);
+        self.close_exchange(exchange);
+        self.merge_state(now, frame)
+    }
+
+    /// The end of an [`Exchange`] this node asked for that brought no answer: the connection
+    /// failed, timed out or was closed.
+    pub fn handle_sync_failed(&mut self, now: Instant, exchange: u32) {
+        self.tick(now);
+        self.close_exchange(exchange);
+    }
+
+    fn merge_state(&mut self, now: Instant, frame: &[u8]) -> Result<(), DecodeError> {
         let state: SyncState = self.open(now, frame)?;
         self.refuse_own(&state)?;
         self.heard_from(now, &state.sender);
@@ -465,7 +498,7 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tick(now);
         self.notice_stall(now);
-        if self.leaving {
+        if self.leaving() {
             self.expected_wake = self.poll_timeout();
             return;
         }
@@ -488,7 +521,7 @@ impl Node {
 
     /// When [`Node::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.leaving {
+        if self.leaving() {
             return None;
         }
         let periodic = self.timers.next();
@@ -499,25 +532,10 @@ impl Node {
             .min()
     }
 
-    /// The next datagram to send.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
-    }
-
-    /// The next connection attempt to make, see [`ReachabilityCheck`].
-    pub fn poll_reachability(&mut self) -> Option<ReachabilityCheck> {
-        self.reachability_checks.pop_front()
-    }
-
-    /// The next membership event.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
-    }
-
-    /// The next address to run a push-pull exchange with: connect, send
-    /// [`Node::sync_payload`], pass the answer to [`Node::handle_sync`].
-    pub fn poll_sync(&mut self) -> Option<SocketAddr> {
-        self.syncs.pop_front()
+    /// The next thing to do, in the order the node asked for them; `None` when there is
+    /// nothing more until the next input. Drain it after every input.
+    pub fn poll(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
     }
 
     // ----- views -----
@@ -543,7 +561,7 @@ impl Node {
             id: self.me.clone(),
             addr: self.addr,
             incarnation: self.incarnation,
-            state: if self.leaving {
+            state: if self.leaving() {
                 MemberState::Left
             } else {
                 MemberState::Alive
@@ -637,6 +655,51 @@ impl Node {
         }
     }
 
+    /// Whether this node has left (or is leaving) the cluster.
+    fn leaving(&self) -> bool {
+        self.departure != Departure::Staying
+    }
+
+    /// Asks for a push-pull exchange with `peer`, unless one is in flight with it already or
+    /// [`MAX_EXCHANGES`] are.
+    fn sync_with(&mut self, peer: SocketAddr) {
+        let busy = self
+            .exchanges
+            .values()
+            .any(|open| open.peer == peer && open.purpose == Purpose::Sync);
+        if busy || self.exchanges.len() >= MAX_EXCHANGES {
+            return;
+        }
+        self.open_exchange(peer, Purpose::Sync);
+    }
+
+    fn open_exchange(&mut self, peer: SocketAddr, purpose: Purpose) {
+        self.exchange_seq = self.exchange_seq.wrapping_add(1);
+        let id = self.exchange_seq;
+        self.exchanges.insert(id, Open { peer, purpose });
+        self.outputs
+            .push_back(Output::Exchange(Exchange { id, peer }));
+    }
+
+    /// Forgets an exchange whose end was reported (an unknown id is one already ended).
+    fn close_exchange(&mut self, id: u32) {
+        if self.exchanges.remove(&id).is_some() {
+            self.check_departed();
+        }
+    }
+
+    /// Gives [`Output::Departed`] once a leave has no confirmation left to wait for.
+    fn check_departed(&mut self) {
+        let waiting = self
+            .exchanges
+            .values()
+            .any(|open| open.purpose == Purpose::Leave);
+        if self.departure == Departure::Confirming && !waiting {
+            self.departure = Departure::Departed;
+            self.outputs.push_back(Output::Departed);
+        }
+    }
+
     fn next_seq(&mut self) -> u32 {
         self.seq = self.seq.wrapping_add(1);
         self.seq
@@ -706,7 +769,8 @@ impl Node {
         );
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += payload.len() as u64;
-        self.transmits.push_back(Transmit { to, payload });
+        self.outputs
+            .push_back(Output::Transmit(Transmit { to, payload }));
     }
 
     /// Members on the ring after (observers) or before (observed) this node, at most `k`.
@@ -754,7 +818,7 @@ impl Node {
             }
             Timer::PushPull => {
                 if let Some(peer) = self.random_active(1, None).pop() {
-                    self.syncs.push_back(peer);
+                    self.sync_with(peer);
                 }
                 now + self.push_pull_interval()
             }
@@ -826,12 +890,14 @@ impl Node {
             .filter(|s| !active.contains(s))
             .collect();
         if active.is_empty() {
-            self.syncs.extend(missing);
+            for seed in missing {
+                self.sync_with(seed);
+            }
         } else if let Some(seed) = {
             missing.shuffle(&mut self.rng);
             missing.first().copied()
         } {
-            self.syncs.push_back(seed);
+            self.sync_with(seed);
         }
     }
 
@@ -901,12 +967,15 @@ impl Node {
         self.send(target_addr, Body::Ping { seq });
         // A driver that never asks must not make the queue grow: drop checks of finished probes.
         let probes = &self.probes;
-        self.reachability_checks
-            .retain(|check| probes.contains_key(&check.probe));
-        self.reachability_checks.push_back(ReachabilityCheck {
-            probe: seq,
-            addr: target_addr,
+        self.outputs.retain(|output| match output {
+            Output::Reachability(check) => probes.contains_key(&check.probe),
+            _ => true,
         });
+        self.outputs
+            .push_back(Output::Reachability(ReachabilityCheck {
+                probe: seq,
+                addr: target_addr,
+            }));
         for relay in self.random_active(self.config.indirect_probes, Some(&target)) {
             self.send(
                 relay,
@@ -1024,7 +1093,7 @@ impl Node {
             .checked_sub(self.config.heartbeat_interval)
             .unwrap_or(next_heartbeat);
         let silence = now.saturating_duration_since(last_heartbeat);
-        if !self.leaving && silence >= self.config.heartbeat_interval.mul_f64(1.5) {
+        if !self.leaving() && silence >= self.config.heartbeat_interval.mul_f64(1.5) {
             self.announce_alive(now, self.incarnation);
         }
     }
@@ -1058,7 +1127,7 @@ impl Node {
 
     /// Answers a suspicion, death or departure of this node that it heard about.
     fn refute(&mut self, now: Instant, incarnation: u64) {
-        if self.leaving {
+        if self.leaving() {
             return;
         }
         self.local_health = (self.local_health + 1).min(self.config.max_local_health);
@@ -1072,9 +1141,9 @@ impl Node {
         self.stats.refutations += 1;
         self.broadcasts.push(self.alive_update());
         self.hurry_gossip(now);
-        self.events.push_back(Event::Refuted {
+        self.outputs.push_back(Output::Event(Event::Refuted {
             incarnation: self.incarnation,
-        });
+        }));
     }
 
     fn set_state(&mut self, now: Instant, id: &NodeId, state: MemberState) {
@@ -1246,10 +1315,13 @@ impl Node {
 
     fn emit(&mut self, id: &NodeId, event: fn(Member) -> Event) {
         if let Some(member) = self.members.get(id) {
-            self.events.push_back(event(member.clone()));
+            self.outputs.push_back(Output::Event(event(member.clone())));
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 /// How often the local health multiplier relaxes by one when nothing raises it.
 const HEALTH_DECAY: Duration = Duration::from_secs(5);

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::{ChaCha20Rng, ChaCha8Rng};
 use vigil_gossip::crypto::Keyring;
-use vigil_gossip::{Event, Identity, Metadata, Node, NodeId, Reachability};
+use vigil_gossip::{
+    Event, Exchange, Identity, Metadata, Node, NodeId, Output, Reachability, Transmit,
+};
 
 use crate::config::{Link, NodeOptions, SimConfig};
 use crate::net::{Network, RuleId};
@@ -66,11 +68,19 @@ enum Ev {
         from: usize,
         payload: Vec<u8>,
         opened: Duration,
+        reply: Reply,
     },
+    /// The answer to an exchange node `to` opened.
     SyncReply {
         to: usize,
-        from: usize,
         payload: Vec<u8>,
+        reply: Reply,
+    },
+    /// The end, without an answer, of an exchange node `to` opened: refused, or timed out
+    /// (a no-op if its answer came first).
+    SyncFailed {
+        to: usize,
+        reply: Reply,
     },
     /// The end of a connection attempt node `to` asked for.
     Reachability {
@@ -106,6 +116,14 @@ impl Ord for Entry {
     }
 }
 
+/// Where the answer to a push-pull exchange goes: the exchange, in the life of the process that
+/// opened it (a restarted process never reads its past life's connections).
+#[derive(Clone, Copy)]
+struct Reply {
+    exchange: u32,
+    life: u64,
+}
+
 /// What waits in a paused node's socket buffers.
 enum Inbound {
     Datagram {
@@ -116,10 +134,14 @@ enum Inbound {
         from: usize,
         payload: Vec<u8>,
         opened: Duration,
+        reply: Reply,
     },
     SyncReply {
-        from: usize,
         payload: Vec<u8>,
+        reply: Reply,
+    },
+    SyncFailed {
+        reply: Reply,
     },
     Reachability {
         probe: u32,
@@ -348,8 +370,10 @@ impl Sim {
                     from,
                     payload,
                     opened,
-                } => self.serve_sync(i, from, payload, opened),
-                Inbound::SyncReply { from, payload } => self.deliver_sync_reply(i, from, payload),
+                    reply,
+                } => self.serve_sync(i, from, payload, opened, reply),
+                Inbound::SyncReply { payload, reply } => self.deliver_sync_reply(i, payload, reply),
+                Inbound::SyncFailed { reply } => self.deliver_sync_failed(i, reply),
                 Inbound::Reachability { probe, outcome } => {
                     self.deliver_reachability(i, probe, outcome)
                 }
@@ -396,7 +420,8 @@ impl Sim {
         self.start(i);
     }
 
-    /// Makes a node leave gracefully; its process exits [`SimConfig::leave_linger`] later.
+    /// Makes a node leave gracefully; its process exits once the members it handed its
+    /// departure to have answered ([`Output::Departed`]), or [`SimConfig::leave_linger`] later.
     pub fn leave(&mut self, i: usize) {
         let now = self.instant(self.now);
         let Some(node) = self.slots[i].node.as_mut() else {
@@ -492,20 +517,31 @@ impl Sim {
                 from,
                 payload,
                 opened,
+                reply,
             } => match self.slots[to].status {
-                Status::Running | Status::Leaving => self.serve_sync(to, from, payload, opened),
+                Status::Running | Status::Leaving => {
+                    self.serve_sync(to, from, payload, opened, reply)
+                }
                 Status::Paused => self.slots[to].inbox.push_back(Inbound::SyncRequest {
                     from,
                     payload,
                     opened,
+                    reply,
                 }),
                 _ => {}
             },
-            Ev::SyncReply { to, from, payload } => match self.slots[to].status {
-                Status::Running | Status::Leaving => self.deliver_sync_reply(to, from, payload),
+            Ev::SyncReply { to, payload, reply } => match self.slots[to].status {
+                Status::Running | Status::Leaving => self.deliver_sync_reply(to, payload, reply),
                 Status::Paused => self.slots[to]
                     .inbox
-                    .push_back(Inbound::SyncReply { from, payload }),
+                    .push_back(Inbound::SyncReply { payload, reply }),
+                _ => {}
+            },
+            Ev::SyncFailed { to, reply } => match self.slots[to].status {
+                Status::Running | Status::Leaving => self.deliver_sync_failed(to, reply),
+                Status::Paused => self.slots[to]
+                    .inbox
+                    .push_back(Inbound::SyncFailed { reply }),
                 _ => {}
             },
             Ev::Reachability { to, probe, outcome } => match self.slots[to].status {
@@ -600,7 +636,14 @@ impl Sim {
     /// The accepting side of a push-pull: reads the initiator's state, answers with its own
     /// (taken before merging, as memberlist does), then merges. A payload it cannot open closes
     /// the connection without an answer.
-    fn serve_sync(&mut self, to: usize, from: usize, payload: Vec<u8>, opened: Duration) {
+    fn serve_sync(
+        &mut self,
+        to: usize,
+        from: usize,
+        payload: Vec<u8>,
+        opened: Duration,
+        reply: Reply,
+    ) {
         if self.now.saturating_sub(opened) > self.config.sync_timeout {
             return;
         }
@@ -625,108 +668,69 @@ impl Sim {
                     self.now + delay,
                     Ev::SyncReply {
                         to: from,
-                        from: to,
                         payload: answer,
+                        reply,
                     },
                 );
             }
         }
     }
 
-    fn deliver_sync_reply(&mut self, to: usize, from: usize, payload: Vec<u8>) {
+    fn deliver_sync_reply(&mut self, to: usize, payload: Vec<u8>, reply: Reply) {
         let now = self.instant(self.now);
-        let from_addr = self.slots[from].addr;
         let slot = &mut self.slots[to];
+        if slot.lives != reply.life {
+            return;
+        }
         let Some(node) = slot.node.as_mut() else {
             return;
         };
         slot.traffic.sync_bytes_received += payload.len() as u64;
-        if node.handle_sync(now, from_addr, &payload).is_err() {
+        if node
+            .handle_sync_answer(now, reply.exchange, &payload)
+            .is_err()
+        {
             slot.traffic.rejected += 1;
         }
         self.after_call(to);
     }
 
-    /// Carries out what node `i` asked for after a call: datagrams, exchanges, events, and its
-    /// next timer.
+    fn deliver_sync_failed(&mut self, to: usize, reply: Reply) {
+        let now = self.instant(self.now);
+        let slot = &mut self.slots[to];
+        if slot.lives != reply.life {
+            return;
+        }
+        if let Some(node) = slot.node.as_mut() {
+            node.handle_sync_failed(now, reply.exchange);
+            self.after_call(to);
+        }
+    }
+
+    /// Carries out what node `i` asked for after a call — datagrams, exchanges, connection
+    /// attempts, events, the end of a leave — and sets its next timer.
     fn after_call(&mut self, i: usize) {
-        let Some(node) = self.slots[i].node.as_mut() else {
+        // Out of its slot while its outputs are carried out, which needs the whole simulation.
+        let Some(mut node) = self.slots[i].node.take() else {
             return;
         };
-        let mut transmits = Vec::new();
-        while let Some(t) = node.poll_transmit() {
-            transmits.push(t);
-        }
-        let mut syncs = Vec::new();
-        while let Some(peer) = node.poll_sync() {
-            syncs.push((peer, node.sync_payload()));
-        }
-        let mut checks = Vec::new();
-        while let Some(check) = node.poll_reachability() {
-            checks.push(check);
-        }
-        let mut events = Vec::new();
-        while let Some(event) = node.poll_event() {
-            events.push(event);
+        while let Some(output) = node.poll() {
+            match output {
+                Output::Transmit(transmit) => self.send_datagram(i, transmit),
+                Output::Exchange(exchange) => {
+                    let payload = node.sync_payload();
+                    self.open_exchange(i, exchange, payload);
+                }
+                Output::Reachability(check) => self.check_reachability(i, check.probe, check.addr),
+                Output::Event(event) => self.record(i, event),
+                // Stopped from the queue: the process exits once this call is over.
+                Output::Departed => self.push(self.now, Ev::StopLeaving(i)),
+            }
         }
         let deadline = node
             .poll_timeout()
             .map(|t| t.saturating_duration_since(self.base));
-
-        for t in transmits {
-            let slot = &mut self.slots[i];
-            slot.traffic.packets_sent += 1;
-            slot.traffic.bytes_sent += t.payload.len() as u64;
-            let Some(&to) = self.by_addr.get(&t.to) else {
-                continue;
-            };
-            if let Some(delay) = self.net.datagram(&mut self.rng, i, to) {
-                self.push(
-                    self.now + delay,
-                    Ev::Datagram {
-                        to,
-                        from: i,
-                        payload: t.payload,
-                    },
-                );
-            }
-        }
-        for (peer, payload) in syncs {
-            self.slots[i].traffic.sync_bytes_sent += payload.len() as u64;
-            self.slots[i].traffic.syncs_opened += 1;
-            let Some(&to) = self.by_addr.get(&peer) else {
-                continue;
-            };
-            // The handshake's round trip, then the payload.
-            let (Some(a), Some(b)) = (
-                self.net.stream(&mut self.rng, i, to),
-                self.net.stream(&mut self.rng, to, i),
-            ) else {
-                continue;
-            };
-            let Some(c) = self.net.stream(&mut self.rng, i, to) else {
-                continue;
-            };
-            if self.slots[to].node.is_none() {
-                // Connection refused: nothing listens.
-                continue;
-            }
-            self.push(
-                self.now + a + b + c,
-                Ev::SyncRequest {
-                    to,
-                    from: i,
-                    payload,
-                    opened: self.now,
-                },
-            );
-        }
-        for check in checks {
-            self.check_reachability(i, check.probe, check.addr);
-        }
-        for event in events {
-            self.record(i, event);
-        }
+        self.slots[i].node = Some(node);
         if let Some(deadline) = deadline {
             let deadline = deadline.max(self.now);
             let slot = &mut self.slots[i];
@@ -737,6 +741,68 @@ impl Sim {
                 self.push(deadline, Ev::Timer { node: i, token });
             }
         }
+    }
+
+    fn send_datagram(&mut self, i: usize, transmit: Transmit) {
+        let slot = &mut self.slots[i];
+        slot.traffic.packets_sent += 1;
+        slot.traffic.bytes_sent += transmit.payload.len() as u64;
+        let Some(&to) = self.by_addr.get(&transmit.to) else {
+            return;
+        };
+        if let Some(delay) = self.net.datagram(&mut self.rng, i, to) {
+            self.push(
+                self.now + delay,
+                Ev::Datagram {
+                    to,
+                    from: i,
+                    payload: transmit.payload,
+                },
+            );
+        }
+    }
+
+    /// A push-pull exchange node `i` opens: the handshake's round trip, then the payload. Like
+    /// the driver, the node gives up after [`SimConfig::sync_timeout`] whatever became of it,
+    /// or after the round trip if the connection is refused.
+    fn open_exchange(&mut self, i: usize, exchange: Exchange, payload: Vec<u8>) {
+        self.slots[i].traffic.sync_bytes_sent += payload.len() as u64;
+        self.slots[i].traffic.syncs_opened += 1;
+        let reply = Reply {
+            exchange: exchange.id,
+            life: self.slots[i].lives,
+        };
+        self.push(
+            self.now + self.config.sync_timeout,
+            Ev::SyncFailed { to: i, reply },
+        );
+        let Some(&to) = self.by_addr.get(&exchange.peer) else {
+            return;
+        };
+        let (Some(a), Some(b)) = (
+            self.net.stream(&mut self.rng, i, to),
+            self.net.stream(&mut self.rng, to, i),
+        ) else {
+            return;
+        };
+        let Some(c) = self.net.stream(&mut self.rng, i, to) else {
+            return;
+        };
+        if self.slots[to].node.is_none() {
+            // Connection refused: nothing listens.
+            self.push(self.now + a + b, Ev::SyncFailed { to: i, reply });
+            return;
+        }
+        self.push(
+            self.now + a + b + c,
+            Ev::SyncRequest {
+                to,
+                from: i,
+                payload,
+                opened: self.now,
+                reply,
+            },
+        );
     }
 
     /// A TCP connection attempt from node `i`: the handshake's round trip decides, if the
