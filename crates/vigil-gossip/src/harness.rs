@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::event::Event;
 use crate::id::NodeId;
-use crate::member::{MemberState, Metadata};
+use crate::member::{Member, MemberState, Metadata};
 use crate::node::{Identity, Node};
 use crate::output::{Output, Reachability};
 
@@ -45,9 +45,8 @@ impl Bench {
             hosts: Vec::new(),
         };
         for i in 0..n {
-            let addr = SocketAddr::from(([127, 0, 0, 1], 7000 + i as u16));
             bench.hosts.push(Host {
-                addr,
+                addr: Self::addr(i),
                 node: None,
                 silent: false,
                 events: Vec::new(),
@@ -101,6 +100,25 @@ impl Bench {
     /// The id of host `i`'s node.
     pub(crate) fn id(i: usize) -> NodeId {
         NodeId::new(format!("n{i}"))
+    }
+
+    /// Host `i`'s gossip address.
+    pub(crate) fn addr(i: usize) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 7000 + i as u16))
+    }
+
+    /// A member as host `i`'s node would first be seen.
+    pub(crate) fn member(i: usize) -> Member {
+        Member {
+            id: Self::id(i),
+            addr: Self::addr(i),
+            incarnation: 1,
+            state: MemberState::Alive,
+            meta: Metadata::default(),
+            meta_version: 0,
+            state_since: Instant::now(),
+            last_heard: None,
+        }
     }
 
     /// Host `i`'s node joins through `n0`.

@@ -258,6 +258,8 @@ pub(crate) fn must_refute(own: u64, claim: Claim) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use MemberState::{Alive, Dead, Left, Suspect};
+    use Transition::*;
 
     fn at(state: MemberState, incarnation: u64, meta_version: u64) -> Option<Standing> {
         Some(Standing {
@@ -274,100 +276,97 @@ mod tests {
         }
     }
 
-    use MemberState::{Alive, Dead, Left, Suspect};
+    fn suspect(incarnation: u64) -> Claim {
+        Claim::Suspect { incarnation }
+    }
 
-    #[test]
-    fn only_an_alive_introduces_a_member() {
-        assert_eq!(transition(None, alive(1, 0)), Transition::Join);
-        for claim in [
-            Claim::Suspect { incarnation: 1 },
-            Claim::Dead { incarnation: 1 },
-            Claim::Left { incarnation: 1 },
-        ] {
-            assert_eq!(transition(None, claim), Transition::Ignore, "{claim:?}");
+    fn dead(incarnation: u64) -> Claim {
+        Claim::Dead { incarnation }
+    }
+
+    fn left(incarnation: u64) -> Claim {
+        Claim::Left { incarnation }
+    }
+
+    /// Each row: where a node stands on a member, a claim, and what the claim does.
+    fn check(rows: &[(Option<Standing>, Claim, Transition)]) {
+        for &(known, claim, expected) in rows {
+            assert_eq!(transition(known, claim), expected, "{known:?} {claim:?}");
         }
     }
 
     #[test]
+    fn only_an_alive_introduces_a_member() {
+        check(&[
+            (None, alive(1, 0), Join),
+            (None, suspect(1), Ignore),
+            (None, dead(1), Ignore),
+            (None, left(1), Ignore),
+        ]);
+    }
+
+    #[test]
     fn alive_wins_with_a_higher_incarnation_or_newer_metadata() {
-        assert_eq!(
-            transition(at(Alive, 5, 2), alive(6, 0)),
-            Transition::Refresh
-        );
-        assert_eq!(
-            transition(at(Alive, 5, 2), alive(5, 3)),
-            Transition::Refresh
-        );
-        assert_eq!(transition(at(Alive, 5, 2), alive(5, 2)), Transition::Ignore);
-        assert_eq!(transition(at(Alive, 5, 2), alive(4, 9)), Transition::Ignore);
-        assert_eq!(
-            transition(at(Suspect, 5, 2), alive(6, 0)),
-            Transition::Refuted
-        );
-        assert_eq!(
-            transition(at(Suspect, 5, 2), alive(5, 3)),
-            Transition::Refuted
-        );
-        assert_eq!(
-            transition(at(Suspect, 5, 2), alive(5, 2)),
-            Transition::Ignore
-        );
+        check(&[
+            (at(Alive, 5, 2), alive(6, 0), Refresh),
+            (at(Alive, 5, 2), alive(5, 3), Refresh),
+            (at(Alive, 5, 2), alive(5, 2), Ignore),
+            (at(Alive, 5, 2), alive(4, 9), Ignore),
+            (at(Suspect, 5, 2), alive(6, 0), Refuted),
+            (at(Suspect, 5, 2), alive(5, 3), Refuted),
+            (at(Suspect, 5, 2), alive(5, 2), Ignore),
+        ]);
     }
 
     #[test]
     fn a_tombstone_is_revived_only_by_a_higher_incarnation() {
         for state in [Dead, Left] {
-            assert_eq!(transition(at(state, 5, 2), alive(6, 0)), Transition::Rejoin);
-            assert_eq!(transition(at(state, 5, 2), alive(5, 3)), Transition::Ignore);
-            assert_eq!(transition(at(state, 5, 2), alive(4, 9)), Transition::Ignore);
+            check(&[
+                (at(state, 5, 2), alive(6, 0), Rejoin),
+                (at(state, 5, 2), alive(5, 3), Ignore),
+                (at(state, 5, 2), alive(4, 9), Ignore),
+            ]);
         }
     }
 
     #[test]
     fn suspicion_starts_confirms_and_starts_over() {
-        let suspect = |incarnation| Claim::Suspect { incarnation };
-        assert_eq!(transition(at(Alive, 5, 0), suspect(5)), Transition::Suspect);
-        assert_eq!(transition(at(Alive, 5, 0), suspect(6)), Transition::Suspect);
-        assert_eq!(transition(at(Alive, 5, 0), suspect(4)), Transition::Ignore);
-        assert_eq!(
-            transition(at(Suspect, 5, 0), suspect(5)),
-            Transition::Confirm
-        );
-        assert_eq!(
-            transition(at(Suspect, 5, 0), suspect(6)),
-            Transition::Resuspect
-        );
-        assert_eq!(
-            transition(at(Suspect, 5, 0), suspect(4)),
-            Transition::Ignore
-        );
-        for state in [Dead, Left] {
-            assert_eq!(transition(at(state, 5, 0), suspect(9)), Transition::Ignore);
-        }
+        check(&[
+            (at(Alive, 5, 0), suspect(5), Transition::Suspect),
+            (at(Alive, 5, 0), suspect(6), Transition::Suspect),
+            (at(Alive, 5, 0), suspect(4), Ignore),
+            (at(Suspect, 5, 0), suspect(5), Confirm),
+            (at(Suspect, 5, 0), suspect(6), Resuspect),
+            (at(Suspect, 5, 0), suspect(4), Ignore),
+            (at(Dead, 5, 0), suspect(9), Ignore),
+            (at(Left, 5, 0), suspect(9), Ignore),
+        ]);
     }
 
     #[test]
     fn death_and_departure_beat_alive_at_the_same_incarnation() {
-        let dead = |incarnation| Claim::Dead { incarnation };
-        let left = |incarnation| Claim::Left { incarnation };
         for state in [Alive, Suspect] {
-            assert_eq!(transition(at(state, 5, 0), dead(5)), Transition::Die);
-            assert_eq!(transition(at(state, 5, 0), dead(4)), Transition::Ignore);
-            assert_eq!(transition(at(state, 5, 0), left(5)), Transition::Leave);
-            assert_eq!(transition(at(state, 5, 0), left(4)), Transition::Ignore);
+            check(&[
+                (at(state, 5, 0), dead(5), Die),
+                (at(state, 5, 0), dead(4), Ignore),
+                (at(state, 5, 0), left(5), Leave),
+                (at(state, 5, 0), left(4), Ignore),
+            ]);
         }
-        assert_eq!(transition(at(Dead, 5, 0), dead(6)), Transition::Ignore);
-        assert_eq!(transition(at(Dead, 5, 0), left(5)), Transition::Leave);
-        assert_eq!(transition(at(Left, 5, 0), left(6)), Transition::Ignore);
-        assert_eq!(transition(at(Left, 5, 0), dead(6)), Transition::Ignore);
+        check(&[
+            (at(Dead, 5, 0), dead(6), Ignore),
+            (at(Dead, 5, 0), left(5), Leave),
+            (at(Left, 5, 0), left(6), Ignore),
+            (at(Left, 5, 0), dead(6), Ignore),
+        ]);
     }
 
     #[test]
     fn a_node_refutes_what_would_outrank_it() {
-        assert!(must_refute(5, Claim::Suspect { incarnation: 5 }));
-        assert!(must_refute(5, Claim::Dead { incarnation: 7 }));
-        assert!(must_refute(5, Claim::Left { incarnation: 5 }));
-        assert!(!must_refute(5, Claim::Suspect { incarnation: 4 }));
+        assert!(must_refute(5, suspect(5)));
+        assert!(must_refute(5, dead(7)));
+        assert!(must_refute(5, left(5)));
+        assert!(!must_refute(5, suspect(4)));
         assert!(must_refute(5, alive(6, 0)));
         assert!(!must_refute(5, alive(5, 9)));
     }

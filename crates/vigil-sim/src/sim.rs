@@ -58,35 +58,10 @@ enum Ev {
         node: usize,
         token: u64,
     },
-    Datagram {
+    /// Something reaches node `to`'s sockets.
+    Arrive {
         to: usize,
-        from: usize,
-        payload: Vec<u8>,
-    },
-    SyncRequest {
-        to: usize,
-        from: usize,
-        payload: Vec<u8>,
-        opened: Duration,
-        reply: Reply,
-    },
-    /// The answer to an exchange node `to` opened.
-    SyncReply {
-        to: usize,
-        payload: Vec<u8>,
-        reply: Reply,
-    },
-    /// The end, without an answer, of an exchange node `to` opened: refused, or timed out
-    /// (a no-op if its answer came first).
-    SyncFailed {
-        to: usize,
-        reply: Reply,
-    },
-    /// The end of a connection attempt node `to` asked for.
-    Reachability {
-        to: usize,
-        probe: u32,
-        outcome: Reachability,
+        what: Inbound,
     },
     StopLeaving(usize),
     Action(Action),
@@ -124,7 +99,7 @@ struct Reply {
     life: u64,
 }
 
-/// What waits in a paused node's socket buffers.
+/// What reaches a node's sockets, and waits in their buffers while it is paused.
 enum Inbound {
     Datagram {
         from: usize,
@@ -140,6 +115,8 @@ enum Inbound {
         payload: Vec<u8>,
         reply: Reply,
     },
+    /// The end, without an answer, of an exchange the node opened: refused, or timed out (a
+    /// no-op if its answer came first).
     SyncFailed {
         reply: Reply,
     },
@@ -364,20 +341,7 @@ impl Sim {
                 self.fire_timer(i);
                 timer_done = true;
             }
-            match inbound {
-                Inbound::Datagram { from, payload } => self.deliver_datagram(i, from, payload),
-                Inbound::SyncRequest {
-                    from,
-                    payload,
-                    opened,
-                    reply,
-                } => self.serve_sync(i, from, payload, opened, reply),
-                Inbound::SyncReply { payload, reply } => self.deliver_sync_reply(i, payload, reply),
-                Inbound::SyncFailed { reply } => self.deliver_sync_failed(i, reply),
-                Inbound::Reachability { probe, outcome } => {
-                    self.deliver_reachability(i, probe, outcome)
-                }
-            }
+            self.receive(i, inbound);
         }
         if !timer_done {
             self.fire_timer(i);
@@ -501,54 +465,9 @@ impl Sim {
                     }
                 }
             }
-            Ev::Datagram { to, from, payload } => match self.slots[to].status {
-                Status::Running | Status::Leaving => self.deliver_datagram(to, from, payload),
-                Status::Paused => {
-                    let slot = &mut self.slots[to];
-                    if slot.inbox_bytes + payload.len() <= self.config.socket_buffer {
-                        slot.inbox_bytes += payload.len();
-                        slot.inbox.push_back(Inbound::Datagram { from, payload });
-                    }
-                }
-                _ => {}
-            },
-            Ev::SyncRequest {
-                to,
-                from,
-                payload,
-                opened,
-                reply,
-            } => match self.slots[to].status {
-                Status::Running | Status::Leaving => {
-                    self.serve_sync(to, from, payload, opened, reply)
-                }
-                Status::Paused => self.slots[to].inbox.push_back(Inbound::SyncRequest {
-                    from,
-                    payload,
-                    opened,
-                    reply,
-                }),
-                _ => {}
-            },
-            Ev::SyncReply { to, payload, reply } => match self.slots[to].status {
-                Status::Running | Status::Leaving => self.deliver_sync_reply(to, payload, reply),
-                Status::Paused => self.slots[to]
-                    .inbox
-                    .push_back(Inbound::SyncReply { payload, reply }),
-                _ => {}
-            },
-            Ev::SyncFailed { to, reply } => match self.slots[to].status {
-                Status::Running | Status::Leaving => self.deliver_sync_failed(to, reply),
-                Status::Paused => self.slots[to]
-                    .inbox
-                    .push_back(Inbound::SyncFailed { reply }),
-                _ => {}
-            },
-            Ev::Reachability { to, probe, outcome } => match self.slots[to].status {
-                Status::Running | Status::Leaving => self.deliver_reachability(to, probe, outcome),
-                Status::Paused => self.slots[to]
-                    .inbox
-                    .push_back(Inbound::Reachability { probe, outcome }),
+            Ev::Arrive { to, what } => match self.slots[to].status {
+                Status::Running | Status::Leaving => self.receive(to, what),
+                Status::Paused => self.buffer(to, what),
                 _ => {}
             },
             Ev::StopLeaving(i) => {
@@ -601,6 +520,37 @@ impl Sim {
         slot.timer_token += 1;
         slot.timer_at = None;
         self.after_call(i);
+    }
+
+    /// Hands what reached node `i` to its node.
+    fn receive(&mut self, i: usize, what: Inbound) {
+        match what {
+            Inbound::Datagram { from, payload } => self.deliver_datagram(i, from, payload),
+            Inbound::SyncRequest {
+                from,
+                payload,
+                opened,
+                reply,
+            } => self.serve_sync(i, from, payload, opened, reply),
+            Inbound::SyncReply { payload, reply } => self.deliver_sync_reply(i, payload, reply),
+            Inbound::SyncFailed { reply } => self.deliver_sync_failed(i, reply),
+            Inbound::Reachability { probe, outcome } => {
+                self.deliver_reachability(i, probe, outcome)
+            }
+        }
+    }
+
+    /// Keeps what reached paused node `i` for when it resumes; datagrams beyond the socket
+    /// buffer are dropped.
+    fn buffer(&mut self, i: usize, what: Inbound) {
+        let slot = &mut self.slots[i];
+        if let Inbound::Datagram { payload, .. } = &what {
+            if slot.inbox_bytes + payload.len() > self.config.socket_buffer {
+                return;
+            }
+            slot.inbox_bytes += payload.len();
+        }
+        slot.inbox.push_back(what);
     }
 
     fn fire_timer(&mut self, i: usize) {
@@ -666,10 +616,12 @@ impl Sim {
             if let Some(delay) = self.net.stream(&mut self.rng, to, from) {
                 self.push(
                     self.now + delay,
-                    Ev::SyncReply {
+                    Ev::Arrive {
                         to: from,
-                        payload: answer,
-                        reply,
+                        what: Inbound::SyncReply {
+                            payload: answer,
+                            reply,
+                        },
                     },
                 );
             }
@@ -753,10 +705,12 @@ impl Sim {
         if let Some(delay) = self.net.datagram(&mut self.rng, i, to) {
             self.push(
                 self.now + delay,
-                Ev::Datagram {
+                Ev::Arrive {
                     to,
-                    from: i,
-                    payload: transmit.payload,
+                    what: Inbound::Datagram {
+                        from: i,
+                        payload: transmit.payload,
+                    },
                 },
             );
         }
@@ -774,15 +728,12 @@ impl Sim {
         };
         self.push(
             self.now + self.config.sync_timeout,
-            Ev::SyncFailed { to: i, reply },
+            Ev::Arrive {
+                to: i,
+                what: Inbound::SyncFailed { reply },
+            },
         );
-        let Some(&to) = self.by_addr.get(&exchange.peer) else {
-            return;
-        };
-        let (Some(a), Some(b)) = (
-            self.net.stream(&mut self.rng, i, to),
-            self.net.stream(&mut self.rng, to, i),
-        ) else {
+        let Some((to, round_trip)) = self.handshake(i, exchange.peer) else {
             return;
         };
         let Some(c) = self.net.stream(&mut self.rng, i, to) else {
@@ -790,32 +741,38 @@ impl Sim {
         };
         if self.slots[to].node.is_none() {
             // Connection refused: nothing listens.
-            self.push(self.now + a + b, Ev::SyncFailed { to: i, reply });
+            let what = Inbound::SyncFailed { reply };
+            self.push(self.now + round_trip, Ev::Arrive { to: i, what });
             return;
         }
         self.push(
-            self.now + a + b + c,
-            Ev::SyncRequest {
+            self.now + round_trip + c,
+            Ev::Arrive {
                 to,
-                from: i,
-                payload,
-                opened: self.now,
-                reply,
+                what: Inbound::SyncRequest {
+                    from: i,
+                    payload,
+                    opened: self.now,
+                    reply,
+                },
             },
         );
+    }
+
+    /// A TCP handshake from node `i` to `addr`: the node there and the round trip, if the network
+    /// carries both ways.
+    fn handshake(&mut self, i: usize, addr: SocketAddr) -> Option<(usize, Duration)> {
+        let to = *self.by_addr.get(&addr)?;
+        let there = self.net.stream(&mut self.rng, i, to)?;
+        let back = self.net.stream(&mut self.rng, to, i)?;
+        Some((to, there + back))
     }
 
     /// A TCP connection attempt from node `i`: the handshake's round trip decides, if the
     /// network carries it. What never answers (a lost link, a host that is down) is the
     /// driver's timeout, which tells the node nothing, so nothing is delivered.
     fn check_reachability(&mut self, i: usize, probe: u32, addr: SocketAddr) {
-        let Some(&to) = self.by_addr.get(&addr) else {
-            return;
-        };
-        let (Some(there), Some(back)) = (
-            self.net.stream(&mut self.rng, i, to),
-            self.net.stream(&mut self.rng, to, i),
-        ) else {
+        let Some((to, round_trip)) = self.handshake(i, addr) else {
             return;
         };
         let outcome = match (&self.slots[to].node, self.slots[to].host) {
@@ -824,11 +781,10 @@ impl Sim {
             (None, Host::Down) => return,
         };
         self.push(
-            self.now + there + back,
-            Ev::Reachability {
+            self.now + round_trip,
+            Ev::Arrive {
                 to: i,
-                probe,
-                outcome,
+                what: Inbound::Reachability { probe, outcome },
             },
         );
     }
