@@ -86,7 +86,6 @@ impl Cluster {
         };
         let encrypted = config.keyring.is_some();
         let current_keys = ArcSwap::from_pointee(config.keyring.clone());
-        let fanout = config.protocol.fanout;
         let seed: [u8; 32] = rand::rng().random();
         let now = Instant::now();
         let mut node = Node::new(
@@ -109,7 +108,7 @@ impl Cluster {
         let (commands, commands_rx) = mpsc::channel(COMMAND_BUFFER);
         let (health, health_rx) = watch::channel((meta.health, meta.score));
         let (sync_tx, sync_rx) = mpsc::channel(SYNC_BUFFER);
-        let driver = Driver::new(node, shared.clone(), voters, fanout, sync_tx);
+        let driver = Driver::new(node, shared.clone(), voters, sync_tx);
         let io = Io {
             udp,
             listener,

@@ -3,7 +3,9 @@
 //!
 //! One `select!` waits on everything at once — a datagram, a TCP connection, a peer's push-pull
 //! payload, the end of an exchange this node opened, a command, a health change, the node's next
-//! deadline, the snapshot refresh. After each input the driver drains what the node wants done.
+//! deadline, the snapshot refresh. After each input the driver carries out every [`Output`] the
+//! node hands it, in one exhaustive `match`; which peers, how many exchanges at once and when are
+//! the node's decisions, not the driver's.
 //! Nothing in the loop waits on a peer: TCP exchanges run in their own tasks (owned by
 //! [`JoinSet`]s, so they end with the driver) and datagrams are sent with `try_send_to`.
 
@@ -14,14 +16,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
-use rand::seq::IndexedRandom;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinError, JoinSet};
 use tokio::time::{interval, sleep_until, MissedTickBehavior};
 use tracing::{debug, info, warn};
 use vigil_gossip::crypto::Keyring;
-use vigil_gossip::{Event, Health, Node, Reachability, ReachabilityCheck};
+use vigil_gossip::{Event, Exchange, Health, Node, Output, Reachability, ReachabilityCheck};
 
 use crate::error::ClusterError;
 use crate::keyring::{self, KeyInfo, KeyringOp};
@@ -44,8 +45,6 @@ const MAX_UNVERIFIED: usize = 64;
 /// hello: a member sends it right after connecting, so only peers that stall lose their place,
 /// and a host that floods the port only churns its own places.
 const MAX_UNVERIFIED_PER_HOST: usize = 4;
-/// Push-pull exchanges this node runs at once; more requests are dropped.
-const MAX_OUTGOING: usize = 32;
 /// Reachability checks (TCP connection attempts to silent members) running at once; more are
 /// skipped, which only means those members take the suspicion path.
 const MAX_CHECKS: usize = 32;
@@ -109,21 +108,20 @@ struct Unverified {
     origin: Origin,
 }
 
-/// Why an exchange was opened: the protocol asked, or this node is leaving and tells a peer.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Purpose {
-    Protocol,
-    Leave,
-}
-
-type ExchangeResult = (SocketAddr, Purpose, io::Result<Vec<u8>>);
+type ExchangeResult = (Exchange, io::Result<Vec<u8>>);
 
 /// A graceful leave in progress.
 struct Leaving {
     deadline: tokio::time::Instant,
-    /// Peers told over TCP whose answer has not come yet.
-    pending: usize,
     done: Vec<oneshot::Sender<()>>,
+}
+
+/// Whether the driver goes on after an input.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    /// The node has departed: stop.
+    Stop,
 }
 
 /// One input to the node, as the `select!` returned it.
@@ -146,10 +144,7 @@ pub(crate) struct Driver {
     node: Node,
     shared: Arc<Shared>,
     voters: Vec<String>,
-    fanout: usize,
     leaving: Option<Leaving>,
-    /// Addresses with a protocol exchange in flight, so one is not opened twice.
-    in_flight: HashSet<SocketAddr>,
     outgoing: JoinSet<ExchangeResult>,
     incoming: JoinSet<()>,
     /// The tasks of `incoming` whose hello has not been checked yet, oldest first.
@@ -170,16 +165,13 @@ impl Driver {
         node: Node,
         shared: Arc<Shared>,
         voters: Vec<String>,
-        fanout: usize,
         sync_tx: mpsc::Sender<SyncRequest>,
     ) -> Driver {
         Driver {
             node,
             shared,
             voters,
-            fanout,
             leaving: None,
-            in_flight: HashSet::new(),
             outgoing: JoinSet::new(),
             incoming: JoinSet::new(),
             unverified: VecDeque::new(),
@@ -198,6 +190,7 @@ impl Driver {
         refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut health_open = true;
         let mut accept_paused_until: Option<tokio::time::Instant> = None;
+        // Nothing can have departed before the first input.
         self.after_input(&io.udp, Instant::now());
         loop {
             let far = tokio::time::Instant::now() + Duration::from_secs(3600);
@@ -237,9 +230,7 @@ impl Driver {
                     accept_paused_until = Some(tokio::time::Instant::now() + ACCEPT_BACKOFF);
                 }
                 Input::SyncRequest(request) => self.answer(now, request),
-                Input::Exchanged(Ok((addr, purpose, result))) => {
-                    self.exchanged(now, addr, purpose, result)
-                }
+                Input::Exchanged(Ok((exchange, result))) => self.exchanged(now, exchange, result),
                 Input::Exchanged(Err(e)) => debug!(error = %e, "a push-pull task ended abnormally"),
                 Input::Reached(Ok((probe, outcome))) => {
                     self.node.handle_reachability(now, probe, outcome)
@@ -264,8 +255,7 @@ impl Driver {
                     break;
                 }
             }
-            self.after_input(&io.udp, now);
-            if matches!(self.leaving, Some(Leaving { pending: 0, .. })) {
+            if self.after_input(&io.udp, now) == Flow::Stop {
                 break;
             }
         }
@@ -376,30 +366,18 @@ impl Driver {
     }
 
     /// The end of an exchange this node opened.
-    fn exchanged(
-        &mut self,
-        now: Instant,
-        addr: SocketAddr,
-        purpose: Purpose,
-        result: io::Result<Vec<u8>>,
-    ) {
-        match purpose {
-            Purpose::Protocol => {
-                self.in_flight.remove(&addr);
-            }
-            Purpose::Leave => {
-                if let Some(leaving) = self.leaving.as_mut() {
-                    leaving.pending = leaving.pending.saturating_sub(1);
-                }
-            }
-        }
+    fn exchanged(&mut self, now: Instant, exchange: Exchange, result: io::Result<Vec<u8>>) {
+        let peer = exchange.peer;
         match result {
             Ok(payload) => {
-                if let Err(e) = self.node.handle_sync(now, addr, &payload) {
-                    debug!(peer = %addr, error = %e, "push-pull answer did not decode");
+                if let Err(e) = self.node.handle_sync_answer(now, exchange.id, &payload) {
+                    debug!(%peer, error = %e, "push-pull answer did not decode");
                 }
             }
-            Err(e) => debug!(peer = %addr, error = %e, "push-pull exchange failed"),
+            Err(e) => {
+                debug!(%peer, error = %e, "push-pull exchange failed");
+                self.node.handle_sync_failed(now, exchange.id);
+            }
         }
     }
 
@@ -441,9 +419,9 @@ impl Driver {
         self.dirty = true;
     }
 
-    /// Starts a graceful leave: the node announces it over UDP, and the driver also hands its
-    /// state (which now says "left") to up to `fanout` members over TCP, whose answers confirm
-    /// they know. The driver stops when they have answered, or at `within`.
+    /// Starts a graceful leave: the node announces it, over UDP and in push-pull exchanges whose
+    /// answers confirm the peers know. The driver stops when the node says it has departed, or
+    /// at `within`.
     fn leave(&mut self, now: Instant, within: Duration, done: oneshot::Sender<()>) {
         if let Some(leaving) = self.leaving.as_mut() {
             leaving.done.push(done);
@@ -451,66 +429,47 @@ impl Driver {
         }
         info!(id = %self.node.id(), "leaving the cluster");
         self.node.leave(now);
-        let active: Vec<SocketAddr> = self
-            .node
-            .members()
-            .filter(|m| m.state.is_active())
-            .map(|m| m.addr)
-            .collect();
-        let peers: Vec<SocketAddr> = active
-            .choose_multiple(&mut rand::rng(), self.fanout.max(1))
-            .copied()
-            .collect();
-        for &peer in &peers {
-            self.open(peer, Purpose::Leave);
-        }
         self.leaving = Some(Leaving {
             deadline: tokio::time::Instant::now() + within,
-            pending: peers.len(),
             done: vec![done],
         });
         self.dirty = true;
     }
 
-    fn open(&mut self, addr: SocketAddr, purpose: Purpose) {
+    /// Runs an exchange the node asked for, in its own task.
+    fn open(&mut self, exchange: Exchange) {
         let state = self.node.sync_payload();
         let hello = self.node.sync_hello(state.len());
-        self.outgoing
-            .spawn(async move { (addr, purpose, sync::exchange(addr, hello, state).await) });
+        self.outgoing.spawn(async move {
+            let result = sync::exchange(exchange.peer, hello, state).await;
+            (exchange, result)
+        });
     }
 
     /// Carries out what the node asks after an input, and publishes what changed.
-    fn after_input(&mut self, udp: &UdpSocket, now: Instant) {
+    fn after_input(&mut self, udp: &UdpSocket, now: Instant) -> Flow {
         // Inputs may keep the select busy; never let the node's deadlines starve behind them.
         if self.node.poll_timeout().is_some_and(|at| at <= now) {
             self.node.handle_timeout(now);
             self.last_timeout = now;
         }
-        while let Some(transmit) = self.node.poll_transmit() {
-            if let Err(e) = udp.try_send_to(&transmit.payload, transmit.to) {
-                debug!(to = %transmit.to, error = %e, "dropped a datagram that could not be sent");
-            }
-        }
-        while let Some(check) = self.node.poll_reachability() {
-            self.check(check);
-        }
-        while let Some(addr) = self.node.poll_sync() {
-            if self.in_flight.contains(&addr) {
-                continue;
-            }
-            if self.outgoing.len() >= MAX_OUTGOING {
-                debug!(peer = %addr, "too many push-pull exchanges in flight; skipping one");
-                continue;
-            }
-            self.in_flight.insert(addr);
-            self.open(addr, Purpose::Protocol);
-        }
         let mut events = Vec::new();
-        while let Some(event) = self.node.poll_event() {
-            events.push(event);
+        let mut flow = Flow::Continue;
+        while let Some(output) = self.node.poll() {
+            match output {
+                Output::Transmit(transmit) => {
+                    if let Err(e) = udp.try_send_to(&transmit.payload, transmit.to) {
+                        debug!(to = %transmit.to, error = %e, "dropped a datagram that could not be sent");
+                    }
+                }
+                Output::Exchange(exchange) => self.open(exchange),
+                Output::Reachability(check) => self.check(check),
+                Output::Event(event) => events.push(event),
+                Output::Departed => flow = Flow::Stop,
+            }
         }
         if events.is_empty() && !self.dirty {
-            return;
+            return flow;
         }
         self.publish(now);
         let wall = SystemTime::now();
@@ -519,6 +478,7 @@ impl Driver {
                 let _ = self.shared.events.send(event);
             }
         }
+        flow
     }
 
     /// Rebuilds and swaps in the snapshot.

@@ -42,6 +42,7 @@ mod cluster;
 mod config;
 mod driver;
 mod error;
+pub mod frame;
 mod keyring;
 pub mod raft;
 mod sync;

@@ -11,20 +11,23 @@
 //! ```
 //!
 //! The acceptor buffers nothing large before the driver has authenticated the hello, and a peer
-//! that does not send a valid hello at once is dropped after [`HELLO_TIMEOUT`]. The framing is
-//! `vigil_gossip::stream`'s, shared with its fuzz target. These functions run in their own tasks,
+//! that does not send a valid hello at once is dropped after [`HELLO_TIMEOUT`], and even the
+//! authenticated state is buffered as its bytes arrive. The framing is [`crate::frame`]'s, shared
+//! with Raft and the fuzz targets; the caps are `vigil_gossip::stream`'s. These functions run in their own tasks,
 //! never in the driver; a slow or silent peer costs a task and a socket for a bounded time.
 
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task;
 use tokio::time::timeout;
-use vigil_gossip::stream::{self, FrameError, MAX_HELLO, MAX_STATE, PREFIX_LEN};
+use vigil_gossip::stream::{MAX_HELLO, MAX_STATE};
+
+use crate::frame::{self, read_body, read_frame, write_frame};
 
 /// How long a dialler waits for the TCP connection.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -70,10 +73,8 @@ pub(crate) async fn exchange(
         .await
         .map_err(|_| timed_out("connecting"))??;
     let _ = stream.set_nodelay(true);
-    let mut message = stream::prefix(hello.len(), MAX_HELLO)
-        .map_err(invalid_input)?
-        .to_vec();
-    message.extend_from_slice(&hello);
+    let mut message = frame::encode(&hello, MAX_HELLO)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     message.extend_from_slice(&state);
     timeout(IO_TIMEOUT, async {
         stream.write_all(&message).await?;
@@ -107,16 +108,15 @@ pub(crate) async fn serve(
         // Not authenticated, or no answer: close without a word.
         return Ok(());
     };
-    // Authenticated: the announced length is worth buffering.
-    let mut frame = vec![0u8; state_len];
-    timeout(IO_TIMEOUT, stream.read_exact(&mut frame))
+    // Authenticated: the announced length is worth reading, as it arrives.
+    let frame = timeout(IO_TIMEOUT, read_body(&mut stream, state_len))
         .await
         .map_err(|_| timed_out("waiting for the peer's state"))??;
     let state = |reply| SyncRequest::State { from, frame, reply };
     let Some(ours) = ask_driver(&driver, state, "the state").await? else {
         return Ok(());
     };
-    timeout(IO_TIMEOUT, write_frame(&mut stream, &ours))
+    timeout(IO_TIMEOUT, write_frame(&mut stream, &ours, MAX_STATE))
         .await
         .map_err(|_| timed_out("sending our state"))?
 }
@@ -136,90 +136,6 @@ async fn ask_driver<T>(
     Ok(timeout(IO_TIMEOUT, answer).await.ok().and_then(Result::ok))
 }
 
-/// Reads one frame of at most `limit` bytes. The buffer grows with the bytes that actually
-/// arrive, so a peer that announces a large frame and sends little costs little memory.
-pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    limit: usize,
-) -> io::Result<Vec<u8>> {
-    let mut prefix = [0u8; PREFIX_LEN];
-    reader.read_exact(&mut prefix).await?;
-    let len = stream::frame_len(prefix, limit).map_err(invalid_data)?;
-    let mut payload = Vec::with_capacity(len.min(64 * 1024));
-    reader.take(len as u64).read_to_end(&mut payload).await?;
-    if payload.len() != len {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            FrameError::Truncated {
-                got: payload.len(),
-                len,
-            },
-        ));
-    }
-    Ok(payload)
-}
-
-/// Writes one length-prefixed frame.
-pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    payload: &[u8],
-) -> io::Result<()> {
-    let prefix = stream::prefix(payload.len(), MAX_STATE).map_err(invalid_input)?;
-    writer.write_all(&prefix).await?;
-    writer.write_all(payload).await?;
-    writer.flush().await
-}
-
-fn invalid_data(error: FrameError) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, error)
-}
-
-fn invalid_input(error: FrameError) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, error)
-}
-
 fn timed_out(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, format!("timed out {what}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn frames_round_trip() {
-        let mut wire = Vec::new();
-        write_frame(&mut wire, b"state").await.expect("write");
-        write_frame(&mut wire, b"").await.expect("write");
-        let mut reader = wire.as_slice();
-        assert_eq!(
-            read_frame(&mut reader, MAX_STATE).await.expect("read"),
-            b"state"
-        );
-        assert_eq!(read_frame(&mut reader, MAX_HELLO).await.expect("read"), b"");
-        assert!(read_frame(&mut reader, MAX_STATE).await.is_err());
-    }
-
-    #[tokio::test]
-    async fn oversized_and_truncated_frames_are_refused() {
-        let mut wire = ((MAX_STATE + 1) as u32).to_be_bytes().to_vec();
-        wire.extend_from_slice(&[0; 16]);
-        let err = read_frame(&mut wire.as_slice(), MAX_STATE)
-            .await
-            .expect_err("oversized");
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        // A hello may not be large: refused before anything is allocated.
-        let wire = ((MAX_HELLO + 1) as u32).to_be_bytes();
-        let err = read_frame(&mut wire.as_slice(), MAX_HELLO)
-            .await
-            .expect_err("oversized hello");
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-
-        let mut wire = 100u32.to_be_bytes().to_vec();
-        wire.extend_from_slice(&[0; 10]);
-        let err = read_frame(&mut wire.as_slice(), MAX_STATE)
-            .await
-            .expect_err("truncated");
-        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
-    }
 }

@@ -14,7 +14,8 @@
 //!   carry a stamp inside the seal so recorded frames replayed later are refused.
 //!
 //! It is Bring Your Own I/O: a [`Node`] is fed datagrams, push-pull payloads and the time, and
-//! returns datagrams to send, exchanges to open and [`Event`]s. No sockets, clocks, threads or
+//! hands back, one [`Output`] at a time, datagrams to send, exchanges to open, connections to try
+//! and [`Event`]s. No sockets, clocks, threads or
 //! async runtime inside; `vigil-cluster` drives it with tokio, `vigil-sim` in virtual time.
 //!
 //! Guarantees: no panic on any input from the network (decoding is property-tested and fuzzed);
@@ -22,13 +23,14 @@
 //!
 //! ```
 //! use std::time::Instant;
-//! use vigil_gossip::{Config, Identity, Metadata, Node, NodeId};
+//! use vigil_gossip::{Config, Exchange, Identity, Metadata, Node, NodeId, Output};
 //!
 //! let now = Instant::now();
 //! let identity = Identity { id: NodeId::new("n1"), addr: "127.0.0.1:7946".parse().unwrap(), incarnation: 1 };
 //! let mut node = Node::new(identity, Metadata::default(), Config::default(), None, [7; 32], now);
 //! node.join(now, &["127.0.0.1:7947".parse().unwrap()]);
-//! assert_eq!(node.poll_sync(), Some("127.0.0.1:7947".parse().unwrap()));
+//! let peer = "127.0.0.1:7947".parse().unwrap();
+//! assert_eq!(node.poll(), Some(Output::Exchange(Exchange { id: 1, peer })));
 //! ```
 
 #![forbid(unsafe_code)]
@@ -38,13 +40,17 @@ mod broadcast;
 mod config;
 pub mod crypto;
 mod event;
+#[cfg(test)]
+mod harness;
 mod id;
 mod member;
 mod message;
 mod node;
+mod output;
 mod phi;
 mod replay;
 pub mod stream;
+mod timer;
 
 pub use config::Config;
 pub use event::{Event, Stats, PHI_BUCKETS};
@@ -53,5 +59,6 @@ pub use member::{Health, Member, MemberState, Metadata, Role};
 pub use message::{
     fuzz_decode_hello, fuzz_decode_packet, fuzz_decode_sync, DecodeError, WIRE_VERSION,
 };
-pub use node::{Identity, Node, Reachability, ReachabilityCheck, Transmit};
+pub use node::{Identity, Node};
+pub use output::{Exchange, Output, Reachability, ReachabilityCheck, Transmit};
 pub use replay::Replay;

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{self, CryptoError, Keyring};
 use crate::id::NodeId;
-use crate::member::Metadata;
+use crate::member::{Claim, Metadata};
 use crate::replay::{Replay, Stamp};
 
 /// Version of the encoding inside the (possibly encrypted) frame.
@@ -107,6 +107,23 @@ impl Update {
             | Update::Suspect { id, .. }
             | Update::Dead { id, .. }
             | Update::Left { id, .. } => id,
+        }
+    }
+
+    /// What the fact claims, as the precedence rules weigh it.
+    pub(crate) fn claim(&self) -> Claim {
+        match *self {
+            Update::Alive {
+                incarnation,
+                meta_version,
+                ..
+            } => Claim::Alive {
+                incarnation,
+                meta_version,
+            },
+            Update::Suspect { incarnation, .. } => Claim::Suspect { incarnation },
+            Update::Dead { incarnation, .. } => Claim::Dead { incarnation },
+            Update::Left { incarnation, .. } => Claim::Left { incarnation },
         }
     }
 }

@@ -1,12 +1,13 @@
 //! The protocol state machine: one node's view of the cluster, driven by packets and time.
 //!
 //! A driver feeds it datagrams ([`Node::handle_packet`]), push-pull payloads
-//! ([`Node::handle_sync`]) and the passing of time ([`Node::handle_timeout`] when
-//! [`Node::poll_timeout`] is due), and carries out what it asks: datagrams to send
-//! ([`Node::poll_transmit`]), push-pull exchanges to open ([`Node::poll_sync`]). It reports
-//! membership changes through [`Node::poll_event`]. Nothing here reads a clock, opens a socket or
-//! draws from the OS: the same node runs under tokio in the agent and in virtual time in the
-//! simulator.
+//! ([`Node::handle_sync`], [`Node::handle_sync_answer`]) and the passing of time
+//! ([`Node::handle_timeout`] when [`Node::poll_timeout`] is due), and carries out each
+//! [`Output`] that [`Node::poll`] hands it: datagrams to send, push-pull exchanges and connection
+//! attempts to make, membership events to report, the end of a graceful leave. Every protocol
+//! decision — which peers, how many exchanges at once, when — is taken here, with the node's
+//! seeded RNG. Nothing here reads a clock, opens a socket or draws from the OS: the same node
+//! runs under tokio in the agent and in virtual time in the simulator.
 //!
 //! Failure detection, in order:
 //! 1. each member heartbeats to its `k` observers (its successors on a hash ring), every
@@ -34,42 +35,13 @@ use crate::config::Config;
 use crate::crypto::{self, Keyring, SEAL_OVERHEAD};
 use crate::event::{Event, Stats};
 use crate::id::NodeId;
-use crate::member::{Member, MemberState, Metadata};
+use crate::member::{must_refute, transition, Member, MemberState, Metadata, Transition};
 use crate::message::{self, Body, DecodeError, Message, Packet, SyncHello, SyncState, Update};
+use crate::output::{Exchange, Output, Reachability, ReachabilityCheck, Transmit};
 use crate::phi::PhiDetector;
 use crate::replay::{ReplayGuard, Stamp};
 use crate::stream::MAX_STATE;
-
-/// A datagram the driver must send.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transmit {
-    /// Destination.
-    pub to: SocketAddr,
-    /// Bytes to send as one UDP datagram.
-    pub payload: Vec<u8>,
-}
-
-/// A connection attempt the driver must make: whether anything accepts TCP connections at a
-/// member's gossip address (its push-pull listener). Answer with [`Node::handle_reachability`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ReachabilityCheck {
-    /// The probe this check belongs to.
-    pub probe: u32,
-    /// Where to connect.
-    pub addr: SocketAddr,
-}
-
-/// What a [`ReachabilityCheck`] found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reachability {
-    /// A connection was established: something listens there (a live or a frozen process).
-    Accepting,
-    /// The host answered that nothing listens there (TCP reset, ICMP port unreachable): the
-    /// member's host is up but its process is gone.
-    Refused,
-    /// No answer in time, or any other error: says nothing either way.
-    Unknown,
-}
+use crate::timer::{Timer, Timers};
 
 /// Who a node is, as its driver starts it.
 #[derive(Clone, Debug)]
@@ -104,6 +76,48 @@ struct Suspicion {
     deadline: Instant,
 }
 
+impl Suspicion {
+    /// A suspicion raised at `now` by `from`, its first confirmation.
+    fn new(now: Instant, incarnation: u64, from: NodeId, deadline: Instant) -> Suspicion {
+        Suspicion {
+            started: now,
+            incarnation,
+            confirmations: HashSet::from([from]),
+            deadline,
+        }
+    }
+}
+
+/// Why this node runs a push-pull exchange.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    /// A periodic full sync, a join or a seed redial.
+    Sync,
+    /// Handing this node's departure to a member, whose answer confirms it knows.
+    Leave,
+}
+
+/// A push-pull exchange this node asked for and whose end has not been reported.
+struct Open {
+    peer: SocketAddr,
+    purpose: Purpose,
+}
+
+/// Where this node is in leaving the cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Departure {
+    /// Taking part.
+    Staying,
+    /// Left; waiting for the members it handed its departure to.
+    Confirming,
+    /// Left, and [`Output::Departed`] given.
+    Departed,
+}
+
+/// Push-pull exchanges a node runs at once; periodic syncs beyond this are skipped (the next
+/// round makes up for them).
+const MAX_EXCHANGES: usize = 32;
+
 /// One node of the membership protocol. See the module documentation.
 pub struct Node {
     config: Config,
@@ -112,7 +126,7 @@ pub struct Node {
     incarnation: u64,
     meta: Metadata,
     meta_version: u64,
-    leaving: bool,
+    departure: Departure,
     // Iteration order must never reach the outputs, or a node would behave differently between
     // runs with the same seed: std's `HashMap` iterates in a per-process random order. So
     // `members` (a hash map, for fast lookups) is never iterated where order matters — random
@@ -141,22 +155,16 @@ pub struct Node {
     rng: ChaCha20Rng,
     seq: u32,
     seeds: Vec<SocketAddr>,
-    next_heartbeat: Instant,
-    next_gossip: Instant,
+    timers: Timers,
     /// When the last gossip round ran: news of a failure brings the next round forward, but
     /// never closer than [`URGENT_GOSSIP_GAP`] to the last one.
     last_gossip: Instant,
-    next_check: Instant,
-    next_push_pull: Instant,
-    next_redial: Instant,
-    next_reap: Instant,
-    next_health_decay: Instant,
     expected_wake: Option<Instant>,
     local_health: u32,
-    transmits: VecDeque<Transmit>,
-    reachability_checks: VecDeque<ReachabilityCheck>,
-    events: VecDeque<Event>,
-    syncs: VecDeque<SocketAddr>,
+    outputs: VecDeque<Output>,
+    /// Exchanges in flight, by id; ordered, as their purposes are counted.
+    exchanges: BTreeMap<u32, Open>,
+    exchange_seq: u32,
     stats: Stats,
 }
 
@@ -179,7 +187,7 @@ impl Node {
             incarnation: identity.incarnation,
             meta,
             meta_version: 0,
-            leaving: false,
+            departure: Departure::Staying,
             members: HashMap::new(),
             ring: BTreeSet::new(),
             detectors: BTreeMap::new(),
@@ -198,20 +206,21 @@ impl Node {
             rng: ChaCha20Rng::from_seed(seed),
             seq: 0,
             seeds: Vec::new(),
-            next_heartbeat: now,
-            next_gossip: now + config.gossip_interval,
+            timers: Timers::new(|timer| match timer {
+                Timer::Heartbeat => now,
+                Timer::Gossip => now + config.gossip_interval,
+                Timer::Check => now + config.check_interval,
+                Timer::PushPull => now + config.push_pull_interval,
+                Timer::Redial => now + config.seed_redial_interval,
+                Timer::Reap => now + config.reap_after,
+                Timer::HealthDecay => now + HEALTH_DECAY,
+            }),
             last_gossip: now,
-            next_check: now + config.check_interval,
-            next_push_pull: now + config.push_pull_interval,
-            next_redial: now + config.seed_redial_interval,
-            next_reap: now + config.reap_after,
-            next_health_decay: now + HEALTH_DECAY,
             expected_wake: None,
             local_health: 0,
-            transmits: VecDeque::new(),
-            reachability_checks: VecDeque::new(),
-            events: VecDeque::new(),
-            syncs: VecDeque::new(),
+            outputs: VecDeque::new(),
+            exchanges: BTreeMap::new(),
+            exchange_seq: 0,
             stats: Stats::default(),
             config,
         };
@@ -220,7 +229,8 @@ impl Node {
         // Nodes started together (a deploy, a simulation) would otherwise all push-pull at once,
         // forever: start each one's cycle at a random point.
         let stagger = node.rng.random_range(0.5..1.5);
-        node.next_push_pull = now + node.config.push_pull_interval.mul_f64(stagger);
+        let first_push_pull = now + node.config.push_pull_interval.mul_f64(stagger);
+        node.timers.set(Timer::PushPull, first_push_pull);
         node
     }
 
@@ -231,17 +241,22 @@ impl Node {
     pub fn join(&mut self, now: Instant, seeds: &[SocketAddr]) {
         self.tick(now);
         self.seeds = seeds.iter().copied().filter(|s| *s != self.addr).collect();
-        self.syncs.extend(self.seeds.iter().copied());
+        for seed in self.seeds.clone() {
+            self.sync_with(seed);
+        }
     }
 
-    /// Leaves the cluster gracefully: tells `fanout` × 2 members at once and stops heartbeating.
-    /// Keep driving the node for a moment so the news spreads before the process exits.
+    /// Leaves the cluster gracefully: tells `fanout` × 2 members at once over datagrams, hands
+    /// its state (which now says "left") to `fanout` members in push-pull exchanges whose
+    /// answers confirm they know, and stops heartbeating. Keep driving the node until
+    /// [`Output::Departed`] (or a deadline of the driver's) so the news spreads before the process
+    /// exits.
     pub fn leave(&mut self, now: Instant) {
         self.tick(now);
-        if self.leaving {
+        if self.leaving() {
             return;
         }
-        self.leaving = true;
+        self.departure = Departure::Confirming;
         self.incarnation += 1;
         self.broadcasts.push(Update::Left {
             id: self.me.clone(),
@@ -251,6 +266,10 @@ impl Node {
         for target in targets {
             self.send(target, Body::Gossip);
         }
+        for peer in self.random_active(self.config.fanout.max(1), None) {
+            self.open_exchange(peer, Purpose::Leave);
+        }
+        self.check_departed();
     }
 
     /// Replaces this node's metadata and spreads it if it changed.
@@ -351,7 +370,7 @@ impl Node {
     /// stamped with the time of the latest input.
     pub fn sync_payload(&mut self) -> Vec<u8> {
         let mut members = vec![self.alive_update()];
-        if self.leaving {
+        if self.leaving() {
             members[0] = Update::Left {
                 id: self.me.clone(),
                 incarnation: self.incarnation,
@@ -417,7 +436,7 @@ impl Node {
             })
     }
 
-    /// Merges the state received in a push-pull exchange from `from`.
+    /// Merges the state received from `from` in a push-pull exchange it opened.
     pub fn handle_sync(
         &mut self,
         now: Instant,
@@ -425,6 +444,30 @@ impl Node {
         frame: &[u8],
     ) -> Result<(), DecodeError> {
         self.tick(now);
+        self.merge_state(now, frame)
+    }
+
+    /// The end of an [`Exchange`] this node asked for: the peer's answer, merged as
+    /// [`Node::handle_sync`] merges a state.
+    pub fn handle_sync_answer(
+        &mut self,
+        now: Instant,
+        exchange: u32,
+        frame: &[u8],
+    ) -> Result<(), DecodeError> {
+        self.tick(now);
+        self.close_exchange(exchange);
+        self.merge_state(now, frame)
+    }
+
+    /// The end of an [`Exchange`] this node asked for that brought no answer: the connection
+    /// failed, timed out or was closed.
+    pub fn handle_sync_failed(&mut self, now: Instant, exchange: u32) {
+        self.tick(now);
+        self.close_exchange(exchange);
+    }
+
+    fn merge_state(&mut self, now: Instant, frame: &[u8]) -> Result<(), DecodeError> {
         let state: SyncState = self.open(now, frame)?;
         self.refuse_own(&state)?;
         self.heard_from(now, &state.sender);
@@ -455,42 +498,21 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tick(now);
         self.notice_stall(now);
-        if self.leaving {
+        if self.leaving() {
             self.expected_wake = self.poll_timeout();
             return;
         }
-        if now >= self.next_heartbeat {
-            self.heartbeat();
-            self.next_heartbeat = advance(self.next_heartbeat, self.config.heartbeat_interval, now);
-        }
-        if now >= self.next_gossip {
-            self.gossip();
-            self.last_gossip = now;
-            self.next_gossip = advance(self.next_gossip, self.config.gossip_interval, now);
-        }
-        if now >= self.next_check {
-            self.check_observed(now);
-            self.next_check = advance(self.next_check, self.config.check_interval, now);
-        }
-        self.expire_probes(now);
-        self.expire_suspicions(now);
-        if now >= self.next_push_pull {
-            if let Some(peer) = self.random_active(1, None).pop() {
-                self.syncs.push_back(peer);
+        for timer in Timer::ALL {
+            if timer == Timer::PushPull {
+                // Probes and suspicions run out before a push-pull partner is picked, so that a
+                // member declared dead at this moment is not picked.
+                self.expire_probes(now);
+                self.expire_suspicions(now);
             }
-            self.next_push_pull = now + self.push_pull_interval();
-        }
-        if now >= self.next_redial {
-            self.redial_seeds();
-            self.next_redial = now + self.config.seed_redial_interval;
-        }
-        if now >= self.next_reap {
-            self.reap(now);
-            self.next_reap = now + self.config.reap_after / 4;
-        }
-        if now >= self.next_health_decay {
-            self.local_health = self.local_health.saturating_sub(1);
-            self.next_health_decay = now + HEALTH_DECAY;
+            if self.timers.is_due(timer, now) {
+                let next = self.fire(timer, now);
+                self.timers.set(timer, next);
+            }
         }
         self.expected_wake = self.poll_timeout();
     }
@@ -499,45 +521,21 @@ impl Node {
 
     /// When [`Node::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.leaving {
+        if self.leaving() {
             return None;
         }
-        let periodic = [
-            self.next_heartbeat,
-            self.next_gossip,
-            self.next_check,
-            self.next_push_pull,
-            self.next_redial,
-            self.next_reap,
-            self.next_health_decay,
-        ];
-        periodic
-            .into_iter()
+        let periodic = self.timers.next();
+        std::iter::once(periodic)
             .chain(self.probes.values().map(|p| p.deadline))
             .chain(self.relays.values().map(|r| r.deadline))
             .chain(self.suspicions.values().map(|s| s.deadline))
             .min()
     }
 
-    /// The next datagram to send.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
-    }
-
-    /// The next connection attempt to make, see [`ReachabilityCheck`].
-    pub fn poll_reachability(&mut self) -> Option<ReachabilityCheck> {
-        self.reachability_checks.pop_front()
-    }
-
-    /// The next membership event.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
-    }
-
-    /// The next address to run a push-pull exchange with: connect, send
-    /// [`Node::sync_payload`], pass the answer to [`Node::handle_sync`].
-    pub fn poll_sync(&mut self) -> Option<SocketAddr> {
-        self.syncs.pop_front()
+    /// The next thing to do, in the order the node asked for them; `None` when there is
+    /// nothing more until the next input. Drain it after every input.
+    pub fn poll(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
     }
 
     // ----- views -----
@@ -563,7 +561,7 @@ impl Node {
             id: self.me.clone(),
             addr: self.addr,
             incarnation: self.incarnation,
-            state: if self.leaving {
+            state: if self.leaving() {
                 MemberState::Left
             } else {
                 MemberState::Alive
@@ -657,6 +655,51 @@ impl Node {
         }
     }
 
+    /// Whether this node has left (or is leaving) the cluster.
+    fn leaving(&self) -> bool {
+        self.departure != Departure::Staying
+    }
+
+    /// Asks for a push-pull exchange with `peer`, unless one is in flight with it already or
+    /// [`MAX_EXCHANGES`] are.
+    fn sync_with(&mut self, peer: SocketAddr) {
+        let busy = self
+            .exchanges
+            .values()
+            .any(|open| open.peer == peer && open.purpose == Purpose::Sync);
+        if busy || self.exchanges.len() >= MAX_EXCHANGES {
+            return;
+        }
+        self.open_exchange(peer, Purpose::Sync);
+    }
+
+    fn open_exchange(&mut self, peer: SocketAddr, purpose: Purpose) {
+        self.exchange_seq = self.exchange_seq.wrapping_add(1);
+        let id = self.exchange_seq;
+        self.exchanges.insert(id, Open { peer, purpose });
+        self.outputs
+            .push_back(Output::Exchange(Exchange { id, peer }));
+    }
+
+    /// Forgets an exchange whose end was reported (an unknown id is one already ended).
+    fn close_exchange(&mut self, id: u32) {
+        if self.exchanges.remove(&id).is_some() {
+            self.check_departed();
+        }
+    }
+
+    /// Gives [`Output::Departed`] once a leave has no confirmation left to wait for.
+    fn check_departed(&mut self) {
+        let waiting = self
+            .exchanges
+            .values()
+            .any(|open| open.purpose == Purpose::Leave);
+        if self.departure == Departure::Confirming && !waiting {
+            self.departure = Departure::Departed;
+            self.outputs.push_back(Output::Departed);
+        }
+    }
+
     fn next_seq(&mut self) -> u32 {
         self.seq = self.seq.wrapping_add(1);
         self.seq
@@ -726,7 +769,8 @@ impl Node {
         );
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += payload.len() as u64;
-        self.transmits.push_back(Transmit { to, payload });
+        self.outputs
+            .push_back(Output::Transmit(Transmit { to, payload }));
     }
 
     /// Members on the ring after (observers) or before (observed) this node, at most `k`.
@@ -753,6 +797,44 @@ impl Node {
 
     fn addr_of(&self, id: &NodeId) -> Option<SocketAddr> {
         self.members.get(id).map(|m| m.addr)
+    }
+
+    /// Does the recurring work of `timer`, due at `now`; when it is next due.
+    fn fire(&mut self, timer: Timer, now: Instant) -> Instant {
+        let due = self.timers.at(timer);
+        match timer {
+            Timer::Heartbeat => {
+                self.heartbeat();
+                advance(due, self.config.heartbeat_interval, now)
+            }
+            Timer::Gossip => {
+                self.gossip();
+                self.last_gossip = now;
+                advance(due, self.config.gossip_interval, now)
+            }
+            Timer::Check => {
+                self.check_observed(now);
+                advance(due, self.config.check_interval, now)
+            }
+            Timer::PushPull => {
+                if let Some(peer) = self.random_active(1, None).pop() {
+                    self.sync_with(peer);
+                }
+                now + self.push_pull_interval()
+            }
+            Timer::Redial => {
+                self.redial_seeds();
+                now + self.config.seed_redial_interval
+            }
+            Timer::Reap => {
+                self.reap(now);
+                now + self.config.reap_after / 4
+            }
+            Timer::HealthDecay => {
+                self.local_health = self.local_health.saturating_sub(1);
+                now + HEALTH_DECAY
+            }
+        }
     }
 
     fn heartbeat(&mut self) {
@@ -808,12 +890,14 @@ impl Node {
             .filter(|s| !active.contains(s))
             .collect();
         if active.is_empty() {
-            self.syncs.extend(missing);
+            for seed in missing {
+                self.sync_with(seed);
+            }
         } else if let Some(seed) = {
             missing.shuffle(&mut self.rng);
             missing.first().copied()
         } {
-            self.syncs.push_back(seed);
+            self.sync_with(seed);
         }
     }
 
@@ -883,12 +967,15 @@ impl Node {
         self.send(target_addr, Body::Ping { seq });
         // A driver that never asks must not make the queue grow: drop checks of finished probes.
         let probes = &self.probes;
-        self.reachability_checks
-            .retain(|check| probes.contains_key(&check.probe));
-        self.reachability_checks.push_back(ReachabilityCheck {
-            probe: seq,
-            addr: target_addr,
+        self.outputs.retain(|output| match output {
+            Output::Reachability(check) => probes.contains_key(&check.probe),
+            _ => true,
         });
+        self.outputs
+            .push_back(Output::Reachability(ReachabilityCheck {
+                probe: seq,
+                addr: target_addr,
+            }));
         for relay in self.random_active(self.config.indirect_probes, Some(&target)) {
             self.send(
                 relay,
@@ -993,19 +1080,20 @@ impl Node {
         for suspicion in self.suspicions.values_mut() {
             suspicion.deadline = suspicion.deadline.max(grace);
         }
-        self.next_check = self.next_check.max(now + self.config.check_interval);
+        self.timers
+            .no_sooner(Timer::Check, now + self.config.check_interval);
         // After a long silence its observers may be suspecting it right now, and the suspicion is
         // queued somewhere in the datagrams it has yet to read — or was gossiped to others only —
         // so rather than wait to hear it, the node refutes at once. After a shorter one the
         // overdue heartbeats, sent in this same step, arrive before any observer's detector
         // fires (phi 8 needs more than 1.5 intervals of silence), and a refutation would only
         // cost every member a datagram: a starved host stalls often.
-        let last_heartbeat = self
-            .next_heartbeat
+        let next_heartbeat = self.timers.at(Timer::Heartbeat);
+        let last_heartbeat = next_heartbeat
             .checked_sub(self.config.heartbeat_interval)
-            .unwrap_or(self.next_heartbeat);
+            .unwrap_or(next_heartbeat);
         let silence = now.saturating_duration_since(last_heartbeat);
-        if !self.leaving && silence >= self.config.heartbeat_interval.mul_f64(1.5) {
+        if !self.leaving() && silence >= self.config.heartbeat_interval.mul_f64(1.5) {
             self.announce_alive(now, self.incarnation);
         }
     }
@@ -1039,7 +1127,7 @@ impl Node {
 
     /// Answers a suspicion, death or departure of this node that it heard about.
     fn refute(&mut self, now: Instant, incarnation: u64) {
-        if self.leaving {
+        if self.leaving() {
             return;
         }
         self.local_health = (self.local_health + 1).min(self.config.max_local_health);
@@ -1053,9 +1141,9 @@ impl Node {
         self.stats.refutations += 1;
         self.broadcasts.push(self.alive_update());
         self.hurry_gossip(now);
-        self.events.push_back(Event::Refuted {
+        self.outputs.push_back(Output::Event(Event::Refuted {
             incarnation: self.incarnation,
-        });
+        }));
     }
 
     fn set_state(&mut self, now: Instant, id: &NodeId, state: MemberState) {
@@ -1076,171 +1164,62 @@ impl Node {
         }
     }
 
-    /// Applies one fact by SWIM's precedence rules; facts that change something are passed on.
+    /// Applies one fact by SWIM's precedence rules (see [`transition`]); facts that change
+    /// something are passed on.
     fn apply(&mut self, now: Instant, update: Update) {
+        let claim = update.claim();
         let subject = update.subject().clone();
         if subject == self.me {
-            match update {
-                Update::Suspect { incarnation, .. }
-                | Update::Dead { incarnation, .. }
-                | Update::Left { incarnation, .. }
-                    if incarnation >= self.incarnation =>
-                {
-                    self.refute(now, incarnation)
-                }
-                Update::Alive { incarnation, .. } if incarnation > self.incarnation => {
-                    self.refute(now, incarnation)
-                }
-                _ => {}
+            if must_refute(self.incarnation, claim) {
+                self.refute(now, claim.incarnation());
             }
             return;
         }
-        let current = self
-            .members
-            .get(&subject)
-            .map(|m| (m.state, m.incarnation, m.meta_version));
-        let previous_state = current.map(|(state, ..)| state);
-        let changed = match (&update, current) {
-            (
-                Update::Alive {
-                    id,
-                    addr,
-                    incarnation,
-                    meta,
-                    meta_version,
-                },
-                None,
-            ) => {
-                self.members.insert(
-                    id.clone(),
-                    Member {
-                        id: id.clone(),
-                        addr: *addr,
-                        incarnation: *incarnation,
-                        state: MemberState::Dead,
-                        meta: meta.clone(),
-                        meta_version: *meta_version,
-                        state_since: now,
-                        last_heard: None,
-                    },
-                );
-                self.set_state(now, id, MemberState::Alive);
-                self.emit(id, Event::MemberUp);
-                true
-            }
-            (
-                Update::Alive {
-                    id,
-                    addr,
-                    incarnation,
-                    meta,
-                    meta_version,
-                },
-                Some((state, cur_inc, cur_version)),
-            ) => {
-                let newer = *incarnation > cur_inc;
-                let newer_meta =
-                    *incarnation == cur_inc && *meta_version > cur_version && state.is_active();
-                let mut meta_changed = false;
-                if newer || newer_meta {
-                    if let Some(m) = self.members.get_mut(id) {
-                        meta_changed = m.meta != *meta;
-                        m.addr = *addr;
-                        m.incarnation = *incarnation;
-                        m.meta = meta.clone();
-                        m.meta_version = *meta_version;
-                    }
-                }
-                match state {
-                    _ if !newer && !newer_meta => false,
-                    MemberState::Alive => {
-                        if meta_changed {
-                            self.emit(id, Event::MemberUpdated);
-                        }
-                        true
-                    }
-                    MemberState::Suspect => {
-                        self.suspicions.remove(id);
-                        self.set_state(now, id, MemberState::Alive);
-                        self.emit(id, Event::MemberAlive);
-                        true
-                    }
-                    _ => {
-                        self.set_state(now, id, MemberState::Alive);
-                        self.emit(id, Event::MemberUp);
-                        true
-                    }
-                }
-            }
-            (
-                Update::Suspect {
-                    id,
-                    incarnation,
-                    from,
-                },
-                Some((state, cur_inc, _)),
-            ) => match state {
-                MemberState::Alive if *incarnation >= cur_inc => {
-                    if let Some(m) = self.members.get_mut(id) {
-                        m.incarnation = *incarnation;
-                    }
-                    self.set_state(now, id, MemberState::Suspect);
-                    self.suspicions.insert(
-                        id.clone(),
-                        Suspicion {
-                            started: now,
-                            incarnation: *incarnation,
-                            confirmations: HashSet::from([from.clone()]),
-                            deadline: now + self.suspicion_timeout(1),
-                        },
-                    );
-                    self.stats.suspicions += 1;
-                    self.emit(id, Event::MemberSuspect);
-                    true
-                }
-                MemberState::Suspect if *incarnation == cur_inc => self.confirm(id, from),
-                MemberState::Suspect if *incarnation > cur_inc => {
-                    if let Some(m) = self.members.get_mut(id) {
-                        m.incarnation = *incarnation;
-                    }
-                    self.suspicions.insert(
-                        id.clone(),
-                        Suspicion {
-                            started: now,
-                            incarnation: *incarnation,
-                            confirmations: HashSet::from([from.clone()]),
-                            deadline: now + self.suspicion_timeout(1),
-                        },
-                    );
-                    true
-                }
+        let member = self.members.get_mut(&subject);
+        let previous_state = member.as_ref().map(|m| m.state);
+        let changed = match (
+            transition(member.as_ref().map(|m| m.standing()), claim),
+            member,
+        ) {
+            (Transition::Ignore, _) => false,
+            (Transition::Confirm, _) => match &update {
+                Update::Suspect { from, .. } => self.confirm(&subject, from),
                 _ => false,
             },
-            (
-                Update::Dead {
-                    id, incarnation, ..
-                },
-                Some((state, cur_inc, _)),
-            ) if state.is_active() && *incarnation >= cur_inc => {
-                if let Some(m) = self.members.get_mut(id) {
-                    m.incarnation = *incarnation;
+            (Transition::Join, _) => {
+                if let Update::Alive {
+                    id,
+                    addr,
+                    incarnation,
+                    meta,
+                    meta_version,
+                } = &update
+                {
+                    // Inserted as a tombstone so that turning alive puts it on the ring.
+                    self.members.insert(
+                        id.clone(),
+                        Member {
+                            id: id.clone(),
+                            addr: *addr,
+                            incarnation: *incarnation,
+                            state: MemberState::Dead,
+                            meta: meta.clone(),
+                            meta_version: *meta_version,
+                            state_since: now,
+                            last_heard: None,
+                        },
+                    );
                 }
-                self.set_state(now, id, MemberState::Dead);
-                self.stats.failures_detected += 1;
-                self.emit(id, Event::MemberDown);
+                self.set_state(now, &subject, MemberState::Alive);
+                self.emit(&subject, Event::MemberUp);
                 true
             }
-            (Update::Left { id, incarnation }, Some((state, cur_inc, _)))
-                if state != MemberState::Left && *incarnation >= cur_inc =>
-            {
-                if let Some(m) = self.members.get_mut(id) {
-                    m.incarnation = *incarnation;
-                }
-                self.set_state(now, id, MemberState::Left);
-                self.emit(id, Event::MemberLeft);
+            (transition, Some(member)) => {
+                let meta_changed = take_claim(member, &update);
+                self.enter(now, &subject, transition, &update, meta_changed);
                 true
             }
-            _ => false,
+            (_, None) => false,
         };
         if changed {
             self.broadcasts.push(update);
@@ -1248,6 +1227,61 @@ impl Node {
             if state != previous_state {
                 self.hurry_gossip(now);
             }
+        }
+    }
+
+    /// Moves a known member into the state `transition` leads to, its claim already taken.
+    fn enter(
+        &mut self,
+        now: Instant,
+        id: &NodeId,
+        transition: Transition,
+        update: &Update,
+        meta_changed: bool,
+    ) {
+        match transition {
+            Transition::Refresh => {
+                if meta_changed {
+                    self.emit(id, Event::MemberUpdated);
+                }
+            }
+            Transition::Refuted => {
+                self.suspicions.remove(id);
+                self.set_state(now, id, MemberState::Alive);
+                self.emit(id, Event::MemberAlive);
+            }
+            Transition::Join | Transition::Rejoin => {
+                self.set_state(now, id, MemberState::Alive);
+                self.emit(id, Event::MemberUp);
+            }
+            Transition::Suspect | Transition::Resuspect => {
+                let fresh = transition == Transition::Suspect;
+                if fresh {
+                    self.set_state(now, id, MemberState::Suspect);
+                }
+                if let Update::Suspect {
+                    incarnation, from, ..
+                } = update
+                {
+                    let deadline = now + self.suspicion_timeout(1);
+                    let suspicion = Suspicion::new(now, *incarnation, from.clone(), deadline);
+                    self.suspicions.insert(id.clone(), suspicion);
+                }
+                if fresh {
+                    self.stats.suspicions += 1;
+                    self.emit(id, Event::MemberSuspect);
+                }
+            }
+            Transition::Die => {
+                self.set_state(now, id, MemberState::Dead);
+                self.stats.failures_detected += 1;
+                self.emit(id, Event::MemberDown);
+            }
+            Transition::Leave => {
+                self.set_state(now, id, MemberState::Left);
+                self.emit(id, Event::MemberLeft);
+            }
+            Transition::Ignore | Transition::Confirm => {}
         }
     }
 
@@ -1259,7 +1293,7 @@ impl Node {
     /// limit, so this spends the same datagrams sooner rather than more of them.
     fn hurry_gossip(&mut self, now: Instant) {
         let earliest = (self.last_gossip + URGENT_GOSSIP_GAP).max(now);
-        self.next_gossip = self.next_gossip.min(earliest);
+        self.timers.no_later(Timer::Gossip, earliest);
     }
 
     /// Counts an independent confirmation of a suspicion; the timeout shrinks accordingly.
@@ -1281,10 +1315,13 @@ impl Node {
 
     fn emit(&mut self, id: &NodeId, event: fn(Member) -> Event) {
         if let Some(member) = self.members.get(id) {
-            self.events.push_back(event(member.clone()));
+            self.outputs.push_back(Output::Event(event(member.clone())));
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 /// How often the local health multiplier relaxes by one when nothing raises it.
 const HEALTH_DECAY: Duration = Duration::from_secs(5);
@@ -1299,6 +1336,33 @@ fn advance(deadline: Instant, period: Duration, now: Instant) -> Instant {
         now + period
     } else {
         next
+    }
+}
+
+/// Records in `member` what a winning claim says: the incarnation and, from an `Alive`, the
+/// address and metadata. Whether the metadata changed.
+fn take_claim(member: &mut Member, update: &Update) -> bool {
+    match update {
+        Update::Alive {
+            addr,
+            incarnation,
+            meta,
+            meta_version,
+            ..
+        } => {
+            let meta_changed = member.meta != *meta;
+            member.addr = *addr;
+            member.incarnation = *incarnation;
+            member.meta = meta.clone();
+            member.meta_version = *meta_version;
+            meta_changed
+        }
+        Update::Suspect { incarnation, .. }
+        | Update::Dead { incarnation, .. }
+        | Update::Left { incarnation, .. } => {
+            member.incarnation = *incarnation;
+            false
+        }
     }
 }
 

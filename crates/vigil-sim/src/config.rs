@@ -61,8 +61,9 @@ pub struct SimConfig {
     /// Bytes of datagrams a paused node's socket buffers before dropping the rest (Linux's
     /// default `rmem_default`).
     pub socket_buffer: usize,
-    /// How long a leaving node keeps running after [`Node::leave`](vigil_gossip::Node::leave) so
-    /// the news spreads, as the agent does before it exits.
+    /// How long a leaving node keeps running at most after
+    /// [`Node::leave`](vigil_gossip::Node::leave) so the news spreads, as the agent does before it
+    /// exits; it exits sooner once the node says it has departed.
     pub leave_linger: Duration,
     /// Wall-clock seconds at virtual time zero. A node's starting incarnation is the wall-clock
     /// second it starts at, as the real driver does, so a restarted node outranks its past life.

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::{ChaCha20Rng, ChaCha8Rng};
 use vigil_gossip::crypto::Keyring;
-use vigil_gossip::{Event, Identity, Metadata, Node, NodeId, Reachability};
+use vigil_gossip::{
+    Event, Exchange, Identity, Metadata, Node, NodeId, Output, Reachability, Transmit,
+};
 
 use crate::config::{Link, NodeOptions, SimConfig};
 use crate::net::{Network, RuleId};
@@ -56,27 +58,10 @@ enum Ev {
         node: usize,
         token: u64,
     },
-    Datagram {
+    /// Something reaches node `to`'s sockets.
+    Arrive {
         to: usize,
-        from: usize,
-        payload: Vec<u8>,
-    },
-    SyncRequest {
-        to: usize,
-        from: usize,
-        payload: Vec<u8>,
-        opened: Duration,
-    },
-    SyncReply {
-        to: usize,
-        from: usize,
-        payload: Vec<u8>,
-    },
-    /// The end of a connection attempt node `to` asked for.
-    Reachability {
-        to: usize,
-        probe: u32,
-        outcome: Reachability,
+        what: Inbound,
     },
     StopLeaving(usize),
     Action(Action),
@@ -106,7 +91,15 @@ impl Ord for Entry {
     }
 }
 
-/// What waits in a paused node's socket buffers.
+/// Where the answer to a push-pull exchange goes: the exchange, in the life of the process that
+/// opened it (a restarted process never reads its past life's connections).
+#[derive(Clone, Copy)]
+struct Reply {
+    exchange: u32,
+    life: u64,
+}
+
+/// What reaches a node's sockets, and waits in their buffers while it is paused.
 enum Inbound {
     Datagram {
         from: usize,
@@ -116,10 +109,16 @@ enum Inbound {
         from: usize,
         payload: Vec<u8>,
         opened: Duration,
+        reply: Reply,
     },
     SyncReply {
-        from: usize,
         payload: Vec<u8>,
+        reply: Reply,
+    },
+    /// The end, without an answer, of an exchange the node opened: refused, or timed out (a
+    /// no-op if its answer came first).
+    SyncFailed {
+        reply: Reply,
     },
     Reachability {
         probe: u32,
@@ -342,18 +341,7 @@ impl Sim {
                 self.fire_timer(i);
                 timer_done = true;
             }
-            match inbound {
-                Inbound::Datagram { from, payload } => self.deliver_datagram(i, from, payload),
-                Inbound::SyncRequest {
-                    from,
-                    payload,
-                    opened,
-                } => self.serve_sync(i, from, payload, opened),
-                Inbound::SyncReply { from, payload } => self.deliver_sync_reply(i, from, payload),
-                Inbound::Reachability { probe, outcome } => {
-                    self.deliver_reachability(i, probe, outcome)
-                }
-            }
+            self.receive(i, inbound);
         }
         if !timer_done {
             self.fire_timer(i);
@@ -396,7 +384,8 @@ impl Sim {
         self.start(i);
     }
 
-    /// Makes a node leave gracefully; its process exits [`SimConfig::leave_linger`] later.
+    /// Makes a node leave gracefully; its process exits once the members it handed its
+    /// departure to have answered ([`Output::Departed`]), or [`SimConfig::leave_linger`] later.
     pub fn leave(&mut self, i: usize) {
         let now = self.instant(self.now);
         let Some(node) = self.slots[i].node.as_mut() else {
@@ -476,43 +465,9 @@ impl Sim {
                     }
                 }
             }
-            Ev::Datagram { to, from, payload } => match self.slots[to].status {
-                Status::Running | Status::Leaving => self.deliver_datagram(to, from, payload),
-                Status::Paused => {
-                    let slot = &mut self.slots[to];
-                    if slot.inbox_bytes + payload.len() <= self.config.socket_buffer {
-                        slot.inbox_bytes += payload.len();
-                        slot.inbox.push_back(Inbound::Datagram { from, payload });
-                    }
-                }
-                _ => {}
-            },
-            Ev::SyncRequest {
-                to,
-                from,
-                payload,
-                opened,
-            } => match self.slots[to].status {
-                Status::Running | Status::Leaving => self.serve_sync(to, from, payload, opened),
-                Status::Paused => self.slots[to].inbox.push_back(Inbound::SyncRequest {
-                    from,
-                    payload,
-                    opened,
-                }),
-                _ => {}
-            },
-            Ev::SyncReply { to, from, payload } => match self.slots[to].status {
-                Status::Running | Status::Leaving => self.deliver_sync_reply(to, from, payload),
-                Status::Paused => self.slots[to]
-                    .inbox
-                    .push_back(Inbound::SyncReply { from, payload }),
-                _ => {}
-            },
-            Ev::Reachability { to, probe, outcome } => match self.slots[to].status {
-                Status::Running | Status::Leaving => self.deliver_reachability(to, probe, outcome),
-                Status::Paused => self.slots[to]
-                    .inbox
-                    .push_back(Inbound::Reachability { probe, outcome }),
+            Ev::Arrive { to, what } => match self.slots[to].status {
+                Status::Running | Status::Leaving => self.receive(to, what),
+                Status::Paused => self.buffer(to, what),
                 _ => {}
             },
             Ev::StopLeaving(i) => {
@@ -567,6 +522,37 @@ impl Sim {
         self.after_call(i);
     }
 
+    /// Hands what reached node `i` to its node.
+    fn receive(&mut self, i: usize, what: Inbound) {
+        match what {
+            Inbound::Datagram { from, payload } => self.deliver_datagram(i, from, payload),
+            Inbound::SyncRequest {
+                from,
+                payload,
+                opened,
+                reply,
+            } => self.serve_sync(i, from, payload, opened, reply),
+            Inbound::SyncReply { payload, reply } => self.deliver_sync_reply(i, payload, reply),
+            Inbound::SyncFailed { reply } => self.deliver_sync_failed(i, reply),
+            Inbound::Reachability { probe, outcome } => {
+                self.deliver_reachability(i, probe, outcome)
+            }
+        }
+    }
+
+    /// Keeps what reached paused node `i` for when it resumes; datagrams beyond the socket
+    /// buffer are dropped.
+    fn buffer(&mut self, i: usize, what: Inbound) {
+        let slot = &mut self.slots[i];
+        if let Inbound::Datagram { payload, .. } = &what {
+            if slot.inbox_bytes + payload.len() > self.config.socket_buffer {
+                return;
+            }
+            slot.inbox_bytes += payload.len();
+        }
+        slot.inbox.push_back(what);
+    }
+
     fn fire_timer(&mut self, i: usize) {
         let now = self.instant(self.now);
         if let Some(node) = self.slots[i].node.as_mut() {
@@ -600,7 +586,14 @@ impl Sim {
     /// The accepting side of a push-pull: reads the initiator's state, answers with its own
     /// (taken before merging, as memberlist does), then merges. A payload it cannot open closes
     /// the connection without an answer.
-    fn serve_sync(&mut self, to: usize, from: usize, payload: Vec<u8>, opened: Duration) {
+    fn serve_sync(
+        &mut self,
+        to: usize,
+        from: usize,
+        payload: Vec<u8>,
+        opened: Duration,
+        reply: Reply,
+    ) {
         if self.now.saturating_sub(opened) > self.config.sync_timeout {
             return;
         }
@@ -623,110 +616,73 @@ impl Sim {
             if let Some(delay) = self.net.stream(&mut self.rng, to, from) {
                 self.push(
                     self.now + delay,
-                    Ev::SyncReply {
+                    Ev::Arrive {
                         to: from,
-                        from: to,
-                        payload: answer,
+                        what: Inbound::SyncReply {
+                            payload: answer,
+                            reply,
+                        },
                     },
                 );
             }
         }
     }
 
-    fn deliver_sync_reply(&mut self, to: usize, from: usize, payload: Vec<u8>) {
+    fn deliver_sync_reply(&mut self, to: usize, payload: Vec<u8>, reply: Reply) {
         let now = self.instant(self.now);
-        let from_addr = self.slots[from].addr;
         let slot = &mut self.slots[to];
+        if slot.lives != reply.life {
+            return;
+        }
         let Some(node) = slot.node.as_mut() else {
             return;
         };
         slot.traffic.sync_bytes_received += payload.len() as u64;
-        if node.handle_sync(now, from_addr, &payload).is_err() {
+        if node
+            .handle_sync_answer(now, reply.exchange, &payload)
+            .is_err()
+        {
             slot.traffic.rejected += 1;
         }
         self.after_call(to);
     }
 
-    /// Carries out what node `i` asked for after a call: datagrams, exchanges, events, and its
-    /// next timer.
+    fn deliver_sync_failed(&mut self, to: usize, reply: Reply) {
+        let now = self.instant(self.now);
+        let slot = &mut self.slots[to];
+        if slot.lives != reply.life {
+            return;
+        }
+        if let Some(node) = slot.node.as_mut() {
+            node.handle_sync_failed(now, reply.exchange);
+            self.after_call(to);
+        }
+    }
+
+    /// Carries out what node `i` asked for after a call — datagrams, exchanges, connection
+    /// attempts, events, the end of a leave — and sets its next timer.
     fn after_call(&mut self, i: usize) {
-        let Some(node) = self.slots[i].node.as_mut() else {
+        // Out of its slot while its outputs are carried out, which needs the whole simulation.
+        let Some(mut node) = self.slots[i].node.take() else {
             return;
         };
-        let mut transmits = Vec::new();
-        while let Some(t) = node.poll_transmit() {
-            transmits.push(t);
-        }
-        let mut syncs = Vec::new();
-        while let Some(peer) = node.poll_sync() {
-            syncs.push((peer, node.sync_payload()));
-        }
-        let mut checks = Vec::new();
-        while let Some(check) = node.poll_reachability() {
-            checks.push(check);
-        }
-        let mut events = Vec::new();
-        while let Some(event) = node.poll_event() {
-            events.push(event);
+        while let Some(output) = node.poll() {
+            match output {
+                Output::Transmit(transmit) => self.send_datagram(i, transmit),
+                Output::Exchange(exchange) => {
+                    let payload = node.sync_payload();
+                    self.open_exchange(i, exchange, payload);
+                }
+                Output::Reachability(check) => self.check_reachability(i, check.probe, check.addr),
+                Output::Event(event) => self.record(i, event),
+                // Stopped from the queue: the process exits once this call is over.
+                Output::Departed => self.push(self.now, Ev::StopLeaving(i)),
+            }
         }
         let deadline = node
             .poll_timeout()
             .map(|t| t.saturating_duration_since(self.base));
-
-        for t in transmits {
-            let slot = &mut self.slots[i];
-            slot.traffic.packets_sent += 1;
-            slot.traffic.bytes_sent += t.payload.len() as u64;
-            let Some(&to) = self.by_addr.get(&t.to) else {
-                continue;
-            };
-            if let Some(delay) = self.net.datagram(&mut self.rng, i, to) {
-                self.push(
-                    self.now + delay,
-                    Ev::Datagram {
-                        to,
-                        from: i,
-                        payload: t.payload,
-                    },
-                );
-            }
-        }
-        for (peer, payload) in syncs {
-            self.slots[i].traffic.sync_bytes_sent += payload.len() as u64;
-            self.slots[i].traffic.syncs_opened += 1;
-            let Some(&to) = self.by_addr.get(&peer) else {
-                continue;
-            };
-            // The handshake's round trip, then the payload.
-            let (Some(a), Some(b)) = (
-                self.net.stream(&mut self.rng, i, to),
-                self.net.stream(&mut self.rng, to, i),
-            ) else {
-                continue;
-            };
-            let Some(c) = self.net.stream(&mut self.rng, i, to) else {
-                continue;
-            };
-            if self.slots[to].node.is_none() {
-                // Connection refused: nothing listens.
-                continue;
-            }
-            self.push(
-                self.now + a + b + c,
-                Ev::SyncRequest {
-                    to,
-                    from: i,
-                    payload,
-                    opened: self.now,
-                },
-            );
-        }
-        for check in checks {
-            self.check_reachability(i, check.probe, check.addr);
-        }
-        for event in events {
-            self.record(i, event);
-        }
+        self.slots[i].node = Some(node);
         if let Some(deadline) = deadline {
             let deadline = deadline.max(self.now);
             let slot = &mut self.slots[i];
@@ -739,17 +695,84 @@ impl Sim {
         }
     }
 
+    fn send_datagram(&mut self, i: usize, transmit: Transmit) {
+        let slot = &mut self.slots[i];
+        slot.traffic.packets_sent += 1;
+        slot.traffic.bytes_sent += transmit.payload.len() as u64;
+        let Some(&to) = self.by_addr.get(&transmit.to) else {
+            return;
+        };
+        if let Some(delay) = self.net.datagram(&mut self.rng, i, to) {
+            self.push(
+                self.now + delay,
+                Ev::Arrive {
+                    to,
+                    what: Inbound::Datagram {
+                        from: i,
+                        payload: transmit.payload,
+                    },
+                },
+            );
+        }
+    }
+
+    /// A push-pull exchange node `i` opens: the handshake's round trip, then the payload. Like
+    /// the driver, the node gives up after [`SimConfig::sync_timeout`] whatever became of it,
+    /// or after the round trip if the connection is refused.
+    fn open_exchange(&mut self, i: usize, exchange: Exchange, payload: Vec<u8>) {
+        self.slots[i].traffic.sync_bytes_sent += payload.len() as u64;
+        self.slots[i].traffic.syncs_opened += 1;
+        let reply = Reply {
+            exchange: exchange.id,
+            life: self.slots[i].lives,
+        };
+        self.push(
+            self.now + self.config.sync_timeout,
+            Ev::Arrive {
+                to: i,
+                what: Inbound::SyncFailed { reply },
+            },
+        );
+        let Some((to, round_trip)) = self.handshake(i, exchange.peer) else {
+            return;
+        };
+        let Some(c) = self.net.stream(&mut self.rng, i, to) else {
+            return;
+        };
+        if self.slots[to].node.is_none() {
+            // Connection refused: nothing listens.
+            let what = Inbound::SyncFailed { reply };
+            self.push(self.now + round_trip, Ev::Arrive { to: i, what });
+            return;
+        }
+        self.push(
+            self.now + round_trip + c,
+            Ev::Arrive {
+                to,
+                what: Inbound::SyncRequest {
+                    from: i,
+                    payload,
+                    opened: self.now,
+                    reply,
+                },
+            },
+        );
+    }
+
+    /// A TCP handshake from node `i` to `addr`: the node there and the round trip, if the network
+    /// carries both ways.
+    fn handshake(&mut self, i: usize, addr: SocketAddr) -> Option<(usize, Duration)> {
+        let to = *self.by_addr.get(&addr)?;
+        let there = self.net.stream(&mut self.rng, i, to)?;
+        let back = self.net.stream(&mut self.rng, to, i)?;
+        Some((to, there + back))
+    }
+
     /// A TCP connection attempt from node `i`: the handshake's round trip decides, if the
     /// network carries it. What never answers (a lost link, a host that is down) is the
     /// driver's timeout, which tells the node nothing, so nothing is delivered.
     fn check_reachability(&mut self, i: usize, probe: u32, addr: SocketAddr) {
-        let Some(&to) = self.by_addr.get(&addr) else {
-            return;
-        };
-        let (Some(there), Some(back)) = (
-            self.net.stream(&mut self.rng, i, to),
-            self.net.stream(&mut self.rng, to, i),
-        ) else {
+        let Some((to, round_trip)) = self.handshake(i, addr) else {
             return;
         };
         let outcome = match (&self.slots[to].node, self.slots[to].host) {
@@ -758,11 +781,10 @@ impl Sim {
             (None, Host::Down) => return,
         };
         self.push(
-            self.now + there + back,
-            Ev::Reachability {
+            self.now + round_trip,
+            Ev::Arrive {
                 to: i,
-                probe,
-                outcome,
+                what: Inbound::Reachability { probe, outcome },
             },
         );
     }

@@ -1,16 +1,12 @@
-//! Raft frames on the wire: a 4-byte big-endian length, then a payload sealed with the cluster
-//! keyring (XChaCha20-Poly1305, as gossip uses) when one is set, in the clear otherwise.
-//!
-//! Reading never trusts the announced length: it is checked against the cap that applies at
-//! that point of the connection (a hello is small; only later frames may be large), and the
-//! buffer grows as bytes actually arrive instead of being reserved up front, so announcing
-//! 16 MiB and sending nothing costs the reader nothing. The pure steps ([`frame_len`],
-//! [`open_frame`]) are separate from the I/O so that they can be fuzzed.
+//! Raft frames on the wire: frames of the shared codec ([`crate::frame`]) whose payload is
+//! sealed with the cluster keyring (XChaCha20-Poly1305, as gossip uses) when one is set, in the
+//! clear otherwise; and the caps that apply to them.
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use vigil_gossip::crypto::{open, seal, CryptoError, Keyring};
 
 use super::session::Refused;
+use crate::frame::{self, FrameError};
 
 /// Largest frame accepted once a connection is past its hellos: snapshot chunks and entry
 /// batches stay far below it.
@@ -23,22 +19,10 @@ pub const MAX_HELLO_FRAME: usize = 256;
 /// Why bytes on a Raft connection were refused.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
-    /// The announced length exceeds what is accepted at this point of the connection.
-    #[error("a frame of {len} bytes exceeds the {limit}-byte cap at this point")]
-    TooLarge {
-        /// The announced length.
-        len: usize,
-        /// The cap.
-        limit: usize,
-    },
-    /// The bytes ended inside a frame.
-    #[error("the connection ended {got} bytes into a frame of {len}")]
-    Truncated {
-        /// The announced length (with its 4-byte prefix).
-        len: usize,
-        /// What arrived of it.
-        got: usize,
-    },
+    /// The framing is broken: a length above the cap that applies at this point, or bytes that
+    /// end inside a frame.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
     /// The seal does not open: another key, no key, or forged or damaged bytes.
     #[error("refused frame: {0}")]
     Seal(#[from] CryptoError),
@@ -53,21 +37,10 @@ pub enum WireError {
 impl From<WireError> for std::io::Error {
     fn from(e: WireError) -> std::io::Error {
         match e {
-            WireError::Truncated { .. } => {
-                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e)
-            }
+            WireError::Frame(e) => e.into(),
             e => std::io::Error::other(e),
         }
     }
-}
-
-/// The length a frame header announces, if within `limit`.
-pub fn frame_len(header: [u8; 4], limit: usize) -> Result<usize, WireError> {
-    let len = usize::try_from(u32::from_be_bytes(header)).unwrap_or(usize::MAX);
-    if len > limit {
-        return Err(WireError::TooLarge { len, limit });
-    }
-    Ok(len)
 }
 
 /// The payload inside one sealed frame.
@@ -77,12 +50,8 @@ pub fn open_frame(keyring: Option<&Keyring>, sealed: &[u8]) -> Result<Vec<u8>, W
 
 /// `payload` as it goes on the wire: sealed, behind its length.
 pub fn encode_frame(keyring: Option<&Keyring>, payload: &[u8]) -> std::io::Result<Vec<u8>> {
-    let frame = seal(keyring, payload, &mut rand::rng());
-    let len = u32::try_from(frame.len()).map_err(|_| std::io::Error::other("frame too large"))?;
-    let mut out = Vec::with_capacity(4 + frame.len());
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&frame);
-    Ok(out)
+    let sealed = seal(keyring, payload, &mut rand::rng());
+    Ok(frame::encode(&sealed, MAX_FRAME)?)
 }
 
 /// Seals `payload` and sends it.
@@ -94,91 +63,22 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
     stream.write_all(&encode_frame(keyring, payload)?).await
 }
 
-/// Reads the next frame's header: its length, if within `limit`.
-pub async fn read_len<R: AsyncRead + Unpin>(
-    stream: &mut R,
-    limit: usize,
-) -> std::io::Result<usize> {
-    let mut header = [0u8; 4];
-    stream.read_exact(&mut header).await?;
-    Ok(frame_len(header, limit)?)
-}
-
-/// Reads the `len` sealed bytes of a frame whose header was read. The buffer grows with what
-/// arrives (at most twice that), never to the announced length ahead of the bytes.
-pub async fn read_sealed<R: AsyncRead + Unpin>(
-    stream: &mut R,
-    len: usize,
-) -> std::io::Result<Vec<u8>> {
-    let mut sealed = Vec::new();
-    let want = u64::try_from(len).unwrap_or(u64::MAX);
-    let got = (&mut *stream).take(want).read_to_end(&mut sealed).await?;
-    if got != len {
-        return Err(WireError::Truncated {
-            len: len.saturating_add(4),
-            got: got.saturating_add(4),
-        }
-        .into());
-    }
-    Ok(sealed)
-}
-
 /// Reads one whole frame of at most `limit` sealed bytes and opens it.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     stream: &mut R,
     keyring: Option<&Keyring>,
     limit: usize,
 ) -> std::io::Result<Vec<u8>> {
-    let len = read_len(stream, limit).await?;
-    let sealed = read_sealed(stream, len).await?;
+    let sealed = frame::read_frame(stream, limit).await?;
     Ok(open_frame(keyring, &sealed)?)
-}
-
-/// A frame's sealed bytes, and the bytes after it.
-pub type Split<'a> = (&'a [u8], &'a [u8]);
-
-/// Splits the next length-prefixed frame off `bytes`: its sealed bytes and the rest. What a
-/// reader does with a stream, on a buffer; `None` once `bytes` is empty.
-pub fn split_frame(bytes: &[u8], limit: usize) -> Result<Option<Split<'_>>, WireError> {
-    if bytes.is_empty() {
-        return Ok(None);
-    }
-    let Some((header, rest)) = bytes.split_first_chunk::<4>() else {
-        return Err(WireError::Truncated {
-            len: 4,
-            got: bytes.len(),
-        });
-    };
-    let len = frame_len(*header, limit)?;
-    if rest.len() < len {
-        return Err(WireError::Truncated {
-            len: len.saturating_add(4),
-            got: bytes.len(),
-        });
-    }
-    Ok(Some(rest.split_at(len)))
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use vigil_gossip::crypto::Key;
 
     use super::*;
-
-    #[test]
-    fn lengths_above_the_cap_are_refused() {
-        assert_eq!(frame_len(100u32.to_be_bytes(), 100).ok(), Some(100));
-        assert!(matches!(
-            frame_len(101u32.to_be_bytes(), 100),
-            Err(WireError::TooLarge {
-                len: 101,
-                limit: 100
-            })
-        ));
-        assert!(frame_len([0xff; 4], MAX_FRAME).is_err());
-    }
+    use crate::frame::split_frame;
 
     #[test]
     fn frames_split_and_open_as_they_were_sealed() {
@@ -199,40 +99,10 @@ mod tests {
             assert!(
                 matches!(
                     split_frame(&stream[..cut], MAX_HELLO_FRAME),
-                    Err(WireError::Truncated { .. })
+                    Err(FrameError::Truncated { .. })
                 ),
                 "{cut}"
             );
         }
-    }
-
-    #[tokio::test]
-    async fn an_announced_length_reserves_nothing_before_the_bytes_come() {
-        let (mut client, mut server) = tokio::io::duplex(64);
-        client
-            .write_all(&(MAX_FRAME as u32).to_be_bytes())
-            .await
-            .expect("header");
-        client.write_all(&[7; 10]).await.expect("some bytes");
-        let len = read_len(&mut server, MAX_FRAME).await.expect("within cap");
-        assert_eq!(len, MAX_FRAME);
-        let mut sealed = Vec::new();
-        let read = tokio::time::timeout(
-            Duration::from_millis(50),
-            (&mut server).take(len as u64).read_to_end(&mut sealed),
-        )
-        .await;
-        assert!(read.is_err(), "still waiting for the rest");
-        assert_eq!(sealed.len(), 10);
-        assert!(
-            sealed.capacity() < 4096,
-            "the buffer follows the bytes: {} bytes reserved",
-            sealed.capacity()
-        );
-        drop(client);
-        let cut = read_sealed(&mut server, 100)
-            .await
-            .expect_err("ended early");
-        assert_eq!(cut.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 }

@@ -38,14 +38,12 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tracing::debug;
 use vigil_gossip::crypto::Keyring;
 
-use super::frame::{
-    open_frame, read_frame, read_len, read_sealed, split_frame, write_frame, WireError, MAX_FRAME,
-    MAX_HELLO_FRAME,
-};
+use super::frame::{open_frame, read_frame, write_frame, WireError, MAX_FRAME, MAX_HELLO_FRAME};
 use super::limits::{Budget, Slots, FRAME_BUDGET, MAX_CONNECTIONS, MAX_PER_ADDRESS};
 use super::session::{ClientSession, Exchange, Nonce, ServerSession};
 use super::store::LogStore;
 use super::types::{raft_id, Raft, TypeConfig, Voter};
+use crate::frame::{read_body, read_len, split_frame};
 
 type NodeId = u64;
 
@@ -347,7 +345,7 @@ impl Inbound {
             let keyring = keys();
             write_frame(&mut stream, keyring.as_ref(), &decoder.session.hello()).await?;
             let len = read_len(&mut stream, decoder.limit()).await?;
-            let sealed = read_sealed(&mut stream, len).await?;
+            let sealed = read_body(&mut stream, len).await?;
             match decoder.decode(keyring.as_ref(), &sealed)? {
                 None => Ok(()),
                 Some(_) => Err(std::io::Error::other("a request before the client hello")),
@@ -380,7 +378,7 @@ impl Inbound {
             let share = self.budget.share(len).await.ok_or_else(|| {
                 std::io::Error::other(format!("a frame of {len} bytes exceeds the byte budget"))
             })?;
-            let sealed = read_sealed(&mut self.stream, len).await?;
+            let sealed = read_body(&mut self.stream, len).await?;
             std::io::Result::Ok((share, sealed))
         };
         let (_share, sealed) = tokio::time::timeout(FRAME_WITHIN, body)
@@ -444,12 +442,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: NodeId, node: &Voter) -> Peer {
-        Peer {
-            target,
-            name: node.name.clone(),
-            network: self.clone(),
-            link: None,
-        }
+        Peer::new(self.clone(), target, node.name.clone())
     }
 }
 
@@ -499,10 +492,12 @@ impl Outbound {
     }
 }
 
-/// How an exchange failed: before anything was sent (the peer is unreachable), or after.
+/// How an exchange failed: before anything was sent (the peer is unreachable), after, or with a
+/// reply of another kind than the request asked for.
 enum Failure {
     Unreachable(std::io::Error),
     Network(std::io::Error),
+    WrongKind,
 }
 
 impl Failure {
@@ -510,11 +505,60 @@ impl Failure {
         match self {
             Failure::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
             Failure::Network(e) => RPCError::Network(NetworkError::new(&e)),
+            Failure::WrongKind => RPCError::Network(NetworkError::new(&AnyError::error(
+                "reply of the wrong kind",
+            ))),
+        }
+    }
+
+    fn into_io(self) -> std::io::Error {
+        match self {
+            Failure::Unreachable(e) | Failure::Network(e) => e,
+            Failure::WrongKind => std::io::Error::other("reply of the wrong kind"),
         }
     }
 }
 
+/// Takes out of a reply what the request asked for; `None` for a reply of another kind.
+type Expect<T> = fn(Reply) -> Option<T>;
+
 impl Peer {
+    /// A link to the voter `name` (Raft id `target`), not dialled yet.
+    fn new(network: Network, target: NodeId, name: String) -> Peer {
+        Peer {
+            target,
+            name,
+            network,
+            link: None,
+        }
+    }
+
+    /// Sends `request` and takes out of its reply what `expect` finds, all within `ttl`.
+    async fn call<T>(
+        &mut self,
+        request: &Request,
+        ttl: Duration,
+        expect: Expect<T>,
+    ) -> Result<T, Failure> {
+        let reply = self.exchange(request, ttl).await?;
+        expect(reply).ok_or(Failure::WrongKind)
+    }
+
+    /// One of openraft's RPCs, within the time it allows: the remote's answer, or why there is
+    /// none.
+    async fn rpc<T, E: std::error::Error>(
+        &mut self,
+        request: Request,
+        option: RPCOption,
+        expect: Expect<Result<T, E>>,
+    ) -> Result<T, RPCError<NodeId, Voter, E>> {
+        let answer = self
+            .call(&request, option.hard_ttl(), expect)
+            .await
+            .map_err(Failure::into_rpc)?;
+        answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+
     async fn exchange(&mut self, request: &Request, ttl: Duration) -> Result<Reply, Failure> {
         let payload =
             serde_json::to_vec(request).map_err(|e| Failure::Network(std::io::Error::other(e)))?;
@@ -569,12 +613,6 @@ impl Peer {
         let _ = stream.set_nodelay(true);
         Outbound::open(stream, self.target, (self.network.keys)().as_ref()).await
     }
-
-    fn unexpected<E: std::error::Error>() -> RPCError<NodeId, Voter, E> {
-        RPCError::Network(NetworkError::new(&AnyError::error(
-            "reply of the wrong kind",
-        )))
-    }
 }
 
 impl RaftNetwork<TypeConfig> for Peer {
@@ -583,16 +621,11 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Voter, RaftError<NodeId>>> {
-        match self
-            .exchange(&Request::Append(rpc), option.hard_ttl())
-            .await
-        {
-            Ok(Reply::Append(answer)) => {
-                answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-            }
-            Ok(_) => Err(Self::unexpected()),
-            Err(failure) => Err(failure.into_rpc()),
-        }
+        self.rpc(Request::Append(rpc), option, |reply| match reply {
+            Reply::Append(answer) => Some(answer),
+            _ => None,
+        })
+        .await
     }
 
     async fn install_snapshot(
@@ -603,16 +636,11 @@ impl RaftNetwork<TypeConfig> for Peer {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, Voter, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        match self
-            .exchange(&Request::Snapshot(rpc), option.hard_ttl())
-            .await
-        {
-            Ok(Reply::Snapshot(answer)) => {
-                answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-            }
-            Ok(_) => Err(Self::unexpected()),
-            Err(failure) => Err(failure.into_rpc()),
-        }
+        self.rpc(Request::Snapshot(rpc), option, |reply| match reply {
+            Reply::Snapshot(answer) => Some(answer),
+            _ => None,
+        })
+        .await
     }
 
     async fn vote(
@@ -620,13 +648,11 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Voter, RaftError<NodeId>>> {
-        match self.exchange(&Request::Vote(rpc), option.hard_ttl()).await {
-            Ok(Reply::Vote(answer)) => {
-                answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-            }
-            Ok(_) => Err(Self::unexpected()),
-            Err(failure) => Err(failure.into_rpc()),
-        }
+        self.rpc(Request::Vote(rpc), option, |reply| match reply {
+            Reply::Vote(answer) => Some(answer),
+            _ => None,
+        })
+        .await
     }
 
     fn backoff(&self) -> openraft::network::Backoff {
@@ -639,17 +665,14 @@ impl RaftNetwork<TypeConfig> for Peer {
 /// but the old leader, whose vote dates from its election, grants the candidate its vote, which
 /// with the candidate's own is a majority of three.
 pub async fn ask_to_campaign(network: &Network, name: &str) -> std::io::Result<bool> {
-    let mut peer = Peer {
-        target: raft_id(name),
-        name: name.to_owned(),
-        network: network.clone(),
-        link: None,
+    let mut peer = Peer::new(network.clone(), raft_id(name), name.to_owned());
+    let campaign = |reply| match reply {
+        Reply::Campaign(started) => Some(started),
+        _ => None,
     };
-    match peer.exchange(&Request::Campaign, DIAL * 2).await {
-        Ok(Reply::Campaign(started)) => Ok(started),
-        Ok(_) => Err(std::io::Error::other("reply of the wrong kind")),
-        Err(Failure::Unreachable(e) | Failure::Network(e)) => Err(e),
-    }
+    peer.call(&Request::Campaign, DIAL * 2, campaign)
+        .await
+        .map_err(Failure::into_io)
 }
 
 /// Asks each of `voters` (this voter's peers) whether it would vote for a candidate whose log
@@ -664,19 +687,18 @@ pub async fn pre_vote(
 ) -> usize {
     let mut asked = tokio::task::JoinSet::new();
     for name in voters {
-        let mut peer = Peer {
-            target: raft_id(name),
-            name: name.clone(),
-            network: network.clone(),
-            link: None,
+        let mut peer = Peer::new(network.clone(), raft_id(name), name.clone());
+        let vote = |reply| match reply {
+            Reply::PreVote(granted) => Some(granted),
+            _ => None,
         };
         asked.spawn(async move {
             match peer
-                .exchange(&Request::PreVote { last_log_id }, within)
+                .call(&Request::PreVote { last_log_id }, within, vote)
                 .await
             {
-                Ok(Reply::PreVote(granted)) => granted,
-                Ok(_) => false,
+                Ok(granted) => granted,
+                Err(Failure::WrongKind) => false,
                 Err(Failure::Unreachable(e) | Failure::Network(e)) => {
                     debug!(voter = %peer.name, error = %e, "no pre-vote");
                     false

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use vigil_gossip::{Config, Identity, Metadata, Node, NodeId, Reachability};
+use vigil_gossip::{Config, Identity, Metadata, Node, NodeId, Output, Reachability};
 
 fuzz_target!(|data: &[u8]| {
     let now = Instant::now();
@@ -21,12 +21,21 @@ fuzz_target!(|data: &[u8]| {
         let _ = node.handle_packet(at, from, &frame);
         let _ = node.handle_sync(at, from, &frame);
         node.handle_timeout(at);
-        while node.poll_transmit().is_some() {}
-        while node.poll_event().is_some() {}
-        while node.poll_sync().is_some() {}
-        while let Some(check) = node.poll_reachability() {
-            let outcome = if i % 2 == 0 { Reachability::Refused } else { Reachability::Accepting };
-            node.handle_reachability(at, check.probe, outcome);
+        while let Some(output) = node.poll() {
+            match output {
+                Output::Transmit(_) | Output::Event(_) | Output::Departed => {}
+                Output::Exchange(exchange) => {
+                    if i % 2 == 0 {
+                        let _ = node.handle_sync_answer(at, exchange.id, &frame);
+                    } else {
+                        node.handle_sync_failed(at, exchange.id);
+                    }
+                }
+                Output::Reachability(check) => {
+                    let outcome = if i % 2 == 0 { Reachability::Refused } else { Reachability::Accepting };
+                    node.handle_reachability(at, check.probe, outcome);
+                }
+            }
         }
     }
 });

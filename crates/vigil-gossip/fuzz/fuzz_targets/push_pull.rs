@@ -6,14 +6,15 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
+use vigil_cluster::frame;
 use vigil_gossip::crypto::{Key, Keyring};
-use vigil_gossip::stream::{self, MAX_HELLO, MAX_STATE};
+use vigil_gossip::stream::{MAX_HELLO, MAX_STATE};
 use vigil_gossip::{Config, Identity, Metadata, Node, NodeId};
 
 /// What the acceptor does with the bytes a dialler sent: split off the hello, have it checked,
 /// then decode the state of the announced length and answer.
 fn accept(node: &mut Node, now: Instant, from: SocketAddr, bytes: &[u8]) {
-    let Ok((hello, rest)) = stream::split_frame(bytes, MAX_HELLO) else {
+    let Ok(Some((hello, rest))) = frame::split_frame(bytes, MAX_HELLO) else {
         return;
     };
     let Ok(len) = node.handle_sync_hello(now, from, hello) else {
@@ -25,7 +26,7 @@ fn accept(node: &mut Node, now: Instant, from: SocketAddr, bytes: &[u8]) {
     };
     if node.handle_sync(now, from, state).is_ok() {
         let reply = node.sync_payload();
-        let _ = stream::prefix(reply.len(), MAX_STATE);
+        let _ = frame::encode(&reply, MAX_STATE);
     }
 }
 
@@ -46,11 +47,9 @@ fuzz_target!(|data: &[u8]| {
     let mut state = vec![0x00, vigil_gossip::WIRE_VERSION];
     state.extend_from_slice(data);
     let hello = peer.sync_hello(state.len());
-    let Ok(prefix) = stream::prefix(hello.len(), MAX_HELLO) else {
+    let Ok(mut bytes) = frame::encode(&hello, MAX_HELLO) else {
         return;
     };
-    let mut bytes = prefix.to_vec();
-    bytes.extend_from_slice(&hello);
     bytes.extend_from_slice(&state);
     let identity = Identity { id: NodeId::new("fuzz"), addr, incarnation: 1 };
     let mut node = Node::new(identity, Metadata::default(), Config::default(), None, [1; 32], now);
