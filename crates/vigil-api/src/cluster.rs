@@ -1,7 +1,6 @@
 //! Cluster views: `/cluster/status` (the membership seed's schema), `/v1/members`, the keyring
 //! endpoints, and cluster metrics.
 
-use std::fmt::Write;
 use std::time::SystemTime;
 
 use axum::extract::{Path, State};
@@ -13,6 +12,7 @@ use time::OffsetDateTime;
 use vigil_cluster::{Cluster, ClusterView, KeyringOp, MemberView};
 use vigil_gossip::crypto::Key;
 use vigil_gossip::{Health, MemberState, PHI_BUCKETS};
+use vigil_health::metrics::{Kind, Writer};
 
 use crate::error::ApiError;
 
@@ -186,18 +186,21 @@ pub fn render_metrics(view: &ClusterView, out: &mut String) {
             s.rejected,
         ),
     ];
+    let mut w = Writer::new(out);
     for (name, help, value) in counters {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-        );
+        w.single(name, Kind::Counter, help, value);
     }
-    let healthy = counted(view).filter(|m| is_healthy(m)).count();
-    let _ = writeln!(
-        out,
-        "# HELP vigil_cluster_healthy_nodes Members alive and healthy or degraded.\n# TYPE vigil_cluster_healthy_nodes gauge\nvigil_cluster_healthy_nodes {healthy}"
+    w.single(
+        "vigil_cluster_healthy_nodes",
+        Kind::Gauge,
+        "Members alive and healthy or degraded.",
+        counted(view).filter(|m| is_healthy(m)).count(),
     );
-    let _ = writeln!(out, "# HELP vigil_cluster_members Members by liveness state.\n# TYPE vigil_cluster_members gauge");
+    w.family(
+        "vigil_cluster_members",
+        Kind::Gauge,
+        "Members by liveness state.",
+    );
     for state in [
         MemberState::Alive,
         MemberState::Suspect,
@@ -205,33 +208,30 @@ pub fn render_metrics(view: &ClusterView, out: &mut String) {
         MemberState::Left,
     ] {
         let n = view.members.iter().filter(|m| m.state == state).count();
-        let _ = writeln!(
-            out,
-            "vigil_cluster_members{{state=\"{}\"}} {n}",
-            state.as_str()
-        );
+        w.sample("vigil_cluster_members", &[("state", state.as_str())], n);
     }
-    let quorum = u8::from(view.has_quorum);
-    let _ = writeln!(
-        out,
-        "# HELP vigil_cluster_has_quorum 1 when reachable voters are a strict majority.\n# TYPE vigil_cluster_has_quorum gauge\nvigil_cluster_has_quorum {quorum}"
+    w.single(
+        "vigil_cluster_has_quorum",
+        Kind::Gauge,
+        "1 when reachable voters are a strict majority.",
+        view.has_quorum,
     );
-    let _ = writeln!(
-        out,
-        "# HELP vigil_cluster_local_health Lifeguard local health multiplier of this node (0 = keeping up).\n# TYPE vigil_cluster_local_health gauge\nvigil_cluster_local_health {}",
-        view.local_health
+    w.single(
+        "vigil_cluster_local_health",
+        Kind::Gauge,
+        "Lifeguard local health multiplier of this node (0 = keeping up).",
+        view.local_health,
     );
     let name = "vigil_cluster_phi";
-    let _ = writeln!(out, "# HELP {name} Phi of observed members when their heartbeats arrived.\n# TYPE {name} histogram");
-    let mut cumulative = 0;
-    for (bound, count) in PHI_BUCKETS.iter().zip(&s.phi_at_heartbeat) {
-        cumulative += count;
-        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-    }
-    let total: u64 = s.phi_at_heartbeat.iter().sum();
-    let _ = writeln!(
-        out,
-        "{name}_bucket{{le=\"+Inf\"}} {total}\n{name}_sum {}\n{name}_count {total}",
-        s.phi_sum
+    w.family(
+        name,
+        Kind::Histogram,
+        "Phi of observed members when their heartbeats arrived.",
     );
+    let buckets = PHI_BUCKETS
+        .iter()
+        .copied()
+        .zip(s.phi_at_heartbeat.iter().copied());
+    let total: u64 = s.phi_at_heartbeat.iter().sum();
+    w.histogram(name, &[], buckets, s.phi_sum, total);
 }

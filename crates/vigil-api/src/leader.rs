@@ -17,9 +17,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 use vigil_cluster::raft::{LeaderStatus, Leadership, Published};
+use vigil_health::metrics::{Kind, Writer};
 
 use crate::forward::{self, Incoming};
-use crate::{metric, Api};
+use crate::Api;
 
 /// Says how stale a read may be.
 pub const STALE_MS: &str = "x-vigil-stale-ms";
@@ -141,39 +142,40 @@ pub fn render_metrics(leadership: &Leadership, out: &mut String) {
     let status = leadership.status();
     let registry = leadership.registry();
     let instances: usize = registry.registry.services.values().map(|s| s.len()).sum();
-    let metrics: [(&str, &str, &str, u64); 5] = [
+    let metrics: [(&str, Kind, &str, u64); 5] = [
         (
             "vigil_leader_changes_total",
-            "counter",
+            Kind::Counter,
             "Leaders this voter has seen elected (each new leader or term).",
             leadership.leader_changes(),
         ),
         (
             "vigil_leader_is_leader",
-            "gauge",
+            Kind::Gauge,
             "1 while this voter is the Raft leader.",
             u64::from(status.is_leader),
         ),
         (
             "vigil_raft_term",
-            "gauge",
+            Kind::Gauge,
             "Current Raft term on this voter.",
             status.term,
         ),
         (
             "vigil_raft_has_quorum",
-            "gauge",
+            Kind::Gauge,
             "1 while this voter is in touch with a majority through Raft.",
             u64::from(status.has_quorum),
         ),
         (
             "vigil_registry_instances",
-            "gauge",
+            Kind::Gauge,
             "Service instances in this voter's copy of the registry.",
             instances as u64,
         ),
     ];
+    let mut w = Writer::new(out);
     for (name, kind, help, value) in metrics {
-        metric(out, name, kind, help, value);
+        w.single(name, kind, help, value);
     }
 }

@@ -39,7 +39,6 @@ mod neighbors;
 pub mod serve;
 mod services;
 
-use std::fmt::{Display, Write};
 use std::future::Future;
 
 use axum::extract::{DefaultBodyLimit, FromRef, State};
@@ -247,17 +246,6 @@ where
     let Json(mut body) = answer(State(c)).await;
     leader::patch_quorum(&mut body, api.leadership.as_ref());
     Json(body).into_response()
-}
-
-/// Writes the `# HELP` and `# TYPE` lines of a metric family in the Prometheus text format.
-fn metric_family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// Writes a metric family of one sample without labels in the Prometheus text format.
-fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl Display) {
-    metric_family(out, name, kind, help);
-    let _ = writeln!(out, "{name} {value}");
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

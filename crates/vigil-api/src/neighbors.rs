@@ -1,15 +1,15 @@
 //! `GET /v1/neighbors` and the per-neighbour metrics: the neighbour monitor's views, read, never
 //! probed, by the API.
 
-use std::fmt::{Display, Write};
-
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 use vigil_probe::neighbors::{NeighborState, NeighborView, Neighbors};
 
-use crate::{metric_family, not_found, Api};
+use vigil_health::metrics::{Kind, Value, Writer};
+
+use crate::{not_found, Api};
 
 /// `GET /v1/neighbors`: every configured neighbour with its state, streaks, last latency and error.
 pub(crate) async fn list(State(api): State<Api>) -> Response {
@@ -40,21 +40,16 @@ pub(crate) fn render_metrics(neighbors: &Neighbors, out: &mut String) {
     if views.is_empty() {
         return;
     }
-    metric_family(
-        out,
+    let mut w = Writer::new(out);
+    w.family(
         "vigil_neighbor_state",
-        "gauge",
+        Kind::Gauge,
         "1 for the state each neighbour is in.",
     );
     for view in &views {
-        let name = escape(&view.name);
         for state in NeighborState::ALL {
-            let value = u8::from(view.state == state);
-            let _ = writeln!(
-                out,
-                "vigil_neighbor_state{{neighbor=\"{name}\",state=\"{}\"}} {value}",
-                state.as_str()
-            );
+            let labels = [("neighbor", view.name.as_str()), ("state", state.as_str())];
+            w.sample("vigil_neighbor_state", &labels, view.state == state);
         }
     }
     let gauges: [Family<f64>; 2] = [
@@ -70,7 +65,7 @@ pub(crate) fn render_metrics(neighbors: &Neighbors, out: &mut String) {
         ),
     ];
     for family in gauges {
-        per_neighbour(out, &views, "gauge", family);
+        per_neighbour(&mut w, &views, Kind::Gauge, family);
     }
     let counters: [Family<u64>; 2] = [
         (
@@ -85,33 +80,21 @@ pub(crate) fn render_metrics(neighbors: &Neighbors, out: &mut String) {
         ),
     ];
     for family in counters {
-        per_neighbour(out, &views, "counter", family);
+        per_neighbour(&mut w, &views, Kind::Counter, family);
     }
 }
 
 /// One metric family with a sample per neighbour that has a value.
-fn per_neighbour<T: Display>(
-    out: &mut String,
+fn per_neighbour<T: Into<Value>>(
+    w: &mut Writer<'_>,
     views: &[NeighborView],
-    kind: &str,
+    kind: Kind,
     (metric, help, value): Family<T>,
 ) {
-    metric_family(out, metric, kind, help);
+    w.family(metric, kind, help);
     for view in views {
         if let Some(value) = value(view) {
-            let _ = writeln!(
-                out,
-                "{metric}{{neighbor=\"{}\"}} {value}",
-                escape(&view.name)
-            );
+            w.sample(metric, &[("neighbor", &view.name)], value);
         }
     }
-}
-
-/// A label value with backslash, double quote and line feed escaped.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
