@@ -3,16 +3,28 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
+use axum::routing::get;
+use axum::{Json, Router};
 use vigil_probe::neighbors::{NeighborState, NeighborView, Neighbors};
 
 use vigil_health::metrics::{Kind, Value, Writer};
 
-use crate::{not_found, Api};
+use crate::{not_found, wire, Api};
+
+/// `/v1/neighbors`.
+pub(crate) fn routes(api: &Api) -> Router {
+    Router::new()
+        .route("/v1/neighbors", get(list))
+        .with_state(api.clone())
+}
 
 /// `GET /v1/neighbors`: every configured neighbour with its state, streaks, last latency and error.
-pub(crate) async fn list(State(api): State<Api>) -> Response {
+#[utoipa::path(get, path = "/v1/neighbors", tag = "neighbors",
+    responses(
+        (status = 200, description = "Every configured neighbour", body = wire::Neighbors),
+        (status = 404, description = "No neighbours are configured", body = wire::ErrorBody),
+    ))]
+async fn list(State(api): State<Api>) -> Response {
     let Some(neighbors) = &api.neighbors else {
         return not_found(axum::http::Uri::from_static("/v1/neighbors"))
             .await
@@ -23,12 +35,31 @@ pub(crate) async fn list(State(api): State<Api>) -> Response {
         .iter()
         .filter(|v| v.state == NeighborState::Unavailable)
         .count();
-    Json(json!({
-        "neighbors": views,
-        "total": views.len(),
-        "unavailable": unavailable,
-    }))
+    Json(wire::Neighbors {
+        total: views.len(),
+        neighbors: views.iter().map(neighbor).collect(),
+        unavailable,
+    })
     .into_response()
+}
+
+fn neighbor(v: &NeighborView) -> wire::Neighbor {
+    wire::Neighbor {
+        address: v.address.clone(),
+        consecutive_failures: v.consecutive_failures,
+        consecutive_successes: v.consecutive_successes,
+        degrade_node: v.degrade_node,
+        failures_total: v.failures_total,
+        last_checked: v.last_checked.map(vigil_health::rfc3339),
+        last_error: v.last_error.clone(),
+        last_latency_seconds: v.last_latency_seconds,
+        monitored: v.monitored,
+        name: v.name.clone(),
+        probes_total: v.probes_total,
+        protocol: v.protocol.as_str().to_owned(),
+        since: v.since.map(vigil_health::rfc3339),
+        state: v.state.as_str().to_owned(),
+    }
 }
 
 /// A metric family: its name, its help text and how to read a neighbour's value (none: no sample).
