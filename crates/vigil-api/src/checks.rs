@@ -129,7 +129,7 @@ async fn delete_check(
 /// text, or JSON `{"note": "..."}`.
 #[utoipa::path(put, path = "/v1/checks/{name}/{verdict}", tag = "checks",
     params(("name" = String, Path, description = "The TTL check"),
-           ("verdict" = String, Path, description = "`pass`, `warn` or `fail`")),
+           ("verdict" = vigil_health::Verdict, Path, description = "`pass`, `warn` or `fail`")),
     request_body(content = wire::Note, description = "The note: JSON `{\"note\": \"...\"}`, or the note itself as plain text", content_type = "application/json"),
     security(("token" = [])),
     responses(

@@ -146,14 +146,17 @@ async fn members(State(membership): State<Membership>) -> Json<wire::Members> {
 
 /// `GET /v1/keyring`.
 #[utoipa::path(get, path = "/v1/keyring", tag = "cluster",
-    responses((status = 200, description = "The installed keys", body = wire::Keyring)))]
+    responses(
+        (status = 200, description = "The installed keys", body = wire::Keyring),
+        (status = 409, description = "The cluster runs without encryption", body = wire::ErrorBody),
+    ))]
 async fn keyring_list(State(cluster): State<Cluster>) -> Result<Response, ApiError> {
     keyring(&cluster, KeyringOp::List).await
 }
 
 /// `POST /v1/keyring/install|use|remove` with `{"key": "<base64>"}`.
 #[utoipa::path(post, path = "/v1/keyring/{op}", tag = "cluster",
-    params(("op" = String, Path, description = "`install`, `use` or `remove`")),
+    params(("op" = wire::KeyringChange, Path, description = "What to do with the key")),
     request_body = wire::KeyRequest,
     security(("token" = [])),
     responses(

@@ -40,7 +40,7 @@ use crate::wire;
         crate::services::list, crate::services::get_service,
         openapi_json, dashboard, dashboard_script, dashboard_style,
     ),
-    components(schemas(wire::Opening, wire::Lagged)),
+    components(schemas(wire::Opening, wire::Lagged, wire::KeyringChange, vigil_health::Verdict)),
     modifiers(&BearerToken),
 )]
 pub struct Doc;
@@ -76,6 +76,7 @@ impl PartialSchema for CheckDefinitionSchema {
                 ObjectBuilder::new().schema_type(Type::String).build(),
             )
             .required("probe")
+            .examples([serde_json::json!({"probe": "ttl", "interval": "30s", "critical": false})])
             .additional_properties(Some(AdditionalProperties::FreeForm(true)))
             .into()
     }
@@ -195,3 +196,25 @@ fn dashboard_script() {}
     responses((status = 200, description = "The dashboard's style", content_type = "text/css; charset=utf-8", body = String)))]
 #[allow(dead_code)]
 fn dashboard_style() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `$ref` of the document names a schema it defines.
+    #[test]
+    fn every_reference_resolves() {
+        let doc: serde_json::Value = serde_json::from_str(json()).expect("the document is JSON");
+        let schemas = &doc["components"]["schemas"];
+        let text = json();
+        let mut rest = text;
+        let mut seen = 0;
+        while let Some(at) = rest.find("\"#/components/schemas/") {
+            rest = &rest[at + "\"#/components/schemas/".len()..];
+            let name = &rest[..rest.find('"').expect("a closing quote")];
+            assert!(schemas.get(name).is_some(), "{name} is not defined");
+            seen += 1;
+        }
+        assert!(seen > 10, "only {seen} references");
+    }
+}

@@ -74,9 +74,22 @@ pub struct TtlUpdated {
     pub state: Option<CheckState>,
 }
 
+/// The change of `POST /v1/keyring/{op}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyringChange {
+    /// Accept the key for decryption.
+    Install,
+    /// Encrypt with the key (installed first).
+    Use,
+    /// Forget the key (not the primary).
+    Remove,
+}
+
 /// The body of `POST /v1/keyring/install|use|remove`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"key": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}))]
 pub struct KeyRequest {
     /// The key, base64, as `vigil keygen` prints it.
     pub key: String,
@@ -187,6 +200,7 @@ pub struct Leader {
 /// The body of `POST /v1/services`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "api", "id": "api-1", "address": "10.0.0.5", "port": 8080, "tags": ["v2"], "ephemeral": false}))]
 pub struct Registration {
     /// The service's name: 1 to 200 characters, no `/`, spaces or control characters.
     pub name: String,
@@ -200,6 +214,7 @@ pub struct Registration {
     #[serde(default)]
     pub tags: Vec<String>,
     /// The node the instance runs on; the node asked when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     /// Removed once its node is declared dead or gone.
     #[serde(default)]
