@@ -56,7 +56,8 @@ async fn get_check(
 
 /// `PUT /v1/checks/{name}`: registers (or replaces) a check from a JSON definition.
 #[utoipa::path(put, path = "/v1/checks/{name}", tag = "checks",
-    params(("name" = String, Path, description = "The check")),
+    params(("name" = String, Path, pattern = r"^[A-Za-z0-9._:-]{1,128}$",
+        description = "The check: 1 to 128 of `A-Z a-z 0-9 . _ - :`")),
     request_body(content = crate::openapi::CheckDefinitionSchema, description = "The check definition"),
     security(("token" = [])),
     responses(
@@ -130,7 +131,8 @@ async fn delete_check(
 #[utoipa::path(put, path = "/v1/checks/{name}/{verdict}", tag = "checks",
     params(("name" = String, Path, description = "The TTL check"),
            ("verdict" = vigil_health::Verdict, Path, description = "`pass`, `warn` or `fail`")),
-    request_body(content = wire::Note, description = "The note: JSON `{\"note\": \"...\"}`, or the note itself as plain text", content_type = "application/json"),
+    request_body(description = "The note: JSON `{\"note\": \"...\"}`, or any other text as the note itself",
+        content((Option<wire::Note> = "application/json"), (Option<String> = "text/plain"))),
     security(("token" = [])),
     responses(
         (status = 200, description = "Updated", body = wire::TtlUpdated),

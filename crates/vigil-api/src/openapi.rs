@@ -73,10 +73,13 @@ impl PartialSchema for CheckDefinitionSchema {
             ))
             .property(
                 "probe",
-                ObjectBuilder::new().schema_type(Type::String).build(),
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .build(),
             )
             .required("probe")
-            .examples([serde_json::json!({"probe": "ttl", "interval": "30s", "critical": false})])
+            .examples([serde_json::json!({"probe": "ttl", "ttl": "30s", "critical": false})])
             .additional_properties(Some(AdditionalProperties::FreeForm(true)))
             .into()
     }

@@ -91,7 +91,8 @@ pub enum KeyringChange {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"key": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}))]
 pub struct KeyRequest {
-    /// The key, base64, as `vigil keygen` prints it.
+    /// The key: 32 bytes in base64, as `vigil keygen` prints it.
+    #[schema(pattern = r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")]
     pub key: String,
 }
 
@@ -203,18 +204,23 @@ pub struct Leader {
 #[schema(example = json!({"name": "api", "id": "api-1", "address": "10.0.0.5", "port": 8080, "tags": ["v2"], "ephemeral": false}))]
 pub struct Registration {
     /// The service's name: 1 to 200 characters, no `/`, spaces or control characters.
+    #[schema(pattern = r"^[^/\s\u0000-\u001f\u007f-\u009f]{1,200}$")]
     pub name: String,
     /// The instance's id, unique within its service; same rules as the name.
+    #[schema(pattern = r"^[^/\s\u0000-\u001f\u007f-\u009f]{1,200}$")]
     pub id: String,
     /// Host or IP clients dial.
+    #[schema(pattern = r"\S")]
     pub address: String,
     /// Port clients dial, 1 to 65535.
+    #[schema(minimum = 1, maximum = 65535)]
     pub port: u16,
     /// Free-form labels.
     #[serde(default)]
     pub tags: Vec<String>,
-    /// The node the instance runs on; the node asked when left out.
+    /// The node the instance runs on, same rules as the name; the node asked when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[^/\s\u0000-\u001f\u007f-\u009f]{1,200}$")]
     pub node: Option<String>,
     /// Removed once its node is declared dead or gone.
     #[serde(default)]
