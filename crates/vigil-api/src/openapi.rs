@@ -1,8 +1,8 @@
 //! `GET /v1/openapi.json`: the OpenAPI 3 document of the whole HTTP API, derived from the
-//! [`wire`](crate::wire) types and the `#[utoipa::path]` of each handler.
+//! [`crate::wire`] types and the `#[utoipa::path]` of each handler.
 //!
-//! The probe endpoints and the dashboard are served by routers of their own (`vigil-health`,
-//! [`dashboard`](crate::dashboard)), so they are described here by declarations without a body.
+//! The probe endpoints and the dashboard are served by routers of their own (`vigil_health::http`,
+//! the dashboard module), so they are described here by declarations without a body.
 //! The cluster, leader and registry endpoints exist only on an agent in a cluster.
 
 use std::sync::OnceLock;
