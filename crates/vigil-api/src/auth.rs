@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
-use axum::middleware::Next;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
@@ -48,6 +49,14 @@ impl Token {
             Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid API token")),
         }
     }
+}
+
+/// `route` behind the token: without it, 401 and a JSON error, before the handler runs.
+pub fn guarded<S: Clone + Send + Sync + 'static>(
+    token: &Token,
+    route: MethodRouter<S>,
+) -> MethodRouter<S> {
+    route.route_layer(middleware::from_fn_with_state(token.clone(), require_token))
 }
 
 /// Middleware rejecting requests without the configured token with 401 and a JSON error.

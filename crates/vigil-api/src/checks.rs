@@ -4,16 +4,40 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde::Deserialize;
-use serde_json::json;
-use vigil_health::{CheckJson, Engine, RegisterError, Registered, TtlError, Verdict};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use vigil_health::{Engine, RegisterError, Registered, TtlError, Verdict};
 
 use crate::checkdef::CheckDefinition;
 use crate::error::ApiError;
+use crate::wire::{self, CheckOutcome};
+use crate::{auth, Api};
+
+/// `/v1/checks/{name}` and the TTL updates; all but the read need the token.
+pub(crate) fn routes(api: &Api) -> Router {
+    Router::new()
+        .route(
+            "/v1/checks/{name}",
+            get(get_check).merge(auth::guarded(
+                &api.token,
+                put(put_check).delete(delete_check),
+            )),
+        )
+        .route(
+            "/v1/checks/{name}/{verdict}",
+            auth::guarded(&api.token, put(put_ttl)),
+        )
+        .with_state(api.engine.clone())
+}
 
 /// `GET /v1/checks/{name}`: the check and its kept history.
-pub async fn get_check(
+#[utoipa::path(get, path = "/v1/checks/{name}", tag = "checks",
+    params(("name" = String, Path, description = "The check")),
+    responses(
+        (status = 200, description = "The check and its kept history", body = wire::CheckDetail),
+        (status = 404, description = "No such check", body = wire::ErrorBody),
+    ))]
+async fn get_check(
     State(engine): State<Engine>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -22,11 +46,28 @@ pub async fn get_check(
         .check(&name)
         .ok_or_else(|| ApiError::not_found(format!("no check named {name:?}")))?;
     let history = engine.history(&name).unwrap_or_default();
-    Ok(Json(json!({ "name": name, "check": CheckJson(view), "history": history })).into_response())
+    let body = wire::CheckDetail {
+        check: wire::Check::from(view.as_ref()),
+        history,
+        name,
+    };
+    Ok(Json(body).into_response())
 }
 
 /// `PUT /v1/checks/{name}`: registers (or replaces) a check from a JSON definition.
-pub async fn put_check(
+#[utoipa::path(put, path = "/v1/checks/{name}", tag = "checks",
+    params(("name" = String, Path, pattern = r"^[A-Za-z0-9._:-]{1,128}$",
+        description = "The check: 1 to 128 of `A-Z a-z 0-9 . _ - :`")),
+    request_body(content = crate::openapi::CheckDefinitionSchema, description = "The check definition"),
+    security(("token" = [])),
+    responses(
+        (status = 201, description = "Registered", body = wire::CheckChanged),
+        (status = 200, description = "Replaced", body = wire::CheckChanged),
+        (status = 400, description = "An invalid definition", body = wire::ErrorBody),
+        (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
+        (status = 429, description = "Too many checks", body = wire::ErrorBody),
+    ))]
+async fn put_check(
     State(engine): State<Engine>,
     Path(name): Path<String>,
     body: Bytes,
@@ -51,33 +92,56 @@ pub async fn put_check(
         }
         _ => ApiError::bad_request(e.to_string()),
     })?;
-    let (code, word) = match registered {
-        Registered::Added => (StatusCode::CREATED, "registered"),
-        Registered::Replaced => (StatusCode::OK, "replaced"),
+    let (code, result) = match registered {
+        Registered::Added => (StatusCode::CREATED, CheckOutcome::Registered),
+        Registered::Replaced => (StatusCode::OK, CheckOutcome::Replaced),
     };
-    Ok((code, Json(json!({ "check": name, "result": word }))).into_response())
+    let body = wire::CheckChanged {
+        check: name,
+        result,
+    };
+    Ok((code, Json(body)).into_response())
 }
 
 /// `DELETE /v1/checks/{name}`.
-pub async fn delete_check(
+#[utoipa::path(delete, path = "/v1/checks/{name}", tag = "checks",
+    params(("name" = String, Path, description = "The check")),
+    security(("token" = [])),
+    responses(
+        (status = 200, description = "Unregistered", body = wire::CheckChanged),
+        (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
+        (status = 404, description = "No such check", body = wire::ErrorBody),
+    ))]
+async fn delete_check(
     State(engine): State<Engine>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     engine
         .unregister(&name)
         .map_err(|e| ApiError::not_found(e.to_string()))?;
-    Ok(Json(json!({ "check": name, "result": "unregistered" })).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Note {
-    note: Option<String>,
+    let body = wire::CheckChanged {
+        check: name,
+        result: CheckOutcome::Unregistered,
+    };
+    Ok(Json(body).into_response())
 }
 
 /// `PUT /v1/checks/{name}/pass|warn|fail`: a TTL update. The body, if any, is the note: plain
 /// text, or JSON `{"note": "..."}`.
-pub async fn put_ttl(
+#[utoipa::path(put, path = "/v1/checks/{name}/{verdict}", tag = "checks",
+    params(("name" = String, Path, description = "The TTL check"),
+           ("verdict" = vigil_health::Verdict, Path, description = "`pass`, `warn` or `fail`")),
+    request_body(description = "The note: JSON `{\"note\": \"...\"}`, or any other text as the note itself",
+        content((Option<wire::Note> = "application/json"), (Option<String> = "text/plain"))),
+    security(("token" = [])),
+    responses(
+        (status = 200, description = "Updated", body = wire::TtlUpdated),
+        (status = 400, description = "A malformed note", body = wire::ErrorBody),
+        (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
+        (status = 404, description = "No such check, or an unknown verdict", body = wire::ErrorBody),
+        (status = 409, description = "Not a TTL check", body = wire::ErrorBody),
+    ))]
+async fn put_ttl(
     State(engine): State<Engine>,
     Path((name, verdict)): Path<(String, String)>,
     body: Bytes,
@@ -100,7 +164,7 @@ pub async fn put_ttl(
             TtlError::NotTtl(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
         })?;
     let state = engine.snapshot().check(&name).map(|v| v.state);
-    Ok(Json(json!({ "check": name, "state": state })).into_response())
+    Ok(Json(wire::TtlUpdated { check: name, state }).into_response())
 }
 
 fn note_from_body(body: &[u8]) -> Result<Option<String>, ApiError> {
@@ -111,7 +175,7 @@ fn note_from_body(body: &[u8]) -> Result<Option<String>, ApiError> {
         return Ok(None);
     }
     if text.starts_with('{') {
-        let note: Note = serde_json::from_str(text).map_err(|e| {
+        let note: wire::Note = serde_json::from_str(text).map_err(|e| {
             ApiError::bad_request(format!(
                 "invalid JSON body: {e} (expected {{\"note\": \"...\"}})"
             ))

@@ -1,20 +1,22 @@
 //! Cluster views: `/cluster/status` (the membership seed's schema), `/v1/members`, the keyring
 //! endpoints, and cluster metrics.
 
-use std::fmt::Write;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use time::OffsetDateTime;
+use vigil_cluster::raft::Leadership;
 use vigil_cluster::{Cluster, ClusterView, KeyringOp, MemberView};
 use vigil_gossip::crypto::Key;
 use vigil_gossip::{Health, MemberState, PHI_BUCKETS};
+use vigil_health::metrics::{Kind, Writer};
 
 use crate::error::ApiError;
+use crate::{auth, wire, Api};
 
 /// The seed's word for a member: its liveness when not alive, else its own health.
 fn status_word(m: &MemberView) -> &'static str {
@@ -35,21 +37,22 @@ fn is_healthy(m: &MemberView) -> bool {
     m.state == MemberState::Alive && matches!(m.health, Health::Healthy | Health::Degraded)
 }
 
-fn member_json(m: &MemberView) -> Value {
-    json!({
-        "nodeId": m.id,
-        "status": status_word(m),
-        "state": m.state.as_str(),
-        "health": m.health.as_str(),
-        "healthScore": m.score,
-        "phiScore": m.phi.unwrap_or(0.0),
-        "lastHeartbeatTime": m.last_heard.map(rfc3339),
-        "incarnation": m.incarnation,
-        "address": m.addr.to_string(),
-        "role": m.role.as_str(),
-        "tags": m.tags,
-        "apiAddress": m.api_addr.map(|a| a.to_string()),
-    })
+fn member(m: &MemberView) -> wire::Member {
+    wire::Member {
+        address: m.addr.to_string(),
+        api_address: m.api_addr.map(|a| a.to_string()),
+        health: m.health.as_str().to_owned(),
+        health_score: m.score,
+        id: None,
+        incarnation: m.incarnation,
+        last_heartbeat_time: m.last_heard.map(rfc3339),
+        node_id: m.id.clone(),
+        phi_score: m.phi.unwrap_or(0.0),
+        role: m.role.as_str().to_owned(),
+        state: m.state.as_str().to_owned(),
+        status: status_word(m).to_owned(),
+        tags: m.tags.clone(),
+    }
 }
 
 fn rfc3339(at: SystemTime) -> String {
@@ -60,56 +63,115 @@ fn counted(view: &ClusterView) -> impl Iterator<Item = &MemberView> {
     view.members.iter().filter(|m| m.state != MemberState::Left)
 }
 
+/// The membership endpoints and the keyring: `/cluster/status`, `/v1/members`, `/v1/keyring`
+/// and `/v1/keyring/{op}` (the changes need the token). None without a cluster.
+pub(crate) fn routes(api: &Api) -> Router {
+    let Some(cluster) = api.cluster.clone() else {
+        return Router::new();
+    };
+    Router::new()
+        .route("/cluster/status", get(status))
+        .route("/v1/members", get(members))
+        .with_state(Membership {
+            cluster: cluster.clone(),
+            leadership: api.leadership.clone(),
+        })
+        .merge(
+            Router::new()
+                .route("/v1/keyring", get(keyring_list))
+                .route(
+                    "/v1/keyring/{op}",
+                    auth::guarded(&api.token, post(keyring_change)),
+                )
+                .with_state(cluster),
+        )
+}
+
+/// What the membership endpoints answer from: gossip's view, and Raft's say in quorum on a voter.
+#[derive(Clone)]
+struct Membership {
+    cluster: Cluster,
+    leadership: Option<Leadership>,
+}
+
+impl Membership {
+    /// The cluster as this node sees it, and whether it has a quorum: Raft's view on a voter,
+    /// gossip's otherwise.
+    fn seen(&self) -> (Arc<ClusterView>, bool) {
+        let view = self.cluster.view();
+        let has_quorum = self
+            .leadership
+            .as_ref()
+            .map_or(view.has_quorum, |l| l.status().has_quorum);
+        (view, has_quorum)
+    }
+}
+
 /// `GET /cluster/status`.
-pub async fn status(State(cluster): State<Cluster>) -> Json<Value> {
-    let view = cluster.view();
-    let membership: Map<String, Value> = counted(&view)
-        .map(|m| (m.id.clone(), member_json(m)))
-        .collect();
-    Json(json!({
-        "totalNodes": counted(&view).count(),
-        "healthyNodes": counted(&view).filter(|m| is_healthy(m)).count(),
-        "hasQuorum": view.has_quorum,
-        "votersTotal": view.voters_total,
-        "votersReachable": view.voters_reachable,
-        "localNode": view.local_id,
-        "membership": membership,
-    }))
+#[utoipa::path(get, path = "/cluster/status", tag = "cluster",
+    responses((status = 200, description = "The membership, in the seed's schema", body = wire::ClusterStatus)))]
+async fn status(State(membership): State<Membership>) -> Json<wire::ClusterStatus> {
+    let (view, has_quorum) = membership.seen();
+    let membership = counted(&view).map(|m| (m.id.clone(), member(m))).collect();
+    Json(wire::ClusterStatus {
+        has_quorum,
+        healthy_nodes: counted(&view).filter(|m| is_healthy(m)).count(),
+        local_node: view.local_id.clone(),
+        membership,
+        total_nodes: counted(&view).count(),
+        voters_reachable: view.voters_reachable,
+        voters_total: view.voters_total,
+    })
 }
 
 /// `GET /v1/members`.
-pub async fn members(State(cluster): State<Cluster>) -> Json<Value> {
-    let view = cluster.view();
-    let members: Vec<Value> = view
+#[utoipa::path(get, path = "/v1/members", tag = "cluster",
+    responses((status = 200, description = "Every member this node knows", body = wire::Members)))]
+async fn members(State(membership): State<Membership>) -> Json<wire::Members> {
+    let (view, has_quorum) = membership.seen();
+    let members = view
         .members
         .iter()
-        .map(|m| {
-            let mut v = member_json(m);
-            v["id"] = Value::from(m.id.clone());
-            v
+        .map(|m| wire::Member {
+            id: Some(m.id.clone()),
+            ..member(m)
         })
         .collect();
-    Json(json!({ "localNode": view.local_id, "hasQuorum": view.has_quorum, "members": members }))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct KeyBody {
-    key: String,
+    Json(wire::Members {
+        has_quorum,
+        local_node: view.local_id.clone(),
+        members,
+    })
 }
 
 /// `GET /v1/keyring`.
-pub async fn keyring_list(State(cluster): State<Cluster>) -> Result<Response, ApiError> {
+#[utoipa::path(get, path = "/v1/keyring", tag = "cluster",
+    responses(
+        (status = 200, description = "The installed keys", body = wire::Keyring),
+        (status = 409, description = "The cluster runs without encryption", body = wire::ErrorBody),
+    ))]
+async fn keyring_list(State(cluster): State<Cluster>) -> Result<Response, ApiError> {
     keyring(&cluster, KeyringOp::List).await
 }
 
 /// `POST /v1/keyring/install|use|remove` with `{"key": "<base64>"}`.
-pub async fn keyring_change(
+#[utoipa::path(post, path = "/v1/keyring/{op}", tag = "cluster",
+    params(("op" = wire::KeyringChange, Path, description = "What to do with the key")),
+    request_body = wire::KeyRequest,
+    security(("token" = [])),
+    responses(
+        (status = 200, description = "The keys installed afterwards", body = wire::Keyring),
+        (status = 400, description = "Not a key", body = wire::ErrorBody),
+        (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
+        (status = 404, description = "Unknown operation", body = wire::ErrorBody),
+        (status = 409, description = "Refused: the key is the primary, or not installed", body = wire::ErrorBody),
+    ))]
+async fn keyring_change(
     State(cluster): State<Cluster>,
     Path(op): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let body: KeyBody = serde_json::from_slice(&body).map_err(|e| {
+    let body: wire::KeyRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
             "invalid body: {e} (expected {{\"key\": \"<base64>\"}})"
         ))
@@ -133,7 +195,14 @@ async fn keyring(cluster: &Cluster, op: KeyringOp) -> Result<Response, ApiError>
         .keyring(op)
         .await
         .map_err(|e| ApiError::new(axum::http::StatusCode::CONFLICT, e.to_string()))?;
-    Ok(Json(json!({ "keys": keys })).into_response())
+    let keys = keys
+        .into_iter()
+        .map(|k| wire::KeyInfo {
+            fingerprint: k.fingerprint,
+            primary: k.primary,
+        })
+        .collect();
+    Ok(Json(wire::Keyring { keys }).into_response())
 }
 
 /// Appends the cluster metrics to a Prometheus text exposition.
@@ -186,18 +255,21 @@ pub fn render_metrics(view: &ClusterView, out: &mut String) {
             s.rejected,
         ),
     ];
+    let mut w = Writer::new(out);
     for (name, help, value) in counters {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-        );
+        w.single(name, Kind::Counter, help, value);
     }
-    let healthy = counted(view).filter(|m| is_healthy(m)).count();
-    let _ = writeln!(
-        out,
-        "# HELP vigil_cluster_healthy_nodes Members alive and healthy or degraded.\n# TYPE vigil_cluster_healthy_nodes gauge\nvigil_cluster_healthy_nodes {healthy}"
+    w.single(
+        "vigil_cluster_healthy_nodes",
+        Kind::Gauge,
+        "Members alive and healthy or degraded.",
+        counted(view).filter(|m| is_healthy(m)).count(),
     );
-    let _ = writeln!(out, "# HELP vigil_cluster_members Members by liveness state.\n# TYPE vigil_cluster_members gauge");
+    w.family(
+        "vigil_cluster_members",
+        Kind::Gauge,
+        "Members by liveness state.",
+    );
     for state in [
         MemberState::Alive,
         MemberState::Suspect,
@@ -205,33 +277,30 @@ pub fn render_metrics(view: &ClusterView, out: &mut String) {
         MemberState::Left,
     ] {
         let n = view.members.iter().filter(|m| m.state == state).count();
-        let _ = writeln!(
-            out,
-            "vigil_cluster_members{{state=\"{}\"}} {n}",
-            state.as_str()
-        );
+        w.sample("vigil_cluster_members", &[("state", state.as_str())], n);
     }
-    let quorum = u8::from(view.has_quorum);
-    let _ = writeln!(
-        out,
-        "# HELP vigil_cluster_has_quorum 1 when reachable voters are a strict majority.\n# TYPE vigil_cluster_has_quorum gauge\nvigil_cluster_has_quorum {quorum}"
+    w.single(
+        "vigil_cluster_has_quorum",
+        Kind::Gauge,
+        "1 when reachable voters are a strict majority.",
+        view.has_quorum,
     );
-    let _ = writeln!(
-        out,
-        "# HELP vigil_cluster_local_health Lifeguard local health multiplier of this node (0 = keeping up).\n# TYPE vigil_cluster_local_health gauge\nvigil_cluster_local_health {}",
-        view.local_health
+    w.single(
+        "vigil_cluster_local_health",
+        Kind::Gauge,
+        "Lifeguard local health multiplier of this node (0 = keeping up).",
+        view.local_health,
     );
     let name = "vigil_cluster_phi";
-    let _ = writeln!(out, "# HELP {name} Phi of observed members when their heartbeats arrived.\n# TYPE {name} histogram");
-    let mut cumulative = 0;
-    for (bound, count) in PHI_BUCKETS.iter().zip(&s.phi_at_heartbeat) {
-        cumulative += count;
-        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-    }
-    let total: u64 = s.phi_at_heartbeat.iter().sum();
-    let _ = writeln!(
-        out,
-        "{name}_bucket{{le=\"+Inf\"}} {total}\n{name}_sum {}\n{name}_count {total}",
-        s.phi_sum
+    w.family(
+        name,
+        Kind::Histogram,
+        "Phi of observed members when their heartbeats arrived.",
     );
+    let buckets = PHI_BUCKETS
+        .iter()
+        .copied()
+        .zip(s.phi_at_heartbeat.iter().copied());
+    let total: u64 = s.phi_at_heartbeat.iter().sum();
+    w.histogram(name, &[], buckets, s.phi_sum, total);
 }

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::routing::get;
+use axum::Router;
 use futures_util::stream::{self, Stream, StreamExt};
-use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
 use vigil_cluster::raft::LeaderEvent;
@@ -20,7 +21,14 @@ use vigil_cluster::MembershipEvent;
 use vigil_health::{rfc3339, Event, Status};
 use vigil_probe::neighbors::NeighborEvent;
 
-use crate::Api;
+use crate::{wire, Api};
+
+/// `/v1/events`.
+pub(crate) fn routes(api: &Api) -> Router {
+    Router::new()
+        .route("/v1/events", get(events))
+        .with_state(api.clone())
+}
 
 /// Where the stream reads from, and whether it has delivered its last event.
 struct Sources {
@@ -32,9 +40,10 @@ struct Sources {
 }
 
 /// The SSE handler.
-pub async fn events(
-    State(api): State<Api>,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+#[utoipa::path(get, path = "/v1/events", tag = "events",
+    responses((status = 200, description = "Server-sent events, each `data` a JSON object with its `type`; the first is `status`",
+        content_type = "text/event-stream", body = String)))]
+async fn events(State(api): State<Api>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let sources = Sources {
         health: api.engine.subscribe(),
         members: api.cluster.as_ref().map(|c| c.subscribe()),
@@ -43,13 +52,15 @@ pub async fn events(
         ended: false,
     };
     let snapshot = api.engine.snapshot();
-    let opening = SseEvent::default().event("status").json_data(json!({
-        "type": "status",
-        "status": snapshot.status(),
-        "message": snapshot.message(),
-        "node_id": snapshot.node_id(),
-        "at": rfc3339(snapshot.last_update()),
-    }));
+    let opening = SseEvent::default()
+        .event("status")
+        .json_data(wire::Opening {
+            at: rfc3339(snapshot.last_update()),
+            message: snapshot.message().to_owned(),
+            node_id: snapshot.node_id().to_owned(),
+            status: snapshot.status(),
+            kind: "status".to_owned(),
+        });
     let sources = Sources {
         ended: snapshot.status() == Status::Stopping,
         ..sources
@@ -131,9 +142,10 @@ fn leader_event(event: &LeaderEvent) -> Result<SseEvent, axum::Error> {
 }
 
 fn lagged(missed: u64) -> Result<SseEvent, axum::Error> {
-    SseEvent::default()
-        .event("lagged")
-        .json_data(json!({ "type": "lagged", "missed": missed }))
+    SseEvent::default().event("lagged").json_data(wire::Lagged {
+        missed,
+        kind: "lagged".to_owned(),
+    })
 }
 
 fn health_event(event: &Event) -> Result<SseEvent, axum::Error> {

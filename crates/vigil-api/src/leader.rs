@@ -1,5 +1,4 @@
-//! `GET /v1/leader`, the freshness headers of registry reads, Raft's say in `hasQuorum`, and
-//! the leadership metrics.
+//! `GET /v1/leader`, the freshness headers of registry reads, and the leadership metrics.
 //!
 //! Reads served from a voter's own copy of the registry carry `X-Vigil-Stale-Ms`: 0 on a
 //! leader that a majority acknowledged within the election timeout, otherwise the
@@ -12,14 +11,15 @@ use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::get;
+use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use time::OffsetDateTime;
 use vigil_cluster::raft::{LeaderStatus, Leadership, Published};
+use vigil_health::metrics::{Kind, Writer};
 
 use crate::forward::{self, Incoming};
-use crate::{metric, Api};
+use crate::{wire, Api};
 
 /// Says how stale a read may be.
 pub const STALE_MS: &str = "x-vigil-stale-ms";
@@ -27,8 +27,11 @@ pub const STALE_MS: &str = "x-vigil-stale-ms";
 pub const SERVED_BY: &str = "x-vigil-served-by";
 
 /// `?consistent`: the read must reflect every write committed before it.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReadMode {
+    /// Read from the leader after it confirmed its leadership with a majority (any value but
+    /// `false`).
     consistent: Option<String>,
 }
 
@@ -65,18 +68,28 @@ fn ms_rfc3339(ms: u64) -> Option<String> {
         .map(vigil_health::rfc3339)
 }
 
-/// The JSON of `/v1/leader`.
-pub fn leader_json(status: &LeaderStatus, node: &str) -> Value {
-    json!({
-        "leader_id": status.leader_id,
-        "term": status.term,
-        "since": status.since_ms.and_then(ms_rfc3339),
-        "api_address": status.api_address.map(|a| a.to_string()),
-        "is_leader": status.is_leader,
-        "has_quorum": status.has_quorum,
-        "stale_ms": status.stale_ms,
-        "served_by": node,
-    })
+/// The body of `/v1/leader`.
+pub fn leader_body(status: &LeaderStatus, node: &str) -> wire::Leader {
+    wire::Leader {
+        api_address: status.api_address.map(|a| a.to_string()),
+        has_quorum: status.has_quorum,
+        is_leader: status.is_leader,
+        leader_id: status.leader_id.clone(),
+        served_by: node.to_owned(),
+        since: status.since_ms.and_then(ms_rfc3339),
+        stale_ms: status.stale_ms,
+        term: status.term,
+    }
+}
+
+/// `/v1/leader`, on a node in a cluster.
+pub(crate) fn routes(api: &Api) -> Router {
+    if api.cluster.is_none() {
+        return Router::new();
+    }
+    Router::new()
+        .route("/v1/leader", get(leader))
+        .with_state(api.clone())
 }
 
 /// A read served by this voter: what the registry and leader reads answer from. Handlers take it
@@ -124,16 +137,16 @@ impl FromRequestParts<Api> for VoterRead {
 }
 
 /// `GET /v1/leader[?consistent]`.
+#[utoipa::path(get, path = "/v1/leader", tag = "cluster",
+    params(ReadMode),
+    responses(
+        (status = 200, description = "Who leads, as this voter (or the voter asked) sees it", body = wire::Leader,
+            headers(("x-vigil-stale-ms" = String, description = "How stale the answer may be, ms or `unknown`"),
+                    ("x-vigil-served-by" = String, description = "The node that answered"))),
+        (status = 503, description = "No quorum: a consistent read, or no voter to ask", body = wire::ErrorBody),
+    ))]
 pub async fn leader(read: VoterRead) -> Response {
-    (read.headers, Json(leader_json(&read.status, &read.node))).into_response()
-}
-
-/// Raft's view of quorum replaces gossip's on a voter: `hasQuorum` in `/cluster/status` and
-/// `/v1/members`.
-pub fn patch_quorum(body: &mut Value, leadership: Option<&Leadership>) {
-    if let Some(leadership) = leadership {
-        body["hasQuorum"] = Value::Bool(leadership.status().has_quorum);
-    }
+    (read.headers, Json(leader_body(&read.status, &read.node))).into_response()
 }
 
 /// Appends the leadership metrics to a Prometheus text exposition.
@@ -141,39 +154,40 @@ pub fn render_metrics(leadership: &Leadership, out: &mut String) {
     let status = leadership.status();
     let registry = leadership.registry();
     let instances: usize = registry.registry.services.values().map(|s| s.len()).sum();
-    let metrics: [(&str, &str, &str, u64); 5] = [
+    let metrics: [(&str, Kind, &str, u64); 5] = [
         (
             "vigil_leader_changes_total",
-            "counter",
+            Kind::Counter,
             "Leaders this voter has seen elected (each new leader or term).",
             leadership.leader_changes(),
         ),
         (
             "vigil_leader_is_leader",
-            "gauge",
+            Kind::Gauge,
             "1 while this voter is the Raft leader.",
             u64::from(status.is_leader),
         ),
         (
             "vigil_raft_term",
-            "gauge",
+            Kind::Gauge,
             "Current Raft term on this voter.",
             status.term,
         ),
         (
             "vigil_raft_has_quorum",
-            "gauge",
+            Kind::Gauge,
             "1 while this voter is in touch with a majority through Raft.",
             u64::from(status.has_quorum),
         ),
         (
             "vigil_registry_instances",
-            "gauge",
+            Kind::Gauge,
             "Service instances in this voter's copy of the registry.",
             instances as u64,
         ),
     ];
+    let mut w = Writer::new(out);
     for (name, kind, help, value) in metrics {
-        metric(out, name, kind, help, value);
+        w.single(name, kind, help, value);
     }
 }

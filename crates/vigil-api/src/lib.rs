@@ -21,6 +21,10 @@
 //! | GET | `/v1/services`, `/v1/services/{name}` | the registry with each instance's node health |
 //! | GET | `/`, `/assets/*` | the live dashboard |
 //! | GET | `/v1/neighbors` | each configured neighbour: state, consecutive failures, last latency and error |
+//! | GET | `/v1/openapi.json` | the OpenAPI 3 document of this API ([`openapi`]) |
+//!
+//! Each module serves its own routes (a `routes` function) and [`Api::router`] merges them; the
+//! bodies are the serde structs of [`wire`], which the `vigil` commands read back.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -35,24 +39,21 @@ mod events;
 mod forward;
 pub mod grpc;
 mod leader;
+mod metrics;
 mod neighbors;
+pub mod openapi;
 pub mod serve;
 mod services;
+pub mod wire;
 
-use std::fmt::{Display, Write};
-use std::future::Future;
-
-use axum::extract::{DefaultBodyLimit, FromRef, State};
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
-use axum::Json;
 use axum::{middleware, Router};
-use serde_json::Value;
 use vigil_cluster::raft::Leadership;
 use vigil_cluster::Cluster;
-use vigil_health::{metrics, Engine};
+use vigil_health::Engine;
 use vigil_probe::neighbors::Neighbors;
 
 pub use auth::Token;
@@ -81,57 +82,19 @@ impl FromRef<Api> for Engine {
 }
 
 impl Api {
-    /// The full router of an agent.
+    /// The full router of an agent: each module's routes, merged.
     pub fn router(self) -> Router {
-        let guard = middleware::from_fn_with_state(self.token.clone(), auth::require_token);
-        let mut mutating = Router::new()
-            .route(
-                "/v1/checks/{name}",
-                put(checks::put_check).delete(checks::delete_check),
-            )
-            .route("/v1/checks/{name}/{verdict}", put(checks::put_ttl))
-            .with_state(self.clone());
-        let mut reading = Router::new()
-            .route("/v1/checks/{name}", get(checks::get_check))
-            .route("/v1/events", get(events::events))
-            .route("/metrics", get(metrics_text))
-            .route("/v1/neighbors", get(neighbors::list))
-            .with_state(self.clone());
-        if let Some(c) = self.cluster.clone() {
-            mutating = mutating
-                .merge(
-                    Router::new()
-                        .route("/v1/keyring/{op}", post(cluster::keyring_change))
-                        .with_state(c.clone()),
-                )
-                .merge(
-                    Router::new()
-                        .route("/v1/services", post(services::register))
-                        .route("/v1/services/{name}/{id}", delete(services::deregister))
-                        .with_state(self.clone()),
-                );
-            reading = reading
-                .merge(
-                    Router::new()
-                        .route("/v1/keyring", get(cluster::keyring_list))
-                        .with_state(c),
-                )
-                .merge(
-                    Router::new()
-                        .route("/cluster/status", get(cluster_status))
-                        .route("/v1/members", get(members))
-                        .route("/v1/leader", get(leader::leader))
-                        .route("/v1/services", get(services::list))
-                        .route("/v1/services/{name}", get(services::get_service))
-                        .with_state(self.clone()),
-                );
-        }
-        let dashboard = dashboard::routes(self.cluster.is_some());
-        mutating
-            .route_layer(guard)
-            .merge(reading)
-            .merge(vigil_health::http::probe_routes(self.engine))
-            .merge(dashboard)
+        Router::new()
+            .merge(checks::routes(&self))
+            .merge(events::routes(&self))
+            .merge(metrics::routes(&self))
+            .merge(neighbors::routes(&self))
+            .merge(cluster::routes(&self))
+            .merge(leader::routes(&self))
+            .merge(services::routes(&self))
+            .merge(openapi::routes())
+            .merge(vigil_health::http::probe_routes(self.engine.clone()))
+            .merge(dashboard::routes(self.cluster.is_some()))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -197,67 +160,6 @@ async fn json_errors(response: Response) -> Response {
     );
     drop(json_parts);
     Response::from_parts(parts, json_body)
-}
-
-/// `GET /metrics`: the engine's text, shared by every scrape of one snapshot, then the uptime and
-/// the neighbour, cluster and Raft families, which are small and rendered per scrape.
-async fn metrics_text(State(api): State<Api>) -> Response {
-    let snapshot = api.engine.snapshot();
-    let shared = metrics::shared(&snapshot).await;
-    let mut out = String::with_capacity(8192);
-    metrics::uptime(&snapshot, &mut out);
-    if let Some(neighbors) = &api.neighbors {
-        neighbors::render_metrics(neighbors, &mut out);
-    }
-    if let Some(cluster) = &api.cluster {
-        cluster::render_metrics(&cluster.view(), &mut out);
-    }
-    if let Some(leadership) = &api.leadership {
-        leader::render_metrics(leadership, &mut out);
-    }
-    let body = vigil_health::http::shared_body([shared, bytes::Bytes::from(out)]);
-    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
-}
-
-/// `GET /cluster/status`, with Raft's quorum on a voter.
-async fn cluster_status(State(api): State<Api>) -> Response {
-    with_raft_quorum(api, "/cluster/status", cluster::status).await
-}
-
-/// `GET /v1/members`, with Raft's quorum on a voter.
-async fn members(State(api): State<Api>) -> Response {
-    with_raft_quorum(api, "/v1/members", cluster::members).await
-}
-
-/// A membership answer of [`cluster`] with `hasQuorum` as Raft sees it on a voter; 404 at `path`
-/// on a node without a cluster.
-async fn with_raft_quorum<F>(
-    api: Api,
-    path: &'static str,
-    answer: impl FnOnce(State<Cluster>) -> F,
-) -> Response
-where
-    F: Future<Output = Json<Value>>,
-{
-    let Some(c) = api.cluster.clone() else {
-        return not_found(axum::http::Uri::from_static(path))
-            .await
-            .into_response();
-    };
-    let Json(mut body) = answer(State(c)).await;
-    leader::patch_quorum(&mut body, api.leadership.as_ref());
-    Json(body).into_response()
-}
-
-/// Writes the `# HELP` and `# TYPE` lines of a metric family in the Prometheus text format.
-fn metric_family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// Writes a metric family of one sample without labels in the Prometheus text format.
-fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl Display) {
-    metric_family(out, name, kind, help);
-    let _ = writeln!(out, "{name} {value}");
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

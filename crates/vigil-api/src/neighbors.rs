@@ -1,18 +1,30 @@
 //! `GET /v1/neighbors` and the per-neighbour metrics: the neighbour monitor's views, read, never
 //! probed, by the API.
 
-use std::fmt::{Display, Write};
-
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
+use axum::routing::get;
+use axum::{Json, Router};
 use vigil_probe::neighbors::{NeighborState, NeighborView, Neighbors};
 
-use crate::{metric_family, not_found, Api};
+use vigil_health::metrics::{Kind, Value, Writer};
+
+use crate::{not_found, wire, Api};
+
+/// `/v1/neighbors`.
+pub(crate) fn routes(api: &Api) -> Router {
+    Router::new()
+        .route("/v1/neighbors", get(list))
+        .with_state(api.clone())
+}
 
 /// `GET /v1/neighbors`: every configured neighbour with its state, streaks, last latency and error.
-pub(crate) async fn list(State(api): State<Api>) -> Response {
+#[utoipa::path(get, path = "/v1/neighbors", tag = "neighbors",
+    responses(
+        (status = 200, description = "Every configured neighbour", body = wire::Neighbors),
+        (status = 404, description = "No neighbours are configured", body = wire::ErrorBody),
+    ))]
+async fn list(State(api): State<Api>) -> Response {
     let Some(neighbors) = &api.neighbors else {
         return not_found(axum::http::Uri::from_static("/v1/neighbors"))
             .await
@@ -23,12 +35,31 @@ pub(crate) async fn list(State(api): State<Api>) -> Response {
         .iter()
         .filter(|v| v.state == NeighborState::Unavailable)
         .count();
-    Json(json!({
-        "neighbors": views,
-        "total": views.len(),
-        "unavailable": unavailable,
-    }))
+    Json(wire::Neighbors {
+        total: views.len(),
+        neighbors: views.iter().map(neighbor).collect(),
+        unavailable,
+    })
     .into_response()
+}
+
+fn neighbor(v: &NeighborView) -> wire::Neighbor {
+    wire::Neighbor {
+        address: v.address.clone(),
+        consecutive_failures: v.consecutive_failures,
+        consecutive_successes: v.consecutive_successes,
+        degrade_node: v.degrade_node,
+        failures_total: v.failures_total,
+        last_checked: v.last_checked.map(vigil_health::rfc3339),
+        last_error: v.last_error.clone(),
+        last_latency_seconds: v.last_latency_seconds,
+        monitored: v.monitored,
+        name: v.name.clone(),
+        probes_total: v.probes_total,
+        protocol: v.protocol.as_str().to_owned(),
+        since: v.since.map(vigil_health::rfc3339),
+        state: v.state.as_str().to_owned(),
+    }
 }
 
 /// A metric family: its name, its help text and how to read a neighbour's value (none: no sample).
@@ -40,21 +71,16 @@ pub(crate) fn render_metrics(neighbors: &Neighbors, out: &mut String) {
     if views.is_empty() {
         return;
     }
-    metric_family(
-        out,
+    let mut w = Writer::new(out);
+    w.family(
         "vigil_neighbor_state",
-        "gauge",
+        Kind::Gauge,
         "1 for the state each neighbour is in.",
     );
     for view in &views {
-        let name = escape(&view.name);
         for state in NeighborState::ALL {
-            let value = u8::from(view.state == state);
-            let _ = writeln!(
-                out,
-                "vigil_neighbor_state{{neighbor=\"{name}\",state=\"{}\"}} {value}",
-                state.as_str()
-            );
+            let labels = [("neighbor", view.name.as_str()), ("state", state.as_str())];
+            w.sample("vigil_neighbor_state", &labels, view.state == state);
         }
     }
     let gauges: [Family<f64>; 2] = [
@@ -70,7 +96,7 @@ pub(crate) fn render_metrics(neighbors: &Neighbors, out: &mut String) {
         ),
     ];
     for family in gauges {
-        per_neighbour(out, &views, "gauge", family);
+        per_neighbour(&mut w, &views, Kind::Gauge, family);
     }
     let counters: [Family<u64>; 2] = [
         (
@@ -85,33 +111,21 @@ pub(crate) fn render_metrics(neighbors: &Neighbors, out: &mut String) {
         ),
     ];
     for family in counters {
-        per_neighbour(out, &views, "counter", family);
+        per_neighbour(&mut w, &views, Kind::Counter, family);
     }
 }
 
 /// One metric family with a sample per neighbour that has a value.
-fn per_neighbour<T: Display>(
-    out: &mut String,
+fn per_neighbour<T: Into<Value>>(
+    w: &mut Writer<'_>,
     views: &[NeighborView],
-    kind: &str,
+    kind: Kind,
     (metric, help, value): Family<T>,
 ) {
-    metric_family(out, metric, kind, help);
+    w.family(metric, kind, help);
     for view in views {
         if let Some(value) = value(view) {
-            let _ = writeln!(
-                out,
-                "{metric}{{neighbor=\"{}\"}} {value}",
-                escape(&view.name)
-            );
+            w.sample(metric, &[("neighbor", &view.name)], value);
         }
     }
-}
-
-/// A label value with backslash, double quote and line feed escaped.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }

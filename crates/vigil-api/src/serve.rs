@@ -46,6 +46,7 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::error::ApiError;
+use crate::wire::ErrorBody;
 
 /// Limits of [`serve`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -477,7 +478,10 @@ fn json_for_bare_error(bytes: &[u8]) -> Option<Vec<u8>> {
     {
         return None;
     }
-    let body = serde_json::json!({ "error": message }).to_string();
+    let body = ErrorBody {
+        error: message.to_owned(),
+    };
+    let body = serde_json::to_string(&body).unwrap_or_default();
     Some(
         format!(
             "HTTP/1.1 {status_line}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",

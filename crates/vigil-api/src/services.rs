@@ -7,33 +7,37 @@
 //! voter's copy with `X-Vigil-Stale-Ms`, or with `?consistent` from the leader after it
 //! confirmed its leadership with a majority.
 
+use std::collections::BTreeMap;
+
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
 use vigil_cluster::raft::{Command, Registry, ServiceInstance, WriteError};
 
 use crate::error::ApiError;
 use crate::forward::{self, Incoming};
-use crate::leader::VoterRead;
-use crate::Api;
+use crate::leader::{ReadMode, VoterRead};
+use crate::{auth, wire, Api};
 
-/// The body of `POST /v1/services`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Registration {
-    name: String,
-    id: String,
-    address: String,
-    port: u16,
-    #[serde(default)]
-    tags: Vec<String>,
-    node: Option<String>,
-    #[serde(default)]
-    ephemeral: bool,
+/// The registry's routes, on a node in a cluster; registering and deregistering need the token.
+pub(crate) fn routes(api: &Api) -> Router {
+    if api.cluster.is_none() {
+        return Router::new();
+    }
+    Router::new()
+        .route(
+            "/v1/services",
+            get(list).merge(auth::guarded(&api.token, post(register))),
+        )
+        .route("/v1/services/{name}", get(get_service))
+        .route(
+            "/v1/services/{name}/{id}",
+            auth::guarded(&api.token, delete(deregister)),
+        )
+        .with_state(api.clone())
 }
 
 const BODY_SHAPE: &str = "expected {\"name\": \"api\", \"id\": \"api-1\", \"address\": \"10.0.0.5\", \"port\": 8080, \"tags\": [], \"node\": \"<node id>\", \"ephemeral\": false}";
@@ -55,30 +59,30 @@ fn check_name(what: &str, value: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-impl Registration {
-    fn parse(body: &[u8], local: &str) -> Result<ServiceInstance, ApiError> {
-        let r: Registration = serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("invalid body: {e} ({BODY_SHAPE})")))?;
-        check_name("name", &r.name)?;
-        check_name("id", &r.id)?;
-        if r.address.trim().is_empty() {
-            return Err(ApiError::bad_request("address is empty"));
-        }
-        if r.port == 0 {
-            return Err(ApiError::bad_request("port must be 1 to 65535"));
-        }
-        let node = r.node.unwrap_or_else(|| local.to_owned());
-        check_name("node", &node)?;
-        Ok(ServiceInstance {
-            name: r.name,
-            id: r.id,
-            address: r.address,
-            port: r.port,
-            tags: r.tags,
-            node,
-            ephemeral: r.ephemeral,
-        })
+/// The instance a `POST /v1/services` body registers; its node is `local` when the body names
+/// none.
+fn parse_registration(body: &[u8], local: &str) -> Result<ServiceInstance, ApiError> {
+    let r: wire::Registration = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid body: {e} ({BODY_SHAPE})")))?;
+    check_name("name", &r.name)?;
+    check_name("id", &r.id)?;
+    if r.address.trim().is_empty() {
+        return Err(ApiError::bad_request("address is empty"));
     }
+    if r.port == 0 {
+        return Err(ApiError::bad_request("port must be 1 to 65535"));
+    }
+    let node = r.node.unwrap_or_else(|| local.to_owned());
+    check_name("node", &node)?;
+    Ok(ServiceInstance {
+        name: r.name,
+        id: r.id,
+        address: r.address,
+        port: r.port,
+        tags: r.tags,
+        node,
+        ephemeral: r.ephemeral,
+    })
 }
 
 /// Turns a failed write (or consistent read) into its answer: passed on to the leader when
@@ -104,11 +108,21 @@ pub async fn write_failed(error: WriteError, request: &Incoming) -> Response {
 }
 
 /// `POST /v1/services`.
+#[utoipa::path(post, path = "/v1/services", tag = "services",
+    request_body = wire::Registration,
+    security(("token" = [])),
+    responses(
+        (status = 201, description = "Registered", body = wire::Registered),
+        (status = 200, description = "Already registered so", body = wire::Registered),
+        (status = 400, description = "A malformed registration", body = wire::ErrorBody),
+        (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
+        (status = 503, description = "No quorum", body = wire::ErrorBody),
+    ))]
 pub async fn register(State(api): State<Api>, request: Incoming, body: Bytes) -> Response {
     // The instance's node defaults to the node first asked, so it is settled before the
     // request is passed on.
     let local = api.engine.snapshot().node_id().to_owned();
-    let instance = match Registration::parse(&body, &local) {
+    let instance = match parse_registration(&body, &local) {
         Ok(instance) => instance,
         Err(e) => return e.into_response(),
     };
@@ -128,13 +142,25 @@ pub async fn register(State(api): State<Api>, request: Incoming, body: Bytes) ->
             } else {
                 StatusCode::OK
             };
-            (code, Json(json!({ "registered": instance }))).into_response()
+            let body = wire::Registered {
+                registered: instance_body(&instance, None),
+            };
+            (code, Json(body)).into_response()
         }
         Err(e) => write_failed(e, &request).await,
     }
 }
 
 /// `DELETE /v1/services/{name}/{id}`.
+#[utoipa::path(delete, path = "/v1/services/{name}/{id}", tag = "services",
+    params(("name" = String, Path, description = "The service"), ("id" = String, Path, description = "The instance")),
+    security(("token" = [])),
+    responses(
+        (status = 200, description = "Deregistered", body = wire::Deregistered),
+        (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
+        (status = 404, description = "No such instance", body = wire::ErrorBody),
+        (status = 503, description = "No quorum", body = wire::ErrorBody),
+    ))]
 pub async fn deregister(
     State(api): State<Api>,
     Path((name, id)): Path<(String, String)>,
@@ -148,9 +174,10 @@ pub async fn deregister(
         id: id.clone(),
     };
     match leadership.write(command).await {
-        Ok(applied) if applied.removed > 0 => {
-            Json(json!({ "deregistered": { "name": name, "id": id } })).into_response()
-        }
+        Ok(applied) if applied.removed > 0 => Json(wire::Deregistered {
+            deregistered: wire::InstanceName { id, name },
+        })
+        .into_response(),
         Ok(_) => {
             ApiError::not_found(format!("no instance {id:?} of service {name:?}")).into_response()
         }
@@ -158,55 +185,82 @@ pub async fn deregister(
     }
 }
 
-fn instance_json(instance: &ServiceInstance, registry: &Registry) -> Value {
-    let mut v = serde_json::to_value(instance).unwrap_or_default();
-    v["health"] = match registry.health.get(&instance.node) {
-        Some(report) => json!({ "status": report.status, "score": report.score }),
-        None => json!({ "status": "unknown", "score": null }),
-    };
-    v
+/// An instance as the API shows it; with its node's health in registry reads.
+fn instance_body(instance: &ServiceInstance, registry: Option<&Registry>) -> wire::Instance {
+    wire::Instance {
+        address: instance.address.clone(),
+        ephemeral: instance.ephemeral,
+        health: registry.map(|r| node_health(r, &instance.node)),
+        id: instance.id.clone(),
+        name: instance.name.clone(),
+        node: instance.node.clone(),
+        port: instance.port,
+        tags: instance.tags.clone(),
+    }
+}
+
+/// A node's last recorded health; `unknown` when it never reported.
+fn node_health(registry: &Registry, node: &str) -> wire::NodeHealth {
+    match registry.health.get(node) {
+        Some(report) => wire::NodeHealth {
+            score: Some(report.score),
+            status: report.status.clone(),
+        },
+        None => wire::NodeHealth {
+            score: None,
+            status: "unknown".to_owned(),
+        },
+    }
+}
+
+/// Every instance of one service.
+fn instances(of: &BTreeMap<String, ServiceInstance>, registry: &Registry) -> Vec<wire::Instance> {
+    of.values()
+        .map(|i| instance_body(i, Some(registry)))
+        .collect()
 }
 
 /// `GET /v1/services[?consistent]`.
+#[utoipa::path(get, path = "/v1/services", tag = "services",
+    params(ReadMode),
+    responses(
+        (status = 200, description = "The registry, each instance with its node's health", body = wire::Services,
+            headers(("x-vigil-stale-ms" = String), ("x-vigil-served-by" = String))),
+        (status = 503, description = "No quorum", body = wire::ErrorBody),
+    ))]
 pub async fn list(
     VoterRead {
         published, headers, ..
     }: VoterRead,
 ) -> Response {
     let registry = &published.registry;
-    let services: Map<String, Value> = registry
+    let services = registry
         .services
         .iter()
-        .map(|(name, instances)| {
-            let list: Vec<Value> = instances
-                .values()
-                .map(|i| instance_json(i, registry))
-                .collect();
-            (name.clone(), Value::Array(list))
-        })
+        .map(|(name, of)| (name.clone(), instances(of, registry)))
         .collect();
-    let nodes: Map<String, Value> = registry
+    let nodes = registry
         .health
-        .iter()
-        .map(|(node, r)| {
-            (
-                node.clone(),
-                json!({ "status": r.status, "score": r.score }),
-            )
-        })
+        .keys()
+        .map(|node| (node.clone(), node_health(registry, node)))
         .collect();
-    (
-        headers,
-        Json(json!({
-            "services": services,
-            "nodes": nodes,
-            "applied_index": published.applied_index,
-        })),
-    )
-        .into_response()
+    let body = wire::Services {
+        applied_index: published.applied_index,
+        nodes,
+        services,
+    };
+    (headers, Json(body)).into_response()
 }
 
 /// `GET /v1/services/{name}[?consistent]`.
+#[utoipa::path(get, path = "/v1/services/{name}", tag = "services",
+    params(("name" = String, Path, description = "The service"), ReadMode),
+    responses(
+        (status = 200, description = "The service's instances", body = wire::Service,
+            headers(("x-vigil-stale-ms" = String), ("x-vigil-served-by" = String))),
+        (status = 404, description = "No such service", body = wire::ErrorBody),
+        (status = 503, description = "No quorum", body = wire::ErrorBody),
+    ))]
 pub async fn get_service(
     Path(name): Path<String>,
     VoterRead {
@@ -214,16 +268,13 @@ pub async fn get_service(
     }: VoterRead,
 ) -> Response {
     let registry = &published.registry;
-    let Some(instances) = registry.services.get(&name) else {
+    let Some(of) = registry.services.get(&name) else {
         return ApiError::not_found(format!("no service {name:?} is registered")).into_response();
     };
-    let list: Vec<Value> = instances
-        .values()
-        .map(|i| instance_json(i, registry))
-        .collect();
-    (
-        headers,
-        Json(json!({ "name": name, "instances": list, "applied_index": published.applied_index })),
-    )
-        .into_response()
+    let body = wire::Service {
+        applied_index: published.applied_index,
+        instances: instances(of, registry),
+        name,
+    };
+    (headers, Json(body)).into_response()
 }

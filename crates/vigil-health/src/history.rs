@@ -14,14 +14,17 @@ use crate::probe::Verdict;
 
 /// One past run of a check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryEntry {
     /// When the run started.
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub timestamp: OffsetDateTime,
     /// Its verdict.
     pub verdict: Verdict,
     /// How long it took (nanoseconds in JSON).
     #[serde(serialize_with = "nanos")]
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
     pub latency: Duration,
     /// False for failures ignored because they happened inside the start period.
     pub counted: bool,

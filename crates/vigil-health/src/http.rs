@@ -24,13 +24,13 @@ use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use serde::Serialize;
-use serde_json::json;
 
 use crate::check::CheckState;
 use crate::engine::Engine;
 use crate::metrics;
 use crate::snapshot::rfc3339;
 use crate::status::Status;
+use crate::wire;
 
 /// The probe endpoints and `/metrics`, ready to merge into any axum app.
 pub fn router<S: Clone + Send + Sync + 'static>(engine: Engine) -> Router<S> {
@@ -63,17 +63,10 @@ fn code(ok: bool) -> StatusCode {
     }
 }
 
-/// A JSON response from pre-rendered bytes.
-fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
+/// A JSON response of `body`.
+fn json_body(status: StatusCode, body: &impl Serialize) -> Response {
+    let body = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    json_chunks(status, [Bytes::from(body)])
 }
 
 /// A response body of several shared chunks, written with one vectored write and no copy: the
@@ -143,23 +136,13 @@ async fn health(State(engine): State<Engine>) -> Response {
     let prefix = s
         .health_prefix
         .get_or_init(|| {
-            #[derive(Serialize)]
-            struct Head<'a> {
-                status: Status,
-                message: &'a str,
-                start_time: String,
-                last_update: String,
-                version: &'a str,
-                node_id: &'a str,
-                score: f64,
-            }
-            let head = Head {
+            let head = wire::HealthHead {
                 status: s.status(),
-                message: s.message(),
+                message: s.message().to_owned(),
                 start_time: rfc3339(s.start_time()),
                 last_update: rfc3339(s.last_update()),
-                version: s.version(),
-                node_id: s.node_id(),
+                version: s.version().to_owned(),
+                node_id: s.node_id().to_owned(),
                 score: s.system_score(),
             };
             let mut prefix = open_object(&head);
@@ -175,20 +158,31 @@ async fn health(State(engine): State<Engine>) -> Response {
 async fn ready(State(engine): State<Engine>) -> Response {
     let s = engine.snapshot();
     let ready = s.status().is_ready();
-    let body = json!({"ready": ready, "status": s.status(), "message": s.message()});
-    json_bytes(code(ready), body.to_string().into_bytes())
+    let body = wire::Ready {
+        message: s.message().to_owned(),
+        ready,
+        status: s.status(),
+    };
+    json_body(code(ready), &body)
 }
 
 async fn live(State(engine): State<Engine>) -> Response {
     let s = engine.snapshot();
     let live = s.status().is_live();
-    let body = json!({"live": live, "status": s.status(), "uptime": go_duration(s.uptime())});
-    json_bytes(code(live), body.to_string().into_bytes())
+    let body = wire::Live {
+        live,
+        status: s.status(),
+        uptime: go_duration(s.uptime()),
+    };
+    json_body(code(live), &body)
 }
 
 async fn checks(State(engine): State<Engine>) -> Response {
     let s = engine.snapshot();
-    let head = json!({"total": s.checks().len(), "timestamp": rfc3339(s.last_update())});
+    let head = wire::ChecksHead {
+        timestamp: rfc3339(s.last_update()),
+        total: s.checks().len(),
+    };
     let open = Bytes::from(open_object(&head));
     json_chunks(
         StatusCode::OK,
@@ -211,29 +205,36 @@ async fn summary(State(engine): State<Engine>) -> Response {
         .filter_map(|v| v.last.as_ref().map(|r| r.timestamp))
         .max()
         .map(rfc3339);
-    let body = json!({
-        "status": s.status(),
-        "message": s.message(),
-        "overall_score": s.system_score(),
-        "last_check": last_check,
-        // Check runs since start, not checks: `total_checks` is the CHORUS schema's name for it.
-        "total_checks": runs,
-        "check_runs_total": runs,
-        "check_runs_failed": failed,
-        "component_scores": s.component_scores(),
-        "thresholds": {"healthy": config.healthy_threshold, "degraded": config.degraded_threshold},
-        "key_metrics": {
-            "checks_registered": s.checks().len(),
-            "checks_passing": count(CheckState::Passing),
-            "checks_warning": count(CheckState::Warning),
-            "checks_critical": count(CheckState::Critical),
-            "checks_unknown": count(CheckState::Unknown),
-            "uptime": go_duration(s.uptime()),
+    let body = wire::Summary {
+        check_runs_failed: failed,
+        check_runs_total: runs,
+        component_scores: s
+            .component_scores()
+            .iter()
+            .map(|(name, score)| (name.to_string(), *score))
+            .collect(),
+        key_metrics: wire::KeyMetrics {
+            checks_critical: count(CheckState::Critical),
+            checks_passing: count(CheckState::Passing),
+            checks_registered: s.checks().len(),
+            checks_unknown: count(CheckState::Unknown),
+            checks_warning: count(CheckState::Warning),
+            uptime: go_duration(s.uptime()),
         },
-        "node_id": s.node_id(),
-        "version": s.version(),
-    });
-    json_bytes(StatusCode::OK, body.to_string().into_bytes())
+        last_check,
+        message: s.message().to_owned(),
+        node_id: s.node_id().to_owned(),
+        overall_score: s.system_score(),
+        status: s.status(),
+        thresholds: wire::Thresholds {
+            degraded: config.degraded_threshold,
+            healthy: config.healthy_threshold,
+        },
+        // Check runs since start, not checks: `total_checks` is the CHORUS schema's name for it.
+        total_checks: runs,
+        version: s.version().to_owned(),
+    };
+    json_body(StatusCode::OK, &body)
 }
 
 async fn metrics_handler(State(engine): State<Engine>) -> Response {

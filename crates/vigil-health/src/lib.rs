@@ -44,6 +44,7 @@ mod score;
 pub mod shutdown;
 mod snapshot;
 mod status;
+pub mod wire;
 
 #[cfg(feature = "axum")]
 pub mod http;

@@ -51,10 +51,10 @@ pub async fn shared(snapshot: &Snapshot) -> Bytes {
 /// Appends the `vigil_uptime_seconds` family, the one part of the metrics that [`shared`] leaves
 /// out because it changes with every scrape.
 pub fn uptime(snapshot: &Snapshot, out: &mut String) {
-    let mut w = Writer(out);
+    let mut w = Writer::new(out);
     w.family(
         "vigil_uptime_seconds",
-        "gauge",
+        Kind::Gauge,
         "Seconds since the health engine started.",
     );
     w.sample("vigil_uptime_seconds", &[], snapshot.uptime().as_secs_f64());
@@ -75,11 +75,11 @@ fn rendered(snapshot: &Snapshot) -> Bytes {
 }
 
 fn render_without_uptime(snapshot: &Snapshot, out: &mut String) {
-    let mut w = Writer(out);
+    let mut w = Writer::new(out);
 
     w.family(
         "vigil_build_info",
-        "gauge",
+        Kind::Gauge,
         "Build and identity of the node.",
     );
     w.sample(
@@ -93,24 +93,24 @@ fn render_without_uptime(snapshot: &Snapshot, out: &mut String) {
 
     w.family(
         "vigil_health_status",
-        "gauge",
+        Kind::Gauge,
         "Aggregate status of the node: 1 for the current status, 0 for the others.",
     );
     for status in Status::ALL {
-        let value = f64::from(u8::from(snapshot.status() == status));
+        let value = snapshot.status() == status;
         w.sample("vigil_health_status", &[("status", status.as_str())], value);
     }
 
     w.family(
         "vigil_system_health_score",
-        "gauge",
+        Kind::Gauge,
         "Weighted success rate of all checks, 0 to 1.",
     );
     w.sample("vigil_system_health_score", &[], snapshot.system_score());
 
     w.family(
         "vigil_component_health_score",
-        "gauge",
+        Kind::Gauge,
         "Weighted success rate of the checks of one component, 0 to 1.",
     );
     for (component, score) in snapshot.component_scores() {
@@ -123,24 +123,20 @@ fn render_without_uptime(snapshot: &Snapshot, out: &mut String) {
 
     w.family(
         "vigil_checks_registered",
-        "gauge",
+        Kind::Gauge,
         "Checks registered on the node.",
     );
-    w.sample(
-        "vigil_checks_registered",
-        &[],
-        snapshot.checks().len() as f64,
-    );
+    w.sample("vigil_checks_registered", &[], snapshot.checks().len());
 
     w.family(
         "vigil_check_state",
-        "gauge",
+        Kind::Gauge,
         "State of each check: 1 for the current state, 0 for the others.",
     );
     for view in snapshot.checks() {
         let critical = if view.spec.critical { "true" } else { "false" };
         for state in CheckState::ALL {
-            let value = f64::from(u8::from(view.state == state));
+            let value = view.state == state;
             let labels = [
                 ("check", view.spec.name.as_str()),
                 ("state", state.as_str()),
@@ -152,7 +148,7 @@ fn render_without_uptime(snapshot: &Snapshot, out: &mut String) {
 
     w.family(
         "vigil_check_score",
-        "gauge",
+        Kind::Gauge,
         "Success rate of each check over its score window, 0 to 1.",
     );
     for view in snapshot.checks() {
@@ -179,47 +175,121 @@ fn render_without_uptime(snapshot: &Snapshot, out: &mut String) {
         ),
     ];
     for (name, help, value) in counters {
-        w.family(name, "counter", help);
+        w.family(name, Kind::Counter, help);
         for view in snapshot.checks() {
-            w.sample(
-                name,
-                &[("check", &view.spec.name)],
-                value(&view.stats) as f64,
-            );
+            w.sample(name, &[("check", &view.spec.name)], value(&view.stats));
         }
     }
 
     let hist = "vigil_check_duration_seconds";
-    w.family(hist, "histogram", "Duration of check runs.");
+    w.family(hist, Kind::Histogram, "Duration of check runs.");
     for view in snapshot.checks() {
-        let check = view.spec.name.as_str();
-        let mut cumulative = 0;
-        for (bound, count) in LATENCY_BUCKETS.iter().zip(&view.stats.latency_buckets) {
-            cumulative += count;
-            w.sample_with_le(hist, check, &bound.to_string(), cumulative);
-        }
-        let runs = view.stats.runs();
-        w.sample_with_le(hist, check, "+Inf", runs);
-        w.sample(
-            &format!("{hist}_sum"),
-            &[("check", check)],
+        let buckets = LATENCY_BUCKETS
+            .iter()
+            .copied()
+            .zip(view.stats.latency_buckets.iter().copied());
+        w.histogram(
+            hist,
+            &[("check", view.spec.name.as_str())],
+            buckets,
             view.stats.latency_sum.as_secs_f64(),
+            view.stats.runs(),
         );
-        w.sample(&format!("{hist}_count"), &[("check", check)], runs as f64);
     }
 }
 
 /// Reads one per-check counter out of its stats.
 type Counter = fn(&crate::CheckStats) -> u64;
 
-struct Writer<'a>(&'a mut String);
+/// The type of a metric family, as its `# TYPE` line names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A value that goes up and down.
+    Gauge,
+    /// A value that only goes up.
+    Counter,
+    /// Cumulative buckets, a sum and a count.
+    Histogram,
+}
 
-impl Writer<'_> {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+impl Kind {
+    /// The word of the `# TYPE` line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Gauge => "gauge",
+            Kind::Counter => "counter",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// A sample's value: counters stay integers, so they print exactly at any size.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value {
+    /// A count.
+    Int(u64),
+    /// Anything else; NaN and the infinities print as Prometheus spells them.
+    Float(f64),
+}
+
+impl From<u64> for Value {
+    fn from(value: u64) -> Self {
+        Value::Int(value)
+    }
+}
+
+impl From<u32> for Value {
+    fn from(value: u32) -> Self {
+        Value::Int(u64::from(value))
+    }
+}
+
+impl From<usize> for Value {
+    fn from(value: usize) -> Self {
+        Value::Int(u64::try_from(value).unwrap_or(u64::MAX))
+    }
+}
+
+impl From<bool> for Value {
+    fn from(value: bool) -> Self {
+        Value::Int(u64::from(value))
+    }
+}
+
+impl From<f64> for Value {
+    fn from(value: f64) -> Self {
+        Value::Float(value)
+    }
+}
+
+/// Writes metric families in the Prometheus text format (0.0.4) onto the end of a string: every
+/// `/metrics` family of vigil goes through it, so names, label escaping and number spelling are
+/// the same everywhere.
+pub struct Writer<'a>(&'a mut String);
+
+impl<'a> Writer<'a> {
+    /// A writer appending to `out`.
+    pub fn new(out: &'a mut String) -> Self {
+        Writer(out)
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+    /// The `# HELP` and `# TYPE` lines of a family.
+    pub fn family(&mut self, name: &str, kind: Kind, help: &str) {
+        let _ = writeln!(
+            self.0,
+            "# HELP {name} {help}\n# TYPE {name} {}",
+            kind.as_str()
+        );
+    }
+
+    /// A family of one sample without labels.
+    pub fn single(&mut self, name: &str, kind: Kind, help: &str, value: impl Into<Value>) {
+        self.family(name, kind, help);
+        self.sample(name, &[], value);
+    }
+
+    /// One sample; label values are escaped.
+    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Into<Value>) {
         self.0.push_str(name);
         if !labels.is_empty() {
             self.0.push('{');
@@ -234,15 +304,39 @@ impl Writer<'_> {
             }
             self.0.push('}');
         }
-        let _ = writeln!(self.0, " {}", format_value(value));
+        let _ = match value.into() {
+            Value::Int(n) => writeln!(self.0, " {n}"),
+            Value::Float(x) => writeln!(self.0, " {}", format_value(x)),
+        };
     }
 
-    fn sample_with_le(&mut self, name: &str, check: &str, le: &str, count: u64) {
-        self.sample(
-            &format!("{name}_bucket"),
-            &[("check", check), ("le", le)],
-            count as f64,
-        );
+    /// The samples of one histogram: a cumulative `_bucket` per bound of `counts` (each count
+    /// is of its own bucket, not cumulative), `+Inf` with `count`, then `_sum` and `_count`,
+    /// each with `labels` and `le`.
+    pub fn histogram(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        buckets: impl IntoIterator<Item = (f64, u64)>,
+        sum: f64,
+        count: u64,
+    ) {
+        let bucket = format!("{name}_bucket");
+        let mut cumulative = 0;
+        for (bound, n) in buckets {
+            cumulative += n;
+            self.bucket(&bucket, labels, &bound.to_string(), cumulative);
+        }
+        self.bucket(&bucket, labels, "+Inf", count);
+        self.sample(&format!("{name}_sum"), labels, sum);
+        self.sample(&format!("{name}_count"), labels, count);
+    }
+
+    /// One `_bucket` sample: `labels` and `le`.
+    fn bucket(&mut self, name: &str, labels: &[(&str, &str)], le: &str, count: u64) {
+        let mut with_le = labels.to_vec();
+        with_le.push(("le", le));
+        self.sample(name, &with_le, count);
     }
 }
 

@@ -17,6 +17,7 @@ pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = Report> + Send + 'a>>;
 
 /// What a probe concluded, in Consul's three levels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// The dependency works.

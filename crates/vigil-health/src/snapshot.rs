@@ -4,6 +4,7 @@
 //! publishing shares every unchanged check with the previous snapshot instead of copying it: a
 //! result costs O(log n), not O(n), even with 10,000 checks.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -206,42 +207,33 @@ pub struct CheckJson<'a>(pub &'a CheckView);
 
 impl Serialize for CheckJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let v = self.0;
-        let mut map = serializer.serialize_map(None)?;
-        match &v.last {
-            Some(last) => {
-                map.serialize_entry("healthy", &(v.state == CheckState::Passing))?;
-                map.serialize_entry("message", &last.message)?;
-                if !last.details.is_empty() {
-                    map.serialize_entry("details", &last.details)?;
-                }
-                map.serialize_entry(
-                    "latency",
-                    &u64::try_from(last.latency.as_nanos()).unwrap_or(u64::MAX),
-                )?;
-                map.serialize_entry("timestamp", &rfc3339(last.timestamp))?;
-                if let Some(error) = &last.error {
-                    map.serialize_entry("error", error)?;
-                }
-            }
-            None => {
-                map.serialize_entry("healthy", &false)?;
-                map.serialize_entry("message", pending_message(v))?;
-            }
+        crate::wire::Check::from(self.0).serialize(serializer)
+    }
+}
+
+impl<'a> From<&'a CheckView> for crate::wire::Check<'a> {
+    fn from(v: &'a CheckView) -> Self {
+        let last = v.last.as_ref();
+        crate::wire::Check {
+            healthy: last.is_some() && v.state == CheckState::Passing,
+            message: last.map_or(Cow::Borrowed(pending_message(v)), |r| {
+                Cow::Borrowed(r.message.as_str())
+            }),
+            details: last
+                .filter(|r| !r.details.is_empty())
+                .map(|r| Cow::Borrowed(&r.details)),
+            latency: last.map(|r| u64::try_from(r.latency.as_nanos()).unwrap_or(u64::MAX)),
+            timestamp: last.map(|r| rfc3339(r.timestamp)),
+            error: last.and_then(|r| r.error.as_deref()).map(Cow::Borrowed),
+            state: v.state,
+            critical: v.spec.critical,
+            enabled: v.spec.enabled,
+            kind: Cow::Borrowed(v.kind.name()),
+            component: v.spec.component.as_deref().map(Cow::Borrowed),
+            score: v.score,
+            consecutive_failures: v.streak.failures,
+            consecutive_successes: v.streak.successes,
         }
-        map.serialize_entry("state", &v.state)?;
-        map.serialize_entry("critical", &v.spec.critical)?;
-        map.serialize_entry("enabled", &v.spec.enabled)?;
-        map.serialize_entry("kind", v.kind.name())?;
-        if let Some(component) = &v.spec.component {
-            map.serialize_entry("component", component)?;
-        }
-        if let Some(score) = v.score {
-            map.serialize_entry("score", &score)?;
-        }
-        map.serialize_entry("consecutive_failures", &v.streak.failures)?;
-        map.serialize_entry("consecutive_successes", &v.streak.successes)?;
-        map.end()
     }
 }
 

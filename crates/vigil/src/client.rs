@@ -2,14 +2,15 @@
 //! print them (the console prints the same tables); and [`Agent`], the HTTP client every
 //! command that talks to an agent goes through.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use reqwest::{Method, StatusCode};
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use vigil_api::wire;
 
 use crate::table::{Table, Tone};
 use crate::AgentAddr;
@@ -84,7 +85,7 @@ impl Agent {
 
     /// Sends a request with an optional JSON body; fails when the agent cannot be reached or
     /// does not answer JSON, whatever the status.
-    pub async fn send(
+    async fn request(
         &self,
         method: Method,
         path: &str,
@@ -110,9 +111,25 @@ impl Agent {
         Ok(Answer { url, status, body })
     }
 
+    /// Sends a request without a body; see [`Agent::request`].
+    pub async fn send(&self, method: Method, path: &str) -> anyhow::Result<Answer> {
+        self.request(method, path, None).await
+    }
+
+    /// Sends a request with `body` as JSON; see [`Agent::request`].
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: &impl Serialize,
+    ) -> anyhow::Result<Answer> {
+        let body = serde_json::to_value(body).context("encoding the request body")?;
+        self.request(method, path, Some(body)).await
+    }
+
     /// `GET path`; see [`Agent::send`].
     pub async fn get(&self, path: &str) -> anyhow::Result<Answer> {
-        self.send(Method::GET, path, None).await
+        self.send(Method::GET, path).await
     }
 
     /// `GET path` of a cluster endpoint (`/v1/members`, `/v1/leader`, …): its body when it
@@ -120,12 +137,19 @@ impl Agent {
     pub async fn get_cluster(&self, path: &str) -> anyhow::Result<Value> {
         self.get(path).await?.cluster_success()
     }
+
+    /// `body`, an answer of `path`, read as the wire type `T`.
+    pub fn decode<T: DeserializeOwned>(&self, path: &str, body: Value) -> anyhow::Result<T> {
+        serde_json::from_value(body)
+            .with_context(|| format!("{}{path} answered an unexpected body", self.base))
+    }
 }
 
 impl Answer {
     /// Why the agent refused: the `error` of its body.
-    pub fn reason(&self) -> &str {
-        self.body["error"].as_str().unwrap_or("no reason given")
+    pub fn reason(&self) -> String {
+        wire::ErrorBody::deserialize(&self.body)
+            .map_or_else(|_| "no reason given".to_owned(), |e| e.error)
     }
 
     /// The body of a successful answer; any other status is an error naming the URL, the status
@@ -147,49 +171,6 @@ impl Answer {
     }
 }
 
-/// `GET path` of the agent at `--addr`, whatever the status.
-async fn fetch(addr: &AgentAddr, path: &str) -> anyhow::Result<Value> {
-    Ok(Agent::of(addr).get(path).await?.body)
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
-/// What `vigil status` reads of `GET /health`.
-#[derive(Deserialize)]
-struct NodeHealth {
-    node_id: String,
-    status: String,
-    message: String,
-    version: String,
-    /// Nanoseconds since the node started.
-    uptime: u64,
-}
-
-/// What `vigil status` reads of `GET /health/summary`.
-#[derive(Deserialize)]
-struct Summary {
-    overall_score: f64,
-    #[serde(default)]
-    component_scores: BTreeMap<String, f64>,
-    key_metrics: KeyMetrics,
-}
-
-/// The check counts of `GET /health/summary`.
-#[derive(Deserialize)]
-struct KeyMetrics {
-    checks_registered: u64,
-    checks_passing: u64,
-    checks_warning: u64,
-    checks_critical: u64,
-    checks_unknown: u64,
-}
-
 /// A node's status as `vigil status` and the console's `status` show it.
 pub struct StatusView {
     /// `GET /health` as the agent answered it.
@@ -203,21 +184,16 @@ pub struct StatusView {
 /// Reads `/health` and `/health/summary` of `agent`.
 pub async fn status_view(agent: &Agent) -> anyhow::Result<StatusView> {
     let raw = agent.get("/health").await?.body;
-    let health: NodeHealth = serde_json::from_value(raw.clone())
-        .with_context(|| format!("{}/health answered an unexpected body", agent.base()))?;
-    let summary: Summary = serde_json::from_value(agent.get("/health/summary").await?.body)
-        .with_context(|| {
-            format!(
-                "{}/health/summary answered an unexpected body",
-                agent.base()
-            )
-        })?;
-    let ready = matches!(health.status.as_str(), "healthy" | "degraded");
+    let health: wire::Health = agent.decode("/health", raw.clone())?;
+    let summary: wire::Summary =
+        agent.decode("/health/summary", agent.get("/health/summary").await?.body)?;
+    let (health, uptime) = (health.head, health.uptime);
+    let ready = health.status.is_ready();
     let metrics = &summary.key_metrics;
     let mut t = Table::fields();
     t.field("node", health.node_id, Tone::Plain);
-    let tone = Tone::of(&health.status);
-    t.field("status", health.status, tone);
+    let status = health.status.as_str();
+    t.field("status", status.to_owned(), Tone::of(status));
     t.field("message", health.message, Tone::Plain);
     t.field(
         "score",
@@ -247,7 +223,7 @@ pub async fn status_view(agent: &Agent) -> anyhow::Result<StatusView> {
     }
     t.field(
         "uptime",
-        vigil_health::humanize(Duration::from_secs(health.uptime / 1_000_000_000)),
+        vigil_health::humanize(Duration::from_secs(uptime / 1_000_000_000)),
         Tone::Plain,
     );
     t.field("version", health.version, Tone::Plain);
@@ -275,50 +251,35 @@ pub async fn status(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
 
 /// `vigil checks`: one row per check; the message is cut to the terminal's width.
 pub async fn checks(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
-    let body = fetch(addr, "/health/checks").await?;
+    let agent = Agent::of(addr);
+    let body = agent.get("/health/checks").await?.body;
     if addr.json {
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let body: wire::Checks = agent.decode("/health/checks", body)?;
     let mut t = Table::new(vec![
         "NAME", "STATE", "CRITICAL", "KIND", "SCORE", "LATENCY", "MESSAGE",
     ]);
-    if let Some(checks) = body["checks"].as_object() {
-        for (name, c) in checks {
-            let state = text(&c["state"]);
-            let state = if c["enabled"] == Value::Bool(false) {
-                "disabled".to_owned()
-            } else {
-                state
-            };
-            let latency = c["latency"]
-                .as_u64()
-                .map(|ns| format!("{:.1}ms", ns as f64 / 1e6))
-                .unwrap_or_default();
-            let score = c["score"]
-                .as_f64()
-                .map(|s| format!("{s:.2}"))
-                .unwrap_or_default();
-            let critical = if c["critical"] == Value::Bool(true) {
-                "yes"
-            } else {
-                "no"
-            };
-            let message = text(&c["message"])
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            t.row(vec![
-                (name.clone(), Tone::Plain),
-                (state.clone(), Tone::of(&state)),
-                (critical.to_owned(), Tone::Plain),
-                (text(&c["kind"]), Tone::Plain),
-                (score, Tone::Plain),
-                (latency, Tone::Plain),
-                (message, Tone::Plain),
-            ]);
-        }
+    for (name, c) in body.checks {
+        let state = if c.enabled {
+            c.state.as_str()
+        } else {
+            "disabled"
+        };
+        let message = c.message.lines().next().unwrap_or_default().to_owned();
+        t.row(vec![
+            (name, Tone::Plain),
+            (state.to_owned(), Tone::of(state)),
+            (
+                if c.critical { "yes" } else { "no" }.to_owned(),
+                Tone::Plain,
+            ),
+            (c.kind.into_owned(), Tone::Plain),
+            (score(c.score), Tone::Plain),
+            (latency(c.latency), Tone::Plain),
+            (message, Tone::Plain),
+        ]);
     }
     if let Some(width) = crate::table::output_width() {
         t.fit_last_column(width);
@@ -327,57 +288,48 @@ pub async fn checks(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `GET /v1/members`, as the CLI reads it.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Members {
-    /// Whether the agent sees a quorum.
-    #[serde(default)]
-    pub has_quorum: bool,
-    /// Every member the agent knows, itself included.
-    pub members: Vec<Member>,
+/// A check's score, two decimals; blank without one.
+pub fn score(score: Option<f64>) -> String {
+    score.map(|s| format!("{s:.2}")).unwrap_or_default()
 }
 
-/// One member of `GET /v1/members`.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Member {
-    /// Node id.
-    pub id: String,
-    /// `alive`, `suspect`, `dead` or `left`.
-    pub state: String,
-    /// The health it last gossiped.
-    pub health: String,
-    /// The score it last gossiped, 0 to 100.
-    pub health_score: u8,
-    /// `voter` or `member`.
-    pub role: String,
-    /// Gossip address.
-    pub address: String,
-    /// API address, when it advertises one.
-    pub api_address: Option<String>,
-    /// Suspicion level of the failure detector.
-    pub phi_score: Option<f64>,
-    /// Its incarnation number.
-    pub incarnation: u64,
+/// A check's latency in nanoseconds, as milliseconds; blank without one.
+pub fn latency(nanos: Option<u64>) -> String {
+    nanos
+        .map(|ns| format!("{:.1}ms", ns as f64 / 1e6))
+        .unwrap_or_default()
 }
 
 /// What stands for a value that means nothing any more: the health of a dead member.
 pub const NONE: &str = "–";
 
-impl Member {
+/// How the tables show a member of `GET /v1/members`.
+pub trait MemberCells {
     /// Whether it is gone (`dead` or `left`): what it last gossiped of its health is stale.
-    pub fn is_gone(&self) -> bool {
+    fn is_gone(&self) -> bool;
+    /// Its state, coloured.
+    fn state_cell(&self) -> (String, Tone);
+    /// Its health, coloured; [`NONE`] when it is gone.
+    fn health_cell(&self) -> (String, Tone);
+    /// Its score from 0 to 1, as the dashboard and `vigil status` print scores; [`NONE`] when
+    /// it is gone.
+    fn score_cell(&self) -> (String, Tone);
+    /// Its role, with ` (leader)` when it leads.
+    fn role_cell(&self, leader: Option<&str>) -> (String, Tone);
+    /// Its phi, two decimals.
+    fn phi_cell(&self) -> (String, Tone);
+}
+
+impl MemberCells for wire::Member {
+    fn is_gone(&self) -> bool {
         matches!(self.state.as_str(), "dead" | "left")
     }
 
-    /// Its state, coloured.
-    pub fn state_cell(&self) -> (String, Tone) {
+    fn state_cell(&self) -> (String, Tone) {
         (self.state.clone(), Tone::of(&self.state))
     }
 
-    /// Its health, coloured; [`NONE`] when it is gone.
-    pub fn health_cell(&self) -> (String, Tone) {
+    fn health_cell(&self) -> (String, Tone) {
         if self.is_gone() {
             (NONE.to_owned(), Tone::Muted)
         } else {
@@ -385,9 +337,7 @@ impl Member {
         }
     }
 
-    /// Its score from 0 to 1, as the dashboard and `vigil status` print scores; [`NONE`] when it
-    /// is gone.
-    pub fn score_cell(&self) -> (String, Tone) {
+    fn score_cell(&self) -> (String, Tone) {
         if self.is_gone() {
             (NONE.to_owned(), Tone::Muted)
         } else {
@@ -398,23 +348,16 @@ impl Member {
         }
     }
 
-    /// Its role, with ` (leader)` when it leads.
-    pub fn role_cell(&self, leader: Option<&str>) -> (String, Tone) {
-        if leader == Some(self.id.as_str()) {
+    fn role_cell(&self, leader: Option<&str>) -> (String, Tone) {
+        if leader == Some(self.node_id.as_str()) {
             (format!("{} (leader)", self.role), Tone::Plain)
         } else {
             (self.role.clone(), Tone::Plain)
         }
     }
 
-    /// Its phi, two decimals.
-    pub fn phi_cell(&self) -> (String, Tone) {
-        (
-            self.phi_score
-                .map(|p| format!("{p:.2}"))
-                .unwrap_or_default(),
-            Tone::Plain,
-        )
+    fn phi_cell(&self) -> (String, Tone) {
+        (format!("{:.2}", self.phi_score), Tone::Plain)
     }
 }
 
@@ -430,15 +373,16 @@ pub struct MembersView {
 /// without a cluster.
 pub async fn members_view(agent: &Agent, colour: bool) -> anyhow::Result<MembersView> {
     let raw = agent.get_cluster("/v1/members").await?;
-    let members: Members = serde_json::from_value(raw.clone())
-        .with_context(|| format!("{}/v1/members answered an unexpected body", agent.base()))?;
+    let members: wire::Members = agent.decode("/v1/members", raw.clone())?;
     // The leader is marked in the role column; without one (no quorum, no voters, an agent
     // that cannot say) the table is still worth printing.
-    let leader = agent
-        .get_cluster("/v1/leader")
-        .await
-        .ok()
-        .and_then(|body| body["leader_id"].as_str().map(str::to_owned));
+    let leader = match agent.get_cluster("/v1/leader").await {
+        Ok(body) => agent
+            .decode::<wire::Leader>("/v1/leader", body)
+            .ok()
+            .and_then(|l| l.leader_id),
+        Err(_) => None,
+    };
     let mut t = Table::new(vec![
         "ID",
         "STATE",
@@ -452,7 +396,7 @@ pub async fn members_view(agent: &Agent, colour: bool) -> anyhow::Result<Members
     ]);
     for m in &members.members {
         t.row(vec![
-            (m.id.clone(), Tone::Plain),
+            (m.node_id.clone(), Tone::Plain),
             m.state_cell(),
             m.health_cell(),
             m.score_cell(),

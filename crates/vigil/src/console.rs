@@ -11,9 +11,10 @@ use clap::Args;
 use reqwest::Method;
 use rustyline::error::ReadlineError;
 use rustyline::DefaultEditor;
-use serde_json::{json, Value};
+use serde_json::Value;
+use vigil_api::wire;
 
-use crate::client::{members_view, status_view, Agent};
+use crate::client::{members_view, status_view, Agent, Answer};
 use crate::table::{colour_enabled, Table, Tone};
 
 /// Options of `vigil console`.
@@ -44,15 +45,9 @@ struct Console {
 }
 
 impl Console {
-    /// Sends a request to a cluster endpoint; a status other than success is an error with the
-    /// agent's reason, and a refused token says how to give one.
-    async fn request(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<Value> {
-        let answer = self.agent.send(method, path, body).await?;
+    /// The body of an answer of a cluster endpoint; a status other than success is an error with
+    /// the agent's reason, and a refused token says how to give one.
+    fn checked(answer: Answer) -> anyhow::Result<Value> {
         if answer.status == reqwest::StatusCode::UNAUTHORIZED {
             anyhow::bail!(
                 "{}: {} (give the agent's API token with --token or VIGIL_TOKEN)",
@@ -81,35 +76,34 @@ impl Console {
                     ["ephemeral"] => true,
                     _ => anyhow::bail!("usage: register NAME ADDR PORT [ephemeral]"),
                 };
-                let body = json!({
-                    "name": name,
-                    "id": format!("{addr}:{port}"),
-                    "address": addr,
-                    "port": port,
-                    "ephemeral": ephemeral,
-                });
-                let answer = self
-                    .request(Method::POST, "/v1/services", Some(body))
-                    .await?;
-                let r = &answer["registered"];
-                println!(
-                    "registered {} instance {} on node {}",
-                    r["name"].as_str().unwrap_or_default(),
-                    r["id"].as_str().unwrap_or_default(),
-                    r["node"].as_str().unwrap_or_default()
-                );
+                let body = wire::Registration {
+                    name: (*name).to_owned(),
+                    id: format!("{addr}:{port}"),
+                    address: (*addr).to_owned(),
+                    port,
+                    tags: Vec::new(),
+                    node: None,
+                    ephemeral,
+                };
+                let path = "/v1/services";
+                let answer = self.agent.send_json(Method::POST, path, &body).await?;
+                let r = self
+                    .agent
+                    .decode::<wire::Registered>(path, Self::checked(answer)?)?
+                    .registered;
+                println!("registered {} instance {} on node {}", r.name, r.id, r.node);
             }
             ["register", ..] => anyhow::bail!("usage: register NAME ADDR PORT [ephemeral]"),
             ["deregister", name, id] => {
-                self.request(Method::DELETE, &format!("/v1/services/{name}/{id}"), None)
-                    .await?;
+                let path = format!("/v1/services/{name}/{id}");
+                Self::checked(self.agent.send(Method::DELETE, &path).await?)?;
                 println!("deregistered {name} instance {id}");
             }
             ["deregister", ..] => anyhow::bail!("usage: deregister NAME ID"),
             ["status"] => status_view(&self.agent).await?.table.print(),
             ["leader"] => {
                 let body = self.agent.get_cluster("/v1/leader").await?;
-                crate::leader_cmd::render(&body).print();
+                crate::leader_cmd::render(&self.agent.decode("/v1/leader", body)?).print();
             }
             ["members"] => print!(
                 "{}",
@@ -117,6 +111,7 @@ impl Console {
             ),
             ["services"] => {
                 let body = self.agent.get_cluster("/v1/services").await?;
+                let body: wire::Services = self.agent.decode("/v1/services", body)?;
                 let mut t = Table::new(vec![
                     "SERVICE",
                     "ID",
@@ -125,24 +120,20 @@ impl Console {
                     "HEALTH",
                     "EPHEMERAL",
                 ]);
-                let services = body["services"].as_object().cloned().unwrap_or_default();
-                for (name, instances) in &services {
-                    for i in instances.as_array().into_iter().flatten() {
-                        let health = i["health"]["status"].as_str().unwrap_or("unknown");
+                for (name, instances) in &body.services {
+                    for i in instances {
+                        let health = i.health.as_ref().map_or("unknown", |h| h.status.as_str());
                         t.row(vec![
                             (name.clone(), Tone::Plain),
-                            (i["id"].as_str().unwrap_or("-").to_owned(), Tone::Plain),
-                            (
-                                format!("{}:{}", i["address"].as_str().unwrap_or("-"), i["port"]),
-                                Tone::Plain,
-                            ),
-                            (i["node"].as_str().unwrap_or("-").to_owned(), Tone::Plain),
+                            (i.id.clone(), Tone::Plain),
+                            (format!("{}:{}", i.address, i.port), Tone::Plain),
+                            (i.node.clone(), Tone::Plain),
                             (health.to_owned(), Tone::of(health)),
-                            (i["ephemeral"].to_string(), Tone::Plain),
+                            (i.ephemeral.to_string(), Tone::Plain),
                         ]);
                     }
                 }
-                if services.is_empty() {
+                if body.services.is_empty() {
                     println!("no services registered");
                 } else {
                     t.print();

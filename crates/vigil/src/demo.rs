@@ -235,6 +235,7 @@ impl Banner {
             "                 /metrics  /cluster/status  /v1/members  /v1/events (server-sent events)"
         );
         println!("                 /v1/leader  /v1/services  /v1/neighbors  /v1/keyring");
+        println!("                 /v1/openapi.json (the OpenAPI document of all of them)");
         println!("  API token      {token}");
         println!(
             "  cluster key    {} (gossip and Raft are encrypted)",

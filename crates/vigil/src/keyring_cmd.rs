@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::Subcommand;
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
+use vigil_api::wire;
 use vigil_gossip::crypto::Key;
 
 use crate::client::{Agent, UNREACHABLE_HINT};
@@ -99,26 +100,22 @@ pub async fn run(command: KeyringCommand) -> anyhow::Result<ExitCode> {
                 None => api.get("/v1/keyring").await?,
                 Some(key) => {
                     let path = format!("/v1/keyring/{op}");
-                    api.send(Method::POST, &path, Some(json!({ "key": key })))
-                        .await?
+                    let body = wire::KeyRequest { key: key.clone() };
+                    api.send_json(Method::POST, &path, &body).await?
                 }
             };
-            answer
-                .cluster_success()
-                .map_err(|e| anyhow::anyhow!("{agent}: {e:#}"))
+            let body = answer.cluster_success()?;
+            api.decode::<wire::Keyring>("/v1/keyring", body)
         }
-        .await;
+        .await
+        .map_err(|e| anyhow::anyhow!("{agent}: {e:#}"));
         match outcome {
             Ok(body) => {
-                for k in body["keys"].as_array().into_iter().flatten() {
-                    let primary = k["primary"] == Value::Bool(true);
+                for k in body.keys {
                     table.row(vec![
                         (agent.clone(), Tone::Plain),
-                        (
-                            k["fingerprint"].as_str().unwrap_or_default().to_owned(),
-                            Tone::Plain,
-                        ),
-                        (if primary { "yes" } else { "" }.to_owned(), Tone::Good),
+                        (k.fingerprint, Tone::Plain),
+                        (if k.primary { "yes" } else { "" }.to_owned(), Tone::Good),
                     ]);
                 }
             }
@@ -145,15 +142,14 @@ pub async fn run(command: KeyringCommand) -> anyhow::Result<ExitCode> {
 
 /// API addresses of every alive member, as the agent at `addr` knows them.
 async fn member_apis(addr: &str) -> anyhow::Result<Vec<String>> {
-    let members = Agent::new(addr.to_owned(), None, TIMEOUT, UNREACHABLE_HINT)
-        .get_cluster("/v1/members")
-        .await?;
-    let apis: Vec<String> = members["members"]
-        .as_array()
+    let agent = Agent::new(addr.to_owned(), None, TIMEOUT, UNREACHABLE_HINT);
+    let members: wire::Members =
+        agent.decode("/v1/members", agent.get_cluster("/v1/members").await?)?;
+    let apis: Vec<String> = members
+        .members
         .into_iter()
-        .flatten()
-        .filter(|m| m["state"] == "alive")
-        .filter_map(|m| m["apiAddress"].as_str().map(|a| format!("http://{a}")))
+        .filter(|m| m.state == "alive")
+        .filter_map(|m| m.api_address.map(|a| format!("http://{a}")))
         .collect();
     if apis.is_empty() {
         bail!("{addr} knows no alive member with an API address");

@@ -2,25 +2,22 @@
 
 use std::process::ExitCode;
 
-use serde_json::Value;
+use vigil_api::wire;
 
 use crate::client::Agent;
 use crate::table::{Table, Tone};
 use crate::AgentAddr;
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".to_owned(),
-        other => other.to_string(),
-    }
+/// A value the agent may not know, `-` then.
+fn known(value: Option<String>) -> String {
+    value.unwrap_or_else(|| "-".to_owned())
 }
 
 /// The leader as a two-column table.
-pub fn render(body: &Value) -> Table {
+pub fn render(body: &wire::Leader) -> Table {
     let mut t = Table::fields();
-    let leader = body["leader_id"].as_str();
-    let quorum = body["has_quorum"].as_bool().unwrap_or(false);
+    let leader = body.leader_id.as_deref();
+    let quorum = body.has_quorum;
     let mut field = |name: &str, value: String, tone: Tone| t.field(name, value, tone);
     field(
         "leader",
@@ -33,19 +30,18 @@ pub fn render(body: &Value) -> Table {
             Tone::Bad
         },
     );
-    field("term", text(&body["term"]), Tone::Plain);
-    field("since", text(&body["since"]), Tone::Plain);
-    field("api address", text(&body["api_address"]), Tone::Plain);
+    field("term", body.term.to_string(), Tone::Plain);
+    field("since", known(body.since.clone()), Tone::Plain);
+    field("api address", known(body.api_address.clone()), Tone::Plain);
     field(
         "quorum",
         if quorum { "yes" } else { "no" }.to_owned(),
         if quorum { Tone::Good } else { Tone::Bad },
     );
-    field("answered by", text(&body["served_by"]), Tone::Plain);
+    field("answered by", body.served_by.clone(), Tone::Plain);
     field(
         "staleness",
-        body["stale_ms"]
-            .as_u64()
+        body.stale_ms
             .map_or("unknown".to_owned(), |ms| format!("{ms} ms")),
         Tone::Plain,
     );
@@ -54,13 +50,15 @@ pub fn render(body: &Value) -> Table {
 
 /// `vigil leader`: exits 0 when a leader is known, 1 when there is none or no cluster.
 pub async fn run(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
-    let body = Agent::of(addr).get_cluster("/v1/leader").await?;
+    let agent = Agent::of(addr);
+    let raw = agent.get_cluster("/v1/leader").await?;
+    let body: wire::Leader = agent.decode("/v1/leader", raw.clone())?;
     if addr.json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
+        println!("{}", serde_json::to_string_pretty(&raw)?);
     } else {
         render(&body).print();
     }
-    Ok(if body["leader_id"].is_string() {
+    Ok(if body.leader_id.is_some() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -2,19 +2,11 @@
 
 use std::process::ExitCode;
 
-use serde_json::Value;
+use vigil_api::wire;
 
 use crate::client::Agent;
 use crate::table::{Table, Tone};
 use crate::AgentAddr;
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".to_owned(),
-        other => other.to_string(),
-    }
-}
 
 /// A latency in seconds for people: `412µs`, `3.1ms`, `1.20s`.
 fn latency(seconds: Option<f64>) -> String {
@@ -28,14 +20,16 @@ fn latency(seconds: Option<f64>) -> String {
 
 /// Prints `/v1/neighbors`; exits 1 when a monitored neighbour is unavailable.
 pub async fn run(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
-    let answer = Agent::of(addr).get("/v1/neighbors").await?;
+    let agent = Agent::of(addr);
+    let answer = agent.get("/v1/neighbors").await?;
     if answer.status == reqwest::StatusCode::NOT_FOUND {
         println!("no neighbours configured (add [[neighbors]] tables to the agent's config)");
         return Ok(ExitCode::SUCCESS);
     }
-    let body = answer.success()?;
+    let raw = answer.success()?;
+    let body: wire::Neighbors = agent.decode("/v1/neighbors", raw.clone())?;
     if addr.json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
+        println!("{}", serde_json::to_string_pretty(&raw)?);
     } else {
         let mut t = Table::new(vec![
             "NAME",
@@ -46,30 +40,29 @@ pub async fn run(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
             "LATENCY",
             "LAST ERROR",
         ]);
-        for n in body["neighbors"].as_array().into_iter().flatten() {
-            let state = if n["monitored"].as_bool() == Some(false) {
-                "not monitored".to_owned()
+        for n in body.neighbors {
+            let state = if n.monitored {
+                n.state
             } else {
-                text(&n["state"])
+                "not monitored".to_owned()
             };
             let tone = match state.as_str() {
                 "unavailable" => Tone::Bad,
                 other => Tone::of(other),
             };
             t.row(vec![
-                (text(&n["name"]), Tone::Plain),
+                (n.name, Tone::Plain),
                 (state, tone),
-                (text(&n["protocol"]), Tone::Plain),
-                (text(&n["address"]), Tone::Plain),
-                (text(&n["consecutive_failures"]), Tone::Plain),
-                (latency(n["last_latency_seconds"].as_f64()), Tone::Plain),
-                (text(&n["last_error"]), Tone::Muted),
+                (n.protocol, Tone::Plain),
+                (n.address, Tone::Plain),
+                (n.consecutive_failures.to_string(), Tone::Plain),
+                (latency(n.last_latency_seconds), Tone::Plain),
+                (n.last_error.unwrap_or_else(|| "-".to_owned()), Tone::Muted),
             ]);
         }
         t.print();
     }
-    let unavailable = body["unavailable"].as_u64().unwrap_or(0);
-    Ok(if unavailable == 0 {
+    Ok(if body.unavailable == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

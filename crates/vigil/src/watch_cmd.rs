@@ -9,9 +9,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use vigil_api::wire;
 
-use crate::client::Members;
+use crate::client::{self, MemberCells};
 use crate::table::{colour_enabled, Table, Tone};
 
 /// Options of `vigil watch`.
@@ -69,15 +70,19 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
 
 /// What one refresh read from the agent; `None` where an endpoint was unavailable.
 struct View {
-    summary: Result<Value, String>,
-    checks: Option<Value>,
-    members: Option<Members>,
-    leader: Option<Value>,
+    summary: Result<wire::Summary, String>,
+    checks: Option<wire::Checks>,
+    members: Option<wire::Members>,
+    leader: Option<wire::Leader>,
 }
 
 impl View {
     async fn fetch(client: &reqwest::Client, base: &str) -> View {
-        let get = |path: &'static str| async move {
+        async fn get<T: DeserializeOwned>(
+            client: &reqwest::Client,
+            base: &str,
+            path: &str,
+        ) -> Result<T, String> {
             let response = client
                 .get(format!("{base}{path}"))
                 .send()
@@ -87,20 +92,20 @@ impl View {
                 return Err(format!("{path}: not served"));
             }
             response
-                .json::<Value>()
+                .json::<T>()
                 .await
                 .map_err(|e| format!("{path}: {e}"))
-        };
+        }
         let (summary, checks, members, leader) = tokio::join!(
-            get("/health/summary"),
-            get("/health/checks"),
-            get("/v1/members"),
-            get("/v1/leader"),
+            get(client, base, "/health/summary"),
+            get(client, base, "/health/checks"),
+            get(client, base, "/v1/members"),
+            get(client, base, "/v1/leader"),
         );
         View {
             summary,
             checks: checks.ok(),
-            members: members.ok().and_then(|m| serde_json::from_value(m).ok()),
+            members: members.ok(),
             leader: leader.ok(),
         }
     }
@@ -115,25 +120,20 @@ impl View {
             }
         };
         let mut out = String::new();
-        let status = text(&summary["status"]);
-        let status = Tone::of(&status).paint(&status, colour);
-        let leader_id = self
-            .leader
-            .as_ref()
-            .and_then(|l| l["leader_id"].as_str())
-            .map(str::to_owned);
+        let status = summary.status.as_str();
+        let status = Tone::of(status).paint(status, colour);
+        let leader_id = self.leader.as_ref().and_then(|l| l.leader_id.clone());
         let _ = write!(
             out,
             "vigil · {} · {status} · score {:.2}",
-            text(&summary["node_id"]),
-            summary["overall_score"].as_f64().unwrap_or(0.0),
+            summary.node_id, summary.overall_score,
         );
         if let Some(leader) = &self.leader {
             let _ = write!(
                 out,
                 " · leader {} (term {})",
                 leader_id.as_deref().unwrap_or("none"),
-                text(&leader["term"])
+                leader.term
             );
         }
         if let Some(members) = &self.members {
@@ -148,7 +148,7 @@ impl View {
             let mut t = Table::new(vec!["MEMBER", "STATE", "HEALTH", "SCORE", "PHI", "ROLE"]);
             for m in &members.members {
                 t.row(vec![
-                    (m.id.clone(), Tone::Plain),
+                    (m.node_id.clone(), Tone::Plain),
                     m.state_cell(),
                     m.health_cell(),
                     m.score_cell(),
@@ -161,38 +161,16 @@ impl View {
         }
 
         let mut t = Table::new(vec!["CHECK", "STATE", "SCORE", "LATENCY"]);
-        if let Some(checks) = self.checks.as_ref().and_then(|c| c["checks"].as_object()) {
-            for (name, c) in checks {
-                let state = text(&c["state"]);
-                t.row(vec![
-                    (name.clone(), Tone::Plain),
-                    (state.clone(), Tone::of(&state)),
-                    (
-                        c["score"]
-                            .as_f64()
-                            .map(|s| format!("{s:.2}"))
-                            .unwrap_or_default(),
-                        Tone::Plain,
-                    ),
-                    (
-                        c["latency"]
-                            .as_u64()
-                            .map(|ns| format!("{:.1}ms", ns as f64 / 1e6))
-                            .unwrap_or_default(),
-                        Tone::Plain,
-                    ),
-                ]);
-            }
+        for (name, c) in self.checks.iter().flat_map(|c| &c.checks) {
+            let state = c.state.as_str();
+            t.row(vec![
+                (name.clone(), Tone::Plain),
+                (state.to_owned(), Tone::of(state)),
+                (client::score(c.score), Tone::Plain),
+                (client::latency(c.latency), Tone::Plain),
+            ]);
         }
         out.push_str(&t.render(colour));
         out
-    }
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
     }
 }

@@ -1,0 +1,374 @@
+//! Every request and response body of the HTTP API, as serde structs: the handlers serialize
+//! them, the `vigil` commands deserialize them, and the OpenAPI document
+//! ([`openapi`](crate::openapi)) is derived from them, so a field renamed on one side fails to
+//! compile on the other instead of reading blank.
+//!
+//! The bodies of the probe endpoints (`/health*`) live in [`vigil_health::wire`] and are
+//! re-exported here; the check definition of `PUT /v1/checks/{name}` is
+//! [`CheckDefinition`]. Fields of bodies that were once built as JSON maps are declared in
+//! alphabetical order, the order those maps wrote them in, so the bytes on the wire stay what
+//! they were.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use vigil_health::{CheckState, HistoryEntry, Status};
+
+pub use crate::checkdef::CheckDefinition;
+pub use vigil_health::wire::*;
+
+/// Every error: a 4xx (or 503) status and what went wrong, for the person reading it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: String,
+}
+
+/// `GET /v1/checks/{name}`: one check and its kept history.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct CheckDetail<'a> {
+    /// The check.
+    pub check: Check<'a>,
+    /// Its past runs, oldest first.
+    pub history: Vec<HistoryEntry>,
+    /// Its name.
+    pub name: String,
+}
+
+/// What a change of the check registry did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckOutcome {
+    /// A new check (`201`).
+    Registered,
+    /// A check of that name was replaced (`200`).
+    Replaced,
+    /// The check is gone.
+    Unregistered,
+}
+
+/// `PUT` and `DELETE /v1/checks/{name}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CheckChanged {
+    /// The check's name.
+    pub check: String,
+    /// What happened to it.
+    pub result: CheckOutcome,
+}
+
+/// The JSON body of a TTL update (a plain-text body is the note itself).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Note {
+    /// Shown as the check's message.
+    pub note: Option<String>,
+}
+
+/// `PUT /v1/checks/{name}/pass|warn|fail`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TtlUpdated {
+    /// The check's name.
+    pub check: String,
+    /// Its state after the update.
+    pub state: Option<CheckState>,
+}
+
+/// The change of `POST /v1/keyring/{op}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyringChange {
+    /// Accept the key for decryption.
+    Install,
+    /// Encrypt with the key (installed first).
+    Use,
+    /// Forget the key (not the primary).
+    Remove,
+}
+
+/// The body of `POST /v1/keyring/install|use|remove`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"key": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}))]
+pub struct KeyRequest {
+    /// The key: 32 bytes in base64, as `vigil keygen` prints it.
+    #[schema(pattern = r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")]
+    pub key: String,
+}
+
+/// `GET /v1/keyring` and the answer of every keyring change: the keys installed afterwards.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Keyring {
+    /// Every installed key, never the key itself.
+    pub keys: Vec<KeyInfo>,
+}
+
+/// One installed key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct KeyInfo {
+    /// The key's fingerprint.
+    pub fingerprint: String,
+    /// Whether this key encrypts outgoing frames.
+    pub primary: bool,
+}
+
+/// One member, in the membership seed's schema.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    /// Gossip address.
+    pub address: String,
+    /// API address, when it advertises one.
+    pub api_address: Option<String>,
+    /// The health it last gossiped: `starting`, `healthy`, `degraded`, `unhealthy`, `stopping`.
+    pub health: String,
+    /// The score it last gossiped, 0 to 100.
+    pub health_score: u8,
+    /// Its node id again; in `/v1/members` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Its incarnation number.
+    pub incarnation: u64,
+    /// When it was last heard from, RFC 3339.
+    pub last_heartbeat_time: Option<String>,
+    /// Node id.
+    pub node_id: String,
+    /// Suspicion level of the failure detector (0 for this node).
+    pub phi_score: f64,
+    /// `voter` or `member`.
+    pub role: String,
+    /// `alive`, `suspect`, `dead` or `left`.
+    pub state: String,
+    /// Its liveness when not alive, else its health, upper case: `HEALTHY`, `SUSPECT`, ...
+    pub status: String,
+    /// Free-form labels it gossips.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// `GET /cluster/status`: the membership seed's schema; members that left are not counted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterStatus {
+    /// Whether a quorum is reachable (Raft's view on a voter, gossip's otherwise).
+    pub has_quorum: bool,
+    /// Members alive and healthy or degraded.
+    pub healthy_nodes: usize,
+    /// This node's id.
+    pub local_node: String,
+    /// Every member that has not left, by node id.
+    pub membership: BTreeMap<String, Member>,
+    /// Members that have not left.
+    pub total_nodes: usize,
+    /// Voters this node can reach, itself included.
+    pub voters_reachable: usize,
+    /// Voters in the cluster.
+    pub voters_total: usize,
+}
+
+/// `GET /v1/members`: every member this node knows, itself and those that left included.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Members {
+    /// Whether a quorum is reachable (Raft's view on a voter, gossip's otherwise).
+    pub has_quorum: bool,
+    /// This node's id.
+    pub local_node: String,
+    /// Every member, each with its `id`.
+    pub members: Vec<Member>,
+}
+
+/// `GET /v1/leader`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Leader {
+    /// The leader's API address, when known.
+    pub api_address: Option<String>,
+    /// Whether the answering voter is in touch with a majority.
+    pub has_quorum: bool,
+    /// Whether the answering voter leads.
+    pub is_leader: bool,
+    /// The leader's node id; `null` while an election runs or without quorum.
+    pub leader_id: Option<String>,
+    /// The node that answered.
+    pub served_by: String,
+    /// When the leader was elected, RFC 3339.
+    pub since: Option<String>,
+    /// How old the answering voter's view may be, in milliseconds (`null`: never in contact).
+    pub stale_ms: Option<u64>,
+    /// The Raft term.
+    pub term: u64,
+}
+
+/// The body of `POST /v1/services`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "api", "id": "api-1", "address": "10.0.0.5", "port": 8080, "tags": ["v2"], "ephemeral": false}))]
+pub struct Registration {
+    /// The service's name: 1 to 200 characters, no `/`, spaces or control characters.
+    #[schema(pattern = r"^[^/\s\u0000-\u001f\u007f-\u009f]{1,200}$")]
+    pub name: String,
+    /// The instance's id, unique within its service; same rules as the name.
+    #[schema(pattern = r"^[^/\s\u0000-\u001f\u007f-\u009f]{1,200}$")]
+    pub id: String,
+    /// Host or IP clients dial.
+    #[schema(pattern = r"\S")]
+    pub address: String,
+    /// Port clients dial, 1 to 65535.
+    #[schema(minimum = 1, maximum = 65535)]
+    pub port: u16,
+    /// Free-form labels.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The node the instance runs on, same rules as the name; the node asked when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[^/\s\u0000-\u001f\u007f-\u009f]{1,200}$")]
+    pub node: Option<String>,
+    /// Removed once its node is declared dead or gone.
+    #[serde(default)]
+    pub ephemeral: bool,
+}
+
+/// One registered instance of a service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Instance {
+    /// Host or IP clients dial.
+    pub address: String,
+    /// Removed once its node is declared dead or gone.
+    pub ephemeral: bool,
+    /// The health of its node; in registry reads only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<NodeHealth>,
+    /// The instance's id.
+    pub id: String,
+    /// The service's name.
+    pub name: String,
+    /// The node it runs on.
+    pub node: String,
+    /// Port clients dial.
+    pub port: u16,
+    /// Free-form labels.
+    pub tags: Vec<String>,
+}
+
+/// A node's health as last recorded in the registry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NodeHealth {
+    /// Health score in percent; `null` when the node never reported.
+    pub score: Option<u8>,
+    /// `healthy`, `degraded`, `unhealthy`, `starting`, `stopping`, `dead`, `left` or `unknown`.
+    pub status: String,
+}
+
+/// `POST /v1/services`: `201` when the instance is new, `200` when it was already so.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Registered {
+    /// The instance as registered.
+    pub registered: Instance,
+}
+
+/// `DELETE /v1/services/{name}/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Deregistered {
+    /// The instance removed.
+    pub deregistered: InstanceName,
+}
+
+/// An instance by its service and id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InstanceName {
+    /// The instance's id.
+    pub id: String,
+    /// The service's name.
+    pub name: String,
+}
+
+/// `GET /v1/services`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Services {
+    /// The Raft index of the registry read; `null` before the first entry.
+    pub applied_index: Option<u64>,
+    /// Every node's last recorded health.
+    pub nodes: BTreeMap<String, NodeHealth>,
+    /// Every service's instances, by service name.
+    pub services: BTreeMap<String, Vec<Instance>>,
+}
+
+/// `GET /v1/services/{name}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Service {
+    /// The Raft index of the registry read; `null` before the first entry.
+    pub applied_index: Option<u64>,
+    /// The service's instances.
+    pub instances: Vec<Instance>,
+    /// The service's name.
+    pub name: String,
+}
+
+/// One neighbour as the monitor sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Neighbor {
+    /// Its address.
+    pub address: String,
+    /// Failed probes in a row.
+    pub consecutive_failures: u32,
+    /// Passed probes in a row.
+    pub consecutive_successes: u32,
+    /// Whether its being `unavailable` makes this node degraded.
+    pub degrade_node: bool,
+    /// Probes that failed.
+    pub failures_total: u64,
+    /// When it was last probed, RFC 3339.
+    pub last_checked: Option<String>,
+    /// Why the last probe failed; `null` after a pass.
+    pub last_error: Option<String>,
+    /// How long the last probe took, in seconds.
+    pub last_latency_seconds: Option<f64>,
+    /// Whether it is probed at all.
+    pub monitored: bool,
+    /// Its name.
+    pub name: String,
+    /// Probes run.
+    pub probes_total: u64,
+    /// How it is probed: `grpc`, `http` or `tcp`.
+    pub protocol: String,
+    /// When its state last changed, RFC 3339.
+    pub since: Option<String>,
+    /// `unknown`, `healthy`, `degraded` or `unavailable`.
+    pub state: String,
+}
+
+/// `GET /v1/neighbors`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Neighbors {
+    /// Every configured neighbour.
+    pub neighbors: Vec<Neighbor>,
+    /// How many there are.
+    pub total: usize,
+    /// How many are `unavailable`.
+    pub unavailable: usize,
+}
+
+/// The first event of `/v1/events`: the node as it is when the stream opens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Opening {
+    /// When the status was last computed, RFC 3339.
+    pub at: String,
+    /// Why the node is in its status.
+    pub message: String,
+    /// The node's id.
+    pub node_id: String,
+    /// The node's status.
+    pub status: Status,
+    /// Always `status`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// The event of `/v1/events` that tells a slow client how many events it missed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Lagged {
+    /// Events dropped.
+    pub missed: u64,
+    /// Always `lagged`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
