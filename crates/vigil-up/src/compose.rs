@@ -607,8 +607,19 @@ pub async fn exit_of(waiter: &mut Child) -> Exit {
     }
 }
 
+/// Why a container's health status is unknown.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthStatusError {
+    /// `docker inspect` could not be run, or failed.
+    #[error(transparent)]
+    Inspect(#[from] io::Error),
+    /// The service has no container (yet) to inspect.
+    #[error("no container to inspect")]
+    NoContainer,
+}
+
 /// A container's health status as `docker inspect` reports it.
-pub async fn health_status(id: &str) -> Result<String, String> {
+pub async fn health_status(id: &str) -> Result<String, HealthStatusError> {
     output(
         "docker",
         &[
@@ -620,7 +631,7 @@ pub async fn health_status(id: &str) -> Result<String, String> {
     )
     .await
     .map(|s| s.trim().to_owned())
-    .map_err(|e| e.to_string())
+    .map_err(HealthStatusError::Inspect)
 }
 
 #[cfg(test)]
