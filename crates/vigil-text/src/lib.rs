@@ -4,7 +4,7 @@
 //! - [`position`]: problems located at `file:line:column` and the collector that places them.
 //! - `table` (feature `toml`): reading a TOML table with every bad key reported at its position.
 //! - [`duration`]: durations as people write them, and the range of every duration setting.
-//! - [`format`]: the duration formats vigil prints.
+//! - [`format`](mod@format): the duration formats vigil prints.
 
 pub mod duration;
 pub mod format;
