@@ -58,16 +58,12 @@ pub fn deserialize_table<T: DeserializeOwned>(
             .or_else(|| {
                 let culprit = unplaced_culprit::<T>(&table, &span, &message)?;
                 let at = if culprit.in_value {
-                    let value = table.get(culprit.key.as_str())?;
+                    let (key, value) = table
+                        .iter()
+                        .find(|(key, _)| key.get_ref().as_ref() == culprit.key)?;
                     let persists = |replaced: Spanned<DeValue<'_>>| {
                         let mut with = table.clone();
-                        with.insert(
-                            Spanned::new(
-                                key_span(&table, &culprit.key).unwrap_or_default(),
-                                culprit.key.clone().into(),
-                            ),
-                            replaced,
-                        );
+                        with.insert(key.clone(), replaced);
                         read::<T>(&with, &span)
                             .err()
                             .is_some_and(|e| e.message() == message)
