@@ -224,6 +224,14 @@ pub fn parse(source: &str, file: &str) -> Result<Stack, StackErrors> {
             return Err(errors.into_errors());
         }
     };
+    if !matches!(document, Value::Mapping(_) | Value::Null) {
+        errors.at_line(
+            1,
+            1,
+            "a compose file is a mapping with `services`, e.g. services: { api: { image: app } }",
+        );
+        return Err(errors.into_errors());
+    }
     let raw = RawCompose {
         services: entries(&document, "services", "service", source, &mut errors),
         groups: entries(&document, "x-vigil-groups", "group", source, &mut errors),
