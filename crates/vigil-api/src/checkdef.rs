@@ -1,36 +1,14 @@
 //! Declarative check definitions: the `[[checks]]` tables of the config file and the JSON body of
 //! `PUT /v1/checks/{name}` are the same thing, parsed by the same code.
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::time::Duration;
 
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use vigil_health::{CheckSpec, Engine, RegisterError, Registered, Thresholds};
 use vigil_probe::neighbors::CHECK_PREFIX;
-use vigil_probe::{limits, parse_duration, Built, ProbeOptions, ProbeSpec, ProbeSpecError};
+use vigil_probe::{limits, Built, ProbeOptions, ProbeSpec, ProbeSpecError};
 
-/// A duration written the way people write them: `"500ms"`, `"30s"`, `"1m30s"`. Its range is the
-/// setting's, checked where the setting is known ([`limits`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct HumanDuration(pub Duration);
-
-impl<'de> Deserialize<'de> for HumanDuration {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct DurationVisitor;
-        impl Visitor<'_> for DurationVisitor {
-            type Value = HumanDuration;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration such as \"500ms\", \"30s\" or \"1m30s\"")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<HumanDuration, E> {
-                parse_duration(v).map(HumanDuration).map_err(E::custom)
-            }
-        }
-        deserializer.deserialize_str(DurationVisitor)
-    }
-}
+pub use vigil_text::HumanDuration;
 
 /// One check, as written in config or sent to the API. Every field but `probe` is optional.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -46,8 +24,6 @@ pub struct CheckDefinition {
     pub probe: String,
     /// Time between runs (default 30s; 100ms to 24h).
     pub interval: Option<HumanDuration>,
-    /// Per-run timeout (default 10s; 10ms to 1h).
-    pub timeout: Option<HumanDuration>,
     /// Failures before the first pass are ignored for this long (at most 24h).
     pub start_period: Option<HumanDuration>,
     /// Default true.
@@ -63,37 +39,10 @@ pub struct CheckDefinition {
     pub failures_before_unhealthy: Option<u32>,
     /// Default 1.
     pub successes_before_healthy: Option<u32>,
-    /// HTTP method (default GET).
-    pub method: Option<String>,
-    /// HTTP request headers.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// HTTP request body.
-    pub body: Option<String>,
-    /// HTTP status codes that pass (default: any 2xx; 429 warns).
-    pub expect_status: Option<Vec<u16>>,
-    /// Substring the HTTP response body must contain.
-    pub expect_body: Option<String>,
-    /// Accept any TLS certificate (https, grpc).
-    #[serde(default)]
-    pub tls_skip_verify: bool,
-    /// gRPC: connect over TLS (implied by the other `tls_*` keys but `tls_skip_verify`).
-    #[serde(default)]
-    pub tls: bool,
-    /// gRPC: PEM file of the certificate authorities to trust.
-    pub tls_ca: Option<std::path::PathBuf>,
-    /// gRPC: PEM file of the client certificate chain.
-    pub tls_cert: Option<std::path::PathBuf>,
-    /// gRPC: PEM file of the client certificate's key.
-    pub tls_key: Option<std::path::PathBuf>,
-    /// gRPC: the name the server certificate must carry.
-    pub tls_server_name: Option<String>,
-    /// Disk / memory: the highest used ratio that passes (default 0.9).
-    pub max_used: Option<f64>,
-    /// TTL checks: how long a pushed result stays valid (1s to 7 days).
-    pub ttl: Option<HumanDuration>,
-    /// PostgreSQL / Redis: the most bytes one run reads from the server (default 4 MiB).
-    pub max_reply_bytes: Option<u64>,
+    /// The probe's options (`method`, `headers`, `expect_status`, `tls_*`, `max_used`, `ttl`,
+    /// ...); its `timeout` (default 10s; 10ms to 1h) is the check's per-run timeout too.
+    #[serde(flatten)]
+    pub options: ProbeOptions,
 }
 
 /// A definition that does not make a valid check; `field` names the offending key.
@@ -161,26 +110,9 @@ impl CheckDefinition {
             ));
         }
         self.check_durations()?;
-        let options = ProbeOptions {
-            method: self.method.clone(),
-            headers: self.headers.clone().into_iter().collect(),
-            body: self.body.clone(),
-            expect_status: self.expect_status.clone(),
-            expect_body: self.expect_body.clone(),
-            tls_skip_verify: self.tls_skip_verify,
-            max_used: self.max_used,
-            ttl: self.ttl.map(|d| d.0),
-            tls: self.tls,
-            tls_ca: self.tls_ca.clone(),
-            tls_cert: self.tls_cert.clone(),
-            tls_key: self.tls_key.clone(),
-            tls_server_name: self.tls_server_name.clone(),
-            timeout: self.timeout.map(|d| d.0),
-            max_reply_bytes: self.max_reply_bytes,
-        };
-        let probe = ProbeSpec::parse(&self.probe, &options).map_err(probe_error)?;
-        let is_ttl = matches!(probe, ProbeSpec::Ttl(_));
+        let probe = ProbeSpec::parse(&self.probe, &self.options).map_err(probe_error)?;
         let feed = probe.build().map_err(probe_error)?;
+        let is_ttl = matches!(feed, Built::Ttl(_));
 
         let defaults = if is_ttl {
             Thresholds::immediate()
@@ -211,8 +143,8 @@ impl CheckDefinition {
         if let Some(d) = self.interval {
             spec = spec.interval(d.0);
         }
-        if let Some(d) = self.timeout {
-            spec = spec.timeout(d.0);
+        if let Some(d) = self.options.timeout {
+            spec = spec.timeout(d);
         }
         if let Some(d) = self.start_period {
             spec = spec.start_period(d.0);
@@ -226,13 +158,13 @@ impl CheckDefinition {
     /// Every duration in its range ([`limits`]), before anything adds it to a clock.
     fn check_durations(&self) -> Result<(), DefinitionError> {
         let durations = [
-            (self.interval, limits::CHECK_INTERVAL),
-            (self.timeout, limits::CHECK_TIMEOUT),
-            (self.start_period, limits::START_PERIOD),
-            (self.ttl, limits::TTL),
+            (self.interval.map(|d| d.0), limits::CHECK_INTERVAL),
+            (self.options.timeout, limits::CHECK_TIMEOUT),
+            (self.start_period.map(|d| d.0), limits::START_PERIOD),
+            (self.options.ttl, limits::TTL),
         ];
         for (value, limit) in durations {
-            if let Some(HumanDuration(d)) = value {
+            if let Some(d) = value {
                 limit
                     .check(d)
                     .map_err(|message| DefinitionError::new(limit.setting, message))?;
@@ -253,6 +185,8 @@ fn probe_error(error: ProbeSpecError) -> DefinitionError {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -339,7 +273,10 @@ mod tests {
     fn ttl_checks_fail_at_once_by_default() {
         let def = CheckDefinition {
             probe: "ttl".into(),
-            ttl: Some(HumanDuration(Duration::from_secs(30))),
+            options: ProbeOptions {
+                ttl: Some(Duration::from_secs(30)),
+                ..ProbeOptions::default()
+            },
             ..Default::default()
         };
         assert_eq!(

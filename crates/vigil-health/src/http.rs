@@ -24,6 +24,7 @@ use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use serde::Serialize;
+use vigil_text::go_duration;
 
 use crate::check::CheckState;
 use crate::engine::Engine;
@@ -399,19 +400,6 @@ async fn readyz(State(engine): State<Engine>, RawQuery(query): RawQuery) -> Resp
     kube_text("readyz", &lines, &query)
 }
 
-/// Formats like Go's `time.Duration`, as the CHORUS `/health/live` body shows it: `24h0m0s`.
-fn go_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    if h > 0 {
-        format!("{h}h{m}m{s}s")
-    } else if m > 0 {
-        format!("{m}m{s}s")
-    } else {
-        format!("{s}s")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,13 +453,6 @@ mod tests {
             renders, 1,
             "32 scrapes of one snapshot rendered {renders} times"
         );
-    }
-
-    #[test]
-    fn go_duration_matches_go() {
-        assert_eq!(go_duration(Duration::from_secs(86400)), "24h0m0s");
-        assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
-        assert_eq!(go_duration(Duration::from_secs(5)), "5s");
     }
 
     #[test]

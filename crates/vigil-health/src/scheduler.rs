@@ -90,32 +90,4 @@ pub(crate) async fn run_ttl(ttl: Duration, reset: Arc<Notify>, mut sink: Sink) {
     }
 }
 
-/// `1.5s`, `250ms`, `2m`: durations the way people write them in vigil's config.
-pub fn humanize(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms == 0 {
-        format!("{}µs", d.as_micros())
-    } else if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms.is_multiple_of(60_000) {
-        format!("{}m", ms / 60_000)
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::humanize;
-    use std::time::Duration;
-
-    #[test]
-    fn humanize_reads_like_config() {
-        assert_eq!(humanize(Duration::from_millis(250)), "250ms");
-        assert_eq!(humanize(Duration::from_secs(10)), "10s");
-        assert_eq!(humanize(Duration::from_secs(120)), "2m");
-        assert_eq!(humanize(Duration::from_millis(1500)), "1.5s");
-    }
-}
+pub use vigil_text::humanize;

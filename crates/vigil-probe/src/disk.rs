@@ -2,10 +2,11 @@
 //! does (`used / (used + available)`, so blocks reserved for root count as unavailable).
 
 use std::fmt;
+use std::sync::Arc;
 
 use vigil_health::{Probe, ProbeFuture, Report};
 
-use crate::spec::{max_used, Invalid, Kind, ProbeOptions, ProbeSpec};
+use crate::kind::{BuildError, Built, Invalid, Kind, ProbeOptions, Target, max_used};
 use crate::util::{error_chain, Usage};
 
 pub(crate) const KIND: Kind = Kind {
@@ -14,6 +15,9 @@ pub(crate) const KIND: Kind = Kind {
     parse,
 };
 
+/// The schemes this file parses.
+pub(crate) const KINDS: &[Kind] = &[KIND];
+
 /// A validated `disk:` probe: the path and the used ratio above which it fails.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DiskSpec {
@@ -21,22 +25,32 @@ pub struct DiskSpec {
     max_used: f64,
 }
 
-fn parse(_target: &str, rest: &str, options: &ProbeOptions) -> Result<ProbeSpec, Invalid> {
+fn parse(_target: &str, rest: &str, options: &ProbeOptions) -> Result<Arc<dyn Target>, Invalid> {
     if rest.is_empty() {
         return Err(Invalid::target("missing path"));
     }
     if !rest.starts_with('/') {
         return Err(Invalid::target(format!("`{rest}` is not an absolute path")));
     }
-    Ok(ProbeSpec::Disk(DiskSpec {
+    Ok(Arc::new(DiskSpec {
         path: rest.to_owned(),
         max_used: max_used(options)?,
     }))
 }
 
 impl DiskSpec {
-    pub(crate) fn build(&self) -> DiskProbe {
+    fn probe(&self) -> DiskProbe {
         DiskProbe { spec: self.clone() }
+    }
+}
+
+impl Target for DiskSpec {
+    fn kind(&self) -> &'static str {
+        KIND.scheme
+    }
+
+    fn build(&self) -> Result<Built, BuildError> {
+        Ok(Built::probe(self.probe()))
     }
 }
 

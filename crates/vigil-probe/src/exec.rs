@@ -14,6 +14,7 @@
 use std::fmt;
 use std::io;
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustix::process::{kill_process_group, Pid, Signal};
@@ -21,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use vigil_health::{Probe, ProbeFuture, Report};
 
-use crate::spec::{Invalid, Kind, ProbeOptions, ProbeSpec};
+use crate::kind::{BuildError, Built, Invalid, Kind, ProbeOptions, Target};
 use crate::util::truncate_on_char_boundary;
 
 pub(crate) const KIND: Kind = Kind {
@@ -29,6 +30,9 @@ pub(crate) const KIND: Kind = Kind {
     form: "exec:COMMAND [ARG]... (quoted like a shell, but no shell runs)",
     parse,
 };
+
+/// The schemes this file parses.
+pub(crate) const KINDS: &[Kind] = &[KIND];
 
 /// Captured output (stdout then stderr) kept in a report.
 pub(crate) const OUTPUT_LIMIT: usize = 4096;
@@ -46,18 +50,28 @@ pub struct ExecSpec {
     argv: Vec<String>,
 }
 
-fn parse(_target: &str, rest: &str, _options: &ProbeOptions) -> Result<ProbeSpec, Invalid> {
+fn parse(_target: &str, rest: &str, _options: &ProbeOptions) -> Result<Arc<dyn Target>, Invalid> {
     let argv = shell_words::split(rest)
         .map_err(|error| Invalid::target(format!("cannot split the command: {error}")))?;
     if argv.first().is_none_or(String::is_empty) {
         return Err(Invalid::target("missing command"));
     }
-    Ok(ProbeSpec::Exec(ExecSpec { argv }))
+    Ok(Arc::new(ExecSpec { argv }))
 }
 
 impl ExecSpec {
-    pub(crate) fn build(&self) -> ExecProbe {
+    fn probe(&self) -> ExecProbe {
         ExecProbe { spec: self.clone() }
+    }
+}
+
+impl Target for ExecSpec {
+    fn kind(&self) -> &'static str {
+        KIND.scheme
+    }
+
+    fn build(&self) -> Result<Built, BuildError> {
+        Ok(Built::probe(self.probe()))
     }
 }
 
@@ -325,7 +339,7 @@ mod tests {
         let probe = ExecSpec {
             argv: vec!["sleep".into(), "600".into()],
         }
-        .build();
+        .probe();
         let run = probe.spawn().expect("sleep starts");
         let pid = run
             .child

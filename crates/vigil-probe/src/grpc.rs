@@ -20,11 +20,10 @@ use tonic::transport::{Channel, Endpoint, Uri};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
-use vigil_health::{Probe, ProbeFuture, Report};
+use vigil_health::{Probe, ProbeFuture, Report, Verdict};
 
-use crate::spec::{Invalid, Kind, ProbeOptions, ProbeSpec};
+use crate::kind::{exit, BuildError, Built, Invalid, Kind, ProbeOptions, Target};
 use crate::util::{error_chain, fmt_elapsed, own_timeout};
-use crate::ProbeSpecError;
 
 pub(crate) const KIND: Kind = Kind {
     scheme: "grpc",
@@ -32,12 +31,20 @@ pub(crate) const KIND: Kind = Kind {
     parse,
 };
 
+/// The schemes this file parses.
+pub(crate) const KINDS: &[Kind] = &[KIND];
+
 /// The `failure` detail of a report whose connection could not be made.
 pub const FAILURE_CONNECT: &str = "connect";
 /// The `failure` detail of a report whose Check call failed or timed out.
 pub const FAILURE_RPC: &str = "rpc";
 /// The `failure` detail of a report whose server answered with a status other than `SERVING`.
 pub const FAILURE_NOT_SERVING: &str = "not_serving";
+
+/// grpc_health_probe's exit codes for what went wrong.
+const EXIT_CONNECTION_FAILURE: u8 = 2;
+const EXIT_RPC_FAILURE: u8 = 3;
+const EXIT_NOT_SERVING: u8 = 4;
 
 /// A validated `grpc://` probe.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,7 +66,7 @@ struct TlsSettings {
     skip_verify: bool,
 }
 
-fn parse(_target: &str, rest: &str, options: &ProbeOptions) -> Result<ProbeSpec, Invalid> {
+fn parse(_target: &str, rest: &str, options: &ProbeOptions) -> Result<Arc<dyn Target>, Invalid> {
     let rest = rest
         .strip_prefix("//")
         .ok_or_else(|| Invalid::target("missing `//` after `grpc:`"))?;
@@ -69,8 +76,8 @@ fn parse(_target: &str, rest: &str, options: &ProbeOptions) -> Result<ProbeSpec,
             "`{service}` is not a service name (one name such as pkg.Service, no further path)"
         )));
     }
-    let (host, port) = crate::tcp::split_authority(authority)?;
-    let tls = options.uses_tls().then(|| TlsSettings {
+    let (host, port) = crate::kind::split_authority(authority)?;
+    let tls = uses_tls(options).then(|| TlsSettings {
         ca: options.tls_ca.clone(),
         cert: options.tls_cert.clone(),
         key: options.tls_key.clone(),
@@ -93,7 +100,7 @@ fn parse(_target: &str, rest: &str, options: &ProbeOptions) -> Result<ProbeSpec,
             })?;
         }
     }
-    Ok(ProbeSpec::Grpc(GrpcSpec {
+    Ok(Arc::new(GrpcSpec {
         host: host.to_owned(),
         port,
         service: service.to_owned(),
@@ -102,27 +109,24 @@ fn parse(_target: &str, rest: &str, options: &ProbeOptions) -> Result<ProbeSpec,
     }))
 }
 
+/// Whether a `grpc://` target is reached over TLS: `tls`, or any other `tls_*` option but
+/// `tls_skip_verify`.
+fn uses_tls(options: &ProbeOptions) -> bool {
+    options.tls
+        || options.tls_ca.is_some()
+        || options.tls_cert.is_some()
+        || options.tls_key.is_some()
+        || options.tls_server_name.is_some()
+}
+
 impl GrpcSpec {
-    pub(crate) fn build(&self) -> Result<GrpcProbe, ProbeSpecError> {
+    fn probe(&self) -> Result<GrpcProbe, BuildError> {
         let tls = match &self.tls {
             None => None,
-            Some(settings) => {
-                Some(
-                    self.tls_connector(settings)
-                        .map_err(|reason| ProbeSpecError::Build {
-                            kind: KIND.scheme,
-                            target: self.to_string(),
-                            reason,
-                        })?,
-                )
-            }
+            Some(settings) => Some(self.tls_connector(settings).map_err(BuildError)?),
         };
         let endpoint = Endpoint::from_shared(format!("http://{}", self.authority()))
-            .map_err(|error| ProbeSpecError::Build {
-                kind: KIND.scheme,
-                target: self.to_string(),
-                reason: error_chain(&error),
-            })?
+            .map_err(|error| BuildError(error_chain(&error)))?
             .connect_timeout(self.timeout)
             .tcp_nodelay(true);
         Ok(GrpcProbe {
@@ -133,7 +137,7 @@ impl GrpcSpec {
     }
 
     fn authority(&self) -> String {
-        crate::tcp::authority(&self.host, self.port)
+        crate::kind::authority(&self.host, self.port)
     }
 
     /// Reads the CA and client certificate once, so each run only connects.
@@ -190,6 +194,34 @@ fn read_certificates(path: &std::path::Path) -> Result<Vec<CertificateDer<'stati
         return Err(format!("{}: no PEM certificate in it", path.display()));
     }
     Ok(certificates)
+}
+
+impl Target for GrpcSpec {
+    fn kind(&self) -> &'static str {
+        KIND.scheme
+    }
+
+    fn build(&self) -> Result<Built, BuildError> {
+        self.probe().map(Built::probe)
+    }
+
+    /// `grpc_health_probe`'s codes, so scripts and Kubernetes configs written for it keep working:
+    /// 0 `SERVING`, 1 bad arguments, 2 connection failure (including a connect timeout), 3 RPC
+    /// failure (including an RPC timeout or an unknown service), 4 any status other than `SERVING`.
+    fn exit_code(&self, report: Option<&Report>) -> u8 {
+        let Some(report) = report else {
+            return EXIT_RPC_FAILURE;
+        };
+        match report.verdict {
+            Verdict::Pass => exit::HEALTHY,
+            Verdict::Warn => exit::WARNING,
+            Verdict::Fail => match report.details.get("failure").and_then(|f| f.as_str()) {
+                Some(FAILURE_CONNECT) => EXIT_CONNECTION_FAILURE,
+                Some(FAILURE_NOT_SERVING) => EXIT_NOT_SERVING,
+                _ => EXIT_RPC_FAILURE,
+            },
+        }
+    }
 }
 
 impl fmt::Display for GrpcSpec {

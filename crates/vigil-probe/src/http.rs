@@ -6,14 +6,14 @@
 
 use std::fmt;
 use std::time::Instant;
+use std::sync::Arc;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use vigil_health::{Probe, ProbeFuture, Report, Verdict};
 
-use crate::spec::{Invalid, Kind, ProbeOptions, ProbeSpec};
+use crate::kind::{BuildError, Built, Invalid, Kind, ProbeOptions, Target};
 use crate::util::{error_chain, fmt_elapsed, truncate_on_char_boundary};
-use crate::ProbeSpecError;
 
 /// The kind name for both schemes.
 pub(crate) const KIND_NAME: &str = "http";
@@ -29,6 +29,9 @@ pub(crate) const HTTPS: Kind = Kind {
     form: "https://HOST[:PORT][/PATH]",
     parse,
 };
+
+/// The schemes this file parses.
+pub(crate) const KINDS: &[Kind] = &[HTTP, HTTPS];
 
 /// How much of the body is read to look for `expect_body`.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -48,7 +51,7 @@ pub struct HttpSpec {
     tls_skip_verify: bool,
 }
 
-fn parse(target: &str, _rest: &str, options: &ProbeOptions) -> Result<ProbeSpec, Invalid> {
+fn parse(target: &str, _rest: &str, options: &ProbeOptions) -> Result<Arc<dyn Target>, Invalid> {
     let url = Url::parse(target).map_err(|error| Invalid::target(error.to_string()))?;
     if url.host_str().is_none_or(str::is_empty) {
         return Err(Invalid::target("missing host"));
@@ -89,7 +92,7 @@ fn parse(target: &str, _rest: &str, options: &ProbeOptions) -> Result<ProbeSpec,
             ));
         }
     }
-    Ok(ProbeSpec::Http(HttpSpec {
+    Ok(Arc::new(HttpSpec {
         url,
         method,
         headers,
@@ -101,18 +104,14 @@ fn parse(target: &str, _rest: &str, options: &ProbeOptions) -> Result<ProbeSpec,
 }
 
 impl HttpSpec {
-    pub(crate) fn build(&self) -> Result<HttpProbe, ProbeSpecError> {
+    fn probe(&self) -> Result<HttpProbe, BuildError> {
         let client = reqwest::Client::builder()
             .no_proxy()
             .pool_max_idle_per_host(0)
             .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))
             .danger_accept_invalid_certs(self.tls_skip_verify)
             .build()
-            .map_err(|error| ProbeSpecError::Build {
-                kind: KIND_NAME,
-                target: redacted(&self.url),
-                reason: error_chain(&error),
-            })?;
+            .map_err(|error| BuildError(error_chain(&error)))?;
         Ok(HttpProbe {
             client,
             display_url: redacted(&self.url),
@@ -137,6 +136,16 @@ impl HttpSpec {
             }
             None => (Verdict::Fail, Some("expected a 2xx status".to_owned())),
         }
+    }
+}
+
+impl Target for HttpSpec {
+    fn kind(&self) -> &'static str {
+        KIND_NAME
+    }
+
+    fn build(&self) -> Result<Built, BuildError> {
+        self.probe().map(Built::probe)
     }
 }
 

@@ -30,7 +30,9 @@
 //! Active probes report their `outcome` apart (`success`, `failure`, `timeout`,
 //! `integrity_violation`) in the report's details; a `grpc` failure names its step in `failure`.
 //!
-//! Options that do not apply to a target's kind are ignored. Anything wrong in a target or its
+//! Options that do not apply to a target's kind are ignored. `grpc`, `postgres` and `redis*` need
+//! the cargo features of those names (on by default), so an embedding service can leave their
+//! clients out. Anything wrong in a target or its
 //! options is a [`ProbeSpecError`] whose message names the bad part and the accepted form.
 //!
 //! # Example
@@ -60,26 +62,44 @@
 //! # Ok::<(), vigil_probe::ProbeSpecError>(())
 //! ```
 
-mod disk;
-mod duration;
-mod exec;
-pub mod grpc;
-mod http;
-mod memory;
+/// Declares each kind's module and lists its schemes, in the order error messages list them.
+/// A kind is its own file plus one line here.
+macro_rules! kinds {
+    ($($(#[$attr:meta])* $module:ident,)*) => {
+        $($(#[$attr])* mod $module;)*
+
+        /// Every registered scheme of every kind built in.
+        #[allow(clippy::vec_init_then_push, reason = "a kind left out by its feature has no element")]
+        fn registered() -> Vec<&'static kind::Kind> {
+            let mut all: Vec<&'static [kind::Kind]> = Vec::new();
+            $($(#[$attr])* all.push($module::KINDS);)*
+            all.into_iter().flatten().collect()
+        }
+    };
+}
+
+kinds! {
+    http,
+    tcp,
+    #[cfg(feature = "grpc")]
+    grpc,
+    #[cfg(feature = "postgres")]
+    postgres,
+    #[cfg(feature = "redis")]
+    redis,
+    exec,
+    disk,
+    memory,
+    ttl,
+}
+
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod database;
+mod kind;
 pub mod neighbors;
-mod postgres;
-mod redis;
 mod spec;
-mod tcp;
 mod util;
 
-pub use disk::DiskSpec;
-pub use duration::{limits, parse_duration, DurationLimit};
-pub use exec::ExecSpec;
-pub use grpc::GrpcSpec;
-pub use http::HttpSpec;
-pub use memory::MemorySpec;
-pub use postgres::PostgresSpec;
-pub use redis::RedisSpec;
-pub use spec::{Built, ProbeOptions, ProbeSpec, ProbeSpecError};
-pub use tcp::TcpSpec;
+pub use kind::{exit, Built, ProbeOptions};
+pub use spec::{ProbeSpec, ProbeSpecError};
+pub use vigil_text::{limits, parse_duration, DurationLimit};

@@ -2,10 +2,11 @@
 //! (`(total - available) / total`). Linux only; elsewhere the probe fails saying it cannot read the file.
 
 use std::fmt;
+use std::sync::Arc;
 
 use vigil_health::{Probe, ProbeFuture, Report};
 
-use crate::spec::{max_used, no_argument, Invalid, Kind, ProbeOptions, ProbeSpec};
+use crate::kind::{BuildError, Built, Invalid, Kind, ProbeOptions, Target, max_used, no_argument};
 use crate::util::Usage;
 
 pub(crate) const KIND: Kind = Kind {
@@ -13,6 +14,9 @@ pub(crate) const KIND: Kind = Kind {
     form: "memory",
     parse,
 };
+
+/// The schemes this file parses.
+pub(crate) const KINDS: &[Kind] = &[KIND];
 
 const MEMINFO: &str = "/proc/meminfo";
 
@@ -22,18 +26,28 @@ pub struct MemorySpec {
     max_used: f64,
 }
 
-fn parse(target: &str, rest: &str, options: &ProbeOptions) -> Result<ProbeSpec, Invalid> {
+fn parse(target: &str, rest: &str, options: &ProbeOptions) -> Result<Arc<dyn Target>, Invalid> {
     no_argument(target, rest)?;
-    Ok(ProbeSpec::Memory(MemorySpec {
+    Ok(Arc::new(MemorySpec {
         max_used: max_used(options)?,
     }))
 }
 
 impl MemorySpec {
-    pub(crate) fn build(&self) -> MemoryProbe {
+    fn probe(&self) -> MemoryProbe {
         MemoryProbe {
             max_used: self.max_used,
         }
+    }
+}
+
+impl Target for MemorySpec {
+    fn kind(&self) -> &'static str {
+        KIND.scheme
+    }
+
+    fn build(&self) -> Result<Built, BuildError> {
+        Ok(Built::probe(self.probe()))
     }
 }
 

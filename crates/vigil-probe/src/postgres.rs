@@ -13,6 +13,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
@@ -20,9 +21,10 @@ use tokio_postgres::config::Host;
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 use vigil_health::{Probe, ProbeFuture, Report};
 
-use crate::spec::{Invalid, Kind, ProbeOptions, ProbeSpec};
+use crate::kind::{BuildError, Built, Invalid, Kind, ProbeOptions, Target};
+use crate::database::{max_reply_bytes, redact_password, Bounded, ReplyBudget};
 use crate::util::{
-    error_chain, fmt_elapsed, max_reply_bytes, own_timeout, redact_password, Bounded, ReplyBudget,
+    error_chain, fmt_elapsed, own_timeout,
 };
 
 /// The port of a host the target gives none for.
@@ -41,6 +43,9 @@ pub(crate) const POSTGRESQL: Kind = Kind {
     parse,
 };
 
+/// The schemes this file parses.
+pub(crate) const KINDS: &[Kind] = &[KIND, POSTGRESQL];
+
 /// A validated `postgres://` probe.
 #[derive(Clone)]
 pub struct PostgresSpec {
@@ -53,7 +58,7 @@ pub struct PostgresSpec {
     max_reply_bytes: u64,
 }
 
-fn parse(target: &str, _rest: &str, options: &ProbeOptions) -> Result<ProbeSpec, Invalid> {
+fn parse(target: &str, _rest: &str, options: &ProbeOptions) -> Result<Arc<dyn Target>, Invalid> {
     let mut config = tokio_postgres::Config::from_str(target)
         .map_err(|error| Invalid::target(error_chain(&error)))?;
     if config.get_hosts().is_empty() {
@@ -65,7 +70,7 @@ fn parse(target: &str, _rest: &str, options: &ProbeOptions) -> Result<ProbeSpec,
     if config.get_application_name().is_none() {
         config.application_name("vigil");
     }
-    Ok(ProbeSpec::Postgres(PostgresSpec {
+    Ok(Arc::new(PostgresSpec {
         display: redact_password(target),
         target: target.to_owned(),
         config,
@@ -75,7 +80,7 @@ fn parse(target: &str, _rest: &str, options: &ProbeOptions) -> Result<ProbeSpec,
 }
 
 impl PostgresSpec {
-    pub(crate) fn build(&self) -> PostgresProbe {
+    fn probe(&self) -> PostgresProbe {
         PostgresProbe { spec: self.clone() }
     }
 }
@@ -94,6 +99,16 @@ impl PartialEq for PostgresSpec {
         self.target == other.target
             && self.timeout == other.timeout
             && self.max_reply_bytes == other.max_reply_bytes
+    }
+}
+
+impl Target for PostgresSpec {
+    fn kind(&self) -> &'static str {
+        KIND.scheme
+    }
+
+    fn build(&self) -> Result<Built, BuildError> {
+        Ok(Built::probe(self.probe()))
     }
 }
 

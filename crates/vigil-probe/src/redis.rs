@@ -16,6 +16,7 @@
 
 use std::fmt;
 use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use futures_util::StreamExt;
 use rand::Rng;
@@ -27,11 +28,11 @@ use redis::{
 use tokio::net::TcpStream;
 use vigil_health::{Probe, ProbeFuture, Report};
 
-use crate::spec::{Invalid, Kind, ProbeOptions, ProbeSpec};
+use crate::kind::{BuildError, Built, Invalid, Kind, ProbeOptions, Target};
+use crate::database::{max_reply_bytes, redact_password, Bounded, ReplyBudget};
 use crate::util::{
-    error_chain, fmt_elapsed, max_reply_bytes, own_timeout, redact_password, Bounded, ReplyBudget,
+    error_chain, fmt_elapsed, own_timeout,
 };
-use crate::ProbeSpecError;
 
 pub(crate) const KIND: Kind = Kind {
     scheme: "redis",
@@ -50,6 +51,9 @@ pub(crate) const KV: Kind = Kind {
     form: "redis-kv://[[USER]:PASSWORD@]HOST[:PORT][/DB]",
     parse: parse_kv,
 };
+
+/// The schemes this file parses.
+pub(crate) const KINDS: &[Kind] = &[KIND, PUBSUB, KV];
 
 /// How long the key of a key-value round trip lives if the run never deletes it.
 const KEY_EXPIRY_SECONDS: u64 = 60;
@@ -74,15 +78,15 @@ pub struct RedisSpec {
     max_reply_bytes: u64,
 }
 
-fn parse_ping(target: &str, rest: &str, options: &ProbeOptions) -> Result<ProbeSpec, Invalid> {
+fn parse_ping(target: &str, rest: &str, options: &ProbeOptions) -> Result<Arc<dyn Target>, Invalid> {
     parse(Mode::Ping, target, rest, options)
 }
 
-fn parse_pubsub(target: &str, rest: &str, options: &ProbeOptions) -> Result<ProbeSpec, Invalid> {
+fn parse_pubsub(target: &str, rest: &str, options: &ProbeOptions) -> Result<Arc<dyn Target>, Invalid> {
     parse(Mode::PubSub, target, rest, options)
 }
 
-fn parse_kv(target: &str, rest: &str, options: &ProbeOptions) -> Result<ProbeSpec, Invalid> {
+fn parse_kv(target: &str, rest: &str, options: &ProbeOptions) -> Result<Arc<dyn Target>, Invalid> {
     parse(Mode::Kv, target, rest, options)
 }
 
@@ -91,14 +95,14 @@ fn parse(
     target: &str,
     rest: &str,
     options: &ProbeOptions,
-) -> Result<ProbeSpec, Invalid> {
+) -> Result<Arc<dyn Target>, Invalid> {
     let url = format!("redis:{rest}");
     let info = redis::IntoConnectionInfo::into_connection_info(url.as_str())
         .map_err(|error| Invalid::target(error_chain(&error)))?;
     if matches!(info.addr(), redis::ConnectionAddr::Tcp(host, _) if host.is_empty()) {
         return Err(Invalid::target("missing host"));
     }
-    Ok(ProbeSpec::Redis(RedisSpec {
+    Ok(Arc::new(RedisSpec {
         mode,
         url,
         display: redact_password(target),
@@ -108,7 +112,7 @@ fn parse(
 }
 
 impl RedisSpec {
-    pub(crate) fn kind(&self) -> &'static str {
+    fn mode_kind(&self) -> &'static str {
         match self.mode {
             Mode::Ping => KIND.scheme,
             Mode::PubSub => PUBSUB.scheme,
@@ -116,14 +120,9 @@ impl RedisSpec {
         }
     }
 
-    pub(crate) fn build(&self) -> Result<RedisProbe, ProbeSpecError> {
-        let info = redis::IntoConnectionInfo::into_connection_info(self.url.as_str()).map_err(
-            |error| ProbeSpecError::Build {
-                kind: self.kind(),
-                target: self.display.clone(),
-                reason: error_chain(&error),
-            },
-        )?;
+    fn probe(&self) -> Result<RedisProbe, BuildError> {
+        let info = redis::IntoConnectionInfo::into_connection_info(self.url.as_str())
+            .map_err(|error| BuildError(error_chain(&error)))?;
         Ok(RedisProbe {
             spec: self.clone(),
             info,
@@ -138,6 +137,16 @@ impl fmt::Debug for RedisSpec {
             .field("target", &self.display)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
+    }
+}
+
+impl Target for RedisSpec {
+    fn kind(&self) -> &'static str {
+        self.mode_kind()
+    }
+
+    fn build(&self) -> Result<Built, BuildError> {
+        self.probe().map(Built::probe)
     }
 }
 
@@ -319,7 +328,7 @@ impl Probe for RedisProbe {
     }
 
     fn kind(&self) -> &'static str {
-        self.spec.kind()
+        self.spec.mode_kind()
     }
 }
 

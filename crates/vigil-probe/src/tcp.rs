@@ -2,13 +2,14 @@
 //! at once, anything else fails with the reason.
 
 use std::fmt;
-use std::net::{Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
+use std::sync::Arc;
 
 use tokio::net::TcpStream;
 use vigil_health::{Probe, ProbeFuture, Report};
 
-use crate::spec::{Invalid, Kind, ProbeOptions, ProbeSpec};
+use crate::kind::{authority, split_authority, BuildError, Built, Invalid, Kind, ProbeOptions, Target};
 use crate::util::fmt_elapsed;
 
 pub(crate) const KIND: Kind = Kind {
@@ -16,6 +17,9 @@ pub(crate) const KIND: Kind = Kind {
     form: "tcp://HOST:PORT (IPv6 as tcp://[::1]:PORT)",
     parse,
 };
+
+/// The schemes this file parses.
+pub(crate) const KINDS: &[Kind] = &[KIND];
 
 /// A validated `tcp://HOST:PORT` probe.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,81 +29,36 @@ pub struct TcpSpec {
     port: u16,
 }
 
-fn parse(_target: &str, rest: &str, _options: &ProbeOptions) -> Result<ProbeSpec, Invalid> {
+fn parse(_target: &str, rest: &str, _options: &ProbeOptions) -> Result<Arc<dyn Target>, Invalid> {
     let authority = rest
         .strip_prefix("//")
         .ok_or_else(|| Invalid::target("missing `//` after `tcp:`"))?;
     let authority = authority.strip_suffix('/').unwrap_or(authority);
     let (host, port) = split_authority(authority)?;
-    Ok(ProbeSpec::Tcp(TcpSpec {
+    Ok(Arc::new(TcpSpec {
         host: host.to_owned(),
         port,
     }))
 }
 
-/// Splits `HOST:PORT` (IPv6 in brackets) into a host without brackets and a non-zero port.
-pub(crate) fn split_authority(authority: &str) -> Result<(&str, u16), Invalid> {
-    if authority.contains(['/', '?', '#', '@']) {
-        return Err(Invalid::target(
-            "only a host and a port are allowed, no path, query or user",
-        ));
-    }
-    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-        let (address, after) = bracketed
-            .split_once(']')
-            .ok_or_else(|| Invalid::target("missing `]` after the IPv6 address"))?;
-        if address.parse::<Ipv6Addr>().is_err() {
-            return Err(Invalid::target(format!(
-                "`{address}` is not an IPv6 address"
-            )));
-        }
-        let port = after
-            .strip_prefix(':')
-            .ok_or_else(|| Invalid::target("missing port"))?;
-        (address, port)
-    } else {
-        let (host, port) = authority
-            .rsplit_once(':')
-            .ok_or_else(|| Invalid::target("missing port"))?;
-        if host.contains(':') {
-            return Err(Invalid::target(
-                "put an IPv6 address in brackets, as in [::1]:8080",
-            ));
-        }
-        (host, port)
-    };
-    if host.is_empty() {
-        return Err(Invalid::target("missing host"));
-    }
-    let port = match port.parse::<u16>() {
-        Ok(port) if port != 0 => port,
-        _ if port.is_empty() => return Err(Invalid::target("missing port")),
-        _ => {
-            return Err(Invalid::target(format!(
-                "port `{port}` is not a number in 1..=65535"
-            )))
-        }
-    };
-    Ok((host, port))
-}
-
-/// `host:port`, with brackets around an IPv6 address.
-pub(crate) fn authority(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
 impl TcpSpec {
-    pub(crate) fn build(&self) -> TcpProbe {
+    fn probe(&self) -> TcpProbe {
         TcpProbe { spec: self.clone() }
     }
 
     /// `host:port`, with brackets around an IPv6 address.
     fn authority(&self) -> String {
         authority(&self.host, self.port)
+    }
+}
+
+impl Target for TcpSpec {
+    fn kind(&self) -> &'static str {
+        KIND.scheme
+    }
+
+    fn build(&self) -> Result<Built, BuildError> {
+        Ok(Built::probe(self.probe()))
     }
 }
 

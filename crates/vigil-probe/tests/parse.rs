@@ -123,7 +123,7 @@ fn http_options_are_accepted() {
         ..ProbeOptions::default()
     };
     let spec = parse_with("https://127.0.0.1:8443/", options).expect("parses");
-    assert!(matches!(spec, ProbeSpec::Http(_)));
+    assert_eq!(spec.kind(), "http");
     assert!(matches!(spec.build(), Ok(Built::Probe(_))));
 }
 
@@ -327,7 +327,6 @@ fn ttl_needs_a_ttl_in_range() {
         ..ProbeOptions::default()
     };
     let spec = parse_with("ttl", options.clone()).expect("parses");
-    assert_eq!(spec, ProbeSpec::Ttl(Duration::from_secs(30)));
     assert_eq!(spec.kind(), "ttl");
     assert_eq!(spec.to_string(), "ttl");
     assert!(matches!(spec.build(), Ok(Built::Ttl(ttl)) if ttl == Duration::from_secs(30)));

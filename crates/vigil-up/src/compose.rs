@@ -30,7 +30,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde_norway::Value;
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 use vigil_probe::{ProbeOptions, ProbeSpec};
@@ -52,11 +54,9 @@ pub fn load(path: &Path) -> Result<Stack, StackErrors> {
     parse(&source, &file)
 }
 
-#[derive(Deserialize)]
+/// The parts of a compose file vigil reads, each entry read on its own.
 struct RawCompose {
-    #[serde(default)]
     services: BTreeMap<String, RawService>,
-    #[serde(default, rename = "x-vigil-groups")]
     groups: BTreeMap<String, RawGroup>,
 }
 
@@ -102,7 +102,7 @@ struct RawHealthcheck {
 struct RawGroup {
     members: Vec<String>,
     #[serde(default)]
-    policy: Option<serde_norway::Value>,
+    policy: Option<Value>,
 }
 
 /// The 1-based line and column of the first `needle` at or after line `from`, for errors about
@@ -125,16 +125,116 @@ fn key_line(source: &str, name: &str) -> usize {
         .map_or(1, |i| i + 1)
 }
 
+/// The entries of the top-level mapping `key` (`services`, `x-vigil-groups`), each read on its
+/// own with every key of the wrong type reported ([`read_entry`]); `noun` names one in errors.
+fn entries<T: DeserializeOwned>(
+    document: &Value,
+    key: &str,
+    noun: &str,
+    source: &str,
+    errors: &mut Errors<'_>,
+) -> BTreeMap<String, T> {
+    let mut read = BTreeMap::new();
+    let Some(value) = document.get(key).filter(|value| !value.is_null()) else {
+        return read;
+    };
+    let Value::Mapping(entries) = value else {
+        let (line, column) = locate(source, key_line(source, key), key);
+        errors.at_line(
+            line,
+            column,
+            format!("{key} must be a mapping of names to {noun}s"),
+        );
+        return read;
+    };
+    for (name, entry) in entries {
+        let Some(name) = name.as_str() else {
+            let (line, column) = locate(source, key_line(source, key), key);
+            errors.at_line(
+                line,
+                column,
+                format!("{key}: each {noun} name must be a string"),
+            );
+            continue;
+        };
+        if let Some(value) = read_entry(entry, &format!("{noun} {name}"), name, source, errors) {
+            read.insert(name.to_owned(), value);
+        }
+    }
+    read
+}
+
+/// Reads one entry, reporting each key whose value is wrong at its line and reading the rest
+/// again without it, so one mistake never hides the next. YAML values carry no position: the key
+/// a message is about is the first one without which the message goes away.
+fn read_entry<T: DeserializeOwned>(
+    entry: &Value,
+    what: &str,
+    name: &str,
+    source: &str,
+    errors: &mut Errors<'_>,
+) -> Option<T> {
+    let at = key_line(source, name);
+    let Value::Mapping(mapping) = entry else {
+        let (line, column) = locate(source, at, name);
+        errors.at_line(
+            line,
+            column,
+            format!("{what} must be a mapping of keys to values"),
+        );
+        return None;
+    };
+    let read = |mapping: &serde_norway::Mapping| {
+        serde_norway::from_value::<T>(Value::Mapping(mapping.clone())).map_err(|e| e.to_string())
+    };
+    let mut mapping = mapping.clone();
+    loop {
+        let message = match read(&mapping) {
+            Ok(value) => return Some(value),
+            Err(message) => message,
+        };
+        let culprit = mapping
+            .keys()
+            .find(|key| {
+                let mut without = mapping.clone();
+                without.remove(*key);
+                read(&without).err().is_none_or(|other| other != message)
+            })
+            .cloned();
+        let Some(key) = culprit else {
+            let (line, column) = locate(source, at, name);
+            errors.at_line(line, column, format!("{what}: {message}"));
+            return None;
+        };
+        let key_name = key.as_str().unwrap_or_default();
+        let (line, column) = locate(source, at, key_name);
+        errors.at_line(line, column, format!("{what}: {key_name}: {message}"));
+        mapping.remove(&key);
+    }
+}
+
 /// Validates compose text; `file` names it in errors.
 pub fn parse(source: &str, file: &str) -> Result<Stack, StackErrors> {
     let mut errors = Errors::new(source, file);
-    let raw: RawCompose = match serde_norway::from_str(source) {
-        Ok(raw) => raw,
+    let document: Value = match serde_norway::from_str(source) {
+        Ok(document) => document,
         Err(e) => {
             let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
             errors.at_line(line, column, e.to_string());
             return Err(errors.into_errors());
         }
+    };
+    if !matches!(document, Value::Mapping(_) | Value::Null) {
+        errors.at_line(
+            1,
+            1,
+            "a compose file is a mapping with `services`, e.g. services: { api: { image: app } }",
+        );
+        return Err(errors.into_errors());
+    }
+    let raw = RawCompose {
+        services: entries(&document, "services", "service", source, &mut errors),
+        groups: entries(&document, "x-vigil-groups", "group", source, &mut errors),
     };
     let names: Vec<String> = raw.services.keys().cloned().collect();
     let group_names: Vec<String> = raw.groups.keys().cloned().collect();
@@ -317,15 +417,15 @@ pub fn parse(source: &str, file: &str) -> Result<Stack, StackErrors> {
         }
         let policy = match &raw_group.policy {
             None => Some(GroupPolicy::All),
-            Some(serde_norway::Value::String(s)) => match s.as_str() {
+            Some(Value::String(s)) => match s.as_str() {
                 "all" => Some(GroupPolicy::All),
                 "quorum" => Some(GroupPolicy::Quorum),
                 "optional" => Some(GroupPolicy::Optional),
                 _ => None,
             },
-            Some(serde_norway::Value::Mapping(m)) => m
+            Some(Value::Mapping(m)) => m
                 .get("min_healthy")
-                .and_then(serde_norway::Value::as_u64)
+                .and_then(Value::as_u64)
                 .and_then(|n| usize::try_from(n).ok())
                 .filter(|n| (1..=raw_group.members.len()).contains(n))
                 .map(GroupPolicy::MinHealthy),
@@ -607,8 +707,19 @@ pub async fn exit_of(waiter: &mut Child) -> Exit {
     }
 }
 
+/// Why a container's health status is unknown.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthStatusError {
+    /// `docker inspect` could not be run, or failed.
+    #[error(transparent)]
+    Inspect(#[from] io::Error),
+    /// The service has no container (yet) to inspect.
+    #[error("no container to inspect")]
+    NoContainer,
+}
+
 /// A container's health status as `docker inspect` reports it.
-pub async fn health_status(id: &str) -> Result<String, String> {
+pub async fn health_status(id: &str) -> Result<String, HealthStatusError> {
     output(
         "docker",
         &[
@@ -620,7 +731,7 @@ pub async fn health_status(id: &str) -> Result<String, String> {
     )
     .await
     .map(|s| s.trim().to_owned())
-    .map_err(|e| e.to_string())
+    .map_err(HealthStatusError::Inspect)
 }
 
 #[cfg(test)]

@@ -149,9 +149,11 @@ impl Running {
 }
 
 /// The container's health status (`starting`, `healthy`, `unhealthy`), or why it is unknown.
-pub async fn container_health(container: Option<&str>) -> Result<String, String> {
+pub async fn container_health(
+    container: Option<&str>,
+) -> Result<String, compose::HealthStatusError> {
     match container {
         Some(id) => compose::health_status(id).await,
-        None => Err("no container to inspect".to_owned()),
+        None => Err(compose::HealthStatusError::NoContainer),
     }
 }

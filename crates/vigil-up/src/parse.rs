@@ -30,10 +30,14 @@
 //! policy = "quorum"                     # "all" | "quorum" | "optional" | { min_healthy = 2 }
 //! ```
 //!
-//! The document is deserialized with spans kept on every value that is checked afterwards, so an
-//! unknown name, a bad duration, a bad condition or a dependency cycle is reported at the value
-//! that causes it, and all such problems are reported at once. A value of the wrong type stops at
-//! the first one (the rest of the file cannot be trusted).
+//! A `health` table takes every option of a vigil probe ([`ProbeOptions`]: `expect_status`,
+//! `headers`, `tls_ca`, `max_used`, ...) beside the keys above; its `timeout` is the health
+//! check's.
+//!
+//! Each table (the top level, each service, its `health`, each group) is read on its own with
+//! spans kept on every value that is checked afterwards, so an unknown key, a value of the wrong
+//! type, an unknown name, a bad duration, a bad condition or a dependency cycle is reported at the
+//! key or value that causes it, and all such problems are reported at once.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -41,10 +45,12 @@ use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 use vigil_probe::{limits, DurationLimit, ProbeOptions, ProbeSpec};
+use vigil_text::table::{deserialize_table, Read};
 
 use crate::error::{unreadable, Errors, StackErrors};
 use crate::graph;
@@ -65,27 +71,36 @@ pub fn load(path: &Path) -> Result<Stack, StackErrors> {
 /// `base`.
 pub fn parse(source: &str, file: &str, base: &Path) -> Result<Stack, StackErrors> {
     let mut errors = Errors::new(source, file);
-    let raw: RawStack = match toml::from_str(source) {
-        Ok(raw) => raw,
-        Err(e) => {
-            errors.at(e.span().unwrap_or(0..0), e.message());
-            return Err(errors.into_errors());
+    let (document, syntax_errors) = DeTable::parse_recoverable(source);
+    if !syntax_errors.is_empty() {
+        for error in &syntax_errors {
+            errors.at(error.span().unwrap_or(0..0), error.message());
         }
-    };
+        return Err(errors.into_errors());
+    }
+    let raw = read(document.get_ref(), 0..source.len(), &mut errors);
     match build(raw, base, &mut errors) {
         Some(stack) if errors.is_empty() => Ok(stack),
         _ => Err(errors.into_errors()),
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The document's tables as read, each service and group with what was wrong in it.
 struct RawStack {
     concurrency: Option<Spanned<i64>>,
-    #[serde(default)]
-    services: BTreeMap<Spanned<String>, Spanned<RawService>>,
-    #[serde(default)]
-    groups: BTreeMap<Spanned<String>, Spanned<RawGroup>>,
+    services: Vec<(Spanned<String>, Option<RawService>)>,
+    groups: Vec<(Spanned<String>, Option<RawGroup>)>,
+}
+
+/// The top level, for its keys and their shapes; services and groups are read table by table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTop {
+    concurrency: Option<Spanned<i64>>,
+    #[serde(default, rename = "services")]
+    _services: BTreeMap<String, IgnoredAny>,
+    #[serde(default, rename = "groups")]
+    _groups: BTreeMap<String, IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -96,13 +111,20 @@ struct RawService {
     env: BTreeMap<String, String>,
     workdir: Option<String>,
     compose_service: Option<Spanned<String>>,
-    health: Option<Spanned<RawHealth>>,
+    /// Read on its own ([`RawService::health_table`]); here so that it is a known key.
+    #[serde(default, rename = "health")]
+    _health: Option<IgnoredAny>,
+    #[serde(skip)]
+    health: Option<Spanned<Read<RawHealth>>>,
     depends_on: Option<RawDepends>,
     restart: Option<Spanned<String>>,
     max_restarts: Option<Spanned<i64>>,
     backoff: Option<Spanned<String>>,
     backoff_max: Option<Spanned<String>>,
     stop_grace: Option<Spanned<String>>,
+    /// Keys taken out for an error: what depends on them is not reported again.
+    #[serde(skip)]
+    removed: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -114,8 +136,8 @@ struct RawHealth {
     retries: Option<Spanned<i64>>,
     start_period: Option<Spanned<String>>,
     start_interval: Option<Spanned<String>>,
-    expect_status: Option<Vec<u16>>,
-    expect_body: Option<String>,
+    #[serde(flatten)]
+    options: ProbeOptions,
 }
 
 #[derive(Deserialize)]
@@ -195,11 +217,91 @@ impl<'de> Deserialize<'de> for RawPolicy {
     }
 }
 
-/// Names in file order with their spans.
-fn in_file_order<T>(map: BTreeMap<Spanned<String>, T>) -> Vec<(Spanned<String>, T)> {
-    let mut entries: Vec<_> = map.into_iter().collect();
-    entries.sort_by_key(|(name, _)| name.span().start);
-    entries
+/// Reads every table of the document, reporting every bad key; what is left is validated by
+/// [`build`].
+fn read(document: &DeTable<'_>, span: Range<usize>, errors: &mut Errors<'_>) -> RawStack {
+    let top = deserialize_table::<RawTop>(document, span, errors);
+    let concurrency = top.value.and_then(|top| top.concurrency);
+    let services = entries(document, "services", &top.removed)
+        .into_iter()
+        .map(|(name, table, span)| {
+            let service = table.and_then(|table| read_service(table, span, errors));
+            (name, service)
+        })
+        .collect();
+    let groups = entries(document, "groups", &top.removed)
+        .into_iter()
+        .map(|(name, table, span)| {
+            let group = table.and_then(|table| deserialize_table(table, span, errors).value);
+            (name, group)
+        })
+        .collect();
+    RawStack {
+        concurrency,
+        services,
+        groups,
+    }
+}
+
+/// The named tables under `key` (`services`, `groups`) in file order, each with its span;
+/// `None` for an entry that is not a table (already reported by [`RawTop`]).
+fn entries<'d, 'de>(
+    document: &'d DeTable<'de>,
+    key: &str,
+    removed: &[String],
+) -> Vec<(Spanned<String>, Option<&'d DeTable<'de>>, Range<usize>)> {
+    let Some(DeValue::Table(table)) = document
+        .get(key)
+        .filter(|_| !removed.iter().any(|r| r == key))
+        .map(Spanned::get_ref)
+    else {
+        return Vec::new();
+    };
+    let mut found: Vec<_> = table
+        .iter()
+        .map(|(name, value)| {
+            let name = Spanned::new(name.span(), name.get_ref().to_string());
+            let table = match value.get_ref() {
+                DeValue::Table(table) => Some(table),
+                _ => None,
+            };
+            (name, table, value.span())
+        })
+        .collect();
+    found.sort_by_key(|(name, _, _)| name.span().start);
+    found
+}
+
+/// A service's table, and its `health` table on its own.
+fn read_service(
+    table: &DeTable<'_>,
+    span: Range<usize>,
+    errors: &mut Errors<'_>,
+) -> Option<RawService> {
+    let read = deserialize_table::<RawService>(table, span, errors);
+    let mut service = read.value?;
+    service.removed = read.removed;
+    if !service.removed.iter().any(|key| key == "health") {
+        service.health = table
+            .get("health")
+            .and_then(|health| match health.get_ref() {
+                DeValue::Table(inner) => Some(Spanned::new(
+                    health.span(),
+                    deserialize_table(inner, health.span(), errors),
+                )),
+                other => {
+                    errors.at(
+                        health.span(),
+                        format!(
+                            "health: invalid type: {}, expected a table",
+                            other.type_str()
+                        ),
+                    );
+                    None
+                }
+            });
+    }
+    Some(service)
 }
 
 fn valid_name(name: &str) -> bool {
@@ -228,8 +330,8 @@ fn build(raw: RawStack, base: &Path, errors: &mut Errors<'_>) -> Option<Stack> {
             usize::try_from(value).ok()
         }
     });
-    let services = in_file_order(raw.services);
-    let groups = in_file_order(raw.groups);
+    let services = raw.services;
+    let groups = raw.groups;
 
     let service_names: Vec<String> = services.iter().map(|(n, _)| n.get_ref().clone()).collect();
     let group_names: Vec<String> = groups.iter().map(|(n, _)| n.get_ref().clone()).collect();
@@ -277,11 +379,16 @@ fn build(raw: RawStack, base: &Path, errors: &mut Errors<'_>) -> Option<Stack> {
         entries: Vec::new(),
     };
     for (name, raw_service) in services {
+        // A service whose table could not be read is reported; its name still resolves.
+        let Some(raw_service) = raw_service else {
+            spans.entries.push(Vec::new());
+            continue;
+        };
         let service_name = name.get_ref().clone();
         let (service, entries) = build_service(
             &service_name,
             name.span(),
-            raw_service.into_inner(),
+            raw_service,
             base,
             &resolve,
             &known,
@@ -293,12 +400,14 @@ fn build(raw: RawStack, base: &Path, errors: &mut Errors<'_>) -> Option<Stack> {
 
     let mut built_groups = Vec::new();
     for (name, raw_group) in groups {
-        built_groups.push(build_group(
-            name.get_ref(),
-            raw_group.into_inner(),
-            &service_names,
-            errors,
-        ));
+        if let Some(raw_group) = raw_group {
+            built_groups.push(build_group(
+                name.get_ref(),
+                raw_group,
+                &service_names,
+                errors,
+            ));
+        }
     }
 
     if !errors.is_empty() {
@@ -346,8 +455,8 @@ fn duration(
     let Some(value) = value else { return default };
     match limit.parse(value.get_ref()) {
         Ok(d) => d,
-        Err(message) => {
-            errors.at(value.span(), message);
+        Err(error) => {
+            errors.at(value.span(), error.to_string());
             default
         }
     }
@@ -413,6 +522,15 @@ fn build_service(
             );
             None
         }
+        // A command or compose_service of the wrong type is reported already.
+        (None, None)
+            if raw
+                .removed
+                .iter()
+                .any(|key| key == "command" || key == "compose_service") =>
+        {
+            None
+        }
         (None, None) => {
             errors.at(
                 name_span.clone(),
@@ -424,7 +542,10 @@ fn build_service(
 
     let health = raw.health.and_then(|h| {
         let h_span = h.span();
-        build_health(name, h_span, h.into_inner(), errors)
+        let read = h.into_inner();
+        let removed = read.removed;
+        read.value
+            .and_then(|health| build_health(name, h_span, health, &removed, errors))
     });
 
     let mut depends_on = Vec::new();
@@ -530,6 +651,7 @@ fn build_health(
     name: &str,
     span: Range<usize>,
     raw: RawHealth,
+    removed: &[String],
     errors: &mut Errors<'_>,
 ) -> Option<Health> {
     let interval = duration(
@@ -558,6 +680,9 @@ fn build_health(
     );
     let retries = count(raw.retries, "retries", 1, 3, errors);
     let Some(probe) = raw.probe else {
+        if removed.iter().any(|key| key == "probe") {
+            return None;
+        }
         errors.at(
             span,
             format!(
@@ -566,13 +691,8 @@ fn build_health(
         );
         return None;
     };
-    let options = ProbeOptions {
-        expect_status: raw.expect_status,
-        expect_body: raw.expect_body,
-        ..ProbeOptions::default()
-    };
-    let check = match ProbeSpec::parse(probe.get_ref(), &options) {
-        Ok(ProbeSpec::Ttl(_)) => {
+    let check = match ProbeSpec::parse(probe.get_ref(), &raw.options) {
+        Ok(spec) if spec.is_pushed() => {
             errors.at(
                 probe.span(),
                 "a ttl probe cannot judge startup; use http://, tcp:// or exec:",

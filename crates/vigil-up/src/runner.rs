@@ -320,7 +320,7 @@ async fn probe_once(
         Checker::Container => {
             match tokio::time::timeout(timeout, container_health(container)).await {
                 Ok(Ok(status)) => (status == "healthy", format!("container is {status}")),
-                Ok(Err(e)) => (false, e),
+                Ok(Err(e)) => (false, e.to_string()),
                 Err(_) => (
                     false,
                     format!("docker inspect timed out after {}", fmt_duration(timeout)),
@@ -339,11 +339,4 @@ async fn stop_requested(stop: &mut StopSignal) {
     }
 }
 
-/// `1.25s`, `300ms`: short durations for messages.
-pub fn fmt_duration(d: Duration) -> String {
-    if d >= Duration::from_secs(1) {
-        format!("{:.2}s", d.as_secs_f64())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
-}
+pub use vigil_text::fmt_duration;

@@ -141,3 +141,29 @@ services:
         "{errors}"
     );
 }
+
+#[test]
+fn every_value_of_the_wrong_type_is_located() {
+    let text = "\
+services:
+  api:
+    image: app
+    x-vigil-probe: 8080
+    healthcheck:
+      test: [\"CMD\", \"true\"]
+  db:
+    image: db
+    restart: [always]
+";
+    let errors = vigil_up::compose::parse(text, "compose.yml").expect_err("invalid");
+    let lines: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines[0].starts_with("compose.yml:4:5: service api: x-vigil-probe: invalid type"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[1].starts_with("compose.yml:9:5: service db: restart: invalid type"),
+        "{lines:#?}"
+    );
+}

@@ -236,3 +236,65 @@ fn the_mooseng_example_is_a_valid_stack() {
     assert_eq!(masters.policy, GroupPolicy::Quorum);
     assert_eq!(vigil_up::graph::levels(&stack).iter().max(), Some(&3));
 }
+
+#[test]
+fn every_bad_key_is_reported_with_its_position() {
+    let text = "\
+[services.api]
+command = [\"api\"]
+restrat = \"no\"
+max_restarts = \"3\"
+[services.api.health]
+probe = \"http://127.0.0.1:8080/health\"
+expect_status = [200, \"ok\"]
+colour = \"red\"
+[services.db]
+command = [\"db\"]
+stop_grace = 10
+";
+    let found = errors(text);
+    assert_eq!(found.len(), 5, "{found:#?}");
+    assert!(
+        found[0].starts_with("stack.toml:3:1: unknown field `restrat`"),
+        "{found:#?}"
+    );
+    assert!(
+        found[1].starts_with("stack.toml:4:16: max_restarts: invalid type: string \"3\""),
+        "{found:#?}"
+    );
+    assert!(
+        found[2].starts_with("stack.toml:7:23: expect_status: invalid type: string \"ok\""),
+        "{found:#?}"
+    );
+    assert!(
+        found[3].starts_with("stack.toml:8:1: unknown field `colour`"),
+        "{found:#?}"
+    );
+    assert!(
+        found[4].starts_with("stack.toml:11:14: stop_grace: invalid type: integer `10`"),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn a_health_table_takes_every_probe_option() {
+    let text = "\
+[services.web]
+command = [\"web\"]
+[services.web.health]
+probe = \"https://127.0.0.1:8443/health\"
+method = \"HEAD\"
+headers = { Accept = \"text/plain\" }
+tls_skip_verify = true
+expect_status = [200, 204]
+[services.disk]
+command = [\"disk\"]
+[services.disk.health]
+probe = \"disk:/\"
+max_used = 2.0
+";
+    assert_eq!(
+        errors(text),
+        ["stack.toml:12:9: probe: invalid disk option `max_used`: 2 is not a ratio in 0..=1 (0.9 means 90% used)"]
+    );
+}

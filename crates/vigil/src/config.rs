@@ -23,12 +23,11 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::de::{DeTable, DeValue};
 use toml::Spanned;
-use vigil_api::checkdef::{CheckDefinition, CheckPlan, HumanDuration};
+use vigil_api::checkdef::{CheckDefinition, CheckPlan};
 use vigil_health::EngineConfig;
-use vigil_probe::{limits, parse_duration, DurationLimit};
-use vigil_up::error::Errors;
+use vigil_text::{limits, parse_duration, DurationLimit, Errors, HumanDuration};
 
 mod cluster;
 mod grpc;
@@ -186,9 +185,9 @@ impl Default for ShutdownConfig {
 /// One problem in a config, where it is: the same located error as in stack files, so `vigil agent`
 /// and `vigil up` place and word their problems alike. Problems in the environment have `file`
 /// `environment` and no position.
-pub use vigil_up::StackError as ConfigError;
+pub use vigil_text::FileError as ConfigError;
 /// Every problem found in a config: those in the file by position, then those in the environment.
-pub use vigil_up::StackErrors as ConfigErrors;
+pub use vigil_text::FileErrors as ConfigErrors;
 
 /// Reads and validates the config at `path`, with overrides from the process environment. Relative
 /// paths in it (`token_file`) are relative to the file's directory.
@@ -470,11 +469,13 @@ impl Overrides<'_, '_, '_> {
         limit: DurationLimit,
     ) -> Option<Setting<Duration>> {
         let file = file.map(|d| Spanned::new(d.span(), d.into_inner().0));
-        let setting = self.pick(file, section, limit.setting, parse_duration)?;
+        let setting = self.pick(file, section, limit.setting, |text| {
+            parse_duration(text).map_err(|error| error.to_string())
+        })?;
         match limit.check(setting.value) {
             Ok(_) => Some(setting),
-            Err(message) => {
-                self.report.at(&setting.at, message);
+            Err(error) => {
+                self.report.at(&setting.at, error.to_string());
                 None
             }
         }
@@ -504,68 +505,16 @@ fn section<T: DeserializeOwned + Default>(
     }
 }
 
-/// Deserializes one table on its own, reporting every bad key: each error is reported at its span,
-/// the key it is about is taken out, and the rest is deserialized again. Returns the value of what
-/// is left (if that deserializes) and the keys taken out (none: nothing was wrong).
+/// Deserializes one table on its own, reporting every bad key ([`vigil_text::table`]). Returns
+/// the value of what is left (if that deserializes) and the keys taken out (none: nothing was
+/// wrong).
 fn deserialize_table<T: DeserializeOwned>(
     table: &DeTable<'_>,
     span: Range<usize>,
     report: &mut Report<'_>,
 ) -> (Option<T>, Vec<String>) {
-    let mut table = table.clone();
-    let mut removed: Vec<String> = Vec::new();
-    loop {
-        let value = Spanned::new(span.clone(), DeValue::Table(table.clone()));
-        let error = match T::deserialize(ValueDeserializer::from(value)) {
-            Ok(value) => return (Some(value), removed),
-            Err(error) => error,
-        };
-        let message = error.message();
-        // A required key taken out because its value was wrong is not missing as well.
-        if let Some(field) = missing_field(message) {
-            if removed.iter().any(|key| key == field) {
-                return (None, removed);
-            }
-        }
-        let Some(at) = error.span() else {
-            report.at_span(span, message);
-            return (None, removed);
-        };
-        let culprit = table.iter().find_map(|(key, value)| {
-            let name = key.get_ref().to_string();
-            if contains(&key.span(), &at) {
-                Some((name, false))
-            } else if contains(&value.span(), &at) {
-                Some((name, true))
-            } else {
-                None
-            }
-        });
-        match culprit {
-            Some((key, in_value)) => {
-                if in_value {
-                    report.at_span(at, format!("{key}: {message}"));
-                } else {
-                    report.at_span(at, message);
-                }
-                table.remove(key.as_str());
-                removed.push(key);
-            }
-            None => {
-                report.at_span(at, message);
-                return (None, removed);
-            }
-        }
-    }
-}
-
-/// The field of serde's "missing field `x`" message.
-fn missing_field(message: &str) -> Option<&str> {
-    message.strip_prefix("missing field `")?.strip_suffix('`')
-}
-
-fn contains(outer: &Range<usize>, inner: &Range<usize>) -> bool {
-    outer.start <= inner.start && inner.end <= outer.end
+    let read = vigil_text::table::deserialize_table(table, span, &mut report.file);
+    (read.value, read.removed)
 }
 
 /// The tables of an array of tables (`[[checks]]`, `[[neighbors]]`), each with its span, in file

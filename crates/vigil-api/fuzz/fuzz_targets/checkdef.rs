@@ -11,9 +11,9 @@ fuzz_target!(|data: &[u8]| {
     };
     // TLS files are read when a gRPC probe is built: a path the input names could be a FIFO or a
     // device that never ends, which tests the file system rather than the parser.
-    definition.tls_ca = None;
-    definition.tls_cert = None;
-    definition.tls_key = None;
+    definition.options.tls_ca = None;
+    definition.options.tls_cert = None;
+    definition.options.tls_key = None;
     let _ = definition.plan(Some("fuzzed"));
     let _ = definition.plan(None);
 });

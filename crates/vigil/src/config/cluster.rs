@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
-use vigil_api::checkdef::HumanDuration;
 use vigil_gossip::crypto::{Key, Keyring};
 use vigil_gossip::Role;
-use vigil_probe::limits;
+use vigil_text::limits;
+use vigil_text::HumanDuration;
 
 use super::{parse_bind, At, Overrides, Setting};
 

@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use toml::de::DeValue;
 use toml::Spanned;
-use vigil_api::checkdef::HumanDuration;
 use vigil_health::Thresholds;
 use vigil_probe::neighbors::{NeighborSpec, Protocol, CHECK_PREFIX};
-use vigil_probe::{limits, ProbeOptions, ProbeSpec};
+use vigil_probe::{ProbeOptions, ProbeSpec};
+use vigil_text::limits;
+use vigil_text::HumanDuration;
 
 use super::{array_of_tables, deserialize_table, Report};
 
@@ -110,8 +111,8 @@ impl RawNeighbor {
             if let Some(value) = value {
                 match limit.check(value.get_ref().0) {
                     Ok(duration) => *slot = duration,
-                    Err(message) => {
-                        report.at_span(value.span(), message);
+                    Err(error) => {
+                        report.at_span(value.span(), error.to_string());
                         ok = false;
                     }
                 }

@@ -1,27 +1,42 @@
 //! Durations as people write them: in check options, stack files, config and command-line flags.
-//! One parser, so `"500ms"` means the same everywhere and a bare number is refused everywhere, and
+//! One parser ([`parse_duration`], and [`HumanDuration`] for serde), so `"500ms"` means the same everywhere and a bare number is refused everywhere, and
 //! one table of limits ([`limits`]), so every duration setting is held to a range that timers and
 //! clocks can add without overflowing, and that a person could have meant.
 
 use std::fmt;
 use std::time::Duration;
 
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+/// Why a duration was refused; the message says what was written and how to write it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// A number without a unit.
+    #[error("invalid duration \"{0}\": add a unit, e.g. \"{0}s\" or \"{0}ms\"")]
+    NoUnit(String),
+    /// Anything else the parser refused.
+    #[error("invalid duration \"{text}\": {reason} (write e.g. \"500ms\", \"30s\", \"1m30s\")")]
+    Invalid {
+        /// What was written, trimmed.
+        text: String,
+        /// Why it is not a duration, in plain words.
+        reason: String,
+    },
+}
+
 /// Parses `"500ms"`, `"30s"`, `"1m30s"`, `"2h"`; a bare number is refused because its unit would
-/// be a guess. The error says what was written and how to write it.
+/// be a guess.
 ///
 /// The result is not bounded; a setting should go through its [`DurationLimit`] instead.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "invalid duration \"{text}\": add a unit, e.g. \"{text}s\" or \"{text}ms\""
-        ));
+        return Err(DurationError::NoUnit(text.to_owned()));
     }
-    humantime::parse_duration(text).map_err(|e| {
-        format!(
-            "invalid duration \"{text}\": {} (write e.g. \"500ms\", \"30s\", \"1m30s\")",
-            plain_reason(&e)
-        )
+    humantime::parse_duration(text).map_err(|e| DurationError::Invalid {
+        text: text.to_owned(),
+        reason: plain_reason(&e),
     })
 }
 
@@ -40,15 +55,36 @@ fn plain_reason(error: &humantime::DurationError) -> String {
     }
 }
 
+/// A duration written the way people write them: `"500ms"`, `"30s"`, `"1m30s"`. Its range is the
+/// setting's, checked where the setting is known ([`limits`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DurationVisitor;
+        impl Visitor<'_> for DurationVisitor {
+            type Value = HumanDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"500ms\", \"30s\" or \"1m30s\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<HumanDuration, E> {
+                parse_duration(v).map(HumanDuration).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(DurationVisitor)
+    }
+}
+
 /// The range a duration setting accepts, with the setting's name for error messages.
 ///
 /// ```
 /// use std::time::Duration;
-/// use vigil_probe::limits;
+/// use vigil_text::limits;
 ///
 /// assert_eq!(limits::CHECK_INTERVAL.parse("5s"), Ok(Duration::from_secs(5)));
 /// assert_eq!(
-///     limits::CHECK_INTERVAL.parse("1ns").unwrap_err(),
+///     limits::CHECK_INTERVAL.parse("1ns").unwrap_err().to_string(),
 ///     "interval must be from 100ms to 24h, found \"1ns\""
 /// );
 /// ```
@@ -62,24 +98,51 @@ pub struct DurationLimit {
     pub max: Duration,
 }
 
+/// A duration setting refused by its [`DurationLimit`]; the message names the setting.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LimitError {
+    /// The text is not a duration.
+    #[error("{setting}: {source}")]
+    Invalid {
+        /// The setting, as written in files.
+        setting: &'static str,
+        /// Why the text is not a duration.
+        source: DurationError,
+    },
+    /// A duration outside the setting's range.
+    #[error("{setting} must be from {} to {}, found {found}", Written(*min), Written(*max))]
+    OutOfRange {
+        /// The setting, as written in files.
+        setting: &'static str,
+        /// The shortest accepted value.
+        min: Duration,
+        /// The longest accepted value.
+        max: Duration,
+        /// What was found: the text as written (quoted) or the duration.
+        found: String,
+    },
+}
+
 impl DurationLimit {
     /// Parses `text` as a duration and checks it against the range.
-    pub fn parse(&self, text: &str) -> Result<Duration, String> {
-        let value =
-            parse_duration(text).map_err(|message| format!("{}: {message}", self.setting))?;
+    pub fn parse(&self, text: &str) -> Result<Duration, LimitError> {
+        let value = parse_duration(text).map_err(|source| LimitError::Invalid {
+            setting: self.setting,
+            source,
+        })?;
         if self.contains(value) {
             Ok(value)
         } else {
-            Err(self.out_of_range(&format!("\"{}\"", text.trim())))
+            Err(self.out_of_range(format!("\"{}\"", text.trim())))
         }
     }
 
     /// Checks a parsed duration against the range.
-    pub fn check(&self, value: Duration) -> Result<Duration, String> {
+    pub fn check(&self, value: Duration) -> Result<Duration, LimitError> {
         if self.contains(value) {
             Ok(value)
         } else {
-            Err(self.out_of_range(&Written(value).to_string()))
+            Err(self.out_of_range(Written(value).to_string()))
         }
     }
 
@@ -88,13 +151,13 @@ impl DurationLimit {
         (self.min..=self.max).contains(&value)
     }
 
-    fn out_of_range(&self, found: &str) -> String {
-        format!(
-            "{} must be from {} to {}, found {found}",
-            self.setting,
-            Written(self.min),
-            Written(self.max)
-        )
+    fn out_of_range(&self, found: String) -> LimitError {
+        LimitError::OutOfRange {
+            setting: self.setting,
+            min: self.min,
+            max: self.max,
+            found,
+        }
     }
 }
 
@@ -244,18 +307,24 @@ mod tests {
     fn durations_need_units() {
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("30").unwrap_err().contains("add a unit"));
+        assert!(parse_duration("30")
+            .unwrap_err()
+            .to_string()
+            .contains("add a unit"));
         assert!(parse_duration("5x")
             .unwrap_err()
+            .to_string()
             .contains("invalid duration \"5x\""));
     }
 
     #[test]
     fn a_number_too_large_for_any_clock_is_worded_plainly() {
-        let error = parse_duration("100000000000000000000000s").unwrap_err();
+        let error = parse_duration("100000000000000000000000s")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("the number is too large"), "{error}");
         for text in ["abc", "5 x", "", "1.5.5s"] {
-            let error = parse_duration(text).unwrap_err();
+            let error = parse_duration(text).unwrap_err().to_string();
             assert!(!error.contains(" at "), "no parser offsets: {error}");
         }
     }
@@ -266,19 +335,25 @@ mod tests {
         assert_eq!(ttl.parse("1s"), Ok(Duration::from_secs(1)));
         assert_eq!(ttl.parse("7d"), Ok(Duration::from_secs(7 * 24 * 3600)));
         assert_eq!(
-            ttl.parse("10000000000000000000s").unwrap_err(),
+            ttl.parse("10000000000000000000s").unwrap_err().to_string(),
             "ttl must be from 1s to 7d, found \"10000000000000000000s\""
         );
         assert_eq!(
-            ttl.check(Duration::from_millis(500)).unwrap_err(),
+            ttl.check(Duration::from_millis(500))
+                .unwrap_err()
+                .to_string(),
             "ttl must be from 1s to 7d, found 500ms"
         );
         assert!(ttl
             .parse("5x")
             .unwrap_err()
+            .to_string()
             .starts_with("ttl: invalid duration"));
         assert_eq!(
-            limits::HISTORY_MAX_AGE.parse("20000y").unwrap_err(),
+            limits::HISTORY_MAX_AGE
+                .parse("20000y")
+                .unwrap_err()
+                .to_string(),
             "history_max_age must be from 1s to 30d, found \"20000y\""
         );
         assert_eq!(
