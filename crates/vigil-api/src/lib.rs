@@ -47,7 +47,7 @@ mod services;
 pub mod wire;
 
 use axum::extract::{DefaultBodyLimit, FromRef};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{middleware, Router};
@@ -82,6 +82,21 @@ impl FromRef<Api> for Engine {
 }
 
 impl Api {
+    /// What an agent serves: [`Api::router`], with the probe endpoints and a `/metrics` already
+    /// rendered for the current snapshot answered ahead of it (see [`serve::App::direct`]).
+    pub fn app(self) -> serve::App {
+        let direct = self.clone();
+        serve::App::from(self.router()).direct(std::sync::Arc::new(move |request| {
+            if request.method != Method::GET && request.method != Method::HEAD {
+                return None;
+            }
+            match request.uri.path() {
+                "/metrics" => metrics::respond_cached(&direct),
+                path => vigil_health::http::respond(&direct.engine, path, request.uri.query()),
+            }
+        }))
+    }
+
     /// The full router of an agent: each module's routes, merged.
     pub fn router(self) -> Router {
         Router::new()

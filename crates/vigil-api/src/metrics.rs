@@ -24,8 +24,20 @@ pub(crate) fn routes(api: &Api) -> Router {
 async fn metrics_text(State(api): State<Api>) -> Response {
     let snapshot = api.engine.snapshot();
     let shared = metrics::shared(&snapshot).await;
+    respond(&api, &snapshot, shared)
+}
+
+/// `GET /metrics` when the snapshot's text is already rendered, `None` when it is not.
+pub(crate) fn respond_cached(api: &Api) -> Option<Response> {
+    let snapshot = api.engine.snapshot();
+    let shared = metrics::cached(&snapshot)?;
+    Some(respond(api, &snapshot, shared))
+}
+
+/// The text of `shared` followed by the families rendered per scrape.
+fn respond(api: &Api, snapshot: &vigil_health::Snapshot, shared: bytes::Bytes) -> Response {
     let mut out = String::with_capacity(8192);
-    metrics::uptime(&snapshot, &mut out);
+    metrics::uptime(snapshot, &mut out);
     if let Some(neighbors) = &api.neighbors {
         neighbors::render_metrics(neighbors, &mut out);
     }

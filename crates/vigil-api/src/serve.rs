@@ -31,6 +31,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::http::request::Parts;
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -94,15 +95,46 @@ pub fn default_max_connections() -> usize {
 /// is out of descriptors, say), so that it does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Answers a request at once from memory, or passes it on with `None`: see [`App::direct`].
+pub type Direct = Arc<dyn Fn(&Parts) -> Option<Response> + Send + Sync>;
+
+/// What [`serve`] serves: a router, and optionally a direct handler asked first.
+#[derive(Clone)]
+pub struct App {
+    router: Router,
+    direct: Option<Direct>,
+}
+
+impl App {
+    /// Asks `direct` before the router for every request. What it answers skips routing,
+    /// middleware and the request timeout, so it must answer from memory at once and apply any
+    /// guard the router would; the probe endpoints under a load balancer's polling are what it
+    /// is for.
+    pub fn direct(mut self, direct: Direct) -> Self {
+        self.direct = Some(direct);
+        self
+    }
+}
+
+impl From<Router> for App {
+    fn from(router: Router) -> Self {
+        App {
+            router,
+            direct: None,
+        }
+    }
+}
+
 /// Serves `app` on `listener` within `limits` until `shutdown` completes; then stops accepting,
 /// lets requests in progress finish and closes idle connections, and returns once every
 /// connection is closed.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: impl Into<App>,
     limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
+    let app = app.into();
     let registry = Arc::new(Registry::default());
     let (stopping, stop_signal) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -198,7 +230,7 @@ impl Registry {
 
 /// One accepted connection and what it needs to serve itself.
 struct Connection {
-    app: Router,
+    app: App,
     limits: ServeLimits,
     slot: Slot,
     registry: Arc<Registry>,
@@ -245,16 +277,21 @@ impl Connection {
     }
 }
 
-/// Runs one request through the router within the request timeout, marking the connection busy
-/// until its response body is done.
+/// Answers one request directly when the app's direct handler can; else runs it through the
+/// router within the request timeout, marking the connection busy until its response body is
+/// done.
 async fn handle(
-    app: Router,
+    app: App,
     busy: Busy,
     timeout: Duration,
     request: Request<Incoming>,
 ) -> Result<Response, Infallible> {
-    let request = request.map(Body::new);
-    let response = match tokio::time::timeout(timeout, app.oneshot(request)).await {
+    let (parts, body) = request.into_parts();
+    if let Some(response) = app.direct.as_ref().and_then(|direct| direct(&parts)) {
+        return Ok(response);
+    }
+    let request = Request::from_parts(parts, Body::new(body));
+    let response = match tokio::time::timeout(timeout, app.router.oneshot(request)).await {
         Ok(Ok(response)) => response,
         Ok(Err(infallible)) => match infallible {},
         Err(_) => ApiError::new(

@@ -11,15 +11,29 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
-use vigil_api::serve::{serve, ServeLimits};
+use vigil_api::serve::{serve, App, ServeLimits};
 use vigil_api::{Api, Token};
 use vigil_health::{CheckSpec, Engine, Thresholds, Verdict};
 
 /// No single wait in these tests lasts longer.
 const BOUND: Duration = Duration::from_secs(20);
 
-/// A healthy node's API served with `limits`; the server stops when the test's runtime ends.
+/// A healthy node's API served as an agent serves it, with `limits`; the server stops when the
+/// test's runtime ends.
 async fn start(limits: ServeLimits) -> SocketAddr {
+    start_app(healthy_api().app(), limits).await
+}
+
+/// `app` served with `limits` on a new loopback port.
+async fn start_app(app: App, limits: ServeLimits) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve(listener, app, limits, std::future::pending()));
+    addr
+}
+
+/// The API of a node with one passing check.
+fn healthy_api() -> Api {
     let engine = Engine::builder().node_id("n1").stagger(false).build();
     engine
         .register_ttl(
@@ -29,18 +43,13 @@ async fn start(limits: ServeLimits) -> SocketAddr {
         .unwrap();
     engine.start();
     engine.update_ttl("job", Verdict::Pass, None).unwrap();
-    let app = Api {
+    Api {
         engine,
         token: Token::new(None),
         cluster: None,
         leadership: None,
         neighbors: None,
     }
-    .router();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, app, limits, std::future::pending()));
-    addr
 }
 
 /// Sends `request` on a new connection and reads the answer until the server closes it.
@@ -245,4 +254,72 @@ async fn every_error_is_json() {
     let wrong_method = b"POST /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
     assert_json_error(405, exchange(addr, wrong_method).await);
     assert_eq!(ready(addr).await, 200);
+}
+
+/// The probe endpoints and `/metrics` are answered ahead of the router; what a client gets must
+/// not depend on which path answered, for `GET` and for `HEAD`.
+#[tokio::test]
+async fn direct_answers_are_the_routers_answers() {
+    let api = healthy_api();
+    let routed = start_app(api.clone().router().into(), ServeLimits::default()).await;
+    let direct = start_app(api.app(), ServeLimits::default()).await;
+    // Both servers share one engine: compare once its first result is published.
+    let deadline = Instant::now() + BOUND;
+    while ready(direct).await != 200 {
+        assert!(Instant::now() < deadline, "/health/ready never became 200");
+        tokio::task::yield_now().await;
+    }
+    let paths = [
+        "/health/ready",
+        "/livez",
+        "/readyz",
+        "/readyz?verbose",
+        "/readyz?verbose&exclude=job",
+        "/livez?exclude=shutdown&verbose=1",
+        "/health/checks",
+        "/health/nope",
+    ];
+    for method in ["GET", "HEAD"] {
+        for path in paths {
+            let request =
+                format!("{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+            let (routed_status, routed_head, routed_body) =
+                exchange(routed, request.as_bytes()).await;
+            let (direct_status, direct_head, direct_body) =
+                exchange(direct, request.as_bytes()).await;
+            assert_eq!(direct_status, routed_status, "{method} {path}");
+            assert_eq!(direct_body, routed_body, "{method} {path}");
+            for header in ["content-type", "content-length"] {
+                assert_eq!(
+                    header_value(&direct_head, header),
+                    header_value(&routed_head, header),
+                    "{header} of {method} {path}"
+                );
+            }
+            if method == "HEAD" {
+                assert!(direct_body.is_empty(), "HEAD {path} sent a body");
+            }
+        }
+    }
+    // Bodies with a per-request uptime: the same shape and type, the uptime aside.
+    for path in ["/health", "/health/live", "/metrics"] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let (routed_status, routed_head, _) = exchange(routed, request.as_bytes()).await;
+        let (direct_status, direct_head, body) = exchange(direct, request.as_bytes()).await;
+        assert_eq!(direct_status, 200, "{path}");
+        assert_eq!(routed_status, 200, "{path}");
+        assert_eq!(
+            header_value(&direct_head, "content-type"),
+            header_value(&routed_head, "content-type"),
+            "content-type of {path}"
+        );
+        assert!(body.contains("uptime"), "{path} has no uptime: {body}");
+    }
+}
+
+/// The value of `name` in a lower-cased response head.
+fn header_value(head: &str, name: &str) -> Option<String> {
+    head.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}: ")))
+        .map(str::to_owned)
 }

@@ -287,7 +287,7 @@ impl Engine {
             checks_json: Default::default(),
             metrics_text: Default::default(),
             #[cfg(feature = "axum")]
-            health_prefix: Default::default(),
+            bodies: Default::default(),
         };
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -656,7 +656,7 @@ impl Inner {
             checks_json: Default::default(),
             metrics_text: Default::default(),
             #[cfg(feature = "axum")]
-            health_prefix: Default::default(),
+            bodies: Default::default(),
         }));
         for event in st.unsent.drain(..) {
             let _ = self.events.send(event);

@@ -13,7 +13,9 @@
 //! | `/livez`, `/readyz` | as live / ready, kube-apiserver text, `?verbose`, `?exclude=NAME` | |
 
 use std::collections::{BTreeSet, VecDeque};
+use std::fmt::Write as _;
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -45,15 +47,59 @@ pub fn router<S: Clone + Send + Sync + 'static>(engine: Engine) -> Router<S> {
 /// The probe endpoints without `/metrics`, for apps that serve a `/metrics` of their own and
 /// append [`metrics::render`] to it (or send [`metrics::shared`] and [`metrics::uptime`]).
 pub fn probe_routes<S: Clone + Send + Sync + 'static>(engine: Engine) -> Router<S> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/health/ready", get(ready))
-        .route("/health/live", get(live))
-        .route("/health/checks", get(checks))
-        .route("/health/summary", get(summary))
-        .route("/livez", get(livez))
-        .route("/readyz", get(readyz))
+    PROBES
+        .iter()
+        .fold(Router::new(), |router, &(path, respond)| {
+            router.route(
+                path,
+                get(
+                    move |State(engine): State<Engine>, RawQuery(query): RawQuery| async move {
+                        respond(&engine, query.as_deref())
+                    },
+                ),
+            )
+        })
         .with_state(engine)
+}
+
+/// Answers a `GET` or `HEAD` of a probe endpoint, `None` for any other path. The answer is the
+/// one [`probe_routes`] gives, made without a router, extractors or middleware: a server can
+/// ask this first so that a kubelet's or load balancer's probes cost it as little as a static
+/// file costs nginx. Methods are the caller's to check.
+pub fn respond(engine: &Engine, path: &str, query: Option<&str>) -> Option<Response> {
+    PROBES
+        .iter()
+        .find(|(probe, _)| *probe == path)
+        .map(|(_, respond)| respond(engine, query))
+}
+
+/// How a probe endpoint answers: from the engine's latest snapshot and the raw query string.
+type Responder = fn(&Engine, Option<&str>) -> Response;
+
+/// Every probe endpoint, by path.
+const PROBES: [(&str, Responder); 7] = [
+    ("/health", health),
+    ("/health/ready", ready),
+    ("/health/live", live),
+    ("/health/checks", checks),
+    ("/health/summary", summary),
+    ("/livez", livez),
+    ("/readyz", readyz),
+];
+
+/// The bodies of one snapshot that do not change from request to request, each rendered by the
+/// first request that needs it and then shared: a probe endpoint under load answers from bytes
+/// already made.
+#[derive(Debug, Default)]
+pub(crate) struct Bodies {
+    /// `/health` up to its `uptime`, which alone changes per request.
+    health_prefix: OnceLock<Bytes>,
+    /// `/health/ready`.
+    ready: OnceLock<Bytes>,
+    /// `/livez` without a query.
+    livez: OnceLock<KubeAnswer>,
+    /// `/readyz` without a query.
+    readyz: OnceLock<KubeAnswer>,
 }
 
 fn code(ok: bool) -> StatusCode {
@@ -132,9 +178,10 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-async fn health(State(engine): State<Engine>) -> Response {
+fn health(engine: &Engine, _: Option<&str>) -> Response {
     let s = engine.snapshot();
     let prefix = s
+        .bodies
         .health_prefix
         .get_or_init(|| {
             let head = wire::HealthHead {
@@ -156,18 +203,25 @@ async fn health(State(engine): State<Engine>) -> Response {
     json_chunks(code(s.status().is_ready()), [prefix, uptime])
 }
 
-async fn ready(State(engine): State<Engine>) -> Response {
+fn ready(engine: &Engine, _: Option<&str>) -> Response {
     let s = engine.snapshot();
     let ready = s.status().is_ready();
-    let body = wire::Ready {
-        message: s.message().to_owned(),
-        ready,
-        status: s.status(),
-    };
-    json_body(code(ready), &body)
+    let body = s
+        .bodies
+        .ready
+        .get_or_init(|| {
+            let body = wire::Ready {
+                message: s.message().to_owned(),
+                ready,
+                status: s.status(),
+            };
+            Bytes::from(serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec()))
+        })
+        .clone();
+    json_chunks(code(ready), [body])
 }
 
-async fn live(State(engine): State<Engine>) -> Response {
+fn live(engine: &Engine, _: Option<&str>) -> Response {
     let s = engine.snapshot();
     let live = s.status().is_live();
     let body = wire::Live {
@@ -178,7 +232,7 @@ async fn live(State(engine): State<Engine>) -> Response {
     json_body(code(live), &body)
 }
 
-async fn checks(State(engine): State<Engine>) -> Response {
+fn checks(engine: &Engine, _: Option<&str>) -> Response {
     let s = engine.snapshot();
     let head = wire::ChecksHead {
         timestamp: rfc3339(s.last_update()),
@@ -191,7 +245,7 @@ async fn checks(State(engine): State<Engine>) -> Response {
     )
 }
 
-async fn summary(State(engine): State<Engine>) -> Response {
+fn summary(engine: &Engine, _: Option<&str>) -> Response {
     let s = engine.snapshot();
     let config = engine.config();
     let count = |state: CheckState| {
@@ -248,22 +302,16 @@ async fn metrics_handler(State(engine): State<Engine>) -> Response {
 }
 
 /// `?verbose` and `?exclude=NAME` (repeatable), as kube-apiserver's `/livez` and `/readyz` take.
+#[derive(Default)]
 struct KubeQuery {
     verbose: bool,
     exclude: BTreeSet<String>,
 }
 
 impl KubeQuery {
-    fn parse(query: Option<&str>) -> Self {
-        let mut q = KubeQuery {
-            verbose: false,
-            exclude: BTreeSet::new(),
-        };
-        for pair in query
-            .unwrap_or_default()
-            .split('&')
-            .filter(|p| !p.is_empty())
-        {
+    fn parse(query: &str) -> Self {
+        let mut q = KubeQuery::default();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
                 "verbose" => q.verbose = value != "false" && value != "0",
@@ -306,98 +354,128 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// One line of a kube-style verbose report.
-struct Line {
-    name: String,
+struct Line<'a> {
+    name: &'a str,
     ok: bool,
     note: &'static str,
 }
 
-fn kube_text(endpoint: &str, lines: &[Line], query: &KubeQuery) -> Response {
-    let ok = lines.iter().all(|l| l.ok);
-    let mut body = String::new();
-    if query.verbose {
-        for line in lines {
-            if line.ok {
-                body.push_str(&format!("[+]{} {}\n", line.name, line.note));
-            } else {
-                body.push_str(&format!("[-]{} failed: reason withheld\n", line.name));
+/// A kube-style answer: whether every line passed, and the text.
+#[derive(Clone, Debug)]
+pub(crate) struct KubeAnswer {
+    ok: bool,
+    text: Bytes,
+}
+
+impl KubeAnswer {
+    fn render(endpoint: &str, lines: &[Line<'_>], query: &KubeQuery) -> Self {
+        let ok = lines.iter().all(|l| l.ok);
+        let outcome = if ok { "passed" } else { "failed" };
+        let mut text = String::new();
+        if query.verbose {
+            for line in lines {
+                if line.ok {
+                    let _ = writeln!(text, "[+]{} {}", line.name, line.note);
+                } else {
+                    let _ = writeln!(text, "[-]{} failed: reason withheld", line.name);
+                }
             }
+            for excluded in &query.exclude {
+                let _ = writeln!(text, "[+]{excluded} excluded: ok");
+            }
+            let _ = writeln!(text, "{endpoint} check {outcome}");
+        } else if ok {
+            text.push_str("ok");
+        } else {
+            let _ = writeln!(text, "failed: {endpoint} check failed");
         }
-        for excluded in &query.exclude {
-            body.push_str(&format!("[+]{excluded} excluded: ok\n"));
-        }
-        body.push_str(&format!(
-            "{endpoint} check {}\n",
-            if ok { "passed" } else { "failed" }
-        ));
-    } else {
-        body.push_str(if ok { "ok" } else { "failed" });
-        if !ok {
-            body.push_str(&format!(": {endpoint} check failed\n"));
-        }
-    }
-    (
-        code(ok),
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response()
-}
-
-async fn livez(State(engine): State<Engine>, RawQuery(query): RawQuery) -> Response {
-    let query = KubeQuery::parse(query.as_deref());
-    let s = engine.snapshot();
-    let mut lines = vec![Line {
-        name: "ping".to_owned(),
-        ok: true,
-        note: "ok",
-    }];
-    if !query.exclude.contains("shutdown") {
-        lines.push(Line {
-            name: "shutdown".to_owned(),
-            ok: s.status().is_live(),
-            note: "ok",
-        });
-    }
-    kube_text("livez", &lines, &query)
-}
-
-async fn readyz(State(engine): State<Engine>, RawQuery(query): RawQuery) -> Response {
-    let query = KubeQuery::parse(query.as_deref());
-    let s = engine.snapshot();
-    let mut lines = vec![Line {
-        name: "shutdown".to_owned(),
-        ok: s.status() != Status::Stopping,
-        note: "ok",
-    }];
-    let mut any_reported = false;
-    for view in s.checks().filter(|v| v.spec.enabled) {
-        if query.exclude.contains(view.spec.name.as_str()) {
-            continue;
-        }
-        any_reported |= view.state != CheckState::Unknown;
-        let (ok, note) = match (view.spec.critical, view.state) {
-            (true, CheckState::Critical) => (false, ""),
-            (true, CheckState::Unknown) => (false, ""),
-            (true, CheckState::Warning) => (true, "ok (warning)"),
-            (false, state) if state.is_failing() => (true, "ok (non-critical, failing)"),
-            (false, CheckState::Unknown) => (true, "ok (no result yet)"),
-            _ => (true, "ok"),
-        };
-        lines.push(Line {
-            name: view.spec.name.clone(),
+        KubeAnswer {
             ok,
-            note,
-        });
+            text: Bytes::from(text),
+        }
     }
-    if lines.len() > 1 && !any_reported {
-        lines.push(Line {
-            name: "first-result".to_owned(),
-            ok: false,
-            note: "",
-        });
+
+    fn into_response(self) -> Response {
+        let mut response = Response::new(axum::body::Body::from(self.text));
+        *response.status_mut() = code(self.ok);
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        response
     }
-    kube_text("readyz", &lines, &query)
+}
+
+/// Serves a kube-style endpoint: without a query, the answer cached in `cache` for this
+/// snapshot; with one, rendered for it.
+fn kube_endpoint(
+    query: Option<&str>,
+    cache: &OnceLock<KubeAnswer>,
+    render: impl Fn(&KubeQuery) -> KubeAnswer,
+) -> Response {
+    match query {
+        None | Some("") => cache.get_or_init(|| render(&KubeQuery::default())).clone(),
+        Some(query) => render(&KubeQuery::parse(query)),
+    }
+    .into_response()
+}
+
+fn livez(engine: &Engine, query: Option<&str>) -> Response {
+    let s = engine.snapshot();
+    kube_endpoint(query, &s.bodies.livez, |query| {
+        let mut lines = vec![Line {
+            name: "ping",
+            ok: true,
+            note: "ok",
+        }];
+        if !query.exclude.contains("shutdown") {
+            lines.push(Line {
+                name: "shutdown",
+                ok: s.status().is_live(),
+                note: "ok",
+            });
+        }
+        KubeAnswer::render("livez", &lines, query)
+    })
+}
+
+fn readyz(engine: &Engine, query: Option<&str>) -> Response {
+    let s = engine.snapshot();
+    kube_endpoint(query, &s.bodies.readyz, |query| {
+        let mut lines = vec![Line {
+            name: "shutdown",
+            ok: s.status() != Status::Stopping,
+            note: "ok",
+        }];
+        let mut any_reported = false;
+        for view in s.checks().filter(|v| v.spec.enabled) {
+            if query.exclude.contains(view.spec.name.as_str()) {
+                continue;
+            }
+            any_reported |= view.state != CheckState::Unknown;
+            let (ok, note) = match (view.spec.critical, view.state) {
+                (true, CheckState::Critical) => (false, ""),
+                (true, CheckState::Unknown) => (false, ""),
+                (true, CheckState::Warning) => (true, "ok (warning)"),
+                (false, state) if state.is_failing() => (true, "ok (non-critical, failing)"),
+                (false, CheckState::Unknown) => (true, "ok (no result yet)"),
+                _ => (true, "ok"),
+            };
+            lines.push(Line {
+                name: &view.spec.name,
+                ok,
+                note,
+            });
+        }
+        if lines.len() > 1 && !any_reported {
+            lines.push(Line {
+                name: "first-result",
+                ok: false,
+                note: "",
+            });
+        }
+        KubeAnswer::render("readyz", &lines, query)
+    })
 }
 
 #[cfg(test)]
@@ -457,7 +535,7 @@ mod tests {
 
     #[test]
     fn kube_query_reads_verbose_and_repeated_excludes() {
-        let q = KubeQuery::parse(Some("verbose&exclude=db&exclude=a%3Ab"));
+        let q = KubeQuery::parse("verbose&exclude=db&exclude=a%3Ab");
         assert!(q.verbose);
         assert_eq!(q.exclude.into_iter().collect::<Vec<_>>(), ["a:b", "db"]);
     }

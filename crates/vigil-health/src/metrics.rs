@@ -40,12 +40,17 @@ pub fn render(snapshot: &Snapshot, out: &mut String) {
 /// The health metrics of `snapshot` but the uptime, rendered once per snapshot and then shared by
 /// every caller; waits while [`MAX_CONCURRENT_RENDERS`] other snapshots are being rendered.
 pub async fn shared(snapshot: &Snapshot) -> Bytes {
-    if let Some(text) = snapshot.metrics_text.get() {
-        return text.clone();
+    if let Some(text) = cached(snapshot) {
+        return text;
     }
     // Nothing closes the semaphore, so this always holds a permit.
     let _permit = RENDERING.acquire().await;
     rendered(snapshot)
+}
+
+/// The text [`shared`] gives, if it is already rendered for `snapshot`.
+pub fn cached(snapshot: &Snapshot) -> Option<Bytes> {
+    snapshot.metrics_text.get().cloned()
 }
 
 /// Appends the `vigil_uptime_seconds` family, the one part of the metrics that [`shared`] leaves

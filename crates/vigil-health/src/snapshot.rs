@@ -115,9 +115,9 @@ pub struct Snapshot {
     pub(crate) checks_json: OnceLock<Bytes>,
     /// The Prometheus text of everything but the uptime, rendered by [`crate::metrics::shared`].
     pub(crate) metrics_text: OnceLock<Bytes>,
-    /// `/health`'s body up to the uptime, which alone changes from request to request.
+    /// The probe endpoints' bodies, each rendered on its first request to this snapshot.
     #[cfg(feature = "axum")]
-    pub(crate) health_prefix: OnceLock<Bytes>,
+    pub(crate) bodies: crate::http::Bodies,
 }
 
 impl Snapshot {

@@ -96,7 +96,7 @@ async fn run_node(config: Config, stop: StopSignal, extras: Extras) -> anyhow::R
         leadership: leadership.clone(),
         neighbors: neighbors.clone(),
     }
-    .router();
+    .app();
 
     let (stop_server, server_stopped) = oneshot::channel::<()>();
     let limits = ServeLimits {
