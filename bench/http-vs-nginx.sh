@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Target 1: vigil's probe endpoints (/health/ready, /health, /livez, /readyz, /metrics) under wrk,
-# with 50 registered checks, side by side in the same run with nginx serving the same bodies as
-# static files on the same machine.
-# Target: vigil's requests/s >= TARGET x nginx's on every endpoint, in every round.
+# vigil's probe endpoints (/health/ready, /health, /livez, /readyz, /metrics) under wrk, with 50
+# registered checks, side by side in the same run with nginx serving the same bodies as static
+# files on the same machine.
+# Target: on every endpoint, in every round, vigil's requests/s >= TARGET x nginx's and vigil's
+# requests per server CPU-second >= TARGET x nginx's.
 #
 # Usage: bench/http-vs-nginx.sh            (needs target/release/vigil: cargo build --release -p vigil)
 # Env:   THREADS=2 CONNS=64 DURATION=15s WARMUP=3s ROUNDS=3 CHECKS=50 OTHER_MAX=10 ATTEMPTS=3 QUIET_WAIT=120
@@ -121,7 +122,7 @@ log "nginx: $workers_nginx worker processes; vigil: $threads_vigil threads (toki
 
 # --- wrk, same settings for both, warm-up first, the order alternating per round.
 # Each measured run also records where the machine's CPU went during it: the server's processes,
-# wrk, and everything else ("other": other sessions' builds and tests on this shared VM, plus
+# wrk, and everything else ("other": other workloads' builds and tests on this shared VM, plus
 # hypervisor steal), so a run disturbed by a neighbour shows it.
 HZ="$(getconf CLK_TCK)"
 server_ticks() { # server -> CPU ticks of its processes (nginx: master + workers)
@@ -194,7 +195,7 @@ echo "wrk -t$THREADS -c$CONNS -d$DURATION --latency (warm-up $WARMUP) x $ROUNDS 
 echo "nginx $workers_nginx workers (sendfile $NGINX_SENDFILE), vigil tokio default ($(nproc) workers); vigil RSS after: $((vigil_rss_kb / 1024)) MB;"
 echo "load average before $load_before, after $load_after."
 echo "CPU columns: percent of the whole machine ($(nproc) cores = 100%) during the measured run; \"other\" is"
-echo "everything but the server and wrk (other sessions on this VM) plus steal; a run with other > ${OTHER_MAX}% is redone"
+echo "everything but the server and wrk (other workloads on this VM) plus steal; a run with other > ${OTHER_MAX}% is redone"
 echo "(up to $ATTEMPTS tries; the least disturbed one is kept, \"try\" says which). req/CPU-s: requests served per CPU-second the server used."
 echo
 echo "| round | endpoint | server | body bytes | req/s | p50 ms | p99 ms | non-2xx | socket errors | CPU server | CPU wrk | CPU other | steal | req/CPU-s | try |"

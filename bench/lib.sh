@@ -144,7 +144,7 @@ machine_line() {
 }
 
 # wait_quiet MAX_PCT SECONDS: waits (at most SECONDS) until the whole machine is at most MAX_PCT
-# busy over a 2 s window, so a measurement does not start while another session's build runs on
+# busy over a 2 s window, so a measurement does not start while another workload's build runs on
 # this shared VM. Returns 0 either way; logs when it gave up waiting.
 wait_quiet() {
     local max="$1" secs="$2" deadline b0 t0 s0 b1 t1 s1 pct

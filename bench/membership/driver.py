@@ -176,7 +176,7 @@ def wait_quiet(max_pct, secs):
         if time.time() >= deadline:
             log(f"  machine still {pct:.0f}% busy after {secs}s; measuring anyway")
             return pct
-        log(f"  machine {pct:.0f}% busy (other sessions); waiting for <= {max_pct}%")
+        log(f"  machine {pct:.0f}% busy (other workloads); waiting for <= {max_pct}%")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -667,7 +667,7 @@ def run(args):
                 f"rss {idle['rss_mb_mean']:.1f} MB (other load {idle['other_pct_one_core']}% of a core)")
             if idle["other_pct_one_core"] <= args.max_other_pct or attempt == args.idle_tries:
                 break
-            log(f"  other sessions used more than {args.max_other_pct}% of a core: measuring again")
+            log(f"  other workloads used more than {args.max_other_pct}% of a core: measuring again")
             wait_quiet(args.quiet_pct, args.quiet_wait)
         res.update(idle)
         counters.delete()

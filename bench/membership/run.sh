@@ -45,7 +45,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Private copies: another session may rebuild target/release/vigil while this runs.
+# Private copies: another build may replace target/release/vigil while this runs.
 VIGIL_SRC="$VIGIL_BIN"
 cp "$VIGIL_BIN" "$WORK/vigil"
 VIGIL_SHA="$(sha256sum "$WORK/vigil" | cut -c1-12)"
