@@ -112,8 +112,12 @@ fn code(ok: bool) -> StatusCode {
 
 /// A JSON response of `body`.
 fn json_body(status: StatusCode, body: &impl Serialize) -> Response {
-    let body = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    json_chunks(status, [Bytes::from(body)])
+    json_chunks(status, [Bytes::from(to_json(body))])
+}
+
+/// `body` as JSON; `{}` for the value no wire type can produce (a map with non-string keys).
+fn to_json(body: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec())
 }
 
 /// A response body of several shared chunks, written with one vectored write and no copy: the
@@ -165,7 +169,7 @@ fn json_chunks(status: StatusCode, chunks: impl IntoIterator<Item = Bytes>) -> R
 
 /// Serializes `head`, leaving its object open for the `"checks"` that follow.
 fn open_object(head: &impl Serialize) -> Vec<u8> {
-    let mut body = serde_json::to_vec(head).unwrap_or_else(|_| b"{}".to_vec());
+    let mut body = to_json(head);
     body.pop();
     if body.len() > 1 {
         body.push(b',');
@@ -215,7 +219,7 @@ fn ready(engine: &Engine, _: Option<&str>) -> Response {
                 ready,
                 status: s.status(),
             };
-            Bytes::from(serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec()))
+            Bytes::from(to_json(&body))
         })
         .clone();
     json_chunks(code(ready), [body])
