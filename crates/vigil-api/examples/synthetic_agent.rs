@@ -134,6 +134,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         cluster: None,
         leadership: None,
         neighbors: None,
+        catalog: None,
+        instances: None,
     }
     .router();
     println!(

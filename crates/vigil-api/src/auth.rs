@@ -31,6 +31,12 @@ impl Token {
         Token(token.filter(|t| !t.is_empty()).map(Arc::from))
     }
 
+    /// The `Authorization` header that presents this token to another agent, when one is set.
+    pub(crate) fn bearer(&self) -> Option<axum::http::HeaderValue> {
+        let token = self.0.as_ref()?;
+        axum::http::HeaderValue::from_str(&format!("Bearer {token}")).ok()
+    }
+
     /// Whether a token is configured.
     pub fn is_set(&self) -> bool {
         self.0.is_some()

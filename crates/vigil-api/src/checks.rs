@@ -146,16 +146,7 @@ async fn put_ttl(
     Path((name, verdict)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let verdict = match verdict.as_str() {
-        "pass" => Verdict::Pass,
-        "warn" => Verdict::Warn,
-        "fail" => Verdict::Fail,
-        other => {
-            return Err(ApiError::not_found(format!(
-                "unknown TTL update {other:?}: use pass, warn or fail"
-            )))
-        }
-    };
+    let verdict = parse_verdict(&verdict)?;
     let note = note_from_body(&body)?;
     engine
         .update_ttl(&name, verdict, note)
@@ -167,7 +158,20 @@ async fn put_ttl(
     Ok(Json(wire::TtlUpdated { check: name, state }).into_response())
 }
 
-fn note_from_body(body: &[u8]) -> Result<Option<String>, ApiError> {
+/// The verdict of a TTL update's path: `pass`, `warn` or `fail` (404 otherwise).
+pub(crate) fn parse_verdict(verdict: &str) -> Result<Verdict, ApiError> {
+    match verdict {
+        "pass" => Ok(Verdict::Pass),
+        "warn" => Ok(Verdict::Warn),
+        "fail" => Ok(Verdict::Fail),
+        other => Err(ApiError::not_found(format!(
+            "unknown TTL update {other:?}: use pass, warn or fail"
+        ))),
+    }
+}
+
+/// The note of a TTL update: the body as text, or JSON `{"note": "..."}`.
+pub(crate) fn note_from_body(body: &[u8]) -> Result<Option<String>, ApiError> {
     let text =
         std::str::from_utf8(body).map_err(|_| ApiError::bad_request("note must be UTF-8 text"))?;
     let text = text.trim();

@@ -18,7 +18,12 @@
 //! | GET | `/v1/leader` | who leads, the term, since when, the leader's API address |
 //! | POST | `/v1/services` | register a service instance; token |
 //! | DELETE | `/v1/services/{name}/{id}` | deregister; token |
-//! | GET | `/v1/services`, `/v1/services/{name}` | the registry with each instance's node health |
+//! | GET | `/v1/services` | the registry: each instance with its state, checks and node health |
+//! | GET | `/v1/services/{name}` | discovery from this agent's catalog: `?healthy`, `?tag=`, `?node=`, blocking `?index=&wait=` |
+//! | PUT | `/v1/services/{name}/{id}/pass\|warn\|fail` | an instance's TTL check; token |
+//! | GET | `/v1/registry` | on a voter: the whole registry, which other agents copy |
+//! | POST | `/v1/instance-reports` | agent to agent: instance check results; token |
+//! | GET | `/v1/sd/prometheus` | Prometheus `http_sd_configs` targets: healthy instances |
 //! | GET | `/`, `/assets/*` | the live dashboard |
 //! | GET | `/v1/neighbors` | each configured neighbour: state, consecutive failures, last latency and error |
 //! | GET | `/v1/openapi.json` | the OpenAPI 3 document of this API ([`openapi`]) |
@@ -30,18 +35,22 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod catalog;
 pub mod checkdef;
 mod checks;
 mod cluster;
 mod dashboard;
+mod discovery;
 pub mod error;
 mod events;
 mod forward;
 pub mod grpc;
+pub mod instance_checks;
 mod leader;
 mod metrics;
 mod neighbors;
 pub mod openapi;
+mod prometheus_sd;
 pub mod serve;
 mod services;
 pub mod wire;
@@ -73,6 +82,10 @@ pub struct Api {
     pub leadership: Option<Leadership>,
     /// The neighbour monitor, when neighbours are configured.
     pub neighbors: Option<Neighbors>,
+    /// The registry this node answers discovery from, when it is part of a cluster.
+    pub catalog: Option<catalog::Catalog>,
+    /// The checks of the service instances on this node, when it is part of a cluster.
+    pub instances: Option<instance_checks::InstanceChecks>,
 }
 
 impl FromRef<Api> for Engine {
@@ -107,6 +120,9 @@ impl Api {
             .merge(cluster::routes(&self))
             .merge(leader::routes(&self))
             .merge(services::routes(&self))
+            .merge(catalog::routes(&self))
+            .merge(instance_checks::routes(&self))
+            .merge(prometheus_sd::routes(&self))
             .merge(openapi::routes())
             .merge(vigil_health::http::probe_routes(self.engine.clone()))
             .merge(dashboard::routes(self.cluster.is_some()))

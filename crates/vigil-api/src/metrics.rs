@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::Router;
 use vigil_health::metrics;
 
-use crate::{cluster, leader, neighbors, Api};
+use crate::{cluster, discovery, leader, neighbors, Api};
 
 /// `/metrics`.
 pub(crate) fn routes(api: &Api) -> Router {
@@ -46,6 +46,9 @@ fn respond(api: &Api, snapshot: &vigil_health::Snapshot, shared: bytes::Bytes) -
     }
     if let Some(leadership) = &api.leadership {
         leader::render_metrics(leadership, &mut out);
+    }
+    if let Some(catalog) = &api.catalog {
+        discovery::render_metrics(&catalog.current().registry, api.cluster.as_ref(), &mut out);
     }
     let body = vigil_health::http::shared_body([shared, bytes::Bytes::from(out)]);
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()

@@ -15,12 +15,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use vigil_cluster::raft::{Command, Registry, ServiceInstance, WriteError};
+use vigil_cluster::raft::{CheckBody, Command, Registry, ServiceInstance, WriteError};
 
 use crate::error::ApiError;
 use crate::forward::{self, Incoming};
 use crate::leader::{ReadMode, VoterRead};
-use crate::{auth, wire, Api};
+use crate::{auth, discovery, instance_checks, wire, Api};
 
 /// The registry's routes, on a node in a cluster; registering and deregistering need the token.
 pub(crate) fn routes(api: &Api) -> Router {
@@ -32,7 +32,7 @@ pub(crate) fn routes(api: &Api) -> Router {
             "/v1/services",
             get(list).merge(auth::guarded(&api.token, post(register))),
         )
-        .route("/v1/services/{name}", get(get_service))
+        .route("/v1/services/{name}", get(discovery::get_service))
         .route(
             "/v1/services/{name}/{id}",
             auth::guarded(&api.token, delete(deregister)),
@@ -59,10 +59,27 @@ fn check_name(what: &str, value: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Most checks one instance may have.
+pub const MAX_CHECKS_PER_INSTANCE: usize = 32;
+/// Most instances one node may hold.
+pub const MAX_INSTANCES_PER_NODE: usize = 10_000;
+/// How often the default TCP check of an instance runs.
+const DEFAULT_CHECK_INTERVAL: &str = "10s";
+
 /// The instance a `POST /v1/services` body registers; its node is `local` when the body names
 /// none.
 fn parse_registration(body: &[u8], local: &str) -> Result<ServiceInstance, ApiError> {
-    let r: wire::Registration = serde_json::from_slice(body)
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid body: {e} ({BODY_SHAPE})")))?;
+    // serde would say only "expected u16", not which field.
+    if let Some(port) = value.get("port") {
+        if !port.as_u64().is_some_and(|p| (1..=65535).contains(&p)) {
+            return Err(ApiError::bad_request(format!(
+                "port must be 1 to 65535, not {port}"
+            )));
+        }
+    }
+    let r: wire::Registration = serde_json::from_value(value)
         .map_err(|e| ApiError::bad_request(format!("invalid body: {e} ({BODY_SHAPE})")))?;
     check_name("name", &r.name)?;
     check_name("id", &r.id)?;
@@ -74,7 +91,22 @@ fn parse_registration(body: &[u8], local: &str) -> Result<ServiceInstance, ApiEr
     }
     let node = r.node.unwrap_or_else(|| local.to_owned());
     check_name("node", &node)?;
+    let deregister_critical_after_ms = r
+        .deregister_critical_after
+        .as_deref()
+        .map(|text| {
+            vigil_text::limits::DEREGISTER_CRITICAL_AFTER
+                .parse(text)
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                .map_err(|e| ApiError::bad_request(e.to_string()))
+        })
+        .transpose()?;
+    let checks = match r.checks {
+        Some(checks) => checks,
+        None => vec![default_check(&r.address, r.port)],
+    };
     Ok(ServiceInstance {
+        checks: named_checks(checks)?,
         name: r.name,
         id: r.id,
         address: r.address,
@@ -82,7 +114,114 @@ fn parse_registration(body: &[u8], local: &str) -> Result<ServiceInstance, ApiEr
         tags: r.tags,
         node,
         ephemeral: r.ephemeral,
+        deregister_critical_after_ms,
     })
+}
+
+/// The registration that registers `instance` as it is, wherever it is parsed: what a node
+/// passes on, with the node and the checks settled where the request came in.
+fn registration_of(instance: &ServiceInstance) -> wire::Registration {
+    wire::Registration {
+        name: instance.name.clone(),
+        id: instance.id.clone(),
+        address: instance.address.clone(),
+        port: instance.port,
+        tags: instance.tags.clone(),
+        node: Some(instance.node.clone()),
+        ephemeral: instance.ephemeral,
+        checks: Some(instance.checks.values().cloned().collect()),
+        deregister_critical_after: instance
+            .deregister_critical_after_ms
+            .map(|ms| format!("{ms}ms")),
+    }
+}
+
+/// The TCP check an instance gets when its registration names none.
+fn default_check(address: &str, port: u16) -> CheckBody {
+    let mut body = CheckBody::new();
+    body.insert("name".into(), "tcp".into());
+    body.insert(
+        "probe".into(),
+        format!("tcp://{}", discovery::dial_address(address, port)).into(),
+    );
+    body.insert("interval".into(), DEFAULT_CHECK_INTERVAL.into());
+    body
+}
+
+/// The checks by name, each validated as the agent of its node will run it; a bad one is a 400
+/// that names it and its field.
+fn named_checks(checks: Vec<CheckBody>) -> Result<BTreeMap<String, CheckBody>, ApiError> {
+    if checks.len() > MAX_CHECKS_PER_INSTANCE {
+        return Err(ApiError::bad_request(format!(
+            "checks: at most {MAX_CHECKS_PER_INSTANCE} checks per instance"
+        )));
+    }
+    let mut named = BTreeMap::new();
+    for (i, mut body) in checks.into_iter().enumerate() {
+        let name = match body.get("name") {
+            Some(serde_json::Value::String(name)) => name.clone(),
+            Some(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "checks[{i}].name: expected a string"
+                )))
+            }
+            None => format!("check-{}", i + 1),
+        };
+        body.insert("name".into(), name.clone().into());
+        instance_checks::plan(&body, &name).map_err(|e| {
+            ApiError::bad_request(format!("checks[{i}].{}: {}", e.field, e.message))
+        })?;
+        if named.insert(name.clone(), body).is_some() {
+            return Err(ApiError::bad_request(format!(
+                "checks[{i}].name: a second check named {name:?}"
+            )));
+        }
+    }
+    Ok(named)
+}
+
+/// Refuses an instance the cluster cannot run: checks on a node membership does not know, or
+/// past the node's instance limit.
+fn admissible(api: &Api, instance: &ServiceInstance) -> Result<(), ApiError> {
+    let local = api.engine.snapshot().node_id().to_owned();
+    if instance.node != local && !instance.checks.is_empty() {
+        let known = api.cluster.as_ref().is_some_and(|c| {
+            c.view()
+                .member(&instance.node)
+                .is_some_and(|m| m.state.is_active())
+        });
+        if !known {
+            return Err(ApiError::bad_request(format!(
+                "node: no live member {:?} to run the instance's checks; register it there, \
+                 or with \"checks\": []",
+                instance.node
+            )));
+        }
+    }
+    if let Some(catalog) = &api.catalog {
+        let current = catalog.current();
+        let registry = &current.registry;
+        let replaces = registry
+            .services
+            .get(&instance.name)
+            .is_some_and(|of| of.contains_key(&instance.id));
+        let on_node = registry
+            .services
+            .values()
+            .flat_map(BTreeMap::values)
+            .filter(|i| i.node == instance.node)
+            .count();
+        if !replaces && on_node >= MAX_INSTANCES_PER_NODE {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "node {:?} already holds {MAX_INSTANCES_PER_NODE} instances, the most one node may",
+                    instance.node
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Turns a failed write (or consistent read) into its answer: passed on to the leader when
@@ -122,12 +261,14 @@ pub async fn register(State(api): State<Api>, request: Incoming, body: Bytes) ->
     // The instance's node defaults to the node first asked, so it is settled before the
     // request is passed on.
     let local = api.engine.snapshot().node_id().to_owned();
-    let instance = match parse_registration(&body, &local) {
+    let instance = match parse_registration(&body, &local)
+        .and_then(|instance| admissible(&api, &instance).map(|()| instance))
+    {
         Ok(instance) => instance,
         Err(e) => return e.into_response(),
     };
     let request = Incoming {
-        body: serde_json::to_vec(&instance)
+        body: serde_json::to_vec(&registration_of(&instance))
             .map(Bytes::from)
             .unwrap_or(body),
         ..request
@@ -185,10 +326,16 @@ pub async fn deregister(
     }
 }
 
-/// An instance as the API shows it; with its node's health in registry reads.
-fn instance_body(instance: &ServiceInstance, registry: Option<&Registry>) -> wire::Instance {
+/// An instance as the API shows it; with its state, its checks' and its node's health in
+/// registry reads.
+pub(crate) fn instance_body(
+    instance: &ServiceInstance,
+    registry: Option<&Registry>,
+) -> wire::Instance {
     wire::Instance {
         address: instance.address.clone(),
+        checks: registry.map(|r| checks_of(instance, r)),
+        state: registry.map(|r| r.instance_state(instance)),
         ephemeral: instance.ephemeral,
         health: registry.map(|r| node_health(r, &instance.node)),
         id: instance.id.clone(),
@@ -197,6 +344,28 @@ fn instance_body(instance: &ServiceInstance, registry: Option<&Registry>) -> wir
         port: instance.port,
         tags: instance.tags.clone(),
     }
+}
+
+/// Each check of `instance` with its last recorded state.
+fn checks_of(instance: &ServiceInstance, registry: &Registry) -> Vec<wire::InstanceCheck> {
+    let recorded = registry.health_of(instance).map(|h| &h.checks);
+    instance
+        .checks
+        .iter()
+        .map(|(name, body)| {
+            let report = recorded.and_then(|r| r.get(name));
+            wire::InstanceCheck {
+                name: name.clone(),
+                output: report.map(|r| r.output.clone()).unwrap_or_default(),
+                probe: body
+                    .get("probe")
+                    .and_then(|p| p.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+                state: report.map_or(vigil_health::CheckState::Unknown, |r| r.state),
+            }
+        })
+        .collect()
 }
 
 /// A node's last recorded health; `unknown` when it never reported.
@@ -248,33 +417,6 @@ pub async fn list(
         applied_index: published.applied_index,
         nodes,
         services,
-    };
-    (headers, Json(body)).into_response()
-}
-
-/// `GET /v1/services/{name}[?consistent]`.
-#[utoipa::path(get, path = "/v1/services/{name}", tag = "services",
-    params(("name" = String, Path, description = "The service"), ReadMode),
-    responses(
-        (status = 200, description = "The service's instances", body = wire::Service,
-            headers(("x-vigil-stale-ms" = String), ("x-vigil-served-by" = String))),
-        (status = 404, description = "No such service", body = wire::ErrorBody),
-        (status = 503, description = "No quorum", body = wire::ErrorBody),
-    ))]
-pub async fn get_service(
-    Path(name): Path<String>,
-    VoterRead {
-        published, headers, ..
-    }: VoterRead,
-) -> Response {
-    let registry = &published.registry;
-    let Some(of) = registry.services.get(&name) else {
-        return ApiError::not_found(format!("no service {name:?} is registered")).into_response();
-    };
-    let body = wire::Service {
-        applied_index: published.applied_index,
-        instances: instances(of, registry),
-        name,
     };
     (headers, Json(body)).into_response()
 }

@@ -222,9 +222,32 @@ pub struct Registration {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = r"^[^/\s\u0000-\u001f\u007f-\u009f]{1,200}$")]
     pub node: Option<String>,
-    /// Removed once its node is declared dead or gone.
+    /// Removed once its node is declared dead or gone, or once a TTL check of it lapses.
     #[serde(default)]
     pub ephemeral: bool,
+    /// The instance's checks, run by the agent of its node: each a check definition as in
+    /// `PUT /v1/checks/{name}` (`probe`, `interval`, `timeout`, thresholds, `ttl`, ...) with a
+    /// `name` (default `check-1`, `check-2`, ...). Left out: a TCP check of `address:port`
+    /// every 10s; `[]`: no checks, always passing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub checks: Option<Vec<serde_json::Map<String, serde_json::Value>>>,
+    /// Deregistered once a check has been critical this long (`90s`, `10m`; 1s to 30 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deregister_critical_after: Option<String>,
+}
+
+/// One check of an instance and its last state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InstanceCheck {
+    /// The check's name.
+    pub name: String,
+    /// The message of the result that put it in its state.
+    pub output: String,
+    /// Its probe, as registered.
+    pub probe: String,
+    /// `unknown` before a first counted result, then `passing`, `warning` or `critical`.
+    pub state: vigil_health::CheckState,
 }
 
 /// One registered instance of a service.
@@ -232,6 +255,9 @@ pub struct Registration {
 pub struct Instance {
     /// Host or IP clients dial.
     pub address: String,
+    /// Its checks with their last states; in registry reads only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Vec<InstanceCheck>>,
     /// Removed once its node is declared dead or gone.
     pub ephemeral: bool,
     /// The health of its node; in registry reads only.
@@ -245,6 +271,10 @@ pub struct Instance {
     pub node: String,
     /// Port clients dial.
     pub port: u16,
+    /// What discovery says of it: `unknown`, `passing`, `warning`, `critical` (a check is, or
+    /// its node is dead or gone) or `maintenance`; in registry reads only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<vigil_cluster::raft::InstanceState>,
     /// Free-form labels.
     pub tags: Vec<String>,
 }
@@ -301,6 +331,49 @@ pub struct Service {
     pub instances: Vec<Instance>,
     /// The service's name.
     pub name: String,
+}
+
+/// `POST /v1/instance-reports`: an agent's report of the checks of instances on its node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InstanceReports {
+    /// The reporting node; reports about instances on other nodes are ignored.
+    pub node: String,
+    /// When, in milliseconds since the Unix epoch (the reporter's clock).
+    pub at_ms: u64,
+    /// Each instance whose checks changed: `{"name", "id", "checks": {"tcp": {"state",
+    /// "output"}}}`.
+    #[schema(value_type = Vec<Object>)]
+    pub instances: Vec<vigil_cluster::raft::InstanceReport>,
+}
+
+impl InstanceReports {
+    /// The registry command that records them.
+    pub fn into_command(self) -> vigil_cluster::raft::Command {
+        vigil_cluster::raft::Command::ReportInstances {
+            node: self.node,
+            at_ms: self.at_ms,
+            instances: self.instances,
+        }
+    }
+}
+
+/// `GET /v1/registry`: the whole registry, as agents that are not voters copy it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RegistryCopy {
+    /// The Raft index it was read at; `null` before the first entry.
+    pub applied_index: Option<u64>,
+    /// The registry.
+    #[schema(value_type = Object)]
+    pub registry: vigil_cluster::raft::Registry,
+}
+
+/// One target group of `GET /v1/sd/prometheus`, as Prometheus's `http_sd_configs` reads it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TargetGroup {
+    /// The labels of every target in the group.
+    pub labels: BTreeMap<String, String>,
+    /// `host:port` of each target.
+    pub targets: Vec<String>,
 }
 
 /// One neighbour as the monitor sees it.

@@ -22,6 +22,8 @@ fn app(engine: &Engine, token: Option<&str>) -> Router {
         cluster: None,
         leadership: None,
         neighbors: None,
+        catalog: None,
+        instances: None,
     }
     .router()
 }

@@ -26,6 +26,8 @@ fn app(engine: &Engine, neighbors: Option<Neighbors>) -> Router {
         cluster: None,
         leadership: None,
         neighbors,
+        catalog: None,
+        instances: None,
     }
     .router()
 }

@@ -49,6 +49,8 @@ fn healthy_api() -> Api {
         cluster: None,
         leadership: None,
         neighbors: None,
+        catalog: None,
+        instances: None,
     }
 }
 

@@ -31,6 +31,8 @@ async fn voters_elect_one_leader_and_refuse_frames_without_the_key() {
         tags: vec![],
         node: "r1".into(),
         ephemeral: false,
+        checks: Default::default(),
+        deregister_critical_after_ms: None,
     };
     let follower = (leader + 1) % 3;
     assert!(
@@ -106,6 +108,8 @@ async fn a_lone_voter_is_its_own_majority_and_leads() {
             tags: vec![],
             node: "solo".into(),
             ephemeral: false,
+            checks: Default::default(),
+            deregister_critical_after_ms: None,
         }))
         .await
         .unwrap();
@@ -139,6 +143,8 @@ async fn when_the_leader_stops_the_others_elect_one_of_themselves() {
             tags: vec![],
             node: voters[successor].id.clone(),
             ephemeral: false,
+            checks: Default::default(),
+            deregister_critical_after_ms: None,
         }))
         .await
         .unwrap();

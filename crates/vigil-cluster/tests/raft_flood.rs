@@ -133,6 +133,8 @@ fn instance(n: usize) -> ServiceInstance {
         tags: vec![],
         node: "f1".into(),
         ephemeral: false,
+        checks: Default::default(),
+        deregister_critical_after_ms: None,
     }
 }
 

@@ -118,6 +118,8 @@ fn instance(n: usize) -> ServiceInstance {
         tags: vec![],
         node: "p1".into(),
         ephemeral: false,
+        checks: Default::default(),
+        deregister_critical_after_ms: None,
     }
 }
 

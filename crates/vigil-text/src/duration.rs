@@ -283,6 +283,12 @@ pub mod limits {
     /// `[cluster] election_timeout`: heartbeats go every sixth of it, so not below 60ms.
     pub const ELECTION_TIMEOUT: DurationLimit = limit("election_timeout", ms(60), MINUTE);
 
+    /// A service instance's `deregister_critical_after`.
+    pub const DEREGISTER_CRITICAL_AFTER: DurationLimit =
+        limit("deregister_critical_after", secs(1), secs(30 * 24 * 3600));
+    /// A blocking query's `wait` (Consul's longest too).
+    pub const QUERY_WAIT: DurationLimit = limit("wait", Duration::ZERO, secs(600));
+
     /// Stack files: `[services.X.health] interval`.
     pub const STACK_INTERVAL: DurationLimit = limit("interval", ms(10), DAY);
     /// Stack files: `[services.X.health] timeout`.

@@ -8,7 +8,9 @@ use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::oneshot;
 use tracing::Instrument;
+use vigil_api::catalog::Catalog;
 use vigil_api::grpc::GrpcSurface;
+use vigil_api::instance_checks::InstanceChecks;
 use vigil_api::serve::ServeLimits;
 use vigil_api::{Api, Token};
 use vigil_cluster::raft::{Leadership, RaftConfig, RaftListener, RAFT_TAG};
@@ -89,12 +91,29 @@ async fn run_node(config: Config, stop: StopSignal, extras: Extras) -> anyhow::R
         }
         None => (None, None),
     };
+    let catalog = cluster.as_ref().map(|cluster| match &leadership {
+        Some(leadership) => Catalog::of_voter(leadership),
+        None => Catalog::follow(cluster.clone()),
+    });
+    let instances = match (&catalog, &cluster) {
+        (Some(catalog), Some(cluster)) => Some(InstanceChecks::start(
+            &config.node.id,
+            engine.config().clone(),
+            catalog.clone(),
+            cluster.clone(),
+            leadership.clone(),
+            token.clone(),
+        )),
+        _ => None,
+    };
     let app = Api {
         engine: engine.clone(),
         token,
         cluster: cluster.clone(),
         leadership: leadership.clone(),
         neighbors: neighbors.clone(),
+        catalog,
+        instances,
     }
     .app();
 

@@ -28,9 +28,13 @@ pub struct ConsoleArgs {
     token: Option<String>,
 }
 
+const REGISTER_USAGE: &str = "register NAME ADDR PORT [ephemeral] [check tcp|none]";
+
 const HELP: &str = "\
 commands:
-  register NAME ADDR PORT [ephemeral]   register a service instance (id ADDR:PORT) on this node
+  register NAME ADDR PORT [ephemeral] [check tcp|none]
+                                        register a service instance (id ADDR:PORT) on this node,
+                                        checked over TCP every 10s unless `check none`
   deregister NAME ID                    remove a service instance
   status                                this node's health
   leader                                who leads the cluster
@@ -71,10 +75,15 @@ impl Console {
                     .ok()
                     .filter(|p| *p > 0)
                     .with_context(|| format!("PORT must be 1 to 65535, not {port:?}"))?;
-                let ephemeral = match rest {
-                    [] => false,
-                    ["ephemeral"] => true,
-                    _ => anyhow::bail!("usage: register NAME ADDR PORT [ephemeral]"),
+                let (ephemeral, rest) = match rest {
+                    ["ephemeral", rest @ ..] => (true, rest),
+                    rest => (false, rest),
+                };
+                // No `checks` key: the agent checks ADDR:PORT over TCP.
+                let checks = match rest {
+                    [] | ["check", "tcp"] => None,
+                    ["check", "none"] => Some(Vec::new()),
+                    _ => anyhow::bail!("usage: {REGISTER_USAGE}"),
                 };
                 let body = wire::Registration {
                     name: (*name).to_owned(),
@@ -84,6 +93,8 @@ impl Console {
                     tags: Vec::new(),
                     node: None,
                     ephemeral,
+                    checks,
+                    deregister_critical_after: None,
                 };
                 let path = "/v1/services";
                 let answer = self.agent.send_json(Method::POST, path, &body).await?;
@@ -93,7 +104,7 @@ impl Console {
                     .registered;
                 println!("registered {} instance {} on node {}", r.name, r.id, r.node);
             }
-            ["register", ..] => anyhow::bail!("usage: register NAME ADDR PORT [ephemeral]"),
+            ["register", ..] => anyhow::bail!("usage: {REGISTER_USAGE}"),
             ["deregister", name, id] => {
                 let path = format!("/v1/services/{name}/{id}");
                 Self::checked(self.agent.send(Method::DELETE, &path).await?)?;

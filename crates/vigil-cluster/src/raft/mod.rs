@@ -24,6 +24,7 @@
 //! and needs nobody's answer.
 
 mod frame;
+mod instance;
 mod limits;
 mod network;
 mod session;
@@ -38,7 +39,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use arc_swap::ArcSwap;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::storage::RaftLogStorage;
 use openraft::{ServerState, SnapshotPolicy};
@@ -50,10 +50,13 @@ use tracing::{debug, info, warn};
 use vigil_gossip::MemberState;
 
 pub use frame::{WireError, MAX_FRAME, MAX_HELLO_FRAME};
+pub use instance::{
+    CheckBody, CheckReport, InstanceHealth, InstanceReport, InstanceState, MAX_OUTPUT,
+};
 pub use limits::{MAX_CONNECTIONS, MAX_PER_ADDRESS};
 pub use network::{fuzz_decode_inbound, FRAME_WITHIN, HELLO_WITHIN};
 pub use session::{Kind, Refused};
-pub use state::{Applied, Command, HealthReport, LeaderRecord, Registry, ServiceInstance};
+pub use state::{is_gone, Applied, Command, HealthReport, LeaderRecord, Registry, ServiceInstance};
 pub use store::Published;
 
 use crate::error::ClusterError;
@@ -174,7 +177,7 @@ struct Inner {
     name: String,
     names: BTreeMap<u64, String>,
     cluster: Cluster,
-    published: Arc<ArcSwap<Published>>,
+    published: Arc<watch::Sender<Arc<Published>>>,
     contact: Arc<LeaderContact>,
     /// When this voter last granted a vote: it gives that candidate a lease to win in.
     voted: Arc<LeaderContact>,
@@ -251,7 +254,7 @@ impl Leadership {
         .map_err(|e| ClusterError::Config(format!("raft timings: {e}")))?;
 
         let db = store::open(&config.data_dir).map_err(ClusterError::Config)?;
-        let published = Arc::new(ArcSwap::from_pointee(Published::default()));
+        let published = Arc::new(watch::Sender::new(Arc::new(Published::default())));
         let machine = store::StateMachine::load(db.clone(), published.clone())
             .map_err(ClusterError::Config)?;
         let log = store::LogStore::new(db);
@@ -358,7 +361,7 @@ impl Leadership {
             None
         };
         let has_quorum = stale.is_some_and(|s| s <= limit);
-        let record = self.inner.published.load().registry.leader.clone();
+        let record = self.inner.published.borrow().registry.leader.clone();
         let since_ms = record
             .filter(|r| Some(&r.node) == leader_id.as_ref() && r.term == metrics.current_term)
             .map(|r| r.since_ms);
@@ -382,7 +385,12 @@ impl Leadership {
 
     /// The registry as this node last applied it.
     pub fn registry(&self) -> Arc<Published> {
-        self.inner.published.load_full()
+        self.inner.published.borrow().clone()
+    }
+
+    /// The registry as this node applies it, told of every apply.
+    pub fn watch_registry(&self) -> watch::Receiver<Arc<Published>> {
+        self.inner.published.subscribe()
     }
 
     /// The registry after every write committed before the call: confirmed with a majority
@@ -786,6 +794,39 @@ impl Leadership {
                 });
             }
         }
+        chores.extend(expired_instances(&registry.registry, at_ms));
         chores
     }
+}
+
+/// Deregistrations due: instances critical for longer than their `deregister_critical_after`,
+/// and ephemeral instances whose TTL lapsed (or was failed) — their process is gone.
+fn expired_instances(registry: &Registry, now_ms: u64) -> Vec<Command> {
+    registry
+        .services
+        .values()
+        .flat_map(BTreeMap::values)
+        .filter(|instance| {
+            let Some(health) = registry.health_of(instance) else {
+                return false;
+            };
+            let overdue = match (
+                instance.deregister_critical_after_ms,
+                health.critical_since_ms,
+            ) {
+                (Some(after), Some(since)) => now_ms.saturating_sub(since) >= after,
+                _ => false,
+            };
+            let lapsed = instance.ephemeral
+                && health.checks.iter().any(|(check, report)| {
+                    report.state == vigil_health::CheckState::Critical
+                        && instance.has_ttl_check(check)
+                });
+            overdue || lapsed
+        })
+        .map(|instance| Command::Deregister {
+            name: instance.name.clone(),
+            id: instance.id.clone(),
+        })
+        .collect()
 }

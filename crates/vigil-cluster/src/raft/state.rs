@@ -1,10 +1,14 @@
-//! The replicated registry: service instances, each node's last health report, and the
-//! leader's record, with the commands that change them. Applying a command is deterministic
-//! and total, so every voter that applies the same log holds the same registry.
+//! The replicated registry: service instances with their checks' last results, each node's
+//! last health report, and the leader's record, with the commands that change them. Applying a
+//! command is deterministic and total, so every voter that applies the same log holds the same
+//! registry. Each service remembers the log index of its last change, the index blocking
+//! discovery queries wait on.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use super::instance::{CheckBody, InstanceHealth, InstanceReport, InstanceState};
 
 /// One registered instance of a service.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,9 +26,27 @@ pub struct ServiceInstance {
     pub tags: Vec<String>,
     /// The cluster node the instance runs on; its health is reported beside the instance.
     pub node: String,
-    /// Removed by the leader once membership declares `node` dead or gone.
+    /// Removed by the leader once membership declares `node` dead or gone, or once a TTL check
+    /// of the instance lapses.
     #[serde(default)]
     pub ephemeral: bool,
+    /// The instance's checks by name, run by the agent of `node`; none means always passing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, CheckBody>,
+    /// Removed by the leader once a check has been critical this long, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deregister_critical_after_ms: Option<u64>,
+}
+
+impl ServiceInstance {
+    /// Whether a check of this instance is a TTL the instance renews itself.
+    pub fn has_ttl_check(&self, check: &str) -> bool {
+        self.checks
+            .get(check)
+            .and_then(|body| body.get("probe"))
+            .and_then(|probe| probe.as_str())
+            .is_some_and(|probe| probe.trim() == "ttl")
+    }
 }
 
 /// A node's health as last recorded in the registry.
@@ -83,6 +105,26 @@ pub enum Command {
     },
     /// Records the leader taking office.
     Leader(LeaderRecord),
+    /// Records the checks of instances on `node`, as its agent ran them; reports about
+    /// instances that are not (or no longer) on `node`, or about checks they do not have, are
+    /// ignored.
+    ReportInstances {
+        /// The reporting node.
+        node: String,
+        /// When, in milliseconds since the Unix epoch (the reporter's clock).
+        at_ms: u64,
+        /// One report per instance whose checks changed.
+        instances: Vec<InstanceReport>,
+    },
+    /// Puts an instance in maintenance (`reason` set) or takes it out (`None`).
+    Maintenance {
+        /// Service name.
+        name: String,
+        /// Instance id.
+        id: String,
+        /// Why, while in maintenance.
+        reason: Option<String>,
+    },
 }
 
 /// What applying a command did.
@@ -104,11 +146,65 @@ pub struct Registry {
     pub health: BTreeMap<String, HealthReport>,
     /// The latest leader record.
     pub leader: Option<LeaderRecord>,
+    /// The health of instances by service name, then instance id.
+    #[serde(default)]
+    pub instance_health: BTreeMap<String, BTreeMap<String, InstanceHealth>>,
+    /// The log index of each service's last change (registration, checks, its nodes' liveness);
+    /// a service no longer registered has none (see [`Registry::service_index`]).
+    #[serde(default)]
+    pub modified: BTreeMap<String, u64>,
+    /// The log index of the last change to any service.
+    #[serde(default)]
+    pub services_index: u64,
+}
+
+/// Whether a node status (as recorded in [`HealthReport::status`]) means the node is gone.
+pub fn is_gone(status: &str) -> bool {
+    matches!(status, "dead" | "left")
 }
 
 impl Registry {
-    /// Applies `command` and says what it did.
-    pub fn apply(&mut self, command: &Command) -> Applied {
+    /// Applies `command`, the log's entry at `index`, and says what it did.
+    pub fn apply(&mut self, index: u64, command: &Command) -> Applied {
+        let touched = self.services_touched_by(command);
+        let applied = self.apply_command(command);
+        if applied.changed {
+            for name in touched {
+                self.services_index = index;
+                if self.services.contains_key(&name) {
+                    self.modified.insert(name, index);
+                } else {
+                    // A gone service answers with the index of the last change to any, so
+                    // names once used do not pile up.
+                    self.modified.remove(&name);
+                }
+            }
+        }
+        applied
+    }
+
+    /// The services whose answer `command` may change, judged before it is applied.
+    fn services_touched_by(&self, command: &Command) -> Vec<String> {
+        match command {
+            Command::Register(ServiceInstance { name, .. })
+            | Command::Deregister { name, .. }
+            | Command::Maintenance { name, .. } => vec![name.clone()],
+            Command::ReportInstances { instances, .. } => {
+                let mut names: Vec<String> = instances.iter().map(|i| i.name.clone()).collect();
+                names.dedup();
+                names
+            }
+            Command::NodeGone { node, .. } | Command::ReportHealth { node, .. } => self
+                .services
+                .iter()
+                .filter(|(_, of)| of.values().any(|i| &i.node == node))
+                .map(|(name, _)| name.clone())
+                .collect(),
+            Command::Leader(_) => Vec::new(),
+        }
+    }
+
+    fn apply_command(&mut self, command: &Command) -> Applied {
         match command {
             Command::Register(instance) => {
                 let slot = self
@@ -116,6 +212,7 @@ impl Registry {
                     .entry(instance.name.clone())
                     .or_default()
                     .insert(instance.id.clone(), instance.clone());
+                self.keep_health_of(instance, slot.as_ref());
                 Applied {
                     changed: slot.as_ref() != Some(instance),
                     removed: 0,
@@ -132,6 +229,7 @@ impl Registry {
                     }
                     None => 0,
                 };
+                self.forget_health(name, id);
                 Applied {
                     changed: removed > 0,
                     removed,
@@ -142,13 +240,17 @@ impl Registry {
                 status,
                 at_ms,
             } => {
-                let mut removed = 0;
-                for instances in self.services.values_mut() {
-                    let before = instances.len();
-                    instances.retain(|_, i| !(i.ephemeral && &i.node == node));
-                    removed += before - instances.len();
+                let gone: Vec<(String, String)> = self
+                    .services
+                    .values()
+                    .flat_map(BTreeMap::values)
+                    .filter(|i| i.ephemeral && &i.node == node)
+                    .map(|i| (i.name.clone(), i.id.clone()))
+                    .collect();
+                let removed = gone.len();
+                for (name, id) in gone {
+                    self.apply_command(&Command::Deregister { name, id });
                 }
-                self.services.retain(|_, instances| !instances.is_empty());
                 let report = HealthReport {
                     status: status.clone(),
                     score: 0,
@@ -176,7 +278,148 @@ impl Registry {
                     removed: 0,
                 }
             }
+            Command::ReportInstances {
+                node,
+                at_ms,
+                instances,
+            } => {
+                let mut changed = false;
+                for report in instances {
+                    changed |= self.record_checks(node, *at_ms, report);
+                }
+                Applied {
+                    changed,
+                    removed: 0,
+                }
+            }
+            Command::Maintenance { name, id, reason } => {
+                let known = self
+                    .services
+                    .get(name)
+                    .is_some_and(|of| of.contains_key(id));
+                let changed = known && {
+                    let health = self
+                        .instance_health
+                        .entry(name.clone())
+                        .or_default()
+                        .entry(id.clone())
+                        .or_default();
+                    let changed = health.maintenance != *reason;
+                    health.maintenance.clone_from(reason);
+                    changed
+                };
+                Applied {
+                    changed,
+                    removed: 0,
+                }
+            }
         }
+    }
+
+    /// Records one instance's check results; whether anything changed.
+    fn record_checks(&mut self, node: &str, at_ms: u64, report: &InstanceReport) -> bool {
+        let Some(instance) = self
+            .services
+            .get(&report.name)
+            .and_then(|of| of.get(&report.id))
+        else {
+            return false;
+        };
+        if instance.node != node {
+            return false;
+        }
+        let checks: BTreeMap<_, _> = report
+            .checks
+            .iter()
+            .filter(|(check, _)| instance.checks.contains_key(*check))
+            .map(|(check, r)| (check.clone(), r.clone()))
+            .collect();
+        let count = instance.checks.len();
+        let health = self
+            .instance_health
+            .entry(report.name.clone())
+            .or_default()
+            .entry(report.id.clone())
+            .or_default();
+        if health.checks == checks {
+            return false;
+        }
+        health.checks = checks;
+        let critical = health.state(count) == InstanceState::Critical
+            || (health.maintenance.is_some()
+                && health
+                    .checks
+                    .values()
+                    .any(|c| c.state == vigil_health::CheckState::Critical));
+        health.critical_since_ms = match (critical, health.critical_since_ms) {
+            (true, Some(since)) => Some(since),
+            (true, None) => Some(at_ms),
+            (false, _) => None,
+        };
+        true
+    }
+
+    /// After a (re-)registration: results of checks the instance no longer has are dropped,
+    /// and all of them when it moved to another node.
+    fn keep_health_of(&mut self, instance: &ServiceInstance, before: Option<&ServiceInstance>) {
+        if before.is_some_and(|b| b.node != instance.node) {
+            self.forget_health(&instance.name, &instance.id);
+            return;
+        }
+        if let Some(health) = self
+            .instance_health
+            .get_mut(&instance.name)
+            .and_then(|of| of.get_mut(&instance.id))
+        {
+            health
+                .checks
+                .retain(|check, _| instance.checks.contains_key(check));
+        }
+    }
+
+    fn forget_health(&mut self, name: &str, id: &str) {
+        if let Some(of) = self.instance_health.get_mut(name) {
+            of.remove(id);
+            if of.is_empty() {
+                self.instance_health.remove(name);
+            }
+        }
+    }
+
+    /// What discovery says of `instance`: critical while its node is dead or gone, otherwise
+    /// what its checks say.
+    pub fn instance_state(&self, instance: &ServiceInstance) -> InstanceState {
+        let maintenance = self
+            .health_of(instance)
+            .and_then(|h| h.maintenance.as_ref());
+        if maintenance.is_none()
+            && self
+                .health
+                .get(&instance.node)
+                .is_some_and(|r| is_gone(&r.status))
+        {
+            return InstanceState::Critical;
+        }
+        self.health_of(instance).map_or_else(
+            || InstanceHealth::default().state(instance.checks.len()),
+            |h| h.state(instance.checks.len()),
+        )
+    }
+
+    /// The recorded health of `instance`, once anything was recorded.
+    pub fn health_of(&self, instance: &ServiceInstance) -> Option<&InstanceHealth> {
+        self.instance_health
+            .get(&instance.name)
+            .and_then(|of| of.get(&instance.id))
+    }
+
+    /// The log index of the last change to service `name` (or to any service, for one never
+    /// seen).
+    pub fn service_index(&self, name: &str) -> u64 {
+        self.modified
+            .get(name)
+            .copied()
+            .unwrap_or(self.services_index)
     }
 
     /// Whether `node` has ephemeral instances.
@@ -205,6 +448,8 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::raft::instance::CheckReport;
+    use vigil_health::CheckState;
 
     fn instance(name: &str, id: &str, node: &str, ephemeral: bool) -> ServiceInstance {
         ServiceInstance {
@@ -215,20 +460,117 @@ mod tests {
             tags: vec![],
             node: node.into(),
             ephemeral,
+            checks: BTreeMap::new(),
+            deregister_critical_after_ms: None,
         }
+    }
+
+    fn with_check(mut instance: ServiceInstance, check: &str) -> ServiceInstance {
+        let mut body = CheckBody::new();
+        body.insert("probe".into(), "tcp://10.0.0.1:80".into());
+        instance.checks.insert(check.into(), body);
+        instance
+    }
+
+    fn report(node: &str, name: &str, id: &str, state: CheckState) -> Command {
+        Command::ReportInstances {
+            node: node.into(),
+            at_ms: 7,
+            instances: vec![InstanceReport {
+                name: name.into(),
+                id: id.into(),
+                checks: [("tcp".to_owned(), CheckReport::new(state, "x"))].into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn checks_decide_the_state_and_every_change_moves_the_service_index() {
+        let mut r = Registry::default();
+        let api = with_check(instance("api", "1", "n1", false), "tcp");
+        r.apply(3, &Command::Register(api.clone()));
+        assert_eq!(r.instance_state(&api), InstanceState::Unknown);
+        assert_eq!(r.service_index("api"), 3);
+
+        r.apply(4, &report("n1", "api", "1", CheckState::Passing));
+        assert_eq!(r.instance_state(&api), InstanceState::Passing);
+        assert_eq!(r.service_index("api"), 4);
+
+        let same = r.apply(5, &report("n1", "api", "1", CheckState::Passing));
+        assert!(!same.changed);
+        assert_eq!(r.service_index("api"), 4);
+
+        let elsewhere = r.apply(6, &report("n2", "api", "1", CheckState::Critical));
+        assert!(
+            !elsewhere.changed,
+            "only the instance's own node reports on it"
+        );
+
+        r.apply(7, &report("n1", "api", "1", CheckState::Critical));
+        assert_eq!(r.instance_state(&api), InstanceState::Critical);
+        assert_eq!(r.health_of(&api).unwrap().critical_since_ms, Some(7));
+
+        r.apply(
+            8,
+            &Command::Maintenance {
+                name: "api".into(),
+                id: "1".into(),
+                reason: Some("upgrade".into()),
+            },
+        );
+        assert_eq!(r.instance_state(&api), InstanceState::Maintenance);
+        assert_eq!(r.service_index("api"), 8);
+    }
+
+    #[test]
+    fn a_dead_node_makes_its_instances_critical() {
+        let mut r = Registry::default();
+        let api = instance("api", "1", "n1", false);
+        r.apply(1, &Command::Register(api.clone()));
+        assert_eq!(r.instance_state(&api), InstanceState::Passing);
+        r.apply(
+            2,
+            &Command::NodeGone {
+                node: "n1".into(),
+                status: "dead".into(),
+                at_ms: 1,
+            },
+        );
+        assert_eq!(r.instance_state(&api), InstanceState::Critical);
+        assert_eq!(r.service_index("api"), 2);
+    }
+
+    #[test]
+    fn a_gone_service_answers_with_the_last_index_of_any() {
+        let mut r = Registry::default();
+        r.apply(1, &Command::Register(instance("api", "1", "n1", false)));
+        r.apply(2, &Command::Register(instance("db", "1", "n1", false)));
+        r.apply(
+            3,
+            &Command::Deregister {
+                name: "api".into(),
+                id: "1".into(),
+            },
+        );
+        assert!(!r.modified.contains_key("api"));
+        assert_eq!(r.service_index("api"), 3);
+        assert_eq!(r.service_index("db"), 2);
     }
 
     #[test]
     fn a_gone_node_takes_only_its_ephemeral_instances_with_it() {
         let mut r = Registry::default();
-        r.apply(&Command::Register(instance("api", "1", "n1", true)));
-        r.apply(&Command::Register(instance("api", "2", "n1", false)));
-        r.apply(&Command::Register(instance("db", "1", "n2", true)));
-        let applied = r.apply(&Command::NodeGone {
-            node: "n1".into(),
-            status: "dead".into(),
-            at_ms: 1,
-        });
+        r.apply(1, &Command::Register(instance("api", "1", "n1", true)));
+        r.apply(1, &Command::Register(instance("api", "2", "n1", false)));
+        r.apply(1, &Command::Register(instance("db", "1", "n2", true)));
+        let applied = r.apply(
+            1,
+            &Command::NodeGone {
+                node: "n1".into(),
+                status: "dead".into(),
+                at_ms: 1,
+            },
+        );
         assert_eq!(applied.removed, 1);
         assert!(r.services["api"].contains_key("2"));
         assert!(!r.services["api"].contains_key("1"));
@@ -240,17 +582,23 @@ mod tests {
     #[test]
     fn deregistering_the_last_instance_drops_the_service() {
         let mut r = Registry::default();
-        r.apply(&Command::Register(instance("api", "1", "n1", false)));
-        let gone = r.apply(&Command::Deregister {
-            name: "api".into(),
-            id: "1".into(),
-        });
+        r.apply(1, &Command::Register(instance("api", "1", "n1", false)));
+        let gone = r.apply(
+            1,
+            &Command::Deregister {
+                name: "api".into(),
+                id: "1".into(),
+            },
+        );
         assert!(gone.changed);
         assert!(r.services.is_empty());
-        let again = r.apply(&Command::Deregister {
-            name: "api".into(),
-            id: "1".into(),
-        });
+        let again = r.apply(
+            1,
+            &Command::Deregister {
+                name: "api".into(),
+                id: "1".into(),
+            },
+        );
         assert!(!again.changed);
     }
 }

@@ -10,7 +10,6 @@ use std::ops::RangeBounds;
 use std::path::Path;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
 use openraft::{
     AnyError, Entry, EntryPayload, LogId, OptionalSend, RaftLogReader, RaftSnapshotBuilder,
@@ -18,6 +17,7 @@ use openraft::{
 };
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use super::state::{Applied, Registry};
 use super::types::{TypeConfig, Voter};
@@ -274,14 +274,14 @@ pub struct StateMachine {
     registry: Registry,
     last_applied: Option<LogId<NodeId>>,
     last_membership: StoredMembership<NodeId, Voter>,
-    published: Arc<ArcSwap<Published>>,
+    published: Arc<watch::Sender<Arc<Published>>>,
 }
 
 impl StateMachine {
     /// The state machine over `db`, starting from the stored snapshot if there is one.
     pub fn load(
         db: Arc<Database>,
-        published: Arc<ArcSwap<Published>>,
+        published: Arc<watch::Sender<Arc<Published>>>,
     ) -> Result<StateMachine, String> {
         let stored: Option<StoredSnapshot> = read_meta(&db, SNAPSHOT)
             .map_err(|e| format!("cannot read the stored Raft snapshot: {e}"))?;
@@ -302,7 +302,7 @@ impl StateMachine {
     }
 
     fn publish(&self) {
-        self.published.store(Arc::new(Published {
+        self.published.send_replace(Arc::new(Published {
             registry: self.registry.clone(),
             applied_index: self.last_applied.map(|id| id.index),
         }));
@@ -366,7 +366,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.last_applied = Some(entry.log_id);
             out.push(match entry.payload {
                 EntryPayload::Blank => Applied::default(),
-                EntryPayload::Normal(command) => self.registry.apply(&command),
+                EntryPayload::Normal(command) => self.registry.apply(entry.log_id.index, &command),
                 EntryPayload::Membership(membership) => {
                     self.last_membership = StoredMembership::new(Some(entry.log_id), membership);
                     Applied::default()

@@ -6,6 +6,7 @@
 #![allow(dead_code, clippy::unwrap_used)] // each test file uses its own subset
 
 pub mod cluster;
+pub mod raft;
 pub mod skip;
 pub mod tools;
 

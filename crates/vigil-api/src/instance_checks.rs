@@ -1,0 +1,592 @@
+//! The checks of the service instances on this node. They run in a health engine of their own
+//! (the same scheduler, thresholds, history and events as the node's checks, without a say in
+//! the node's own status), are kept in step with the registry — added, replaced and removed as
+//! instances are — and whenever a check changes state, the instance's checks are reported to the
+//! registry through Raft (`POST /v1/instance-reports` on the leader), so every agent sees it.
+//!
+//! Reports go out at once on a change and again, for whatever the registry still disagrees
+//! with, every second: a report lost with a leader is sent again, never waited for.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+use vigil_cluster::raft::{
+    CheckBody, CheckReport, InstanceReport, Leadership, Registry, ServiceInstance,
+};
+use vigil_cluster::Cluster;
+use vigil_health::{CheckState, Engine, EngineConfig, TtlError, Verdict};
+
+use crate::catalog::Catalog;
+use crate::checkdef::CheckDefinition;
+use crate::error::ApiError;
+use crate::forward::{self, Incoming};
+use crate::{auth, checks, services, wire, Api, Token};
+
+/// Where reports of instance checks are sent, agent to agent.
+pub const REPORTS_PATH: &str = "/v1/instance-reports";
+/// How often what the registry holds is compared with the checks' states.
+const RESYNC_EVERY: Duration = Duration::from_secs(1);
+/// A report the registry does not show yet is sent again after this long.
+const RESEND_AFTER: Duration = Duration::from_secs(2);
+
+/// An instance check by service, instance id and check name.
+type Key = (String, String, String);
+
+/// The running instance checks of this node. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct InstanceChecks {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    engine: Engine,
+    node: String,
+    names: Mutex<Names>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.get_mut().ok().and_then(Option::take) {
+            task.abort();
+        }
+    }
+}
+
+/// Which engine check runs which instance check. Engine names are generated (`instance-N`),
+/// since service names and ids may hold characters check names may not.
+#[derive(Debug, Default)]
+struct Names {
+    running: HashMap<Key, Running>,
+    next: u64,
+}
+
+#[derive(Debug)]
+struct Running {
+    engine_name: String,
+    body: CheckBody,
+}
+
+/// How this node gets a report into the registry.
+#[derive(Clone, Debug)]
+struct Reporter {
+    leadership: Option<Leadership>,
+    cluster: Cluster,
+    token: Token,
+}
+
+impl InstanceChecks {
+    /// Starts running the checks of the instances on `node` as `catalog` lists them; `config`
+    /// is the node engine's (history, score window, most checks).
+    pub fn start(
+        node: &str,
+        config: EngineConfig,
+        catalog: Catalog,
+        cluster: Cluster,
+        leadership: Option<Leadership>,
+        token: Token,
+    ) -> InstanceChecks {
+        let engine = Engine::builder()
+            .config(EngineConfig {
+                node_id: node.to_owned(),
+                ..config
+            })
+            .build();
+        engine.start();
+        let checks = InstanceChecks {
+            inner: Arc::new(Inner {
+                engine,
+                node: node.to_owned(),
+                names: Mutex::new(Names::default()),
+                task: Mutex::new(None),
+            }),
+        };
+        let reporter = Reporter {
+            leadership,
+            cluster,
+            token,
+        };
+        let task = tokio::spawn(run(Arc::downgrade(&checks.inner), catalog, reporter));
+        *checks
+            .inner
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(task);
+        checks
+    }
+
+    /// The engine the instance checks run in.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Feeds a TTL check of a local instance: `check` names it, or, when `None`, the instance's
+    /// only TTL check. Says which check it fed and the state it is in now.
+    pub fn update_ttl(
+        &self,
+        instance: &ServiceInstance,
+        check: Option<&str>,
+        verdict: Verdict,
+        note: Option<String>,
+    ) -> Result<(String, Option<CheckState>), ApiError> {
+        let ttl_checks: Vec<&String> = instance
+            .checks
+            .keys()
+            .filter(|c| instance.has_ttl_check(c))
+            .collect();
+        let check = match (check, ttl_checks.as_slice()) {
+            (Some(check), _) if instance.has_ttl_check(check) => check.to_owned(),
+            (Some(check), _) => {
+                return Err(ApiError::not_found(format!(
+                    "instance {:?} of {:?} has no TTL check {check:?}",
+                    instance.id, instance.name
+                )))
+            }
+            (None, [only]) => (*only).clone(),
+            (None, []) => {
+                return Err(ApiError::not_found(format!(
+                    "instance {:?} of {:?} has no TTL check",
+                    instance.id, instance.name
+                )))
+            }
+            (None, _) => {
+                return Err(ApiError::bad_request(format!(
+                    "instance {:?} of {:?} has several TTL checks; name one with ?check=",
+                    instance.id, instance.name
+                )))
+            }
+        };
+        let key = (instance.name.clone(), instance.id.clone(), check.clone());
+        let engine_name = self
+            .inner
+            .lock_names()
+            .running
+            .get(&key)
+            .map(|r| r.engine_name.clone())
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("TTL check {check:?} is not running here yet; retry shortly"),
+                )
+            })?;
+        self.inner
+            .engine
+            .update_ttl(&engine_name, verdict, note)
+            .map_err(|e| match e {
+                TtlError::Unknown(_) => ApiError::not_found(e.to_string()),
+                TtlError::NotTtl(_) => ApiError::bad_request(e.to_string()),
+            })?;
+        let state = self
+            .inner
+            .engine
+            .snapshot()
+            .check(&engine_name)
+            .map(|v| v.state);
+        Ok((check, state))
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.inner.node
+    }
+}
+
+impl Inner {
+    fn lock_names(&self) -> std::sync::MutexGuard<'_, Names> {
+        self.names.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers, replaces and removes engine checks so they match this node's instances.
+    fn reconcile(&self, registry: &Registry) {
+        let wanted: BTreeMap<Key, &CheckBody> = local_instances(registry, &self.node)
+            .flat_map(|i| {
+                i.checks
+                    .iter()
+                    .map(|(check, body)| ((i.name.clone(), i.id.clone(), check.clone()), body))
+            })
+            .collect();
+        let mut names = self.lock_names();
+        let gone: Vec<Key> = names
+            .running
+            .keys()
+            .filter(|k| !wanted.contains_key(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(running) = names.running.remove(&key) {
+                let _ = self.engine.unregister(&running.engine_name);
+            }
+        }
+        for (key, body) in wanted {
+            if names.running.get(&key).is_some_and(|r| &r.body == body) {
+                continue;
+            }
+            let engine_name = match names.running.get(&key) {
+                Some(r) => r.engine_name.clone(),
+                None => {
+                    names.next += 1;
+                    format!("instance-{}", names.next)
+                }
+            };
+            match plan(body, &engine_name).map(|p| p.register(&self.engine)) {
+                Ok(Ok(_)) => {
+                    names.running.insert(
+                        key,
+                        Running {
+                            engine_name,
+                            body: body.clone(),
+                        },
+                    );
+                }
+                Ok(Err(e)) => {
+                    warn!(service = %key.0, id = %key.1, check = %key.2, error = %e, "instance check not started")
+                }
+                Err(e) => {
+                    warn!(service = %key.0, id = %key.1, check = %key.2, error = %e, "instance check not valid")
+                }
+            }
+        }
+    }
+
+    /// What the registry should say of each local instance whose checks it does not show as
+    /// they are.
+    fn disagreements(&self, registry: &Registry) -> Vec<InstanceReport> {
+        let snapshot = self.engine.snapshot();
+        let names = self.lock_names();
+        local_instances(registry, &self.node)
+            .filter_map(|instance| {
+                let checks: BTreeMap<String, CheckReport> = instance
+                    .checks
+                    .keys()
+                    .filter_map(|check| {
+                        let key = (instance.name.clone(), instance.id.clone(), check.clone());
+                        let running = names.running.get(&key)?;
+                        let view = snapshot.check(&running.engine_name)?;
+                        let output = view.last.as_ref().map_or("", |r| r.message.as_str());
+                        Some((check.clone(), CheckReport::new(view.state, output)))
+                    })
+                    .filter(|(_, report)| report.state != CheckState::Unknown)
+                    .collect();
+                let recorded = registry.health_of(instance).map(|h| &h.checks);
+                let same = match recorded {
+                    Some(recorded) => {
+                        recorded.len() == checks.len()
+                            && recorded
+                                .iter()
+                                .zip(&checks)
+                                .all(|((a, x), (b, y))| a == b && x.state == y.state)
+                    }
+                    None => checks.is_empty(),
+                };
+                (!same).then(|| InstanceReport {
+                    name: instance.name.clone(),
+                    id: instance.id.clone(),
+                    checks,
+                })
+            })
+            .collect()
+    }
+}
+
+fn local_instances<'a>(
+    registry: &'a Registry,
+    node: &'a str,
+) -> impl Iterator<Item = &'a ServiceInstance> + 'a {
+    registry
+        .services
+        .values()
+        .flat_map(BTreeMap::values)
+        .filter(move |i| i.node == node)
+}
+
+/// Why a registered check body does not make a check; `field` names the offending key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct BodyError {
+    /// The key the error is about.
+    pub field: String,
+    /// What is wrong, for people.
+    pub message: String,
+}
+
+/// The check a registered body defines, under the engine name `name`.
+pub fn plan(body: &CheckBody, name: &str) -> Result<crate::checkdef::CheckPlan, BodyError> {
+    let definition = parse_body(body).map_err(|message| BodyError {
+        field: blamed_key(body).unwrap_or_else(|| "checks".to_owned()),
+        message,
+    })?;
+    definition.plan(Some(name)).map_err(|e| BodyError {
+        field: e.field.to_owned(),
+        message: e.message,
+    })
+}
+
+fn parse_body(body: &CheckBody) -> Result<CheckDefinition, String> {
+    serde_json::from_value(body.clone().into()).map_err(|e| e.to_string())
+}
+
+/// The key whose removal turns a body serde refuses into one it takes (or into one it refuses
+/// only for that key missing): serde's messages name the problem, not always the key, least of
+/// all in a flattened part.
+fn blamed_key(body: &CheckBody) -> Option<String> {
+    body.keys().find_map(|key| {
+        let mut without = body.clone();
+        without.remove(key);
+        let cleared = match parse_body(&without) {
+            Ok(_) => true,
+            Err(e) => e.contains(&format!("missing field `{key}`")),
+        };
+        cleared.then(|| key.clone())
+    })
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Follows the registry and the engine until the checks are dropped.
+async fn run(inner: std::sync::Weak<Inner>, catalog: Catalog, reporter: Reporter) {
+    let Some(strong) = inner.upgrade() else {
+        return;
+    };
+    let mut events = strong.engine.subscribe();
+    drop(strong);
+    let mut registry = catalog.watch();
+    let mut resync = tokio::time::interval(RESYNC_EVERY);
+    let mut sent: HashMap<(String, String), (InstanceReport, Instant)> = HashMap::new();
+    loop {
+        let mut reconcile = false;
+        tokio::select! {
+            changed = registry.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                reconcile = true;
+            }
+            event = events.recv() => {
+                if matches!(event, Err(RecvError::Closed)) {
+                    return;
+                }
+            }
+            _ = resync.tick() => {}
+        }
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let current = catalog.current();
+        if reconcile {
+            inner.reconcile(&current.registry);
+        }
+        let now = Instant::now();
+        let due: Vec<InstanceReport> = inner
+            .disagreements(&current.registry)
+            .into_iter()
+            .filter(|report| {
+                let key = (report.name.clone(), report.id.clone());
+                !sent.get(&key).is_some_and(|(last, at)| {
+                    last == report && now.duration_since(*at) < RESEND_AFTER
+                })
+            })
+            .collect();
+        if due.is_empty() {
+            continue;
+        }
+        let reports = wire::InstanceReports {
+            node: inner.node.clone(),
+            at_ms: now_ms(),
+            instances: due.clone(),
+        };
+        drop(inner);
+        match reporter.send(reports).await {
+            Ok(()) => {
+                for report in due {
+                    sent.insert((report.name.clone(), report.id.clone()), (report, now));
+                }
+            }
+            Err(e) => debug!(error = %e, "instance report postponed"),
+        }
+        sent.retain(|_, (_, at)| now.duration_since(*at) < RESEND_AFTER);
+    }
+}
+
+impl Reporter {
+    /// Commits the reports through this voter, or sends them to the leader (or a voter) over
+    /// HTTP.
+    async fn send(&self, reports: wire::InstanceReports) -> Result<(), String> {
+        let body = serde_json::to_vec(&reports).map_err(|e| e.to_string())?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(bearer) = self.token.bearer() {
+            headers.insert(header::AUTHORIZATION, bearer);
+        }
+        let request = Incoming {
+            method: Method::POST,
+            uri: Uri::from_static(REPORTS_PATH),
+            headers,
+            body: Bytes::from(body),
+        };
+        let answer = match &self.leadership {
+            Some(leadership) => match leadership.write(reports.into_command()).await {
+                Ok(_) => return Ok(()),
+                Err(e) => services::write_failed(e, &request).await,
+            },
+            None => forward::to_a_voter(&request, Some(&self.cluster)).await,
+        };
+        if answer.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("the registry answered {}", answer.status()))
+        }
+    }
+}
+
+/// `POST /v1/instance-reports` and the TTL updates of instances; both need the token.
+pub(crate) fn routes(api: &Api) -> Router {
+    if api.cluster.is_none() {
+        return Router::new();
+    }
+    Router::new()
+        .route(REPORTS_PATH, auth::guarded(&api.token, post(report)))
+        .route(
+            "/v1/services/{name}/{id}/{verdict}",
+            auth::guarded(&api.token, put(put_ttl)),
+        )
+        .with_state(api.clone())
+}
+
+/// `?check=`: which TTL check of the instance an update is for.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TtlTarget {
+    /// The TTL check's name; may be left out when the instance has one TTL check.
+    check: Option<String>,
+}
+
+/// `PUT /v1/services/{name}/{id}/pass|warn|fail`: the instance renews its TTL check. Sent to
+/// any agent; passed on to the agent of the instance's node, which runs the check.
+#[utoipa::path(put, path = "/v1/services/{name}/{id}/{verdict}", tag = "services",
+    params(("name" = String, Path, description = "The service"),
+           ("id" = String, Path, description = "The instance"),
+           ("verdict" = vigil_health::Verdict, Path, description = "`pass`, `warn` or `fail`"),
+           TtlTarget),
+    request_body(description = "The note: JSON `{\"note\": \"...\"}`, or any other text as the note itself",
+        content((Option<wire::Note> = "application/json"), (Option<String> = "text/plain"))),
+    security(("token" = [])),
+    responses(
+        (status = 200, description = "Updated", body = wire::TtlUpdated),
+        (status = 400, description = "A malformed note, or several TTL checks and no `?check=`", body = wire::ErrorBody),
+        (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
+        (status = 404, description = "No such instance or TTL check, or an unknown verdict", body = wire::ErrorBody),
+        (status = 503, description = "The instance's node cannot be reached", body = wire::ErrorBody),
+    ))]
+pub async fn put_ttl(
+    State(api): State<Api>,
+    Path((name, id, verdict)): Path<(String, String, String)>,
+    Query(target): Query<TtlTarget>,
+    request: Incoming,
+    body: Bytes,
+) -> Response {
+    match ttl_update(
+        &api,
+        &name,
+        &id,
+        &verdict,
+        target.check.as_deref(),
+        request,
+        body,
+    )
+    .await
+    {
+        Ok(answer) | Err(answer) => answer,
+    }
+}
+
+async fn ttl_update(
+    api: &Api,
+    name: &str,
+    id: &str,
+    verdict: &str,
+    check: Option<&str>,
+    request: Incoming,
+    body: Bytes,
+) -> Result<Response, Response> {
+    let verdict = checks::parse_verdict(verdict).map_err(IntoResponse::into_response)?;
+    let note = checks::note_from_body(&body).map_err(IntoResponse::into_response)?;
+    let (Some(catalog), Some(checks)) = (&api.catalog, &api.instances) else {
+        return Err(ApiError::not_found("this node holds no registry").into_response());
+    };
+    let current = catalog.current();
+    let instance = current
+        .registry
+        .services
+        .get(name)
+        .and_then(|of| of.get(id))
+        .ok_or_else(|| {
+            ApiError::not_found(format!("no instance {id:?} of service {name:?}")).into_response()
+        })?;
+    if instance.node != checks.node() {
+        let at = api
+            .cluster
+            .as_ref()
+            .and_then(|c| c.view().member(&instance.node).and_then(|m| m.api_addr));
+        let Some(at) = at else {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the instance's node {:?} has no known API address",
+                    instance.node
+                ),
+            )
+            .into_response());
+        };
+        let request = Incoming { body, ..request };
+        let why = format!("the instance runs on {}", instance.node);
+        return Ok(forward::forward(&request, at, &why).await);
+    }
+    let (check, state) = checks
+        .update_ttl(instance, check, verdict, note)
+        .map_err(IntoResponse::into_response)?;
+    Ok(Json(wire::TtlUpdated { check, state }).into_response())
+}
+
+/// `POST /v1/instance-reports`: an agent records the checks of instances on its node.
+#[utoipa::path(post, path = "/v1/instance-reports", tag = "services",
+    request_body = wire::InstanceReports,
+    security(("token" = [])),
+    responses(
+        (status = 204, description = "Recorded (reports about instances not on that node are ignored)"),
+        (status = 400, description = "A malformed report", body = wire::ErrorBody),
+        (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
+        (status = 503, description = "No quorum", body = wire::ErrorBody),
+    ))]
+pub async fn report(State(api): State<Api>, request: Incoming, body: Bytes) -> Response {
+    let reports: wire::InstanceReports = match serde_json::from_slice(&body) {
+        Ok(reports) => reports,
+        Err(e) => return ApiError::bad_request(format!("invalid body: {e}")).into_response(),
+    };
+    let request = Incoming { body, ..request };
+    let Some(leadership) = &api.leadership else {
+        return forward::to_a_voter(&request, api.cluster.as_ref()).await;
+    };
+    match leadership.write(reports.into_command()).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => services::write_failed(e, &request).await,
+    }
+}
