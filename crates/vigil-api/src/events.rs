@@ -1,12 +1,15 @@
 //! `GET /v1/events`: server-sent events of check, status, membership and leader changes.
 //!
 //! Each event's SSE `event:` name is its `type` (`check_changed`, `status_changed`,
-//! `member_up`, `member_down`, `leader_changed`, `neighbor_changed`, ...) and its data the event's JSON. The stream opens with a `status`
+//! `member_up`, `member_down`, `leader_changed`, `neighbor_changed`, `service_changed`, ...) and
+//! its data the event's JSON. The stream opens with a `status`
 //! event describing the node as it is, so a client never starts blind. A client that falls behind
 //! receives `lagged` with the number of events it missed. The stream ends after the node reports
 //! `stopping`, so open event streams never hold up a graceful shutdown.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -16,11 +19,14 @@ use axum::Router;
 use futures_util::stream::{self, Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
-use vigil_cluster::raft::LeaderEvent;
-use vigil_cluster::MembershipEvent;
+use tokio::sync::watch;
+use vigil_cluster::raft::{InstanceState, LeaderEvent, Published};
+use vigil_cluster::{Cluster, MembershipEvent};
 use vigil_health::{rfc3339, Event, Status};
 use vigil_probe::neighbors::NeighborEvent;
 
+use crate::catalog::Catalog;
+use crate::discovery::{discover, Filter};
 use crate::{wire, Api};
 
 /// `/v1/events`.
@@ -36,7 +42,68 @@ struct Sources {
     members: Option<Receiver<MembershipEvent>>,
     leaders: Option<Receiver<LeaderEvent>>,
     neighbors: Option<Receiver<NeighborEvent>>,
+    services: Option<ServiceChanges>,
     ended: bool,
+}
+
+/// Follows the catalog and turns each change into one event per service it touched.
+struct ServiceChanges {
+    catalog: watch::Receiver<Arc<Published>>,
+    cluster: Option<Cluster>,
+    /// Each service's index as last told.
+    told: BTreeMap<String, u64>,
+    pending: VecDeque<wire::ServiceChanged>,
+}
+
+impl ServiceChanges {
+    fn new(catalog: &Catalog, cluster: Option<Cluster>) -> ServiceChanges {
+        let mut catalog = catalog.watch();
+        let told = catalog.borrow_and_update().registry.modified.clone();
+        ServiceChanges {
+            catalog,
+            cluster,
+            told,
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// The next change; `None` once the catalog is gone.
+    async fn next(&mut self) -> Option<wire::ServiceChanged> {
+        loop {
+            if let Some(change) = self.pending.pop_front() {
+                return Some(change);
+            }
+            self.catalog.changed().await.ok()?;
+            let published = self.catalog.borrow_and_update().clone();
+            let registry = &published.registry;
+            let now = &registry.modified;
+            let touched: Vec<String> = now
+                .iter()
+                .filter(|(name, index)| self.told.get(*name) != Some(*index))
+                .map(|(name, _)| name.clone())
+                .chain(self.told.keys().filter(|n| !now.contains_key(*n)).cloned())
+                .collect();
+            for service in touched {
+                let all = discover(
+                    registry,
+                    self.cluster.as_ref(),
+                    &service,
+                    &Filter::default(),
+                );
+                self.pending.push_back(wire::ServiceChanged {
+                    index: registry.service_index(&service),
+                    instances: all.len(),
+                    passing: all
+                        .iter()
+                        .filter(|(_, state)| *state == InstanceState::Passing)
+                        .count(),
+                    service,
+                    kind: "service_changed".to_owned(),
+                });
+            }
+            self.told = now.clone();
+        }
+    }
 }
 
 /// The SSE handler.
@@ -49,6 +116,10 @@ async fn events(State(api): State<Api>) -> Sse<impl Stream<Item = Result<SseEven
         members: api.cluster.as_ref().map(|c| c.subscribe()),
         leaders: api.leadership.as_ref().map(|l| l.subscribe()),
         neighbors: api.neighbors.as_ref().map(|n| n.subscribe()),
+        services: api
+            .catalog
+            .as_ref()
+            .map(|c| ServiceChanges::new(c, api.cluster.clone())),
         ended: false,
     };
     let snapshot = api.engine.snapshot();
@@ -99,7 +170,19 @@ async fn next(s: &mut Sources) -> Option<Result<SseEvent, axum::Error>> {
                 None => std::future::pending().await,
             }
         };
+        let service = async {
+            match s.services.as_mut() {
+                Some(changes) => changes.next().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            service = service => match service {
+                Some(change) => {
+                    return Some(SseEvent::default().event("service_changed").json_data(change));
+                }
+                None => s.services = None,
+            },
             neighbor = neighbor => match neighbor {
                 Ok(event) => {
                     let mut data = serde_json::to_value(&event).unwrap_or_default();

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use vigil_health::{CheckState, HistoryEntry, Status};
 
 pub use crate::checkdef::CheckDefinition;
+pub use vigil_cluster::raft::InstanceState;
 pub use vigil_health::wire::*;
 
 /// Every error: a 4xx (or 503) status and what went wrong, for the person reading it.
@@ -274,7 +275,7 @@ pub struct Instance {
     /// What discovery says of it: `unknown`, `passing`, `warning`, `critical` (a check is, or
     /// its node is dead or gone) or `maintenance`; in registry reads only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<vigil_cluster::raft::InstanceState>,
+    pub state: Option<InstanceState>,
     /// Free-form labels.
     pub tags: Vec<String>,
 }
@@ -432,6 +433,22 @@ pub struct Opening {
     /// The node's status.
     pub status: Status,
     /// Always `status`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// The event of `/v1/events` that tells of a service whose instances or their states changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ServiceChanged {
+    /// The service.
+    pub service: String,
+    /// Its index now (`X-Vigil-Index` of its discovery answer).
+    pub index: u64,
+    /// Its instances now.
+    pub instances: usize,
+    /// Those of them passing.
+    pub passing: usize,
+    /// Always `service_changed`.
     #[serde(rename = "type")]
     pub kind: String,
 }

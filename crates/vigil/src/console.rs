@@ -15,7 +15,7 @@ use serde_json::Value;
 use vigil_api::wire;
 
 use crate::client::{members_view, status_view, Agent, Answer};
-use crate::table::{colour_enabled, Table, Tone};
+use crate::table::colour_enabled;
 
 /// Options of `vigil console`.
 #[derive(Args)]
@@ -123,31 +123,11 @@ impl Console {
             ["services"] => {
                 let body = self.agent.get_cluster("/v1/services").await?;
                 let body: wire::Services = self.agent.decode("/v1/services", body)?;
-                let mut t = Table::new(vec![
-                    "SERVICE",
-                    "ID",
-                    "ADDRESS",
-                    "NODE",
-                    "HEALTH",
-                    "EPHEMERAL",
-                ]);
-                for (name, instances) in &body.services {
-                    for i in instances {
-                        let health = i.health.as_ref().map_or("unknown", |h| h.status.as_str());
-                        t.row(vec![
-                            (name.clone(), Tone::Plain),
-                            (i.id.clone(), Tone::Plain),
-                            (format!("{}:{}", i.address, i.port), Tone::Plain),
-                            (i.node.clone(), Tone::Plain),
-                            (health.to_owned(), Tone::of(health)),
-                            (i.ephemeral.to_string(), Tone::Plain),
-                        ]);
-                    }
-                }
                 if body.services.is_empty() {
                     println!("no services registered");
                 } else {
-                    t.print();
+                    let services: Vec<_> = body.services.into_iter().collect();
+                    crate::services_cmd::table(&services).print();
                 }
             }
             [other, ..] => anyhow::bail!("unknown command {other:?}: type `help` for the list"),

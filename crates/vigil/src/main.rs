@@ -12,6 +12,7 @@ mod keyring_cmd;
 mod leader_cmd;
 mod neighbors_cmd;
 mod probe_cmd;
+mod services_cmd;
 mod stop_signal;
 mod table;
 mod up_cmd;
@@ -53,6 +54,9 @@ enum Command {
     Members(AgentAddr),
     /// List the neighbours a running agent watches; exit 1 when one is unavailable.
     Neighbors(AgentAddr),
+    /// List service instances with their state and checks, as a running agent sees them; with
+    /// NAME, exit 1 when none of its instances passes.
+    Services(services_cmd::ServicesArgs),
     /// Show who leads the cluster, as a running agent sees it; exit 1 when nobody does.
     Leader(AgentAddr),
     /// Redraw a compact cluster view of a running agent until Ctrl-C.
@@ -153,6 +157,7 @@ fn main() -> ExitCode {
             Command::Members(addr) => client::members(&addr).await,
             Command::Neighbors(addr) => neighbors_cmd::run(&addr).await,
             Command::Leader(addr) => leader_cmd::run(&addr).await,
+            Command::Services(args) => services_cmd::run(&args).await,
             Command::Watch(args) => watch_cmd::run(args).await,
             Command::Console(args) => console::run(args).await,
             Command::Up(args) => up_cmd::up(args).await,

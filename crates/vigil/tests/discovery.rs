@@ -9,6 +9,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 
+use common::cluster::EventStream;
 use common::raft::{agreed_leader, three_voters, Node, SETTLE, VOTERS};
 use common::{free_port, get_json, http, wait_for, TOKEN, VIGIL};
 use serde_json::Value;
@@ -167,6 +168,7 @@ fn instances_leave_and_rejoin_healthy_answers_everywhere_as_their_processes_die_
         ),
         index
     );
+    let mut events = EventStream::open(member.api);
     // One waiting on the member returns once the instance's process is killed.
     let (tx, rx) = mpsc::channel();
     let api = member.api;

@@ -194,6 +194,12 @@ impl Registry {
                 names.dedup();
                 names
             }
+            // A node's health moves its instances only by its going or coming back.
+            Command::ReportHealth { node, report }
+                if !self.liveness_changes(node, &report.status) =>
+            {
+                Vec::new()
+            }
             Command::NodeGone { node, .. } | Command::ReportHealth { node, .. } => self
                 .services
                 .iter()
@@ -202,6 +208,12 @@ impl Registry {
                 .collect(),
             Command::Leader(_) => Vec::new(),
         }
+    }
+
+    /// Whether recording `status` for `node` moves it between gone and not gone.
+    fn liveness_changes(&self, node: &str, status: &str) -> bool {
+        let was_gone = self.health.get(node).is_some_and(|r| is_gone(&r.status));
+        was_gone != is_gone(status)
     }
 
     fn apply_command(&mut self, command: &Command) -> Applied {
@@ -538,6 +550,27 @@ mod tests {
         );
         assert_eq!(r.instance_state(&api), InstanceState::Critical);
         assert_eq!(r.service_index("api"), 2);
+    }
+
+    #[test]
+    fn a_node_score_does_not_move_its_services_index() {
+        let mut r = Registry::default();
+        r.apply(1, &Command::Register(instance("api", "1", "n1", false)));
+        let report = |status: &str, score| Command::ReportHealth {
+            node: "n1".into(),
+            report: HealthReport {
+                status: status.into(),
+                score,
+                at_ms: 1,
+            },
+        };
+        r.apply(2, &report("healthy", 100));
+        r.apply(3, &report("degraded", 80));
+        assert_eq!(r.service_index("api"), 1);
+        r.apply(4, &report("dead", 0));
+        assert_eq!(r.service_index("api"), 4);
+        r.apply(5, &report("healthy", 100));
+        assert_eq!(r.service_index("api"), 5);
     }
 
     #[test]
