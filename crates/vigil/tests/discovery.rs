@@ -199,6 +199,10 @@ fn instances_leave_and_rejoin_healthy_answers_everywhere_as_their_processes_die_
         &["a2"],
         "a1's process is dead",
     );
+    assert!(
+        events.wait_for(r#""service":"api""#, SETTLE),
+        "the member's event stream tells of the change"
+    );
     everywhere(
         &all,
         "/v1/services/api",
