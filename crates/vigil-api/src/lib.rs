@@ -41,6 +41,7 @@ mod checks;
 mod cluster;
 mod dashboard;
 mod discovery;
+pub mod dns;
 pub mod error;
 mod events;
 mod forward;
