@@ -81,7 +81,7 @@ mkdir -p "$BENCH_TMP/dnsmasq"
 for addr in $(addresses); do echo "$addr $NAME"; done >"$BENCH_TMP/dnsmasq/hosts"
 log "starting dnsmasq (port $DPORT)"
 dnsmasq --no-daemon --conf-file=/dev/null --port="$DPORT" --listen-address=127.0.0.1 --bind-interfaces \
-    --no-resolv --no-hosts --addn-hosts="$BENCH_TMP/dnsmasq/hosts" --local-ttl=0 --pid-file= --user=root -q \
+    --no-resolv --no-hosts --addn-hosts="$BENCH_TMP/dnsmasq/hosts" --local-ttl=0 --pid-file= --user=root \
     >"$BENCH_TMP/dnsmasq/log" 2>&1 &
 PID[dnsmasq]=$!
 BENCH_PIDS+=("${PID[dnsmasq]}")

@@ -65,7 +65,7 @@ pub const TCP_IDLE: Duration = Duration::from_secs(5);
 /// answer.
 const TCP_TRANSFER: Duration = Duration::from_secs(5);
 /// Tasks receiving on the UDP socket, each answering what it received.
-const UDP_WORKERS: usize = 4;
+const UDP_WORKERS: usize = 2;
 /// Largest UDP query read; EDNS clients announce at most 4096 bytes in practice.
 const UDP_BUFFER: usize = 4096;
 
