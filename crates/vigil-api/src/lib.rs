@@ -28,6 +28,8 @@
 //! | GET | `/v1/neighbors` | each configured neighbour: state, consecutive failures, last latency and error |
 //! | GET | `/v1/openapi.json` | the OpenAPI 3 document of this API ([`openapi`]) |
 //!
+//! The [`dns`] module answers discovery over DNS (UDP and TCP) from the same catalog.
+//!
 //! Each module serves its own routes (a `routes` function) and [`Api::router`] merges them; the
 //! bodies are the serde structs of [`wire`], which the `vigil` commands read back.
 
@@ -41,6 +43,7 @@ mod checks;
 mod cluster;
 mod dashboard;
 mod discovery;
+pub mod dns;
 pub mod error;
 mod events;
 mod forward;

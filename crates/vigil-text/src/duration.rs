@@ -283,6 +283,10 @@ pub mod limits {
     /// `[cluster] election_timeout`: heartbeats go every sixth of it, so not below 60ms.
     pub const ELECTION_TIMEOUT: DurationLimit = limit("election_timeout", ms(60), MINUTE);
 
+    /// `[dns] ttl`: the TTL of DNS answers; past an hour, answers outlive the changes they
+    /// describe for too long.
+    pub const DNS_TTL: DurationLimit = limit("ttl", Duration::ZERO, HOUR);
+
     /// A service instance's `deregister_critical_after`.
     pub const DEREGISTER_CRITICAL_AFTER: DurationLimit =
         limit("deregister_critical_after", secs(1), secs(30 * 24 * 3600));

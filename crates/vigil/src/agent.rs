@@ -9,6 +9,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 use vigil_api::catalog::Catalog;
+use vigil_api::dns::Dns;
 use vigil_api::grpc::GrpcSurface;
 use vigil_api::instance_checks::InstanceChecks;
 use vigil_api::serve::ServeLimits;
@@ -95,6 +96,21 @@ async fn run_node(config: Config, stop: StopSignal, extras: Extras) -> anyhow::R
         Some(leadership) => Catalog::of_voter(leadership),
         None => Catalog::follow(cluster.clone()),
     });
+    // Validation ensures [dns] comes with [cluster], so with a catalog.
+    let dns = match (config.dns, &catalog) {
+        (Some(settings), Some(catalog)) => {
+            let dns = Dns::start(&settings, catalog.clone(), cluster.clone())
+                .await
+                .context("starting DNS ([dns])")?;
+            tracing::info!(
+                "DNS on {} (udp+tcp), domain {}",
+                dns.local_addr(),
+                settings.domain
+            );
+            Some(dns)
+        }
+        _ => None,
+    };
     let instances = match (&catalog, &cluster) {
         (Some(catalog), Some(cluster)) => Some(InstanceChecks::start(
             &config.node.id,
@@ -162,6 +178,12 @@ async fn run_node(config: Config, stop: StopSignal, extras: Extras) -> anyhow::R
     if let Some(neighbors) = neighbors {
         shutdown.component("neighbors", 1, LEAVE_WITHIN, move || async move {
             neighbors.stop();
+            Ok::<_, std::convert::Infallible>(())
+        });
+    }
+    if let Some(dns) = dns {
+        shutdown.component("dns", 10, config.shutdown.timeout, move || async move {
+            dns.stop().await;
             Ok::<_, std::convert::Infallible>(())
         });
     }

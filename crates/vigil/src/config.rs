@@ -9,8 +9,8 @@
 //! deserialized again, so every bad key of a table is reported too. Checks share their schema and
 //! validation with the HTTP API ([`CheckDefinition`]).
 //!
-//! Sections: `[node]`, `[api]`, `[health]`, `[shutdown]`, `[cluster]`, `[grpc]`, `[[checks]]`,
-//! `[[neighbors]]`; `examples/vigil.toml`
+//! Sections: `[node]`, `[api]`, `[health]`, `[shutdown]`, `[cluster]`, `[grpc]`, `[dns]`,
+//! `[[checks]]`, `[[neighbors]]`; `examples/vigil.toml`
 //! documents every key.
 
 use std::borrow::Cow;
@@ -30,10 +30,12 @@ use vigil_health::EngineConfig;
 use vigil_text::{limits, parse_duration, DurationLimit, Errors, HumanDuration};
 
 mod cluster;
+mod dns;
 mod grpc;
 mod neighbors;
 pub use cluster::ClusterSettings;
 pub use grpc::GrpcSettings;
+pub use vigil_api::dns::DnsConfig;
 
 /// The `file` of errors that come from environment variables.
 const ENVIRONMENT: &str = "environment";
@@ -46,7 +48,7 @@ const MAX_CHECKS: usize = 1_000_000;
 
 /// The top-level sections, as listed in error messages.
 const SECTIONS: &str =
-    "[node], [api], [health], [shutdown], [cluster], [grpc], [[checks]], [[neighbors]]";
+    "[node], [api], [health], [shutdown], [cluster], [grpc], [dns], [[checks]], [[neighbors]]";
 
 /// A loaded and validated config.
 #[derive(Debug)]
@@ -63,6 +65,8 @@ pub struct Config {
     pub cluster: Option<ClusterSettings>,
     /// `[grpc]`: the gRPC health server; `None` when the section is absent (no gRPC server).
     pub grpc: Option<GrpcSettings>,
+    /// `[dns]`: the DNS interface to discovery; `None` when the section is absent (no DNS).
+    pub dns: Option<DnsConfig>,
     /// `[[checks]]`, validated and ready to register, in file order.
     pub checks: Vec<CheckPlan>,
     /// `[[neighbors]]`, validated, in file order.
@@ -242,6 +246,7 @@ pub fn parse_with_env(
     let mut shutdown = RawShutdown::default();
     let mut cluster: Option<cluster::RawCluster> = None;
     let mut grpc: Option<grpc::RawGrpc> = None;
+    let mut dns: Option<(dns::RawDns, Range<usize>)> = None;
     let mut checks = Vec::new();
     let mut checks_span = None;
     let mut neighbor_specs = Vec::new();
@@ -253,6 +258,7 @@ pub fn parse_with_env(
             "shutdown" => shutdown = section("shutdown", value, &mut report),
             "cluster" => cluster = Some(section("cluster", value, &mut report)),
             "grpc" => grpc = Some(section("grpc", value, &mut report)),
+            "dns" => dns = Some((section("dns", value, &mut report), key.span())),
             "checks" => {
                 checks = check_plans(value, &mut report);
                 checks_span = Some(key.span());
@@ -291,6 +297,15 @@ pub fn parse_with_env(
     let cluster = cluster.map(|c| c.build(&mut overrides, base));
     let check_names: Vec<&str> = checks.iter().map(|c| c.spec.name.as_str()).collect();
     let grpc = grpc.map(|g| g.build(&mut overrides, &check_names));
+    let dns = dns.map(|(d, span)| {
+        if cluster.is_none() {
+            overrides.report.at_span(
+                span,
+                "[dns] answers from the service registry, which needs a [cluster] section",
+            );
+        }
+        d.build(&mut overrides)
+    });
     report.finish()?;
     Ok(Config {
         node,
@@ -299,6 +314,7 @@ pub fn parse_with_env(
         shutdown,
         cluster,
         grpc,
+        dns,
         checks,
         neighbors: neighbor_specs,
     })
@@ -1828,6 +1844,71 @@ probe = "memory"
 
         let file = TempFile::new("load", "[node]\nid = \"from-disk\"\n");
         assert_eq!(load(&file.0).expect("valid config").node.id, "from-disk");
+    }
+
+    #[test]
+    fn the_dns_section_turns_dns_on_and_its_values_are_checked_at_their_key() {
+        assert!(ok("[cluster]\n").dns.is_none(), "no section, no DNS");
+        let dns = ok("[cluster]\n[dns]\n")
+            .dns
+            .expect("an empty section means defaults");
+        assert_eq!(dns, DnsConfig::default());
+        assert_eq!(dns.bind, SocketAddr::from(([127, 0, 0, 1], 8600)));
+        let dns = ok("[cluster]\n[dns]\nbind = \"127.0.0.1:5353\"\ndomain = \"dc1.example.\"\nttl = \"30s\"\n")
+            .dns
+            .expect("a DNS section");
+        assert_eq!(dns.bind.port(), 5353);
+        assert_eq!(dns.domain, "dc1.example");
+        assert_eq!(dns.ttl, Duration::from_secs(30));
+
+        for (source, at, message) in [
+            (
+                "[cluster]\n[dns]\nbind = \"localhost:53\"\n",
+                (3, 8),
+                "must be an IP address",
+            ),
+            (
+                "[cluster]\n[dns]\nbind = \"127.0.0.1\"\n",
+                (3, 8),
+                "the port is missing",
+            ),
+            (
+                "[cluster]\n[dns]\nttl = \"2h\"\n",
+                (3, 7),
+                "ttl must be from 0s to 1h",
+            ),
+            (
+                "[cluster]\n[dns]\nttl = \"soon\"\n",
+                (3, 7),
+                "invalid duration",
+            ),
+            (
+                "[cluster]\n[dns]\ndomain = \"\"\n",
+                (3, 10),
+                "domain: the domain is empty",
+            ),
+            (
+                "[cluster]\n[dns]\ndomain = \"a..b\"\n",
+                (3, 10),
+                "a label is empty",
+            ),
+            (
+                "[cluster]\n[dns]\nport = 53\n",
+                (3, 1),
+                "unknown field `port`",
+            ),
+            ("[dns]\n", (1, 2), "needs a [cluster] section"),
+        ] {
+            let errs = errors(source);
+            assert_eq!(errs.len(), 1, "{source}: {errs:?}");
+            assert_eq!((errs[0].0, errs[0].1), at, "{source}: {errs:?}");
+            assert!(errs[0].2.contains(message), "{source}: {}", errs[0].2);
+        }
+        let errs = errors_with("[cluster]\n[dns]\n", env_of(&[("VIGIL_DNS_TTL", "5h")]));
+        assert!(
+            errs[0].2.starts_with("VIGIL_DNS_TTL: ttl must be from"),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -34,6 +34,19 @@ impl Node {
         voter: bool,
         voters: &[&str],
     ) -> Node {
+        Node::start_with(id, dir, gossip, seeds, voter, voters, "")
+    }
+
+    /// [`Node::start`] with `extra` (more sections, e.g. `[dns]`) at the end of its config.
+    pub fn start_with(
+        id: &str,
+        dir: &Path,
+        gossip: u16,
+        seeds: &[u16],
+        voter: bool,
+        voters: &[&str],
+        extra: &str,
+    ) -> Node {
         let home = dir.join(id);
         std::fs::create_dir_all(&home).unwrap();
         let api_port = free_port();
@@ -58,7 +71,8 @@ role = "{role}"
 voters = [{voters}]
 data_dir = "{data}"
 election_timeout = "500ms"
-{FAST_GOSSIP}"#,
+{FAST_GOSSIP}
+{extra}"#,
             seeds = seeds.join(", "),
             voters = voters.join(", "),
             data = home.join("raft").display(),
@@ -164,12 +178,20 @@ pub const VOTERS: [&str; 3] = ["v1", "v2", "v3"];
 
 /// Three voters seeded through one another.
 pub fn three_voters(name: &str) -> (Vec<Node>, Vec<u16>, PathBuf) {
+    three_voters_with(name, |_| String::new())
+}
+
+/// [`three_voters`], the config of voter `i` ending with `extra(i)`.
+pub fn three_voters_with(
+    name: &str,
+    extra: impl Fn(usize) -> String,
+) -> (Vec<Node>, Vec<u16>, PathBuf) {
     let dir = scratch(name);
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let nodes = VOTERS
         .iter()
         .enumerate()
-        .map(|(i, id)| Node::start(id, &dir, ports[i], &ports, true, &VOTERS))
+        .map(|(i, id)| Node::start_with(id, &dir, ports[i], &ports, true, &VOTERS, &extra(i)))
         .collect();
     (nodes, ports, dir)
 }
