@@ -6,50 +6,12 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 
 use common::cluster::EventStream;
 use common::raft::{agreed_leader, three_voters, Node, SETTLE, VOTERS};
-use common::{free_port, get_json, http, wait_for, TOKEN, VIGIL};
+use common::{free_port, get_json, http, wait_for, FakeService, TOKEN};
 use serde_json::Value;
-
-/// A service process listening on a port of its own.
-struct Process {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Process {
-    fn start(port: u16) -> Process {
-        let mut process = Process { port, child: None };
-        process.restart();
-        process
-    }
-
-    fn restart(&mut self) {
-        let child = Command::new(VIGIL)
-            .args(["fake-service", "--port", &self.port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// The ids of the instances `path` lists on `node`, once it answers 200.
 fn ids(node: &Node, path: &str) -> Option<Vec<String>> {
@@ -113,8 +75,8 @@ fn instances_leave_and_rejoin_healthy_answers_everywhere_as_their_processes_die_
     agreed_leader(&nodes);
     let mut member = Node::start("m1", &dir, free_port(), &ports, false, &VOTERS);
 
-    let mut api1 = Process::start(free_port());
-    let mut api2 = Process::start(free_port());
+    let mut api1 = FakeService::start(free_port());
+    let mut api2 = FakeService::start(free_port());
     // One instance with a check of its own on the member; one on a voter with the default
     // TCP check of its address.
     let (code, body) = post(

@@ -248,3 +248,45 @@ impl Drop for Agent {
         let _ = self.child.wait();
     }
 }
+
+/// A `vigil fake-service` process on 127.0.0.1:`port`, standing in for a service instance: killed
+/// by PID to make the instance die, started again on the same port to bring it back.
+pub struct FakeService {
+    /// Where it listens.
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl FakeService {
+    /// Starts one on `port`.
+    pub fn start(port: u16) -> FakeService {
+        let mut service = FakeService { port, child: None };
+        service.restart();
+        service
+    }
+
+    /// Starts it again (after [`FakeService::kill`]).
+    pub fn restart(&mut self) {
+        let child = Command::new(VIGIL)
+            .args(["fake-service", "--port", &self.port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// Kills it with SIGKILL and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for FakeService {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
