@@ -120,6 +120,44 @@ async function renderChecks(checks) {
   }));
 }
 
+// The registry: each service with its instances, each instance's state and its checks' states.
+// A registry read may fail (503 without quorum): the last one stays on the page until the next.
+function renderServices(registry) {
+  const section = $("#services-section");
+  section.hidden = standalone;
+  if (standalone || !registry || !registry.services) return;
+  const names = Object.keys(registry.services).sort();
+  let total = 0;
+  let passing = 0;
+  const rows = names.flatMap((name) => {
+    const instances = registry.services[name].slice().sort((a, b) => a.id.localeCompare(b.id));
+    const up = instances.filter((i) => i.state === "passing").length;
+    total += instances.length;
+    passing += up;
+    const head = el("tr", { class: "service", "data-service": name },
+      el("td", { colSpan: 5 }, name, el("span", { class: "muted" }, ` ${up}/${instances.length} passing`)));
+    return [head, ...instances.map((i) => {
+      const checks = el("td", { class: "checks", "data-label": "checks" });
+      if (!i.checks || i.checks.length === 0) checks.append(el("span", { class: "muted" }, "none"));
+      for (const c of i.checks || []) {
+        checks.append(el("span", { class: "state", "data-state": c.state, title: c.output || c.probe },
+          `${c.name} ${c.state}`));
+      }
+      const host = i.address.includes(":") && !i.address.startsWith("[") ? `[${i.address}]` : i.address;
+      return el("tr", { "data-instance": `${name}/${i.id}` },
+        el("td", {}, i.id),
+        el("td", {}, state(i.state || "unknown")),
+        el("td", { "data-label": "address" }, `${host}:${i.port}`),
+        el("td", { "data-label": "node" }, i.node),
+        checks);
+    })];
+  });
+  $("#services tbody").replaceChildren(...rows);
+  $("#services").hidden = total === 0;
+  $("#no-services").hidden = total > 0;
+  $("#services-count").textContent = total ? `${passing}/${total} instances passing` : "";
+}
+
 function bar(label, score, kind) {
   const pct = Math.round(score * 100);
   const level = score < 0.75 ? " low" : score < 0.95 ? " mid" : "";
@@ -146,12 +184,14 @@ function renderSummary(summary) {
 async function refresh() {
   refreshQueued = null;
   try {
-    const [summary, checks, members, leader] = await Promise.all([
+    const [summary, checks, members, leader, registry] = await Promise.all([
       getJson("/health/summary"), getJson("/health/checks"),
       standalone ? null : getJson("/v1/members"), standalone ? null : getJson("/v1/leader"),
+      standalone ? null : getJson("/v1/services"),
     ]);
     renderSummary(summary);
     renderMembers(members, leader);
+    renderServices(registry);
     await renderChecks(checks);
   } catch (err) {
     setConn("lost", "connection lost");
@@ -169,6 +209,10 @@ function describe(type, e) {
     case "status_changed": return [`node ${e.from} → ${e.to}`, e.to];
     case "leader_changed": return [e.leader_id ? `leader is ${e.leader_id} (term ${e.term})` : `no leader (term ${e.term})`, null];
     case "neighbor_changed": return [`neighbour ${e.neighbor}: ${e.from} → ${e.to}`, e.to];
+    // The counts cannot tell an instance not checked yet from a failing one: only "all pass"
+    // and "some pass" get a state.
+    case "service_changed": return [`service ${e.service}: ${e.passing}/${e.instances} passing`,
+      e.instances === 0 || e.passing === 0 ? null : e.passing === e.instances ? "passing" : "warning"];
     case "lagged": return [`missed ${e.missed} events`, "warning"];
     default:
       if (type.startsWith("member_")) return [`member ${e.id} ${type.slice(7)}`, e.state];
@@ -191,7 +235,7 @@ function addEvent(type, data) {
 }
 
 const EVENT_TYPES = ["check_changed", "status_changed", "check_registered", "check_unregistered",
-  "leader_changed", "neighbor_changed", "lagged", "member_up", "member_alive", "member_suspect",
+  "leader_changed", "neighbor_changed", "service_changed", "lagged", "member_up", "member_alive", "member_suspect",
   "member_down", "member_left"];
 
 function connect() {

@@ -1,7 +1,7 @@
 //! `GET /`: the live dashboard, a page and its script and style, embedded in the binary.
 //!
 //! The page reads the same JSON endpoints as any client (`/health/*`, `/v1/members`,
-//! `/v1/leader`, `/v1/checks/{name}`) and follows `/v1/events`; nothing is rendered on the
+//! `/v1/leader`, `/v1/services`, `/v1/checks/{name}`) and follows `/v1/events`; nothing is rendered on the
 //! server, so the dashboard costs an agent nothing until someone opens it.
 
 use axum::http::header;

@@ -69,7 +69,9 @@ use vigil_health::Engine;
 use vigil_probe::neighbors::Neighbors;
 
 pub use auth::Token;
+pub use discovery::dial_address;
 pub use error::ApiError;
+pub use services::{validate_registration, RegistrationError, RegistrationField};
 
 /// Everything the API serves from.
 #[derive(Clone, Debug)]

@@ -42,19 +42,129 @@ pub(crate) fn routes(api: &Api) -> Router {
 
 const BODY_SHAPE: &str = "expected {\"name\": \"api\", \"id\": \"api-1\", \"address\": \"10.0.0.5\", \"port\": 8080, \"tags\": [], \"node\": \"<node id>\", \"ephemeral\": false}";
 
-fn check_name(what: &str, value: &str) -> Result<(), ApiError> {
+/// The key of a registration an error is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrationField {
+    /// The registration as a whole: not an object, or a required key missing.
+    Body,
+    /// `name`.
+    Name,
+    /// `id`.
+    Id,
+    /// `address`.
+    Address,
+    /// `port`.
+    Port,
+    /// `tags`.
+    Tags,
+    /// `node`.
+    Node,
+    /// `ephemeral`.
+    Ephemeral,
+    /// `deregister_critical_after`.
+    DeregisterCriticalAfter,
+    /// `checks` as a whole: not a list of objects, or too many.
+    Checks,
+    /// One key (`probe`, `interval`, ...) of the check at `index` in `checks`.
+    Check {
+        /// The check's position in `checks`.
+        index: usize,
+        /// The key of that check at fault.
+        key: String,
+    },
+    /// A key no registration has.
+    Unknown(String),
+}
+
+impl RegistrationField {
+    /// The field a top-level key of a registration stands for.
+    fn of_key(key: &str) -> RegistrationField {
+        match key {
+            "name" => RegistrationField::Name,
+            "id" => RegistrationField::Id,
+            "address" => RegistrationField::Address,
+            "port" => RegistrationField::Port,
+            "tags" => RegistrationField::Tags,
+            "node" => RegistrationField::Node,
+            "ephemeral" => RegistrationField::Ephemeral,
+            "deregister_critical_after" => RegistrationField::DeregisterCriticalAfter,
+            "checks" => RegistrationField::Checks,
+            other => RegistrationField::Unknown(other.to_owned()),
+        }
+    }
+
+    /// The top-level key of the registration the field is in; `None` for the whole body.
+    pub fn key(&self) -> Option<&str> {
+        Some(match self {
+            RegistrationField::Body => return None,
+            RegistrationField::Name => "name",
+            RegistrationField::Id => "id",
+            RegistrationField::Address => "address",
+            RegistrationField::Port => "port",
+            RegistrationField::Tags => "tags",
+            RegistrationField::Node => "node",
+            RegistrationField::Ephemeral => "ephemeral",
+            RegistrationField::DeregisterCriticalAfter => "deregister_critical_after",
+            RegistrationField::Checks | RegistrationField::Check { .. } => "checks",
+            RegistrationField::Unknown(key) => key,
+        })
+    }
+}
+
+/// Why a registration is refused: the key at fault and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationError {
+    /// The key at fault.
+    pub field: RegistrationField,
+    /// What is wrong, for people; a check's errors start with `checks[N].KEY: `.
+    pub message: String,
+    /// Whether the body's shape was refused (the API then shows the shape it expects).
+    shape: bool,
+}
+
+impl RegistrationError {
+    fn new(field: RegistrationField, message: impl Into<String>) -> Self {
+        RegistrationError {
+            field,
+            message: message.into(),
+            shape: false,
+        }
+    }
+}
+
+impl std::fmt::Display for RegistrationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RegistrationError {}
+
+impl From<RegistrationError> for ApiError {
+    fn from(error: RegistrationError) -> ApiError {
+        if error.shape {
+            ApiError::bad_request(format!("{} ({BODY_SHAPE})", error.message))
+        } else {
+            ApiError::bad_request(error.message)
+        }
+    }
+}
+
+fn check_name(field: RegistrationField, what: &str, value: &str) -> Result<(), RegistrationError> {
     if value.is_empty() || value.len() > 200 {
-        return Err(ApiError::bad_request(format!(
-            "{what} must be 1 to 200 characters long"
-        )));
+        return Err(RegistrationError::new(
+            field,
+            format!("{what} must be 1 to 200 characters long"),
+        ));
     }
     if value
         .chars()
         .any(|c| c == '/' || c.is_control() || c.is_whitespace())
     {
-        return Err(ApiError::bad_request(format!(
-            "{what} {value:?} may not contain '/', spaces or control characters"
-        )));
+        return Err(RegistrationError::new(
+            field,
+            format!("{what} {value:?} may not contain '/', spaces or control characters"),
+        ));
     }
     Ok(())
 }
@@ -71,26 +181,51 @@ const DEFAULT_CHECK_INTERVAL: &str = "10s";
 fn parse_registration(body: &[u8], local: &str) -> Result<ServiceInstance, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid body: {e} ({BODY_SHAPE})")))?;
+    Ok(validate_registration(value, local)?)
+}
+
+/// The instance a registration (a `POST /v1/services` body, or an agent's `[[services]]` entry
+/// as JSON) stands for, validated as the registry and the agent of its node need it; its node
+/// is `local` when it names none, and a registration without `checks` gets the default TCP
+/// check of its address. This is the one validator of registrations: an error names the key at
+/// fault.
+pub fn validate_registration(
+    value: serde_json::Value,
+    local: &str,
+) -> Result<ServiceInstance, RegistrationError> {
     // serde would say only "expected u16", not which field.
     if let Some(port) = value.get("port") {
         if !port.as_u64().is_some_and(|p| (1..=65535).contains(&p)) {
-            return Err(ApiError::bad_request(format!(
-                "port must be 1 to 65535, not {port}"
-            )));
+            return Err(RegistrationError::new(
+                RegistrationField::Port,
+                format!("port must be 1 to 65535, not {port}"),
+            ));
         }
     }
-    let r: wire::Registration = serde_json::from_value(value)
-        .map_err(|e| ApiError::bad_request(format!("invalid body: {e} ({BODY_SHAPE})")))?;
-    check_name("name", &r.name)?;
-    check_name("id", &r.id)?;
+    let r: wire::Registration =
+        serde_json::from_value(value.clone()).map_err(|e| RegistrationError {
+            field: blamed_key(&value, &e).map_or(RegistrationField::Body, |key| {
+                RegistrationField::of_key(&key)
+            }),
+            message: format!("invalid body: {e}"),
+            shape: true,
+        })?;
+    check_name(RegistrationField::Name, "name", &r.name)?;
+    check_name(RegistrationField::Id, "id", &r.id)?;
     if r.address.trim().is_empty() {
-        return Err(ApiError::bad_request("address is empty"));
+        return Err(RegistrationError::new(
+            RegistrationField::Address,
+            "address is empty",
+        ));
     }
     if r.port == 0 {
-        return Err(ApiError::bad_request("port must be 1 to 65535"));
+        return Err(RegistrationError::new(
+            RegistrationField::Port,
+            "port must be 1 to 65535",
+        ));
     }
     let node = r.node.unwrap_or_else(|| local.to_owned());
-    check_name("node", &node)?;
+    check_name(RegistrationField::Node, "node", &node)?;
     let deregister_critical_after_ms = r
         .deregister_critical_after
         .as_deref()
@@ -98,7 +233,12 @@ fn parse_registration(body: &[u8], local: &str) -> Result<ServiceInstance, ApiEr
             vigil_text::limits::DEREGISTER_CRITICAL_AFTER
                 .parse(text)
                 .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-                .map_err(|e| ApiError::bad_request(e.to_string()))
+                .map_err(|e| {
+                    RegistrationError::new(
+                        RegistrationField::DeregisterCriticalAfter,
+                        e.to_string(),
+                    )
+                })
         })
         .transpose()?;
     let checks = match r.checks {
@@ -115,6 +255,24 @@ fn parse_registration(body: &[u8], local: &str) -> Result<ServiceInstance, ApiEr
         node,
         ephemeral: r.ephemeral,
         deregister_critical_after_ms,
+    })
+}
+
+/// The top-level key whose removal makes a registration serde refuses one it takes (or one it
+/// refuses only for that key missing): serde's messages do not always name the key.
+fn blamed_key(value: &serde_json::Value, error: &serde_json::Error) -> Option<String> {
+    if error.to_string().starts_with("missing field") {
+        return None;
+    }
+    let object = value.as_object()?;
+    object.keys().find_map(|key| {
+        let mut without = object.clone();
+        without.remove(key);
+        let cleared = match serde_json::from_value::<wire::Registration>(without.into()) {
+            Ok(_) => true,
+            Err(e) => e.to_string().contains(&format!("missing field `{key}`")),
+        };
+        cleared.then(|| key.clone())
     })
 }
 
@@ -148,33 +306,35 @@ fn default_check(address: &str, port: u16) -> CheckBody {
     body
 }
 
-/// The checks by name, each validated as the agent of its node will run it; a bad one is a 400
-/// that names it and its field.
-fn named_checks(checks: Vec<CheckBody>) -> Result<BTreeMap<String, CheckBody>, ApiError> {
+/// The checks by name, each validated as the agent of its node will run it; a bad one is an
+/// error that names it and its field.
+fn named_checks(checks: Vec<CheckBody>) -> Result<BTreeMap<String, CheckBody>, RegistrationError> {
     if checks.len() > MAX_CHECKS_PER_INSTANCE {
-        return Err(ApiError::bad_request(format!(
-            "checks: at most {MAX_CHECKS_PER_INSTANCE} checks per instance"
-        )));
+        return Err(RegistrationError::new(
+            RegistrationField::Checks,
+            format!("checks: at most {MAX_CHECKS_PER_INSTANCE} checks per instance"),
+        ));
     }
     let mut named = BTreeMap::new();
     for (i, mut body) in checks.into_iter().enumerate() {
+        let at = |key: &str, message: String| {
+            RegistrationError::new(
+                RegistrationField::Check {
+                    index: i,
+                    key: key.to_owned(),
+                },
+                format!("checks[{i}].{key}: {message}"),
+            )
+        };
         let name = match body.get("name") {
             Some(serde_json::Value::String(name)) => name.clone(),
-            Some(_) => {
-                return Err(ApiError::bad_request(format!(
-                    "checks[{i}].name: expected a string"
-                )))
-            }
+            Some(_) => return Err(at("name", "expected a string".to_owned())),
             None => format!("check-{}", i + 1),
         };
         body.insert("name".into(), name.clone().into());
-        instance_checks::plan(&body, &name).map_err(|e| {
-            ApiError::bad_request(format!("checks[{i}].{}: {}", e.field, e.message))
-        })?;
+        instance_checks::plan(&body, &name).map_err(|e| at(&e.field, e.message))?;
         if named.insert(name.clone(), body).is_some() {
-            return Err(ApiError::bad_request(format!(
-                "checks[{i}].name: a second check named {name:?}"
-            )));
+            return Err(at("name", format!("a second check named {name:?}")));
         }
     }
     Ok(named)

@@ -58,6 +58,7 @@ async fn run_node(config: Config, stop: StopSignal, extras: Extras) -> anyhow::R
         .await
         .with_context(|| format!("cannot listen on {} (api.bind)", config.api.bind))?;
     let addr = listener.local_addr().context("reading the bound address")?;
+    let own_token = config.api.token.clone();
     let token = Token::new(config.api.token);
     if !token.is_set() {
         tracing::warn!("no API token configured: check registration and TTL updates are open to anyone who can reach {addr}");
@@ -122,6 +123,16 @@ async fn run_node(config: Config, stop: StopSignal, extras: Extras) -> anyhow::R
         )),
         _ => None,
     };
+    if let Some(catalog) = &catalog {
+        // Validation ensures [[services]] comes with [cluster], so with a catalog.
+        crate::service_registration::start(
+            addr,
+            own_token,
+            config.node.id.clone(),
+            config.services,
+            catalog.clone(),
+        );
+    }
     let app = Api {
         engine: engine.clone(),
         token,

@@ -10,7 +10,7 @@
 //! validation with the HTTP API ([`CheckDefinition`]).
 //!
 //! Sections: `[node]`, `[api]`, `[health]`, `[shutdown]`, `[cluster]`, `[grpc]`, `[dns]`,
-//! `[[checks]]`, `[[neighbors]]`; `examples/vigil.toml`
+//! `[[checks]]`, `[[neighbors]]`, `[[services]]`; `examples/vigil.toml`
 //! documents every key.
 
 use std::borrow::Cow;
@@ -33,6 +33,7 @@ mod cluster;
 mod dns;
 mod grpc;
 mod neighbors;
+mod services;
 pub use cluster::ClusterSettings;
 pub use grpc::GrpcSettings;
 pub use vigil_api::dns::DnsConfig;
@@ -48,7 +49,7 @@ const MAX_CHECKS: usize = 1_000_000;
 
 /// The top-level sections, as listed in error messages.
 const SECTIONS: &str =
-    "[node], [api], [health], [shutdown], [cluster], [grpc], [dns], [[checks]], [[neighbors]]";
+    "[node], [api], [health], [shutdown], [cluster], [grpc], [dns], [[checks]], [[neighbors]], [[services]]";
 
 /// A loaded and validated config.
 #[derive(Debug)]
@@ -71,6 +72,9 @@ pub struct Config {
     pub checks: Vec<CheckPlan>,
     /// `[[neighbors]]`, validated, in file order.
     pub neighbors: Vec<vigil_probe::neighbors::NeighborSpec>,
+    /// `[[services]]`: instances on this node to register, validated, in file order (each with
+    /// its `id`; without `node`, so this node).
+    pub services: Vec<vigil_api::wire::Registration>,
 }
 
 /// `[node]`.
@@ -250,6 +254,7 @@ pub fn parse_with_env(
     let mut checks = Vec::new();
     let mut checks_span = None;
     let mut neighbor_specs = Vec::new();
+    let mut services_written = None;
     for (key, value) in &document {
         match key.get_ref().as_ref() {
             "node" => node = section("node", value, &mut report),
@@ -264,6 +269,7 @@ pub fn parse_with_env(
                 checks_span = Some(key.span());
             }
             "neighbors" => neighbor_specs = neighbors::neighbors(value, &mut report),
+            "services" => services_written = Some((key.span(), value)),
             other if value.get_ref().is_table() => report.at_span(
                 key.span(),
                 format!("unknown section [{other}]: the sections are {SECTIONS}"),
@@ -306,6 +312,18 @@ pub fn parse_with_env(
         }
         d.build(&mut overrides)
     });
+    let services = match services_written {
+        Some((span, value)) => {
+            if cluster.is_none() {
+                report.at_span(
+                    span,
+                    "[[services]] registers instances with the service registry, which needs a [cluster] section",
+                );
+            }
+            services::registrations(value, &node.id, &mut report)
+        }
+        None => Vec::new(),
+    };
     report.finish()?;
     Ok(Config {
         node,
@@ -317,6 +335,7 @@ pub fn parse_with_env(
         dns,
         checks,
         neighbors: neighbor_specs,
+        services,
     })
 }
 
@@ -1844,6 +1863,95 @@ probe = "memory"
 
         let file = TempFile::new("load", "[node]\nid = \"from-disk\"\n");
         assert_eq!(load(&file.0).expect("valid config").node.id, "from-disk");
+    }
+
+    #[test]
+    fn services_are_registrations_of_this_node_with_a_default_id() {
+        let config = ok(r#"[node]
+id = "n1"
+[cluster]
+[[services]]
+name = "api"
+address = "127.0.0.1"
+port = 9669
+tags = ["blue"]
+deregister_critical_after = "10m"
+[[services.checks]]
+name = "http"
+probe = "http://127.0.0.1:9669/health"
+interval = "1s"
+[[services]]
+name = "db"
+id = "db-1"
+address = "::1"
+port = 5432
+[[services]]
+name = "batch"
+id = "batch-1"
+address = "127.0.0.1"
+port = 1
+ephemeral = true
+checks = []
+"#);
+        let services = &config.services;
+        assert_eq!(services.len(), 3);
+        assert_eq!(services[0].id, "api-127.0.0.1:9669");
+        assert_eq!(services[0].tags, ["blue"]);
+        assert_eq!(services[0].checks.as_ref().map(Vec::len), Some(1));
+        assert_eq!(
+            services[0].node, None,
+            "registered on the node asked: this one"
+        );
+        assert_eq!(services[1].id, "db-1");
+        assert_eq!(services[1].checks, None, "left out: the default TCP check");
+        assert_eq!(services[2].checks, Some(vec![]), "[]: no checks");
+        assert!(services[2].ephemeral);
+        assert!(ok("[cluster]\n").services.is_empty());
+    }
+
+    #[test]
+    fn service_errors_point_at_their_key() {
+        let entry = "[cluster]\n[[services]]\nname = \"api\"\naddress = \"127.0.0.1\"\n";
+        for (rest, at, message) in [
+            ("port = 0\n", (5, 8), "port must be 1 to 65535"),
+            ("port = 70000\n", (5, 8), "port must be 1 to 65535"),
+            ("port = \"x\"\n", (5, 8), "port must be 1 to 65535"),
+            (
+                "port = 80\nderegister_critical_after = \"soon\"\n",
+                (6, 29),
+                "invalid duration",
+            ),
+            ("port = 80\ncolour = \"red\"\n", (6, 10), "unknown field `colour`"),
+            ("port = 80\nnode = \"n2\"\n", (6, 1), "`node` is not one of its keys"),
+            ("port = 80\nid = \"a b\"\n", (6, 6), "may not contain"),
+            (
+                "port = 80\n[[services.checks]]\nprobe = \"gopher://x\"\n",
+                (7, 9),
+                "checks[0].probe",
+            ),
+            (
+                "port = 80\n[[services.checks]]\nprobe = \"tcp://127.0.0.1:80\"\ninterval = \"1ms\"\n",
+                (8, 12),
+                "checks[0].interval",
+            ),
+            ("", (2, 1), "missing field `port`"),
+            (
+                "port = 80\n[[services]]\nname = \"api\"\naddress = \"127.0.0.1\"\nport = 80\n",
+                (6, 1),
+                "already registered by the entry at line 2",
+            ),
+        ] {
+            let source = format!("{entry}{rest}");
+            let errs = errors(&source);
+            assert_eq!(errs.len(), 1, "{source}: {errs:?}");
+            let (line, column, text) = &errs[0];
+            assert_eq!((*line, *column), at, "{source}: {text}");
+            assert!(text.contains(message), "{source}: {text}");
+        }
+        let errs = errors("[[services]]\nname = \"api\"\naddress = \"127.0.0.1\"\nport = 80\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!((errs[0].0, errs[0].1), (1, 3));
+        assert!(errs[0].2.contains("needs a [cluster] section"), "{errs:?}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod keyring_cmd;
 mod leader_cmd;
 mod neighbors_cmd;
 mod probe_cmd;
+mod service_registration;
 mod services_cmd;
 mod stop_signal;
 mod table;

@@ -1,6 +1,7 @@
 //! The dashboard in a real headless Chromium, driven over WebDriver (chromedriver), against a
-//! real three-node cluster: it loads cleanly, shows every member, follows a check flip and a
-//! killed node live, says so when its agent goes away, and fits a phone's width.
+//! real three-node cluster: it loads cleanly, shows every member, follows a check flip, a
+//! service instance whose process dies and a killed node live, says so when its agent goes
+//! away, and fits a phone's width.
 
 #![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop at once
 
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use common::cluster::{member_state, three_voters, ABC, FAST_GOSSIP};
 use common::tools::tool;
-use common::{free_port, http, node_config, Agent, TOKEN};
+use common::{free_port, http, node_config, wait_for, Agent, TOKEN, VIGIL};
 use serde_json::{json, Value};
 
 /// How long the page may take to show a change the agent already knows about.
@@ -265,6 +266,43 @@ fn put(addr: SocketAddr, path: &str) {
     assert_eq!(code, 200, "PUT {path}: {body}");
 }
 
+/// A `vigil fake-service` process, killed when dropped.
+struct FakeService(Child);
+
+impl FakeService {
+    fn start(port: u16) -> FakeService {
+        let child = Command::new(VIGIL)
+            .args(["fake-service", "--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("vigil fake-service starts");
+        FakeService(child)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for FakeService {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The states the Services panel shows for instance `id` of `service`: its own, then each of
+/// its checks'.
+fn instance_states(service: &str, id: &str) -> String {
+    format!(
+        "const row = document.querySelector('tr[data-instance=\"{service}/{id}\"]'); \
+         if (!row) return null; \
+         return [row.children[1].querySelector('.state').dataset.state, \
+                 ...[...row.querySelectorAll('td.checks .state')].map(s => s.dataset.state)];"
+    )
+}
+
 fn dom_state(kind: &str, name: &str) -> String {
     format!(
         "const s = document.querySelector('tr[data-{kind}=\"{name}\"] .state'); return s ? s.dataset.state : null;"
@@ -326,6 +364,42 @@ async fn dashboard_shows_the_cluster_live_in_a_real_browser() {
         )
         .await;
 
+    // A service instance with a check of its own: the Services panel shows it passing, then
+    // critical once its process is killed.
+    let port = free_port();
+    let mut web = FakeService::start(port);
+    let registration = format!(
+        r#"{{"name": "web", "id": "w1", "address": "127.0.0.1", "port": {port},
+            "checks": [{{"name": "tcp", "probe": "tcp://127.0.0.1:{port}", "interval": "200ms"}}]}}"#
+    );
+    wait_for(Duration::from_secs(20), || {
+        let (code, _) = http(a.addr, "POST", "/v1/services", Some(TOKEN), &registration).ok()?;
+        (code == 201 || code == 200).then_some(())
+    })
+    .expect("the instance is registered once the voters have a leader");
+    browser
+        .wait_until(
+            "the instance shows passing with its check",
+            &instance_states("web", "w1"),
+            json!(["passing", "passing"]),
+            Duration::from_secs(10),
+        )
+        .await;
+    let address = browser
+        .eval("return document.querySelector('tr[data-instance=\"web/w1\"]').children[2].textContent + ' ' + document.querySelector('tr[data-instance=\"web/w1\"]').children[3].textContent")
+        .await;
+    assert_eq!(address, json!(format!("127.0.0.1:{port} a")));
+    web.kill();
+    let took = browser
+        .wait_until(
+            "the instance of the killed process shows critical",
+            &instance_states("web", "w1"),
+            json!(["critical", "critical"]),
+            Duration::from_secs(10),
+        )
+        .await;
+    eprintln!("killed service critical on the page {took:?} after the kill");
+
     // A check flips: the agent learns it at the PUT; the page must follow within LIVE.
     put(a.addr, "/v1/checks/deploy/fail");
     let took = browser
@@ -382,6 +456,7 @@ async fn dashboard_shows_the_cluster_live_in_a_real_browser() {
         "{events}"
     );
     assert!(events.contains("member c down"), "{events}");
+    assert!(events.contains("service web: 0/1 passing"), "{events}");
 
     let errors = browser.console_errors().await;
     assert!(errors.is_empty(), "console errors: {errors:?}");

@@ -350,3 +350,105 @@ fn bad_registrations_are_refused_with_the_field_named() {
     .unwrap();
     assert_eq!(code, 400);
 }
+
+/// The `[[services]]` of a member's config: the member, started without waiting for the voters
+/// to elect a leader, registers its instances itself; they are discoverable on every agent, a
+/// lost one is registered again, and its own check follows its process.
+#[test]
+fn an_agent_registers_the_services_of_its_config_and_keeps_them_registered() {
+    let dir = common::raft::scratch("config-services");
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let nodes: Vec<Node> = VOTERS
+        .iter()
+        .enumerate()
+        .map(|(i, id)| Node::start(id, &dir, ports[i], &ports, true, &VOTERS))
+        .collect();
+    let mut web = Process::start(free_port());
+    let services = format!(
+        r#"
+[[services]]
+name = "web"
+address = "127.0.0.1"
+port = {port}
+tags = ["blue"]
+[[services.checks]]
+name = "tcp"
+probe = "tcp://127.0.0.1:{port}"
+interval = "200ms"
+[[services]]
+name = "web"
+id = "web-static"
+address = "127.0.0.1"
+port = 1
+checks = []
+"#,
+        port = web.port
+    );
+    let member = Node::start_with("m1", &dir, free_port(), &ports, false, &VOTERS, &services);
+    let probed = format!("web-127.0.0.1:{}", web.port);
+
+    let all: Vec<&Node> = nodes.iter().chain([&member]).collect();
+    everywhere(
+        &all,
+        "/v1/services/web?healthy",
+        &[probed.as_str(), "web-static"],
+        "both instances of the config pass",
+    );
+    let (_, body) = nodes[0].get("/v1/services/web?tag=blue").unwrap();
+    assert_eq!(body["instances"][0]["id"], probed.as_str(), "{body}");
+    assert_eq!(body["instances"][0]["node"], "m1", "{body}");
+    assert_eq!(body["instances"][0]["checks"][0]["name"], "tcp", "{body}");
+
+    // Deregistered behind the agent's back, the instance is registered again.
+    let (code, body) = http(
+        nodes[0].api,
+        "DELETE",
+        "/v1/services/web/web-static",
+        Some(TOKEN),
+        "",
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    everywhere(
+        &all,
+        "/v1/services/web?healthy",
+        &[probed.as_str(), "web-static"],
+        "the lost instance is back",
+    );
+
+    // Its own check follows its process.
+    web.kill();
+    everywhere(
+        &all,
+        "/v1/services/web?healthy",
+        &["web-static"],
+        "the dead process's instance fails",
+    );
+    wait_for(SETTLE, || {
+        (state(&member, "web", &probed)? == "critical").then_some(())
+    })
+    .expect("the dead process's instance turns critical");
+}
+
+#[test]
+fn a_bad_service_in_the_config_is_an_error_at_its_position() {
+    let bad = common::temp_file(
+        "bad-services.toml",
+        "[cluster]\n\n[[services]]\nname = \"web\"\naddress = \"127.0.0.1\"\nport = 70000\n\n\
+         [[services]]\nname = \"db\"\naddress = \"127.0.0.1\"\nport = 5432\n\
+         [[services.checks]]\nprobe = \"smtp://127.0.0.1\"\n",
+    );
+    let out = common::vigil(&["config", "check", "-c", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(
+        lines[0].contains("bad-services.toml:6:8:") && lines[0].contains("port must be 1 to 65535"),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].contains("bad-services.toml:13:9:") && lines[1].contains("checks[0].probe"),
+        "{stderr}"
+    );
+}
