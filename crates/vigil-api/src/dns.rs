@@ -550,12 +550,8 @@ impl Handler {
         if liveness.is_empty() {
             return true;
         }
-        let Some(view) = self.cluster.as_ref().map(Cluster::view) else {
-            return liveness.iter().all(|(_, gone)| !gone);
-        };
-        liveness
-            .iter()
-            .all(|(node, gone)| gone_here(&view, node) == *gone)
+        let view = self.cluster.as_ref().map(Cluster::view);
+        still_live(view.as_deref(), liveness)
     }
 
     fn soa(&self, serial: u32) -> Record {
@@ -753,6 +749,13 @@ fn liveness(registry: &Registry, view: Option<&ClusterView>, service: &str) -> L
         .into_iter()
         .map(|node| (node.to_owned(), gone_here(view, node)))
         .collect()
+}
+
+/// Whether `view` holds every node of `liveness` dead or gone as it was (no view: none is).
+fn still_live(view: Option<&ClusterView>, liveness: &Liveness) -> bool {
+    liveness
+        .iter()
+        .all(|(node, gone)| view.is_some_and(|v| gone_here(v, node)) == *gone)
 }
 
 /// The most answers a UDP task keeps; once full it starts over empty.
@@ -1291,6 +1294,69 @@ mod tests {
             (code, records),
             (ResponseCode::NoError, vec!["A 10.0.0.9".to_owned()])
         );
+    }
+
+    fn view(states: &[(&str, vigil_gossip::MemberState)]) -> ClusterView {
+        let mut members: Vec<vigil_cluster::MemberView> = states
+            .iter()
+            .map(|(id, state)| vigil_cluster::MemberView {
+                id: (*id).to_owned(),
+                addr: "127.0.0.1:7946".parse().unwrap(),
+                state: *state,
+                incarnation: 1,
+                role: vigil_gossip::Role::Member,
+                tags: Default::default(),
+                api_addr: None,
+                health: vigil_gossip::Health::Healthy,
+                score: 100,
+                phi: None,
+                last_heard: None,
+            })
+            .collect();
+        members.sort_by(|a, b| a.id.cmp(&b.id));
+        ClusterView {
+            local_id: "n0".into(),
+            members,
+            has_quorum: true,
+            voters_total: 1,
+            voters_reachable: 1,
+            stats: Default::default(),
+            local_health: 0,
+        }
+    }
+
+    #[test]
+    fn kept_answers_depend_on_the_liveness_of_their_nodes() {
+        use vigil_gossip::MemberState::{Alive, Dead, Left, Suspect};
+        let mut other = instance("api-2", "10.0.0.2", &[]);
+        other.node = "n2".into();
+        let registry = published(1, &[instance("api-1", "10.0.0.1", &[]), other]).registry;
+        let alive = view(&[("n1", Alive), ("n2", Alive)]);
+        let kept = liveness(&registry, Some(&alive), "api");
+        assert_eq!(kept, vec![("n1".into(), false), ("n2".into(), false)]);
+        assert!(still_live(Some(&alive), &kept));
+        assert!(still_live(
+            Some(&view(&[("n1", Suspect), ("n2", Alive)])),
+            &kept
+        ));
+        assert!(still_live(None, &kept));
+        // A node of the service found dead or gone here: the answer is built again, and the
+        // instances on it are no longer passing.
+        for state in [Dead, Left] {
+            let changed = view(&[("n1", Alive), ("n2", state)]);
+            assert!(!still_live(Some(&changed), &kept));
+            let passing: Vec<&str> =
+                discover_in(&registry, Some(&changed), "api", &Filter::default())
+                    .into_iter()
+                    .filter(|(_, s)| *s == InstanceState::Passing)
+                    .map(|(i, _)| i.id.as_str())
+                    .collect();
+            assert_eq!(passing, ["api-1"]);
+            let gone = liveness(&registry, Some(&changed), "api");
+            assert!(still_live(Some(&changed), &gone));
+            assert!(!still_live(Some(&alive), &gone));
+        }
+        assert!(liveness(&registry, None, "api").is_empty());
     }
 
     #[test]
