@@ -85,6 +85,19 @@ impl Catalog {
         }
     }
 
+    /// A catalog that holds what `current` is sent, for tests. Must be called inside a tokio
+    /// runtime.
+    #[cfg(test)]
+    pub(crate) fn of_watch(current: watch::Receiver<Arc<Published>>) -> Catalog {
+        Catalog {
+            current,
+            source: Source::Copy {
+                last_answer: Arc::new(Mutex::new(None)),
+                _follower: Arc::new(Follower(tokio::spawn(async {}))),
+            },
+        }
+    }
+
     /// How old the registry may be, in milliseconds: on a voter, as Raft says
     /// ([`vigil_cluster::raft::LeaderStatus::stale_ms`]); on a copy, the time since a voter
     /// last answered (`None`: never).
@@ -101,6 +114,12 @@ impl Catalog {
     /// The registry as last applied (or copied).
     pub fn current(&self) -> Arc<Published> {
         self.current.borrow().clone()
+    }
+
+    /// The registry as last applied, and each change of it: a receiver whose `has_changed` is
+    /// a cheap way to tell that something built from the registry is out of date.
+    pub fn changes(&self) -> watch::Receiver<Arc<Published>> {
+        self.current.clone()
     }
 
     /// The registry once `index_of` it passes `index`, or as it is after `wait`.

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use vigil_cluster::raft::{InstanceState, Registry, ServiceInstance};
-use vigil_cluster::Cluster;
+use vigil_cluster::{Cluster, ClusterView};
 use vigil_gossip::MemberState;
 use vigil_health::metrics::{Kind, Writer};
 
@@ -66,26 +66,40 @@ pub fn discover<'a>(
     service: &str,
     filter: &Filter,
 ) -> Vec<(&'a ServiceInstance, InstanceState)> {
+    let view = cluster.map(Cluster::view);
+    discover_in(registry, view.as_deref(), service, filter)
+}
+
+/// [`discover`] with this agent's membership as `view` holds it (`None`: no cluster).
+pub fn discover_in<'a>(
+    registry: &'a Registry,
+    view: Option<&ClusterView>,
+    service: &str,
+    filter: &Filter,
+) -> Vec<(&'a ServiceInstance, InstanceState)> {
     let Some(of) = registry.services.get(service) else {
         return Vec::new();
     };
-    let view = cluster.map(Cluster::view);
     of.values()
         .filter(|i| filter.node.as_ref().is_none_or(|n| &i.node == n))
         .filter(|i| filter.tag.as_ref().is_none_or(|t| i.tags.contains(t)))
         .map(|i| {
             let mut state = registry.instance_state(i);
-            let gone_here = view.as_ref().is_some_and(|v| {
-                v.member(&i.node)
-                    .is_some_and(|m| matches!(m.state, MemberState::Dead | MemberState::Left))
-            });
-            if gone_here && state != InstanceState::Maintenance {
+            let gone = view.is_some_and(|v| gone_here(v, &i.node));
+            if gone && state != InstanceState::Maintenance {
                 state = InstanceState::Critical;
             }
             (i, state)
         })
         .filter(|(_, state)| filter.wanted.keeps(*state))
         .collect()
+}
+
+/// Whether this agent's membership holds `node` dead or gone, which makes its instances
+/// critical here whatever the registry says (but for those in maintenance).
+pub fn gone_here(view: &ClusterView, node: &str) -> bool {
+    view.member(node)
+        .is_some_and(|m| matches!(m.state, MemberState::Dead | MemberState::Left))
 }
 
 /// `host:port` to dial an instance at, an IPv6 address in brackets.

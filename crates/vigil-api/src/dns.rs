@@ -21,25 +21,36 @@
 //! address, is left out of A/AAAA answers (one name may hold only one CNAME) and appears in SRV
 //! answers with that host name as its target.
 //!
-//! Messages are parsed and written by hickory (`hickory-proto`), and answered through its
-//! [`RequestHandler`] trait. The socket loops are this module's own rather than hickory's
-//! `Server`, which spawns a task per UDP query and does not bound TCP connections: here a UDP
-//! query is answered on the task that received it (a few tasks share the socket), TCP
-//! connections are limited to [`MAX_TCP_CONNECTIONS`] (one over the limit is closed at once),
-//! and a connection idle for [`TCP_IDLE`] or slow to send a message is closed.
+//! Messages are parsed and written by hickory (`hickory-proto`, `hickory-server`'s request and
+//! response types). The socket loops are this module's own rather than hickory's `Server`,
+//! which spawns a task per UDP query and does not bound TCP connections: here a UDP query is
+//! answered on the task that received it (a few tasks share the socket, reading while queries
+//! wait with no wake-up in between), TCP connections are limited to [`MAX_TCP_CONNECTIONS`]
+//! (one over the limit is closed at once), and a connection idle for [`TCP_IDLE`] or slow to
+//! send a message is closed.
+//!
+//! Each UDP task keeps the answers it wrote (at most [`CACHE_ENTRIES`]), by the query's bytes
+//! after its ID: one asked again is answered from them, with its ID and the answer records
+//! shuffled afresh, while the registry is the one they were built from and this agent's
+//! membership holds the nodes of the service's instances dead or gone as it did then. A
+//! registry change empties the cache; a node's liveness changing makes the answers that
+//! depend on it be built again. Answers whose records cannot be reordered as written (SRV,
+//! whose targets' names point into each other; truncated ones) and node answers are not kept.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, SOA, SRV};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
-use hickory_server::net::runtime::{Time, TokioTime};
 use hickory_server::net::xfer::Protocol;
 use hickory_server::net::NetError;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::server::{Request, ResponseInfo};
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
 use rand::seq::SliceRandom;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -47,11 +58,11 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
-use vigil_cluster::raft::{InstanceState, Registry};
-use vigil_cluster::Cluster;
+use vigil_cluster::raft::{InstanceState, Published, Registry};
+use vigil_cluster::{Cluster, ClusterView};
 
 use crate::catalog::Catalog;
-use crate::discovery::{discover, Filter, Wanted};
+use crate::discovery::{discover_in, gone_here, Filter, Wanted};
 
 /// The port DNS listens on unless configured otherwise (Consul's too).
 pub const DEFAULT_PORT: u16 = 8600;
@@ -66,6 +77,8 @@ pub const TCP_IDLE: Duration = Duration::from_secs(5);
 const TCP_TRANSFER: Duration = Duration::from_secs(5);
 /// Tasks receiving on the UDP socket, each answering what it received.
 const UDP_WORKERS: usize = 2;
+/// UDP queries a receive task answers in a row before it gives way to other tasks.
+const UDP_RUN: u32 = 64;
 /// Largest UDP query read; EDNS clients announce at most 4096 bytes in practice.
 const UDP_BUFFER: usize = 4096;
 
@@ -210,29 +223,55 @@ async fn serve_udp(
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut buffer = vec![0u8; UDP_BUFFER];
+    let mut answer = Vec::with_capacity(512);
+    let mut cache = AnswerCache::new(&handler.catalog);
+    // Queries answered since this task last gave way to others.
+    let mut run = 0;
     loop {
-        let (len, src) = tokio::select! {
-            received = socket.recv_from(&mut buffer) => match received {
-                Ok(received) => received,
-                Err(e) => {
-                    // An ICMP error from an earlier answer, or a short-lived resource shortage.
-                    debug!(error = %e, "dns: udp receive failed");
-                    continue;
+        // While queries wait, they are read with no wait registered (and nothing else polled);
+        // this task gives way every UDP_RUN of them.
+        let (len, src) = match socket.try_recv_from(&mut buffer) {
+            Ok(received) => received,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                run = 0;
+                tokio::select! {
+                    ready = socket.readable() => {
+                        if let Err(e) = ready {
+                            debug!(error = %e, "dns: udp socket failed");
+                        }
+                        continue;
+                    }
+                    _ = stopped.changed() => return,
                 }
-            },
-            _ = stopped.changed() => return,
+            }
+            Err(e) => {
+                // An ICMP error from an earlier answer, or a short-lived resource shortage.
+                debug!(error = %e, "dns: udp receive failed");
+                continue;
+            }
         };
+        run += 1;
+        if run >= UDP_RUN {
+            run = 0;
+            if stopped.has_changed().unwrap_or(true) {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
         if src.port() == 0 {
             continue;
         }
-        let Some(answer) = handler
-            .answer_bytes(&buffer[..len], src, Protocol::Udp)
-            .await
-        else {
+        if !handler.answer_udp(&buffer[..len], src, &mut cache, &mut answer) {
             continue;
-        };
-        if let Err(e) = socket.send_to(&answer, src).await {
-            debug!(error = %e, %src, "dns: udp send failed");
+        }
+        match socket.try_send_to(&answer, src) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if let Err(e) = socket.send_to(&answer, src).await {
+                    debug!(error = %e, %src, "dns: udp send failed");
+                }
+            }
+            Err(e) => debug!(error = %e, %src, "dns: udp send failed"),
         }
     }
 }
@@ -287,7 +326,7 @@ async fn serve_connection(mut stream: TcpStream, src: SocketAddr, handler: &Hand
             Ok(Ok(_)) => {}
             Ok(Err(_)) | Err(_) => return,
         }
-        let Some(answer) = handler.answer_bytes(&message, src, Protocol::Tcp).await else {
+        let Some(answer) = handler.answer_bytes(&message, src, Protocol::Tcp) else {
             return;
         };
         let Ok(length) = u16::try_from(answer.len()) else {
@@ -451,23 +490,68 @@ impl Handler {
 
     /// The answer to `message` (a query as received) in wire form; `None` when it is not to be
     /// answered (shorter than a header, or itself an answer).
-    async fn answer_bytes(
+    fn answer_bytes(&self, message: &[u8], src: SocketAddr, protocol: Protocol) -> Option<Vec<u8>> {
+        let published = self.catalog.current();
+        self.answer_fresh(message, src, protocol, &published)
+            .map(|(bytes, _)| bytes)
+    }
+
+    /// [`Handler::answer_bytes`] from `published`, with what else the answer depends on.
+    fn answer_fresh(
         &self,
         message: &[u8],
         src: SocketAddr,
         protocol: Protocol,
-    ) -> Option<Vec<u8>> {
+        published: &Published,
+    ) -> Option<(Vec<u8>, Option<Liveness>)> {
         let request = match Request::from_bytes(message.to_vec(), src, protocol) {
             Ok(request) => request,
-            Err(_) => return form_error(message, protocol),
+            Err(_) => return form_error(message, protocol).map(|bytes| (bytes, None)),
         };
         if request.metadata.message_type != MessageType::Query {
             return None;
         }
-        let reply = Reply::new(protocol);
-        self.handle_request::<_, TokioTime>(&request, reply.clone())
-            .await;
-        reply.take()
+        self.respond(&request, protocol, published)
+    }
+
+    /// The answer to `message`, a UDP query, written to `out`: from `cache` when the same
+    /// query was answered from the same registry and liveness (shuffled afresh), else answered
+    /// and kept. False when it is not to be answered.
+    fn answer_udp(
+        &self,
+        message: &[u8],
+        src: SocketAddr,
+        cache: &mut AnswerCache,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        cache.follow();
+        if let Some(kept) = cache.get(message) {
+            if self.still(&kept.liveness) {
+                kept.write(message, out);
+                return true;
+            }
+        }
+        let published = cache.published.clone();
+        let Some((bytes, liveness)) = self.answer_fresh(message, src, Protocol::Udp, &published)
+        else {
+            return false;
+        };
+        if let Some(kept) = liveness.and_then(|liveness| cache.keep(message, &bytes, liveness)) {
+            kept.write(message, out);
+            return true;
+        }
+        out.clear();
+        out.extend_from_slice(&bytes);
+        true
+    }
+
+    /// Whether this agent's membership holds every node of `liveness` dead or gone as it did.
+    fn still(&self, liveness: &Liveness) -> bool {
+        if liveness.is_empty() {
+            return true;
+        }
+        let view = self.cluster.as_ref().map(Cluster::view);
+        still_live(view.as_deref(), liveness)
     }
 
     fn soa(&self, serial: u32) -> Record {
@@ -516,10 +600,17 @@ impl Handler {
             .collect()
     }
 
-    /// Answers one question.
-    fn answer(&self, qname: &Name, qtype: RecordType, registry: &Registry) -> Answer {
+    /// Answers one question; with the answer, what else than the registry it depends on:
+    /// `Some` nodes, each with whether this agent's membership held it dead or gone then, when
+    /// only that; `None` when more (the answer is not to be kept).
+    fn answer(
+        &self,
+        qname: &Name,
+        qtype: RecordType,
+        registry: &Registry,
+    ) -> (Answer, Option<Liveness>) {
         let labels: Vec<&[u8]> = qname.iter().collect();
-        match parse(&labels, &self.domain_labels) {
+        let answer = match parse(&labels, &self.domain_labels) {
             Target::Outside => Answer::code(ResponseCode::Refused),
             Target::Unknown => Answer::code(ResponseCode::NXDomain),
             Target::Empty => Answer {
@@ -539,79 +630,92 @@ impl Handler {
             Target::Addr(ip) => self.records(self.addresses(qname, qtype, &[ip]), Vec::new()),
             Target::Node(id) => {
                 let Some(view) = self.cluster.as_ref().map(Cluster::view) else {
-                    return Answer::code(ResponseCode::NXDomain);
+                    return (Answer::code(ResponseCode::NXDomain), Some(Vec::new()));
                 };
                 let member = view
                     .member(id)
                     .or_else(|| view.members.iter().find(|m| m.id.eq_ignore_ascii_case(id)));
-                match member {
+                let answer = match member {
                     Some(m) => {
                         self.records(self.addresses(qname, qtype, &[m.addr.ip()]), Vec::new())
                     }
                     None => Answer::code(ResponseCode::NXDomain),
-                }
+                };
+                // Membership changes it, not the registry: not kept.
+                return (answer, None);
             }
             Target::Service { name, tag } => {
-                let Some(service) = service_named(registry, name) else {
-                    return Answer::code(ResponseCode::NXDomain);
-                };
-                let filter = Filter {
-                    wanted: Wanted::Passing,
-                    tag: None,
-                    node: None,
-                };
-                let mut instances: Vec<_> =
-                    discover(registry, self.cluster.as_ref(), service, &filter)
-                        .into_iter()
-                        .filter(|(_, state)| *state == InstanceState::Passing)
-                        .map(|(i, _)| i)
-                        .filter(|i| {
-                            tag.is_none_or(|tag| i.tags.iter().any(|t| t.eq_ignore_ascii_case(tag)))
-                        })
-                        .collect();
-                instances.shuffle(&mut rand::rng());
-                match qtype {
-                    RecordType::SRV => {
-                        let mut answers = Vec::with_capacity(instances.len());
-                        let mut additionals = Vec::new();
-                        for instance in instances {
-                            let target = match instance.address.parse::<IpAddr>() {
-                                Ok(ip) => {
-                                    let Some(target) = self.addr_name(ip) else {
-                                        continue;
-                                    };
-                                    additionals.push(self.address_record(&target, ip));
-                                    target
-                                }
-                                Err(_) => match Name::from_ascii(&instance.address) {
-                                    Ok(mut host) => {
-                                        host.set_fqdn(true);
-                                        host
-                                    }
-                                    Err(_) => continue,
-                                },
+                return self.service(qname, qtype, registry, name, tag);
+            }
+        };
+        (answer, Some(Vec::new()))
+    }
+
+    /// The passing instances of the service `name` stands for (only those with `tag`, if
+    /// given), shuffled, as `qtype` asks for them; with the liveness of their nodes.
+    fn service(
+        &self,
+        qname: &Name,
+        qtype: RecordType,
+        registry: &Registry,
+        name: &str,
+        tag: Option<&str>,
+    ) -> (Answer, Option<Liveness>) {
+        let Some(service) = service_named(registry, name) else {
+            return (Answer::code(ResponseCode::NXDomain), Some(Vec::new()));
+        };
+        // One view for the states and for the liveness kept with the answer.
+        let view = self.cluster.as_ref().map(Cluster::view);
+        let view = view.as_deref();
+        let filter = Filter {
+            wanted: Wanted::Passing,
+            tag: None,
+            node: None,
+        };
+        let mut instances: Vec<_> = discover_in(registry, view, service, &filter)
+            .into_iter()
+            .filter(|(_, state)| *state == InstanceState::Passing)
+            .map(|(i, _)| i)
+            .filter(|i| tag.is_none_or(|tag| i.tags.iter().any(|t| t.eq_ignore_ascii_case(tag))))
+            .collect();
+        instances.shuffle(&mut rand::rng());
+        let answer = match qtype {
+            RecordType::SRV => {
+                let mut answers = Vec::with_capacity(instances.len());
+                let mut additionals = Vec::new();
+                for instance in instances {
+                    let target = match instance.address.parse::<IpAddr>() {
+                        Ok(ip) => {
+                            let Some(target) = self.addr_name(ip) else {
+                                continue;
                             };
-                            let srv = SRV::new(1, 1, instance.port, target);
-                            answers.push(Record::from_rdata(
-                                qname.clone(),
-                                self.ttl,
-                                RData::SRV(srv),
-                            ));
+                            additionals.push(self.address_record(&target, ip));
+                            target
                         }
-                        self.records(answers, additionals)
-                    }
-                    _ => {
-                        let mut ips: Vec<IpAddr> = Vec::with_capacity(instances.len());
-                        for ip in instances.iter().filter_map(|i| i.address.parse().ok()) {
-                            if !ips.contains(&ip) {
-                                ips.push(ip);
+                        Err(_) => match Name::from_ascii(&instance.address) {
+                            Ok(mut host) => {
+                                host.set_fqdn(true);
+                                host
                             }
-                        }
-                        self.records(self.addresses(qname, qtype, &ips), Vec::new())
+                            Err(_) => continue,
+                        },
+                    };
+                    let srv = SRV::new(1, 1, instance.port, target);
+                    answers.push(Record::from_rdata(qname.clone(), self.ttl, RData::SRV(srv)));
+                }
+                self.records(answers, additionals)
+            }
+            _ => {
+                let mut ips: Vec<IpAddr> = Vec::with_capacity(instances.len());
+                for ip in instances.iter().filter_map(|i| i.address.parse().ok()) {
+                    if !ips.contains(&ip) {
+                        ips.push(ip);
                     }
                 }
+                self.records(self.addresses(qname, qtype, &ips), Vec::new())
             }
-        }
+        };
+        (answer, Some(liveness(registry, view, service)))
     }
 
     /// NOERROR with these records; with none, the SOA in the authority section.
@@ -621,6 +725,218 @@ impl Handler {
             answers,
             additionals,
             code: ResponseCode::NoError,
+        }
+    }
+}
+
+/// The nodes an answer's instance states depend on, each with whether this agent's membership
+/// held it dead or gone when the answer was written.
+type Liveness = Vec<(String, bool)>;
+
+/// The liveness of the nodes of `service`'s instances in `view`.
+fn liveness(registry: &Registry, view: Option<&ClusterView>, service: &str) -> Liveness {
+    let Some(view) = view else {
+        return Vec::new();
+    };
+    let mut nodes: Vec<&str> = registry
+        .services
+        .get(service)
+        .map(|of| of.values().map(|i| i.node.as_str()).collect())
+        .unwrap_or_default();
+    nodes.sort_unstable();
+    nodes.dedup();
+    nodes
+        .into_iter()
+        .map(|node| (node.to_owned(), gone_here(view, node)))
+        .collect()
+}
+
+/// Whether `view` holds every node of `liveness` dead or gone as it was (no view: none is).
+fn still_live(view: Option<&ClusterView>, liveness: &Liveness) -> bool {
+    liveness
+        .iter()
+        .all(|(node, gone)| view.is_some_and(|v| gone_here(v, node)) == *gone)
+}
+
+/// The most answers a UDP task keeps; once full it starts over empty.
+pub const CACHE_ENTRIES: usize = 512;
+/// The longest query whose answer is kept (most are under 100 bytes).
+const CACHE_QUERY_MAX: usize = 512;
+
+/// Answers as written, by the query they answer (its bytes after the ID), for the registry
+/// they were built from: emptied when the registry changes, each kept with the liveness of the
+/// nodes it depends on, checked before it is used again. One per UDP receive task.
+struct AnswerCache {
+    changes: watch::Receiver<Arc<Published>>,
+    published: Arc<Published>,
+    entries: HashMap<Box<[u8]>, Kept>,
+}
+
+/// One answer in an [`AnswerCache`].
+struct Kept {
+    /// The answer as written, with the ID of the query it was written for.
+    bytes: Vec<u8>,
+    /// Where its answer records lie, to be shuffled; empty when fewer than two.
+    records: Vec<Range<usize>>,
+    liveness: Liveness,
+}
+
+impl AnswerCache {
+    fn new(catalog: &Catalog) -> AnswerCache {
+        let mut changes = catalog.changes();
+        let published = changes.borrow_and_update().clone();
+        AnswerCache {
+            changes,
+            published,
+            entries: HashMap::new(),
+        }
+    }
+
+    /// Catches up with the registry, forgetting every answer if it changed.
+    fn follow(&mut self) {
+        if self.changes.has_changed().unwrap_or(false) {
+            self.published = self.changes.borrow_and_update().clone();
+            self.entries.clear();
+        }
+    }
+
+    fn get(&self, query: &[u8]) -> Option<&Kept> {
+        self.entries.get(query.get(2..)?)
+    }
+
+    /// Keeps `answer` to `query`, if it can be shuffled as kept; what it keeps, to be written.
+    fn keep(&mut self, query: &[u8], answer: &[u8], liveness: Liveness) -> Option<&Kept> {
+        let key = query.get(2..).filter(|k| k.len() <= CACHE_QUERY_MAX)?;
+        let (bytes, records) = movable(answer)?;
+        if self.entries.len() >= CACHE_ENTRIES {
+            self.entries.clear();
+        }
+        let kept = Kept {
+            bytes,
+            records,
+            liveness,
+        };
+        Some(match self.entries.entry(key.into()) {
+            Entry::Occupied(mut old) => {
+                old.insert(kept);
+                old.into_mut()
+            }
+            Entry::Vacant(new) => new.insert(kept),
+        })
+    }
+}
+
+impl Kept {
+    /// Writes the answer to `query` to `out`: its ID, and the answer records shuffled.
+    fn write(&self, query: &[u8], out: &mut Vec<u8>) {
+        out.clear();
+        let (Some(first), Some(last)) = (self.records.first(), self.records.last()) else {
+            out.extend_from_slice(&self.bytes);
+            copy_id(query, out);
+            return;
+        };
+        out.extend_from_slice(&self.bytes[..first.start]);
+        let mut order: Vec<&Range<usize>> = self.records.iter().collect();
+        order.shuffle(&mut rand::rng());
+        for record in order {
+            out.extend_from_slice(&self.bytes[record.clone()]);
+        }
+        out.extend_from_slice(&self.bytes[last.end..]);
+        copy_id(query, out);
+    }
+}
+
+/// Gives `answer` the ID of `query`.
+fn copy_id(query: &[u8], answer: &mut [u8]) {
+    if let (Some(id), Some(to)) = (query.get(..2), answer.get_mut(..2)) {
+        to.copy_from_slice(id);
+    }
+}
+
+/// `message` (an answer as written here) in a form whose answer records can be reordered,
+/// and where they lie (none when fewer than two); `None` when it does not read, or when two or
+/// more cannot be reordered. That takes one question; every answer an A or AAAA record named
+/// as the question, which it is made to point to; nothing truncated; and no other section but
+/// an OPT record, so that no other name points into them.
+fn movable(message: &[u8]) -> Option<(Vec<u8>, Vec<Range<usize>>)> {
+    let u16_at = |at: usize| -> Option<usize> {
+        let bytes = message.get(at..at + 2)?;
+        Some(usize::from(u16::from_be_bytes([bytes[0], bytes[1]])))
+    };
+    let (questions, answers) = (u16_at(4)?, u16_at(6)?);
+    let (authority, additional) = (u16_at(8)?, u16_at(10)?);
+    if answers < 2 {
+        return (message.len() >= 12).then(|| (message.to_vec(), Vec::new()));
+    }
+    let truncated = message.get(2)? & 0x02 != 0;
+    if truncated || questions != 1 || authority != 0 {
+        return None;
+    }
+    let question = name_at(message, 12)?;
+    let mut at = skip_name(message, 12)? + 4;
+    let mut bytes = message.get(..at)?.to_vec();
+    let mut records = Vec::with_capacity(answers);
+    for _ in 0..answers {
+        if name_at(message, at)? != question {
+            return None;
+        }
+        at = skip_name(message, at)?;
+        let length = 10 + u16_at(at + 8)?;
+        if !matches!(u16_at(at)?, 1 | 28) {
+            return None;
+        }
+        let start = bytes.len();
+        // A pointer to the question's name, at offset 12.
+        bytes.extend_from_slice(&[0xC0, 0x0C]);
+        bytes.extend_from_slice(message.get(at..at + length)?);
+        at += length;
+        records.push(start..bytes.len());
+    }
+    let rest = at;
+    for _ in 0..additional {
+        // OPT: the root name, then type 41.
+        if message.get(at) != Some(&0) || u16_at(at + 1)? != 41 {
+            return None;
+        }
+        at += 11 + u16_at(at + 9)?;
+    }
+    bytes.extend_from_slice(message.get(rest..at)?);
+    (at == message.len()).then_some((bytes, records))
+}
+
+/// The name at `at` in `message`, its labels as written (pointers followed), or `None` when it
+/// does not read.
+fn name_at(message: &[u8], mut at: usize) -> Option<Vec<u8>> {
+    let mut name = Vec::new();
+    // A name has at most 127 labels; more jumps than that is a loop.
+    for _ in 0..256 {
+        let length = *message.get(at)?;
+        match length & 0xC0 {
+            0x00 if length == 0 => return Some(name),
+            0x00 => {
+                let end = at + 1 + usize::from(length);
+                name.extend_from_slice(message.get(at..end)?);
+                at = end;
+            }
+            0xC0 => {
+                let low = *message.get(at + 1)?;
+                at = usize::from(u16::from_be_bytes([length & 0x3F, low]));
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Where the name at `at` in `message` ends.
+fn skip_name(message: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let length = *message.get(at)?;
+        match length & 0xC0 {
+            0x00 if length == 0 => return Some(at + 1),
+            0x00 => at += 1 + usize::from(length),
+            0xC0 => return Some(at + 2),
+            _ => return None,
         }
     }
 }
@@ -644,13 +960,15 @@ fn service_named<'r>(registry: &'r Registry, name: &str) -> Option<&'r str> {
         .map(String::as_str)
 }
 
-#[async_trait::async_trait]
-impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
+impl Handler {
+    /// The answer to `request` in wire form (`None` when even a SERVFAIL cannot be written),
+    /// answered from `published`; with it, what else it depends on ([`Handler::answer`]).
+    fn respond(
         &self,
         request: &Request,
-        mut response_handle: R,
-    ) -> ResponseInfo {
+        protocol: Protocol,
+        published: &Published,
+    ) -> Option<(Vec<u8>, Option<Liveness>)> {
         let response_edns = request.edns.as_ref().map(|asked| {
             let mut edns = Edns::new();
             edns.set_max_payload(asked.max_payload().max(512));
@@ -660,8 +978,9 @@ impl RequestHandler for Handler {
         let builder = MessageResponseBuilder::new(&request.queries, response_edns.as_ref());
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = true;
-        let published;
-        let answer = if request.metadata.op_code != OpCode::Query {
+        let mut soa = None;
+        let mut liveness = None;
+        let mut answer = if request.metadata.op_code != OpCode::Query {
             Answer::code(ResponseCode::NotImp)
         } else {
             match request.request_info() {
@@ -670,21 +989,15 @@ impl RequestHandler for Handler {
                     Answer::code(ResponseCode::Refused)
                 }
                 Ok(info) => {
-                    published = self.catalog.current();
-                    let mut answer = self.answer(
+                    let (mut answer, depends) = self.answer(
                         info.query.original().name(),
                         info.query.query_type(),
                         &published.registry,
                     );
-                    if answer.code == ResponseCode::Refused {
-                        metadata.authoritative = false;
-                    }
+                    liveness = depends;
                     if answer.soa {
-                        answer.soa = false;
                         answer.additionals.clear();
-                        let soa = self.soa(serial(&published.registry));
-                        return send(&mut response_handle, builder, metadata, answer, Some(soa))
-                            .await;
+                        soa = Some(self.soa(serial(&published.registry)));
                     }
                     answer
                 }
@@ -693,35 +1006,21 @@ impl RequestHandler for Handler {
         if answer.code != ResponseCode::NoError && answer.code != ResponseCode::NXDomain {
             metadata.authoritative = false;
         }
-        send(&mut response_handle, builder, metadata, answer, None).await
-    }
-}
-
-/// Sends `answer` (the SOA, if any, in the authority section).
-async fn send<R: ResponseHandler>(
-    handle: &mut R,
-    builder: MessageResponseBuilder<'_>,
-    mut metadata: Metadata,
-    answer: Answer,
-    soa: Option<Record>,
-) -> ResponseInfo {
-    metadata.response_code = answer.code;
-    let response = builder.build(
-        metadata,
-        answer.answers.iter(),
-        std::iter::empty(),
-        soa.iter(),
-        answer.additionals.iter(),
-    );
-    match handle.send_response(response).await {
-        Ok(info) => info,
-        Err(e) => {
-            warn!(error = %e, "dns: cannot send an answer");
-            metadata.response_code = ResponseCode::ServFail;
-            ResponseInfo::from(Header {
-                metadata,
-                counts: HeaderCounts::default(),
-            })
+        metadata.response_code = answer.code;
+        answer.soa = false;
+        let response = builder.build(
+            metadata,
+            answer.answers.iter(),
+            std::iter::empty(),
+            soa.iter(),
+            answer.additionals.iter(),
+        );
+        match encode(response, protocol, None) {
+            Ok((_, bytes)) => Some((bytes, liveness)),
+            Err(e) => {
+                warn!(error = %e, "dns: cannot send an answer");
+                None
+            }
         }
     }
 }
@@ -784,48 +1083,6 @@ fn encode<'a>(
             header.emit(&mut encoder).map_err(NetError::from)?;
             Ok((ResponseInfo::from(header), bytes))
         }
-    }
-}
-
-/// Keeps the answer the handler sends, for the socket loop to write.
-#[derive(Clone)]
-struct Reply {
-    protocol: Protocol,
-    bytes: Arc<Mutex<Option<Vec<u8>>>>,
-}
-
-impl Reply {
-    fn new(protocol: Protocol) -> Reply {
-        Reply {
-            protocol,
-            bytes: Arc::new(Mutex::new(None)),
-        }
-    }
-
-    fn take(&self) -> Option<Vec<u8>> {
-        self.bytes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-    }
-}
-
-#[async_trait::async_trait]
-impl ResponseHandler for Reply {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let (info, bytes) = encode(response, self.protocol, None)?;
-        *self.bytes.lock().unwrap_or_else(PoisonError::into_inner) = Some(bytes);
-        Ok(info)
     }
 }
 
@@ -918,6 +1175,197 @@ mod tests {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(parse_hex_addr(&hex_addr(ip)), Some(ip));
         }
+    }
+
+    fn instance(id: &str, address: &str, tags: &[&str]) -> vigil_cluster::raft::ServiceInstance {
+        vigil_cluster::raft::ServiceInstance {
+            name: "api".into(),
+            id: id.into(),
+            address: address.into(),
+            port: 8080,
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            node: "n1".into(),
+            ephemeral: false,
+            checks: Default::default(),
+            deregister_critical_after_ms: None,
+        }
+    }
+
+    fn published(index: u64, instances: &[vigil_cluster::raft::ServiceInstance]) -> Published {
+        let mut registry = Registry::default();
+        for i in instances {
+            registry
+                .services
+                .entry(i.name.clone())
+                .or_default()
+                .insert(i.id.clone(), i.clone());
+            registry.modified.insert(i.name.clone(), index);
+        }
+        Published {
+            registry,
+            applied_index: Some(index),
+        }
+    }
+
+    /// A query for `name` `qtype` with `id`, as dig writes it (EDNS with 1232 bytes).
+    fn query(id: u16, name: &str, qtype: RecordType) -> Vec<u8> {
+        use hickory_proto::op::{Message, Query};
+        let mut message = Message::query();
+        message.metadata.id = id;
+        message.metadata.recursion_desired = true;
+        message.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+        let mut edns = Edns::new();
+        edns.set_max_payload(1232);
+        message.edns = Some(edns);
+        message.to_vec().unwrap()
+    }
+
+    /// The answer records of `bytes` as text, and the response code.
+    fn read(bytes: &[u8]) -> (ResponseCode, Vec<String>) {
+        let message = hickory_proto::op::Message::from_vec(bytes).unwrap();
+        let mut records: Vec<String> = message
+            .answers
+            .iter()
+            .map(|r| format!("{} {}", r.record_type(), r.data))
+            .collect();
+        records.sort();
+        (message.metadata.response_code, records)
+    }
+
+    #[tokio::test]
+    async fn kept_answers_follow_the_registry_and_are_shuffled() {
+        let a = |n: u8| instance(&format!("api-{n}"), &format!("10.0.0.{n}"), &[]);
+        let (send, current) = watch::channel(Arc::new(published(1, &[a(1), a(2), a(3)])));
+        let handler =
+            Handler::new(&DnsConfig::default(), Catalog::of_watch(current), None).unwrap();
+        let mut cache = AnswerCache::new(&handler.catalog);
+        let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+        let ask = |id: u16, name: &str, qtype, cache: &mut AnswerCache| {
+            let mut out = Vec::new();
+            assert!(handler.answer_udp(&query(id, name, qtype), src, cache, &mut out));
+            assert_eq!(&out[..2], &id.to_be_bytes(), "the ID of the query");
+            out
+        };
+        let three: Vec<String> = (1..=3).map(|n| format!("A 10.0.0.{n}")).collect();
+        let first = ask(1, "api.service.vigil", RecordType::A, &mut cache);
+        assert_eq!(read(&first), (ResponseCode::NoError, three.clone()));
+        assert_eq!(cache.entries.len(), 1);
+        // Kept: the same records, in every order over enough answers.
+        let mut orders = std::collections::HashSet::new();
+        for id in 2..200 {
+            let again = ask(id, "api.service.vigil", RecordType::A, &mut cache);
+            assert_eq!(again.len(), first.len());
+            assert_eq!(read(&again), (ResponseCode::NoError, three.clone()));
+            orders.insert(again[again.len() - 3 * 16 - 11..].to_vec());
+        }
+        assert_eq!(cache.entries.len(), 1);
+        assert_eq!(orders.len(), 6, "all orders of three records");
+
+        // The registry changes: so does the answer.
+        send.send_replace(Arc::new(published(
+            2,
+            &[a(1), instance("api-4", "10.0.0.4", &["blue"])],
+        )));
+        let changed = ask(300, "api.service.vigil", RecordType::A, &mut cache);
+        assert_eq!(
+            read(&changed).1,
+            vec!["A 10.0.0.1".to_owned(), "A 10.0.0.4".to_owned()]
+        );
+        let blue = ask(301, "blue.api.service.vigil", RecordType::A, &mut cache);
+        assert_eq!(read(&blue).1, vec!["A 10.0.0.4".to_owned()]);
+
+        // SRV answers are not kept (their names point into each other), but answered.
+        let srv = ask(302, "_api._tcp.service.vigil", RecordType::SRV, &mut cache);
+        assert_eq!(read(&srv).1.len(), 2);
+        assert!(cache
+            .get(&query(303, "_api._tcp.service.vigil", RecordType::SRV))
+            .is_none());
+
+        // NXDOMAIN is kept, and the SOA with it, until the service is registered.
+        let (code, _) = read(&ask(304, "db.service.vigil", RecordType::A, &mut cache));
+        assert_eq!(code, ResponseCode::NXDomain);
+        let (code, _) = read(&ask(305, "db.service.vigil", RecordType::A, &mut cache));
+        assert_eq!(code, ResponseCode::NXDomain);
+        let mut db = a(9);
+        db.name = "db".into();
+        send.send_replace(Arc::new(published(3, &[db])));
+        let (code, records) = read(&ask(306, "db.service.vigil", RecordType::A, &mut cache));
+        assert_eq!(
+            (code, records),
+            (ResponseCode::NoError, vec!["A 10.0.0.9".to_owned()])
+        );
+    }
+
+    fn view(states: &[(&str, vigil_gossip::MemberState)]) -> ClusterView {
+        let mut members: Vec<vigil_cluster::MemberView> = states
+            .iter()
+            .map(|(id, state)| vigil_cluster::MemberView {
+                id: (*id).to_owned(),
+                addr: "127.0.0.1:7946".parse().unwrap(),
+                state: *state,
+                incarnation: 1,
+                role: vigil_gossip::Role::Member,
+                tags: Default::default(),
+                api_addr: None,
+                health: vigil_gossip::Health::Healthy,
+                score: 100,
+                phi: None,
+                last_heard: None,
+            })
+            .collect();
+        members.sort_by(|a, b| a.id.cmp(&b.id));
+        ClusterView {
+            local_id: "n0".into(),
+            members,
+            has_quorum: true,
+            voters_total: 1,
+            voters_reachable: 1,
+            stats: Default::default(),
+            local_health: 0,
+        }
+    }
+
+    #[test]
+    fn kept_answers_depend_on_the_liveness_of_their_nodes() {
+        use vigil_gossip::MemberState::{Alive, Dead, Left, Suspect};
+        let mut other = instance("api-2", "10.0.0.2", &[]);
+        other.node = "n2".into();
+        let registry = published(1, &[instance("api-1", "10.0.0.1", &[]), other]).registry;
+        let alive = view(&[("n1", Alive), ("n2", Alive)]);
+        let kept = liveness(&registry, Some(&alive), "api");
+        assert_eq!(kept, vec![("n1".into(), false), ("n2".into(), false)]);
+        assert!(still_live(Some(&alive), &kept));
+        assert!(still_live(
+            Some(&view(&[("n1", Suspect), ("n2", Alive)])),
+            &kept
+        ));
+        assert!(still_live(None, &kept));
+        // A node of the service found dead or gone here: the answer is built again, and the
+        // instances on it are no longer passing.
+        for state in [Dead, Left] {
+            let changed = view(&[("n1", Alive), ("n2", state)]);
+            assert!(!still_live(Some(&changed), &kept));
+            let passing: Vec<&str> =
+                discover_in(&registry, Some(&changed), "api", &Filter::default())
+                    .into_iter()
+                    .filter(|(_, s)| *s == InstanceState::Passing)
+                    .map(|(i, _)| i.id.as_str())
+                    .collect();
+            assert_eq!(passing, ["api-1"]);
+            let gone = liveness(&registry, Some(&changed), "api");
+            assert!(still_live(Some(&changed), &gone));
+            assert!(!still_live(Some(&alive), &gone));
+        }
+        assert!(liveness(&registry, None, "api").is_empty());
+    }
+
+    #[test]
+    fn only_movable_answers_are_reordered() {
+        assert_eq!(movable(&[0; 5]), None);
+        // A header with two answers and one question cut short.
+        assert_eq!(movable(&[0, 0, 0x81, 0, 0, 1, 0, 2, 0, 0, 0, 0, 3]), None);
+        // A pointer loop.
+        assert_eq!(name_at(&[0xC0, 0], 0), None);
     }
 
     #[test]
