@@ -363,7 +363,7 @@ fn an_agent_registers_the_services_of_its_config_and_keeps_them_registered() {
         .enumerate()
         .map(|(i, id)| Node::start(id, &dir, ports[i], &ports, true, &VOTERS))
         .collect();
-    let mut web = Process::start(free_port());
+    let mut web = FakeService::start(free_port());
     let services = format!(
         r#"
 [[services]]
