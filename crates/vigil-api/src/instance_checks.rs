@@ -132,10 +132,11 @@ impl InstanceChecks {
         &self.inner.engine
     }
 
-    /// Feeds a TTL check of a local instance: `check` names it, or, when `None`, the instance's
-    /// only TTL check. Says which check it fed and the state it is in now.
+    /// Feeds a TTL check of a local instance of `registry`: `check` names it, or, when `None`,
+    /// the instance's only TTL check. Says which check it fed and the state it is in now.
     pub fn update_ttl(
         &self,
+        registry: &Registry,
         instance: &ServiceInstance,
         check: Option<&str>,
         verdict: Verdict,
@@ -169,12 +170,20 @@ impl InstanceChecks {
             }
         };
         let key = (instance.name.clone(), instance.id.clone(), check.clone());
-        let engine_name = self
-            .inner
-            .lock_names()
-            .running
-            .get(&key)
-            .map(|r| r.engine_name.clone())
+        let running = |inner: &Inner| {
+            inner
+                .lock_names()
+                .running
+                .get(&key)
+                .map(|r| r.engine_name.clone())
+        };
+        // An instance registered a moment ago may not have reached the reconcile loop yet;
+        // its first renewal should not have to wait for it.
+        let engine_name = running(&self.inner)
+            .or_else(|| {
+                self.inner.reconcile(registry);
+                running(&self.inner)
+            })
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -561,7 +570,7 @@ async fn ttl_update(
         return Ok(forward::forward(&request, at, &why).await);
     }
     let (check, state) = checks
-        .update_ttl(instance, check, verdict, note)
+        .update_ttl(&current.registry, instance, check, verdict, note)
         .map_err(IntoResponse::into_response)?;
     Ok(Json(wire::TtlUpdated { check, state }).into_response())
 }
