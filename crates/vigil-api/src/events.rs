@@ -7,7 +7,7 @@
 //! receives `lagged` with the number of events it missed. The stream ends after the node reports
 //! `stopping`, so open event streams never hold up a graceful shutdown.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +17,8 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::get;
 use axum::Router;
 use futures_util::stream::{self, Stream, StreamExt};
+use imbl::ordmap::DiffItem;
+use imbl::OrdMap;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::watch;
@@ -51,7 +53,7 @@ struct ServiceChanges {
     catalog: watch::Receiver<Arc<Published>>,
     cluster: Option<Cluster>,
     /// Each service's index as last told.
-    told: BTreeMap<String, u64>,
+    told: OrdMap<String, u64>,
     pending: VecDeque<wire::ServiceChanged>,
 }
 
@@ -77,11 +79,14 @@ impl ServiceChanges {
             let published = self.catalog.borrow_and_update().clone();
             let registry = &published.registry;
             let now = &registry.modified;
-            let touched: Vec<String> = now
-                .iter()
-                .filter(|(name, index)| self.told.get(*name) != Some(*index))
-                .map(|(name, _)| name.clone())
-                .chain(self.told.keys().filter(|n| !now.contains_key(*n)).cloned())
+            let touched: Vec<String> = self
+                .told
+                .diff(now)
+                .map(|change| match change {
+                    DiffItem::Add(name, _)
+                    | DiffItem::Update { new: (name, _), .. }
+                    | DiffItem::Remove(name, _) => name.clone(),
+                })
                 .collect();
             for service in touched {
                 let all = discover(

@@ -7,7 +7,7 @@
 //! Reports go out at once on a change and again, for whatever the registry still disagrees
 //! with, every second: a report lost with a leader is sent again, never waited for.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -17,15 +17,17 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
 use axum::{Json, Router};
+use imbl::ordmap::DiffItem;
+use imbl::OrdMap;
 use serde::Deserialize;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 use vigil_cluster::raft::{
     CheckBody, CheckReport, InstanceReport, Leadership, Registry, ServiceInstance,
 };
 use vigil_cluster::Cluster;
-use vigil_health::{CheckState, Engine, EngineConfig, TtlError, Verdict};
+use vigil_health::{CheckState, Engine, EngineConfig, Event, TtlError, Verdict};
 
 use crate::catalog::Catalog;
 use crate::checkdef::CheckDefinition;
@@ -40,8 +42,8 @@ const RESYNC_EVERY: Duration = Duration::from_secs(1);
 /// A report the registry does not show yet is sent again after this long.
 const RESEND_AFTER: Duration = Duration::from_secs(2);
 
-/// An instance check by service, instance id and check name.
-type Key = (String, String, String);
+/// An instance by service name and id.
+type InstanceKey = (String, String);
 
 /// The running instance checks of this node. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -65,17 +67,20 @@ impl Drop for Inner {
     }
 }
 
-/// Which engine check runs which instance check. Engine names are generated (`instance-N`),
-/// since service names and ids may hold characters check names may not.
+/// Which engine check runs which instance check, both ways. Engine names are generated
+/// (`instance-N`), since service names and ids may hold characters check names may not.
 #[derive(Debug, Default)]
 struct Names {
-    running: HashMap<Key, Running>,
+    /// The running checks of each local instance, by check name.
+    running: HashMap<InstanceKey, BTreeMap<String, Running>>,
+    /// The instance each engine check belongs to.
+    owner: HashMap<Arc<str>, InstanceKey>,
     next: u64,
 }
 
 #[derive(Debug)]
 struct Running {
-    engine_name: String,
+    engine_name: Arc<str>,
     body: CheckBody,
 }
 
@@ -169,27 +174,30 @@ impl InstanceChecks {
                 )))
             }
         };
-        let key = (instance.name.clone(), instance.id.clone(), check.clone());
-        let running = |inner: &Inner| {
-            inner
-                .lock_names()
+        let key = key_of(instance);
+        let running = |names: &Names| {
+            names
                 .running
                 .get(&key)
+                .and_then(|checks| checks.get(&check))
                 .map(|r| r.engine_name.clone())
         };
         // An instance registered a moment ago may not have reached the reconcile loop yet;
         // its first renewal should not have to wait for it.
-        let engine_name = running(&self.inner)
-            .or_else(|| {
-                self.inner.reconcile(registry);
-                running(&self.inner)
+        let engine_name = {
+            let mut names = self.inner.lock_names();
+            running(&names).or_else(|| {
+                self.inner
+                    .reconcile_instance(&mut names, registry, key.clone());
+                running(&names)
             })
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("TTL check {check:?} is not running here yet; retry shortly"),
-                )
-            })?;
+        }
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("TTL check {check:?} is not running here yet; retry shortly"),
+            )
+        })?;
         self.inner
             .engine
             .update_ttl(&engine_name, verdict, note)
@@ -217,42 +225,72 @@ impl Inner {
         self.names.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers, replaces and removes engine checks so they match this node's instances.
+    /// Registers, replaces and removes engine checks so that every instance matches `registry`.
     fn reconcile(&self, registry: &Registry) {
-        let wanted: BTreeMap<Key, &CheckBody> = local_instances(registry, &self.node)
-            .flat_map(|i| {
-                i.checks
-                    .iter()
-                    .map(|(check, body)| ((i.name.clone(), i.id.clone(), check.clone()), body))
-            })
-            .collect();
         let mut names = self.lock_names();
-        let gone: Vec<Key> = names
-            .running
-            .keys()
-            .filter(|k| !wanted.contains_key(*k))
-            .cloned()
-            .collect();
-        for key in gone {
-            if let Some(running) = names.running.remove(&key) {
-                let _ = self.engine.unregister(&running.engine_name);
-            }
+        let mut instances: BTreeSet<InstanceKey> = names.running.keys().cloned().collect();
+        instances.extend(local_instances(registry, &self.node).map(key_of));
+        for instance in instances {
+            self.reconcile_instance(&mut names, registry, instance);
         }
-        for (key, body) in wanted {
-            if names.running.get(&key).is_some_and(|r| &r.body == body) {
+    }
+
+    /// Does what [`Inner::reconcile`] does for the instances that differ between `before` and
+    /// `after` (skipping the structure the two share), and says which instances those are,
+    /// with those whose recorded health changed.
+    fn reconcile_changes(&self, before: &Registry, after: &Registry) -> BTreeSet<InstanceKey> {
+        let mut touched = changed_instances(&before.services, &after.services);
+        let mut names = self.lock_names();
+        for instance in &touched {
+            self.reconcile_instance(&mut names, after, instance.clone());
+        }
+        touched.extend(changed_instances(
+            &before.instance_health,
+            &after.instance_health,
+        ));
+        touched
+    }
+
+    /// Makes the engine run exactly the checks `registry` gives `instance` if it is on this
+    /// node, and none otherwise.
+    fn reconcile_instance(&self, names: &mut Names, registry: &Registry, instance: InstanceKey) {
+        let wanted: BTreeMap<&String, &CheckBody> = registry
+            .services
+            .get(&instance.0)
+            .and_then(|of| of.get(&instance.1))
+            .filter(|i| i.node == self.node)
+            .map(|i| i.checks.iter().collect())
+            .unwrap_or_default();
+        let Names {
+            running,
+            owner,
+            next,
+        } = names;
+        let mut checks = running.remove(&instance).unwrap_or_default();
+        checks.retain(|check, run| {
+            let keep = wanted.contains_key(check);
+            if !keep {
+                let _ = self.engine.unregister(&run.engine_name);
+                owner.remove(&run.engine_name);
+            }
+            keep
+        });
+        for (check, body) in wanted {
+            if checks.get(check).is_some_and(|r| &r.body == body) {
                 continue;
             }
-            let engine_name = match names.running.get(&key) {
+            let engine_name: Arc<str> = match checks.get(check) {
                 Some(r) => r.engine_name.clone(),
                 None => {
-                    names.next += 1;
-                    format!("instance-{}", names.next)
+                    *next += 1;
+                    format!("instance-{next}").into()
                 }
             };
             match plan(body, &engine_name).map(|p| p.register(&self.engine)) {
                 Ok(Ok(_)) => {
-                    names.running.insert(
-                        key,
+                    owner.insert(engine_name.clone(), instance.clone());
+                    checks.insert(
+                        check.clone(),
                         Running {
                             engine_name,
                             body: body.clone(),
@@ -260,64 +298,118 @@ impl Inner {
                     );
                 }
                 Ok(Err(e)) => {
-                    warn!(service = %key.0, id = %key.1, check = %key.2, error = %e, "instance check not started")
+                    warn!(service = %instance.0, id = %instance.1, %check, error = %e, "instance check not started")
                 }
                 Err(e) => {
-                    warn!(service = %key.0, id = %key.1, check = %key.2, error = %e, "instance check not valid")
+                    warn!(service = %instance.0, id = %instance.1, %check, error = %e, "instance check not valid")
                 }
             }
+        }
+        if !checks.is_empty() {
+            running.insert(instance, checks);
         }
     }
 
     /// What the registry should say of each local instance whose checks it does not show as
-    /// they are.
-    fn disagreements(&self, registry: &Registry) -> Vec<InstanceReport> {
+    /// they are: of every one, or only of those in `only`.
+    fn disagreements(
+        &self,
+        registry: &Registry,
+        only: Option<&BTreeSet<InstanceKey>>,
+    ) -> Vec<InstanceReport> {
         let snapshot = self.engine.snapshot();
         let names = self.lock_names();
-        local_instances(registry, &self.node)
-            .filter_map(|instance| {
-                let checks: BTreeMap<String, CheckReport> = instance
-                    .checks
-                    .keys()
-                    .filter_map(|check| {
-                        let key = (instance.name.clone(), instance.id.clone(), check.clone());
-                        let running = names.running.get(&key)?;
-                        let view = snapshot.check(&running.engine_name)?;
-                        let output = view.last.as_ref().map_or("", |r| r.message.as_str());
-                        Some((check.clone(), CheckReport::new(view.state, output)))
-                    })
-                    .filter(|(_, report)| report.state != CheckState::Unknown)
-                    .collect();
-                let recorded = registry.health_of(instance).map(|h| &h.checks);
-                let same = match recorded {
-                    Some(recorded) => {
-                        recorded.len() == checks.len()
-                            && recorded
-                                .iter()
-                                .zip(&checks)
-                                .all(|((a, x), (b, y))| a == b && x.state == y.state)
-                    }
-                    None => checks.is_empty(),
-                };
-                (!same).then(|| InstanceReport {
-                    name: instance.name.clone(),
-                    id: instance.id.clone(),
-                    checks,
+        let disagreement = |instance: &ServiceInstance| {
+            let running = names.running.get(&key_of(instance));
+            let checks: BTreeMap<String, CheckReport> = instance
+                .checks
+                .keys()
+                .filter_map(|check| {
+                    let running = running?.get(check)?;
+                    let view = snapshot.check(&running.engine_name)?;
+                    let output = view.last.as_ref().map_or("", |r| r.message.as_str());
+                    Some((check.clone(), CheckReport::new(view.state, output)))
                 })
+                .filter(|(_, report)| report.state != CheckState::Unknown)
+                .collect();
+            let recorded = registry.health_of(instance).map(|h| &h.checks);
+            let same = match recorded {
+                Some(recorded) => {
+                    recorded.len() == checks.len()
+                        && recorded
+                            .iter()
+                            .zip(&checks)
+                            .all(|((a, x), (b, y))| a == b && x.state == y.state)
+                }
+                None => checks.is_empty(),
+            };
+            (!same).then(|| InstanceReport {
+                name: instance.name.clone(),
+                id: instance.id.clone(),
+                checks,
             })
-            .collect()
+        };
+        match only {
+            None => local_instances(registry, &self.node)
+                .filter_map(disagreement)
+                .collect(),
+            Some(keys) => keys
+                .iter()
+                .filter_map(|(name, id)| registry.services.get(name)?.get(id))
+                .filter(|i| i.node == self.node)
+                .filter_map(disagreement)
+                .collect(),
+        }
     }
+
+    /// The instance an engine check belongs to.
+    fn owner_of(&self, engine_name: &str) -> Option<InstanceKey> {
+        self.lock_names().owner.get(engine_name).cloned()
+    }
+}
+
+fn key_of(instance: &ServiceInstance) -> InstanceKey {
+    (instance.name.clone(), instance.id.clone())
+}
+
+/// The instances (by service, then id) whose entry differs between two maps of maps.
+fn changed_instances<V: Clone + PartialEq>(
+    before: &OrdMap<String, OrdMap<String, V>>,
+    after: &OrdMap<String, OrdMap<String, V>>,
+) -> BTreeSet<InstanceKey> {
+    let mut touched = BTreeSet::new();
+    let mut all_of = |name: &String, of: &OrdMap<String, V>| {
+        for id in of.keys() {
+            touched.insert((name.clone(), id.clone()));
+        }
+    };
+    let mut changed = Vec::new();
+    for change in before.diff(after) {
+        match change {
+            DiffItem::Add(name, of) | DiffItem::Remove(name, of) => all_of(name, of),
+            DiffItem::Update {
+                old: (name, old),
+                new: (_, new),
+            } => changed.push((name, old, new)),
+        }
+    }
+    for (name, old, new) in changed {
+        for change in old.diff(new) {
+            let id = match change {
+                DiffItem::Add(id, _) | DiffItem::Remove(id, _) => id,
+                DiffItem::Update { new: (id, _), .. } => id,
+            };
+            touched.insert((name.clone(), id.clone()));
+        }
+    }
+    touched
 }
 
 fn local_instances<'a>(
     registry: &'a Registry,
     node: &'a str,
 ) -> impl Iterator<Item = &'a ServiceInstance> + 'a {
-    registry
-        .services
-        .values()
-        .flat_map(BTreeMap::values)
-        .filter(move |i| i.node == node)
+    registry.instances().filter(move |i| i.node == node)
 }
 
 /// Why a registered check body does not make a check; `field` names the offending key.
@@ -367,50 +459,90 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Follows the registry and the engine until the checks are dropped.
+/// What a wake-up of the report loop found to look at.
+#[derive(Default)]
+struct Dirty {
+    /// Every local instance (a periodic resync, or events missed).
+    all: bool,
+    /// These instances.
+    instances: BTreeSet<InstanceKey>,
+}
+
+/// Follows the registry and the engine until the checks are dropped. Only what changed is
+/// looked at on a change (the registry's changed instances, the instance of a check that moved),
+/// so the work per change does not grow with the number of instances; everything is compared
+/// once per [`RESYNC_EVERY`].
 async fn run(inner: std::sync::Weak<Inner>, catalog: Catalog, reporter: Reporter) {
     let Some(strong) = inner.upgrade() else {
         return;
     };
     let mut events = strong.engine.subscribe();
-    drop(strong);
     let mut registry = catalog.watch();
+    let mut seen = registry.borrow_and_update().clone();
+    strong.reconcile(&seen.registry);
+    drop(strong);
     let mut resync = tokio::time::interval(RESYNC_EVERY);
-    let mut sent: HashMap<(String, String), (InstanceReport, Instant)> = HashMap::new();
+    let mut sent: HashMap<InstanceKey, (InstanceReport, Instant)> = HashMap::new();
     loop {
-        let mut reconcile = false;
+        let mut dirty = Dirty::default();
+        let mut event = None;
         tokio::select! {
             changed = registry.changed() => {
                 if changed.is_err() {
                     return;
                 }
-                reconcile = true;
             }
-            event = events.recv() => {
-                if matches!(event, Err(RecvError::Closed)) {
-                    return;
-                }
-            }
-            _ = resync.tick() => {}
+            received = events.recv() => event = Some(received),
+            _ = resync.tick() => dirty.all = true,
         }
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        let current = catalog.current();
-        if reconcile {
-            inner.reconcile(&current.registry);
+        // Everything that is already waiting is handled in this one pass (and one report).
+        while let Some(received) = event.take().or_else(|| match events.try_recv() {
+            Err(TryRecvError::Empty) => None,
+            other => Some(other.map_err(|e| match e {
+                TryRecvError::Lagged(n) => RecvError::Lagged(n),
+                _ => RecvError::Closed,
+            })),
+        }) {
+            match received {
+                Ok(Event::CheckChanged { check, .. }) => {
+                    if let Some(instance) = inner.owner_of(&check) {
+                        dirty.instances.insert(instance);
+                    }
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => dirty.all = true,
+                Err(RecvError::Closed) => return,
+            }
         }
+        let current = registry.borrow_and_update().clone();
+        if !Arc::ptr_eq(&current, &seen) {
+            dirty
+                .instances
+                .extend(inner.reconcile_changes(&seen.registry, &current.registry));
+            seen = current;
+        }
+        if !dirty.all && dirty.instances.is_empty() {
+            continue;
+        }
+        let only = (!dirty.all).then_some(&dirty.instances);
         let now = Instant::now();
         let due: Vec<InstanceReport> = inner
-            .disagreements(&current.registry)
+            .disagreements(&seen.registry, only)
             .into_iter()
             .filter(|report| {
-                let key = (report.name.clone(), report.id.clone());
-                !sent.get(&key).is_some_and(|(last, at)| {
-                    last == report && now.duration_since(*at) < RESEND_AFTER
-                })
+                !sent
+                    .get(&(report.name.clone(), report.id.clone()))
+                    .is_some_and(|(last, at)| {
+                        last == report && now.duration_since(*at) < RESEND_AFTER
+                    })
             })
             .collect();
+        if dirty.all {
+            sent.retain(|_, (_, at)| now.duration_since(*at) < RESEND_AFTER);
+        }
         if due.is_empty() {
             continue;
         }
@@ -428,7 +560,6 @@ async fn run(inner: std::sync::Weak<Inner>, catalog: Catalog, reporter: Reporter
             }
             Err(e) => debug!(error = %e, "instance report postponed"),
         }
-        sent.retain(|_, (_, at)| now.duration_since(*at) < RESEND_AFTER);
     }
 }
 

@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use vigil_cluster::raft::{CheckBody, Command, Registry, ServiceInstance, WriteError};
+use vigil_cluster::raft::{CheckBody, Command, Instances, Registry, ServiceInstance, WriteError};
 
 use crate::error::ApiError;
 use crate::forward::{self, Incoming};
@@ -366,9 +366,7 @@ fn admissible(api: &Api, instance: &ServiceInstance) -> Result<(), ApiError> {
             .get(&instance.name)
             .is_some_and(|of| of.contains_key(&instance.id));
         let on_node = registry
-            .services
-            .values()
-            .flat_map(BTreeMap::values)
+            .instances()
             .filter(|i| i.node == instance.node)
             .count();
         if !replaces && on_node >= MAX_INSTANCES_PER_NODE {
@@ -543,7 +541,7 @@ fn node_health(registry: &Registry, node: &str) -> wire::NodeHealth {
 }
 
 /// Every instance of one service.
-fn instances(of: &BTreeMap<String, ServiceInstance>, registry: &Registry) -> Vec<wire::Instance> {
+fn instances(of: &Instances, registry: &Registry) -> Vec<wire::Instance> {
     of.values()
         .map(|i| instance_body(i, Some(registry)))
         .collect()

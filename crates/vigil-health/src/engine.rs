@@ -470,7 +470,6 @@ impl Engine {
             e.history
                 .iter()
                 .filter(|h| h.timestamp >= oldest_kept)
-                .copied()
                 .collect()
         })
     }

@@ -56,7 +56,9 @@ pub use instance::{
 pub use limits::{MAX_CONNECTIONS, MAX_PER_ADDRESS};
 pub use network::{fuzz_decode_inbound, FRAME_WITHIN, HELLO_WITHIN};
 pub use session::{Kind, Refused};
-pub use state::{is_gone, Applied, Command, HealthReport, LeaderRecord, Registry, ServiceInstance};
+pub use state::{
+    is_gone, Applied, Command, HealthReport, Instances, LeaderRecord, Registry, ServiceInstance,
+};
 pub use store::Published;
 
 use crate::error::ClusterError;
@@ -803,9 +805,7 @@ impl Leadership {
 /// and ephemeral instances whose TTL lapsed (or was failed) — their process is gone.
 fn expired_instances(registry: &Registry, now_ms: u64) -> Vec<Command> {
     registry
-        .services
-        .values()
-        .flat_map(BTreeMap::values)
+        .instances()
         .filter(|instance| {
             let Some(health) = registry.health_of(instance) else {
                 return false;

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
 use super::instance::{CheckBody, InstanceHealth, InstanceReport, InstanceState};
@@ -137,22 +138,30 @@ pub struct Applied {
     pub removed: usize,
 }
 
+/// The instances of one service by id.
+pub type Instances = OrdMap<String, ServiceInstance>;
+
 /// The registry's content.
+///
+/// Its maps are persistent (structure shared between copies), since every applied entry
+/// publishes a copy to readers: a copy costs no more than the path to what changed, and two
+/// copies are compared by skipping what they share ([`OrdMap::diff`]), whatever the number of
+/// instances.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registry {
     /// Instances by service name, then instance id.
-    pub services: BTreeMap<String, BTreeMap<String, ServiceInstance>>,
+    pub services: OrdMap<String, Instances>,
     /// Last health report of each node.
-    pub health: BTreeMap<String, HealthReport>,
+    pub health: OrdMap<String, HealthReport>,
     /// The latest leader record.
     pub leader: Option<LeaderRecord>,
     /// The health of instances by service name, then instance id.
     #[serde(default)]
-    pub instance_health: BTreeMap<String, BTreeMap<String, InstanceHealth>>,
+    pub instance_health: OrdMap<String, OrdMap<String, InstanceHealth>>,
     /// The log index of each service's last change (registration, checks, its nodes' liveness);
     /// a service no longer registered has none (see [`Registry::service_index`]).
     #[serde(default)]
-    pub modified: BTreeMap<String, u64>,
+    pub modified: OrdMap<String, u64>,
     /// The log index of the last change to any service.
     #[serde(default)]
     pub services_index: u64,
@@ -253,9 +262,7 @@ impl Registry {
                 at_ms,
             } => {
                 let gone: Vec<(String, String)> = self
-                    .services
-                    .values()
-                    .flat_map(BTreeMap::values)
+                    .instances()
                     .filter(|i| i.ephemeral && &i.node == node)
                     .map(|i| (i.name.clone(), i.id.clone()))
                     .collect();
@@ -434,20 +441,20 @@ impl Registry {
             .unwrap_or(self.services_index)
     }
 
+    /// Every instance, by service name, then id.
+    pub fn instances(&self) -> impl Iterator<Item = &ServiceInstance> {
+        self.services.values().flat_map(OrdMap::values)
+    }
+
     /// Whether `node` has ephemeral instances.
     pub fn has_ephemeral_on(&self, node: &str) -> bool {
-        self.services
-            .values()
-            .flat_map(BTreeMap::values)
-            .any(|i| i.ephemeral && i.node == node)
+        self.instances().any(|i| i.ephemeral && i.node == node)
     }
 
     /// Every node that has ephemeral instances.
     pub fn nodes_with_ephemeral(&self) -> Vec<String> {
         let mut nodes: Vec<String> = self
-            .services
-            .values()
-            .flat_map(BTreeMap::values)
+            .instances()
             .filter(|i| i.ephemeral)
             .map(|i| i.node.clone())
             .collect();

@@ -137,12 +137,16 @@ election_timeout = "500ms"
         self.get("/v1/leader").map(|(_, v)| v)
     }
 
+    /// Registers an instance: the status and JSON body, or status 0 when no answer came in
+    /// time (under faults a write may wait out the client: it is then not acknowledged).
     pub fn register(&self, name: &str, id: &str, extra: &str) -> (u16, Value) {
         let body = format!(
             r#"{{"name": "{name}", "id": "{id}", "address": "10.0.0.1", "port": 8080{extra}}}"#
         );
-        let (code, body) = http(self.api, "POST", "/v1/services", Some(TOKEN), &body).unwrap();
-        (code, serde_json::from_str(&body).unwrap_or(Value::Null))
+        match http(self.api, "POST", "/v1/services", Some(TOKEN), &body) {
+            Ok((code, body)) => (code, serde_json::from_str(&body).unwrap_or(Value::Null)),
+            Err(_) => (0, Value::Null),
+        }
     }
 
     pub fn instances(&self, name: &str, consistent: bool) -> Option<Vec<String>> {
