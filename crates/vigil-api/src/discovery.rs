@@ -12,7 +12,7 @@ use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use vigil_cluster::raft::{InstanceState, Registry, ServiceInstance};
+use vigil_cluster::raft::{InstanceState, Published, Registry, ServiceInstance};
 use vigil_cluster::{Cluster, ClusterView};
 use vigil_gossip::MemberState;
 use vigil_health::metrics::{Kind, Writer};
@@ -152,6 +152,16 @@ impl Discovery {
     fn consistent(&self) -> bool {
         self.consistent.as_deref().is_some_and(|v| v != "false")
     }
+
+    /// The filter of a query that is answered at once from this agent's catalog, so that every
+    /// request repeating it while the registry holds still gets the same body; `None` for a
+    /// blocking or `?consistent` query, or one the router refuses.
+    pub(crate) fn plain_filter(&self) -> Option<Filter> {
+        if self.index.is_some() || self.wait.is_some() || self.consistent() {
+            return None;
+        }
+        self.filter().ok()
+    }
 }
 
 /// `GET /v1/services/{name}[?healthy][&tag=][&node=][&index=&wait=][&consistent]`.
@@ -215,19 +225,32 @@ pub async fn get_service(
         let error = ApiError::not_found(format!("no service {name:?} is registered"));
         return (headers, error).into_response();
     }
-    let instances = discover(registry, api.cluster.as_ref(), &name, &filter)
+    let view = api.cluster.as_ref().map(Cluster::view);
+    let body = service_body(&published, view.as_deref(), name, &filter);
+    (headers, Json(body)).into_response()
+}
+
+/// The body of a discovery answer: the instances of service `name` in `published` that
+/// `filter` keeps, with `view` as this agent's membership (`None`: no cluster).
+pub(crate) fn service_body(
+    published: &Published,
+    view: Option<&ClusterView>,
+    name: String,
+    filter: &Filter,
+) -> wire::Service {
+    let registry = &published.registry;
+    let instances = discover_in(registry, view, &name, filter)
         .into_iter()
         .map(|(instance, state)| wire::Instance {
             state: Some(state),
             ..instance_body(instance, Some(registry))
         })
         .collect();
-    let body = wire::Service {
+    wire::Service {
         applied_index: published.applied_index,
         instances,
         name,
-    };
-    (headers, Json(body)).into_response()
+    }
 }
 
 /// Appends `vigil_service_instances{service, state}`: the instances of each service in each

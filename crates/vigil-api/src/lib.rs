@@ -43,6 +43,7 @@ mod checks;
 mod cluster;
 mod dashboard;
 mod discovery;
+mod discovery_cache;
 pub mod dns;
 pub mod error;
 mod events;
@@ -100,16 +101,21 @@ impl FromRef<Api> for Engine {
 }
 
 impl Api {
-    /// What an agent serves: [`Api::router`], with the probe endpoints and a `/metrics` already
-    /// rendered for the current snapshot answered ahead of it (see [`serve::App::direct`]).
+    /// What an agent serves: [`Api::router`], with the probe endpoints, a `/metrics` already
+    /// rendered for the current snapshot and discovery answers already rendered for the current
+    /// registry answered ahead of it (see [`serve::App::direct`]).
     pub fn app(self) -> serve::App {
         let direct = self.clone();
+        let answers = discovery_cache::Answers::default();
         serve::App::from(self.router()).direct(std::sync::Arc::new(move |request| {
             if request.method != Method::GET && request.method != Method::HEAD {
                 return None;
             }
             match request.uri.path() {
                 "/metrics" => metrics::respond_cached(&direct),
+                path if path.starts_with("/v1/services/") => {
+                    discovery_cache::respond(&direct, &answers, request)
+                }
                 path => vigil_health::http::respond(&direct.engine, path, request.uri.query()),
             }
         }))

@@ -254,22 +254,32 @@ impl Connection {
             .keep_alive(true)
             .serve_connection(io, service);
         tokio::pin!(connection);
+        // Made once, not per wake-up: a connection wakes for every request, and a timer armed
+        // and cleared, or a waiter queued on the shared stop signal, each time costs more than
+        // answering a probe from memory.
+        let evicted = self.slot.evict.notified();
+        tokio::pin!(evicted);
+        let stopping = self.stop.changed();
+        tokio::pin!(stopping);
+        let stall_check = tokio::time::sleep_until(progress.last() + self.limits.stall_timeout);
+        tokio::pin!(stall_check);
         let mut draining = false;
         loop {
-            let stalled_at = progress.last() + self.limits.stall_timeout;
             tokio::select! {
                 _ = connection.as_mut() => break,
-                () = self.slot.evict.notified() => break,
-                changed = self.stop.changed(), if !draining => {
+                () = evicted.as_mut() => break,
+                changed = stopping.as_mut(), if !draining => {
                     draining = true;
                     if changed.is_ok() {
                         connection.as_mut().graceful_shutdown();
                     }
                 }
-                () = tokio::time::sleep_until(stalled_at) => {
-                    if progress.last() + self.limits.stall_timeout <= Instant::now() {
+                () = stall_check.as_mut() => {
+                    let stalled_at = progress.last() + self.limits.stall_timeout;
+                    if stalled_at <= Instant::now() {
                         break;
                     }
+                    stall_check.as_mut().reset(stalled_at);
                 }
             }
         }
@@ -492,7 +502,12 @@ const BARE_HEAD_MAX: usize = 512;
 ///
 /// The router's answers never look like this: every error body it sends is JSON and not empty.
 fn json_for_bare_error(bytes: &[u8]) -> Option<Vec<u8>> {
-    if bytes.len() > BARE_HEAD_MAX || !bytes.ends_with(b"\r\n\r\n") {
+    // Every response head passes here: a status that is no 4xx is told from its first byte,
+    // before any parsing.
+    if bytes.len() > BARE_HEAD_MAX
+        || !bytes.starts_with(b"HTTP/1.1 4")
+        || !bytes.ends_with(b"\r\n\r\n")
+    {
         return None;
     }
     let head = std::str::from_utf8(bytes).ok()?;

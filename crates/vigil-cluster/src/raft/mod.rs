@@ -210,6 +210,16 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// [`LeaderStatus::stale_ms`] of a node that leads or not, has quorum or not, and last knew its
+/// registry current `stale` ago.
+fn stale_ms(is_leader: bool, has_quorum: bool, stale: Option<Duration>) -> Option<u64> {
+    if is_leader && has_quorum {
+        Some(0)
+    } else {
+        stale.map(millis)
+    }
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -354,15 +364,12 @@ impl Leadership {
         let metrics = self.inner.raft.metrics().borrow().clone();
         let leader_id = metrics.current_leader.and_then(|id| self.name_of(id));
         let is_leader = metrics.state == ServerState::Leader;
-        let limit = self.inner.election_timeout;
-        let stale = if is_leader {
-            metrics.millis_since_quorum_ack.map(Duration::from_millis)
-        } else if leader_id.is_some() {
-            self.inner.contact.since()
-        } else {
-            None
-        };
-        let has_quorum = stale.is_some_and(|s| s <= limit);
+        let stale = self.stale(
+            is_leader,
+            leader_id.is_some(),
+            metrics.millis_since_quorum_ack,
+        );
+        let has_quorum = self.has_quorum(stale);
         let record = self.inner.published.borrow().registry.leader.clone();
         let since_ms = record
             .filter(|r| Some(&r.node) == leader_id.as_ref() && r.term == metrics.current_term)
@@ -377,12 +384,42 @@ impl Leadership {
             has_quorum,
             since_ms,
             api_address,
-            stale_ms: if is_leader && has_quorum {
-                Some(0)
-            } else {
-                stale.map(millis)
-            },
+            stale_ms: stale_ms(is_leader, has_quorum, stale),
         }
+    }
+
+    /// [`LeaderStatus::stale_ms`] alone, without copying Raft's metrics: discovery answers
+    /// carry it on every request.
+    pub fn stale_ms(&self) -> Option<u64> {
+        let metrics = self.inner.raft.metrics();
+        let metrics = metrics.borrow();
+        let is_leader = metrics.state == ServerState::Leader;
+        let has_leader = metrics
+            .current_leader
+            .is_some_and(|id| self.inner.names.contains_key(&id));
+        let stale = self.stale(is_leader, has_leader, metrics.millis_since_quorum_ack);
+        stale_ms(is_leader, self.has_quorum(stale), stale)
+    }
+
+    /// How long since this node last knew its registry current: on the leader, since a majority
+    /// last acknowledged it; on a follower of a known leader, since it last heard from it.
+    fn stale(
+        &self,
+        is_leader: bool,
+        has_leader: bool,
+        since_quorum_ack_ms: Option<u64>,
+    ) -> Option<Duration> {
+        if is_leader {
+            since_quorum_ack_ms.map(Duration::from_millis)
+        } else if has_leader {
+            self.inner.contact.since()
+        } else {
+            None
+        }
+    }
+
+    fn has_quorum(&self, stale: Option<Duration>) -> bool {
+        stale.is_some_and(|s| s <= self.inner.election_timeout)
     }
 
     /// The registry as this node last applied it.

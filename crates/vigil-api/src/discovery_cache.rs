@@ -1,0 +1,457 @@
+//! `GET /v1/services/{name}` answered ahead of the router from bodies already rendered, as the
+//! probe endpoints are (see [`crate::serve::App::direct`]): a load balancer or client library
+//! that polls `?healthy` asks the same question many times between two registry changes, and
+//! serializing the same instances to JSON for each of them cost the agent more than the socket.
+//!
+//! A body is kept per request target (path and query) and is good for as long as the catalog
+//! holds the registry it was rendered from and this agent's membership holds each of the
+//! service's nodes as gone or not as it did then (a node gone here makes its instances critical
+//! before the registry says so). Blocking and `?consistent` queries, unknown services and bad
+//! queries are left to the router, so the answers are its answers. The cache is bounded in
+//! entries and bytes: every distinct query string is a new key, and anyone can send those.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use arc_swap::ArcSwap;
+
+use axum::extract::Query;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
+use axum::response::Response;
+use bytes::Bytes;
+use vigil_cluster::raft::Published;
+use vigil_cluster::ClusterView;
+
+use crate::catalog::INDEX;
+use crate::discovery::{gone_here, service_body, Discovery};
+use crate::leader::{SERVED_BY, STALE_MS};
+use crate::Api;
+
+/// Where discovery answers live.
+const PREFIX: &str = "/v1/services/";
+/// The header names, made once rather than parsed per answer.
+const INDEX_HEADER: HeaderName = HeaderName::from_static(INDEX);
+const SERVED_BY_HEADER: HeaderName = HeaderName::from_static(SERVED_BY);
+const STALE_MS_HEADER: HeaderName = HeaderName::from_static(STALE_MS);
+/// Most answers kept.
+const MAX_ANSWERS: usize = 256;
+/// Most bytes of bodies and keys kept; a body larger than a quarter of it is never kept, so
+/// that one service's answer cannot push out all the others.
+const MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// Discovery answers already rendered, by request target.
+#[derive(Debug, Default)]
+pub(crate) struct Answers {
+    /// Swapped whole when an answer is added, so that reading it takes no lock: a lock's count
+    /// of readers would bounce between the cores that serve requests.
+    kept: ArcSwap<Kept>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Kept {
+    by_target: HashMap<Arc<str>, Arc<Answer>>,
+    /// Bytes of every body and key in `by_target`.
+    bytes: usize,
+}
+
+/// One rendered answer and what it was rendered from.
+#[derive(Debug)]
+struct Answer {
+    /// The registry it was rendered from. Weak, so that an answer kept does not keep an old
+    /// registry alive; while it is held the allocation stays, so an equal pointer is the same
+    /// registry.
+    published: Weak<Published>,
+    /// Each node the service's instances are on, and whether this agent's membership held it
+    /// dead or gone when the answer was rendered.
+    nodes: Vec<(String, bool)>,
+    /// Every header but `X-Vigil-Stale-Ms`, which changes from request to request.
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Answer {
+    /// Whether the answer still holds for `published` and this agent's membership `view`.
+    fn holds(&self, published: &Arc<Published>, view: &ClusterView) -> bool {
+        std::ptr::eq(self.published.as_ptr(), Arc::as_ptr(published))
+            && self
+                .nodes
+                .iter()
+                .all(|(node, gone)| gone_here(view, node) == *gone)
+    }
+
+    fn size(&self, target: &str) -> usize {
+        self.body.len() + target.len()
+    }
+
+    /// The answer, with `stale` as its `X-Vigil-Stale-Ms`.
+    fn response(&self, stale: HeaderValue) -> Response {
+        let mut response = Response::new(vigil_health::http::shared_body([self.body.clone()]));
+        *response.headers_mut() = self.headers.clone();
+        response.headers_mut().insert(STALE_MS_HEADER, stale);
+        response
+    }
+}
+
+impl Answers {
+    /// The answer kept for `target` with `stale` as its `X-Vigil-Stale-Ms`, if it still holds.
+    fn respond(
+        &self,
+        target: &str,
+        published: &Arc<Published>,
+        view: &ClusterView,
+        stale: HeaderValue,
+    ) -> Option<Response> {
+        let kept = self.kept.load();
+        let answer = kept.by_target.get(target)?;
+        answer
+            .holds(published, view)
+            .then(|| answer.response(stale))
+    }
+
+    /// Keeps `answer` for `target`, making room first: answers of an older registry go, then
+    /// any others until it fits.
+    fn put(&self, target: &str, answer: Arc<Answer>, published: &Arc<Published>) {
+        let size = answer.size(target);
+        if size > MAX_BYTES / 4 {
+            return;
+        }
+        let target: Arc<str> = target.into();
+        self.kept.rcu(|kept| {
+            let mut kept = Kept::clone(kept);
+            kept.make_room(&target, size, published);
+            kept.bytes += size;
+            kept.by_target.insert(target.clone(), answer.clone());
+            kept
+        });
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> (usize, usize) {
+        let kept = self.kept.load();
+        (kept.by_target.len(), kept.bytes)
+    }
+}
+
+impl Kept {
+    /// Drops the answer for `target` and makes room for one of `size` bytes: answers of a
+    /// registry older than `published` go, then any others until it fits.
+    fn make_room(&mut self, target: &str, size: usize, published: &Arc<Published>) {
+        if let Some(old) = self.by_target.remove(target) {
+            self.bytes -= old.size(target);
+        }
+        let full =
+            |kept: &Kept| kept.by_target.len() >= MAX_ANSWERS || kept.bytes + size > MAX_BYTES;
+        if full(self) {
+            let current = Arc::as_ptr(published);
+            let mut freed = 0;
+            self.by_target.retain(|target, answer| {
+                let keep = std::ptr::eq(answer.published.as_ptr(), current);
+                if !keep {
+                    freed += answer.size(target);
+                }
+                keep
+            });
+            self.bytes -= freed;
+        }
+        while full(self) {
+            let Some(target) = self.by_target.keys().next().cloned() else {
+                break;
+            };
+            if let Some(old) = self.by_target.remove(&target) {
+                self.bytes -= old.size(&target);
+            }
+        }
+    }
+}
+
+/// Answers a `GET` or `HEAD` of `/v1/services/{name}` that asks this agent's catalog for an
+/// answer at once, from a kept body when one holds; `None` for any other request, which the
+/// router answers. Methods are the caller's to check.
+pub(crate) fn respond(api: &Api, answers: &Answers, request: &Parts) -> Option<Response> {
+    let name = request.uri.path().strip_prefix(PREFIX)?;
+    // The router's path extractor decodes `%`; a name with none is the same as it reads it.
+    if name.is_empty() || name.contains(['/', '%']) {
+        return None;
+    }
+    // Discovery is served on a node in a cluster only, which is also when it has a catalog.
+    let (Some(catalog), Some(cluster)) = (&api.catalog, &api.cluster) else {
+        return None;
+    };
+    let target = request.uri.path_and_query()?.as_str();
+    let published = catalog.current();
+    let view = cluster.view();
+    // A voter's catalog is its own state machine's, as fresh as Raft says: asked of Raft
+    // directly, without the whole leader status that `Catalog::stale_ms` copies to tell it.
+    let stale = match &api.leadership {
+        Some(leadership) => leadership.stale_ms(),
+        None => catalog.stale_ms(),
+    };
+    // A leader with quorum says 0 on every request: a static value spares an allocation.
+    let stale = match stale {
+        Some(0) => HeaderValue::from_static("0"),
+        Some(ms) => HeaderValue::from(ms),
+        None => HeaderValue::from_static("unknown"),
+    };
+    if let Some(response) = answers.respond(target, &published, &view, stale.clone()) {
+        return Some(response);
+    }
+    let Query(query) = Query::<Discovery>::try_from_uri(&request.uri).ok()?;
+    let filter = query.plain_filter()?;
+    let registry = &published.registry;
+    let of = registry.services.get(name)?;
+    let mut nodes: Vec<(String, bool)> = Vec::new();
+    for instance in of.values() {
+        if !nodes.iter().any(|(node, _)| *node == instance.node) {
+            nodes.push((instance.node.clone(), gone_here(&view, &instance.node)));
+        }
+    }
+    let mut headers = HeaderMap::with_capacity(4);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(node) = HeaderValue::from_str(api.engine.snapshot().node_id()) {
+        headers.insert(SERVED_BY_HEADER, node);
+    }
+    headers.insert(INDEX_HEADER, registry.service_index(name).into());
+    let body = service_body(&published, Some(&view), name.to_owned(), &filter);
+    let answer = Arc::new(Answer {
+        published: Arc::downgrade(&published),
+        nodes,
+        headers,
+        body: Bytes::from(serde_json::to_vec(&body).ok()?),
+    });
+    answers.put(target, answer.clone(), &published);
+    Some(answer.response(stale))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use tokio::sync::watch;
+    use tower::ServiceExt;
+    use vigil_cluster::raft::{Registry, ServiceInstance};
+    use vigil_cluster::{Cluster, ClusterConfig, MemberView};
+    use vigil_gossip::{Health, MemberState, Role};
+    use vigil_health::Engine;
+
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::Token;
+
+    fn instance(id: &str, node: &str, tags: &[&str], checks: usize) -> ServiceInstance {
+        ServiceInstance {
+            name: "api".into(),
+            id: id.into(),
+            address: "10.0.0.1".into(),
+            port: 8080,
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            node: node.into(),
+            ephemeral: false,
+            checks: (0..checks)
+                .map(|i| {
+                    let mut body = serde_json::Map::new();
+                    body.insert("probe".into(), "tcp://10.0.0.1:8080".into());
+                    (format!("c{i}"), body)
+                })
+                .collect(),
+            deregister_critical_after_ms: None,
+        }
+    }
+
+    fn published(index: u64, instances: &[ServiceInstance]) -> Arc<Published> {
+        let mut registry = Registry::default();
+        for i in instances {
+            registry
+                .services
+                .entry(i.name.clone())
+                .or_default()
+                .insert(i.id.clone(), i.clone());
+            registry.modified.insert(i.name.clone(), index);
+        }
+        Arc::new(Published {
+            registry,
+            applied_index: Some(index),
+        })
+    }
+
+    /// The API of node `n1`, alone in its cluster, answering from `current`.
+    async fn api(current: watch::Receiver<Arc<Published>>) -> Api {
+        let bind = "127.0.0.1:0".parse().unwrap();
+        let cluster = Cluster::start(ClusterConfig::new("n1", bind))
+            .await
+            .unwrap();
+        Api {
+            engine: Engine::builder().node_id("n1").build(),
+            token: Token::new(None),
+            cluster: Some(cluster),
+            leadership: None,
+            neighbors: None,
+            catalog: Some(Catalog::of_watch(current)),
+            instances: None,
+        }
+    }
+
+    fn parts(target: &str) -> Parts {
+        Request::get(target).body(()).unwrap().into_parts().0
+    }
+
+    /// Status, the headers a discovery answer carries and the body.
+    async fn read(response: Response) -> (u16, Vec<Option<String>>, Bytes) {
+        let headers = [header::CONTENT_TYPE.as_str(), INDEX, SERVED_BY, STALE_MS]
+            .iter()
+            .map(|h| {
+                response
+                    .headers()
+                    .get(*h)
+                    .map(|v| v.to_str().unwrap().to_owned())
+            })
+            .collect();
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, headers, body)
+    }
+
+    async fn routed(api: &Api, target: &str) -> (u16, Vec<Option<String>>, Bytes) {
+        let request = Request::get(target).body(Body::empty()).unwrap();
+        read(api.clone().router().oneshot(request).await.unwrap()).await
+    }
+
+    #[tokio::test]
+    async fn kept_answers_are_the_routers_answers_and_follow_the_registry() {
+        let first = [
+            instance("a1", "n1", &["blue"], 0),
+            instance("a2", "n2", &[], 0),
+            instance("a3", "n2", &["blue"], 1),
+        ];
+        let (send, current) = watch::channel(published(7, &first));
+        let api = api(current).await;
+        let answers = Answers::default();
+        let targets = [
+            "/v1/services/api",
+            "/v1/services/api?healthy",
+            "/v1/services/api?healthy=passing",
+            "/v1/services/api?healthy=warning",
+            "/v1/services/api?healthy=false",
+            "/v1/services/api?tag=blue",
+            "/v1/services/api?node=n2&healthy",
+            "/v1/services/api?consistent=false",
+        ];
+        for round in 0..2 {
+            if round == 1 {
+                let mut more = first.to_vec();
+                more.push(instance("a4", "n1", &["blue"], 0));
+                send.send_replace(published(9, &more));
+            }
+            for target in targets {
+                let routed = routed(&api, target).await;
+                assert_eq!(routed.0, 200, "{target}");
+                for _ in 0..2 {
+                    let direct = respond(&api, &answers, &parts(target)).expect(target);
+                    assert_eq!(read(direct).await, routed, "{target} in round {round}");
+                }
+            }
+            assert_eq!(answers.len().0, targets.len(), "one kept answer per target");
+        }
+        let (_, headers, body) = read(respond(&api, &answers, &parts(targets[1])).unwrap()).await;
+        assert_eq!(headers[1].as_deref(), Some("9"));
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["instances"].as_array().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn blocking_consistent_bad_and_unknown_queries_are_left_to_the_router() {
+        let (_send, current) = watch::channel(published(3, &[instance("a1", "n1", &[], 0)]));
+        let api = api(current).await;
+        let answers = Answers::default();
+        for target in [
+            "/v1/services/api?index=2",
+            "/v1/services/api?index=2&wait=1s",
+            "/v1/services/api?wait=oops",
+            "/v1/services/api?consistent",
+            "/v1/services/api?healthy=maybe",
+            "/v1/services/api?healthy&healthy",
+            "/v1/services/nope",
+            "/v1/services/a%70i",
+            "/v1/services/api/a1",
+            "/v1/services/",
+        ] {
+            assert!(
+                respond(&api, &answers, &parts(target)).is_none(),
+                "{target}"
+            );
+        }
+        assert_eq!(answers.len().0, 0);
+    }
+
+    #[tokio::test]
+    async fn the_kept_answers_are_bounded() {
+        let (_send, current) = watch::channel(published(3, &[instance("a1", "n1", &[], 0)]));
+        let api = api(current).await;
+        let answers = Answers::default();
+        for i in 0..MAX_ANSWERS * 3 {
+            let target = format!("/v1/services/api?tag=t{i}");
+            assert_eq!(
+                read(respond(&api, &answers, &parts(&target)).unwrap())
+                    .await
+                    .0,
+                200
+            );
+            let (count, bytes) = answers.len();
+            assert!(
+                count <= MAX_ANSWERS && bytes <= MAX_BYTES,
+                "{count} answers, {bytes} bytes"
+            );
+        }
+        assert_eq!(answers.len().0, MAX_ANSWERS);
+    }
+
+    fn view(n2: MemberState) -> ClusterView {
+        let member = |id: &str, state| MemberView {
+            id: id.into(),
+            addr: "127.0.0.1:7946".parse().unwrap(),
+            state,
+            incarnation: 1,
+            role: Role::Member,
+            tags: Default::default(),
+            api_addr: None,
+            health: Health::Healthy,
+            score: 100,
+            phi: None,
+            last_heard: Some(SystemTime::now()),
+        };
+        ClusterView {
+            local_id: "n1".into(),
+            members: vec![member("n1", MemberState::Alive), member("n2", n2)],
+            has_quorum: true,
+            voters_total: 0,
+            voters_reachable: 0,
+            stats: Default::default(),
+            local_health: 0,
+        }
+    }
+
+    #[test]
+    fn an_answer_holds_while_its_registry_and_its_nodes_liveness_do() {
+        let registry = published(3, &[instance("a1", "n2", &[], 0)]);
+        let answer = Answer {
+            published: Arc::downgrade(&registry),
+            nodes: vec![("n2".into(), false)],
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        };
+        let alive = view(MemberState::Alive);
+        assert!(answer.holds(&registry, &alive));
+        assert!(answer.holds(&registry, &view(MemberState::Suspect)));
+        assert!(!answer.holds(&registry, &view(MemberState::Dead)));
+        assert!(!answer.holds(&registry, &view(MemberState::Left)));
+        let same_content = published(3, &[instance("a1", "n2", &[], 0)]);
+        assert!(!answer.holds(&same_content, &alive));
+    }
+}
