@@ -395,6 +395,8 @@ pub fn parse(source: &str, file: &str) -> Result<Stack, StackErrors> {
                 ..RestartPolicy::default()
             },
             stop_grace,
+            // Compose files register nothing: a stack file's `register` has no compose form.
+            register: None,
         });
     }
 

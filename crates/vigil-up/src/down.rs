@@ -2,7 +2,9 @@
 //! dependency order (SIGTERM, grace period, SIGKILL), reporting anything that would not stop.
 //!
 //! When the `vigil up` that started the stack is still attached, it is asked to stop (SIGTERM) and
-//! does the stopping itself, in order; whatever it leaves running is stopped here.
+//! does the stopping itself, in order; whatever it leaves running is stopped here. A service the
+//! state file records as registered (see [`crate::register`]) is deregistered just before it is
+//! stopped.
 
 use std::io;
 use std::path::Path;
@@ -13,6 +15,7 @@ use vigil_probe::limits;
 
 use crate::compose::Project;
 use crate::process::{self, Stopped};
+use crate::register::{Registry, RegistryOutcome};
 use crate::state::{ServiceState, State};
 
 /// How one service's stop ended.
@@ -22,12 +25,19 @@ pub struct StopResult {
     pub name: String,
     /// How it ended.
     pub stopped: Stopped,
+    /// How its deregistration went, when it was still registered; the supervisor that
+    /// stopped it reports its own.
+    pub deregistered: Option<RegistryOutcome>,
 }
 
-/// Stops the stack whose state is in `dir`; calls `each` as each service's stop ends. Returns
-/// every result, in stop order; an empty list when nothing was running. The state file is removed
-/// unless something would not stop.
-pub async fn down(dir: &Path, mut each: impl FnMut(&StopResult)) -> io::Result<Vec<StopResult>> {
+/// Stops the stack whose state is in `dir`, deregistering from `registry` what is registered;
+/// calls `each` as each service's stop ends. Returns every result, in stop order; an empty list
+/// when nothing was running. The state file is removed unless something would not stop.
+pub async fn down(
+    dir: &Path,
+    registry: &dyn Registry,
+    mut each: impl FnMut(&StopResult),
+) -> io::Result<Vec<StopResult>> {
     let Some(mut state) = State::read(dir)? else {
         return Ok(Vec::new());
     };
@@ -65,6 +75,7 @@ pub async fn down(dir: &Path, mut each: impl FnMut(&StopResult)) -> io::Result<V
                     .map(|s| StopResult {
                         name: s.name.clone(),
                         stopped: Stopped::Terminated,
+                        deregistered: None,
                     })
                     .collect();
                 results.iter().for_each(&mut each);
@@ -82,12 +93,20 @@ pub async fn down(dir: &Path, mut each: impl FnMut(&StopResult)) -> io::Result<V
     for level in (0..=deepest).rev() {
         let mut batch = tokio::task::JoinSet::new();
         for service in state.services.iter().filter(|s| s.level == level) {
+            let deregistered = match &service.registered {
+                Some(instance) => Some(match registry.deregister(instance).await {
+                    Ok(()) => RegistryOutcome::Deregistered(instance.clone()),
+                    Err(why) => RegistryOutcome::NotDeregistered(instance.clone(), why),
+                }),
+                None => None,
+            };
             let (service, project) = (service.clone(), project.clone());
             batch.spawn(async move {
                 let stopped = stop_one(&service, project.as_ref()).await;
                 StopResult {
                     name: service.name,
                     stopped,
+                    deregistered,
                 }
             });
         }
@@ -136,6 +155,7 @@ mod tests {
             stop_grace_ms: u64::MAX,
             process: None,
             container: None,
+            registered: None,
         };
         assert_eq!(stop_grace(&service), limits::STOP_GRACE.max);
     }

@@ -24,6 +24,8 @@
 //! - [`runner`]: one service's life during and after startup: launch, probe, restart.
 //! - [`process`] and [`compose`]: launching and stopping local processes and compose services.
 //! - [`up`]: the driver tying the core to the runners; [`state`] the file `vigil down` reads.
+//! - [`register`]: services registered as instances of a registry while they run, through a
+//!   reader and a registry the program supplies.
 //! - [`report`] and [`svg`]: the startup report.
 
 #![forbid(unsafe_code)]
@@ -36,6 +38,7 @@ pub mod graph;
 pub mod launch;
 pub mod parse;
 pub mod process;
+pub mod register;
 pub mod report;
 pub mod runner;
 pub mod schedule;

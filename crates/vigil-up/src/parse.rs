@@ -22,8 +22,18 @@
 //! start_interval = "100ms"
 //!
 //! [services.api]
-//! command = ["api"]
+//! command = ["api", "--port", "8080"]
 //! depends_on = { db = "healthy", migrate = "completed" }   # or a list: started
+//! [services.api.register]               # registered with a vigil agent while it runs
+//! name = "api"                          # default: the service's name
+//! id = "api-1"                          # default: "NAME-ADDRESS:PORT", "api-127.0.0.1:8080"
+//! address = "127.0.0.1"
+//! port = 8080
+//! tags = ["v2"]
+//! deregister_critical_after = "1m"
+//! [[services.api.register.checks]]      # none: a TCP check of address:port; [] opts out
+//! probe = "http://127.0.0.1:8080/health"
+//! interval = "2s"
 //!
 //! [groups.masters]
 //! members = ["m1", "m2", "m3"]
@@ -33,6 +43,12 @@
 //! A `health` table takes every option of a vigil probe ([`ProbeOptions`]: `expect_status`,
 //! `headers`, `tls_ca`, `max_used`, ...) beside the keys above; its `timeout` is the health
 //! check's.
+//!
+//! A `register` table is a service instance registration with the keys of vigil's
+//! `POST /v1/services` (see [`crate::register`]). This parser reads no key of it: it hands the
+//! table to the [`Reader`] given to [`parse_with`], which checks it as the registry will and
+//! places its problems, and then refuses a second registration of the same instance. [`parse`]
+//! and [`load`] take no `register` table.
 //!
 //! Each table (the top level, each service, its `health`, each group) is read on its own with
 //! spans kept on every value that is checked afterwards, so an unknown key, a value of the wrong
@@ -54,22 +70,38 @@ use vigil_text::table::{deserialize_table, Read};
 
 use crate::error::{unreadable, Errors, StackErrors};
 use crate::graph;
+use crate::register::{Instance, Reader, Registration, Unsupported};
 use crate::stack::{
     CommandSpec, Condition, Dependency, Group, GroupId, GroupPolicy, Health, HealthCheck, Launch,
     RestartMode, RestartPolicy, Service, ServiceId, Stack, Target,
 };
 
-/// Reads and validates the stack file at `path`.
+/// Reads and validates the stack file at `path`, which may have no `register` table.
 pub fn load(path: &Path) -> Result<Stack, StackErrors> {
+    load_with(path, &Unsupported)
+}
+
+/// Reads and validates the stack file at `path`, its `register` tables read by `reader`.
+pub fn load_with(path: &Path, reader: &dyn Reader) -> Result<Stack, StackErrors> {
     let file = path.display().to_string();
     let source = std::fs::read_to_string(path).map_err(|e| unreadable(&file, &e))?;
     let base = path.parent().unwrap_or(Path::new(""));
-    parse(&source, &file, base)
+    parse_with(&source, &file, base, reader)
 }
 
-/// Validates stack file text. `file` names it in errors; relative `workdir`s are relative to
-/// `base`.
+/// Validates stack file text, which may have no `register` table. `file` names it in errors;
+/// relative `workdir`s are relative to `base`.
 pub fn parse(source: &str, file: &str, base: &Path) -> Result<Stack, StackErrors> {
+    parse_with(source, file, base, &Unsupported)
+}
+
+/// [`parse`], the `register` tables read by `reader`.
+pub fn parse_with(
+    source: &str,
+    file: &str,
+    base: &Path,
+    reader: &dyn Reader,
+) -> Result<Stack, StackErrors> {
     let mut errors = Errors::new(source, file);
     let (document, syntax_errors) = DeTable::parse_recoverable(source);
     if !syntax_errors.is_empty() {
@@ -78,7 +110,7 @@ pub fn parse(source: &str, file: &str, base: &Path) -> Result<Stack, StackErrors
         }
         return Err(errors.into_errors());
     }
-    let raw = read(document.get_ref(), 0..source.len(), &mut errors);
+    let raw = read(document.get_ref(), 0..source.len(), reader, &mut errors);
     match build(raw, base, &mut errors) {
         Some(stack) if errors.is_empty() => Ok(stack),
         _ => Err(errors.into_errors()),
@@ -116,6 +148,12 @@ struct RawService {
     _health: Option<IgnoredAny>,
     #[serde(skip)]
     health: Option<Spanned<Read<RawHealth>>>,
+    /// Read on its own by the [`Reader`]; here so that it is a known key.
+    #[serde(default, rename = "register")]
+    _register: Option<IgnoredAny>,
+    /// The registration, with the span of its table.
+    #[serde(skip)]
+    register: Option<Spanned<Registration>>,
     depends_on: Option<RawDepends>,
     restart: Option<Spanned<String>>,
     max_restarts: Option<Spanned<i64>>,
@@ -219,13 +257,19 @@ impl<'de> Deserialize<'de> for RawPolicy {
 
 /// Reads every table of the document, reporting every bad key; what is left is validated by
 /// [`build`].
-fn read(document: &DeTable<'_>, span: Range<usize>, errors: &mut Errors<'_>) -> RawStack {
+fn read(
+    document: &DeTable<'_>,
+    span: Range<usize>,
+    reader: &dyn Reader,
+    errors: &mut Errors<'_>,
+) -> RawStack {
     let top = deserialize_table::<RawTop>(document, span, errors);
     let concurrency = top.value.and_then(|top| top.concurrency);
     let services = entries(document, "services", &top.removed)
         .into_iter()
         .map(|(name, table, span)| {
-            let service = table.and_then(|table| read_service(table, span, errors));
+            let service =
+                table.and_then(|table| read_service(name.get_ref(), table, span, reader, errors));
             (name, service)
         })
         .collect();
@@ -272,10 +316,12 @@ fn entries<'d, 'de>(
     found
 }
 
-/// A service's table, and its `health` table on its own.
+/// A service's table, and its `health` and `register` tables on their own.
 fn read_service(
+    name: &str,
     table: &DeTable<'_>,
     span: Range<usize>,
+    reader: &dyn Reader,
     errors: &mut Errors<'_>,
 ) -> Option<RawService> {
     let read = deserialize_table::<RawService>(table, span, errors);
@@ -301,6 +347,23 @@ fn read_service(
                 }
             });
     }
+    service.register = table
+        .get("register")
+        .and_then(|register| match register.get_ref() {
+            DeValue::Table(inner) => reader
+                .read(name, inner, register.span(), errors)
+                .map(|registration| Spanned::new(register.span(), registration)),
+            other => {
+                errors.at(
+                    register.span(),
+                    format!(
+                        "register: invalid type: {}, expected a table",
+                        other.type_str()
+                    ),
+                );
+                None
+            }
+        });
     Some(service)
 }
 
@@ -378,6 +441,24 @@ fn build(raw: RawStack, base: &Path, errors: &mut Errors<'_>) -> Option<Stack> {
     let mut spans = DependsSpans {
         entries: Vec::new(),
     };
+    // Each instance registered so far, with the service that registers it.
+    let mut registered: Vec<(&Instance, &str)> = Vec::new();
+    for (name, raw_service) in &services {
+        let Some(register) = raw_service.as_ref().and_then(|s| s.register.as_ref()) else {
+            continue;
+        };
+        let instance = &register.get_ref().instance;
+        match registered.iter().find(|(seen, _)| *seen == instance) {
+            Some((_, first)) => errors.at(
+                register.span(),
+                format!(
+                    "service \"{}\" registers {instance}, as service \"{first}\" does; give it an `id` of its own",
+                    name.get_ref()
+                ),
+            ),
+            None => registered.push((instance, name.get_ref())),
+        }
+    }
     for (name, raw_service) in services {
         // A service whose table could not be read is reported; its name still resolves.
         let Some(raw_service) = raw_service else {
@@ -643,6 +724,7 @@ fn build_service(
         depends_on,
         restart,
         stop_grace,
+        register: raw.register.map(Spanned::into_inner),
     });
     (service, entries)
 }

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use vigil_probe::ProbeSpec;
 
+use crate::register::Registration;
+
 /// Index of a service in [`Stack::services`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ServiceId(pub usize);
@@ -73,6 +75,8 @@ pub struct Service {
     pub restart: RestartPolicy,
     /// How long it gets between SIGTERM and SIGKILL when stopped (default 10s).
     pub stop_grace: Duration,
+    /// The service instance it is registered as while it runs, if any.
+    pub register: Option<Registration>,
 }
 
 impl Service {

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::register::Instance;
+
 /// The directory of a stack's state file and logs.
 pub fn dir_for(stack_file: &Path) -> PathBuf {
     let name = stack_file
@@ -65,6 +67,9 @@ pub struct ServiceState {
     pub process: Option<Proc>,
     /// Its container, for a compose service.
     pub container: Option<String>,
+    /// The instance it is registered as, while it is (see [`crate::register`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered: Option<Instance>,
 }
 
 impl State {

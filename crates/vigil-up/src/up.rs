@@ -6,7 +6,9 @@
 //! health changes are reported until interrupted) or [`Up::detach`], and finally [`Up::stop`]
 //! when attached. An interruption (a `true` on the `interrupt` channel, which the command sets on
 //! Ctrl-C or SIGTERM) ends `start` or `supervise` at once; the caller then calls `stop`, which stops
-//! everything launched so far.
+//! everything launched so far. With a [`Registry`], services with a `register` table are
+//! registered once ready and deregistered when they end for good or are stopped (see
+//! [`crate::register`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,10 +20,11 @@ use tokio::time::Instant;
 use crate::graph;
 use crate::launch::Backend;
 use crate::process::Stopped;
+use crate::register::{Registrations, Registry, RegistryOutcome};
 use crate::report::Report;
 use crate::runner::{self, Message, Update};
 use crate::schedule::{Event, Mode, Notice, Outcome, Scheduler};
-use crate::stack::{ServiceId, Stack};
+use crate::stack::{RestartMode, ServiceId, Stack};
 use crate::state::{ComposeState, Proc, ServiceState, State};
 
 /// What the person running `vigil up` is shown. Every method has a default that ignores it.
@@ -43,8 +46,10 @@ pub struct Silent;
 
 impl Observer for Silent {}
 
+/// Longest a stop or a detach waits for registrations and deregistrations under way.
+const REGISTRY_PATIENCE: Duration = Duration::from_secs(10);
+
 /// How `vigil up` runs.
-#[derive(Debug)]
 pub struct Options {
     /// Graph (the default) or waves (for comparison).
     pub mode: Mode,
@@ -54,6 +59,8 @@ pub struct Options {
     pub backend: Backend,
     /// Directory of the state file (see [`crate::state`]); `None` keeps no state file.
     pub state_dir: Option<PathBuf>,
+    /// Where services with a `register` table are registered; `None` registers nothing.
+    pub registry: Option<Arc<dyn Registry>>,
 }
 
 /// How [`Up::start`] ended.
@@ -76,6 +83,7 @@ pub struct Up {
     tasks: tokio::task::JoinSet<()>,
     updates: mpsc::UnboundedReceiver<Message>,
     sender: mpsc::UnboundedSender<Message>,
+    registrations: Registrations,
     began: Instant,
 }
 
@@ -105,10 +113,12 @@ impl Up {
                     stop_grace_ms: u64::try_from(s.stop_grace.as_millis()).unwrap_or(u64::MAX),
                     process: None,
                     container: None,
+                    registered: None,
                 })
                 .collect(),
         };
         Up {
+            registrations: Registrations::new(&stack, options.registry),
             scheduler: Scheduler::new(stack, options.mode, options.concurrency),
             mode: options.mode,
             backend: Arc::new(options.backend),
@@ -162,6 +172,7 @@ impl Up {
         let at = self.since(at);
         match update {
             Update::Event(event) => {
+                self.follow_registration(id, &event);
                 let notices = self.scheduler.record(id, at, event.clone());
                 observer.event(&self.scheduler, id, at, &event);
                 for notice in &notices {
@@ -196,6 +207,59 @@ impl Up {
         None
     }
 
+    /// Registers a service that turned ready, deregisters one that ended for good: a clean exit
+    /// ends it unless its policy restarts it.
+    fn follow_registration(&mut self, id: ServiceId, event: &Event) {
+        let service = self.scheduler.stack().service(id);
+        match event {
+            Event::Healthy => self.registrations.ready(id),
+            Event::Started if !service.has_health() => self.registrations.ready(id),
+            Event::Completed if service.restart.mode != RestartMode::Always => {
+                self.registrations.ended(id);
+            }
+            Event::Failed { .. } => {
+                self.registrations.ended(id);
+            }
+            _ => {}
+        }
+    }
+
+    /// Tells what became of a registration, and keeps the state file's record of it for
+    /// `vigil down`.
+    fn registered(&mut self, id: ServiceId, outcome: RegistryOutcome, observer: &mut dyn Observer) {
+        let name = self.scheduler.stack().service(id).name.clone();
+        if let Some(text) = outcome.describe() {
+            observer.note(&name, &text);
+        }
+        let entry = &mut self.state.services[id.0];
+        match outcome {
+            RegistryOutcome::Registered(instance) => entry.registered = Some(instance),
+            RegistryOutcome::Deregistered(_) => entry.registered = None,
+            RegistryOutcome::NotRegistered(..)
+            | RegistryOutcome::NotDeregistered(..)
+            | RegistryOutcome::Unregistered => return,
+        }
+        if let Err(e) = self.save_state() {
+            observer.note(&name, &format!("cannot write the state file: {e}"));
+        }
+    }
+
+    /// Waits, at most [`REGISTRY_PATIENCE`], until no registration or deregistration is under
+    /// way. What the runners report meanwhile is kept but not shown: the stack is being stopped
+    /// or left.
+    async fn settle_registrations(&mut self, observer: &mut dyn Observer) {
+        let deadline = Instant::now() + REGISTRY_PATIENCE;
+        while self.registrations.pending() > 0 {
+            tokio::select! {
+                (id, outcome) = self.registrations.next() => self.registered(id, outcome, observer),
+                Some(message) = self.updates.recv() => {
+                    self.apply(message, &mut Silent);
+                }
+                () = tokio::time::sleep_until(deadline) => return,
+            }
+        }
+    }
+
     /// Starts the stack; returns when every service settled, the start failed, or `interrupt`
     /// turned `true`.
     pub async fn start(
@@ -222,6 +286,7 @@ impl Up {
                 Some(message) = self.updates.recv() => {
                     self.apply(message, observer);
                 }
+                (id, outcome) = self.registrations.next() => self.registered(id, outcome, observer),
                 _ = interrupt.wait_for(|i| *i) => {
                     let total = self.since(Instant::now());
                     return Started::Interrupted(Report::build(&self.scheduler, self.mode, None, total));
@@ -243,18 +308,24 @@ impl Up {
                 Some(message) = self.updates.recv() => {
                     self.apply(message, observer);
                 }
+                (id, outcome) = self.registrations.next() => self.registered(id, outcome, observer),
                 _ = interrupt.wait_for(|i| *i) => return,
             }
         }
     }
 
     /// Stops every service launched so far, deepest dependency level first (a service stops after
-    /// everything that depends on it), the services of a level at the same time. Returns each
+    /// everything that depends on it), the services of a level at the same time, each
+    /// deregistered first so that no client is sent to it while it stops. Returns each
     /// service's result in stop order, and removes the state file unless something would not stop.
     pub async fn stop(&mut self, observer: &mut dyn Observer) -> Vec<(String, Stopped)> {
         let launched = self.scheduler.launched();
         let mut results = Vec::new();
         for batch in graph::stop_batches(self.scheduler.stack(), &launched) {
+            for id in &batch {
+                self.registrations.ended(*id);
+            }
+            self.settle_registrations(observer).await;
             let mut waiting: Vec<ServiceId> = Vec::new();
             for id in batch {
                 if let Some(stop) = &self.stops[id.0] {
@@ -307,8 +378,10 @@ impl Up {
     }
 
     /// Leaves everything running without supervision: the state file no longer names a
-    /// supervisor, so `vigil down` stops the services itself.
-    pub fn detach(mut self) -> std::io::Result<()> {
+    /// supervisor, so `vigil down` stops the services itself (and deregisters those the state
+    /// file records as registered, once the registrations under way have ended).
+    pub async fn detach(mut self, observer: &mut dyn Observer) -> std::io::Result<()> {
+        self.settle_registrations(observer).await;
         self.state.supervisor = None;
         self.save_state()?;
         self.tasks.detach_all();

@@ -298,3 +298,23 @@ max_used = 2.0
         ["stack.toml:12:9: probe: invalid disk option `max_used`: 2 is not a ratio in 0..=1 (0.9 means 90% used)"]
     );
 }
+
+#[test]
+fn a_register_table_needs_a_reader_and_must_be_a_table() {
+    let text = "\
+[services.api]
+command = [\"api\"]
+[services.api.register]
+port = 8080
+[services.db]
+command = [\"db\"]
+register = [\"db\"]
+";
+    assert_eq!(
+        errors(text),
+        [
+            "stack.toml:3:1: service \"api\": `register` is not supported here",
+            "stack.toml:7:12: register: invalid type: array, expected a table",
+        ]
+    );
+}

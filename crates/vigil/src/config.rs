@@ -36,6 +36,7 @@ mod neighbors;
 mod services;
 pub use cluster::ClusterSettings;
 pub use grpc::GrpcSettings;
+pub(crate) use services::read_registration;
 pub use vigil_api::dns::DnsConfig;
 
 /// The `file` of errors that come from environment variables.

@@ -17,6 +17,7 @@ mod services_cmd;
 mod stop_signal;
 mod table;
 mod up_cmd;
+mod up_register;
 mod watch_cmd;
 
 use std::path::PathBuf;

@@ -6,10 +6,15 @@
 //! services per their policy and reporting health changes until Ctrl-C (or `vigil down`, or
 //! SIGTERM), then stops everything. `vigil up -d` returns once the stack is up and leaves it
 //! running unsupervised; `vigil down` stops it.
+//!
+//! Services with a `register` table are registered with the agent at `--addr` once ready and
+//! deregistered as they stop (see [`crate::up_register`]); when the agent cannot be reached or
+//! refuses, each such service says so and the stack goes on.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -22,6 +27,8 @@ use vigil_up::schedule::{Event, Mode, Notice, Outcome, Phase, Scheduler};
 use vigil_up::stack::{Launch, ServiceId, Stack};
 use vigil_up::up::{Observer, Options, Started, Up};
 use vigil_up::{compose, report, state, svg};
+
+use crate::up_register::{AgentArgs, AgentRegistry, StackReader};
 
 /// How services are released.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -52,6 +59,8 @@ pub struct UpArgs {
     /// Return once the stack is up and leave it running unsupervised (`vigil down` stops it).
     #[arg(short, long)]
     detach: bool,
+    #[command(flatten)]
+    agent: AgentArgs,
 }
 
 /// Which stack: a stack file or a compose file.
@@ -79,6 +88,8 @@ impl StackArgs {
 pub struct DownArgs {
     #[command(flatten)]
     stack: StackArgs,
+    #[command(flatten)]
+    agent: AgentArgs,
 }
 
 /// Runs `vigil up`.
@@ -86,7 +97,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let path = args.stack.path().to_owned();
     let loaded = match &args.stack.compose {
         Some(file) => compose::load(file),
-        None => vigil_up::parse::load(&path),
+        None => vigil_up::parse::load_with(&path, &StackReader),
     };
     let mut stack = match loaded {
         Ok(stack) => stack,
@@ -159,6 +170,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             concurrency: args.concurrency,
             backend,
             state_dir: Some(state_dir.clone()),
+            registry: Some(Arc::new(AgentRegistry::new(&args.agent))),
         },
     );
     let mut progress = Progress::new(std::io::stdout().is_terminal());
@@ -173,7 +185,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
 
     let code = match outcome {
         Some(Outcome::Up { .. }) if args.detach => {
-            up.detach().context("cannot write the state file")?;
+            up.detach(&mut progress)
+                .await
+                .context("cannot write the state file")?;
             println!(
                 "detached; logs in {}; stop with: vigil down {}",
                 state_dir.join("logs").display(),
@@ -227,7 +241,11 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
 pub async fn down(args: DownArgs) -> anyhow::Result<ExitCode> {
     let path = args.stack.path();
     let dir = state::dir_for(path);
-    let results = vigil_up::down::down(&dir, |r| {
+    let registry = AgentRegistry::new(&args.agent);
+    let results = vigil_up::down::down(&dir, &registry, |r| {
+        if let Some(text) = r.deregistered.as_ref().and_then(|o| o.describe()) {
+            println!("{:<24} {text}", r.name);
+        }
         println!("{:<24} {}", r.name, r.stopped.as_str());
     })
     .await

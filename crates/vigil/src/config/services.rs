@@ -1,7 +1,8 @@
 //! `[[services]]`: service instances on this node, which the agent registers with the cluster's
 //! registry when it starts. Each entry is a `POST /v1/services` body written in TOML, validated
 //! by the API's own validator ([`vigil_api::validate_registration`]); its errors are placed at
-//! the key they name.
+//! the key they name. [`read_registration`] reads one such table, for stack files' `register`
+//! tables too.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -10,8 +11,9 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 use vigil_api::wire::Registration;
 use vigil_api::RegistrationField;
+use vigil_text::Errors;
 
-use super::{array_of_tables, deserialize_table, Report};
+use super::{array_of_tables, Report};
 
 /// Validates every `[[services]]` entry for node `node`; registrations are returned only for
 /// entries without errors, in file order. An entry without `id` gets `NAME-ADDRESS:PORT`.
@@ -32,30 +34,15 @@ pub(super) fn registrations(
             );
             continue;
         }
-        let (json, removed) =
-            deserialize_table::<serde_json::Value>(table, entry_span.clone(), report);
-        let Some(mut json) = json.filter(|_| removed.is_empty()) else {
-            continue;
-        };
-        let id_written = table.get("id").is_some();
-        if let Some(object) = json.as_object_mut().filter(|_| !id_written) {
-            // Without a name, address or port of the right type there is no default; a stand-in
-            // lets the validator report what is wrong with those instead of a missing `id`.
-            let id = default_id(object).unwrap_or_else(|| "unnamed".to_owned());
-            object.insert("id".to_owned(), id.into());
-        }
-        if let Err(error) = vigil_api::validate_registration(json.clone(), node) {
-            let at = span_of(table, &entry_span, &error.field, id_written);
-            report.at_span(at, error.message);
-            continue;
-        }
-        let Ok(registration) = serde_json::from_value::<Registration>(json) else {
-            // The validator read it as a registration; it cannot fail here.
+        let Some(registration) =
+            read_registration(table, entry_span.clone(), None, node, &mut report.file)
+        else {
             continue;
         };
         let line = report.line_of(entry_span.start);
         let key = (registration.name.clone(), registration.id.clone());
         if let Some(first) = seen.get(&key) {
+            let id_written = table.get("id").is_some();
             let at = span_of(table, &entry_span, &RegistrationField::Id, id_written);
             report.at_span(
                 at,
@@ -71,6 +58,43 @@ pub(super) fn registrations(
         registrations.push(registration);
     }
     registrations
+}
+
+/// The registration one TOML table (whose whole span is `span`) stands for, validated by
+/// [`vigil_api::validate_registration`] for node `node`; `None` when something is wrong with it,
+/// each problem recorded in `errors` at the key it is about. A table without `name` is named
+/// `name` when one is given; one without `id` gets `NAME-ADDRESS:PORT`.
+pub(crate) fn read_registration(
+    table: &DeTable<'_>,
+    span: Range<usize>,
+    name: Option<&str>,
+    node: &str,
+    errors: &mut Errors<'_>,
+) -> Option<Registration> {
+    let read =
+        vigil_text::table::deserialize_table::<serde_json::Value>(table, span.clone(), errors);
+    let mut json = read.value.filter(|_| read.removed.is_empty())?;
+    let id_written = table.get("id").is_some();
+    if let Some(object) = json.as_object_mut() {
+        if let Some(name) = name.filter(|_| !object.contains_key("name")) {
+            object.insert("name".to_owned(), name.into());
+        }
+        if !id_written {
+            // Without a name, address or port of the right type there is no default; a stand-in
+            // lets the validator report what is wrong with those instead of a missing `id`.
+            let id = default_id(object).unwrap_or_else(|| "unnamed".to_owned());
+            object.insert("id".to_owned(), id.into());
+        }
+    }
+    if let Err(error) = vigil_api::validate_registration(json.clone(), node) {
+        errors.at(
+            span_of(table, &span, &error.field, id_written),
+            error.message,
+        );
+        return None;
+    }
+    // The validator read it as a registration; it cannot fail here.
+    serde_json::from_value(json).ok()
 }
 
 /// `NAME-ADDRESS:PORT` (an IPv6 address in brackets), when the entry has those three.
