@@ -35,7 +35,7 @@ use axum::http::request::Parts;
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -48,6 +48,8 @@ use tower::ServiceExt;
 
 use crate::error::ApiError;
 use crate::wire::ErrorBody;
+
+mod lane;
 
 /// Limits of [`serve`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,10 +240,33 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(mut self, stream: TcpStream) {
+    async fn run(mut self, mut stream: TcpStream) {
         let _ = stream.set_nodelay(true);
+        // Made once, not per wake-up: a connection wakes for every request, and a waiter queued
+        // on the shared stop signal each time costs more than answering a probe from memory.
+        let evicted = self.slot.evict.notified();
+        tokio::pin!(evicted);
+        let stopping = self.stop.changed();
+        tokio::pin!(stopping);
+        let read_ahead = match &self.app.direct {
+            Some(direct) => {
+                let signals = lane::Signals {
+                    evicted: evicted.as_mut(),
+                    stopping: stopping.as_mut(),
+                };
+                match lane::serve(&mut stream, direct, self.limits, &self.slot.busy, signals).await
+                {
+                    lane::End::Closed => {
+                        self.registry.leave(self.slot.id);
+                        return;
+                    }
+                    lane::End::HandOff(read_ahead) => read_ahead,
+                }
+            }
+            None => BytesMut::new(),
+        };
         let progress = Arc::new(Progress::new());
-        let io = TokioIo::new(Guarded::new(stream, progress.clone()));
+        let io = TokioIo::new(Guarded::new(stream, read_ahead, progress.clone()));
         let app = self.app.clone();
         let busy = self.slot.busy.clone();
         let request_timeout = self.limits.request_timeout;
@@ -254,13 +279,6 @@ impl Connection {
             .keep_alive(true)
             .serve_connection(io, service);
         tokio::pin!(connection);
-        // Made once, not per wake-up: a connection wakes for every request, and a timer armed
-        // and cleared, or a waiter queued on the shared stop signal, each time costs more than
-        // answering a probe from memory.
-        let evicted = self.slot.evict.notified();
-        tokio::pin!(evicted);
-        let stopping = self.stop.changed();
-        tokio::pin!(stopping);
         let stall_check = tokio::time::sleep_until(progress.last() + self.limits.stall_timeout);
         tokio::pin!(stall_check);
         let mut draining = false;
@@ -387,6 +405,8 @@ impl Progress {
 /// error answers are rewritten into JSON errors.
 struct Guarded {
     stream: TcpStream,
+    /// Bytes the direct lane read before it handed the connection over, read first.
+    read_ahead: BytesMut,
     progress: Arc<Progress>,
     /// A rewritten answer being written: its bytes, how many are written, and the length of
     /// hyper's original, reported as written once the rewrite is out.
@@ -394,9 +414,10 @@ struct Guarded {
 }
 
 impl Guarded {
-    fn new(stream: TcpStream, progress: Arc<Progress>) -> Self {
+    fn new(stream: TcpStream, read_ahead: BytesMut, progress: Arc<Progress>) -> Self {
         Guarded {
             stream,
+            read_ahead,
             progress,
             rewrite: None,
         }
@@ -428,6 +449,11 @@ impl AsyncRead for Guarded {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.read_ahead.is_empty() {
+            let n = self.read_ahead.len().min(buf.remaining());
+            buf.put_slice(&self.read_ahead.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
         if buf.filled().len() > before {

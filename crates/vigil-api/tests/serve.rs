@@ -325,3 +325,59 @@ fn header_value(head: &str, name: &str) -> Option<String> {
         .find_map(|line| line.strip_prefix(&format!("{name}: ")))
         .map(str::to_owned)
 }
+
+/// Reads answers off `socket` until it closes: status and body of each, in order.
+async fn read_answers(socket: &mut TcpStream) -> Vec<(u16, String)> {
+    let mut bytes = Vec::new();
+    tokio::time::timeout(BOUND, socket.read_to_end(&mut bytes))
+        .await
+        .expect("the server closed the connection within the bound")
+        .unwrap();
+    let mut answers = Vec::new();
+    let mut rest = &bytes[..];
+    while !rest.is_empty() {
+        let text = String::from_utf8_lossy(rest);
+        let (head, _) = text.split_once("\r\n\r\n").expect("a whole head");
+        let head_len = head.len() + 4;
+        let head = head.to_ascii_lowercase();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let length: usize = header_value(&head, "content-length").map_or(0, |v| v.parse().unwrap());
+        let is_head_answer = answers.len() == 1;
+        let length = if is_head_answer { 0 } else { length };
+        let body = String::from_utf8_lossy(&rest[head_len..head_len + length]).into_owned();
+        answers.push((status, body));
+        rest = &rest[head_len + length..];
+    }
+    answers
+}
+
+/// Requests answered from memory and requests the router answers, pipelined on one kept-alive
+/// connection, are all answered, in order, however the bytes arrive.
+#[tokio::test]
+async fn pipelined_direct_and_routed_requests_answer_in_order() {
+    let addr = start(ServeLimits::default()).await;
+    let deadline = Instant::now() + BOUND;
+    while ready(addr).await != 200 {
+        assert!(Instant::now() < deadline, "/health/ready never became 200");
+        tokio::task::yield_now().await;
+    }
+    let requests = concat!(
+        "GET /livez HTTP/1.1\r\nHost: t\r\n\r\n",
+        "HEAD /health/ready HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET /v1/checks/job HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    for piece in [requests.len(), 7, 1] {
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        for chunk in requests.as_bytes().chunks(piece) {
+            socket.write_all(chunk).await.unwrap();
+        }
+        let answers = read_answers(&mut socket).await;
+        let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+        assert_eq!(statuses, [200, 200, 200, 200], "in pieces of {piece}");
+        assert_eq!(answers[0].1, "ok", "in pieces of {piece}");
+        assert!(answers[1].1.is_empty(), "HEAD sent no body");
+        assert!(answers[2].1.contains("\"job\""), "{}", answers[2].1);
+        assert_eq!(answers[3].1, "ok", "in pieces of {piece}");
+    }
+}
