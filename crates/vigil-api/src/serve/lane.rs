@@ -81,10 +81,10 @@ where
     let mut input = BytesMut::with_capacity(MAX_HEAD);
     let mut head_bytes = Vec::with_capacity(256);
     let mut chunks = Vec::new();
-    // One timer for the connection's life: moving the deadline is a store, and the timer is
-    // re-armed only when it fires before the deadline it last saw.
-    let mut deadline = Instant::now() + limits.header_read_timeout;
-    let timer = tokio::time::sleep_until(deadline);
+    // One timer for the connection's life: moving the deadline is a read of the coarse clock and
+    // a store, and the timer is re-armed only when it fires before the deadline it last saw.
+    let mut deadline = Deadline::after(limits.header_read_timeout);
+    let timer = tokio::time::sleep(limits.header_read_timeout);
     tokio::pin!(timer);
     loop {
         let head = match parse(&input) {
@@ -128,7 +128,7 @@ where
             return End::Closed;
         };
         let _ = input.split_to(head.len);
-        deadline = Instant::now() + limits.stall_timeout;
+        deadline = Deadline::after(limits.stall_timeout);
         let written = {
             let write = write_all(stream, &head_bytes, &chunks);
             tokio::pin!(write);
@@ -149,18 +149,49 @@ where
         if written.is_err() || head.close {
             return End::Closed;
         }
-        deadline = Instant::now() + limits.header_read_timeout;
+        deadline = Deadline::after(limits.header_read_timeout);
     }
 }
 
-/// After the timer fired: points it at `deadline` and says so if that is still ahead, or says the
-/// deadline has passed.
-fn rearm(timer: Pin<&mut Sleep>, deadline: Instant) -> bool {
-    if deadline <= Instant::now() {
-        return false;
+/// After the timer fired: points it at what is left of `deadline` and says so if anything is, or
+/// says the deadline has passed.
+fn rearm(timer: Pin<&mut Sleep>, deadline: Deadline) -> bool {
+    match deadline.left() {
+        Some(left) => {
+            timer.reset(Instant::now() + left);
+            true
+        }
+        None => false,
     }
-    timer.reset(deadline);
-    true
+}
+
+/// A time limit counted on the coarse monotonic clock (a few milliseconds' resolution), which
+/// costs a fraction of the precise one to read; the lane reads it twice per request.
+#[derive(Clone, Copy)]
+struct Deadline {
+    at_ms: u64,
+}
+
+impl Deadline {
+    fn after(limit: Duration) -> Self {
+        let limit = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+        Deadline {
+            at_ms: coarse_now_ms().saturating_add(limit),
+        }
+    }
+
+    /// The time left, if any.
+    fn left(self) -> Option<Duration> {
+        let left = self.at_ms.saturating_sub(coarse_now_ms());
+        (left > 0).then(|| Duration::from_millis(left))
+    }
+}
+
+fn coarse_now_ms() -> u64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    let secs = u64::try_from(now.tv_sec).unwrap_or(0);
+    let millis = u64::try_from(now.tv_nsec / 1_000_000).unwrap_or(0);
+    secs.saturating_mul(1000).saturating_add(millis)
 }
 
 /// What the bytes read so far hold.
@@ -321,18 +352,18 @@ fn http_date() -> [u8; 29] {
     thread_local! {
         static CACHED: std::cell::Cell<(u64, [u8; 29])> = const { std::cell::Cell::new((u64::MAX, [0; 29])) };
     }
-    let now = SystemTime::now();
-    let second = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs();
+    // The coarse clock tells the second for a fraction of the precise clock's cost; it may lag
+    // it by a few milliseconds, as any cached date does.
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+    let second = u64::try_from(now.tv_sec).unwrap_or(0);
     CACHED.with(|cached| {
         let (at, text) = cached.get();
         if at == second {
             return text;
         }
         let mut text = [0u8; 29];
-        let formatted = httpdate::fmt_http_date(now);
+        let formatted =
+            httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_secs(second));
         let bytes = formatted.as_bytes();
         let len = bytes.len().min(text.len());
         text[..len].copy_from_slice(&bytes[..len]);
