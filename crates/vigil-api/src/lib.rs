@@ -51,6 +51,7 @@ mod forward;
 pub mod grpc;
 pub mod instance_checks;
 mod leader;
+mod maintenance;
 mod metrics;
 mod neighbors;
 pub mod openapi;
@@ -133,6 +134,7 @@ impl Api {
             .merge(services::routes(&self))
             .merge(catalog::routes(&self))
             .merge(instance_checks::routes(&self))
+            .merge(maintenance::routes(&self))
             .merge(prometheus_sd::routes(&self))
             .merge(openapi::routes())
             .merge(vigil_health::http::probe_routes(self.engine.clone()))

@@ -37,6 +37,7 @@ use crate::wire;
         crate::cluster::keyring_list, crate::cluster::keyring_change,
         crate::leader::leader,
         crate::services::register, crate::services::deregister,
+        crate::maintenance::enter, crate::maintenance::leave,
         crate::services::list, crate::discovery::get_service,
         crate::catalog::registry, crate::instance_checks::report,
         crate::instance_checks::put_ttl, crate::prometheus_sd::targets,

@@ -303,6 +303,24 @@ pub struct Deregistered {
     pub deregistered: InstanceName,
 }
 
+/// The body of `PUT /v1/services/{name}/{id}/maintenance`, optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceRequest {
+    /// Why the instance is in maintenance; `in maintenance` when left out.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `PUT` and `DELETE /v1/services/{name}/{id}/maintenance`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Maintenance {
+    /// The instance.
+    pub instance: InstanceName,
+    /// Why it is in maintenance; `null` once out of it.
+    pub maintenance: Option<String>,
+}
+
 /// An instance by its service and id.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct InstanceName {

@@ -452,3 +452,68 @@ fn a_bad_service_in_the_config_is_an_error_at_its_position() {
         "{stderr}"
     );
 }
+
+#[test]
+fn maintenance_takes_an_instance_out_of_healthy_answers_everywhere_until_lifted() {
+    let (nodes, _, _) = three_voters("maintenance");
+    let all: Vec<&Node> = nodes.iter().collect();
+    let leader = agreed_leader(&nodes);
+    let follower = &nodes[(leader + 1) % 3];
+    for id in ["a1", "a2"] {
+        let (code, body) = post(
+            &nodes[leader],
+            &format!(
+                r#"{{"name": "api", "id": "{id}", "address": "127.0.0.1", "port": 9, "checks": []}}"#
+            ),
+        );
+        assert_eq!(code, 201, "{body}");
+    }
+    everywhere(
+        &all,
+        "/v1/services/api?healthy",
+        &["a1", "a2"],
+        "registered",
+    );
+
+    let path = "/v1/services/api/a1/maintenance";
+    let (code, _) = http(follower.api, "PUT", path, None, "").unwrap();
+    assert_eq!(code, 401, "no token, no maintenance");
+    let (code, body) = http(
+        follower.api,
+        "PUT",
+        path,
+        Some(TOKEN),
+        r#"{"reason": "kernel upgrade"}"#,
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("kernel upgrade"), "{body}");
+    everywhere(
+        &all,
+        "/v1/services/api?healthy",
+        &["a2"],
+        "a1 in maintenance",
+    );
+    for node in &all {
+        assert_eq!(state(node, "api", "a1").as_deref(), Some("maintenance"));
+    }
+
+    let (code, body) = http(
+        follower.api,
+        "PUT",
+        "/v1/services/api/nope/maintenance",
+        Some(TOKEN),
+        "",
+    )
+    .unwrap();
+    assert_eq!(code, 404, "{body}");
+
+    let (code, body) = http(follower.api, "DELETE", path, Some(TOKEN), "").unwrap();
+    assert_eq!(code, 200, "{body}");
+    everywhere(
+        &all,
+        "/v1/services/api?healthy",
+        &["a1", "a2"],
+        "maintenance lifted",
+    );
+}
