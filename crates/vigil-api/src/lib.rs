@@ -102,22 +102,24 @@ impl FromRef<Api> for Engine {
 }
 
 impl Api {
-    /// What an agent serves: [`Api::router`], with the probe endpoints, a `/metrics` already
-    /// rendered for the current snapshot and discovery answers already rendered for the current
-    /// registry answered ahead of it (see [`serve::App::direct`]).
+    /// What an agent serves: [`Api::router`], with the probe endpoints, `/metrics` and discovery
+    /// answers kept for the current registry answered ahead of it (see [`serve::App::direct`]).
     pub fn app(self) -> serve::App {
         let direct = self.clone();
         let answers = discovery_cache::Answers::default();
+        let mirrors = std::sync::Arc::new(serve::Mirrors::default());
         serve::App::from(self.router()).direct(std::sync::Arc::new(move |request| {
             if request.method != Method::GET && request.method != Method::HEAD {
                 return None;
             }
             match request.uri.path() {
-                "/metrics" => metrics::respond_cached(&direct),
+                "/metrics" => Some(metrics::respond_direct(&direct, &mirrors)),
                 path if path.starts_with("/v1/services/") => {
                     discovery_cache::respond(&direct, &answers, request)
+                        .map(serve::DirectAnswer::Now)
                 }
-                path => vigil_health::http::respond(&direct.engine, path, request.uri.query()),
+                path => vigil_health::http::respond(&direct.engine, path, request.uri.query())
+                    .map(serve::DirectAnswer::Now),
             }
         }))
     }

@@ -7,6 +7,9 @@ use axum::routing::get;
 use axum::Router;
 use vigil_health::metrics;
 
+use std::sync::Arc;
+
+use crate::serve::{DirectAnswer, Mirror, Mirrors};
 use crate::{cluster, discovery, leader, neighbors, Api};
 
 /// `/metrics`.
@@ -16,8 +19,8 @@ pub(crate) fn routes(api: &Api) -> Router {
         .with_state(api.clone())
 }
 
-/// `GET /metrics`: the engine's text, shared by every scrape of one snapshot, then the uptime and
-/// the neighbour, cluster and Raft families, which are small and rendered per scrape.
+/// `GET /metrics`: the uptime and the neighbour, cluster, Raft and discovery families, which are
+/// small and rendered per scrape, then the engine's text, shared by every scrape of one snapshot.
 #[utoipa::path(get, path = "/metrics", tag = "probes",
     responses((status = 200, description = "Prometheus text exposition 0.0.4",
         content_type = "text/plain; version=0.0.4; charset=utf-8", body = String)))]
@@ -27,14 +30,37 @@ async fn metrics_text(State(api): State<Api>) -> Response {
     respond(&api, &snapshot, shared)
 }
 
-/// `GET /metrics` when the snapshot's text is already rendered, `None` when it is not.
-pub(crate) fn respond_cached(api: &Api) -> Option<Response> {
+/// `GET /metrics` ahead of the router: at once when the snapshot's text is already rendered, else
+/// once it is. A large shared text goes with its [`Mirror`], which the serve loop sends without
+/// copying it.
+pub(crate) fn respond_direct(api: &Api, mirrors: &Arc<Mirrors>) -> DirectAnswer {
     let snapshot = api.engine.snapshot();
-    let shared = metrics::cached(&snapshot)?;
-    Some(respond(api, &snapshot, shared))
+    if let Some(shared) = metrics::cached(&snapshot) {
+        return DirectAnswer::Now(with_mirror(api, &snapshot, shared, mirrors));
+    }
+    let (api, mirrors) = (api.clone(), mirrors.clone());
+    DirectAnswer::Soon(Box::pin(async move {
+        let shared = metrics::shared(&snapshot).await;
+        with_mirror(&api, &snapshot, shared, &mirrors)
+    }))
 }
 
-/// The text of `shared` followed by the families rendered per scrape.
+fn with_mirror(
+    api: &Api,
+    snapshot: &vigil_health::Snapshot,
+    shared: bytes::Bytes,
+    mirrors: &Mirrors,
+) -> Response {
+    let mirror = mirrors.of(&shared).map(|file| Mirror { chunk: 1, file });
+    let mut response = respond(api, snapshot, shared);
+    if let Some(mirror) = mirror {
+        response.extensions_mut().insert(mirror);
+    }
+    response
+}
+
+/// The families rendered per scrape, then the text of `shared` (last, so that the serve loop's
+/// `sendfile` of it completes the answer).
 fn respond(api: &Api, snapshot: &vigil_health::Snapshot, shared: bytes::Bytes) -> Response {
     let mut out = String::with_capacity(8192);
     metrics::uptime(snapshot, &mut out);
@@ -50,6 +76,6 @@ fn respond(api: &Api, snapshot: &vigil_health::Snapshot, shared: bytes::Bytes) -
     if let Some(catalog) = &api.catalog {
         discovery::render_metrics(&catalog.current().registry, api.cluster.as_ref(), &mut out);
     }
-    let body = vigil_health::http::shared_body([shared, bytes::Bytes::from(out)]);
+    let body = vigil_health::http::shared_body([bytes::Bytes::from(out), shared]);
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
 }

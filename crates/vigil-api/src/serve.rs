@@ -50,6 +50,9 @@ use crate::error::ApiError;
 use crate::wire::ErrorBody;
 
 mod lane;
+mod mirror;
+
+pub(crate) use mirror::{Mirror, Mirrors};
 
 /// Limits of [`serve`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,8 +100,43 @@ pub fn default_max_connections() -> usize {
 /// is out of descriptors, say), so that it does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Answers a request at once from memory, or passes it on with `None`: see [`App::direct`].
-pub type Direct = Arc<dyn Fn(&Parts) -> Option<Response> + Send + Sync>;
+/// Answers a request from memory, or passes it on with `None`: see [`App::direct`].
+pub type Direct = Arc<dyn Fn(&Parts) -> Option<DirectAnswer> + Send + Sync>;
+
+/// What a [`Direct`] handler answers.
+pub enum DirectAnswer {
+    /// The response, made at once.
+    Now(Response),
+    /// The response once something shared is made (rendered, say); awaited within
+    /// [`ServeLimits::request_timeout`], as a routed request is.
+    Soon(Pin<Box<dyn Future<Output = Response> + Send>>),
+}
+
+impl DirectAnswer {
+    /// The response, waiting at most `timeout` for one that comes [`DirectAnswer::Soon`];
+    /// `408` past it.
+    async fn within(self, timeout: Duration) -> Response {
+        match self {
+            DirectAnswer::Now(response) => response,
+            DirectAnswer::Soon(response) => within(timeout, response).await,
+        }
+    }
+}
+
+/// `response`, or `408` if it takes longer than `timeout`.
+async fn within(timeout: Duration, response: impl Future<Output = Response>) -> Response {
+    match tokio::time::timeout(timeout, response).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request was not received and answered within {}s",
+                timeout.as_secs()
+            ),
+        )
+        .into_response(),
+    }
+}
 
 /// What [`serve`] serves: a router, and optionally a direct handler asked first.
 #[derive(Clone)]
@@ -108,10 +146,10 @@ pub struct App {
 }
 
 impl App {
-    /// Asks `direct` before the router for every request. What it answers skips routing,
-    /// middleware and the request timeout, so it must answer from memory at once and apply any
-    /// guard the router would; the probe endpoints under a load balancer's polling are what it
-    /// is for.
+    /// Asks `direct` before the router for every request. What it answers skips routing and
+    /// middleware, so it must answer from memory (at once, or once a shared body is made) and
+    /// apply any guard the router would; the probe endpoints under a load balancer's polling are
+    /// what it is for.
     pub fn direct(mut self, direct: Direct) -> Self {
         self.direct = Some(direct);
         self
@@ -315,22 +353,18 @@ async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response, Infallible> {
     let (parts, body) = request.into_parts();
-    if let Some(response) = app.direct.as_ref().and_then(|direct| direct(&parts)) {
-        return Ok(response);
+    if let Some(answer) = app.direct.as_ref().and_then(|direct| direct(&parts)) {
+        return Ok(answer.within(timeout).await);
     }
     let request = Request::from_parts(parts, Body::new(body));
-    let response = match tokio::time::timeout(timeout, app.router.oneshot(request)).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(infallible)) => match infallible {},
-        Err(_) => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "the request was not received and answered within {}s",
-                timeout.as_secs()
-            ),
-        )
-        .into_response(),
-    };
+    let routed = app.router.oneshot(request);
+    let response = within(timeout, async move {
+        match routed.await {
+            Ok(response) => response,
+            Err(infallible) => match infallible {},
+        }
+    })
+    .await;
     Ok(response.map(|body| Body::new(BusyBody { body, _busy: busy })))
 }
 

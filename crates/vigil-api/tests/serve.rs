@@ -381,3 +381,61 @@ async fn pipelined_direct_and_routed_requests_answer_in_order() {
         assert_eq!(answers[3].1, "ok", "in pieces of {piece}");
     }
 }
+
+/// A `/metrics` large enough to be sent from its sealed file arrives whole and the same as the
+/// router's, the uptime aside, on connections that close and on one kept alive.
+#[tokio::test]
+async fn a_large_metrics_text_arrives_whole() {
+    let api = healthy_api();
+    for i in 0..80 {
+        api.engine
+            .register_ttl(
+                CheckSpec::new(format!("a-check-with-a-long-name-to-fill-the-text-{i}"))
+                    .thresholds(Thresholds::immediate()),
+                Duration::from_secs(3600),
+            )
+            .unwrap();
+    }
+    let routed = start_app(api.clone().router().into(), ServeLimits::default()).await;
+    let direct = start_app(api.app(), ServeLimits::default()).await;
+    let request = b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    let without_uptime = |body: &str| -> Vec<String> {
+        body.lines()
+            .filter(|line| !line.starts_with("vigil_uptime_seconds"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (_, _, routed_body) = exchange(routed, request).await;
+    assert!(routed_body.len() > 40_000, "{} bytes", routed_body.len());
+    for _ in 0..3 {
+        let (status, head, body) = exchange(direct, request).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            header_value(&head, "content-length"),
+            Some(body.len().to_string())
+        );
+        assert_eq!(without_uptime(&body), without_uptime(&routed_body));
+    }
+    // Kept alive: three answers back to back, each whole.
+    let mut socket = TcpStream::connect(direct).await.unwrap();
+    let keep = b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n";
+    socket.write_all(keep).await.unwrap();
+    socket.write_all(keep).await.unwrap();
+    socket.write_all(request).await.unwrap();
+    let mut bytes = Vec::new();
+    tokio::time::timeout(BOUND, socket.read_to_end(&mut bytes))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(bytes).unwrap();
+    let answers: Vec<&str> = text.split("HTTP/1.1 200 OK\r\n").skip(1).collect();
+    assert_eq!(answers.len(), 3);
+    for answer in answers {
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        let head = head.to_ascii_lowercase();
+        assert_eq!(
+            header_value(&format!("x\n{head}"), "content-length"),
+            Some(body.len().to_string())
+        );
+    }
+}

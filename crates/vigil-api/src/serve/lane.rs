@@ -27,6 +27,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
+use super::mirror::{self, Mirror};
 use super::{Busy, Direct, ServeLimits};
 
 /// Most bytes of a request head the lane reads before it leaves the request to hyper (whose own
@@ -112,11 +113,12 @@ where
         let (mut parts, ()) = Request::new(()).into_parts();
         parts.method = head.method;
         parts.uri = head.uri;
-        let Some(response) = direct(&parts) else {
+        let Some(answer) = direct(&parts) else {
             return End::HandOff(input);
         };
         let _busy = Busy::enter(busy);
-        let Ok(()) = encode(
+        let response = answer.within(limits.request_timeout).await;
+        let Ok(mirror) = encode(
             response,
             parts.method == Method::HEAD,
             head.close,
@@ -130,7 +132,7 @@ where
         let _ = input.split_to(head.len);
         deadline = Deadline::after(limits.stall_timeout);
         let written = {
-            let write = write_all(stream, &head_bytes, &chunks);
+            let write = send(stream, &head_bytes, &chunks, mirror.as_ref());
             tokio::pin!(write);
             loop {
                 tokio::select! {
@@ -274,14 +276,14 @@ fn connection_option(value: &[u8]) -> Option<Connection> {
 
 /// Writes `response`'s head into `head` and its body's chunks into `chunks`, as hyper would send
 /// them: the handler's headers, then `content-length`, `date`, and `connection: close` when the
-/// connection ends after it; no body for `HEAD`.
+/// connection ends after it; no body for `HEAD`. Returns the body's [`Mirror`], if it has one.
 async fn encode(
     response: Response,
     is_head: bool,
     close: bool,
     head: &mut Vec<u8>,
     chunks: &mut Vec<Bytes>,
-) -> Result<(), axum::Error> {
+) -> Result<Option<Mirror>, axum::Error> {
     let (parts, mut body): (_, Body) = response.into_parts();
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame?.into_data() {
@@ -321,7 +323,7 @@ async fn encode(
     if is_head || bodiless {
         chunks.clear();
     }
-    Ok(())
+    Ok(parts.extensions.get::<Mirror>().cloned())
 }
 
 fn field(head: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -331,11 +333,37 @@ fn field(head: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     head.extend_from_slice(b"\r\n");
 }
 
+/// Sends `head` and then `chunks`: the chunk `mirror` holds with `sendfile` and what comes before
+/// it held back to go with it, or all of them with as few vectored writes as the socket takes.
+async fn send(
+    stream: &mut TcpStream,
+    head: &[u8],
+    chunks: &[Bytes],
+    mirror: Option<&Mirror>,
+) -> io::Result<()> {
+    let mirrored = mirror.filter(|m| chunks.get(m.chunk).is_some_and(|c| m.holds(c)));
+    let Some(mirror) = mirrored else {
+        return write_all(stream, head, chunks).await;
+    };
+    let (before, after) = chunks.split_at(mirror.chunk);
+    let mut slices = slices_of(head, before);
+    mirror::send_more(stream, &mut slices).await?;
+    mirror::send_file(stream, &mirror.file).await?;
+    write_all(stream, &[], after.get(1..).unwrap_or_default()).await
+}
+
+/// `head` and `chunks` as the slices of one vectored write, the empty ones left out.
+fn slices_of<'a>(head: &'a [u8], chunks: &'a [Bytes]) -> Vec<IoSlice<'a>> {
+    std::iter::once(head)
+        .chain(chunks.iter().map(|chunk| &chunk[..]))
+        .filter(|slice| !slice.is_empty())
+        .map(IoSlice::new)
+        .collect()
+}
+
 /// Writes `head` and then `chunks` with as few vectored writes as the socket takes.
 async fn write_all(stream: &mut TcpStream, head: &[u8], chunks: &[Bytes]) -> io::Result<()> {
-    let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(chunks.len() + 1);
-    slices.push(IoSlice::new(head));
-    slices.extend(chunks.iter().map(|chunk| IoSlice::new(chunk)));
+    let mut slices = slices_of(head, chunks);
     let mut remaining = &mut slices[..];
     while !remaining.is_empty() {
         let written = stream.write_vectored(remaining).await?;
