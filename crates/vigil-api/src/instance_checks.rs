@@ -730,3 +730,33 @@ pub async fn report(State(api): State<Api>, request: Incoming, body: Bytes) -> R
         Err(e) => services::write_failed(e, &request).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every instance added one at a time, as registrations arrive, is seen as changed.
+    #[test]
+    fn every_added_instance_is_seen() {
+        let mut registry: OrdMap<String, OrdMap<String, u64>> = OrdMap::new();
+        let mut missed = Vec::new();
+        for i in 0..10_000u64 {
+            let before = registry.clone();
+            let name = format!("svc-{}", i % 100);
+            let id = format!("i-{i}");
+            registry
+                .entry(name.clone())
+                .or_default()
+                .insert(id.clone(), i);
+            if !changed_instances(&before, &registry).contains(&(name, id.clone())) {
+                missed.push(id);
+            }
+        }
+        assert!(
+            missed.is_empty(),
+            "{} missed: {:?}",
+            missed.len(),
+            &missed[..missed.len().min(20)]
+        );
+    }
+}
