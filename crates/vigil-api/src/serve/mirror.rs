@@ -21,8 +21,9 @@ use tokio::net::TcpStream;
 
 /// Bodies below this are copied: two system calls cost more than the copy they save.
 pub(crate) const MIN_MIRRORED: usize = 32 * 1024;
-/// Bodies above this are copied: the file would double the memory they take.
-const MAX_MIRRORED: usize = 16 * 1024 * 1024;
+/// Bodies above this are copied: the file doubles the memory a body takes, and a text this large
+/// (`/metrics` of thousands of checks) is scraped too rarely for the copy to matter.
+const MAX_MIRRORED: usize = 1024 * 1024;
 
 /// A body's bytes in a sealed in-memory file.
 pub(crate) struct SealedFile {
