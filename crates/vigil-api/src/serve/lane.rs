@@ -131,6 +131,7 @@ where
         };
         let _ = input.split_to(head.len);
         deadline = Deadline::after(limits.stall_timeout);
+        let mut rearmed_for_stall = false;
         let written = {
             let write = send(stream, &head_bytes, &chunks, mirror.as_ref());
             tokio::pin!(write);
@@ -142,6 +143,7 @@ where
                         if !rearm(timer.as_mut(), deadline) {
                             return End::Closed;
                         }
+                        rearmed_for_stall = true;
                     }
                     () = evicted.as_mut() => return End::Closed,
                 }
@@ -152,6 +154,12 @@ where
             return End::Closed;
         }
         deadline = Deadline::after(limits.header_read_timeout);
+        if rearmed_for_stall {
+            // The timer now points at the stall deadline, which may lie beyond the next head's.
+            timer
+                .as_mut()
+                .reset(Instant::now() + limits.header_read_timeout);
+        }
     }
 }
 
