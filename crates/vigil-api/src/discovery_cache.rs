@@ -256,7 +256,7 @@ mod tests {
                 .map(|i| {
                     let mut body = serde_json::Map::new();
                     body.insert("probe".into(), "tcp://10.0.0.1:8080".into());
-                    (format!("c{i}"), body)
+                    (format!("c{i}"), vigil_cluster::raft::CheckBody::new(&body))
                 })
                 .collect(),
             deregister_critical_after_ms: None,

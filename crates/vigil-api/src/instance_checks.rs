@@ -24,7 +24,8 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 use vigil_cluster::raft::{
-    CheckBody, CheckReport, InstanceReport, Leadership, Registry, ServiceInstance,
+    compacted, CheckBody, CheckMap, CheckReport, InstanceReport, JsonObject, Leadership, Registry,
+    ServiceInstance,
 };
 use vigil_cluster::Cluster;
 use vigil_health::{CheckState, Engine, EngineConfig, Event, TtlError, Verdict};
@@ -41,6 +42,9 @@ pub const REPORTS_PATH: &str = "/v1/instance-reports";
 const RESYNC_EVERY: Duration = Duration::from_secs(1);
 /// A report the registry does not show yet is sent again after this long.
 const RESEND_AFTER: Duration = Duration::from_secs(2);
+/// Most instances in one report, so one Raft entry: a node whose thousands of instances change
+/// at once (it starts, or their shared dependency fails) sends entries of bounded size.
+const REPORT_BATCH: usize = 256;
 
 /// An instance by service name and id.
 type InstanceKey = (String, String);
@@ -72,7 +76,7 @@ impl Drop for Inner {
 #[derive(Debug, Default)]
 struct Names {
     /// The running checks of each local instance, by check name.
-    running: HashMap<InstanceKey, BTreeMap<String, Running>>,
+    running: HashMap<InstanceKey, CheckMap<Running>>,
     /// The instance each engine check belongs to.
     owner: HashMap<Arc<str>, InstanceKey>,
     next: u64,
@@ -306,7 +310,7 @@ impl Inner {
             }
         }
         if !checks.is_empty() {
-            running.insert(instance, checks);
+            running.insert(instance, compacted(checks));
         }
     }
 
@@ -321,7 +325,7 @@ impl Inner {
         let names = self.lock_names();
         let disagreement = |instance: &ServiceInstance| {
             let running = names.running.get(&key_of(instance));
-            let checks: BTreeMap<String, CheckReport> = instance
+            let checks: CheckMap<CheckReport> = instance
                 .checks
                 .keys()
                 .filter_map(|check| {
@@ -338,7 +342,7 @@ impl Inner {
                     recorded.len() == checks.len()
                         && recorded
                             .iter()
-                            .zip(&checks)
+                            .zip(checks.iter())
                             .all(|((a, x), (b, y))| a == b && x.state == y.state)
                 }
                 None => checks.is_empty(),
@@ -424,9 +428,9 @@ pub struct BodyError {
 
 /// The check a registered body defines, under the engine name `name`.
 pub fn plan(body: &CheckBody, name: &str) -> Result<crate::checkdef::CheckPlan, BodyError> {
-    let definition = parse_body(body).map_err(|message| BodyError {
-        field: blamed_key(body).unwrap_or_else(|| "checks".to_owned()),
-        message,
+    let definition = body.parse::<CheckDefinition>().map_err(|e| BodyError {
+        field: blamed_key(&body.object()).unwrap_or_else(|| "checks".to_owned()),
+        message: e.to_string(),
     })?;
     definition.plan(Some(name)).map_err(|e| BodyError {
         field: e.field.to_owned(),
@@ -434,20 +438,16 @@ pub fn plan(body: &CheckBody, name: &str) -> Result<crate::checkdef::CheckPlan, 
     })
 }
 
-fn parse_body(body: &CheckBody) -> Result<CheckDefinition, String> {
-    serde_json::from_value(body.clone().into()).map_err(|e| e.to_string())
-}
-
 /// The key whose removal turns a body serde refuses into one it takes (or into one it refuses
 /// only for that key missing): serde's messages name the problem, not always the key, least of
 /// all in a flattened part.
-fn blamed_key(body: &CheckBody) -> Option<String> {
+fn blamed_key(body: &JsonObject) -> Option<String> {
     body.keys().find_map(|key| {
         let mut without = body.clone();
         without.remove(key);
-        let cleared = match parse_body(&without) {
+        let cleared = match serde_json::from_value::<CheckDefinition>(without.into()) {
             Ok(_) => true,
-            Err(e) => e.contains(&format!("missing field `{key}`")),
+            Err(e) => e.to_string().contains(&format!("missing field `{key}`")),
         };
         cleared.then(|| key.clone())
     })
@@ -533,11 +533,9 @@ async fn run(inner: std::sync::Weak<Inner>, catalog: Catalog, reporter: Reporter
             .disagreements(&seen.registry, only)
             .into_iter()
             .filter(|report| {
-                !sent
-                    .get(&(report.name.clone(), report.id.clone()))
-                    .is_some_and(|(last, at)| {
-                        last == report && now.duration_since(*at) < RESEND_AFTER
-                    })
+                !sent.get(&key_of_report(report)).is_some_and(|(last, at)| {
+                    last == report && now.duration_since(*at) < RESEND_AFTER
+                })
             })
             .collect();
         if dirty.all {
@@ -546,28 +544,33 @@ async fn run(inner: std::sync::Weak<Inner>, catalog: Catalog, reporter: Reporter
         if due.is_empty() {
             continue;
         }
-        let reports = wire::InstanceReports {
-            node: inner.node.clone(),
-            at_ms: now_ms(),
-            instances: due.clone(),
-        };
+        let node = inner.node.clone();
         drop(inner);
-        match reporter.send(reports).await {
-            Ok(()) => {
-                for report in due {
-                    sent.insert((report.name.clone(), report.id.clone()), (report, now));
-                }
+        for batch in due.chunks(REPORT_BATCH) {
+            let reports = wire::InstanceReports {
+                node: node.clone(),
+                at_ms: now_ms(),
+                instances: batch.to_vec(),
+            };
+            if let Err(e) = reporter.send(reports).await {
+                debug!(error = %e, "instance report postponed");
+                break;
             }
-            Err(e) => debug!(error = %e, "instance report postponed"),
+            for report in batch {
+                sent.insert(key_of_report(report), (report.clone(), now));
+            }
         }
     }
 }
 
+fn key_of_report(report: &InstanceReport) -> InstanceKey {
+    (report.name.clone(), report.id.clone())
+}
+
 impl Reporter {
-    /// Commits the reports through this voter, or sends them to the leader (or a voter) over
-    /// HTTP.
-    async fn send(&self, reports: wire::InstanceReports) -> Result<(), String> {
-        let body = serde_json::to_vec(&reports).map_err(|e| e.to_string())?;
+    /// `reports` as the request another agent takes them in.
+    fn request(&self, reports: &wire::InstanceReports) -> Result<Incoming, String> {
+        let body = serde_json::to_vec(reports).map_err(|e| e.to_string())?;
         let mut headers = HeaderMap::new();
         headers.insert(
             header::CONTENT_TYPE,
@@ -576,18 +579,23 @@ impl Reporter {
         if let Some(bearer) = self.token.bearer() {
             headers.insert(header::AUTHORIZATION, bearer);
         }
-        let request = Incoming {
+        Ok(Incoming {
             method: Method::POST,
             uri: Uri::from_static(REPORTS_PATH),
             headers,
             body: Bytes::from(body),
-        };
+        })
+    }
+
+    /// Commits the reports through this voter, or sends them to the leader (or a voter) over
+    /// HTTP.
+    async fn send(&self, reports: wire::InstanceReports) -> Result<(), String> {
         let answer = match &self.leadership {
-            Some(leadership) => match leadership.write(reports.into_command()).await {
+            Some(leadership) => match leadership.write(reports.clone().into_command()).await {
                 Ok(_) => return Ok(()),
-                Err(e) => services::write_failed(e, &request).await,
+                Err(e) => services::write_failed(e, &self.request(&reports)?).await,
             },
-            None => forward::to_a_voter(&request, Some(&self.cluster)).await,
+            None => forward::to_a_voter(&self.request(&reports)?, Some(&self.cluster)).await,
         };
         if answer.status().is_success() {
             Ok(())

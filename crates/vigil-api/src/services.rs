@@ -7,15 +7,15 @@
 //! voter's copy with `X-Vigil-Stale-Ms`, or with `?consistent` from the leader after it
 //! confirmed its leadership with a majority.
 
-use std::collections::BTreeMap;
-
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use vigil_cluster::raft::{CheckBody, Command, Instances, Registry, ServiceInstance, WriteError};
+use vigil_cluster::raft::{
+    CheckBody, CheckMap, Command, Instances, JsonObject, Registry, ServiceInstance, WriteError,
+};
 
 use crate::error::ApiError;
 use crate::forward::{self, Incoming};
@@ -287,7 +287,7 @@ fn registration_of(instance: &ServiceInstance) -> wire::Registration {
         tags: instance.tags.clone(),
         node: Some(instance.node.clone()),
         ephemeral: instance.ephemeral,
-        checks: Some(instance.checks.values().cloned().collect()),
+        checks: Some(instance.checks.values().map(CheckBody::object).collect()),
         deregister_critical_after: instance
             .deregister_critical_after_ms
             .map(|ms| format!("{ms}ms")),
@@ -295,8 +295,8 @@ fn registration_of(instance: &ServiceInstance) -> wire::Registration {
 }
 
 /// The TCP check an instance gets when its registration names none.
-fn default_check(address: &str, port: u16) -> CheckBody {
-    let mut body = CheckBody::new();
+fn default_check(address: &str, port: u16) -> JsonObject {
+    let mut body = JsonObject::new();
     body.insert("name".into(), "tcp".into());
     body.insert(
         "probe".into(),
@@ -308,14 +308,14 @@ fn default_check(address: &str, port: u16) -> CheckBody {
 
 /// The checks by name, each validated as the agent of its node will run it; a bad one is an
 /// error that names it and its field.
-fn named_checks(checks: Vec<CheckBody>) -> Result<BTreeMap<String, CheckBody>, RegistrationError> {
+fn named_checks(checks: Vec<JsonObject>) -> Result<CheckMap<CheckBody>, RegistrationError> {
     if checks.len() > MAX_CHECKS_PER_INSTANCE {
         return Err(RegistrationError::new(
             RegistrationField::Checks,
             format!("checks: at most {MAX_CHECKS_PER_INSTANCE} checks per instance"),
         ));
     }
-    let mut named = BTreeMap::new();
+    let mut named = CheckMap::new();
     for (i, mut body) in checks.into_iter().enumerate() {
         let at = |key: &str, message: String| {
             RegistrationError::new(
@@ -332,6 +332,7 @@ fn named_checks(checks: Vec<CheckBody>) -> Result<BTreeMap<String, CheckBody>, R
             None => format!("check-{}", i + 1),
         };
         body.insert("name".into(), name.clone().into());
+        let body = CheckBody::new(&body);
         instance_checks::plan(&body, &name).map_err(|e| at(&e.field, e.message))?;
         if named.insert(name.clone(), body).is_some() {
             return Err(at("name", format!("a second check named {name:?}")));
@@ -515,11 +516,7 @@ fn checks_of(instance: &ServiceInstance, registry: &Registry) -> Vec<wire::Insta
             wire::InstanceCheck {
                 name: name.clone(),
                 output: report.map(|r| r.output.clone()).unwrap_or_default(),
-                probe: body
-                    .get("probe")
-                    .and_then(|p| p.as_str())
-                    .unwrap_or_default()
-                    .to_owned(),
+                probe: body.probe().unwrap_or_default(),
                 state: report.map_or(vigil_health::CheckState::Unknown, |r| r.state),
             }
         })

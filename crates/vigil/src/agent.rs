@@ -115,7 +115,7 @@ async fn run_node(config: Config, stop: StopSignal, extras: Extras) -> anyhow::R
     let instances = match (&catalog, &cluster) {
         (Some(catalog), Some(cluster)) => Some(InstanceChecks::start(
             &config.node.id,
-            engine.config().clone(),
+            config.health.instance_engine_config(&config.node),
             catalog.clone(),
             cluster.clone(),
             leadership.clone(),

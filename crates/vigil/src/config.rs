@@ -128,6 +128,8 @@ pub struct HealthConfig {
     pub degraded_threshold: f64,
     /// Results kept per check (default 100).
     pub history_size: usize,
+    /// Results kept per check of a service instance (default 10): an agent may run thousands.
+    pub instance_history_size: usize,
     /// Oldest result kept per check (default 1h).
     pub history_max_age: Duration,
     /// Results per check in its score's sliding window (default 20, at least 1).
@@ -142,6 +144,7 @@ impl Default for HealthConfig {
             healthy_threshold: 0.95,
             degraded_threshold: 0.75,
             history_size: 100,
+            instance_history_size: 10,
             history_max_age: Duration::from_secs(3600),
             score_window: 20,
             max_checks: vigil_health::DEFAULT_MAX_CHECKS,
@@ -150,6 +153,15 @@ impl Default for HealthConfig {
 }
 
 impl HealthConfig {
+    /// The engine settings of the checks of this node's service instances: the node's, with
+    /// their own history length.
+    pub fn instance_engine_config(&self, node: &NodeConfig) -> EngineConfig {
+        EngineConfig {
+            history_len: self.instance_history_size,
+            ..self.engine_config(node)
+        }
+    }
+
     /// The engine settings of this node.
     pub fn engine_config(&self, node: &NodeConfig) -> EngineConfig {
         let mut config = EngineConfig {
@@ -885,6 +897,7 @@ struct RawHealth {
     healthy_threshold: Option<Spanned<f64>>,
     degraded_threshold: Option<Spanned<f64>>,
     history_size: Option<Spanned<usize>>,
+    instance_history_size: Option<Spanned<usize>>,
     history_max_age: Option<Spanned<HumanDuration>>,
     score_window: Option<Spanned<usize>>,
     max_checks: Option<Spanned<usize>>,
@@ -932,6 +945,13 @@ impl RawHealth {
         }
         if let Some(size) = o.count(self.history_size, "health", "history_size") {
             health.history_size = size.value;
+        }
+        if let Some(size) = o.count(
+            self.instance_history_size,
+            "health",
+            "instance_history_size",
+        ) {
+            health.instance_history_size = size.value;
         }
         if let Some(age) = o.duration(self.history_max_age, "health", limits::HISTORY_MAX_AGE) {
             health.history_max_age = age.value;

@@ -6,14 +6,96 @@
 //! API accepted them) and their results, so that every agent answers discovery from its own
 //! copy and the answer has one index, the Raft log's.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use litemap::LiteMap;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 use vigil_health::CheckState;
 
+/// A JSON object as serde_json parses one.
+pub type JsonObject = serde_json::Map<String, serde_json::Value>;
+
 /// A check of an instance as registered: the JSON object of a check definition, which the agent
-/// of the instance's node parses and validates. The registry stores it and never reads it.
-pub type CheckBody = serde_json::Map<String, serde_json::Value>;
+/// of the instance's node parses and validates. The registry only stores it.
+///
+/// It is kept as its JSON text, shared by every version of the registry and by the check that
+/// runs it: tens of bytes where a parsed object takes close to a kilobyte, for each of up to
+/// 10,000 instances an agent may hold.
+#[derive(Clone, Debug)]
+pub struct CheckBody(Arc<RawValue>);
+
+impl CheckBody {
+    /// The body of `object`.
+    pub fn new(object: &JsonObject) -> CheckBody {
+        let text = serde_json::value::to_raw_value(object)
+            .expect("a JSON object of strings and values always serializes");
+        CheckBody(Arc::from(text))
+    }
+
+    /// The body's JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The body read as `T`.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+
+    /// The body as an object.
+    pub fn object(&self) -> JsonObject {
+        self.parse().unwrap_or_default()
+    }
+
+    /// The `probe` the body names, if it names one as a string.
+    pub fn probe(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Probe {
+            probe: Option<serde_json::Value>,
+        }
+        match self.parse::<Probe>().ok()?.probe? {
+            serde_json::Value::String(probe) => Some(probe),
+            _ => None,
+        }
+    }
+}
+
+impl PartialEq for CheckBody {
+    fn eq(&self, other: &CheckBody) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for CheckBody {}
+
+impl Serialize for CheckBody {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for CheckBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<CheckBody, D::Error> {
+        // Through an object, not straight into the raw text: log entries are internally tagged
+        // enums, which serde buffers, and a buffered value has no raw text left to borrow.
+        JsonObject::deserialize(deserializer).map(|object| CheckBody::new(&object))
+    }
+}
+
+/// Checks by name. Instances have one or a few, so a sorted vector: a B-tree map would allocate
+/// a node of eleven slots for each of them.
+pub type CheckMap<V> = LiteMap<String, V>;
+
+/// `map` holding exactly its entries: a map built entry by entry keeps room for four, and an
+/// agent holds one or two per instance.
+pub fn compacted<V>(map: CheckMap<V>) -> CheckMap<V> {
+    let mut entries = map.into_tuple_vec();
+    entries.shrink_to_fit();
+    // Still in the order the map kept them in.
+    LiteMap::from_sorted_store_unchecked(entries)
+}
 
 /// Longest check output the registry keeps; longer output is cut at a character boundary.
 pub const MAX_OUTPUT: usize = 512;
@@ -92,7 +174,7 @@ pub struct InstanceReport {
     /// The instance.
     pub id: String,
     /// Each check's result, by check name.
-    pub checks: BTreeMap<String, CheckReport>,
+    pub checks: CheckMap<CheckReport>,
 }
 
 /// What the registry holds about an instance's health.
@@ -100,7 +182,7 @@ pub struct InstanceReport {
 pub struct InstanceHealth {
     /// Each check's last result, by check name; a check with no report yet is absent.
     #[serde(default)]
-    pub checks: BTreeMap<String, CheckReport>,
+    pub checks: CheckMap<CheckReport>,
     /// Since when a check has been critical (the reporting agent's clock, milliseconds since
     /// the Unix epoch); `deregister_critical_after` counts from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]

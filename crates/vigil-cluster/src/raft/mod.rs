@@ -51,7 +51,8 @@ use vigil_gossip::MemberState;
 
 pub use frame::{WireError, MAX_FRAME, MAX_HELLO_FRAME};
 pub use instance::{
-    CheckBody, CheckReport, InstanceHealth, InstanceReport, InstanceState, MAX_OUTPUT,
+    compacted, CheckBody, CheckMap, CheckReport, InstanceHealth, InstanceReport, InstanceState,
+    JsonObject, MAX_OUTPUT,
 };
 pub use limits::{MAX_CONNECTIONS, MAX_PER_ADDRESS};
 pub use network::{fuzz_decode_inbound, FRAME_WITHIN, HELLO_WITHIN};
@@ -267,7 +268,8 @@ impl Leadership {
 
         let db = store::open(&config.data_dir).map_err(ClusterError::Config)?;
         let published = Arc::new(watch::Sender::new(Arc::new(Published::default())));
-        let machine = store::StateMachine::load(db.clone(), published.clone())
+        let snapshots = store::SnapshotStore::new(db.clone(), &config.data_dir);
+        let machine = store::StateMachine::load(snapshots, published.clone())
             .map_err(ClusterError::Config)?;
         let log = store::LogStore::new(db);
         let log_reader = log.clone();

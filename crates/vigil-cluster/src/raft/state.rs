@@ -4,12 +4,12 @@
 //! registry. Each service remembers the log index of its last change, the index blocking
 //! discovery queries wait on.
 
-use std::collections::BTreeMap;
-
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
-use super::instance::{CheckBody, InstanceHealth, InstanceReport, InstanceState};
+use super::instance::{
+    compacted, CheckBody, CheckMap, InstanceHealth, InstanceReport, InstanceState,
+};
 
 /// One registered instance of a service.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,8 +32,8 @@ pub struct ServiceInstance {
     #[serde(default)]
     pub ephemeral: bool,
     /// The instance's checks by name, run by the agent of `node`; none means always passing.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub checks: BTreeMap<String, CheckBody>,
+    #[serde(default, skip_serializing_if = "CheckMap::is_empty")]
+    pub checks: CheckMap<CheckBody>,
     /// Removed by the leader once a check has been critical this long, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deregister_critical_after_ms: Option<u64>,
@@ -44,8 +44,7 @@ impl ServiceInstance {
     pub fn has_ttl_check(&self, check: &str) -> bool {
         self.checks
             .get(check)
-            .and_then(|body| body.get("probe"))
-            .and_then(|probe| probe.as_str())
+            .and_then(CheckBody::probe)
             .is_some_and(|probe| probe.trim() == "ttl")
     }
 }
@@ -347,7 +346,7 @@ impl Registry {
         if instance.node != node {
             return false;
         }
-        let checks: BTreeMap<_, _> = report
+        let checks: CheckMap<_> = report
             .checks
             .iter()
             .filter(|(check, _)| instance.checks.contains_key(*check))
@@ -363,7 +362,7 @@ impl Registry {
         if health.checks == checks {
             return false;
         }
-        health.checks = checks;
+        health.checks = compacted(checks);
         let critical = health.state(count) == InstanceState::Critical
             || (health.maintenance.is_some()
                 && health
@@ -467,7 +466,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::instance::CheckReport;
+    use crate::raft::instance::{CheckReport, JsonObject};
     use vigil_health::CheckState;
 
     fn instance(name: &str, id: &str, node: &str, ephemeral: bool) -> ServiceInstance {
@@ -479,15 +478,15 @@ mod tests {
             tags: vec![],
             node: node.into(),
             ephemeral,
-            checks: BTreeMap::new(),
+            checks: CheckMap::new(),
             deregister_critical_after_ms: None,
         }
     }
 
     fn with_check(mut instance: ServiceInstance, check: &str) -> ServiceInstance {
-        let mut body = CheckBody::new();
+        let mut body = JsonObject::new();
         body.insert("probe".into(), "tcp://10.0.0.1:80".into());
-        instance.checks.insert(check.into(), body);
+        instance.checks.insert(check.into(), CheckBody::new(&body));
         instance
     }
 
@@ -498,9 +497,27 @@ mod tests {
             instances: vec![InstanceReport {
                 name: name.into(),
                 id: id.into(),
-                checks: [("tcp".to_owned(), CheckReport::new(state, "x"))].into(),
+                checks: [("tcp".to_owned(), CheckReport::new(state, "x"))]
+                    .into_iter()
+                    .collect(),
             }],
         }
+    }
+
+    #[test]
+    fn a_registration_with_checks_reads_back_from_the_log_as_written() {
+        let command = Command::Register(with_check(instance("api", "a", "n1", true), "tcp"));
+        let written = serde_json::to_string(&command).expect("encode");
+        assert!(
+            written.contains(r#""checks":{"tcp":{"probe":"tcp://10.0.0.1:80"}}"#),
+            "{written}"
+        );
+        let read: Command = serde_json::from_str(&written).expect("decode");
+        assert_eq!(read, command);
+        let Command::Register(read) = read else {
+            unreachable!("decoded as written")
+        };
+        assert!(!read.has_ttl_check("tcp"));
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! Durable Raft storage in one redb database per voter: the log, the vote, the committed log
-//! id, and the latest state-machine snapshot. Every write is a redb transaction committed with
-//! immediate durability (fsync) before openraft is told it happened, so an acknowledged entry
-//! or vote survives kill -9. The state machine itself lives in memory: on start it is rebuilt
+//! id, and which file of the data directory holds the latest state-machine snapshot. Every
+//! write is a redb transaction committed with immediate durability (fsync) before openraft is
+//! told it happened, so an acknowledged entry or vote survives kill -9. The state machine itself lives in memory: on start it is rebuilt
 //! from the stored snapshot, and openraft re-applies the committed entries after it.
 
 use std::fmt::Debug;
 use std::io::Cursor;
+use std::io::Write;
 use std::ops::RangeBounds;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
@@ -27,7 +28,17 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const VOTE: &str = "vote";
 const COMMITTED: &str = "committed";
 const PURGED: &str = "purged";
-const SNAPSHOT: &str = "snapshot";
+/// Where the latest snapshot's metadata and file name are kept. The registry's JSON lives in a
+/// file beside the database: it is serialized once and its bytes go to disk and to followers as
+/// they are, and a blob of megabytes would churn redb's pages and cache on every snapshot.
+const SNAPSHOT_RECORD: &str = "snapshot-record";
+/// Where earlier builds kept the snapshot, metadata and registry in one JSON document.
+const LEGACY_SNAPSHOT: &str = "snapshot";
+/// How snapshot files are named: `snapshot-TERM-INDEX.json`.
+const SNAPSHOT_PREFIX: &str = "snapshot-";
+/// Bytes of redb's page cache. Its default (1 GiB) lets the cache grow with the log, which is
+/// read back only by replication, and then mostly the entries just written.
+const CACHE_BYTES: usize = 4 << 20;
 
 type NodeId = u64;
 type StoreResult<T> = Result<T, StorageError<NodeId>>;
@@ -54,7 +65,9 @@ pub fn open(dir: &Path) -> Result<Arc<Database>, String> {
         )
     })?;
     let path = dir.join("raft.redb");
-    let db = Database::create(&path)
+    let db = Database::builder()
+        .set_cache_size(CACHE_BYTES)
+        .create(&path)
         .map_err(|e| format!("cannot open the Raft store {}: {e}", path.display()))?;
     let init = || -> Result<(), AnyError> {
         let tx = db.begin_write().map_err(any)?;
@@ -261,16 +274,123 @@ fn remove_logs(
     tx.commit().map_err(any)
 }
 
-/// A snapshot as stored and shipped: its metadata and the registry.
-#[derive(Serialize, Deserialize)]
-struct StoredSnapshot {
+/// A snapshot as earlier builds stored it: its metadata and the registry in one document.
+#[derive(Deserialize)]
+struct LegacySnapshot {
     meta: SnapshotMeta<NodeId, Voter>,
     registry: Registry,
 }
 
+/// The stored snapshot: its metadata and the registry as JSON.
+struct StoredSnapshot {
+    meta: SnapshotMeta<NodeId, Voter>,
+    data: Vec<u8>,
+}
+
+/// What the database says of the latest snapshot.
+#[derive(Serialize, Deserialize)]
+struct SnapshotRecord {
+    meta: SnapshotMeta<NodeId, Voter>,
+    /// The file in the data directory that holds the registry.
+    file: String,
+}
+
+/// Snapshots on disk: each one's registry in a file of the data directory, and which file is
+/// the latest in the database. A new file is complete and synced before the database names it,
+/// and older files go only after, so a crash at any point leaves the last committed snapshot.
+#[derive(Clone)]
+pub struct SnapshotStore {
+    db: Arc<Database>,
+    dir: PathBuf,
+}
+
+impl SnapshotStore {
+    /// Snapshots in `db` and the data directory `dir`.
+    pub fn new(db: Arc<Database>, dir: &Path) -> SnapshotStore {
+        SnapshotStore {
+            db,
+            dir: dir.to_owned(),
+        }
+    }
+
+    fn read(&self) -> Result<Option<StoredSnapshot>, AnyError> {
+        if let Some(record) = read_meta::<SnapshotRecord>(&self.db, SNAPSHOT_RECORD)? {
+            let path = self.dir.join(&record.file);
+            let data = std::fs::read(&path).map_err(|e| {
+                AnyError::error(format!("cannot read snapshot {}: {e}", path.display()))
+            })?;
+            return Ok(Some(StoredSnapshot {
+                meta: record.meta,
+                data,
+            }));
+        }
+        let Some(legacy) = read_meta::<LegacySnapshot>(&self.db, LEGACY_SNAPSHOT)? else {
+            return Ok(None);
+        };
+        Ok(Some(StoredSnapshot {
+            meta: legacy.meta,
+            data: serde_json::to_vec(&legacy.registry).map_err(any)?,
+        }))
+    }
+
+    /// Makes `snapshot` the stored one.
+    fn write(&self, snapshot: &StoredSnapshot) -> Result<(), AnyError> {
+        // Named from numbers only: a snapshot id can come from another voter.
+        let (term, index) = snapshot
+            .meta
+            .last_log_id
+            .map_or((0, 0), |id| (id.leader_id.term, id.index));
+        let file = format!("{SNAPSHOT_PREFIX}{term}-{index}.json");
+        let path = self.dir.join(&file);
+        let partial = self.dir.join(format!("{file}.partial"));
+        let write_file = || -> std::io::Result<()> {
+            let mut out = std::fs::File::create(&partial)?;
+            out.write_all(&snapshot.data)?;
+            out.sync_all()?;
+            std::fs::rename(&partial, &path)?;
+            std::fs::File::open(&self.dir)?.sync_all()
+        };
+        write_file().map_err(|e| {
+            AnyError::error(format!("cannot write snapshot {}: {e}", path.display()))
+        })?;
+        let record = serde_json::to_vec(&SnapshotRecord {
+            meta: snapshot.meta.clone(),
+            file: file.clone(),
+        })
+        .map_err(any)?;
+        let tx = self.db.begin_write().map_err(any)?;
+        {
+            let mut table = tx.open_table(META).map_err(any)?;
+            table
+                .insert(SNAPSHOT_RECORD, record.as_slice())
+                .map_err(any)?;
+            table.remove(LEGACY_SNAPSHOT).map_err(any)?;
+        }
+        tx.commit().map_err(any)?;
+        self.remove_all_but(&file);
+        Ok(())
+    }
+
+    /// Removes snapshot files other than `keep`; one left behind is only disk space.
+    fn remove_all_but(&self, keep: &str) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                continue;
+            };
+            if name.starts_with(SNAPSHOT_PREFIX) && name != keep {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
 /// The state machine: the registry in memory, its snapshot on disk.
 pub struct StateMachine {
-    db: Arc<Database>,
+    snapshots: SnapshotStore,
     registry: Registry,
     last_applied: Option<LogId<NodeId>>,
     last_membership: StoredMembership<NodeId, Voter>,
@@ -280,20 +400,22 @@ pub struct StateMachine {
 impl StateMachine {
     /// The state machine over `db`, starting from the stored snapshot if there is one.
     pub fn load(
-        db: Arc<Database>,
+        snapshots: SnapshotStore,
         published: Arc<watch::Sender<Arc<Published>>>,
     ) -> Result<StateMachine, String> {
-        let stored: Option<StoredSnapshot> = read_meta(&db, SNAPSHOT)
+        let stored = snapshots
+            .read()
             .map_err(|e| format!("cannot read the stored Raft snapshot: {e}"))?;
         let mut machine = StateMachine {
-            db,
+            snapshots,
             registry: Registry::default(),
             last_applied: None,
             last_membership: StoredMembership::default(),
             published,
         };
         if let Some(stored) = stored {
-            machine.registry = stored.registry;
+            machine.registry = serde_json::from_slice(&stored.data)
+                .map_err(|e| format!("cannot read the stored Raft snapshot: {e}"))?;
             machine.last_applied = stored.meta.last_log_id;
             machine.last_membership = stored.meta.last_membership;
         }
@@ -323,26 +445,26 @@ impl StateMachine {
 
 /// Builds snapshots from a copy of the registry taken when asked.
 pub struct SnapshotBuilder {
-    db: Arc<Database>,
+    snapshots: SnapshotStore,
     meta: SnapshotMeta<NodeId, Voter>,
     registry: Registry,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> StoreResult<Snapshot<TypeConfig>> {
+        let data = serde_json::to_vec(&self.registry)
+            .map_err(|e| StorageIOError::write_snapshot(None, any(e)))?;
+        let snapshots = self.snapshots.clone();
         let stored = StoredSnapshot {
             meta: self.meta.clone(),
-            registry: self.registry.clone(),
+            data,
         };
-        let data = serde_json::to_vec(&stored.registry)
-            .map_err(|e| StorageIOError::write_snapshot(None, any(e)))?;
-        let db = self.db.clone();
-        blocking(move || write_meta(&db, SNAPSHOT, &stored))
+        let stored = blocking(move || snapshots.write(&stored).map(|()| stored))
             .await
             .map_err(|e| StorageIOError::write_snapshot(None, e))?;
         Ok(Snapshot {
-            meta: self.meta.clone(),
-            snapshot: Box::new(Cursor::new(data)),
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
         })
     }
 }
@@ -380,7 +502,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         let meta = self.meta();
         SnapshotBuilder {
-            db: self.db.clone(),
+            snapshots: self.snapshots.clone(),
             meta,
             registry: self.registry.clone(),
         }
@@ -399,10 +521,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), any(e)))?;
         let stored = StoredSnapshot {
             meta: meta.clone(),
-            registry: registry.clone(),
+            data: snapshot.into_inner(),
         };
-        let db = self.db.clone();
-        blocking(move || write_meta(&db, SNAPSHOT, &stored))
+        let snapshots = self.snapshots.clone();
+        blocking(move || snapshots.write(&stored))
             .await
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), e))?;
         self.registry = registry;
@@ -413,18 +535,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> StoreResult<Option<Snapshot<TypeConfig>>> {
-        let db = self.db.clone();
-        let stored: Option<StoredSnapshot> = blocking(move || read_meta(&db, SNAPSHOT))
+        let snapshots = self.snapshots.clone();
+        let stored = blocking(move || snapshots.read())
             .await
             .map_err(|e| StorageIOError::read_snapshot(None, e))?;
-        let Some(stored) = stored else {
-            return Ok(None);
-        };
-        let data = serde_json::to_vec(&stored.registry)
-            .map_err(|e| StorageIOError::read_snapshot(None, any(e)))?;
-        Ok(Some(Snapshot {
+        Ok(stored.map(|stored| Snapshot {
             meta: stored.meta,
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Box::new(Cursor::new(stored.data)),
         }))
     }
 }
