@@ -1,12 +1,12 @@
 //! Durable Raft storage in one redb database per voter: the log, the vote, the committed log
 //! id, and which file of the data directory holds the latest state-machine snapshot. Every
 //! write is a redb transaction committed with immediate durability (fsync) before openraft is
-//! told it happened, so an acknowledged entry or vote survives kill -9. The state machine itself lives in memory: on start it is rebuilt
-//! from the stored snapshot, and openraft re-applies the committed entries after it.
+//! told it happened, so an acknowledged entry or vote survives kill -9. The state machine
+//! itself lives in memory: on start it is rebuilt from the stored snapshot, and openraft
+//! re-applies the committed entries after it.
 
 use std::fmt::Debug;
-use std::io::Cursor;
-use std::io::Write;
+use std::io::{Cursor, Write};
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
