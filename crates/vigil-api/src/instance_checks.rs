@@ -314,12 +314,18 @@ impl Inner {
         }
     }
 
-    /// What the registry should say of each local instance whose checks it does not show as
-    /// they are: of every one, or only of those in `only`.
+    /// What the registry should say of the local instances whose checks it does not show as
+    /// they are — of every one, or only of those in `only` — taken in key order after `after`,
+    /// those `wanted` passes, at most `limit` of them. Callers take a batch at a time: a node
+    /// whose ten thousand instances all changed would otherwise hold a megabyte of reports at
+    /// once, and every buffer that large left behind fragments the heap for good.
     fn disagreements(
         &self,
         registry: &Registry,
         only: Option<&BTreeSet<InstanceKey>>,
+        after: Option<&InstanceKey>,
+        limit: usize,
+        wanted: impl Fn(&InstanceReport) -> bool,
     ) -> Vec<InstanceReport> {
         let snapshot = self.engine.snapshot();
         let names = self.lock_names();
@@ -353,17 +359,25 @@ impl Inner {
                 checks,
             })
         };
-        match only {
-            None => local_instances(registry, &self.node)
-                .filter_map(disagreement)
-                .collect(),
-            Some(keys) => keys
-                .iter()
-                .filter_map(|(name, id)| registry.services.get(name)?.get(id))
-                .filter(|i| i.node == self.node)
-                .filter_map(disagreement)
-                .collect(),
-        }
+        let is_after = |instance: &&ServiceInstance| {
+            after.is_none_or(|(name, id)| {
+                (instance.name.as_str(), instance.id.as_str()) > (name.as_str(), id.as_str())
+            })
+        };
+        let candidates: Box<dyn Iterator<Item = &ServiceInstance>> = match only {
+            None => Box::new(local_instances(registry, &self.node)),
+            Some(keys) => Box::new(
+                keys.iter()
+                    .filter_map(|(name, id)| registry.services.get(name)?.get(id))
+                    .filter(|i| i.node == self.node),
+            ),
+        };
+        candidates
+            .filter(is_after)
+            .filter_map(disagreement)
+            .filter(|report| wanted(report))
+            .take(limit)
+            .collect()
     }
 
     /// The instance an engine check belongs to.
@@ -472,8 +486,8 @@ struct Dirty {
 /// looked at on a change (the registry's changed instances, the instance of a check that moved),
 /// so the work per change does not grow with the number of instances; everything is compared
 /// once per [`RESYNC_EVERY`].
-async fn run(inner: std::sync::Weak<Inner>, catalog: Catalog, reporter: Reporter) {
-    let Some(strong) = inner.upgrade() else {
+async fn run(weak: std::sync::Weak<Inner>, catalog: Catalog, reporter: Reporter) {
+    let Some(strong) = weak.upgrade() else {
         return;
     };
     let mut events = strong.engine.subscribe();
@@ -495,7 +509,7 @@ async fn run(inner: std::sync::Weak<Inner>, catalog: Catalog, reporter: Reporter
             received = events.recv() => event = Some(received),
             _ = resync.tick() => dirty.all = true,
         }
-        let Some(inner) = inner.upgrade() else {
+        let Some(inner) = weak.upgrade() else {
             return;
         };
         // Everything that is already waiting is handled in this one pass (and one report).
@@ -529,35 +543,47 @@ async fn run(inner: std::sync::Weak<Inner>, catalog: Catalog, reporter: Reporter
         }
         let only = (!dirty.all).then_some(&dirty.instances);
         let now = Instant::now();
-        let due: Vec<InstanceReport> = inner
-            .disagreements(&seen.registry, only)
-            .into_iter()
-            .filter(|report| {
-                !sent.get(&key_of_report(report)).is_some_and(|(last, at)| {
-                    last == report && now.duration_since(*at) < RESEND_AFTER
-                })
-            })
-            .collect();
         if dirty.all {
             sent.retain(|_, (_, at)| now.duration_since(*at) < RESEND_AFTER);
         }
-        if due.is_empty() {
-            continue;
-        }
         let node = inner.node.clone();
         drop(inner);
-        for batch in due.chunks(REPORT_BATCH) {
+        let mut after = None;
+        loop {
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
+            let batch = inner.disagreements(
+                &seen.registry,
+                only,
+                after.as_ref(),
+                REPORT_BATCH,
+                |report| {
+                    !sent.get(&key_of_report(report)).is_some_and(|(last, at)| {
+                        last == report && now.duration_since(*at) < RESEND_AFTER
+                    })
+                },
+            );
+            drop(inner);
+            let Some(last) = batch.last() else {
+                break;
+            };
+            after = Some(key_of_report(last));
+            let full = batch.len() == REPORT_BATCH;
             let reports = wire::InstanceReports {
                 node: node.clone(),
                 at_ms: now_ms(),
-                instances: batch.to_vec(),
+                instances: batch,
             };
-            if let Err(e) = reporter.send(reports).await {
+            if let Err(e) = reporter.send(reports.clone()).await {
                 debug!(error = %e, "instance report postponed");
                 break;
             }
-            for report in batch {
-                sent.insert(key_of_report(report), (report.clone(), now));
+            for report in reports.instances {
+                sent.insert(key_of_report(&report), (report, now));
+            }
+            if !full {
+                break;
             }
         }
     }

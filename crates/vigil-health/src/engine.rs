@@ -210,7 +210,8 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
-    checks: HashMap<Arc<str>, Entry>,
+    /// Boxed: a hash table keeps up to half its slots empty, and an entry is hundreds of bytes.
+    checks: HashMap<Arc<str>, Box<Entry>>,
     views: imbl::OrdMap<Arc<str>, Arc<CheckView>>,
     tally: Tally,
     scores: ScoreBoard,
@@ -413,7 +414,7 @@ impl Engine {
         }
         st.tally.add(&name, &spec, CheckState::Unknown);
         st.views.insert(name.clone(), view);
-        st.checks.insert(name.clone(), entry);
+        st.checks.insert(name.clone(), Box::new(entry));
         st.unsent.push(Event::CheckRegistered { check: name });
         self.inner.publish(st);
         Ok(if replaced {
@@ -629,7 +630,7 @@ impl Inner {
         let detail = cause
             .check()
             .and_then(|c| st.checks.get(c))
-            .and_then(failure_detail);
+            .and_then(|entry| failure_detail(entry));
         let status = cause.status();
         let message = cause.message(detail.as_deref());
         let now = OffsetDateTime::now_utc();

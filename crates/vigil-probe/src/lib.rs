@@ -62,6 +62,8 @@
 //! # Ok::<(), vigil_probe::ProbeSpecError>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 /// Declares each kind's module and lists its schemes, in the order error messages list them.
 /// A kind is its own file plus one line here.
 macro_rules! kinds {

@@ -6,6 +6,8 @@
 //! - [`duration`]: durations as people write them, and the range of every duration setting.
 //! - [`format`](mod@format): the duration formats vigil prints.
 
+#![forbid(unsafe_code)]
+
 pub mod duration;
 pub mod format;
 pub mod position;

@@ -47,6 +47,13 @@ const MAX_API_CONNECTIONS: usize = 1 << 20;
 /// The most checks `[health] max_checks` may allow: a node's snapshot, `/metrics` and memory grow
 /// with the count.
 const MAX_CHECKS: usize = 1_000_000;
+/// The most results `[health] history_size` may keep per check: every check holds that many.
+const MAX_HISTORY: usize = 10_000;
+/// The most results `[health] instance_history_size` may keep per instance check, of which a
+/// node can have tens of thousands.
+const MAX_INSTANCE_HISTORY: usize = 1_000;
+/// The most results `[health] score_window` may span.
+const MAX_SCORE_WINDOW: usize = 10_000;
 
 /// The top-level sections, as listed in error messages.
 const SECTIONS: &str =
@@ -508,6 +515,24 @@ impl Overrides<'_, '_, '_> {
         })
     }
 
+    /// A count setting held to `1..=max`; one out of range is reported where it was written and
+    /// left out.
+    fn count_within(
+        &mut self,
+        file: Option<Spanned<usize>>,
+        section: &str,
+        key: &str,
+        max: usize,
+    ) -> Option<usize> {
+        let setting = self.count(file, section, key)?;
+        if (1..=max).contains(&setting.value) {
+            return Some(setting.value);
+        }
+        self.report
+            .at(&setting.at, format!("{key} must be from 1 to {max}"));
+        None
+    }
+
     /// A duration setting held to its range; `limit` names its key. One out of range is reported
     /// where it was written and left out.
     fn duration(
@@ -943,36 +968,31 @@ impl RawHealth {
                 );
             }
         }
-        if let Some(size) = o.count(self.history_size, "health", "history_size") {
-            health.history_size = size.value;
+        if let Some(size) = o.count_within(self.history_size, "health", "history_size", MAX_HISTORY)
+        {
+            health.history_size = size;
         }
-        if let Some(size) = o.count(
+        if let Some(size) = o.count_within(
             self.instance_history_size,
             "health",
             "instance_history_size",
+            MAX_INSTANCE_HISTORY,
         ) {
-            health.instance_history_size = size.value;
+            health.instance_history_size = size;
         }
         if let Some(age) = o.duration(self.history_max_age, "health", limits::HISTORY_MAX_AGE) {
             health.history_max_age = age.value;
         }
-        if let Some(window) = o.count(self.score_window, "health", "score_window") {
-            if window.value == 0 {
-                o.report.at(
-                    &window.at,
-                    "score_window must be at least 1: it is how many recent results of a check make its score",
-                );
-            }
-            health.score_window = window.value;
+        if let Some(window) = o.count_within(
+            self.score_window,
+            "health",
+            "score_window",
+            MAX_SCORE_WINDOW,
+        ) {
+            health.score_window = window;
         }
-        if let Some(max) = o.count(self.max_checks, "health", "max_checks") {
-            if !(1..=MAX_CHECKS).contains(&max.value) {
-                o.report.at(
-                    &max.at,
-                    format!("max_checks must be from 1 to {MAX_CHECKS}"),
-                );
-            }
-            health.max_checks = max.value;
+        if let Some(max) = o.count_within(self.max_checks, "health", "max_checks", MAX_CHECKS) {
+            health.max_checks = max;
         }
         health
     }
@@ -1033,7 +1053,7 @@ mod tests {
     }
 
     #[test]
-    fn connection_and_check_limits_are_held_to_their_ranges() {
+    fn connection_check_and_history_limits_are_held_to_their_ranges() {
         for (source, message) in [
             (
                 "[api]\nmax_connections = 0\n",
@@ -1050,6 +1070,22 @@ mod tests {
             (
                 "[health]\nmax_checks = 50000000\n",
                 "max_checks must be from 1 to 1000000",
+            ),
+            (
+                "[health]\nhistory_size = 0\n",
+                "history_size must be from 1 to 10000",
+            ),
+            (
+                "[health]\nhistory_size = 100000000\n",
+                "history_size must be from 1 to 10000",
+            ),
+            (
+                "[health]\ninstance_history_size = 5000\n",
+                "instance_history_size must be from 1 to 1000",
+            ),
+            (
+                "[health]\nscore_window = 0\n",
+                "score_window must be from 1 to 10000",
             ),
         ] {
             let errs = errors(source);
@@ -1386,7 +1422,7 @@ probe = "memory"
             errs[2].2
         );
         assert!(
-            errs[3].2.contains("score_window must be at least 1"),
+            errs[3].2.contains("score_window must be from 1 to 10000"),
             "{}",
             errs[3].2
         );

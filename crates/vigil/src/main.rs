@@ -1,8 +1,9 @@
 //! The `vigil` command: runs an agent, a local demo, one-shot probes, and reads running agents.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod agent;
+mod allocator;
 mod client;
 mod config;
 mod console;
@@ -124,6 +125,7 @@ fn main() -> ExitCode {
         Command::Demo(_) => "warn,openraft=off",
         _ => DEFAULT_LOG,
     });
+    allocator::tune();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -35,6 +35,7 @@ use openraft::storage::RaftLogStorage;
 use openraft::{AnyError, LogId, ServerState};
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::task::JoinSet;
 use tracing::debug;
 use vigil_gossip::crypto::Keyring;
 
@@ -174,12 +175,19 @@ impl Service {
     }
 }
 
-/// Serves Raft RPCs arriving on `listener` with `service`, until the task is dropped.
+/// Serves Raft RPCs arriving on `listener` with `service`, until the task is dropped, which
+/// closes every connection it accepted too: a voter that stopped must look to its peers like a
+/// process that exited, not keep answering on connections they already hold.
 pub async fn serve(listener: TcpListener, service: Service) {
     let slots = Slots::new(MAX_PER_ADDRESS, MAX_CONNECTIONS);
     let budget = Budget::new(FRAME_BUDGET);
+    let mut connections = JoinSet::new();
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next() => continue,
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 debug!(error = %e, "raft accept failed");
@@ -196,7 +204,7 @@ pub async fn serve(listener: TcpListener, service: Service) {
         };
         let service = service.clone();
         let budget = budget.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let _slot = slot;
             if let Err(e) = connection(stream, service, budget).await {
                 debug!(%peer, error = %e, "raft connection closed");

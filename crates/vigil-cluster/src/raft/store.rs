@@ -6,7 +6,7 @@
 //! re-applies the committed entries after it.
 
 use std::fmt::Debug;
-use std::io::{Cursor, Write};
+use std::io::{BufReader, BufWriter, SeekFrom};
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use openraft::{
 };
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::state::{Applied, Registry};
@@ -36,12 +37,18 @@ const SNAPSHOT_RECORD: &str = "snapshot-record";
 const LEGACY_SNAPSHOT: &str = "snapshot";
 /// How snapshot files are named: `snapshot-TERM-INDEX.json`.
 const SNAPSHOT_PREFIX: &str = "snapshot-";
+/// The file a snapshot is written to while this voter builds it (named apart from
+/// [`SNAPSHOT_PREFIX`], so that making another snapshot the stored one never removes it).
+const BUILDING: &str = "building.snapshot.partial";
+/// The file a snapshot is written to while it arrives from the leader.
+const RECEIVING: &str = "receiving.snapshot.partial";
 /// Bytes of redb's page cache. Its default (1 GiB) lets the cache grow with the log, which is
 /// read back only by replication, and then mostly the entries just written.
 const CACHE_BYTES: usize = 4 << 20;
 
 type NodeId = u64;
 type StoreResult<T> = Result<T, StorageError<NodeId>>;
+type Meta = SnapshotMeta<NodeId, Voter>;
 
 /// The registry as the state machine last applied it, for readers outside Raft.
 #[derive(Clone, Debug, Default)]
@@ -277,20 +284,14 @@ fn remove_logs(
 /// A snapshot as earlier builds stored it: its metadata and the registry in one document.
 #[derive(Deserialize)]
 struct LegacySnapshot {
-    meta: SnapshotMeta<NodeId, Voter>,
+    meta: Meta,
     registry: Registry,
-}
-
-/// The stored snapshot: its metadata and the registry as JSON.
-struct StoredSnapshot {
-    meta: SnapshotMeta<NodeId, Voter>,
-    data: Vec<u8>,
 }
 
 /// What the database says of the latest snapshot.
 #[derive(Serialize, Deserialize)]
 struct SnapshotRecord {
-    meta: SnapshotMeta<NodeId, Voter>,
+    meta: Meta,
     /// The file in the data directory that holds the registry.
     file: String,
 }
@@ -298,6 +299,11 @@ struct SnapshotRecord {
 /// Snapshots on disk: each one's registry in a file of the data directory, and which file is
 /// the latest in the database. A new file is complete and synced before the database names it,
 /// and older files go only after, so a crash at any point leaves the last committed snapshot.
+///
+/// A snapshot's JSON is streamed between the registry and its file, never held whole in memory:
+/// at ten thousand instances it is megabytes, and every multi-megabyte buffer freed raises
+/// glibc's threshold for serving allocations from fresh mappings, after which such buffers are
+/// carved out of the heap and leave it fragmented for good.
 #[derive(Clone)]
 pub struct SnapshotStore {
     db: Arc<Database>,
@@ -313,48 +319,62 @@ impl SnapshotStore {
         }
     }
 
-    fn read(&self) -> Result<Option<StoredSnapshot>, AnyError> {
+    /// The latest snapshot's metadata and file, if there is one. A snapshot an earlier build
+    /// kept inside the database is moved to a file first.
+    fn latest(&self) -> Result<Option<(Meta, PathBuf)>, AnyError> {
         if let Some(record) = read_meta::<SnapshotRecord>(&self.db, SNAPSHOT_RECORD)? {
             let path = self.dir.join(&record.file);
-            let data = std::fs::read(&path).map_err(|e| {
-                AnyError::error(format!("cannot read snapshot {}: {e}", path.display()))
-            })?;
-            return Ok(Some(StoredSnapshot {
-                meta: record.meta,
-                data,
-            }));
+            return Ok(Some((record.meta, path)));
         }
         let Some(legacy) = read_meta::<LegacySnapshot>(&self.db, LEGACY_SNAPSHOT)? else {
             return Ok(None);
         };
-        Ok(Some(StoredSnapshot {
-            meta: legacy.meta,
-            data: serde_json::to_vec(&legacy.registry).map_err(any)?,
-        }))
+        let path = self.write(&legacy.meta, &legacy.registry)?;
+        Ok(Some((legacy.meta, path)))
     }
 
-    /// Makes `snapshot` the stored one.
-    fn write(&self, snapshot: &StoredSnapshot) -> Result<(), AnyError> {
+    /// Reads the registry of the snapshot in `path`.
+    fn read_registry(path: &Path) -> Result<Registry, AnyError> {
+        let file = std::fs::File::open(path).map_err(|e| {
+            AnyError::error(format!("cannot read snapshot {}: {e}", path.display()))
+        })?;
+        serde_json::from_reader(BufReader::new(file))
+            .map_err(|e| AnyError::error(format!("cannot read snapshot {}: {e}", path.display())))
+    }
+
+    /// Writes `registry` as the snapshot `meta` names and makes it the stored one; returns its
+    /// file.
+    fn write(&self, meta: &Meta, registry: &Registry) -> Result<PathBuf, AnyError> {
+        let partial = self.dir.join(BUILDING);
+        let write_file = || -> std::io::Result<()> {
+            let mut out = BufWriter::new(std::fs::File::create(&partial)?);
+            serde_json::to_writer(&mut out, registry)?;
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()
+        };
+        write_file().map_err(|e| {
+            AnyError::error(format!("cannot write snapshot {}: {e}", partial.display()))
+        })?;
+        self.adopt(meta, &partial)
+    }
+
+    /// Makes the complete, synced snapshot file `partial` the stored snapshot `meta` names;
+    /// returns its new path.
+    fn adopt(&self, meta: &Meta, partial: &Path) -> Result<PathBuf, AnyError> {
         // Named from numbers only: a snapshot id can come from another voter.
-        let (term, index) = snapshot
-            .meta
+        let (term, index) = meta
             .last_log_id
             .map_or((0, 0), |id| (id.leader_id.term, id.index));
         let file = format!("{SNAPSHOT_PREFIX}{term}-{index}.json");
         let path = self.dir.join(&file);
-        let partial = self.dir.join(format!("{file}.partial"));
-        let write_file = || -> std::io::Result<()> {
-            let mut out = std::fs::File::create(&partial)?;
-            out.write_all(&snapshot.data)?;
-            out.sync_all()?;
-            std::fs::rename(&partial, &path)?;
+        let move_file = || -> std::io::Result<()> {
+            std::fs::rename(partial, &path)?;
             std::fs::File::open(&self.dir)?.sync_all()
         };
-        write_file().map_err(|e| {
+        move_file().map_err(|e| {
             AnyError::error(format!("cannot write snapshot {}: {e}", path.display()))
         })?;
         let record = serde_json::to_vec(&SnapshotRecord {
-            meta: snapshot.meta.clone(),
+            meta: meta.clone(),
             file: file.clone(),
         })
         .map_err(any)?;
@@ -368,7 +388,7 @@ impl SnapshotStore {
         }
         tx.commit().map_err(any)?;
         self.remove_all_but(&file);
-        Ok(())
+        Ok(path)
     }
 
     /// Removes snapshot files other than `keep`; one left behind is only disk space.
@@ -388,6 +408,13 @@ impl SnapshotStore {
     }
 }
 
+/// Opens `path` for openraft to read a snapshot from.
+async fn open_snapshot(path: &Path) -> Result<tokio::fs::File, AnyError> {
+    tokio::fs::File::open(path)
+        .await
+        .map_err(|e| AnyError::error(format!("cannot read snapshot {}: {e}", path.display())))
+}
+
 /// The state machine: the registry in memory, its snapshot on disk.
 pub struct StateMachine {
     snapshots: SnapshotStore,
@@ -403,8 +430,8 @@ impl StateMachine {
         snapshots: SnapshotStore,
         published: Arc<watch::Sender<Arc<Published>>>,
     ) -> Result<StateMachine, String> {
-        let stored = snapshots
-            .read()
+        let latest = snapshots
+            .latest()
             .map_err(|e| format!("cannot read the stored Raft snapshot: {e}"))?;
         let mut machine = StateMachine {
             snapshots,
@@ -413,11 +440,11 @@ impl StateMachine {
             last_membership: StoredMembership::default(),
             published,
         };
-        if let Some(stored) = stored {
-            machine.registry = serde_json::from_slice(&stored.data)
+        if let Some((meta, path)) = latest {
+            machine.registry = SnapshotStore::read_registry(&path)
                 .map_err(|e| format!("cannot read the stored Raft snapshot: {e}"))?;
-            machine.last_applied = stored.meta.last_log_id;
-            machine.last_membership = stored.meta.last_membership;
+            machine.last_applied = meta.last_log_id;
+            machine.last_membership = meta.last_membership;
         }
         machine.publish();
         Ok(machine)
@@ -430,7 +457,7 @@ impl StateMachine {
         }));
     }
 
-    fn meta(&self) -> SnapshotMeta<NodeId, Voter> {
+    fn meta(&self) -> Meta {
         SnapshotMeta {
             last_log_id: self.last_applied,
             last_membership: self.last_membership.clone(),
@@ -446,25 +473,24 @@ impl StateMachine {
 /// Builds snapshots from a copy of the registry taken when asked.
 pub struct SnapshotBuilder {
     snapshots: SnapshotStore,
-    meta: SnapshotMeta<NodeId, Voter>,
+    meta: Meta,
     registry: Registry,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> StoreResult<Snapshot<TypeConfig>> {
-        let data = serde_json::to_vec(&self.registry)
-            .map_err(|e| StorageIOError::write_snapshot(None, any(e)))?;
         let snapshots = self.snapshots.clone();
-        let stored = StoredSnapshot {
-            meta: self.meta.clone(),
-            data,
-        };
-        let stored = blocking(move || snapshots.write(&stored).map(|()| stored))
+        let meta = self.meta.clone();
+        let registry = self.registry.clone();
+        let path = blocking(move || snapshots.write(&meta, &registry))
             .await
             .map_err(|e| StorageIOError::write_snapshot(None, e))?;
+        let file = open_snapshot(&path)
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(None, e))?;
         Ok(Snapshot {
-            meta: stored.meta,
-            snapshot: Box::new(Cursor::new(stored.data)),
+            meta: self.meta.clone(),
+            snapshot: Box::new(file),
         })
     }
 }
@@ -508,25 +534,45 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> StoreResult<Box<Cursor<Vec<u8>>>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> StoreResult<Box<tokio::fs::File>> {
+        let path = self.snapshots.dir.join(RECEIVING);
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .await
+            .map_err(|e| {
+                StorageIOError::write_snapshot(
+                    None,
+                    AnyError::error(format!("cannot write snapshot {}: {e}", path.display())),
+                )
+            })?;
+        Ok(Box::new(file))
     }
 
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMeta<NodeId, Voter>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        meta: &Meta,
+        mut snapshot: Box<tokio::fs::File>,
     ) -> StoreResult<()> {
-        let registry: Registry = serde_json::from_slice(snapshot.get_ref())
-            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), any(e)))?;
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data: snapshot.into_inner(),
+        let failed = |e: std::io::Error| {
+            StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e))
         };
+        snapshot.flush().await.map_err(failed)?;
+        snapshot.seek(SeekFrom::Start(0)).await.map_err(failed)?;
+        let file = snapshot.into_std().await;
         let snapshots = self.snapshots.clone();
-        blocking(move || snapshots.write(&stored))
-            .await
-            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), e))?;
+        let stored_meta = meta.clone();
+        let registry = blocking(move || {
+            let registry: Registry = serde_json::from_reader(BufReader::new(&file)).map_err(any)?;
+            file.sync_all().map_err(any)?;
+            snapshots.adopt(&stored_meta, &snapshots.dir.join(RECEIVING))?;
+            Ok(registry)
+        })
+        .await
+        .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), e))?;
         self.registry = registry;
         self.last_applied = meta.last_log_id;
         self.last_membership = meta.last_membership.clone();
@@ -536,12 +582,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_current_snapshot(&mut self) -> StoreResult<Option<Snapshot<TypeConfig>>> {
         let snapshots = self.snapshots.clone();
-        let stored = blocking(move || snapshots.read())
+        let latest = blocking(move || snapshots.latest())
             .await
             .map_err(|e| StorageIOError::read_snapshot(None, e))?;
-        Ok(stored.map(|stored| Snapshot {
-            meta: stored.meta,
-            snapshot: Box::new(Cursor::new(stored.data)),
+        let Some((meta, path)) = latest else {
+            return Ok(None);
+        };
+        let file = open_snapshot(&path)
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), e))?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(file),
         }))
     }
 }

@@ -1,10 +1,8 @@
 //! The Raft type configuration: what the log carries, how voters are named, and the mapping
 //! from vigil's node ids (names) to the numeric ids openraft works with.
 
-use std::fmt;
-use std::io::Cursor;
-
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 use super::state::{Applied, Command};
 
@@ -16,7 +14,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = Voter,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

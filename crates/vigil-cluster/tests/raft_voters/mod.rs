@@ -58,41 +58,70 @@ pub async fn start(dir: &Path, ids: &[&str], key: Key) -> Vec<Voter> {
 pub async fn start_at(dir: &Path, ids: &[&str], key: Key, addresses: Addresses<'_>) -> Vec<Voter> {
     let mut out: Vec<Voter> = Vec::new();
     for (i, id) in ids.iter().enumerate() {
-        let listener = RaftListener::bind(SocketAddr::new((addresses.bind)(i), 0))
-            .await
-            .unwrap_or_else(|e| panic!("binding {id}'s Raft port: {e}"));
-        let raft_addr = listener.local_addr();
-        let published = (addresses.publish)(i, raft_addr);
+        let bind = SocketAddr::new((addresses.bind)(i), 0);
         let seeds: Vec<SocketAddr> = out.iter().map(|v| v.cluster.local_addr()).collect();
-        let mut config = common::config(id, &seeds);
-        config.role = Role::Voter;
-        config.voters = ids.iter().map(|s| s.to_string()).collect();
-        config.keyring = Some(Keyring::new(key.clone()));
-        config
-            .tags
-            .insert(RAFT_TAG.to_owned(), published.to_string());
-        let cluster = common::start(config).await;
-        let leadership = Leadership::start(
-            RaftConfig {
-                data_dir: dir.join(id),
-                voters: ids.iter().map(|s| s.to_string()).collect(),
-                election_timeout: ELECTION_TIMEOUT,
-            },
-            listener,
-            cluster.clone(),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("starting {id}'s Raft: {e}"));
-        out.push(Voter {
-            id: id.to_string(),
-            cluster,
-            leadership,
-            raft_addr,
-        });
+        let voter = start_one(dir, ids, id, &key, bind, &seeds, &mut |bound| {
+            (addresses.publish)(i, bound)
+        })
+        .await;
+        out.push(voter);
     }
     let clusters: Vec<&Cluster> = out.iter().map(|v| &v.cluster).collect();
     converge(&clusters, ids).await;
     out
+}
+
+/// Starts (or restarts, over what `dir` holds of it) the voter `id` of `ids` on 127.0.0.1,
+/// joining through `others`, and waits until gossip has every voter alive everywhere.
+pub async fn restart(dir: &Path, ids: &[&str], id: &str, key: Key, others: &[&Voter]) -> Voter {
+    let seeds: Vec<SocketAddr> = others.iter().map(|v| v.cluster.local_addr()).collect();
+    let bind = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+    let voter = start_one(dir, ids, id, &key, bind, &seeds, &mut |bound| bound).await;
+    let mut clusters: Vec<&Cluster> = others.iter().map(|v| &v.cluster).collect();
+    clusters.push(&voter.cluster);
+    converge(&clusters, ids).await;
+    voter
+}
+
+async fn start_one(
+    dir: &Path,
+    ids: &[&str],
+    id: &str,
+    key: &Key,
+    bind: SocketAddr,
+    seeds: &[SocketAddr],
+    publish: &mut dyn FnMut(SocketAddr) -> SocketAddr,
+) -> Voter {
+    let listener = RaftListener::bind(bind)
+        .await
+        .unwrap_or_else(|e| panic!("binding {id}'s Raft port: {e}"));
+    let raft_addr = listener.local_addr();
+    let published = publish(raft_addr);
+    let mut config = common::config(id, seeds);
+    config.role = Role::Voter;
+    config.voters = ids.iter().map(|s| s.to_string()).collect();
+    config.keyring = Some(Keyring::new(key.clone()));
+    config
+        .tags
+        .insert(RAFT_TAG.to_owned(), published.to_string());
+    let cluster = common::start(config).await;
+    let leadership = Leadership::start(
+        RaftConfig {
+            data_dir: dir.join(id),
+            voters: ids.iter().map(|s| s.to_string()).collect(),
+            election_timeout: ELECTION_TIMEOUT,
+        },
+        listener,
+        cluster.clone(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("starting {id}'s Raft: {e}"));
+    Voter {
+        id: id.to_string(),
+        cluster,
+        leadership,
+        raft_addr,
+    }
 }
 
 /// Waits until exactly one voter leads and every voter names it with quorum; returns its index
@@ -121,10 +150,15 @@ pub async fn one_leader(voters: &[Voter]) -> (usize, u64) {
 /// Stops every voter and removes `dir`.
 pub async fn stop(voters: Vec<Voter>, dir: &Path) {
     for voter in &voters {
-        voter.leadership.shutdown().await;
-        voter.cluster.shutdown_now().await;
+        stop_one(voter).await;
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Stops one voter's Raft and gossip, as [`stop`] does.
+pub async fn stop_one(voter: &Voter) {
+    voter.leadership.shutdown().await;
+    voter.cluster.shutdown_now().await;
 }
 
 /// A scratch directory for one test's stores.
