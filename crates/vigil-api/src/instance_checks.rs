@@ -575,7 +575,7 @@ async fn run(weak: std::sync::Weak<Inner>, catalog: Catalog, reporter: Reporter)
                 at_ms: now_ms(),
                 instances: batch,
             };
-            if let Err(e) = reporter.send(reports.clone()).await {
+            if let Err(e) = reporter.send(&reports).await {
                 debug!(error = %e, "instance report postponed");
                 break;
             }
@@ -615,13 +615,13 @@ impl Reporter {
 
     /// Commits the reports through this voter, or sends them to the leader (or a voter) over
     /// HTTP.
-    async fn send(&self, reports: wire::InstanceReports) -> Result<(), String> {
+    async fn send(&self, reports: &wire::InstanceReports) -> Result<(), String> {
         let answer = match &self.leadership {
             Some(leadership) => match leadership.write(reports.clone().into_command()).await {
                 Ok(_) => return Ok(()),
-                Err(e) => services::write_failed(e, &self.request(&reports)?).await,
+                Err(e) => services::write_failed(e, &self.request(reports)?).await,
             },
-            None => forward::to_a_voter(&self.request(&reports)?, Some(&self.cluster)).await,
+            None => forward::to_a_voter(&self.request(reports)?, Some(&self.cluster)).await,
         };
         if answer.status().is_success() {
             Ok(())
