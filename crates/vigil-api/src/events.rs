@@ -1,7 +1,8 @@
 //! `GET /v1/events`: server-sent events of check, status, membership and leader changes.
 //!
 //! Each event's SSE `event:` name is its `type` (`check_changed`, `status_changed`,
-//! `member_up`, `member_down`, `leader_changed`, `neighbor_changed`, `service_changed`, ...) and
+//! `member_up`, `member_down`, `leader_changed`, `neighbor_changed`, `service_changed`,
+//! `election_changed`, `lock_changed`, ...) and
 //! its data the event's JSON. The stream opens with a `status`
 //! event describing the node as it is, so a client never starts blind. A client that falls behind
 //! receives `lagged` with the number of events it missed. The stream ends after the node reports
@@ -22,13 +23,14 @@ use imbl::OrdMap;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::watch;
-use vigil_cluster::raft::{InstanceState, LeaderEvent, Published};
+use vigil_cluster::raft::{InstanceState, LeaderEvent, Published, Role, RoleKind};
 use vigil_cluster::{Cluster, MembershipEvent};
 use vigil_health::{rfc3339, Event, Status};
 use vigil_probe::neighbors::NeighborEvent;
 
 use crate::catalog::Catalog;
 use crate::discovery::{discover, Filter};
+use crate::roles::role_body;
 use crate::{wire, Api};
 
 /// `/v1/events`.
@@ -48,29 +50,54 @@ struct Sources {
     ended: bool,
 }
 
-/// Follows the catalog and turns each change into one event per service it touched.
+/// Follows the catalog and turns each change into one event per service, election or lock it
+/// touched.
 struct ServiceChanges {
     catalog: watch::Receiver<Arc<Published>>,
     cluster: Option<Cluster>,
     /// Each service's index as last told.
     told: OrdMap<String, u64>,
-    pending: VecDeque<wire::ServiceChanged>,
+    /// The elections and locks as last told.
+    told_roles: [OrdMap<String, Role>; 2],
+    pending: VecDeque<Change>,
 }
+
+/// A change the catalog tells of.
+enum Change {
+    Service(wire::ServiceChanged),
+    Role(Box<wire::RoleChanged>),
+}
+
+impl Change {
+    fn event(&self) -> Result<SseEvent, axum::Error> {
+        match self {
+            Change::Service(change) => SseEvent::default().event(&change.kind).json_data(change),
+            Change::Role(change) => SseEvent::default().event(&change.kind).json_data(change),
+        }
+    }
+}
+
+const ROLE_KINDS: [RoleKind; 2] = [RoleKind::Election, RoleKind::Lock];
 
 impl ServiceChanges {
     fn new(catalog: &Catalog, cluster: Option<Cluster>) -> ServiceChanges {
         let mut catalog = catalog.watch();
-        let told = catalog.borrow_and_update().registry.modified.clone();
+        let (told, told_roles) = {
+            let registry = &catalog.borrow_and_update().registry;
+            let roles = ROLE_KINDS.map(|kind| registry.coordination.roles(kind).clone());
+            (registry.modified.clone(), roles)
+        };
         ServiceChanges {
             catalog,
             cluster,
             told,
+            told_roles,
             pending: VecDeque::new(),
         }
     }
 
     /// The next change; `None` once the catalog is gone.
-    async fn next(&mut self) -> Option<wire::ServiceChanged> {
+    async fn next(&mut self) -> Option<Change> {
         loop {
             if let Some(change) = self.pending.pop_front() {
                 return Some(change);
@@ -95,18 +122,36 @@ impl ServiceChanges {
                     &service,
                     &Filter::default(),
                 );
-                self.pending.push_back(wire::ServiceChanged {
-                    index: registry.service_index(&service),
-                    instances: all.len(),
-                    passing: all
-                        .iter()
-                        .filter(|(_, state)| *state == InstanceState::Passing)
-                        .count(),
-                    service,
-                    kind: "service_changed".to_owned(),
-                });
+                self.pending
+                    .push_back(Change::Service(wire::ServiceChanged {
+                        index: registry.service_index(&service),
+                        instances: all.len(),
+                        passing: all
+                            .iter()
+                            .filter(|(_, state)| *state == InstanceState::Passing)
+                            .count(),
+                        service,
+                        kind: "service_changed".to_owned(),
+                    }));
             }
             self.told = now.clone();
+            for (kind, told) in ROLE_KINDS.into_iter().zip(self.told_roles.iter_mut()) {
+                let now = registry.coordination.roles(kind);
+                for change in told.diff(now) {
+                    let name = match change {
+                        DiffItem::Add(name, _)
+                        | DiffItem::Update { new: (name, _), .. }
+                        | DiffItem::Remove(name, _) => name,
+                    };
+                    self.pending
+                        .push_back(Change::Role(Box::new(wire::RoleChanged {
+                            role: now.get(name).map(|role| role_body(kind, name, role)),
+                            name: name.clone(),
+                            kind: format!("{}_changed", kind.as_str()),
+                        })));
+                }
+                *told = now.clone();
+            }
         }
     }
 }
@@ -183,9 +228,7 @@ async fn next(s: &mut Sources) -> Option<Result<SseEvent, axum::Error>> {
         };
         tokio::select! {
             service = service => match service {
-                Some(change) => {
-                    return Some(SseEvent::default().event("service_changed").json_data(change));
-                }
+                Some(change) => return Some(change.event()),
                 None => s.services = None,
             },
             neighbor = neighbor => match neighbor {

@@ -61,7 +61,7 @@ pub fn freshness(status: &LeaderStatus, node: &str, consistent: bool) -> HeaderM
     headers
 }
 
-fn ms_rfc3339(ms: u64) -> Option<String> {
+pub(crate) fn ms_rfc3339(ms: u64) -> Option<String> {
     let nanos = i128::from(ms) * 1_000_000;
     OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .ok()

@@ -56,8 +56,10 @@ mod metrics;
 mod neighbors;
 pub mod openapi;
 mod prometheus_sd;
+mod roles;
 pub mod serve;
 mod services;
+mod sessions;
 pub mod wire;
 
 use axum::extract::{DefaultBodyLimit, FromRef};
@@ -137,6 +139,8 @@ impl Api {
             .merge(catalog::routes(&self))
             .merge(instance_checks::routes(&self))
             .merge(maintenance::routes(&self))
+            .merge(sessions::routes(&self))
+            .merge(roles::routes(&self))
             .merge(prometheus_sd::routes(&self))
             .merge(openapi::routes())
             .merge(vigil_health::http::probe_routes(self.engine.clone()))

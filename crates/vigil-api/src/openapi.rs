@@ -41,9 +41,14 @@ use crate::wire;
         crate::services::list, crate::discovery::get_service,
         crate::catalog::registry, crate::instance_checks::report,
         crate::instance_checks::put_ttl, crate::prometheus_sd::targets,
+        crate::sessions::create, crate::sessions::list, crate::sessions::one,
+        crate::sessions::renew, crate::sessions::end, crate::sessions::hold,
+        crate::roles::list_elections, crate::roles::election, crate::roles::campaign,
+        crate::roles::resign, crate::roles::list_locks, crate::roles::lock,
+        crate::roles::acquire, crate::roles::release,
         openapi_json, dashboard, dashboard_script, dashboard_style,
     ),
-    components(schemas(wire::Opening, wire::Lagged, wire::KeyringChange, vigil_health::Verdict)),
+    components(schemas(wire::Opening, wire::Lagged, wire::KeyringChange, wire::RoleChanged, vigil_health::Verdict)),
     modifiers(&BearerToken),
 )]
 pub struct Doc;

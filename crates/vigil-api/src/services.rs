@@ -14,7 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use vigil_cluster::raft::{
-    CheckBody, CheckMap, Command, Instances, JsonObject, Registry, ServiceInstance, WriteError,
+    Applied, CheckBody, CheckMap, Command, Instances, JsonObject, Registry, ServiceInstance,
+    WriteError,
 };
 
 use crate::error::ApiError;
@@ -151,22 +152,44 @@ impl From<RegistrationError> for ApiError {
 }
 
 fn check_name(field: RegistrationField, what: &str, value: &str) -> Result<(), RegistrationError> {
+    match name_problem(what, value) {
+        Some(problem) => Err(RegistrationError::new(field, problem)),
+        None => Ok(()),
+    }
+}
+
+/// What is wrong with `value` as a name or id (of a service, an instance, an election, a
+/// candidate): 1 to 200 characters, no `/`, spaces or control characters.
+pub(crate) fn name_problem(what: &str, value: &str) -> Option<String> {
     if value.is_empty() || value.len() > 200 {
-        return Err(RegistrationError::new(
-            field,
-            format!("{what} must be 1 to 200 characters long"),
-        ));
+        return Some(format!("{what} must be 1 to 200 characters long"));
     }
     if value
         .chars()
         .any(|c| c == '/' || c.is_control() || c.is_whitespace())
     {
-        return Err(RegistrationError::new(
-            field,
-            format!("{what} {value:?} may not contain '/', spaces or control characters"),
+        return Some(format!(
+            "{what} {value:?} may not contain '/', spaces or control characters"
         ));
     }
-    Ok(())
+    None
+}
+
+/// Commits `command` through Raft: on the leader here, or by passing the request on (a node
+/// that is not a voter to a voter, a voter to the leader). `Err` is the answer to send as it
+/// is: the one of the node the request was passed to, or 503 `no quorum`.
+pub(crate) async fn commit(
+    api: &Api,
+    command: Command,
+    request: &Incoming,
+) -> Result<Applied, Response> {
+    let Some(leadership) = &api.leadership else {
+        return Err(forward::to_a_voter(request, api.cluster.as_ref()).await);
+    };
+    match leadership.write(command).await {
+        Ok(applied) => Ok(applied),
+        Err(e) => Err(write_failed(e, request).await),
+    }
 }
 
 /// Most checks one instance may have.

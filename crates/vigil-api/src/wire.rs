@@ -480,3 +480,218 @@ pub struct Lagged {
     #[serde(rename = "type")]
     pub kind: String,
 }
+
+/// `POST /v1/sessions`: a holder's new session.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"holder": "head-server-1", "ttl": "10s", "instance": "head/head-1"}))]
+pub struct SessionRequest {
+    /// Who holds it, for people reading: at most 200 bytes (default: empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// How long it lives without a renewal, 100ms to 24h (default `10s`); renew every third.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// `SERVICE/ID` of a registered instance whose checks it follows: invalidated when they
+    /// turn critical or the instance goes into maintenance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// The node whose agent the holder runs beside (default: the agent asked): the session is
+    /// given up when that node dies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+/// `DELETE /v1/sessions/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionEnded {
+    /// The session's id.
+    pub ended: String,
+}
+
+/// A session as the cluster holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionBody {
+    /// When it was created, RFC 3339.
+    pub created: String,
+    /// Who holds it.
+    pub holder: String,
+    /// What it holds or waits for: elections and locks.
+    pub holds: Vec<HeldRole>,
+    /// Its id.
+    pub id: String,
+    /// `SERVICE/ID` of the instance it follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// Why the cluster gave it up, once it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalidated: Option<String>,
+    /// The node whose agent created it.
+    pub node: String,
+    /// Its TTL in milliseconds.
+    pub ttl_ms: u64,
+}
+
+/// A role a session is a candidate of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HeldRole {
+    /// The candidate id.
+    pub candidate: String,
+    /// `election` or `lock`.
+    pub kind: String,
+    /// The role's name.
+    pub name: String,
+    /// The fencing token, while it holds the role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<u64>,
+    /// Whether it holds the role but is asked to give it up.
+    #[serde(default)]
+    pub yielding: bool,
+}
+
+/// `POST /v1/elections/{name}/campaign`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"candidate": "head-1", "session": "9f0c…", "value": "10.0.0.5:9000", "policy": "lowest-id", "preempt": true}))]
+pub struct CampaignRequest {
+    /// The candidate's id: 1 to 200 bytes, no control characters.
+    pub candidate: String,
+    /// The session it campaigns with.
+    pub session: String,
+    /// What it publishes while it leads (an address, say): at most 1,024 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// `first` (default) or `lowest-id`; an election keeps the policy it started with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// With `lowest-id`: a lower id takes over from a higher one (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preempt: Option<bool>,
+}
+
+/// `POST /v1/elections/{name}/resign` and `POST /v1/locks/{name}/release`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResignRequest {
+    /// The candidate (for a lock: its holder name, the session's id by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<String>,
+    /// Its session.
+    pub session: String,
+}
+
+/// `POST /v1/locks/{name}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LockRequest {
+    /// The session that will hold the lock.
+    pub session: String,
+    /// Who asks, as the lock shows it (default: the session's id): 1 to 200 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<String>,
+    /// What the holder publishes: at most 1,024 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// How many may hold it at once, 1 (default) to 1,024: a semaphore above 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// A holder of an election or a lock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RoleHolder {
+    /// The candidate id.
+    pub id: String,
+    /// Its session.
+    pub session: String,
+    /// Since when it holds the role, RFC 3339 (the leader's clock).
+    pub since: String,
+    /// The fencing token of its grant: higher than every earlier grant of the role.
+    pub token: u64,
+    /// What it publishes.
+    pub value: String,
+    /// Whether it is asked to give the role up (a lower id preempts it).
+    pub yielding: bool,
+}
+
+/// A candidate of an election or a lock, holding it or waiting.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RoleCandidate {
+    /// Whether it holds the role.
+    pub holding: bool,
+    /// The candidate id.
+    pub id: String,
+    /// Its session.
+    pub session: String,
+    /// What it publishes.
+    pub value: String,
+}
+
+/// An election or a lock: `GET /v1/elections/{name}`, `GET /v1/locks/{name}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RoleBody {
+    /// Every candidate, holders first, then in the order the policy grants them.
+    pub candidates: Vec<RoleCandidate>,
+    /// The holders, oldest grant first; an election has one at most.
+    pub holders: Vec<RoleHolder>,
+    /// The Raft index of its last change (`X-Vigil-Index`).
+    pub index: u64,
+    /// `election` or `lock`.
+    pub kind: String,
+    /// The election's leader (its one holder); absent for locks and while nobody leads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<RoleHolder>,
+    /// How many may hold it at once.
+    pub limit: u32,
+    /// Its name.
+    pub name: String,
+    /// `first` or `lowest-id`.
+    pub policy: String,
+    /// Whether a lower id takes over from a higher one.
+    pub preempt: bool,
+}
+
+/// What a campaign or a lock request got.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CampaignResult {
+    /// Whether the candidate holds the role now.
+    pub holding: bool,
+    /// The role as it is now.
+    pub role: RoleBody,
+    /// The fencing token of its grant, while it holds the role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<u64>,
+}
+
+/// `GET /v1/elections`, `GET /v1/locks`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RoleList {
+    /// The Raft index of the last change to any session or role.
+    pub index: u64,
+    /// Every election or lock, by name.
+    pub roles: Vec<RoleBody>,
+}
+
+/// The event of `/v1/events` that tells of an election or lock whose holders or candidates
+/// changed (`election_changed`, `lock_changed`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RoleChanged {
+    /// The role now; absent once its last candidate left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<RoleBody>,
+    /// Its name.
+    pub name: String,
+    /// `election_changed` or `lock_changed`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// What a resignation or a lock release left.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Resigned {
+    /// The role's name.
+    pub name: String,
+    /// The role now; absent once its last candidate left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<RoleBody>,
+}

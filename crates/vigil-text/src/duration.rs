@@ -290,6 +290,9 @@ pub mod limits {
     /// A service instance's `deregister_critical_after`.
     pub const DEREGISTER_CRITICAL_AFTER: DurationLimit =
         limit("deregister_critical_after", secs(1), secs(30 * 24 * 3600));
+    /// A session's `ttl`: renewals come every third of it, so the shortest is one a loaded
+    /// machine still keeps.
+    pub const SESSION_TTL: DurationLimit = limit("ttl", ms(100), DAY);
     /// A blocking query's `wait` (Consul's longest too).
     pub const QUERY_WAIT: DurationLimit = limit("wait", Duration::ZERO, secs(600));
 

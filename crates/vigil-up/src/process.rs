@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use rustix::process::{kill_process_group, test_kill_process, Pid, Signal};
+use rustix::process::{kill_process, kill_process_group, test_kill_process, Pid, Signal};
 use tokio::process::{Child, Command};
 
 use crate::stack::CommandSpec;
@@ -96,24 +96,46 @@ impl Stopped {
 /// How long SIGKILL may take to be seen before a process counts as stuck.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 
-fn signal_group(pid: u32, signal: Signal) {
+/// Whom a stop signals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reach {
+    /// The child's process group (a child started by [`spawn`]).
+    Group,
+    /// The child alone (a child in its parent's group).
+    Process,
+}
+
+fn signal(pid: u32, signal: Signal, reach: Reach) {
     if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
-        // The group may be gone already; that is what stopping wants.
-        let _ = kill_process_group(pid, signal);
+        // It may be gone already; that is what stopping wants.
+        let _ = match reach {
+            Reach::Group => kill_process_group(pid, signal),
+            Reach::Process => kill_process(pid, signal),
+        };
     }
 }
 
 /// Stops a child started by [`spawn`]: SIGTERM to its group, up to `grace` for it to exit, then
 /// SIGKILL.
 pub async fn stop_child(child: &mut Child, grace: Duration) -> Stopped {
+    stop(child, grace, Reach::Group).await
+}
+
+/// Stops a child that runs in this process's group: SIGTERM to it alone, up to `grace` for it
+/// to exit, then SIGKILL.
+pub async fn stop_process(child: &mut Child, grace: Duration) -> Stopped {
+    stop(child, grace, Reach::Process).await
+}
+
+async fn stop(child: &mut Child, grace: Duration, reach: Reach) -> Stopped {
     let Some(pid) = child.id() else {
         return Stopped::Terminated;
     };
-    signal_group(pid, Signal::TERM);
+    signal(pid, Signal::TERM, reach);
     if tokio::time::timeout(grace, child.wait()).await.is_ok() {
         return Stopped::Terminated;
     }
-    signal_group(pid, Signal::KILL);
+    signal(pid, Signal::KILL, reach);
     match tokio::time::timeout(KILL_WAIT, child.wait()).await {
         Ok(_) => Stopped::Killed,
         Err(_) => Stopped::Stuck,
@@ -150,11 +172,11 @@ pub async fn stop_group(pid: u32, started: u64, grace: Duration) -> Stopped {
     if !alive(pid, started) {
         return Stopped::Terminated;
     }
-    signal_group(pid, Signal::TERM);
+    signal(pid, Signal::TERM, Reach::Group);
     if wait_gone(pid, started, grace).await {
         return Stopped::Terminated;
     }
-    signal_group(pid, Signal::KILL);
+    signal(pid, Signal::KILL, Reach::Group);
     if wait_gone(pid, started, KILL_WAIT).await {
         Stopped::Killed
     } else {

@@ -78,6 +78,29 @@ impl Agent {
         &self.base
     }
 
+    /// `GET path` as a stream of bytes with no time limit, with the token: a response that
+    /// lasts as long as the connection.
+    pub async fn stream(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let url = format!("{}{path}", self.base.trim_end_matches('/'));
+        let mut request = self.client.get(&url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the agent at {} ({})", self.base, self.hint))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let reason = response
+                .json::<wire::ErrorBody>()
+                .await
+                .map_or_else(|_| "no reason given".to_owned(), |e| e.error);
+            anyhow::bail!("{url} answered {status}: {reason}");
+        }
+        Ok(response)
+    }
+
     /// Whether requests carry a token.
     pub fn has_token(&self) -> bool {
         self.token.is_some()
@@ -91,8 +114,20 @@ impl Agent {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Answer> {
+        self.send_within(method, path, body, self.timeout).await
+    }
+
+    /// Sends a request with an optional JSON body that may take up to `timeout` (a blocking
+    /// query); see [`Agent::request`].
+    pub async fn send_within(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        timeout: Duration,
+    ) -> anyhow::Result<Answer> {
         let url = format!("{}{path}", self.base.trim_end_matches('/'));
-        let mut request = self.client.request(method, &url).timeout(self.timeout);
+        let mut request = self.client.request(method, &url).timeout(timeout);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }

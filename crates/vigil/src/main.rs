@@ -8,11 +8,14 @@ mod client;
 mod config;
 mod console;
 mod demo;
+mod elections_cmd;
 mod fake_service;
+mod holder;
 mod keyring_cmd;
 mod leader_cmd;
 mod neighbors_cmd;
 mod probe_cmd;
+mod role_cmd;
 mod service_registration;
 mod services_cmd;
 mod stop_signal;
@@ -62,6 +65,15 @@ enum Command {
     Services(services_cmd::ServicesArgs),
     /// Show who leads the cluster, as a running agent sees it; exit 1 when nobody does.
     Leader(AgentAddr),
+    /// Run a command only while this process leads an election, with VIGIL_FENCING_TOKEN set;
+    /// stop it the moment leadership is lost, and stand again.
+    Elect(role_cmd::ElectArgs),
+    /// Run a command only while this process holds a lock, with VIGIL_FENCING_TOKEN set.
+    Lock(role_cmd::LockArgs),
+    /// List the elections of users' services: leader, fencing token, since, candidates.
+    Elections(AgentAddr),
+    /// List the locks of users' services: holders, fencing tokens, who waits.
+    Locks(AgentAddr),
     /// Redraw a compact cluster view of a running agent until Ctrl-C.
     Watch(watch_cmd::WatchArgs),
     /// An interactive prompt against a running agent: register, status, leader, members, services.
@@ -161,6 +173,20 @@ fn main() -> ExitCode {
             Command::Members(addr) => client::members(&addr).await,
             Command::Neighbors(addr) => neighbors_cmd::run(&addr).await,
             Command::Leader(addr) => leader_cmd::run(&addr).await,
+            Command::Elect(args) => {
+                let stop = stop_signal::StopSignal::install()
+                    .context("cannot install the SIGTERM and SIGINT handlers")?;
+                role_cmd::elect(args, stop).await
+            }
+            Command::Lock(args) => {
+                let stop = stop_signal::StopSignal::install()
+                    .context("cannot install the SIGTERM and SIGINT handlers")?;
+                role_cmd::lock(args, stop).await
+            }
+            Command::Elections(addr) => {
+                elections_cmd::run(&addr, elections_cmd::Listing::Elections).await
+            }
+            Command::Locks(addr) => elections_cmd::run(&addr, elections_cmd::Listing::Locks).await,
             Command::Services(args) => services_cmd::run(&args).await,
             Command::Watch(args) => watch_cmd::run(args).await,
             Command::Console(args) => console::run(args).await,

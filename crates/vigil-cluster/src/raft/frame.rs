@@ -5,7 +5,7 @@
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use vigil_gossip::crypto::{open, seal, CryptoError, Keyring};
 
-use super::session::Refused;
+use super::binding::Refused;
 use crate::frame::{self, FrameError};
 
 /// Largest frame accepted once a connection is past its hellos: snapshot chunks and entry

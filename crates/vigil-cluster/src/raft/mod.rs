@@ -23,11 +23,13 @@
 //! A voter that cannot reach a majority never raises its term; a lone voter is its own majority
 //! and needs nobody's answer.
 
+mod binding;
+mod coordination;
 mod frame;
 mod instance;
+mod keeper;
 mod limits;
 mod network;
-mod session;
 mod state;
 mod store;
 mod types;
@@ -37,7 +39,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::storage::RaftLogStorage;
@@ -49,6 +51,11 @@ use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 use vigil_gossip::MemberState;
 
+pub use binding::{Kind, Refused};
+pub use coordination::{
+    natural_cmp, Campaign, Candidate, Coordination, Held, InstanceRef, Policy, Refusal, Role,
+    RoleKind, Session, MAX_CANDIDATES, MAX_ROLES, MAX_SESSIONS,
+};
 pub use frame::{WireError, MAX_FRAME, MAX_HELLO_FRAME};
 pub use instance::{
     compacted, CheckBody, CheckMap, CheckReport, InstanceHealth, InstanceReport, InstanceState,
@@ -56,7 +63,6 @@ pub use instance::{
 };
 pub use limits::{MAX_CONNECTIONS, MAX_PER_ADDRESS};
 pub use network::{fuzz_decode_inbound, FRAME_WITHIN, HELLO_WITHIN};
-pub use session::{Kind, Refused};
 pub use state::{
     is_gone, Applied, Command, HealthReport, Instances, LeaderRecord, Registry, ServiceInstance,
 };
@@ -64,6 +70,7 @@ pub use store::Published;
 
 use crate::error::ClusterError;
 use crate::Cluster;
+use keeper::Keeper;
 use network::{ask_to_campaign, pre_vote, Keys, LeaderContact, Network, Resolver, Service};
 use types::{raft_id, Raft, Voter};
 
@@ -74,6 +81,8 @@ pub const RAFT_TAG: &str = "raft";
 const EVENT_BUFFER: usize = 256;
 /// How often the leader reconciles the registry with membership.
 const RECONCILE_EVERY: Duration = Duration::from_millis(250);
+/// How often the leader looks for sessions whose TTL lapsed.
+const SESSION_SWEEP: Duration = Duration::from_millis(25);
 /// Score change (in points) worth recording in the registry.
 const SCORE_STEP: u8 = 5;
 
@@ -137,6 +146,25 @@ pub enum WriteError {
     Stopped(String),
 }
 
+/// Why a session was not renewed.
+#[derive(Debug, thiserror::Error)]
+pub enum RenewError {
+    /// No such session (it ended, or never was).
+    #[error("no session {0}")]
+    Unknown(String),
+    /// The cluster gave the session up; what it holds is released when it ends.
+    #[error("session {id} is invalidated: {reason}")]
+    Invalidated {
+        /// The session.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+    /// Not the leader, no quorum, or stopped.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
 /// Who leads, as this node sees it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LeaderStatus {
@@ -192,6 +220,8 @@ struct Inner {
     changes: AtomicU64,
     /// When this voter last took office, while it leads.
     leading_since: Mutex<Option<tokio::time::Instant>>,
+    /// Session renewals, while this voter leads.
+    keeper: Mutex<Option<Keeper>>,
     events: broadcast::Sender<LeaderEvent>,
     tasks: Mutex<Vec<AbortHandle>>,
 }
@@ -202,6 +232,14 @@ impl std::fmt::Debug for Leadership {
             .field("node", &self.inner.name)
             .finish_non_exhaustive()
     }
+}
+
+/// The guarded value, whether or not a holder panicked: every value kept under these locks is
+/// whole at all times.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn now_ms() -> u64 {
@@ -337,6 +375,7 @@ impl Leadership {
                 log: log_reader,
                 changes: AtomicU64::new(0),
                 leading_since: Mutex::new(None),
+                keeper: Mutex::new(None),
                 events: broadcast::channel(EVENT_BUFFER).0,
                 tasks: Mutex::new(vec![server.abort_handle()]),
             }),
@@ -344,6 +383,8 @@ impl Leadership {
         let watcher = tokio::spawn(leadership.clone().watch_leader());
         let reconciler = tokio::spawn(leadership.clone().reconcile());
         let watchdog = tokio::spawn(leadership.clone().watchdog());
+        let sessions = tokio::spawn(leadership.clone().keep_sessions());
+        leadership.track(sessions.abort_handle());
         leadership.track(watchdog.abort_handle());
         leadership.track(watcher.abort_handle());
         leadership.track(reconciler.abort_handle());
@@ -351,10 +392,7 @@ impl Leadership {
     }
 
     fn track(&self, task: AbortHandle) {
-        match self.inner.tasks.lock() {
-            Ok(mut tasks) => tasks.push(task),
-            Err(poisoned) => poisoned.into_inner().push(task),
-        }
+        lock(&self.inner.tasks).push(task);
     }
 
     fn name_of(&self, id: u64) -> Option<String> {
@@ -519,6 +557,36 @@ impl Leadership {
         }
     }
 
+    /// Renews session `id` on the leader, once a majority confirmed this leader after the
+    /// renewal arrived (so no later leader ends the session sooner than one TTL after it), and
+    /// returns the session.
+    pub async fn renew(&self, id: &str) -> Result<Session, RenewError> {
+        self.ready_to_lead()?;
+        let received = Instant::now();
+        let known = |published: &Published| -> Result<Session, RenewError> {
+            let session = published
+                .registry
+                .coordination
+                .sessions
+                .get(id)
+                .ok_or_else(|| RenewError::Unknown(id.to_owned()))?;
+            match &session.invalidated {
+                Some(reason) => Err(RenewError::Invalidated {
+                    id: id.to_owned(),
+                    reason: reason.clone(),
+                }),
+                None => Ok(session.clone()),
+            }
+        };
+        known(&self.registry())?;
+        let confirmed = self.read_consistent().await?;
+        let session = known(&confirmed)?;
+        if let Some(keeper) = lock(&self.inner.keeper).as_mut() {
+            keeper.renewed(id, received);
+        }
+        Ok(session)
+    }
+
     /// Leader changes from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<LeaderEvent> {
         self.inner.events.subscribe()
@@ -554,10 +622,7 @@ impl Leadership {
         // A voter grants no vote while the leader's lease (the longest election timeout) since
         // it last changed its vote runs; for this leader that was its election. A young leader
         // waits it out, or its vote would be refused.
-        let since = match self.inner.leading_since.lock() {
-            Ok(at) => *at,
-            Err(poisoned) => *poisoned.into_inner(),
-        };
+        let since = *lock(&self.inner.leading_since);
         if let Some(since) = since {
             let lease_end = since + self.inner.election_timeout + Duration::from_millis(20);
             tokio::time::sleep_until(lease_end).await;
@@ -593,10 +658,7 @@ impl Leadership {
 
     /// Stops Raft and its tasks on this node (the store stays as it is).
     pub async fn shutdown(&self) {
-        let tasks = match self.inner.tasks.lock() {
-            Ok(mut tasks) => std::mem::take(&mut *tasks),
-            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
-        };
+        let tasks = std::mem::take(&mut *lock(&self.inner.tasks));
         for task in tasks {
             task.abort();
         }
@@ -630,10 +692,8 @@ impl Leadership {
                 info!(leader = ?event.leader_id, term, "leader changed");
                 let _ = self.inner.events.send(event);
                 let since = (state == ServerState::Leader).then(tokio::time::Instant::now);
-                match self.inner.leading_since.lock() {
-                    Ok(mut at) => *at = since,
-                    Err(poisoned) => *poisoned.into_inner() = since,
-                }
+                *lock(&self.inner.leading_since) = since;
+                *lock(&self.inner.keeper) = since.map(|_| Keeper::default());
                 if state == ServerState::Leader {
                     let me = self.clone();
                     tokio::spawn(async move { me.record_leadership(term).await });
@@ -760,6 +820,39 @@ impl Leadership {
         use rand::Rng;
         let quarter = millis(timeout / 4).max(1);
         Duration::from_millis(rand::rng().random_range(0..quarter))
+    }
+
+    /// While leading: ends the sessions whose TTL lapsed, gives up those whose instance or node
+    /// failed, and has preempted holders resign in time (see [`Keeper::due`]); at every
+    /// registry change and every [`SESSION_SWEEP`].
+    async fn keep_sessions(self) {
+        let mut registry = self.watch_registry();
+        let mut tick = tokio::time::interval(SESSION_SWEEP);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                changed = registry.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+            }
+            if self.ready_to_lead().is_err() {
+                continue;
+            }
+            let current = self.registry();
+            let due = match lock(&self.inner.keeper).as_mut() {
+                Some(keeper) => keeper.due(&current.registry, Instant::now(), now_ms()),
+                None => continue,
+            };
+            for command in due {
+                if let Err(e) = self.write(command).await {
+                    info!(error = %e, "session upkeep postponed");
+                    break;
+                }
+            }
+        }
     }
 
     /// While leading: removes the ephemeral instances of nodes membership declared dead or

@@ -39,9 +39,9 @@ use tokio::task::JoinSet;
 use tracing::debug;
 use vigil_gossip::crypto::Keyring;
 
+use super::binding::{ClientSession, Exchange, Nonce, ServerSession};
 use super::frame::{open_frame, read_frame, write_frame, WireError, MAX_FRAME, MAX_HELLO_FRAME};
 use super::limits::{Budget, Slots, FRAME_BUDGET, MAX_CONNECTIONS, MAX_PER_ADDRESS};
-use super::session::{ClientSession, Exchange, Nonce, ServerSession};
 use super::store::LogStore;
 use super::types::{raft_id, Raft, TypeConfig, Voter};
 use crate::frame::{read_body, read_len, split_frame};

@@ -7,6 +7,7 @@
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
+use super::coordination::{Campaign, Coordination, Outcome, Refusal, RoleKind, Session};
 use super::instance::{
     compacted, CheckBody, CheckMap, InstanceHealth, InstanceReport, InstanceState,
 };
@@ -125,6 +126,41 @@ pub enum Command {
         /// Why, while in maintenance.
         reason: Option<String>,
     },
+    /// Adds a holder's session.
+    SessionCreate(Session),
+    /// The cluster gives a session up (see [`Coordination::invalidate`]).
+    SessionInvalidate {
+        /// The session.
+        id: String,
+        /// Why.
+        reason: String,
+        /// When, milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
+    /// Ends a session, releasing everything it holds.
+    SessionEnd {
+        /// The session.
+        id: String,
+        /// Why: ended by its holder, its TTL lapsed, its connection closed...
+        reason: String,
+        /// When, milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
+    /// A candidate joins an election or asks for a lock.
+    Campaign(Campaign),
+    /// A candidate leaves an election or a lock, holding it or not.
+    Resign {
+        /// Election or lock.
+        kind: RoleKind,
+        /// The role's name.
+        role: String,
+        /// The candidate.
+        candidate: String,
+        /// Its session, which must match.
+        session: String,
+        /// When, milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
 }
 
 /// What applying a command did.
@@ -135,6 +171,20 @@ pub struct Applied {
     pub changed: bool,
     /// Instances removed (by `Deregister` or `NodeGone`).
     pub removed: usize,
+    /// Why a session or role command was not carried out (an unknown session, a candidate id
+    /// taken by another session...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Refusal>,
+}
+
+impl From<Outcome> for Applied {
+    fn from(outcome: Outcome) -> Applied {
+        Applied {
+            changed: outcome.changed,
+            removed: 0,
+            refused: outcome.refused,
+        }
+    }
 }
 
 /// The instances of one service by id.
@@ -164,6 +214,9 @@ pub struct Registry {
     /// The log index of the last change to any service.
     #[serde(default)]
     pub services_index: u64,
+    /// Sessions, elections and locks of users' services.
+    #[serde(default)]
+    pub coordination: Coordination,
 }
 
 /// Whether a node status (as recorded in [`HealthReport::status`]) means the node is gone.
@@ -175,7 +228,7 @@ impl Registry {
     /// Applies `command`, the log's entry at `index`, and says what it did.
     pub fn apply(&mut self, index: u64, command: &Command) -> Applied {
         let touched = self.services_touched_by(command);
-        let applied = self.apply_command(command);
+        let applied = self.apply_command(index, command);
         if applied.changed {
             for name in touched {
                 self.services_index = index;
@@ -214,7 +267,12 @@ impl Registry {
                 .filter(|(_, of)| of.values().any(|i| &i.node == node))
                 .map(|(name, _)| name.clone())
                 .collect(),
-            Command::Leader(_) => Vec::new(),
+            Command::Leader(_)
+            | Command::SessionCreate(_)
+            | Command::SessionInvalidate { .. }
+            | Command::SessionEnd { .. }
+            | Command::Campaign(_)
+            | Command::Resign { .. } => Vec::new(),
         }
     }
 
@@ -224,8 +282,24 @@ impl Registry {
         was_gone != is_gone(status)
     }
 
-    fn apply_command(&mut self, command: &Command) -> Applied {
+    fn apply_command(&mut self, index: u64, command: &Command) -> Applied {
+        let coordination = &mut self.coordination;
         match command {
+            Command::SessionCreate(session) => coordination.create(index, session).into(),
+            Command::SessionInvalidate { id, reason, at_ms } => {
+                coordination.invalidate(index, id, reason, *at_ms).into()
+            }
+            Command::SessionEnd { id, at_ms, .. } => coordination.end(index, id, *at_ms).into(),
+            Command::Campaign(campaign) => coordination.campaign(index, campaign).into(),
+            Command::Resign {
+                kind,
+                role,
+                candidate,
+                session,
+                at_ms,
+            } => coordination
+                .resign(index, *kind, role, candidate, session, *at_ms)
+                .into(),
             Command::Register(instance) => {
                 let slot = self
                     .services
@@ -236,6 +310,7 @@ impl Registry {
                 Applied {
                     changed: slot.as_ref() != Some(instance),
                     removed: 0,
+                    refused: None,
                 }
             }
             Command::Deregister { name, id } => {
@@ -253,6 +328,7 @@ impl Registry {
                 Applied {
                     changed: removed > 0,
                     removed,
+                    refused: None,
                 }
             }
             Command::NodeGone {
@@ -267,7 +343,7 @@ impl Registry {
                     .collect();
                 let removed = gone.len();
                 for (name, id) in gone {
-                    self.apply_command(&Command::Deregister { name, id });
+                    self.apply_command(index, &Command::Deregister { name, id });
                 }
                 let report = HealthReport {
                     status: status.clone(),
@@ -279,6 +355,7 @@ impl Registry {
                 Applied {
                     changed: removed > 0 || !recorded,
                     removed,
+                    refused: None,
                 }
             }
             Command::ReportHealth { node, report } => {
@@ -286,6 +363,7 @@ impl Registry {
                 Applied {
                     changed: old.as_ref() != Some(report),
                     removed: 0,
+                    refused: None,
                 }
             }
             Command::Leader(record) => {
@@ -294,6 +372,7 @@ impl Registry {
                 Applied {
                     changed,
                     removed: 0,
+                    refused: None,
                 }
             }
             Command::ReportInstances {
@@ -308,6 +387,7 @@ impl Registry {
                 Applied {
                     changed,
                     removed: 0,
+                    refused: None,
                 }
             }
             Command::Maintenance { name, id, reason } => {
@@ -329,6 +409,7 @@ impl Registry {
                 Applied {
                     changed,
                     removed: 0,
+                    refused: None,
                 }
             }
         }
@@ -438,6 +519,38 @@ impl Registry {
             .get(name)
             .copied()
             .unwrap_or(self.services_index)
+    }
+
+    /// Why the cluster should give `session` up now, if it should: the instance it follows is
+    /// gone or critical, or its node is dead or gone.
+    pub fn session_problem(&self, session: &Session) -> Option<String> {
+        if let Some(r) = self.health.get(&session.node) {
+            if is_gone(&r.status) {
+                return Some(format!("node {} is {}", session.node, r.status));
+            }
+        }
+        let bound = session.instance.as_ref()?;
+        let Some(instance) = self
+            .services
+            .get(&bound.service)
+            .and_then(|of| of.get(&bound.id))
+        else {
+            return Some(format!(
+                "instance {}/{} is not registered",
+                bound.service, bound.id
+            ));
+        };
+        match self.instance_state(instance) {
+            InstanceState::Critical => Some(format!(
+                "instance {}/{} is critical",
+                bound.service, bound.id
+            )),
+            InstanceState::Maintenance => Some(format!(
+                "instance {}/{} is in maintenance",
+                bound.service, bound.id
+            )),
+            _ => None,
+        }
     }
 
     /// Every instance, by service name, then id.
