@@ -21,6 +21,7 @@ use vigil_health::{CheckSpec, Engine, Report};
 
 use crate::agent::{self, Extras};
 use crate::config;
+use crate::demo_heads;
 use crate::stop_signal::StopSignal;
 
 /// Options of `vigil demo`.
@@ -42,6 +43,13 @@ pub struct DemoArgs {
     /// banner.
     #[arg(long)]
     key: Option<String>,
+    /// Port of the first of the two head servers on 127.0.0.1 (the second takes the next).
+    #[arg(long, default_value_t = 9101)]
+    head_port: u16,
+    /// Let head_server_1, started again after a failure, take leadership back from
+    /// head_server_2 (the election `head-servers` with `preempt`).
+    #[arg(long)]
+    preempt: bool,
 }
 
 const DEMO_CONFIG: &str = include_str!("demo.toml");
@@ -70,6 +78,7 @@ pub async fn run(args: DemoArgs, stop: StopSignal) -> anyhow::Result<ExitCode> {
     let data_root = std::env::temp_dir().join(format!("vigil-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_root);
     let started = Arc::new(Mutex::new(Vec::new()));
+    let heads: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>> = Arc::default();
     let mut nodes = Vec::new();
     for i in 0..args.nodes {
         let id = format!("demo-{}", i + 1);
@@ -116,6 +125,9 @@ pub async fn run(args: DemoArgs, stop: StopSignal) -> anyhow::Result<ExitCode> {
         };
         let token = token.clone();
         let started = started.clone();
+        let heads = heads.clone();
+        let head_stop = stop.clone();
+        let (head_port, preempt) = (args.head_port, args.preempt);
         let total = usize::from(args.nodes);
         let extras = Extras {
             on_ready: Some(Box::new(move |engine: &Engine, addr: SocketAddr| {
@@ -130,6 +142,10 @@ pub async fn run(args: DemoArgs, stop: StopSignal) -> anyhow::Result<ExitCode> {
                 });
                 if started.len() == total {
                     banner.print(&mut started);
+                    let apis: Vec<SocketAddr> = started.iter().map(|s| s.api).collect();
+                    let task =
+                        tokio::spawn(run_head_servers(head_port, apis, token, preempt, head_stop));
+                    *heads.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
                 }
             })),
         };
@@ -155,9 +171,49 @@ pub async fn run(args: DemoArgs, stop: StopSignal) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    let heads = heads.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(heads) = heads {
+        let _ = tokio::time::timeout(Duration::from_secs(5), heads).await;
+    }
     // The demo's Raft stores are of no use once it stops.
     let _ = std::fs::remove_dir_all(&data_root);
     Ok(code)
+}
+
+/// Starts the head servers and their election, says where they are, and stops them when the
+/// demo stops.
+async fn run_head_servers(
+    port: u16,
+    apis: Vec<SocketAddr>,
+    token: String,
+    preempt: bool,
+    stop: StopSignal,
+) {
+    let heads = tokio::select! {
+        heads = demo_heads::start(port, &apis, &token, preempt) => heads,
+        _ = stop.received() => return,
+    };
+    match heads {
+        Ok(heads) => {
+            let servers: Vec<String> = heads
+                .0
+                .iter()
+                .map(|h| {
+                    let pid = h.pid.map_or("?".to_owned(), |p| p.to_string());
+                    format!("{} (127.0.0.1:{}, pid {pid})", h.id, h.port)
+                })
+                .collect();
+            println!(
+                "vigil demo: head servers {} stand in election {} (lowest-id{}): see `vigil elections`",
+                servers.join(" and "),
+                demo_heads::ELECTION,
+                if preempt { ", preempt" } else { "" }
+            );
+            stop.received().await;
+            heads.stop().await;
+        }
+        Err(e) => eprintln!("vigil demo: the head servers did not start: {e:#}"),
+    }
 }
 
 /// The gRPC port of node `i` (from 0).
@@ -235,6 +291,7 @@ impl Banner {
             "                 /metrics  /cluster/status  /v1/members  /v1/events (server-sent events)"
         );
         println!("                 /v1/leader  /v1/services  /v1/neighbors  /v1/keyring");
+        println!("                 /v1/elections  /v1/locks  /v1/sessions");
         println!("                 /v1/openapi.json (the OpenAPI document of all of them)");
         println!("  API token      {token}");
         println!(
@@ -246,7 +303,14 @@ impl Banner {
             let (vigil, on_path) = command_name();
             println!();
             println!("  try, in another terminal:");
-            for command in ["members", "status", "checks", "leader", "neighbors"] {
+            for command in [
+                "members",
+                "status",
+                "checks",
+                "leader",
+                "neighbors",
+                "elections",
+            ] {
                 println!("        {vigil} {command} --addr {base}");
             }
             println!("        {vigil} watch --addr {base}");

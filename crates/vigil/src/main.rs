@@ -8,6 +8,7 @@ mod client;
 mod config;
 mod console;
 mod demo;
+mod demo_heads;
 mod elections_cmd;
 mod fake_service;
 mod holder;

@@ -217,6 +217,8 @@ async fn run(role: Role, stop: StopSignal) -> anyhow::Result<ExitCode> {
         Duration::from_secs(5),
         UNREACHABLE_HINT,
     ));
+    // The reason the last attempt to stand failed: a reason that repeats is not printed again.
+    let mut failing: Option<String> = None;
     loop {
         let holder = role.candidate.clone().unwrap_or_default();
         let holding = tokio::select! {
@@ -224,9 +226,16 @@ async fn run(role: Role, stop: StopSignal) -> anyhow::Result<ExitCode> {
             _ = stop.received() => return Ok(ExitCode::SUCCESS),
         };
         let holding = match holding {
-            Ok(holding) => holding,
+            Ok(holding) => {
+                failing = None;
+                holding
+            }
             Err(e) => {
-                eprintln!("vigil: cannot open a session: {e:#}; trying again");
+                let why = format!("cannot open a session: {e:#}");
+                if failing.as_ref() != Some(&why) {
+                    eprintln!("vigil: {why}; trying again every {RETRY:?}");
+                    failing = Some(why);
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(RETRY) => continue,
                     _ = stop.received() => return Ok(ExitCode::SUCCESS),

@@ -7,6 +7,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::sync::Mutex;
@@ -19,9 +20,9 @@ use common::{free_port, get_json, http, lines_of, send_signal, wait_for, VIGIL};
 const NODES: u16 = 3;
 
 /// The first of `NODES` consecutive ports free for TCP and UDP on 127.0.0.1, and a second run
-/// of them, and a third: the demo's API, gossip and gRPC ports. No port is handed out twice in
+/// of them, a third and a fourth: the demo's API, gossip, gRPC and head server ports. No port is handed out twice in
 /// this process, so demos started at once never share one.
-fn port_runs() -> [u16; 3] {
+fn port_runs() -> [u16; 4] {
     static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     let run = || loop {
         let first = free_port();
@@ -41,7 +42,7 @@ fn port_runs() -> [u16; 3] {
             return first;
         }
     };
-    [run(), run(), run()]
+    [run(), run(), run(), run()]
 }
 
 /// A running `vigil demo`, killed when dropped.
@@ -56,14 +57,19 @@ struct Demo {
 impl Demo {
     /// Starts a demo on fresh ports; `log` is its `VIGIL_LOG`, unset when None.
     fn start(log: Option<&str>) -> Demo {
-        let [api, gossip, grpc] = port_runs();
-        Demo::start_on(api, gossip, grpc, log)
+        let [api, gossip, grpc, heads] = port_runs();
+        Demo::start_on([api, gossip, grpc, heads], log, &[])
     }
 
-    fn start_on(api: u16, gossip: u16, grpc: u16, log: Option<&str>) -> Demo {
+    fn start_on(ports: [u16; 4], log: Option<&str>, flags: &[&str]) -> Demo {
+        let [api, gossip, grpc, heads] = ports;
         let mut command = Command::new(VIGIL);
         command
             .args(["demo", "--nodes", &NODES.to_string()])
+            .args(["--head-port", &heads.to_string()])
+            .args(flags)
+            // Its own group, so that dropping it also kills the head servers it started.
+            .process_group(0)
             .args(["--port", &api.to_string()])
             .args(["--gossip-port", &gossip.to_string()])
             .args(["--grpc-port", &grpc.to_string()])
@@ -129,6 +135,10 @@ impl Demo {
 
 impl Drop for Demo {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -136,11 +146,11 @@ impl Drop for Demo {
 
 #[test]
 fn a_taken_port_stops_the_demo_at_once_with_the_reason() {
-    let [api, gossip, grpc] = port_runs();
-    let taken = api + 1;
+    let ports = port_runs();
+    let taken = ports[0] + 1;
     let _squatter = TcpListener::bind(("127.0.0.1", taken)).unwrap();
     let started = Instant::now();
-    let mut demo = Demo::start_on(api, gossip, grpc, None);
+    let mut demo = Demo::start_on(ports, None, &[]);
     let code = demo.exit_code(Duration::from_secs(15));
     let stderr = demo.log().join("\n");
     assert_ne!(code, Some(0), "a demo that cannot start fails: {stderr}");
@@ -296,4 +306,49 @@ fn the_demo_starts_quiet_and_every_command_its_banner_prints_works() {
 
     demo.signal("-INT");
     assert_eq!(demo.exit_code(Duration::from_secs(20)), Some(0));
+}
+
+/// The PID of head server `id` in the line the demo prints once its head servers run.
+fn head_pid(line: &str, id: &str) -> Option<u32> {
+    let after = &line[line.find(&format!("{id} ("))?..];
+    let pid = after.split("pid ").nth(1)?;
+    pid.split(')').next()?.parse().ok()
+}
+
+#[test]
+fn the_demo_head_servers_hand_over_and_take_back_with_preempt() {
+    let ports = port_runs();
+    let demo = Demo::start_on(ports, None, &["--preempt"]);
+    demo.banner(Duration::from_secs(30));
+    let line = wait_for(Duration::from_secs(30), || {
+        demo.stdout.try_iter().find(|l| l.contains("head servers"))
+    })
+    .expect("the demo says where its head servers are");
+    let pid = head_pid(&line, "head_server_1").unwrap_or_else(|| panic!("a PID in {line}"));
+    let leader = |want: &str| {
+        wait_for(Duration::from_secs(30), || {
+            let (code, body) = get_json(demo.addr(2), "/v1/elections/head-servers")?;
+            let leader = &body["leader"];
+            (code == 200 && leader["id"] == want).then(|| leader["token"].as_u64())?
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{want} leads: {:?}",
+                get_json(demo.addr(2), "/v1/elections/head-servers")
+            )
+        })
+    };
+    let first = leader("head_server_1");
+    send_signal(pid, "-KILL");
+    let second = leader("head_server_2");
+    assert!(second > first, "{first} then {second}");
+    // Started again as the README shows: with preempt, it takes leadership back.
+    let mut again = Command::new(VIGIL)
+        .args(["fake-service", "--port", &ports[3].to_string()])
+        .spawn()
+        .unwrap();
+    let third = leader("head_server_1");
+    assert!(third > second, "{second} then {third}");
+    let _ = again.kill();
+    let _ = again.wait();
 }
