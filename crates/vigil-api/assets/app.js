@@ -158,6 +158,32 @@ function renderServices(registry) {
   $("#services-count").textContent = total ? `${passing}/${total} instances passing` : "";
 }
 
+// Elections of users' services: each one's leader with its fencing token, and who waits.
+function renderElections(list) {
+  const section = $("#elections-section");
+  section.hidden = standalone;
+  if (standalone || !list || !list.roles) return;
+  const rows = list.roles.map((r) => {
+    const leader = r.leader;
+    const who = leader
+      ? el("span", {}, state(leader.yielding ? "warning" : "passing"), " ",
+        el("span", { class: "leader-id" }, leader.id))
+      : state("critical");
+    const policy = r.preempt ? `${r.policy}, preempt` : r.policy;
+    return el("tr", { "data-election": r.name },
+      el("td", {}, r.name, el("span", { class: "muted" }, ` ${policy}`)),
+      el("td", { "data-label": "leader" }, who),
+      el("td", { "data-label": "token" }, leader ? String(leader.token) : "–"),
+      el("td", { "data-label": "since" }, leader ? new Date(leader.since).toLocaleTimeString() : "–"),
+      el("td", { "data-label": "candidates" }, r.candidates.map((c) => c.id).join(" ")));
+  });
+  $("#elections tbody").replaceChildren(...rows);
+  $("#elections").hidden = rows.length === 0;
+  $("#no-elections").hidden = rows.length > 0;
+  const led = list.roles.filter((r) => r.leader).length;
+  $("#elections-count").textContent = rows.length ? `${led}/${rows.length} led` : "";
+}
+
 function bar(label, score, kind) {
   const pct = Math.round(score * 100);
   const level = score < 0.75 ? " low" : score < 0.95 ? " mid" : "";
@@ -184,14 +210,15 @@ function renderSummary(summary) {
 async function refresh() {
   refreshQueued = null;
   try {
-    const [summary, checks, members, leader, registry] = await Promise.all([
+    const [summary, checks, members, leader, registry, elections] = await Promise.all([
       getJson("/health/summary"), getJson("/health/checks"),
       standalone ? null : getJson("/v1/members"), standalone ? null : getJson("/v1/leader"),
-      standalone ? null : getJson("/v1/services"),
+      standalone ? null : getJson("/v1/services"), standalone ? null : getJson("/v1/elections"),
     ]);
     renderSummary(summary);
     renderMembers(members, leader);
     renderServices(registry);
+    renderElections(elections);
     await renderChecks(checks);
   } catch (err) {
     setConn("lost", "connection lost");
@@ -213,6 +240,12 @@ function describe(type, e) {
     // and "some pass" get a state.
     case "service_changed": return [`service ${e.service}: ${e.passing}/${e.instances} passing`,
       e.instances === 0 || e.passing === 0 ? null : e.passing === e.instances ? "passing" : "warning"];
+    case "election_changed": {
+      const leader = e.role && e.role.leader;
+      return [leader ? `election ${e.name}: ${leader.id} leads (token ${leader.token})`
+        : `election ${e.name}: no leader`, leader ? "passing" : "warning"];
+    }
+    case "lock_changed": return [`lock ${e.name}: ${e.role ? e.role.holders.length : 0} holding`, null];
     case "lagged": return [`missed ${e.missed} events`, "warning"];
     default:
       if (type.startsWith("member_")) return [`member ${e.id} ${type.slice(7)}`, e.state];
@@ -235,7 +268,7 @@ function addEvent(type, data) {
 }
 
 const EVENT_TYPES = ["check_changed", "status_changed", "check_registered", "check_unregistered",
-  "leader_changed", "neighbor_changed", "service_changed", "lagged", "member_up", "member_alive", "member_suspect",
+  "leader_changed", "neighbor_changed", "service_changed", "election_changed", "lock_changed", "lagged", "member_up", "member_alive", "member_suspect",
   "member_down", "member_left"];
 
 function connect() {

@@ -37,7 +37,9 @@ commands:
                                         checked over TCP every 10s unless `check none`
   deregister NAME ID                    remove a service instance
   status                                this node's health
-  leader                                who leads the cluster
+  leader                                who leads the cluster (among vigil's voters)
+  leader NAME                           who leads election NAME of your services, with its token
+  elections                             every election: leader, token, since, candidates
   members                               the cluster's members
   services                              the registered services
   help                                  this text
@@ -115,6 +117,21 @@ impl Console {
             ["leader"] => {
                 let body = self.agent.get_cluster("/v1/leader").await?;
                 crate::leader_cmd::render(&self.agent.decode("/v1/leader", body)?).print();
+            }
+            ["leader", name] => {
+                let path = format!("/v1/elections/{name}");
+                let answer = self.agent.get(&path).await?;
+                let body: wire::RoleBody = self.agent.decode(&path, Self::checked(answer)?)?;
+                crate::elections_cmd::table(&[body]).print();
+            }
+            ["elections"] => {
+                let body = self.agent.get_cluster("/v1/elections").await?;
+                let body: wire::RoleList = self.agent.decode("/v1/elections", body)?;
+                if body.roles.is_empty() {
+                    println!("{}", crate::elections_cmd::Listing::Elections.none());
+                } else {
+                    crate::elections_cmd::table(&body.roles).print();
+                }
             }
             ["members"] => print!(
                 "{}",

@@ -27,7 +27,8 @@ impl Listing {
         }
     }
 
-    fn none(self) -> &'static str {
+    /// What the command prints when there is none.
+    pub fn none(self) -> &'static str {
         match self {
             Listing::Elections => "no elections: nobody campaigns",
             Listing::Locks => "no locks: nobody holds or asks for one",

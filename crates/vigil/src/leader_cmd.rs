@@ -20,7 +20,7 @@ pub fn render(body: &wire::Leader) -> Table {
     let quorum = body.has_quorum;
     let mut field = |name: &str, value: String, tone: Tone| t.field(name, value, tone);
     field(
-        "leader",
+        "cluster leader",
         leader
             .unwrap_or("none (election under way or no quorum)")
             .to_owned(),

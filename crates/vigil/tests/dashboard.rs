@@ -400,6 +400,42 @@ async fn dashboard_shows_the_cluster_live_in_a_real_browser() {
         .await;
     eprintln!("killed service critical on the page {took:?} after the kill");
 
+    // An election of users' services: the Elections panel shows its leader and token.
+    let (code, session) = http(
+        a.addr,
+        "POST",
+        "/v1/sessions",
+        Some(TOKEN),
+        r#"{"ttl": "30s"}"#,
+    )
+    .unwrap();
+    assert_eq!(code, 201, "{session}");
+    let session: serde_json::Value = serde_json::from_str(&session).unwrap();
+    let campaign = format!(
+        r#"{{"candidate": "head-1", "session": "{}"}}"#,
+        session["id"].as_str().unwrap()
+    );
+    let (code, answer) = http(
+        a.addr,
+        "POST",
+        "/v1/elections/head-servers/campaign",
+        Some(TOKEN),
+        &campaign,
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{answer}");
+    let token = serde_json::from_str::<serde_json::Value>(&answer).unwrap()["token"].clone();
+    browser
+        .wait_until(
+            "the election shows its leader and token",
+            "const row = document.querySelector('tr[data-election=\"head-servers\"]'); \
+             const id = row && row.querySelector('.leader-id'); \
+             return id ? id.textContent + ' ' + row.children[2].textContent : null;",
+            json!(format!("head-1 {token}")),
+            LIVE,
+        )
+        .await;
+
     // A check flips: the agent learns it at the PUT; the page must follow within LIVE.
     put(a.addr, "/v1/checks/deploy/fail");
     let took = browser
