@@ -25,6 +25,15 @@
 //! | POST | `/v1/instance-reports` | agent to agent: instance check results; token |
 //! | GET | `/v1/sd/prometheus` | Prometheus `http_sd_configs` targets: healthy instances |
 //! | GET | `/`, `/assets/*` | the live dashboard |
+//! | POST | `/v1/sessions` | a holder's session; token |
+//! | PUT | `/v1/sessions/{id}/renew` | renew it; token |
+//! | DELETE | `/v1/sessions/{id}` | end it, releasing what it holds; token |
+//! | GET | `/v1/sessions/{id}/hold` | a stream that ends the session when its connection closes; token |
+//! | GET | `/v1/sessions[/{id}]` | sessions and what they hold |
+//! | POST | `/v1/elections/{name}/campaign\|resign` | join or leave an election; token |
+//! | GET | `/v1/elections[/{name}]` | leaders, fencing tokens, candidates; blocking `?index=&wait=` |
+//! | POST | `/v1/locks/{name}`, `/v1/locks/{name}/release` | ask for or release a lock; token |
+//! | GET | `/v1/locks[/{name}]` | holders, fencing tokens, who waits |
 //! | GET | `/v1/neighbors` | each configured neighbour: state, consecutive failures, last latency and error |
 //! | GET | `/v1/openapi.json` | the OpenAPI 3 document of this API ([`openapi`]) |
 //!
