@@ -10,17 +10,19 @@
 //! Raft on the leader, and without a quorum fail at once with 503 `no quorum`.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use vigil_cluster::raft::{Campaign, Command, Policy, Registry, Role, RoleKind};
 
 use crate::catalog::{index_header, Blocking};
 use crate::error::ApiError;
 use crate::forward::Incoming;
-use crate::leader::ms_rfc3339;
+use crate::leader::{ms_rfc3339, VoterRead};
 use crate::services::{commit, name_problem};
 use crate::sessions::{now_ms, refused};
 use crate::{auth, wire, Api};
@@ -107,19 +109,48 @@ fn role_index(registry: &Registry, kind: RoleKind, name: &str) -> u64 {
         .map_or(coordination.index, |role| role.index)
 }
 
-/// A role read from this agent's copy, once its index passes `?index=` when one is given.
-async fn read(api: &Api, kind: RoleKind, name: String, blocking: Blocking) -> Response {
+/// The parameters of a role read: a blocking query, or a consistent read.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RoleQuery {
+    /// Answer once the role's index passes this one (or at the wait).
+    index: Option<u64>,
+    /// How long to wait for a change (`30s`, `5m`; at most 10m; default 5m).
+    wait: Option<String>,
+    /// Read on the leader once a majority confirmed it (any value but `false`): the answer
+    /// reflects every campaign and resignation acknowledged before it.
+    consistent: Option<String>,
+}
+
+/// A role read: from this agent's copy, once its index passes `?index=` when one is given; or,
+/// with `?consistent`, on the leader after a majority confirmed it.
+async fn read(
+    api: &Api,
+    kind: RoleKind,
+    name: String,
+    query: RoleQuery,
+    mut parts: Parts,
+) -> Response {
     let Some(catalog) = &api.catalog else {
         return ApiError::not_found("this node is not in a cluster").into_response();
     };
+    let blocking = Blocking {
+        index: query.index,
+        wait: query.wait,
+    };
+    let consistent = query.consistent.as_deref().is_some_and(|v| v != "false");
     let published = match blocking.parse() {
+        Err(e) => return e.into_response(),
+        Ok(_) if consistent => match VoterRead::from_request_parts(&mut parts, api).await {
+            Ok(read) => read.published,
+            Err(answer) => return answer,
+        },
         Ok(Some((index, wait))) => {
             catalog
                 .after(index, wait, |p| role_index(&p.registry, kind, &name))
                 .await
         }
         Ok(None) => catalog.current(),
-        Err(e) => return e.into_response(),
     };
     let registry = &published.registry;
     let headers = index_header(role_index(registry, kind, &name));
@@ -264,19 +295,21 @@ pub async fn list_elections(State(api): State<Api>) -> Response {
 
 /// `GET /v1/elections/{name}[?index=&wait=]`.
 #[utoipa::path(get, path = "/v1/elections/{name}", tag = "coordination",
-    params(("name" = String, Path, description = "The election"), Blocking),
+    params(("name" = String, Path, description = "The election"), RoleQuery),
     responses(
         (status = 200, description = "The leader, its token and the candidates", body = wire::RoleBody,
             headers(("x-vigil-index" = u64))),
         (status = 400, description = "A bad `wait`", body = wire::ErrorBody),
         (status = 404, description = "Nobody campaigns in it", body = wire::ErrorBody),
+        (status = 503, description = "No quorum (`?consistent`)", body = wire::ErrorBody),
     ))]
 pub async fn election(
     State(api): State<Api>,
     Path(name): Path<String>,
-    Query(blocking): Query<Blocking>,
+    Query(query): Query<RoleQuery>,
+    parts: Parts,
 ) -> Response {
-    read(&api, RoleKind::Election, name, blocking).await
+    read(&api, RoleKind::Election, name, query, parts).await
 }
 
 /// `POST /v1/elections/{name}/campaign`.
@@ -388,19 +421,21 @@ pub async fn list_locks(State(api): State<Api>) -> Response {
 
 /// `GET /v1/locks/{name}[?index=&wait=]`.
 #[utoipa::path(get, path = "/v1/locks/{name}", tag = "coordination",
-    params(("name" = String, Path, description = "The lock"), Blocking),
+    params(("name" = String, Path, description = "The lock"), RoleQuery),
     responses(
         (status = 200, description = "The holders, their tokens and who waits", body = wire::RoleBody,
             headers(("x-vigil-index" = u64))),
         (status = 400, description = "A bad `wait`", body = wire::ErrorBody),
         (status = 404, description = "Nobody holds or asks for it", body = wire::ErrorBody),
+        (status = 503, description = "No quorum (`?consistent`)", body = wire::ErrorBody),
     ))]
 pub async fn lock(
     State(api): State<Api>,
     Path(name): Path<String>,
-    Query(blocking): Query<Blocking>,
+    Query(query): Query<RoleQuery>,
+    parts: Parts,
 ) -> Response {
-    read(&api, RoleKind::Lock, name, blocking).await
+    read(&api, RoleKind::Lock, name, query, parts).await
 }
 
 /// `POST /v1/locks/{name}`.
