@@ -25,6 +25,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from vigil_voters import write_configs  # noqa: E402
+
 TOKEN = "bench-token"
 
 
@@ -131,34 +134,7 @@ class Vigil(Voters):
 
     def __init__(self, binary, work, pidfile):
         super().__init__()
-        gossip = [free_port() for _ in range(3)]
-        for i in range(3):
-            node_id = f"v{i + 1}"
-            home = os.path.join(work, "vigil", node_id)
-            os.makedirs(home, exist_ok=True)
-            api = free_port()
-            seeds = ", ".join(f'"127.0.0.1:{p}"' for p in gossip)
-            config = f"""[node]
-id = "{node_id}"
-[api]
-bind = "127.0.0.1:{api}"
-token = "{TOKEN}"
-[[checks]]
-name = "heart"
-probe = "ttl"
-ttl = "1h"
-critical = true
-[cluster]
-bind = "127.0.0.1:{gossip[i]}"
-seeds = [{seeds}]
-role = "voter"
-voters = ["v1", "v2", "v3"]
-data_dir = "{home}/raft"
-raft_bind = "127.0.0.1:{free_port()}"
-"""
-            path = os.path.join(home, "vigil.toml")
-            with open(path, "w") as f:
-                f.write(config)
+        for node_id, home, api, path in write_configs(os.path.join(work, "vigil"), TOKEN):
             proc = Proc([binary, "agent", "-c", path], os.path.join(home, "agent.log"), pidfile, cwd=home)
             self.nodes.append({"id": node_id, "api": api, "proc": proc})
 

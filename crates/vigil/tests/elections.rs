@@ -15,6 +15,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use common::cluster::EventStream;
 use common::raft::{agreed_leader, three_voters, Node, SETTLE};
 use common::{http, wait_for, TOKEN};
 use serde_json::Value;
@@ -267,6 +268,7 @@ fn pass(node: &Node, id: &str, verdict: &str) {
 fn locks_grant_in_order_with_tokens_and_bad_input_is_named() {
     let (mut nodes, _, _dir) = three_voters("locks");
     agreed_leader(&nodes);
+    let mut events = EventStream::open(nodes[2].api);
     let call = |node: &Node, method: &str, path: &str, body: &str| -> (u16, Value) {
         let (code, body) = http(node.api, method, path, Some(TOKEN), body).unwrap();
         (code, serde_json::from_str(&body).unwrap_or(Value::Null))
@@ -304,6 +306,16 @@ fn locks_grant_in_order_with_tokens_and_bad_input_is_named() {
     .unwrap();
     assert_eq!(holder, b, "ending a session releases what it holds");
     assert!(token > first);
+    assert!(
+        events.wait_for(&format!("\"token\":{token}"), SETTLE),
+        "a lock_changed event tells of the new holder: {}",
+        events.seen
+    );
+    assert!(
+        events.seen.contains("event: lock_changed"),
+        "{}",
+        events.seen
+    );
 
     for (path, body, what) in [
         ("/v1/sessions", r#"{"ttl": "1ms"}"#, "ttl"),
@@ -355,5 +367,50 @@ fn locks_grant_in_order_with_tokens_and_bad_input_is_named() {
     assert!(
         refused["error"].as_str().unwrap().contains("no quorum"),
         "{refused}"
+    );
+}
+
+#[test]
+fn vigil_lock_runs_one_holder_at_a_time() {
+    let (nodes, _, dir) = three_voters("lock-cli");
+    agreed_leader(&nodes);
+    let record = record(&dir);
+    let lock = |node: &Node, holder: &str| {
+        let script = format!(
+            r#"echo "start {holder} $VIGIL_FENCING_TOKEN" >> {record}; while true; do sleep 0.05; done"#,
+            record = record.display()
+        );
+        Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["lock", "db-migration", "--holder", holder, "--ttl", "60s"])
+            .args(["--addr", &format!("http://{}", node.api), "--token", TOKEN])
+            .args(["--", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map(|child| Candidate { child })
+            .unwrap()
+    };
+    let mut first = lock(&nodes[0], "a");
+    let t1 = wait_for(SETTLE, || started(&record, "a")).expect("a holds the lock");
+    let _second = lock(&nodes[1], "b");
+    wait_for(SETTLE, || {
+        let (_, body) = nodes[2].get("/v1/locks/db-migration")?;
+        (body["candidates"].as_array()?.len() == 2).then_some(())
+    })
+    .expect("b waits for the lock");
+    assert_eq!(started(&record, "b"), None, "one holder at a time");
+    first.kill();
+    let t2 = wait_for(SETTLE, || started(&record, "b")).expect("b holds it once a is gone");
+    assert!(t2 > t1, "{t1} then {t2}");
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["locks", "--addr", &format!("http://{}", nodes[2].api)])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("db-migration") && stdout.contains(&t2.to_string()),
+        "vigil locks shows the holder's token: {stdout}"
     );
 }
