@@ -9,6 +9,12 @@
 //! flight: the checker may place it anywhere after its start, or nowhere. The holders' side:
 //! a client believes it leads from an answer that says so until it asks to resign; no two
 //! clients believe at once, and each belief has a higher fencing token than the one before.
+//!
+//! The second test is the holders' leases under faults: clients with 1 s sessions renew them,
+//! read the election on their own agent, and believe only while their lease (as `vigil elect`
+//! computes it) runs; the faults hit the agent of whoever leads, so its view and renewals stop
+//! while the cluster moves on. No two stretches of belief overlap on the test's one clock. (With
+//! a lease three times too long, the same test finds a holder believing 400 ms too long.)
 
 #![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop at once
 
@@ -305,13 +311,18 @@ fn client(
     }
 }
 
-/// Kills and restarts, or pauses and resumes, one voter at a time.
-fn faults(nodes: &mut [Node], seed: u64, until: Instant) -> Vec<String> {
+/// Kills and restarts, or pauses and resumes, one voter at a time, chosen by `pick`.
+fn faults(
+    nodes: &mut [Node],
+    seed: u64,
+    until: Instant,
+    pick: impl Fn(&mut StdRng, &[Node]) -> usize,
+) -> Vec<String> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut done = Vec::new();
     while Instant::now() < until {
         std::thread::sleep(Duration::from_millis(rng.random_range(300..900)));
-        let victim = rng.random_range(0..nodes.len());
+        let victim = pick(&mut rng, nodes);
         let down = Duration::from_millis(rng.random_range(400..1_500));
         if rng.random_bool(0.5) {
             nodes[victim].kill();
@@ -365,7 +376,9 @@ fn run(seed: u64) {
             std::thread::spawn(move || client(me, api, session, seed, shared, until))
         })
         .collect();
-    let done = faults(&mut nodes, seed, until);
+    let done = faults(&mut nodes, seed, until, |rng, nodes| {
+        rng.random_range(0..nodes.len())
+    });
     for c in clients {
         c.join().unwrap();
     }
@@ -459,4 +472,172 @@ fn the_model_refuses_two_leaders_and_tokens_that_go_back() {
         tester_of(&handover).0.serialized_history().map(|h| h.len()),
         Some(4)
     );
+}
+
+/// A holder's lease after a renewal sent at `sent`, as `vigil elect` computes it: the TTL less
+/// the clock margin (1% each way) and 10 ms.
+fn lease_until(sent: Instant, ttl: Duration) -> Instant {
+    sent + ttl
+        .mul_f64(0.99 / 1.01)
+        .saturating_sub(Duration::from_millis(10))
+}
+
+/// One client holding a session with a 1 s TTL on its own agent, renewing it, campaigning and
+/// reading the election there; it believes it leads while its agent's view shows its session
+/// holding and its lease runs, and records each stretch of belief.
+fn leaseholder(me: usize, api: SocketAddr, seed: u64, until: Instant) -> Vec<Belief> {
+    let ttl = Duration::from_secs(1);
+    let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(131).wrapping_add(me as u64));
+    let mut beliefs: Vec<Belief> = Vec::new();
+    let mut session: Option<(String, Instant)> = None;
+    let mut last_renewal = Instant::now();
+    let close = |beliefs: &mut Vec<Belief>, at: Instant| {
+        if let Some(belief) = beliefs.last_mut().filter(|b| b.until.is_none()) {
+            belief.until = Some(at.max(belief.from));
+        }
+    };
+    while Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(rng.random_range(10..60)));
+        let now = Instant::now();
+        let Some((id, lease)) = session.clone() else {
+            let sent = Instant::now();
+            let body = r#"{"ttl": "1s"}"#;
+            if let Ok((201, body)) = http(api, "POST", "/v1/sessions", Some(TOKEN), body) {
+                let body: Value = serde_json::from_str(&body).unwrap();
+                let id = body["id"].as_str().unwrap().to_owned();
+                let campaign = format!(r#"{{"candidate": "c{me}", "session": "{id}"}}"#);
+                let path = format!("{ELECTION}/campaign");
+                let _ = http(api, "POST", &path, Some(TOKEN), &campaign);
+                session = Some((id, lease_until(sent, ttl)));
+                last_renewal = sent;
+            }
+            continue;
+        };
+        if now >= lease {
+            close(&mut beliefs, lease);
+        }
+        if now.duration_since(last_renewal) >= ttl / 4 {
+            let sent = Instant::now();
+            last_renewal = sent;
+            let path = format!("/v1/sessions/{id}/renew");
+            match http(api, "PUT", &path, Some(TOKEN), "") {
+                Ok((200, _)) => session = Some((id.clone(), lease.max(lease_until(sent, ttl)))),
+                Ok((404 | 409, _)) => {
+                    close(&mut beliefs, Instant::now().min(lease));
+                    session = None;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        if rng.random_range(0..200) == 0 {
+            // It gives the role up now and then, so that the role moves without faults too.
+            close(&mut beliefs, Instant::now());
+            let body = format!(r#"{{"candidate": "c{me}", "session": "{id}"}}"#);
+            let _ = http(
+                api,
+                "POST",
+                &format!("{ELECTION}/resign"),
+                Some(TOKEN),
+                &body,
+            );
+            let _ = http(
+                api,
+                "DELETE",
+                &format!("/v1/sessions/{id}"),
+                Some(TOKEN),
+                "",
+            );
+            session = None;
+            continue;
+        }
+        let Some((code, view)) = common::get_json(api, ELECTION) else {
+            continue;
+        };
+        let lease = session.as_ref().map_or(now, |(_, lease)| *lease);
+        let seen = Instant::now();
+        let leader = &view["leader"];
+        let holds = code == 200
+            && leader["session"].as_str() == Some(id.as_str())
+            && leader["yielding"] == false;
+        let believing = beliefs.last().is_some_and(|b| b.until.is_none());
+        match (holds && seen < lease, believing) {
+            (true, false) => beliefs.push(Belief {
+                client: me,
+                from: seen,
+                until: None,
+                token: leader["token"].as_u64().unwrap(),
+            }),
+            (false, true) => close(&mut beliefs, seen.min(lease)),
+            _ => {}
+        }
+    }
+    let end = session.map_or_else(Instant::now, |(_, lease)| lease.min(Instant::now()));
+    close(&mut beliefs, end);
+    beliefs
+}
+
+/// The index of the node whose client leads now, as any node answers; a random one otherwise.
+fn holders_node(rng: &mut StdRng, nodes: &[Node]) -> usize {
+    let leader = nodes.iter().find_map(|n| {
+        let (_, view) = n.get(ELECTION)?;
+        let id = view["leader"]["id"]
+            .as_str()?
+            .strip_prefix('c')?
+            .parse::<usize>()
+            .ok()?;
+        (id < nodes.len()).then_some(id)
+    });
+    leader.unwrap_or_else(|| rng.random_range(0..nodes.len()))
+}
+
+#[test]
+fn holders_with_leases_never_believe_at_once_under_faults() {
+    for seed in [11, 12] {
+        let (mut nodes, _, _dir) = three_voters(&format!("elect-leases-{seed}"));
+        agreed_leader(&nodes);
+        let until = Instant::now() + RUN;
+        let clients: Vec<_> = nodes
+            .iter()
+            .enumerate()
+            .map(|(me, node)| {
+                let api = node.api;
+                std::thread::spawn(move || leaseholder(me, api, seed, until))
+            })
+            .collect();
+        // The faults hit the agent of the client that leads: its view and its renewals stop,
+        // while the others carry on.
+        let done = faults(&mut nodes, seed, until, holders_node);
+        let mut beliefs: Vec<Belief> = clients
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect();
+        beliefs.sort_by_key(|b| b.from);
+        for (i, a) in beliefs.iter().enumerate() {
+            for b in beliefs.iter().skip(i + 1).filter(|b| b.client != a.client) {
+                let a_until = a.until.unwrap();
+                assert!(
+                    a_until <= b.from,
+                    "seed {seed}: c{} believed it led {:?} past the moment c{} began (faults {done:?})",
+                    a.client,
+                    a_until.saturating_duration_since(b.from),
+                    b.client,
+                );
+                assert!(
+                    a.token < b.token,
+                    "seed {seed}: tokens {} then {}",
+                    a.token,
+                    b.token
+                );
+            }
+        }
+        eprintln!(
+            "seed {seed}: {} stretches of belief, none overlapping; faults {done:?}",
+            beliefs.len()
+        );
+        assert!(
+            beliefs.len() >= 2,
+            "seed {seed}: the role moved: {beliefs:?}"
+        );
+    }
 }
