@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use common::cluster::EventStream;
-use common::raft::{agreed_leader, three_voters, Node, SETTLE};
-use common::{http, wait_for, TOKEN};
+use common::raft::{agreed_leader, three_voters, Node, SETTLE, VOTERS};
+use common::{free_port, http, wait_for, TOKEN};
 use serde_json::Value;
 
 /// A `vigil elect` process.
@@ -413,4 +413,32 @@ fn vigil_lock_runs_one_holder_at_a_time() {
         stdout.contains("db-migration") && stdout.contains(&t2.to_string()),
         "vigil locks shows the holder's token: {stdout}"
     );
+}
+
+#[test]
+fn a_leader_whose_node_dies_stops_at_once_and_the_next_leads_after_its_ttl() {
+    let (nodes, ports, dir) = three_voters("elect-node-dies");
+    agreed_leader(&nodes);
+    let mut member = Node::start("m1", &dir, free_port(), &ports, false, &VOTERS);
+    let record = record(&dir);
+    let _first = Candidate::start(&member, "head-a", &record, &["--ttl", "2s"]);
+    let t1 = wait_leader(&nodes, "head-a", "the candidate beside the member leads");
+    let _second = Candidate::start(&nodes[0], "head-b", &record, &["--ttl", "2s"]);
+    wait_for(SETTLE, || {
+        (election(&nodes[1])?["candidates"].as_array()?.len() == 2).then_some(())
+    })
+    .expect("head-b waits in line");
+
+    // The member's agent dies: head-a's connection to it breaks, so head-a stops its command at
+    // once; the cluster hands over once head-a's session can no longer have been renewed.
+    member.kill();
+    wait_for(SETTLE, || {
+        lines(&record)
+            .contains(&format!("stop head-a {t1}"))
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("head-a stops its command: {:?}", lines(&record)));
+    let t2 = wait_leader(&nodes, "head-b", "head-a's node died");
+    assert!(t2 > t1, "{t1} then {t2}");
+    one_at_a_time(&record, &[]);
 }
