@@ -50,6 +50,7 @@ pub mod catalog;
 pub mod checkdef;
 mod checks;
 mod cluster;
+mod consul;
 mod dashboard;
 mod discovery;
 mod discovery_cache;
@@ -150,6 +151,7 @@ impl Api {
             .merge(maintenance::routes(&self))
             .merge(sessions::routes(&self))
             .merge(roles::routes(&self))
+            .merge(consul::routes(&self))
             .merge(prometheus_sd::routes(&self))
             .merge(openapi::routes())
             .merge(vigil_health::http::probe_routes(self.engine.clone()))

@@ -1,0 +1,148 @@
+//! `GET /v1/health/service/{name}`, `/v1/health/checks/{service}`, `/v1/health/node/{node}` and
+//! `/v1/health/state/{state}`: the same states vigil's discovery answers with, in Consul's shape.
+//! `?passing` keeps the instances whose every check passes — its own, its node's `serfHealth`,
+//! and none in maintenance — exactly those `?healthy` and DNS return.
+
+use axum::extract::{Path, State};
+use axum::http::request::Parts;
+use axum::response::Response;
+use vigil_cluster::raft::{InstanceState, Registry};
+use vigil_cluster::ClusterView;
+
+use super::read::{instance_checks, node, node_check, respond, service, ConsulQuery};
+use super::wire;
+use crate::discovery::{discover_in, Filter};
+use crate::error::ApiError;
+use crate::Api;
+
+/// The entries of service `name` in `registry`: each instance with its node and its checks.
+fn entries(
+    registry: &Registry,
+    view: Option<&ClusterView>,
+    name: &str,
+    query: &ConsulQuery,
+) -> Vec<wire::ServiceEntry> {
+    let index = registry.service_index(name);
+    let tags = query.all("tag");
+    let meta = query.node_meta();
+    let passing = query.flag("passing");
+    discover_in(registry, view, name, &Filter::default())
+        .into_iter()
+        .filter(|(i, _)| tags.iter().all(|t| i.tags.iter().any(|have| have == t)))
+        .filter(|(_, state)| !passing || *state == InstanceState::Passing)
+        .map(|(i, _)| {
+            let mut checks = vec![node_check(registry, view, &i.node, index)];
+            checks.extend(instance_checks(registry, i, index));
+            wire::ServiceEntry {
+                node: node(view, &i.node, index),
+                service: service(i, index),
+                checks,
+            }
+        })
+        .filter(|e| {
+            meta.iter()
+                .all(|(k, v)| e.node.meta.get(*k).is_some_and(|have| have == v))
+        })
+        .collect()
+}
+
+/// `/v1/health/service/{name}`.
+pub async fn service_health(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    parts: Parts,
+) -> Response {
+    let index_name = name.clone();
+    respond(
+        &api,
+        parts,
+        move |p| p.registry.service_index(&index_name),
+        |p, view, query| Ok(entries(&p.registry, view, &name, query)),
+    )
+    .await
+}
+
+/// `/v1/health/checks/{service}`: the checks of every instance of the service.
+pub async fn service_checks(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    parts: Parts,
+) -> Response {
+    let index_name = name.clone();
+    respond(
+        &api,
+        parts,
+        move |p| p.registry.service_index(&index_name),
+        |p, _, _| {
+            let index = p.registry.service_index(&name);
+            let checks: Vec<wire::Check> = p
+                .registry
+                .services
+                .get(&name)
+                .into_iter()
+                .flat_map(|of| of.values())
+                .flat_map(|i| instance_checks(&p.registry, i, index))
+                .collect();
+            Ok(checks)
+        },
+    )
+    .await
+}
+
+/// `/v1/health/node/{node}`: the node's `serfHealth` and the checks of its instances.
+pub async fn node_health(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    parts: Parts,
+) -> Response {
+    respond(
+        &api,
+        parts,
+        |p| p.applied_index.unwrap_or(0),
+        |p, view, _| {
+            let index = p.applied_index.unwrap_or(0);
+            let mut checks = vec![node_check(&p.registry, view, &name, index)];
+            checks.extend(
+                p.registry
+                    .instances()
+                    .filter(|i| i.node == name)
+                    .flat_map(|i| instance_checks(&p.registry, i, index)),
+            );
+            Ok(checks)
+        },
+    )
+    .await
+}
+
+/// `/v1/health/state/{state}`: every check in `passing`, `warning`, `critical` or `any`.
+pub async fn state(State(api): State<Api>, Path(wanted): Path<String>, parts: Parts) -> Response {
+    respond(
+        &api,
+        parts,
+        |p| p.applied_index.unwrap_or(0),
+        |p, view, _| {
+            if !matches!(wanted.as_str(), "any" | "passing" | "warning" | "critical") {
+                return Err(ApiError::bad_request(format!(
+                    "state {wanted:?} is none of any, passing, warning, critical"
+                )));
+            }
+            let index = p.applied_index.unwrap_or(0);
+            let mut nodes: Vec<String> = view
+                .map(|v| v.members.iter().map(|m| m.id.clone()).collect())
+                .unwrap_or_default();
+            nodes.sort();
+            let checks = nodes
+                .iter()
+                .map(|n| node_check(&p.registry, view, n, index))
+                .chain(
+                    p.registry
+                        .instances()
+                        .flat_map(|i| instance_checks(&p.registry, i, index)),
+                )
+                .filter(|c| wanted == "any" || c.status == wanted)
+                .collect::<Vec<_>>();
+            Ok(checks)
+        },
+    )
+    .await
+}

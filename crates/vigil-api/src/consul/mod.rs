@@ -1,0 +1,80 @@
+//! A Consul-compatible subset of the HTTP API, on the same listener as vigil's own, so that
+//! tooling written for Consul — Prometheus's `consul_sd_configs`, python-consul, load balancers
+//! — works against a vigil cluster unchanged.
+//!
+//! Reads come from this agent's copy of the registry (every agent answers the same, non-voters
+//! included) and block on `?index=&wait=` with `X-Consul-Index`; instances and their checks carry
+//! the states vigil's own discovery gives them. What vigil does not have — the KV store, ACL
+//! tokens, prepared queries, Connect, Consul's own sessions — answers 501 naming it; any other
+//! path under a Consul prefix answers vigil's JSON 404.
+
+mod agent;
+mod catalog;
+mod health;
+mod read;
+mod status;
+mod wire;
+
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+
+use crate::error::ApiError;
+use crate::Api;
+
+/// Consul features vigil does not serve, by path prefix, with what to say.
+const NOT_SERVED: [(&str, &str); 10] = [
+    ("/v1/kv", "the KV store"),
+    ("/v1/acl", "ACL tokens and policies"),
+    ("/v1/query", "prepared queries"),
+    ("/v1/connect", "Connect (service mesh)"),
+    (
+        "/v1/session",
+        "Consul sessions (vigil's own are under /v1/sessions)",
+    ),
+    ("/v1/txn", "transactions"),
+    ("/v1/snapshot", "Consul snapshots"),
+    ("/v1/operator", "the operator API"),
+    ("/v1/config", "configuration entries"),
+    ("/v1/coordinate", "network coordinates"),
+];
+
+/// The Consul routes, on a node in a cluster.
+pub(crate) fn routes(api: &Api) -> Router {
+    if api.cluster.is_none() {
+        return Router::new();
+    }
+    let mut router = Router::new()
+        .route("/v1/agent/self", get(agent::agent_self))
+        .route("/v1/agent/members", get(agent::members))
+        .route("/v1/status/leader", get(status::leader))
+        .route("/v1/status/peers", get(status::peers))
+        .route("/v1/catalog/services", get(catalog::services))
+        .route("/v1/catalog/service/{name}", get(catalog::service))
+        .route("/v1/catalog/nodes", get(catalog::nodes))
+        .route("/v1/health/service/{name}", get(health::service_health))
+        .route("/v1/health/checks/{name}", get(health::service_checks))
+        .route("/v1/health/node/{name}", get(health::node_health))
+        .route("/v1/health/state/{state}", get(health::state));
+    for (prefix, _) in NOT_SERVED {
+        router = router
+            .route(prefix, any(not_served))
+            .route(&format!("{prefix}/{{*rest}}"), any(not_served));
+    }
+    router.with_state(api.clone())
+}
+
+/// 501 naming the Consul feature asked for.
+async fn not_served(uri: Uri) -> Response {
+    let path = uri.path();
+    let feature = NOT_SERVED
+        .iter()
+        .find(|(prefix, _)| path == *prefix || path.starts_with(&format!("{prefix}/")))
+        .map_or("this Consul feature", |(_, feature)| feature);
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        format!("vigil does not serve {feature} of Consul's API ({path})"),
+    )
+    .into_response()
+}

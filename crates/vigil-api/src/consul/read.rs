@@ -1,0 +1,308 @@
+//! What every read of the Consul surface shares: its query parameters (`index`, `wait`,
+//! `passing`, repeatable `tag`, `node-meta`, `dc`, `stale`, `consistent`, `token`), the blocking
+//! wait on the index the answer depends on, Consul's headers (`X-Consul-Index`, never 0;
+//! `X-Consul-KnownLeader`; `X-Consul-LastContact`), and the node and check entries built from
+//! the registry and this agent's membership.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use vigil_cluster::raft::{is_gone, Published, Registry, ServiceInstance};
+use vigil_cluster::{Cluster, ClusterView};
+use vigil_gossip::MemberState;
+use vigil_health::CheckState;
+
+use super::wire;
+use crate::catalog::Blocking;
+use crate::error::ApiError;
+use crate::leader::VoterRead;
+use crate::Api;
+
+/// The datacenter vigil answers as.
+pub const DATACENTER: &str = "dc1";
+
+/// The query of a read, its repeatable keys kept.
+#[derive(Debug, Default)]
+pub struct ConsulQuery {
+    pairs: Vec<(String, String)>,
+}
+
+impl ConsulQuery {
+    /// The query of `parts`; a query that is not `key=value&...` is a 400.
+    pub fn of(parts: &Parts) -> Result<ConsulQuery, ApiError> {
+        let Query(pairs) =
+            Query::<Vec<(String, String)>>::try_from_uri(&parts.uri).map_err(|e| {
+                ApiError::bad_request(format!("the query string is not key=value pairs: {e}"))
+            })?;
+        Ok(ConsulQuery { pairs })
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether `key` is given (`?passing`, `?passing=true`; `false` and `0` say no).
+    pub fn flag(&self, key: &str) -> bool {
+        self.get(key).is_some_and(|v| v != "false" && v != "0")
+    }
+
+    /// Every value of a repeatable `key`.
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The `node-meta=key:value` filters.
+    pub fn node_meta(&self) -> Vec<(&str, &str)> {
+        self.all("node-meta")
+            .into_iter()
+            .map(|kv| kv.split_once(':').unwrap_or((kv, "")))
+            .collect()
+    }
+}
+
+/// The registry a read answers from and the headers it carries: after the index passes
+/// `?index=` (or `?wait=` runs out), from this agent's copy; with `?consistent`, from the leader
+/// after a majority confirmed it. `index_of` is the index the answer depends on.
+pub async fn read(
+    api: &Api,
+    query: &ConsulQuery,
+    parts: &mut Parts,
+    index_of: impl Fn(&Published) -> u64,
+) -> Result<(Arc<Published>, HeaderMap), Response> {
+    if let Some(dc) = query.get("dc") {
+        if dc != DATACENTER {
+            // Consul answers 500 here; a client error is what it is.
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("No path to datacenter {dc:?}: this cluster is {DATACENTER:?}"),
+            )
+            .into_response());
+        }
+    }
+    let Some(catalog) = &api.catalog else {
+        return Err(ApiError::not_found("this node is not in a cluster").into_response());
+    };
+    let index = match query.get("index") {
+        None => None,
+        Some(text) => Some(text.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!("index: {text:?} is not a whole number")).into_response()
+        })?),
+    };
+    let blocking = Blocking {
+        index,
+        wait: query.get("wait").map(str::to_owned),
+    };
+    let wait = blocking.parse().map_err(IntoResponse::into_response)?;
+    let published = if query.flag("consistent") {
+        VoterRead::from_request_parts(parts, api).await?.published
+    } else {
+        match wait {
+            Some((index, wait)) => catalog.after(index, wait, &index_of).await,
+            None => catalog.current(),
+        }
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert("x-consul-index", index_of(&published).max(1).into());
+    let stale = catalog.stale_ms();
+    let known = HeaderValue::from_static(if stale.is_some() { "true" } else { "false" });
+    headers.insert("x-consul-knownleader", known);
+    headers.insert("x-consul-lastcontact", stale.unwrap_or(0).into());
+    Ok((published, headers))
+}
+
+/// Runs a read (see [`read`]) and answers with what `answer` builds from it.
+pub async fn respond<T: serde::Serialize>(
+    api: &Api,
+    mut parts: Parts,
+    index_of: impl Fn(&Published) -> u64,
+    answer: impl FnOnce(&Published, Option<&ClusterView>, &ConsulQuery) -> Result<T, ApiError>,
+) -> Response {
+    let query = match ConsulQuery::of(&parts) {
+        Ok(query) => query,
+        Err(e) => return e.into_response(),
+    };
+    let (published, headers) = match read(api, &query, &mut parts, index_of).await {
+        Ok(read) => read,
+        Err(answer) => return answer,
+    };
+    let view = api.cluster.as_ref().map(Cluster::view);
+    match answer(&published, view.as_deref(), &query) {
+        Ok(body) => (headers, Json(body)).into_response(),
+        Err(e) => (headers, e).into_response(),
+    }
+}
+
+/// A stable UUID-shaped id for node `name`, as Consul gives every node one.
+pub fn node_uuid(name: &str) -> String {
+    let half = |salt: u8| {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (salt, name).hash(&mut hasher);
+        hasher.finish()
+    };
+    let (a, b) = (half(1), half(2));
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        b >> 48,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// Node `name` as the catalog shows it: its gossip address, when this agent knows it.
+pub fn node(view: Option<&ClusterView>, name: &str, index: u64) -> wire::Node {
+    let member = view.and_then(|v| v.member(name));
+    let address = member.map(|m| m.addr.ip().to_string()).unwrap_or_default();
+    wire::Node {
+        id: node_uuid(name),
+        node: name.to_owned(),
+        address: address.clone(),
+        datacenter: DATACENTER.to_owned(),
+        tagged_addresses: [
+            ("lan".to_owned(), address.clone()),
+            ("wan".to_owned(), address),
+        ]
+        .into_iter()
+        .collect(),
+        meta: member.map(|m| m.tags.clone()).unwrap_or_default(),
+        create_index: index.max(1),
+        modify_index: index.max(1),
+    }
+}
+
+/// Whether node `name` is alive, as this agent's membership and the registry say.
+pub fn node_alive(registry: &Registry, view: Option<&ClusterView>, name: &str) -> bool {
+    let gossip_dead = view
+        .and_then(|v| v.member(name))
+        .is_some_and(|m| matches!(m.state, MemberState::Dead | MemberState::Left));
+    let recorded_gone = registry
+        .health
+        .get(name)
+        .is_some_and(|r| is_gone(&r.status));
+    !gossip_dead && !recorded_gone
+}
+
+/// The node's own check, Consul's `serfHealth`.
+pub fn node_check(
+    registry: &Registry,
+    view: Option<&ClusterView>,
+    name: &str,
+    index: u64,
+) -> wire::Check {
+    let alive = node_alive(registry, view, name);
+    wire::Check {
+        node: name.to_owned(),
+        check_id: "serfHealth".to_owned(),
+        name: "Serf Health Status".to_owned(),
+        status: if alive { "passing" } else { "critical" },
+        notes: String::new(),
+        output: if alive {
+            "Agent alive and reachable".to_owned()
+        } else {
+            "Agent not live or unreachable".to_owned()
+        },
+        service_id: String::new(),
+        service_name: String::new(),
+        service_tags: Vec::new(),
+        kind: String::new(),
+        create_index: index.max(1),
+        modify_index: index.max(1),
+    }
+}
+
+/// Consul's word for a check state: a check not run yet is `critical`, as Consul starts them.
+pub fn status_of(state: CheckState) -> &'static str {
+    match state {
+        CheckState::Passing => "passing",
+        CheckState::Warning => "warning",
+        CheckState::Critical | CheckState::Unknown => "critical",
+    }
+}
+
+/// The checks of `instance`: each of its own, and `_service_maintenance:ID` while it is in
+/// maintenance.
+pub fn instance_checks(
+    registry: &Registry,
+    instance: &ServiceInstance,
+    index: u64,
+) -> Vec<wire::Check> {
+    let health = registry.health_of(instance);
+    let check =
+        |check_id: String, name: String, status, notes: String, output: String, kind| wire::Check {
+            node: instance.node.clone(),
+            check_id,
+            name,
+            status,
+            notes,
+            output,
+            service_id: instance.id.clone(),
+            service_name: instance.name.clone(),
+            service_tags: instance.tags.clone(),
+            kind,
+            create_index: index.max(1),
+            modify_index: index.max(1),
+        };
+    let mut checks: Vec<wire::Check> = instance
+        .checks
+        .iter()
+        .map(|(name, body)| {
+            let report = health.and_then(|h| h.checks.get(name));
+            let kind = body
+                .probe()
+                .map(|p| p.split(':').next().unwrap_or("").trim().to_owned())
+                .unwrap_or_default();
+            check(
+                format!("service:{}:{name}", instance.id),
+                name.clone(),
+                status_of(report.map_or(CheckState::Unknown, |r| r.state)),
+                String::new(),
+                report.map(|r| r.output.clone()).unwrap_or_default(),
+                kind,
+            )
+        })
+        .collect();
+    if let Some(reason) = health.and_then(|h| h.maintenance.as_ref()) {
+        checks.push(check(
+            format!("_service_maintenance:{}", instance.id),
+            "Service Maintenance Mode".to_owned(),
+            "critical",
+            reason.clone(),
+            String::new(),
+            "maintenance".to_owned(),
+        ));
+    }
+    checks
+}
+
+/// Consul's `Service` of `instance`.
+pub fn service(instance: &ServiceInstance, index: u64) -> wire::Service {
+    wire::Service {
+        id: instance.id.clone(),
+        service: instance.name.clone(),
+        tags: instance.tags.clone(),
+        address: instance.address.clone(),
+        meta: BTreeMap::new(),
+        port: instance.port,
+        weights: wire::Weights {
+            passing: 1,
+            warning: 1,
+        },
+        enable_tag_override: false,
+        create_index: index.max(1),
+        modify_index: index.max(1),
+    }
+}

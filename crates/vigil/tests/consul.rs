@@ -1,0 +1,114 @@
+//! The Consul-compatible surface as Consul's users reach it: python-consul (Debian's
+//! `python3-consul`, run by Debian's `/usr/bin/python3`) reads the catalog, health, status and
+//! members of a real cluster, and a blocking `health.service(passing=True, index=…)` returns
+//! when an instance's process is killed. Without python3-consul the test is skipped, saying so.
+
+#![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop at once
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::raft::{agreed_leader, three_voters, SETTLE};
+use common::skip::skip;
+use common::{free_port, http, lines_of, wait_for, FakeService, TOKEN};
+use serde_json::Value;
+
+const PYTHON: &str = "/usr/bin/python3";
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consul_client.py");
+
+fn python_consul() -> bool {
+    let ok = Command::new(PYTHON)
+        .args(["-c", "import consul"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        skip("python-consul (Debian package python3-consul)");
+    }
+    ok
+}
+
+#[test]
+fn python_consul_reads_the_catalog_and_its_blocking_query_sees_a_killed_instance() {
+    if !python_consul() {
+        return;
+    }
+    let (nodes, _, _dir) = three_voters("consul-python");
+    agreed_leader(&nodes);
+    let ports = [free_port(), free_port()];
+    let mut services: Vec<FakeService> = ports.iter().map(|p| FakeService::start(*p)).collect();
+    for (i, port) in ports.iter().enumerate() {
+        let body = format!(
+            r#"{{"name": "web", "id": "web-{i}", "address": "127.0.0.1", "port": {port}, "tags": ["v1"],
+                "checks": [{{"name": "tcp", "probe": "tcp://127.0.0.1:{port}", "interval": "200ms"}}]}}"#
+        );
+        let (code, answer) =
+            http(nodes[i].api, "POST", "/v1/services", Some(TOKEN), &body).unwrap();
+        assert!(code == 201 || code == 200, "{code} {answer}");
+    }
+    wait_for(SETTLE, || {
+        let (_, body) = nodes[2].get("/v1/services/web?healthy")?;
+        (body["instances"].as_array()?.len() == 2).then_some(())
+    })
+    .expect("both instances pass");
+
+    let api = nodes[2].api;
+    let mut child = Command::new(PYTHON)
+        .args([
+            SCRIPT,
+            &api.ip().to_string(),
+            &api.port().to_string(),
+            TOKEN,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(child.stdout.take().unwrap());
+    let next = |what: &str| -> Value {
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("python-consul prints its {what} step"));
+        serde_json::from_str(&line).unwrap()
+    };
+    let read = next("read");
+    assert!(
+        read["leader"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("127.0.0.1:")),
+        "{read}"
+    );
+    assert_eq!(read["peers"], 3, "{read}");
+    assert_eq!(
+        read["members"],
+        serde_json::json!(["v1", "v2", "v3"]),
+        "{read}"
+    );
+    assert_eq!(read["datacenter"], "dc1");
+    assert_eq!(read["services"]["web"], serde_json::json!(["v1"]), "{read}");
+    assert_eq!(read["catalog"], serde_json::json!(["web-0", "web-1"]));
+    assert_eq!(read["healthy"], serde_json::json!(["web-0", "web-1"]));
+    assert_eq!(read["checks"], serde_json::json!(["passing"]), "{read}");
+    assert!(read["index"].as_u64().is_some_and(|i| i > 0));
+
+    assert_eq!(next("blocking")["step"], "blocking");
+    services[0].kill();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin).unwrap();
+    let changed = next("changed");
+    assert_eq!(
+        changed["healthy"],
+        serde_json::json!(["web-1"]),
+        "{changed}"
+    );
+    assert!(
+        changed["index"].as_u64() > read["index"].as_u64(),
+        "{changed}"
+    );
+    assert!(child.wait().unwrap().success());
+}
