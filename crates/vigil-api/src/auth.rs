@@ -67,7 +67,15 @@ pub fn guarded<S: Clone + Send + Sync + 'static>(
 
 /// Middleware rejecting requests without the configured token with 401 and a JSON error.
 pub async fn require_token(State(token): State<Token>, request: Request, next: Next) -> Response {
-    let presented = request
+    match token.admits(bearer_of(&request)) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`.
+fn bearer_of(request: &Request) -> Option<&str> {
+    request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -75,8 +83,40 @@ pub async fn require_token(State(token): State<Token>, request: Request, next: N
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .map(str::trim);
-    match token.admits(presented) {
+        .map(str::trim)
+}
+
+/// `route` of the Consul-compatible surface behind the token, presented as Consul's clients
+/// do: `X-Consul-Token`, `Authorization: Bearer` or `?token=`.
+pub fn consul_guarded<S: Clone + Send + Sync + 'static>(
+    token: &Token,
+    route: MethodRouter<S>,
+) -> MethodRouter<S> {
+    route.route_layer(middleware::from_fn_with_state(
+        token.clone(),
+        require_consul_token,
+    ))
+}
+
+async fn require_consul_token(
+    State(token): State<Token>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let in_query = request.uri().query().and_then(|query| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("token="))
+            .map(str::to_owned)
+    });
+    let presented = request
+        .headers()
+        .get("x-consul-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| bearer_of(&request).map(str::to_owned))
+        .or(in_query);
+    match token.admits(presented.as_deref()) {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }

@@ -692,7 +692,7 @@ pub async fn put_ttl(
     }
 }
 
-async fn ttl_update(
+pub(crate) async fn ttl_update(
     api: &Api,
     name: &str,
     id: &str,

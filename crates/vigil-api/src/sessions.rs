@@ -35,6 +35,8 @@ use crate::{auth, wire, Api};
 const DEFAULT_TTL: &str = "10s";
 /// Longest `holder` kept, in bytes.
 const MAX_HOLDER: usize = 200;
+/// How long a `hold` waits for a session this agent's copy of the registry does not show yet.
+const HOLD_FIND: Duration = Duration::from_secs(5);
 /// How often a `hold` stream writes a line: a closed connection is found by the next write at
 /// the latest.
 const HOLD_BEAT: Duration = Duration::from_millis(100);
@@ -334,7 +336,13 @@ pub async fn hold(State(api): State<Api>, Path(id): Path<String>, request: Incom
     let Some(catalog) = api.catalog.clone() else {
         return ApiError::not_found("this node is not in a cluster").into_response();
     };
-    let current = catalog.current();
+    // A session is acknowledged by the leader before every agent has applied it: an agent
+    // whose copy lags waits for it a little before saying it does not exist.
+    let current = catalog
+        .after(0, HOLD_FIND, |p| {
+            u64::from(p.registry.coordination.sessions.contains_key(&id))
+        })
+        .await;
     let Some(session) = current.registry.coordination.sessions.get(&id) else {
         return ApiError::not_found(format!("no session {id}")).into_response();
     };

@@ -132,19 +132,23 @@ fn lose(publish: &watch::Sender<State>, why: String) {
     });
 }
 
-/// Renews the session every third of its TTL until it is lost.
+/// Renews the session every third of its TTL until it is lost. A renewal may take up to the
+/// whole TTL to be acknowledged (a loaded agent, a hop through a member): it still counts from
+/// when it was sent, and the next one goes out on time all the same.
 async fn renew(
     agent: std::sync::Arc<Agent>,
     id: String,
     ttl: Duration,
     publish: std::sync::Arc<watch::Sender<State>>,
 ) {
-    let every = ttl / 3;
+    let mut every = tokio::time::interval(ttl / 3);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
     let path = format!("/v1/sessions/{id}/renew");
     loop {
-        tokio::time::sleep(every).await;
+        every.tick().await;
         let sent = Instant::now();
-        let answer = agent.send_within(Method::PUT, &path, None, every).await;
+        let answer = agent.send_within(Method::PUT, &path, None, ttl).await;
         match answer {
             Ok(answer) if answer.status.is_success() => {
                 match agent.decode::<wire::SessionBody>(&path, answer.body) {

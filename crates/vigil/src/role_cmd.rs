@@ -310,7 +310,13 @@ async fn stand(
             }
             _ => {}
         }
-        if state.lost.is_some() {
+        if let Some(why) = &state.lost {
+            if child.is_none() {
+                eprintln!(
+                    "vigil: {} {}: the session was lost before anything was held ({why}); standing again",
+                    role.kind, role.name
+                );
+            }
             return Ok(Term::Lost);
         }
         let lease_end = tokio::time::sleep_until(state.lease_until);

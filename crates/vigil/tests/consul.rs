@@ -1,7 +1,9 @@
 //! The Consul-compatible surface as Consul's users reach it: python-consul (Debian's
-//! `python3-consul`, run by Debian's `/usr/bin/python3`) reads the catalog, health, status and
-//! members of a real cluster, and a blocking `health.service(passing=True, index=…)` returns
-//! when an instance's process is killed. Without python3-consul the test is skipped, saying so.
+//! `python3-consul`, run by Debian's `/usr/bin/python3`) registers instances with TCP and TTL
+//! checks through the agent API, passes the TTL, reads the catalog, health, status and members
+//! of a real cluster, sees a blocking `health.service(passing=True, index=…)` return when an
+//! instance's process is killed, and puts an instance in maintenance and deregisters it. Without
+//! python3-consul the test is skipped, saying so.
 
 #![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop at once
 
@@ -11,9 +13,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::raft::{agreed_leader, three_voters, SETTLE};
+use common::raft::{agreed_leader, three_voters};
 use common::skip::skip;
-use common::{free_port, http, lines_of, wait_for, FakeService, TOKEN};
+use common::{free_port, lines_of, FakeService, TOKEN};
 use serde_json::Value;
 
 const PYTHON: &str = "/usr/bin/python3";
@@ -41,20 +43,6 @@ fn python_consul_reads_the_catalog_and_its_blocking_query_sees_a_killed_instance
     agreed_leader(&nodes);
     let ports = [free_port(), free_port()];
     let mut services: Vec<FakeService> = ports.iter().map(|p| FakeService::start(*p)).collect();
-    for (i, port) in ports.iter().enumerate() {
-        let body = format!(
-            r#"{{"name": "web", "id": "web-{i}", "address": "127.0.0.1", "port": {port}, "tags": ["v1"],
-                "checks": [{{"name": "tcp", "probe": "tcp://127.0.0.1:{port}", "interval": "200ms"}}]}}"#
-        );
-        let (code, answer) =
-            http(nodes[i].api, "POST", "/v1/services", Some(TOKEN), &body).unwrap();
-        assert!(code == 201 || code == 200, "{code} {answer}");
-    }
-    wait_for(SETTLE, || {
-        let (_, body) = nodes[2].get("/v1/services/web?healthy")?;
-        (body["instances"].as_array()?.len() == 2).then_some(())
-    })
-    .expect("both instances pass");
 
     let api = nodes[2].api;
     let mut child = Command::new(PYTHON)
@@ -64,6 +52,7 @@ fn python_consul_reads_the_catalog_and_its_blocking_query_sees_a_killed_instance
             &api.port().to_string(),
             TOKEN,
         ])
+        .args([ports[0].to_string(), ports[1].to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -77,6 +66,12 @@ fn python_consul_reads_the_catalog_and_its_blocking_query_sees_a_killed_instance
         serde_json::from_str(&line).unwrap()
     };
     let read = next("read");
+    assert_eq!(
+        read["registered"],
+        serde_json::json!([true, true, true]),
+        "{read}"
+    );
+    assert_eq!(read["passed"], true, "{read}");
     assert!(
         read["leader"]
             .as_str()
@@ -93,7 +88,15 @@ fn python_consul_reads_the_catalog_and_its_blocking_query_sees_a_killed_instance
     assert_eq!(read["services"]["web"], serde_json::json!(["v1"]), "{read}");
     assert_eq!(read["catalog"], serde_json::json!(["web-0", "web-1"]));
     assert_eq!(read["healthy"], serde_json::json!(["web-0", "web-1"]));
-    assert_eq!(read["checks"], serde_json::json!(["passing"]), "{read}");
+    assert_eq!(
+        read["checks"],
+        serde_json::json!([
+            ["serfHealth", "passing"],
+            ["service:web-0", "passing"],
+            ["service:web-1", "passing"]
+        ]),
+        "{read}"
+    );
     assert!(read["index"].as_u64().is_some_and(|i| i > 0));
 
     assert_eq!(next("blocking")["step"], "blocking");

@@ -6,9 +6,11 @@
 //! included) and block on `?index=&wait=` with `X-Consul-Index`; instances and their checks carry
 //! the states vigil's own discovery gives them. What vigil does not have — the KV store, ACL
 //! tokens, prepared queries, Connect, Consul's own sessions — answers 501 naming it; any other
-//! path under a Consul prefix answers vigil's JSON 404.
+//! path under a Consul prefix answers vigil's JSON 404. Deregistration and TTL updates also
+//! answer GET, as Consul's agent did before 1.0 and python-consul 0.7 still sends.
 
 mod agent;
+mod agent_write;
 mod catalog;
 mod health;
 mod read;
@@ -17,11 +19,11 @@ mod wire;
 
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, put};
 use axum::Router;
 
 use crate::error::ApiError;
-use crate::Api;
+use crate::{auth, Api};
 
 /// Consul features vigil does not serve, by path prefix, with what to say.
 const NOT_SERVED: [(&str, &str); 10] = [
@@ -56,7 +58,29 @@ pub(crate) fn routes(api: &Api) -> Router {
         .route("/v1/health/service/{name}", get(health::service_health))
         .route("/v1/health/checks/{name}", get(health::service_checks))
         .route("/v1/health/node/{name}", get(health::node_health))
-        .route("/v1/health/state/{state}", get(health::state));
+        .route("/v1/health/state/{state}", get(health::state))
+        .route(
+            "/v1/agent/service/register",
+            auth::consul_guarded(&api.token, put(agent_write::register)),
+        )
+        .route(
+            "/v1/agent/service/deregister/{id}",
+            auth::consul_guarded(
+                &api.token,
+                put(agent_write::deregister).get(agent_write::deregister),
+            ),
+        )
+        .route(
+            "/v1/agent/check/{verdict}/{check_id}",
+            auth::consul_guarded(
+                &api.token,
+                put(agent_write::check_update).get(agent_write::check_update),
+            ),
+        )
+        .route(
+            "/v1/agent/service/maintenance/{id}",
+            auth::consul_guarded(&api.token, put(agent_write::maintenance)),
+        );
     for (prefix, _) in NOT_SERVED {
         router = router
             .route(prefix, any(not_served))

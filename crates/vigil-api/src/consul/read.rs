@@ -43,7 +43,8 @@ impl ConsulQuery {
         Ok(ConsulQuery { pairs })
     }
 
-    fn get(&self, key: &str) -> Option<&str> {
+    /// The first value of `key`.
+    pub fn value(&self, key: &str) -> Option<&str> {
         self.pairs
             .iter()
             .find(|(k, _)| k == key)
@@ -52,7 +53,7 @@ impl ConsulQuery {
 
     /// Whether `key` is given (`?passing`, `?passing=true`; `false` and `0` say no).
     pub fn flag(&self, key: &str) -> bool {
-        self.get(key).is_some_and(|v| v != "false" && v != "0")
+        self.value(key).is_some_and(|v| v != "false" && v != "0")
     }
 
     /// Every value of a repeatable `key`.
@@ -82,7 +83,7 @@ pub async fn read(
     parts: &mut Parts,
     index_of: impl Fn(&Published) -> u64,
 ) -> Result<(Arc<Published>, HeaderMap), Response> {
-    if let Some(dc) = query.get("dc") {
+    if let Some(dc) = query.value("dc") {
         if dc != DATACENTER {
             // Consul answers 500 here; a client error is what it is.
             return Err(ApiError::new(
@@ -95,7 +96,7 @@ pub async fn read(
     let Some(catalog) = &api.catalog else {
         return Err(ApiError::not_found("this node is not in a cluster").into_response());
     };
-    let index = match query.get("index") {
+    let index = match query.value("index") {
         None => None,
         Some(text) => Some(text.parse::<u64>().map_err(|_| {
             ApiError::bad_request(format!("index: {text:?} is not a whole number")).into_response()
@@ -103,7 +104,7 @@ pub async fn read(
     };
     let blocking = Blocking {
         index,
-        wait: query.get("wait").map(str::to_owned),
+        wait: query.value("wait").map(str::to_owned),
     };
     let wait = blocking.parse().map_err(IntoResponse::into_response)?;
     let published = if query.flag("consistent") {
@@ -266,7 +267,7 @@ pub fn instance_checks(
                 .map(|p| p.split(':').next().unwrap_or("").trim().to_owned())
                 .unwrap_or_default();
             check(
-                format!("service:{}:{name}", instance.id),
+                consul_check_id(instance, name),
                 name.clone(),
                 status_of(report.map_or(CheckState::Unknown, |r| r.state)),
                 String::new(),
@@ -286,6 +287,17 @@ pub fn instance_checks(
         ));
     }
     checks
+}
+
+/// The Consul check id of `instance`'s check `name`: the name itself when it is one of Consul's
+/// (`service:ID`, registered through the Consul surface), `service:ID:NAME` otherwise, so that
+/// ids stay unique on a node.
+pub fn consul_check_id(instance: &ServiceInstance, name: &str) -> String {
+    if name.contains(':') {
+        name.to_owned()
+    } else {
+        format!("service:{}:{name}", instance.id)
+    }
 }
 
 /// Consul's `Service` of `instance`.
