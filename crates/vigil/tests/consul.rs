@@ -1,9 +1,9 @@
 //! The Consul-compatible surface as Consul's users reach it: python-consul (Debian's
-//! `python3-consul`, run by Debian's `/usr/bin/python3`) registers instances with TCP and TTL
+//! `python3-consul`, run by Debian's `/usr/bin/python3`) and py-consul (PyPI) each register instances with TCP and TTL
 //! checks through the agent API, passes the TTL, reads the catalog, health, status and members
 //! of a real cluster, sees a blocking `health.service(passing=True, index=…)` return when an
 //! instance's process is killed, and puts an instance in maintenance and deregisters it. Without
-//! python3-consul the test is skipped, saying so.
+//! a client library its test is skipped, saying so.
 
 #![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop at once
 
@@ -18,34 +18,49 @@ use common::skip::skip;
 use common::{free_port, lines_of, FakeService, TOKEN};
 use serde_json::Value;
 
-const PYTHON: &str = "/usr/bin/python3";
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consul_client.py");
 
-fn python_consul() -> bool {
-    let ok = Command::new(PYTHON)
+/// Whether `python` can import a Consul client library; when not, the test is to be skipped
+/// (`needs` says what to install), or with `VIGIL_REQUIRE_TOOLS` set fails.
+fn has_client(python: &str, needs: &str) -> bool {
+    let ok = Command::new(python)
         .args(["-c", "import consul"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        skip("python-consul (Debian package python3-consul)");
+        skip(needs);
     }
     ok
 }
 
 #[test]
-fn python_consul_reads_the_catalog_and_its_blocking_query_sees_a_killed_instance() {
-    if !python_consul() {
-        return;
+fn python_consul_registers_reads_and_blocks_as_against_consul() {
+    // Debian's python3-consul is installed for Debian's own interpreter.
+    let python = "/usr/bin/python3";
+    if has_client(python, "python-consul (Debian package python3-consul)") {
+        run_client(python, "consul-python");
     }
-    let (nodes, _, _dir) = three_voters("consul-python");
+}
+
+#[test]
+fn py_consul_registers_reads_and_blocks_as_against_consul() {
+    let python = "python3";
+    if has_client(python, "py-consul for python3 (pip install py-consul)") {
+        run_client(python, "consul-py");
+    }
+}
+
+/// Runs the client script with `python` against a three-voter cluster, and checks what it saw.
+fn run_client(python: &str, name: &str) {
+    let (nodes, _, _dir) = three_voters(name);
     agreed_leader(&nodes);
     let ports = [free_port(), free_port()];
     let mut services: Vec<FakeService> = ports.iter().map(|p| FakeService::start(*p)).collect();
 
     let api = nodes[2].api;
-    let mut child = Command::new(PYTHON)
+    let mut child = Command::new(python)
         .args([
             SCRIPT,
             &api.ip().to_string(),

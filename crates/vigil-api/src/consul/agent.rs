@@ -6,14 +6,15 @@ use axum::Json;
 use vigil_cluster::MemberView;
 use vigil_gossip::{MemberState, Role};
 
-use super::read::{node_uuid, DATACENTER};
+use super::read::{local_datacenter, node_uuid, DATACENTER_TAG, DEFAULT_DATACENTER};
 use super::wire;
 use crate::Api;
 
 /// A member as Serf shows it to Consul clients.
 fn member(m: &MemberView) -> wire::Member {
     let mut tags = m.tags.clone();
-    tags.insert("dc".to_owned(), DATACENTER.to_owned());
+    tags.entry(DATACENTER_TAG.to_owned())
+        .or_insert_with(|| DEFAULT_DATACENTER.to_owned());
     tags.insert(
         "role".to_owned(),
         match m.role {
@@ -48,7 +49,7 @@ pub async fn agent_self(State(api): State<Api>) -> Response {
     let local = view.as_deref().and_then(|v| v.local());
     let body = wire::AgentSelf {
         config: wire::AgentConfig {
-            datacenter: DATACENTER.to_owned(),
+            datacenter: local_datacenter(&api),
             node_id: node_uuid(&node),
             node_name: node,
             server: api.leadership.is_some(),

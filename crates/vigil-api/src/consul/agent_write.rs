@@ -24,6 +24,9 @@ use crate::forward::Incoming;
 use crate::services::commit;
 use crate::{instance_checks, services, wire, Api};
 
+/// How long a registration waits for this agent's copy of the registry to show it.
+const REGISTERED_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A registration as Consul's agent takes it (keys normalised, see the module comment).
 #[derive(Debug, Deserialize)]
 struct Registration {
@@ -203,7 +206,25 @@ pub async fn register(State(api): State<Api>, body: Bytes) -> Response {
         Err(e) => return ApiError::bad_request(e.to_string()).into_response(),
     };
     let request = native(&api, Method::POST, "/v1/services", body.clone());
-    consul_answer(services::register(State(api), request, body).await)
+    let answer = consul_answer(services::register(State(api.clone()), request, body).await);
+    if answer.status().is_success() {
+        // Consul's agent holds what it registered at once: the next call to this agent (a TTL
+        // update, a read) must find it, so wait for this agent's copy to show it.
+        if let Some(catalog) = &api.catalog {
+            let (name, id) = (&registration.name, &registration.id);
+            catalog
+                .after(0, REGISTERED_WITHIN, |p| {
+                    let known = p
+                        .registry
+                        .services
+                        .get(name)
+                        .is_some_and(|of| of.contains_key(id));
+                    u64::from(known)
+                })
+                .await;
+        }
+    }
+    answer
 }
 
 /// The instance with id `id` on this agent's node.

@@ -8,7 +8,7 @@ use axum::response::Response;
 use vigil_cluster::raft::Registry;
 use vigil_cluster::ClusterView;
 
-use super::read::{node, respond, ConsulQuery, DATACENTER};
+use super::read::{node, respond, ConsulQuery};
 use super::wire;
 use crate::Api;
 
@@ -71,7 +71,7 @@ fn catalog_entries(
                 id: node.id,
                 node: node.node,
                 address: node.address,
-                datacenter: DATACENTER.to_owned(),
+                datacenter: node.datacenter,
                 tagged_addresses: node.tagged_addresses,
                 node_meta: node.meta,
                 service_id: service.id,

@@ -24,8 +24,28 @@ use crate::error::ApiError;
 use crate::leader::VoterRead;
 use crate::Api;
 
-/// The datacenter vigil answers as.
-pub const DATACENTER: &str = "dc1";
+/// The datacenter of a member without a `dc` tag.
+pub const DEFAULT_DATACENTER: &str = "dc1";
+/// The gossip tag that names a member's datacenter (`[cluster] tags = { dc = "..." }`), as
+/// Consul's members carry theirs.
+pub const DATACENTER_TAG: &str = "dc";
+
+/// The datacenter of member `name` as `view` shows it.
+pub fn datacenter_of(view: Option<&ClusterView>, name: &str) -> String {
+    view.and_then(|v| v.member(name))
+        .and_then(|m| m.tags.get(DATACENTER_TAG).cloned())
+        .unwrap_or_else(|| DEFAULT_DATACENTER.to_owned())
+}
+
+/// The datacenter of this agent.
+pub fn local_datacenter(api: &Api) -> String {
+    let view = api.cluster.as_ref().map(Cluster::view);
+    let local = view
+        .as_ref()
+        .map(|v| v.local_id.clone())
+        .unwrap_or_default();
+    datacenter_of(view.as_deref(), &local)
+}
 
 /// The query of a read, its repeatable keys kept.
 #[derive(Debug, Default)]
@@ -84,11 +104,12 @@ pub async fn read(
     index_of: impl Fn(&Published) -> u64,
 ) -> Result<(Arc<Published>, HeaderMap), Response> {
     if let Some(dc) = query.value("dc") {
-        if dc != DATACENTER {
+        let ours = local_datacenter(api);
+        if dc != ours {
             // Consul answers 500 here; a client error is what it is.
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                format!("No path to datacenter {dc:?}: this cluster is {DATACENTER:?}"),
+                format!("No path to datacenter {dc:?}: this agent is in {ours:?}"),
             )
             .into_response());
         }
@@ -172,7 +193,7 @@ pub fn node(view: Option<&ClusterView>, name: &str, index: u64) -> wire::Node {
         id: node_uuid(name),
         node: name.to_owned(),
         address: address.clone(),
-        datacenter: DATACENTER.to_owned(),
+        datacenter: datacenter_of(view, name),
         tagged_addresses: [
             ("lan".to_owned(), address.clone()),
             ("wan".to_owned(), address),

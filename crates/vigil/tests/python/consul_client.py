@@ -1,4 +1,5 @@
-"""python-consul (Debian's python3-consul) against a vigil agent, as a Consul user would use it.
+"""A Consul client library against a vigil agent, as a Consul user would use it: python-consul
+(Debian's python3-consul 0.7) or py-consul (PyPI), whichever `import consul` finds.
 
 Usage: consul_client.py HOST PORT TOKEN PORT_A PORT_B. Registers web-0 and web-1 (TCP checks of
 127.0.0.1:PORT_A and :PORT_B) and job-1 (a TTL check) through the agent API, then prints one JSON
@@ -19,7 +20,8 @@ c = consul.Consul(host=host, port=port, token=token)
 # python-consul 0.7 sends the token (as ?token=) with registrations and reads but leaves it out of
 # TTL updates and deregistrations; its HTTP session carries it on every request, as users of a
 # Consul with ACLs set it.
-c.http.session.headers["X-Consul-Token"] = token
+if hasattr(c.http, "session"):
+    c.http.session.headers["X-Consul-Token"] = token
 
 
 def say(**fields):
@@ -31,13 +33,13 @@ def healthy(name):
     return sorted(e["Service"]["ID"] for e in nodes)
 
 
-def wait_until(what, probe, limit=20):
+def wait_until(what, probe, seen=lambda: "", limit=20):
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if probe():
             return
         time.sleep(0.1)
-    raise SystemExit(f"not within {limit} s: {what}")
+    raise SystemExit(f"not within {limit} s: {what}; {seen()}")
 
 
 registered = [
@@ -49,7 +51,8 @@ registered = [
 ]
 passed = c.agent.check.ttl_pass("service:job-1", "batch done")
 wait_until("web-0, web-1 and job-1 pass",
-           lambda: healthy("web") == ["web-0", "web-1"] and healthy("job") == ["job-1"])
+           lambda: healthy("web") == ["web-0", "web-1"] and healthy("job") == ["job-1"],
+           lambda: f"web {c.health.service('web')[1]}, job {c.health.service('job')[1]}")
 
 leader = c.status.leader()
 peers = c.status.peers()
