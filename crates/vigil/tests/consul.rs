@@ -113,6 +113,20 @@ fn run_client(python: &str, name: &str) {
         "{read}"
     );
     assert!(read["index"].as_u64().is_some_and(|i| i > 0));
+    assert_eq!(
+        read["agent_services"],
+        serde_json::json!(["job-1", "web-0", "web-1"]),
+        "{read}"
+    );
+    assert_eq!(
+        read["agent_checks"],
+        serde_json::json!([
+            ["service:job-1", "passing"],
+            ["service:web-0", "passing"],
+            ["service:web-1", "passing"]
+        ]),
+        "{read}"
+    );
 
     assert_eq!(next("blocking")["step"], "blocking");
     services[0].kill();

@@ -1,4 +1,5 @@
-//! `GET /v1/agent/self` and `/v1/agent/members`: this agent and the members it knows.
+//! `GET /v1/agent/self`, `/v1/agent/members`, `/v1/agent/services` and `/v1/agent/checks`:
+//! this agent, the members it knows, and the instances registered on it with their checks.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -6,7 +7,9 @@ use axum::Json;
 use vigil_cluster::MemberView;
 use vigil_gossip::{MemberState, Role};
 
-use super::read::{local_datacenter, node_uuid, DATACENTER_TAG, DEFAULT_DATACENTER};
+use super::read::{
+    instance_checks, local_datacenter, node_uuid, service, DATACENTER_TAG, DEFAULT_DATACENTER,
+};
 use super::wire;
 use crate::Api;
 
@@ -75,4 +78,47 @@ pub async fn members(State(api): State<Api>) -> Response {
         .map(member)
         .collect();
     Json(members).into_response()
+}
+
+/// The instances registered on this agent's node, by id.
+fn local_instances(api: &Api) -> Vec<vigil_cluster::raft::ServiceInstance> {
+    let node = api.engine.snapshot().node_id().to_owned();
+    api.catalog
+        .as_ref()
+        .map(|c| {
+            c.current()
+                .registry
+                .instances()
+                .filter(|i| i.node == node)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `/v1/agent/services`: the instances registered on this agent, by id.
+pub async fn services(State(api): State<Api>) -> Response {
+    let index = api
+        .catalog
+        .as_ref()
+        .map_or(0, |c| c.current().registry.services_index);
+    let services: std::collections::BTreeMap<String, wire::Service> = local_instances(&api)
+        .iter()
+        .map(|i| (i.id.clone(), service(i, index)))
+        .collect();
+    Json(services).into_response()
+}
+
+/// `/v1/agent/checks`: the checks of the instances on this agent, by check id.
+pub async fn checks(State(api): State<Api>) -> Response {
+    let Some(current) = api.catalog.as_ref().map(|c| c.current()) else {
+        return Json(std::collections::BTreeMap::<String, wire::Check>::new()).into_response();
+    };
+    let index = current.registry.services_index;
+    let checks: std::collections::BTreeMap<String, wire::Check> = local_instances(&api)
+        .iter()
+        .flat_map(|i| instance_checks(&current.registry, i, index))
+        .map(|c| (c.check_id.clone(), c))
+        .collect();
+    Json(checks).into_response()
 }

@@ -50,6 +50,8 @@ pub(crate) fn routes(api: &Api) -> Router {
     let mut router = Router::new()
         .route("/v1/agent/self", get(agent::agent_self))
         .route("/v1/agent/members", get(agent::members))
+        .route("/v1/agent/services", get(agent::services))
+        .route("/v1/agent/checks", get(agent::checks))
         .route("/v1/status/leader", get(status::leader))
         .route("/v1/status/peers", get(status::peers))
         .route("/v1/catalog/services", get(catalog::services))

@@ -61,6 +61,8 @@ me = c.agent.self()
 index, services = c.catalog.services()
 _, catalog = c.catalog.service("web")
 _, everything = c.health.service("web")
+agent_services = c.agent.services()
+agent_checks = c.agent.checks()
 index, now_healthy = c.health.service("web", passing=True)
 say(
     step="read",
@@ -75,6 +77,8 @@ say(
     healthy=sorted(e["Service"]["ID"] for e in now_healthy),
     checks=sorted({chk["CheckID"]: chk["Status"] for e in everything for chk in e["Checks"]}.items()),
     index=int(index),
+    agent_services=sorted(agent_services),
+    agent_checks=sorted((k, v["Status"]) for k, v in agent_checks.items()),
 )
 
 # A blocking query on the healthy instances, open before the change it waits for.
