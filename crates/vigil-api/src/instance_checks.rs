@@ -467,7 +467,8 @@ fn blamed_key(body: &JsonObject) -> Option<String> {
     })
 }
 
-fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch, as commands and reports record times.
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

@@ -22,9 +22,10 @@ use vigil_cluster::raft::{Campaign, Command, Policy, Registry, Role, RoleKind};
 use crate::catalog::{index_header, Blocking};
 use crate::error::ApiError;
 use crate::forward::Incoming;
+use crate::instance_checks::now_ms;
 use crate::leader::{ms_rfc3339, VoterRead};
 use crate::services::{commit, name_problem};
-use crate::sessions::{now_ms, refused};
+use crate::sessions::refused;
 use crate::{auth, wire, Api};
 
 /// Longest `value` a candidate publishes, in bytes.

@@ -11,7 +11,7 @@
 //! confirmed it, and only then counts (see `vigil_cluster::raft::Leadership::renew`).
 
 use std::convert::Infallible;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -27,6 +27,7 @@ use vigil_text::limits;
 
 use crate::error::ApiError;
 use crate::forward::{self, Incoming};
+use crate::instance_checks::now_ms;
 use crate::leader::ms_rfc3339;
 use crate::services::{commit, name_problem, write_failed};
 use crate::{auth, wire, Api};
@@ -64,14 +65,6 @@ pub(crate) fn routes(api: &Api) -> Router {
             auth::guarded(&api.token, get(hold)),
         )
         .with_state(api.clone())
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 /// The answer to a refused session or role command: 400 for a session that does not exist,

@@ -15,11 +15,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use vigil_cluster::raft::{is_gone, Published, Registry, ServiceInstance};
 use vigil_cluster::{Cluster, ClusterView};
-use vigil_gossip::MemberState;
 use vigil_health::CheckState;
 
 use super::wire;
 use crate::catalog::Blocking;
+use crate::discovery::gone_here;
 use crate::error::ApiError;
 use crate::leader::VoterRead;
 use crate::Api;
@@ -208,9 +208,7 @@ pub fn node(view: Option<&ClusterView>, name: &str, index: u64) -> wire::Node {
 
 /// Whether node `name` is alive, as this agent's membership and the registry say.
 pub fn node_alive(registry: &Registry, view: Option<&ClusterView>, name: &str) -> bool {
-    let gossip_dead = view
-        .and_then(|v| v.member(name))
-        .is_some_and(|m| matches!(m.state, MemberState::Dead | MemberState::Left));
+    let gossip_dead = view.is_some_and(|v| gone_here(v, name));
     let recorded_gone = registry
         .health
         .get(name)
