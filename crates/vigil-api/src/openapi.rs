@@ -38,6 +38,7 @@ use crate::wire;
         crate::leader::leader,
         crate::services::register, crate::services::deregister,
         crate::maintenance::enter, crate::maintenance::leave,
+        crate::maintenance::enter_node, crate::maintenance::leave_node,
         crate::services::list, crate::discovery::get_service,
         crate::catalog::registry, crate::instance_checks::report,
         crate::instance_checks::put_ttl, crate::prometheus_sd::targets,

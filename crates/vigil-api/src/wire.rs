@@ -303,11 +303,12 @@ pub struct Deregistered {
     pub deregistered: InstanceName,
 }
 
-/// The body of `PUT /v1/services/{name}/{id}/maintenance`, optional.
+/// The body of `PUT /v1/services/{name}/{id}/maintenance` and
+/// `PUT /v1/members/{node}/maintenance`, optional.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceRequest {
-    /// Why the instance is in maintenance; `in maintenance` when left out.
+    /// Why the instance or node is in maintenance; `in maintenance` when left out.
     #[serde(default)]
     pub reason: Option<String>,
 }
@@ -317,6 +318,15 @@ pub struct MaintenanceRequest {
 pub struct Maintenance {
     /// The instance.
     pub instance: InstanceName,
+    /// Why it is in maintenance; `null` once out of it.
+    pub maintenance: Option<String>,
+}
+
+/// `PUT` and `DELETE /v1/members/{node}/maintenance`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NodeMaintenance {
+    /// The node.
+    pub node: String,
     /// Why it is in maintenance; `null` once out of it.
     pub maintenance: Option<String>,
 }

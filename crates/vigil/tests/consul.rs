@@ -2,8 +2,9 @@
 //! `python3-consul`, run by Debian's `/usr/bin/python3`) and py-consul (PyPI) each register instances with TCP and TTL
 //! checks through the agent API, passes the TTL, reads the catalog, health, status and members
 //! of a real cluster, sees a blocking `health.service(passing=True, index=…)` return when an
-//! instance's process is killed, and puts an instance in maintenance and deregisters it. Without
-//! a client library its test is skipped, saying so.
+//! instance's process is killed, puts an instance and then its whole node in maintenance and
+//! deregisters it — all through a member that is not a voter, whose answers are then compared
+//! with the voters'. Without a client library its test is skipped, saying so.
 
 #![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop at once
 
@@ -13,9 +14,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::raft::{agreed_leader, three_voters};
+use common::raft::{agreed_leader, three_voters, Node, SETTLE, VOTERS};
 use common::skip::skip;
-use common::{free_port, lines_of, FakeService, TOKEN};
+use common::{free_port, get_json, http, lines_of, wait_for, FakeService, TOKEN};
 use serde_json::Value;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consul_client.py");
@@ -54,12 +55,15 @@ fn py_consul_registers_reads_and_blocks_as_against_consul() {
 
 /// Runs the client script with `python` against a three-voter cluster, and checks what it saw.
 fn run_client(python: &str, name: &str) {
-    let (nodes, _, _dir) = three_voters(name);
+    let (mut nodes, seeds, dir) = three_voters(name);
     agreed_leader(&nodes);
+    // The client talks to a member that is not a voter: it answers reads from its own copy and
+    // passes writes on, as every agent must.
+    nodes.push(Node::start("m1", &dir, free_port(), &seeds, false, &VOTERS));
     let ports = [free_port(), free_port()];
     let mut services: Vec<FakeService> = ports.iter().map(|p| FakeService::start(*p)).collect();
 
-    let api = nodes[2].api;
+    let api = nodes[3].api;
     let mut child = Command::new(python)
         .args([
             SCRIPT,
@@ -96,7 +100,7 @@ fn run_client(python: &str, name: &str) {
     assert_eq!(read["peers"], 3, "{read}");
     assert_eq!(
         read["members"],
-        serde_json::json!(["v1", "v2", "v3"]),
+        serde_json::json!(["m1", "v1", "v2", "v3"]),
         "{read}"
     );
     assert_eq!(read["datacenter"], "dc1");
@@ -142,5 +146,93 @@ fn run_client(python: &str, name: &str) {
         changed["index"].as_u64() > read["index"].as_u64(),
         "{changed}"
     );
+    let done = next("done");
+    assert_eq!(
+        done["maintenance"],
+        serde_json::json!(["_service_maintenance:web-1"]),
+        "{done}"
+    );
+    assert_eq!(done["node"], "m1", "{done}");
+    assert_eq!(
+        done["node_checks"],
+        serde_json::json!([
+            ["_node_maintenance", "critical", "rack move"],
+            ["serfHealth", "passing", ""],
+            ["service:job-1", "passing", ""]
+        ]),
+        "{done}"
+    );
+    assert_eq!(
+        done["agent_maintenance"],
+        serde_json::json!(["_node_maintenance"]),
+        "{done}"
+    );
     assert!(child.wait().unwrap().success());
+
+    // Consul's check update with a JSON body, as consul-template and Consul's Go client send it.
+    let (code, body) = http(
+        api,
+        "PUT",
+        "/v1/agent/check/update/service:job-1",
+        Some(TOKEN),
+        r#"{"Status": "critical", "Output": "disk full"}"#,
+    )
+    .unwrap();
+    assert_eq!((code, body.as_str()), (200, ""));
+    let failed = wait_for(SETTLE, || {
+        let (_, entries) = get_json(api, "/v1/health/service/job")?;
+        let check = entries[0]["Checks"]
+            .as_array()?
+            .iter()
+            .find(|c| c["CheckID"] == "service:job-1")?
+            .clone();
+        (check["Status"] == "critical").then_some(check)
+    });
+    assert_eq!(failed.unwrap()["Output"], "disk full");
+
+    // The same node maintenance through vigil's own API, on a voter.
+    let voter = nodes[0].api;
+    let path = "/v1/members/m1/maintenance";
+    let (code, _) = http(
+        voter,
+        "PUT",
+        path,
+        Some(TOKEN),
+        r#"{"reason": "disk swap"}"#,
+    )
+    .unwrap();
+    assert_eq!(code, 200);
+    let state = wait_for(SETTLE, || {
+        let (_, body) = get_json(api, "/v1/services/job")?;
+        let state = body["instances"][0]["state"].as_str()?.to_owned();
+        (state == "maintenance").then_some(state)
+    });
+    assert!(state.is_some(), "job-1 shows maintenance on the member");
+    let (code, _) = http(voter, "DELETE", path, Some(TOKEN), "").unwrap();
+    assert_eq!(code, 200);
+    let (code, _) = http(
+        voter,
+        "PUT",
+        "/v1/members/nobody/maintenance",
+        Some(TOKEN),
+        "",
+    )
+    .unwrap();
+    assert_eq!(code, 404);
+
+    // Every agent, voter or not, gives the same answers once it has applied the same entries.
+    for path in [
+        "/v1/health/service/web",
+        "/v1/catalog/services",
+        "/v1/health/node/m1",
+    ] {
+        let same = wait_for(SETTLE, || {
+            let answers: Vec<Value> = nodes
+                .iter()
+                .map(|n| n.get(path).map(|(_, v)| v))
+                .collect::<Option<_>>()?;
+            answers.windows(2).all(|w| w[0] == w[1]).then_some(())
+        });
+        assert!(same.is_some(), "the agents answer {path} alike");
+    }
 }

@@ -8,7 +8,8 @@ use vigil_cluster::MemberView;
 use vigil_gossip::{MemberState, Role};
 
 use super::read::{
-    instance_checks, local_datacenter, node_uuid, service, DATACENTER_TAG, DEFAULT_DATACENTER,
+    instance_checks, local_datacenter, node_maintenance_check, node_uuid, service, DATACENTER_TAG,
+    DEFAULT_DATACENTER,
 };
 use super::wire;
 use crate::Api;
@@ -109,15 +110,19 @@ pub async fn services(State(api): State<Api>) -> Response {
     Json(services).into_response()
 }
 
-/// `/v1/agent/checks`: the checks of the instances on this agent, by check id.
+/// `/v1/agent/checks`: the checks of the instances on this agent and `_node_maintenance` while
+/// the agent's node is in maintenance (Consul leaves `serfHealth` out here), by check id.
 pub async fn checks(State(api): State<Api>) -> Response {
     let Some(current) = api.catalog.as_ref().map(|c| c.current()) else {
         return Json(std::collections::BTreeMap::<String, wire::Check>::new()).into_response();
     };
     let index = current.registry.services_index;
+    let node = api.engine.snapshot().node_id().to_owned();
+    let node_maintenance = node_maintenance_check(&current.registry, &node, index);
     let checks: std::collections::BTreeMap<String, wire::Check> = local_instances(&api)
         .iter()
         .flat_map(|i| instance_checks(&current.registry, i, index))
+        .chain(node_maintenance)
         .map(|c| (c.check_id.clone(), c))
         .collect();
     Json(checks).into_response()

@@ -1,7 +1,7 @@
 //! The writes of Consul's agent API: `PUT /v1/agent/service/register` (Consul's body, its
 //! `Check`/`Checks` mapped onto vigil probes), `/v1/agent/service/deregister/{id}`,
-//! `/v1/agent/check/pass|warn|fail/{check_id}` (`?note=`) and
-//! `/v1/agent/service/maintenance/{id}` (`?enable=&reason=`).
+//! `/v1/agent/check/pass|warn|fail/{check_id}` (`?note=`), `/v1/agent/check/update/{check_id}`,
+//! `/v1/agent/service/maintenance/{id}` and `/v1/agent/maintenance` (`?enable=&reason=`).
 //!
 //! Each is carried out by the vigil endpoint that does the same — the registration, TTL and
 //! maintenance paths of the native API — on a request built for it, so it is validated,
@@ -22,7 +22,7 @@ use super::read::{consul_check_id, ConsulQuery};
 use crate::error::ApiError;
 use crate::forward::Incoming;
 use crate::services::commit;
-use crate::{instance_checks, services, wire, Api};
+use crate::{instance_checks, maintenance, services, wire, Api};
 
 /// How long a registration waits for this agent's copy of the registry to show it.
 const REGISTERED_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
@@ -266,6 +266,56 @@ pub async fn check_update(
         Ok(query) => query,
         Err(e) => return e.into_response(),
     };
+    let note = query.value("note").unwrap_or_default().to_owned();
+    ttl_verdict(&api, &verdict, &check_id, note).await
+}
+
+/// The body of `PUT /v1/agent/check/update/{check_id}` (keys normalised).
+#[derive(Debug, Deserialize)]
+struct CheckUpdate {
+    status: String,
+    #[serde(default)]
+    output: String,
+}
+
+/// `PUT /v1/agent/check/update/{check_id}` with `{"Status": "passing|warning|critical",
+/// "Output": "..."}`.
+pub async fn check_status(
+    State(api): State<Api>,
+    Path(check_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let update = serde_json::from_slice::<Value>(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|v| {
+            serde_json::from_value::<CheckUpdate>(normalised(v)).map_err(|e| e.to_string())
+        });
+    let update = match update {
+        Ok(update) => update,
+        Err(e) => {
+            return ApiError::bad_request(format!(
+                "the body must be {{\"Status\": \"passing|warning|critical\", \"Output\": \"...\"}}: {e}"
+            ))
+            .into_response()
+        }
+    };
+    let verdict = match update.status.as_str() {
+        "passing" => "pass",
+        "warning" => "warn",
+        "critical" => "fail",
+        other => {
+            return ApiError::bad_request(format!(
+                "Status {other:?} is none of passing, warning, critical"
+            ))
+            .into_response()
+        }
+    };
+    ttl_verdict(&api, verdict, &check_id, update.output).await
+}
+
+/// Gives TTL check `check_id` of an instance on this agent's node the verdict `pass`, `warn` or
+/// `fail`, with `note` as its output.
+async fn ttl_verdict(api: &Api, verdict: &str, check_id: &str, note: String) -> Response {
     let node = api.engine.snapshot().node_id().to_owned();
     let Some(current) = api.catalog.as_ref().map(|c| c.current()) else {
         return ApiError::not_found("this node is not in a cluster").into_response();
@@ -277,20 +327,20 @@ pub async fn check_update(
         .find_map(|i| {
             i.checks
                 .keys()
-                .find(|name| *name == &check_id || consul_check_id(i, name) == check_id)
+                .find(|name| *name == check_id || consul_check_id(i, name) == check_id)
                 .map(|name| (i.clone(), name.clone()))
         });
     let Some((instance, check)) = found else {
         return ApiError::not_found(format!("Unknown check ID {check_id:?}")).into_response();
     };
-    let note = Bytes::from(query.value("note").unwrap_or_default().to_owned());
+    let note = Bytes::from(note);
     let path = format!("/v1/services/{}/{}/{verdict}", instance.name, instance.id);
-    let request = native(&api, Method::PUT, &path, note.clone());
+    let request = native(api, Method::PUT, &path, note.clone());
     let answer = instance_checks::ttl_update(
-        &api,
+        api,
         &instance.name,
         &instance.id,
-        &verdict,
+        verdict,
         Some(&check),
         request,
         note,
@@ -301,12 +351,10 @@ pub async fn check_update(
     }
 }
 
-/// `PUT /v1/agent/service/maintenance/{id}?enable=true|false[&reason=]`.
-pub async fn maintenance(State(api): State<Api>, Path(id): Path<String>, parts: Parts) -> Response {
-    let query = match ConsulQuery::of(&parts) {
-        Ok(query) => query,
-        Err(e) => return e.into_response(),
-    };
+/// Consul's `?enable=true|false[&reason=]`: the reason to record (`default` when none is given)
+/// or `None` to leave maintenance.
+fn maintenance_asked(parts: &Parts, default: &str) -> Result<Option<String>, ApiError> {
+    let query = ConsulQuery::of(parts)?;
     let enable = match query
         .value("enable")
         .map(str::to_ascii_lowercase)
@@ -315,29 +363,80 @@ pub async fn maintenance(State(api): State<Api>, Path(id): Path<String>, parts: 
         Some("true") => true,
         Some("false") => false,
         _ => {
-            return ApiError::bad_request("enable: \"true\" or \"false\" is needed").into_response()
+            return Err(ApiError::bad_request(
+                "enable: \"true\" or \"false\" is needed",
+            ))
         }
+    };
+    let reason = query
+        .value("reason")
+        .filter(|r| !r.is_empty())
+        .unwrap_or(default);
+    if reason.len() > maintenance::MAX_REASON {
+        return Err(ApiError::bad_request(format!(
+            "reason: {} bytes, at most {}",
+            reason.len(),
+            maintenance::MAX_REASON
+        )));
+    }
+    Ok(enable.then(|| reason.to_owned()))
+}
+
+/// Commits a maintenance `command` that records `reason` (`None`: leave maintenance), on behalf
+/// of the native request to `path` (PUT with the reason to enter, DELETE to leave), and answers
+/// as Consul does.
+async fn commit_maintenance(
+    api: &Api,
+    path: &str,
+    command: Command,
+    reason: Option<String>,
+) -> Response {
+    let request = match reason {
+        Some(reason) => {
+            let body = wire::MaintenanceRequest {
+                reason: Some(reason),
+            };
+            let body = serde_json::to_vec(&body).unwrap_or_default();
+            native(api, Method::PUT, path, Bytes::from(body))
+        }
+        None => native(api, Method::DELETE, path, Bytes::new()),
+    };
+    match commit(api, command, &request).await {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(answer) => consul_answer(answer),
+    }
+}
+
+/// `PUT /v1/agent/service/maintenance/{id}?enable=true|false[&reason=]`.
+pub async fn maintenance(State(api): State<Api>, Path(id): Path<String>, parts: Parts) -> Response {
+    let reason = match maintenance_asked(&parts, "Maintenance mode is enabled for this service") {
+        Ok(reason) => reason,
+        Err(e) => return e.into_response(),
     };
     let Some(instance) = local_instance(&api, &id) else {
         return ApiError::not_found(format!("Unknown service ID {id:?}")).into_response();
     };
-    let reason = enable.then(|| {
-        query
-            .value("reason")
-            .filter(|r| !r.is_empty())
-            .unwrap_or("Maintenance mode is enabled for this service")
-            .to_owned()
-    });
     let path = format!("/v1/services/{}/{}/maintenance", instance.name, instance.id);
-    let method = if enable { Method::PUT } else { Method::DELETE };
-    let request = native(&api, method, &path, Bytes::new());
     let command = Command::Maintenance {
         name: instance.name,
         id: instance.id,
-        reason,
+        reason: reason.clone(),
     };
-    match commit(&api, command, &request).await {
-        Ok(_) => StatusCode::OK.into_response(),
-        Err(answer) => consul_answer(answer),
-    }
+    commit_maintenance(&api, &path, command, reason).await
+}
+
+/// `PUT /v1/agent/maintenance?enable=true|false[&reason=]`: this agent's node, with every
+/// instance on it.
+pub async fn node_maintenance(State(api): State<Api>, parts: Parts) -> Response {
+    let reason = match maintenance_asked(&parts, "Maintenance mode is enabled for this node") {
+        Ok(reason) => reason,
+        Err(e) => return e.into_response(),
+    };
+    let node = api.engine.snapshot().node_id().to_owned();
+    let path = format!("/v1/members/{node}/maintenance");
+    let command = Command::NodeMaintenance {
+        node,
+        reason: reason.clone(),
+    };
+    commit_maintenance(&api, &path, command, reason).await
 }

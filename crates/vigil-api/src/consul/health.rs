@@ -1,7 +1,7 @@
 //! `GET /v1/health/service/{name}`, `/v1/health/checks/{service}`, `/v1/health/node/{node}` and
 //! `/v1/health/state/{state}`: the same states vigil's discovery answers with, in Consul's shape.
 //! `?passing` keeps the instances whose every check passes — its own, its node's `serfHealth`,
-//! and none in maintenance — exactly those `?healthy` and DNS return.
+//! and none in maintenance, its own or its node's — exactly those `?healthy` and DNS return.
 
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
@@ -9,7 +9,7 @@ use axum::response::Response;
 use vigil_cluster::raft::{InstanceState, Registry};
 use vigil_cluster::ClusterView;
 
-use super::read::{instance_checks, node, node_check, respond, service, ConsulQuery};
+use super::read::{instance_checks, node, node_checks, respond, service, ConsulQuery};
 use super::wire;
 use crate::discovery::{discover_in, Filter};
 use crate::error::ApiError;
@@ -31,7 +31,7 @@ fn entries(
         .filter(|(i, _)| tags.iter().all(|t| i.tags.iter().any(|have| have == t)))
         .filter(|(_, state)| !passing || *state == InstanceState::Passing)
         .map(|(i, _)| {
-            let mut checks = vec![node_check(registry, view, &i.node, index)];
+            let mut checks = node_checks(registry, view, &i.node, index);
             checks.extend(instance_checks(registry, i, index));
             wire::ServiceEntry {
                 node: node(view, &i.node, index),
@@ -89,7 +89,7 @@ pub async fn service_checks(
     .await
 }
 
-/// `/v1/health/node/{node}`: the node's `serfHealth` and the checks of its instances.
+/// `/v1/health/node/{node}`: the node's own checks and those of its instances.
 pub async fn node_health(
     State(api): State<Api>,
     Path(name): Path<String>,
@@ -101,7 +101,7 @@ pub async fn node_health(
         |p| p.applied_index.unwrap_or(0),
         |p, view, _| {
             let index = p.applied_index.unwrap_or(0);
-            let mut checks = vec![node_check(&p.registry, view, &name, index)];
+            let mut checks = node_checks(&p.registry, view, &name, index);
             checks.extend(
                 p.registry
                     .instances()
@@ -133,7 +133,7 @@ pub async fn state(State(api): State<Api>, Path(wanted): Path<String>, parts: Pa
             nodes.sort();
             let checks = nodes
                 .iter()
-                .map(|n| node_check(&p.registry, view, n, index))
+                .flat_map(|n| node_checks(&p.registry, view, n, index))
                 .chain(
                     p.registry
                         .instances()

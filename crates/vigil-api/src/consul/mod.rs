@@ -80,8 +80,16 @@ pub(crate) fn routes(api: &Api) -> Router {
             ),
         )
         .route(
+            "/v1/agent/check/update/{check_id}",
+            auth::consul_guarded(&api.token, put(agent_write::check_status)),
+        )
+        .route(
             "/v1/agent/service/maintenance/{id}",
             auth::consul_guarded(&api.token, put(agent_write::maintenance)),
+        )
+        .route(
+            "/v1/agent/maintenance",
+            auth::consul_guarded(&api.token, put(agent_write::node_maintenance)),
         );
     for (prefix, _) in NOT_SERVED {
         router = router

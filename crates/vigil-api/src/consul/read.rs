@@ -216,25 +216,15 @@ pub fn node_alive(registry: &Registry, view: Option<&ClusterView>, name: &str) -
     !gossip_dead && !recorded_gone
 }
 
-/// The node's own check, Consul's `serfHealth`.
-pub fn node_check(
-    registry: &Registry,
-    view: Option<&ClusterView>,
-    name: &str,
-    index: u64,
-) -> wire::Check {
-    let alive = node_alive(registry, view, name);
+/// A check of node `name` itself, with no service.
+fn node_level_check(name: &str, check_id: &str, title: &str, index: u64) -> wire::Check {
     wire::Check {
         node: name.to_owned(),
-        check_id: "serfHealth".to_owned(),
-        name: "Serf Health Status".to_owned(),
-        status: if alive { "passing" } else { "critical" },
+        check_id: check_id.to_owned(),
+        name: title.to_owned(),
+        status: "critical",
         notes: String::new(),
-        output: if alive {
-            "Agent alive and reachable".to_owned()
-        } else {
-            "Agent not live or unreachable".to_owned()
-        },
+        output: String::new(),
         service_id: String::new(),
         service_name: String::new(),
         service_tags: Vec::new(),
@@ -242,6 +232,41 @@ pub fn node_check(
         create_index: index.max(1),
         modify_index: index.max(1),
     }
+}
+
+/// The node's own checks: Consul's `serfHealth`, and `_node_maintenance` while the node is in
+/// maintenance.
+pub fn node_checks(
+    registry: &Registry,
+    view: Option<&ClusterView>,
+    name: &str,
+    index: u64,
+) -> Vec<wire::Check> {
+    let alive = node_alive(registry, view, name);
+    let serf = wire::Check {
+        status: if alive { "passing" } else { "critical" },
+        output: if alive {
+            "Agent alive and reachable".to_owned()
+        } else {
+            "Agent not live or unreachable".to_owned()
+        },
+        ..node_level_check(name, "serfHealth", "Serf Health Status", index)
+    };
+    std::iter::once(serf)
+        .chain(node_maintenance_check(registry, name, index))
+        .collect()
+}
+
+/// Consul's `_node_maintenance` check, while node `name` is in maintenance.
+pub fn node_maintenance_check(registry: &Registry, name: &str, index: u64) -> Option<wire::Check> {
+    registry
+        .node_maintenance
+        .get(name)
+        .map(|reason| wire::Check {
+            notes: reason.clone(),
+            kind: "maintenance".to_owned(),
+            ..node_level_check(name, "_node_maintenance", "Node Maintenance Mode", index)
+        })
 }
 
 /// Consul's word for a check state: a check not run yet is `critical`, as Consul starts them.

@@ -126,6 +126,14 @@ pub enum Command {
         /// Why, while in maintenance.
         reason: Option<String>,
     },
+    /// Puts every instance on a node in maintenance (`reason` set) or takes the node out
+    /// (`None`); instances keep their own maintenance flags.
+    NodeMaintenance {
+        /// The node.
+        node: String,
+        /// Why, while in maintenance.
+        reason: Option<String>,
+    },
     /// Adds a holder's session.
     SessionCreate(Session),
     /// The cluster gives a session up (see [`Coordination::invalidate`]).
@@ -217,6 +225,10 @@ pub struct Registry {
     /// Sessions, elections and locks of users' services.
     #[serde(default)]
     pub coordination: Coordination,
+    /// Nodes an operator put in maintenance, with why: every instance on them is in
+    /// maintenance.
+    #[serde(default)]
+    pub node_maintenance: OrdMap<String, String>,
 }
 
 /// Whether a node status (as recorded in [`HealthReport::status`]) means the node is gone.
@@ -261,7 +273,9 @@ impl Registry {
             {
                 Vec::new()
             }
-            Command::NodeGone { node, .. } | Command::ReportHealth { node, .. } => self
+            Command::NodeGone { node, .. }
+            | Command::ReportHealth { node, .. }
+            | Command::NodeMaintenance { node, .. } => self
                 .services
                 .iter()
                 .filter(|(_, of)| of.values().any(|i| &i.node == node))
@@ -390,6 +404,17 @@ impl Registry {
                     refused: None,
                 }
             }
+            Command::NodeMaintenance { node, reason } => {
+                let before = match reason {
+                    Some(reason) => self.node_maintenance.insert(node.clone(), reason.clone()),
+                    None => self.node_maintenance.remove(node),
+                };
+                Applied {
+                    changed: before != *reason,
+                    removed: 0,
+                    refused: None,
+                }
+            }
             Command::Maintenance { name, id, reason } => {
                 let known = self
                     .services
@@ -485,9 +510,12 @@ impl Registry {
         }
     }
 
-    /// What discovery says of `instance`: critical while its node is dead or gone, otherwise
-    /// what its checks say.
+    /// What discovery says of `instance`: in maintenance while it or its node is, critical
+    /// while its node is dead or gone, otherwise what its checks say.
     pub fn instance_state(&self, instance: &ServiceInstance) -> InstanceState {
+        if self.node_maintenance.contains_key(&instance.node) {
+            return InstanceState::Maintenance;
+        }
         let maintenance = self
             .health_of(instance)
             .and_then(|h| h.maintenance.as_ref());
@@ -669,6 +697,44 @@ mod tests {
         );
         assert_eq!(r.instance_state(&api), InstanceState::Maintenance);
         assert_eq!(r.service_index("api"), 8);
+    }
+
+    #[test]
+    fn a_node_in_maintenance_takes_every_instance_on_it_out_and_gives_them_back() {
+        let mut r = Registry::default();
+        let here = instance("api", "1", "n1", false);
+        let there = instance("api", "2", "n2", false);
+        r.apply(1, &Command::Register(here.clone()));
+        r.apply(2, &Command::Register(there.clone()));
+        let enter = Command::NodeMaintenance {
+            node: "n1".into(),
+            reason: Some("kernel upgrade".into()),
+        };
+        assert!(r.apply(3, &enter).changed);
+        assert!(!r.apply(4, &enter).changed, "already in maintenance");
+        assert_eq!(r.instance_state(&here), InstanceState::Maintenance);
+        assert_eq!(r.instance_state(&there), InstanceState::Passing);
+        assert_eq!(r.service_index("api"), 3);
+
+        let gone = Command::NodeGone {
+            node: "n1".into(),
+            status: "dead".into(),
+            at_ms: 5,
+        };
+        r.apply(5, &gone);
+        assert_eq!(
+            r.instance_state(&here),
+            InstanceState::Maintenance,
+            "the operator took it out already"
+        );
+
+        let leave = Command::NodeMaintenance {
+            node: "n1".into(),
+            reason: None,
+        };
+        assert!(r.apply(6, &leave).changed);
+        assert_eq!(r.instance_state(&here), InstanceState::Critical);
+        assert_eq!(r.service_index("api"), 6);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 Usage: consul_client.py HOST PORT TOKEN PORT_A PORT_B. Registers web-0 and web-1 (TCP checks of
 127.0.0.1:PORT_A and :PORT_B) and job-1 (a TTL check) through the agent API, then prints one JSON
 line per step; after "blocking" it waits for a line on stdin (the test kills web-0's process
-then) while a blocking query of the healthy instances is open.
+then) while a blocking query of the healthy instances is open. It ends with web-1 in maintenance
+and deregistered, and the agent's whole node in maintenance and out again.
 """
 
 import json
@@ -47,7 +48,7 @@ registered = [
                              tags=["v1"], check=consul.Check.tcp("127.0.0.1", port_a, "200ms")),
     c.agent.service.register("web", service_id="web-1", address="127.0.0.1", port=port_b,
                              tags=["v1"], check=consul.Check.tcp("127.0.0.1", port_b, "200ms")),
-    c.agent.service.register("job", service_id="job-1", port=9, check=consul.Check.ttl("10s")),
+    c.agent.service.register("job", service_id="job-1", port=9, check=consul.Check.ttl("120s")),
 ]
 passed = c.agent.check.ttl_pass("service:job-1", "batch done")
 wait_until("web-0, web-1 and job-1 pass",
@@ -105,4 +106,16 @@ maintenance = sorted(chk["CheckID"] for e in entries for chk in e["Checks"]
 deregistered = c.agent.service.deregister("web-1")
 wait_until("web-1 leaves the catalog",
            lambda: [s["ServiceID"] for s in c.catalog.service("web")[1]] == ["web-0"])
-say(step="done", maintenance=maintenance, deregistered=deregistered)
+
+# The whole node in maintenance: its instances leave the healthy lists, and come back after.
+node = me["Config"]["NodeName"]
+c.agent.maintenance(True, "rack move")
+wait_until("job-1 leaves the healthy list with its node in maintenance",
+           lambda: healthy("job") == [])
+node_checks = sorted((chk["CheckID"], chk["Status"], chk["Notes"]) for chk in c.health.node(node)[1]
+                     if chk["ServiceID"] in ("", "job-1"))
+agent_maintenance = [k for k in c.agent.checks() if k.startswith("_node_maintenance")]
+c.agent.maintenance(False)
+wait_until("job-1 back in the healthy list", lambda: healthy("job") == ["job-1"])
+say(step="done", maintenance=maintenance, deregistered=deregistered, node=node,
+    node_checks=node_checks, agent_maintenance=agent_maintenance)
