@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# vigil's discovery endpoint, `GET /v1/services/api?healthy` with INSTANCES passing instances,
-# under wrk, side by side in the same run with nginx serving the same body as a static file on the
+# vigil's discovery endpoint, `GET /v1/services/api?healthy` with INSTANCES passing instances
+# (or, with SURFACE=consul, the Consul-compatible `GET /v1/health/service/api?passing`), under wrk, side by side in the same run with nginx serving the same body as a static file on the
 # same machine. Same method and settings as http-vs-nginx.sh: per round and per server (order
 # alternating per round) a warm-up, then the measured wrk run, redone when other processes took
 # more than OTHER_MAX% of the machine during it.
@@ -16,7 +16,7 @@
 #
 # Usage: bench/discovery-vs-nginx.sh   (needs target/release/vigil: cargo build --release -p vigil)
 # Env:   THREADS=2 CONNS=64 DURATION=15s WARMUP=3s ROUNDS=3 INSTANCES=10 CHECK=none CHECK_INTERVAL=10s
-#        QUERY=healthy OTHER_MAX=10 ATTEMPTS=3 QUIET_WAIT=120 NGINX_SENDFILE=on TARGET=1.0
+#        SURFACE=vigil QUERY=healthy (consul: passing) OTHER_MAX=10 ATTEMPTS=3 QUIET_WAIT=120 NGINX_SENDFILE=on TARGET=1.0
 #        VIGIL_BIN=... KEEP_TMP=1
 # Report: stdout, and bench/results/<UTC date>-discovery-vs-nginx.md.
 set -euo pipefail
@@ -30,21 +30,26 @@ ROUNDS="${ROUNDS:-3}"
 INSTANCES="${INSTANCES:-10}"
 CHECK="${CHECK:-none}"               # none | tcp
 CHECK_INTERVAL="${CHECK_INTERVAL:-10s}"
-QUERY="${QUERY:-healthy}"
+SURFACE="${SURFACE:-vigil}"           # vigil | consul
+case "$SURFACE" in
+    vigil) PREFIX="/v1/services"; QUERY="${QUERY:-healthy}"; COUNT='.instances | length'; INDEX_HEADER="x-vigil-index:" ;;
+    consul) PREFIX="/v1/health/service"; QUERY="${QUERY:-passing}"; COUNT='length'; INDEX_HEADER="x-consul-index:" ;;
+    *) echo "SURFACE must be vigil or consul, not $SURFACE" >&2; exit 2 ;;
+esac
 OTHER_MAX="${OTHER_MAX:-10}"         # percent of the machine used by others above which a run is redone
 ATTEMPTS="${ATTEMPTS:-3}"            # at most this many tries per measured run
 QUIET_WAIT="${QUIET_WAIT:-120}"      # seconds to wait at most for the machine to be quiet before a run
 NGINX_SENDFILE="${NGINX_SENDFILE:-on}"
 TARGET="${TARGET:-1.0}"
 SERVICE="api"
-PATH_Q="/v1/services/$SERVICE?$QUERY"
+PATH_Q="$PREFIX/$SERVICE?$QUERY"
 TOKEN="bench-token"
 
 need wrk nginx curl jq ss timeout
 [[ $CHECK == none || $CHECK == tcp ]] || die "CHECK must be none or tcp, not $CHECK"
 [[ -x "$VIGIL_BIN" ]] || die "$VIGIL_BIN missing: cargo build --release -p vigil"
 bench_init
-REPORT="$BENCH_DIR/results/$(date -u +%Y%m%dT%H%MZ)-discovery-vs-nginx.md"
+REPORT="$BENCH_DIR/results/$(date -u +%Y%m%dT%H%MZ)-discovery-vs-nginx$([[ $SURFACE == consul ]] && echo -consul).md"
 
 ports=()
 while (( ${#ports[@]} < 4 )); do
@@ -121,7 +126,7 @@ NROOT="$BENCH_TMP/nginx"
 mkdir -p "$NROOT/www" "$NROOT/logs"
 code="$(curl -s -o "$NROOT/www/body" -w '%{http_code}' "$VBASE$PATH_Q")"
 [[ "$code" == 200 ]] || die "vigil $PATH_Q answered $code, expected 200: $(cat "$NROOT/www/body")"
-[[ "$(jq '.instances | length' "$NROOT/www/body")" == "$INSTANCES" ]] || die "vigil's body does not hold the $INSTANCES instances"
+[[ "$(jq "$COUNT" "$NROOT/www/body")" == "$INSTANCES" ]] || die "vigil's body does not hold the $INSTANCES instances"
 type="$(curl -s -o /dev/null -w '%{content_type}' "$VBASE$PATH_Q")"
 chmod 755 "$BENCH_TMP" "$NROOT" "$NROOT/www"
 chmod 644 "$NROOT/www/body"
@@ -152,7 +157,7 @@ http {
     scgi_temp_path $NROOT/tmp-scgi;
     server {
         listen 127.0.0.1:$NPORT;
-        location = /v1/services/$SERVICE { alias $NROOT/www/body; default_type "$type"; }
+        location = $PREFIX/$SERVICE { alias $NROOT/www/body; default_type "$type"; }
     }
 }
 EOF
@@ -160,7 +165,7 @@ log "starting nginx on $NBASE"
 nginx -c "$NROOT/nginx.conf" -p "$NROOT" >"$NROOT/logs/stdout.log" 2>&1 &
 NPID=$!
 BENCH_PIDS+=("$NPID")
-wait_http "$NBASE/v1/services/$SERVICE" 10
+wait_http "$NBASE$PREFIX/$SERVICE" 10
 code="$(curl -s -o "$BENCH_TMP/n.body" -w '%{http_code}' "$NBASE$PATH_Q")"
 [[ "$code" == 200 ]] && cmp -s "$BENCH_TMP/n.body" "$NROOT/www/body" || die "nginx $PATH_Q does not serve the agent's body"
 
@@ -224,7 +229,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 vigil_rss_kb="$(awk '/^VmRSS:/ {print $2}' "/proc/$VPID/status")"
-index_after="$(curl -s -D - -o /dev/null "$VBASE$PATH_Q" | awk 'tolower($1) == "x-vigil-index:" {print $2}' | tr -d '\r')"
+index_after="$(curl -s -D - -o /dev/null "$VBASE$PATH_Q" | awk -v h="$INDEX_HEADER" 'tolower($1) == h {print $2}' | tr -d '\r')"
 
 median() { # FORMAT < values
     sort -g | awk -v f="$1\n" '{ v[NR] = $1 } END { if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2; printf f, m }'
@@ -242,7 +247,7 @@ echo "## discovery-vs-nginx: $(date -u +%Y-%m-%dT%H:%MZ), $(machine_line)"
 echo "GET $PATH_Q, $INSTANCES passing instances (checks: $CHECK$([[ $CHECK == tcp ]] && echo ", every $CHECK_INTERVAL")), vigil $(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo "?") (one voter),"
 echo "beside $(nginx -v 2>&1 | sed 's/^nginx version: //') serving the same body as a static file ($workers_nginx workers, sendfile $NGINX_SENDFILE);"
 echo "wrk -t$THREADS -c$CONNS -d$DURATION --latency (warm-up $WARMUP) x $ROUNDS round(s), the order alternating;"
-echo "response head bytes: vigil $vhead, nginx $nhead; vigil's X-Vigil-Index after the runs: ${index_after:-?};"
+echo "response head bytes: vigil $vhead, nginx $nhead; vigil's index header after the runs: ${index_after:-?};"
 echo "load average before $load_before, after $load_after; vigil RSS after: $((vigil_rss_kb / 1024)) MB."
 echo "CPU columns: percent of the whole machine ($(nproc) cores = 100%) during the measured run; \"other\" is"
 echo "everything but the server and wrk plus steal; a run with other > ${OTHER_MAX}% is redone (up to $ATTEMPTS tries;"

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Query, State};
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -103,7 +104,7 @@ impl Catalog {
     /// last answered (`None`: never).
     pub fn stale_ms(&self) -> Option<u64> {
         match &self.source {
-            Source::Voter(leadership) => leadership.status().stale_ms,
+            Source::Voter(leadership) => leadership.stale_ms(),
             Source::Copy { last_answer, .. } => last_answer
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -237,15 +238,20 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 
 impl Blocking {
     /// The index to wait past and for how long, or `None` for an answer at once; a bad `wait`
-    /// is a 400.
-    pub fn parse(&self) -> Result<Option<(u64, Duration)>, ApiError> {
+    /// is a 400. The wait is allowed to the request of `parts` (see [`crate::serve::Patience`]),
+    /// which would otherwise time out long before a wait of minutes.
+    pub fn parse_for(&self, parts: &Parts) -> Result<Option<(u64, Duration)>, ApiError> {
         let wait = match &self.wait {
             Some(text) => vigil_text::limits::QUERY_WAIT
                 .parse(text)
                 .map_err(|e| ApiError::bad_request(e.to_string()))?,
             None => DEFAULT_WAIT,
         };
-        Ok(self.index.map(|index| (index, wait)))
+        let blocking = self.index.map(|index| (index, wait));
+        if blocking.is_some() {
+            crate::serve::allow_wait(parts, wait);
+        }
+        Ok(blocking)
     }
 }
 
@@ -264,11 +270,15 @@ pub fn index_header(index: u64) -> HeaderMap {
             body = wire::RegistryCopy, headers(("x-vigil-index" = u64))),
         (status = 400, description = "A bad `wait`", body = wire::ErrorBody),
     ))]
-pub async fn registry(State(api): State<Api>, Query(blocking): Query<Blocking>) -> Response {
+pub async fn registry(
+    State(api): State<Api>,
+    Query(blocking): Query<Blocking>,
+    parts: Parts,
+) -> Response {
     let Some(catalog) = &api.catalog else {
         return ApiError::not_found("this node holds no registry").into_response();
     };
-    let published = match blocking.parse() {
+    let published = match blocking.parse_for(&parts) {
         Ok(Some((index, wait))) => {
             catalog
                 .after(index, wait, |p| p.applied_index.unwrap_or(0))

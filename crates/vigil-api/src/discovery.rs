@@ -188,7 +188,7 @@ pub async fn get_service(
         index: query.index,
         wait: query.wait.clone(),
     };
-    let wait = match blocking.parse() {
+    let wait = match blocking.parse_for(&parts) {
         Ok(wait) => wait,
         Err(e) => return e.into_response(),
     };

@@ -1,23 +1,27 @@
-//! `GET /v1/services/{name}` answered ahead of the router from bodies already rendered, as the
-//! probe endpoints are (see [`crate::serve::App::direct`]): a load balancer or client library
-//! that polls `?healthy` asks the same question many times between two registry changes, and
-//! serializing the same instances to JSON for each of them cost the agent more than the socket.
+//! Discovery reads answered ahead of the router from bodies already rendered, as the probe
+//! endpoints are (see [`crate::serve::App::direct`]): vigil's `GET /v1/services/{name}` and
+//! Consul's `GET /v1/health/service/{name}`. A load balancer, Prometheus or a client library
+//! that polls `?healthy` / `?passing` asks the same question many times between two registry
+//! changes, and serializing the same instances to JSON for each of them cost the agent more than
+//! the socket.
 //!
 //! A body is kept per request target (path and query) and is good for as long as the catalog
 //! holds the registry it was rendered from and this agent's membership holds each of the
-//! service's nodes as gone or not as it did then (a node gone here makes its instances critical
-//! before the registry says so). Blocking and `?consistent` queries, unknown services and bad
-//! queries are left to the router, so the answers are its answers. The cache is bounded in
-//! entries and bytes: every distinct query string is a new key, and anyone can send those.
+//! service's nodes as it did then — gone or not (a node gone here makes its instances critical
+//! before the registry says so), at the same address with the same tags (Consul's answer shows
+//! them). Blocking and `?consistent` queries, unknown services and bad queries are left to the
+//! router, so the answers are its answers. The cache is bounded in entries and bytes: every
+//! distinct query string is a new key, and anyone can send those.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Weak};
 
 use arc_swap::ArcSwap;
 
 use axum::extract::Query;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Uri};
 use axum::response::Response;
 use bytes::Bytes;
 use vigil_cluster::raft::Published;
@@ -26,10 +30,8 @@ use vigil_cluster::ClusterView;
 use crate::catalog::INDEX;
 use crate::discovery::{gone_here, service_body, Discovery};
 use crate::leader::{SERVED_BY, STALE_MS};
-use crate::Api;
+use crate::{consul, Api};
 
-/// Where discovery answers live.
-const PREFIX: &str = "/v1/services/";
 /// The header names, made once rather than parsed per answer.
 const INDEX_HEADER: HeaderName = HeaderName::from_static(INDEX);
 const SERVED_BY_HEADER: HeaderName = HeaderName::from_static(SERVED_BY);
@@ -55,17 +57,105 @@ struct Kept {
     bytes: usize,
 }
 
+/// The API a kept answer belongs to, which decides how it is rendered and the headers that
+/// change from request to request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Surface {
+    /// `GET /v1/services/{name}`.
+    Vigil,
+    /// `GET /v1/health/service/{name}`.
+    Consul,
+}
+
+impl Surface {
+    /// The surface `path` asks and the service it names.
+    fn of(path: &str) -> Option<(Surface, &str)> {
+        if let Some(name) = path.strip_prefix("/v1/services/") {
+            return Some((Surface::Vigil, name));
+        }
+        path.strip_prefix("/v1/health/service/")
+            .map(|name| (Surface::Consul, name))
+    }
+
+    /// The headers and body of `name`'s answer to `uri` from `published`, or `None` for a read
+    /// the router answers.
+    fn render(
+        self,
+        api: &Api,
+        published: &Published,
+        view: &ClusterView,
+        name: &str,
+        uri: &Uri,
+    ) -> Option<(HeaderMap, Bytes)> {
+        let mut headers = HeaderMap::with_capacity(4);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let body = match self {
+            Surface::Vigil => {
+                let Query(query) = Query::<Discovery>::try_from_uri(uri).ok()?;
+                let filter = query.plain_filter()?;
+                if let Ok(node) = HeaderValue::from_str(api.engine.snapshot().node_id()) {
+                    headers.insert(SERVED_BY_HEADER, node);
+                }
+                headers.insert(INDEX_HEADER, published.registry.service_index(name).into());
+                let body = service_body(published, Some(view), name.to_owned(), &filter);
+                serde_json::to_vec(&body).ok()?
+            }
+            Surface::Consul => {
+                let (index, body) = consul::immediate_answer(published, view, name, uri)?;
+                headers.insert(consul::INDEX, index.into());
+                body
+            }
+        };
+        Some((headers, Bytes::from(body)))
+    }
+
+    /// Adds the headers that change from request to request to an answer: how stale this
+    /// agent's copy is (`None`: no leader known).
+    fn stamp(self, headers: &mut HeaderMap, stale_ms: Option<u64>) {
+        match self {
+            Surface::Vigil => {
+                // A leader with quorum says 0 on every request: a static value spares an
+                // allocation.
+                let stale = match stale_ms {
+                    Some(0) => HeaderValue::from_static("0"),
+                    Some(ms) => HeaderValue::from(ms),
+                    None => HeaderValue::from_static("unknown"),
+                };
+                headers.insert(STALE_MS_HEADER, stale);
+            }
+            Surface::Consul => consul::leader_contact(headers, stale_ms),
+        }
+    }
+}
+
+/// What an answer shows of a node from this agent's membership: whether it is gone, its address
+/// and its tags, hashed.
+fn node_seen(view: &ClusterView, node: &str) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    gone_here(view, node).hash(&mut hasher);
+    if let Some(member) = view.member(node) {
+        member.addr.hash(&mut hasher);
+        member.tags.hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
 /// One rendered answer and what it was rendered from.
 #[derive(Debug)]
 struct Answer {
+    /// Which API it answers.
+    surface: Surface,
     /// The registry it was rendered from. Weak, so that an answer kept does not keep an old
     /// registry alive; while it is held the allocation stays, so an equal pointer is the same
     /// registry.
     published: Weak<Published>,
-    /// Each node the service's instances are on, and whether this agent's membership held it
-    /// dead or gone when the answer was rendered.
-    nodes: Vec<(String, bool)>,
-    /// Every header but `X-Vigil-Stale-Ms`, which changes from request to request.
+    /// Each node the service's instances are on, and what this agent's membership showed of it
+    /// when the answer was rendered ([`node_seen`]).
+    nodes: Vec<(String, u64)>,
+    /// Every header but those [`Surface::stamp`] adds.
     headers: HeaderMap,
     body: Bytes,
 }
@@ -77,36 +167,36 @@ impl Answer {
             && self
                 .nodes
                 .iter()
-                .all(|(node, gone)| gone_here(view, node) == *gone)
+                .all(|(node, seen)| node_seen(view, node) == *seen)
     }
 
     fn size(&self, target: &str) -> usize {
         self.body.len() + target.len()
     }
 
-    /// The answer, with `stale` as its `X-Vigil-Stale-Ms`.
-    fn response(&self, stale: HeaderValue) -> Response {
+    /// The answer, stamped with how stale this agent's copy is.
+    fn response(&self, stale_ms: Option<u64>) -> Response {
         let mut response = Response::new(vigil_health::http::shared_body([self.body.clone()]));
         *response.headers_mut() = self.headers.clone();
-        response.headers_mut().insert(STALE_MS_HEADER, stale);
+        self.surface.stamp(response.headers_mut(), stale_ms);
         response
     }
 }
 
 impl Answers {
-    /// The answer kept for `target` with `stale` as its `X-Vigil-Stale-Ms`, if it still holds.
+    /// The answer kept for `target`, stamped with `stale_ms`, if it still holds.
     fn respond(
         &self,
         target: &str,
         published: &Arc<Published>,
         view: &ClusterView,
-        stale: HeaderValue,
+        stale_ms: Option<u64>,
     ) -> Option<Response> {
         let kept = self.kept.load();
         let answer = kept.by_target.get(target)?;
         answer
             .holds(published, view)
-            .then(|| answer.response(stale))
+            .then(|| answer.response(stale_ms))
     }
 
     /// Keeps `answer` for `target`, making room first: answers of an older registry go, then
@@ -165,11 +255,11 @@ impl Kept {
     }
 }
 
-/// Answers a `GET` or `HEAD` of `/v1/services/{name}` that asks this agent's catalog for an
-/// answer at once, from a kept body when one holds; `None` for any other request, which the
-/// router answers. Methods are the caller's to check.
+/// Answers a `GET` or `HEAD` of `/v1/services/{name}` or `/v1/health/service/{name}` that asks
+/// this agent's catalog for an answer at once, from a kept body when one holds; `None` for any
+/// other request, which the router answers. Methods are the caller's to check.
 pub(crate) fn respond(api: &Api, answers: &Answers, request: &Parts) -> Option<Response> {
-    let name = request.uri.path().strip_prefix(PREFIX)?;
+    let (surface, name) = Surface::of(request.uri.path())?;
     // The router's path extractor decodes `%`; a name with none is the same as it reads it.
     if name.is_empty() || name.contains(['/', '%']) {
         return None;
@@ -181,49 +271,27 @@ pub(crate) fn respond(api: &Api, answers: &Answers, request: &Parts) -> Option<R
     let target = request.uri.path_and_query()?.as_str();
     let published = catalog.current();
     let view = cluster.view();
-    // A voter's catalog is its own state machine's, as fresh as Raft says: asked of Raft
-    // directly, without the whole leader status that `Catalog::stale_ms` copies to tell it.
-    let stale = match &api.leadership {
-        Some(leadership) => leadership.stale_ms(),
-        None => catalog.stale_ms(),
-    };
-    // A leader with quorum says 0 on every request: a static value spares an allocation.
-    let stale = match stale {
-        Some(0) => HeaderValue::from_static("0"),
-        Some(ms) => HeaderValue::from(ms),
-        None => HeaderValue::from_static("unknown"),
-    };
-    if let Some(response) = answers.respond(target, &published, &view, stale.clone()) {
+    let stale_ms = catalog.stale_ms();
+    if let Some(response) = answers.respond(target, &published, &view, stale_ms) {
         return Some(response);
     }
-    let Query(query) = Query::<Discovery>::try_from_uri(&request.uri).ok()?;
-    let filter = query.plain_filter()?;
-    let registry = &published.registry;
-    let of = registry.services.get(name)?;
-    let mut nodes: Vec<(String, bool)> = Vec::new();
+    let of = published.registry.services.get(name)?;
+    let mut nodes: Vec<(String, u64)> = Vec::new();
     for instance in of.values() {
         if !nodes.iter().any(|(node, _)| *node == instance.node) {
-            nodes.push((instance.node.clone(), gone_here(&view, &instance.node)));
+            nodes.push((instance.node.clone(), node_seen(&view, &instance.node)));
         }
     }
-    let mut headers = HeaderMap::with_capacity(4);
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if let Ok(node) = HeaderValue::from_str(api.engine.snapshot().node_id()) {
-        headers.insert(SERVED_BY_HEADER, node);
-    }
-    headers.insert(INDEX_HEADER, registry.service_index(name).into());
-    let body = service_body(&published, Some(&view), name.to_owned(), &filter);
+    let (headers, body) = surface.render(api, &published, &view, name, &request.uri)?;
     let answer = Arc::new(Answer {
+        surface,
         published: Arc::downgrade(&published),
         nodes,
         headers,
-        body: Bytes::from(serde_json::to_vec(&body).ok()?),
+        body,
     });
     answers.put(target, answer.clone(), &published);
-    Some(answer.response(stale))
+    Some(answer.response(stale_ms))
 }
 
 #[cfg(test)]
@@ -365,6 +433,90 @@ mod tests {
         assert_eq!(body["instances"].as_array().unwrap().len(), 3);
     }
 
+    /// Status, Consul's headers and the body.
+    async fn read_consul(response: Response) -> (u16, Vec<Option<String>>, Bytes) {
+        let headers = [
+            header::CONTENT_TYPE.as_str(),
+            "x-consul-index",
+            "x-consul-knownleader",
+            "x-consul-lastcontact",
+        ]
+        .iter()
+        .map(|h| {
+            response
+                .headers()
+                .get(*h)
+                .map(|v| v.to_str().unwrap().to_owned())
+        })
+        .collect();
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, headers, body)
+    }
+
+    #[tokio::test]
+    async fn kept_consul_answers_are_the_routers_answers() {
+        let first = [
+            instance("a1", "n1", &["blue"], 0),
+            instance("a2", "n1", &[], 1),
+        ];
+        let (send, current) = watch::channel(published(4, &first));
+        let api = api(current).await;
+        let answers = Answers::default();
+        let targets = [
+            "/v1/health/service/api",
+            "/v1/health/service/api?passing",
+            "/v1/health/service/api?passing=1&tag=blue",
+            "/v1/health/service/api?tag=blue&tag=red",
+            "/v1/health/service/api?stale",
+            "/v1/health/service/api?node-meta=dc:dc1",
+        ];
+        for round in 0..2 {
+            if round == 1 {
+                let mut more = first.to_vec();
+                more.push(instance("a3", "n1", &["blue"], 0));
+                send.send_replace(published(6, &more));
+            }
+            for target in targets {
+                let request = Request::get(target).body(Body::empty()).unwrap();
+                let routed = api.clone().router().oneshot(request).await.unwrap();
+                let routed = read_consul(routed).await;
+                assert_eq!(routed.0, 200, "{target}");
+                for _ in 0..2 {
+                    let direct = respond(&api, &answers, &parts(target)).expect(target);
+                    assert_eq!(
+                        read_consul(direct).await,
+                        routed,
+                        "{target} in round {round}"
+                    );
+                }
+            }
+        }
+        let passing = respond(&api, &answers, &parts(targets[1])).unwrap();
+        let (_, headers, body) = read_consul(passing).await;
+        assert_eq!(headers[1].as_deref(), Some("6"));
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body.as_array().unwrap().len(),
+            2,
+            "a2's check has no result"
+        );
+        for target in [
+            "/v1/health/service/api?index=5",
+            "/v1/health/service/api?wait=1s",
+            "/v1/health/service/api?consistent",
+            "/v1/health/service/api?dc=dc1",
+            "/v1/health/service/nope",
+        ] {
+            assert!(
+                respond(&api, &answers, &parts(target)).is_none(),
+                "{target}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn blocking_consistent_bad_and_unknown_queries_are_left_to_the_router() {
         let (_send, current) = watch::channel(published(3, &[instance("a1", "n1", &[], 0)]));
@@ -438,17 +590,24 @@ mod tests {
     }
 
     #[test]
-    fn an_answer_holds_while_its_registry_and_its_nodes_liveness_do() {
+    fn an_answer_holds_while_its_registry_and_what_it_shows_of_its_nodes_do() {
         let registry = published(3, &[instance("a1", "n2", &[], 0)]);
+        let alive = view(MemberState::Alive);
         let answer = Answer {
+            surface: Surface::Vigil,
             published: Arc::downgrade(&registry),
-            nodes: vec![("n2".into(), false)],
+            nodes: vec![("n2".into(), node_seen(&alive, "n2"))],
             headers: HeaderMap::new(),
             body: Bytes::new(),
         };
-        let alive = view(MemberState::Alive);
         assert!(answer.holds(&registry, &alive));
         assert!(answer.holds(&registry, &view(MemberState::Suspect)));
+        let mut tagged = view(MemberState::Alive);
+        tagged.members[1].tags.insert("dc".into(), "eu-1".into());
+        assert!(
+            !answer.holds(&registry, &tagged),
+            "Consul's answer shows tags"
+        );
         assert!(!answer.holds(&registry, &view(MemberState::Dead)));
         assert!(!answer.holds(&registry, &view(MemberState::Left)));
         let same_content = published(3, &[instance("a1", "n2", &[], 0)]);

@@ -126,7 +126,9 @@ impl Api {
             }
             match request.uri.path() {
                 "/metrics" => Some(metrics::respond_direct(&direct, &mirrors)),
-                path if path.starts_with("/v1/services/") => {
+                path if path.starts_with("/v1/services/")
+                    || path.starts_with("/v1/health/service/") =>
+                {
                     discovery_cache::respond(&direct, &answers, request)
                         .map(serve::DirectAnswer::Now)
                 }

@@ -140,7 +140,7 @@ async fn read(
         wait: query.wait,
     };
     let consistent = query.consistent.as_deref().is_some_and(|v| v != "false");
-    let published = match blocking.parse() {
+    let published = match blocking.parse_for(&parts) {
         Err(e) => return e.into_response(),
         Ok(_) if consistent => match VoterRead::from_request_parts(&mut parts, api).await {
             Ok(read) => read.published,

@@ -11,6 +11,9 @@
 //!   [`ServeLimits::request_timeout`], or the client gets `408`;
 //! - a connection on which nothing is read or written for [`ServeLimits::stall_timeout`] is closed
 //!   (a client that stops reading its response; event streams send a keep-alive well within it);
+//! - a handler that waits on purpose — a blocking query holding its answer until a change, for a
+//!   `wait` the client chose and the API bounds — says so through [`Patience`], and both limits
+//!   make room for that wait, and no more;
 //! - at most [`ServeLimits::max_connections`] are open at once, by default a quarter of the
 //!   process's file descriptor limit. A new connection is never refused: at the limit the oldest
 //!   connection without a request in progress is closed to make room (the oldest of all if every
@@ -123,18 +126,40 @@ impl DirectAnswer {
     }
 }
 
+/// `response`, or `408` if it takes longer than `timeout` plus what `patience` allowed it.
+async fn within_patience(
+    timeout: Duration,
+    patience: &Patience,
+    response: impl Future<Output = Response>,
+) -> Response {
+    tokio::pin!(response);
+    loop {
+        let deadline = patience.start + timeout + patience.extra();
+        match tokio::time::timeout_at(deadline, response.as_mut()).await {
+            Ok(response) => return response,
+            Err(_) if patience.start + timeout + patience.extra() > Instant::now() => continue,
+            Err(_) => return request_timed_out(timeout),
+        }
+    }
+}
+
+/// The `408` of a request not answered within `timeout`.
+fn request_timed_out(timeout: Duration) -> Response {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        format!(
+            "the request was not received and answered within {}s",
+            timeout.as_secs()
+        ),
+    )
+    .into_response()
+}
+
 /// `response`, or `408` if it takes longer than `timeout`.
 async fn within(timeout: Duration, response: impl Future<Output = Response>) -> Response {
     match tokio::time::timeout(timeout, response).await {
         Ok(response) => response,
-        Err(_) => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "the request was not received and answered within {}s",
-                timeout.as_secs()
-            ),
-        )
-        .into_response(),
+        Err(_) => request_timed_out(timeout),
     }
 }
 
@@ -308,8 +333,16 @@ impl Connection {
         let app = self.app.clone();
         let busy = self.slot.busy.clone();
         let request_timeout = self.limits.request_timeout;
+        let for_requests = progress.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-            handle(app.clone(), Busy::enter(&busy), request_timeout, request)
+            let busy = Busy::enter(&busy);
+            handle(
+                app.clone(),
+                busy,
+                request_timeout,
+                for_requests.clone(),
+                request,
+            )
         });
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
@@ -350,22 +383,72 @@ async fn handle(
     app: App,
     busy: Busy,
     timeout: Duration,
+    progress: Arc<Progress>,
     request: Request<Incoming>,
 ) -> Result<Response, Infallible> {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     if let Some(answer) = app.direct.as_ref().and_then(|direct| direct(&parts)) {
         return Ok(answer.within(timeout).await);
     }
+    let patience = Patience::new(progress);
+    parts.extensions.insert(patience.clone());
     let request = Request::from_parts(parts, Body::new(body));
     let routed = app.router.oneshot(request);
-    let response = within(timeout, async move {
+    let routed = async move {
         match routed.await {
             Ok(response) => response,
             Err(infallible) => match infallible {},
         }
-    })
-    .await;
+    };
+    let response = within_patience(timeout, &patience, routed).await;
     Ok(response.map(|body| Body::new(BusyBody { body, _busy: busy })))
+}
+
+/// Room for a handler that waits on purpose: a blocking query answers when what it watches
+/// changes or its `wait` runs out, which may be minutes, while a request that is merely slow must
+/// still fail within the request timeout. The handler calls [`Patience::allow`] with its wait
+/// before waiting; the request timeout and the connection's stall timeout then run from the end
+/// of that wait. Found in the request's extensions (see [`allow_wait`]).
+#[derive(Clone, Debug)]
+pub struct Patience {
+    progress: Arc<Progress>,
+    /// When the request started.
+    start: Instant,
+    /// Milliseconds from `start` the handler was allowed beyond the request timeout.
+    extra_ms: Arc<AtomicU64>,
+}
+
+impl Patience {
+    fn new(progress: Arc<Progress>) -> Self {
+        Patience {
+            progress,
+            start: Instant::now(),
+            extra_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Lets the request wait `wait` (from now) before the limits start to count.
+    pub fn allow(&self, wait: Duration) {
+        let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        let since_start = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.extra_ms
+            .fetch_max(since_start.saturating_add(wait_ms), Ordering::Relaxed);
+        self.progress
+            .quiet_until(self.progress.elapsed_ms().saturating_add(wait_ms));
+    }
+
+    /// How long past its start the request may take beyond the request timeout.
+    fn extra(&self) -> Duration {
+        Duration::from_millis(self.extra_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Lets the request of `parts` wait `wait` on purpose (see [`Patience`]); a request served
+/// without [`serve`] (a test driving the router) has no limits to make room in.
+pub fn allow_wait(parts: &Parts, wait: Duration) {
+    if let Some(patience) = parts.extensions.get::<Patience>() {
+        patience.allow(wait);
+    }
 }
 
 /// A request in progress on a connection: the connection is not idle while one exists.
@@ -411,10 +494,13 @@ impl http_body::Body for BusyBody {
 }
 
 /// When a connection last moved a byte either way.
+#[derive(Debug)]
 struct Progress {
     start: Instant,
     /// Milliseconds from `start`.
     last: AtomicU64,
+    /// Milliseconds from `start` until which silence is expected (a request waiting on purpose).
+    quiet: AtomicU64,
 }
 
 impl Progress {
@@ -422,16 +508,30 @@ impl Progress {
         Progress {
             start: Instant::now(),
             last: AtomicU64::new(0),
+            quiet: AtomicU64::new(0),
         }
     }
 
-    fn touch(&self) {
-        let elapsed = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last.store(elapsed, Ordering::Relaxed);
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    fn touch(&self) {
+        self.last.store(self.elapsed_ms(), Ordering::Relaxed);
+    }
+
+    /// Silence until `ms` after the start is expected, not a stall.
+    fn quiet_until(&self, ms: u64) {
+        self.quiet.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// When the connection last moved a byte, or the end of the silence it was allowed, if later.
     fn last(&self) -> Instant {
-        self.start + Duration::from_millis(self.last.load(Ordering::Relaxed))
+        let last = self
+            .last
+            .load(Ordering::Relaxed)
+            .max(self.quiet.load(Ordering::Relaxed));
+        self.start + Duration::from_millis(last)
     }
 }
 
@@ -486,6 +586,11 @@ impl AsyncRead for Guarded {
         if !self.read_ahead.is_empty() {
             let n = self.read_ahead.len().min(buf.remaining());
             buf.put_slice(&self.read_ahead.split_to(n));
+            if self.read_ahead.is_empty() {
+                // An empty view still holds the lane's whole buffer: a connection held open for
+                // minutes (a blocking query) would keep it for nothing.
+                self.read_ahead = BytesMut::new();
+            }
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();

@@ -439,3 +439,47 @@ async fn a_large_metrics_text_arrives_whole() {
         );
     }
 }
+
+/// A handler that waits on purpose (a blocking query) gets the time it asked for, past the
+/// request and stall timeouts; one that is merely slow still gets `408`.
+#[tokio::test]
+async fn a_blocking_wait_outlasts_the_request_and_stall_timeouts() {
+    use axum::http::request::Parts;
+    use axum::routing::get;
+
+    let pause = Duration::from_millis(2500);
+    let router = axum::Router::new()
+        .route(
+            "/blocking",
+            get(move |parts: Parts| async move {
+                vigil_api::serve::allow_wait(&parts, pause);
+                tokio::time::sleep(pause).await;
+                "changed"
+            }),
+        )
+        .route(
+            "/slow",
+            get(move || async move {
+                tokio::time::sleep(pause).await;
+                "late"
+            }),
+        );
+    let limits = ServeLimits {
+        request_timeout: Duration::from_secs(1),
+        stall_timeout: Duration::from_secs(2),
+        ..ServeLimits::default()
+    };
+    let addr = start_app(App::from(router), limits).await;
+    let (status, _, body) = exchange(
+        addr,
+        b"GET /blocking HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "changed"));
+    let (status, _, _) = exchange(
+        addr,
+        b"GET /slow HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 408);
+}

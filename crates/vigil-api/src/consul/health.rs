@@ -5,8 +5,9 @@
 
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
+use axum::http::Uri;
 use axum::response::Response;
-use vigil_cluster::raft::{InstanceState, Registry};
+use vigil_cluster::raft::{InstanceState, Published, Registry};
 use vigil_cluster::ClusterView;
 
 use super::read::{instance_checks, node, node_checks, respond, service, ConsulQuery};
@@ -44,6 +45,24 @@ fn entries(
                 .all(|(k, v)| e.node.meta.get(*k).is_some_and(|have| have == v))
         })
         .collect()
+}
+
+/// The body of `/v1/health/service/{name}` read at once from `published` (see
+/// [`ConsulQuery::is_immediate`]) with its `X-Consul-Index`, for the answers kept ahead of the
+/// router; `None` for any other read, which the router answers.
+pub(crate) fn immediate_answer(
+    published: &Published,
+    view: &ClusterView,
+    name: &str,
+    uri: &Uri,
+) -> Option<(u64, Vec<u8>)> {
+    let query = ConsulQuery::of_uri(uri).ok()?;
+    if !query.is_immediate() {
+        return None;
+    }
+    let registry = &published.registry;
+    let body = serde_json::to_vec(&entries(registry, Some(view), name, &query)).ok()?;
+    Some((registry.service_index(name).max(1), body))
 }
 
 /// `/v1/health/service/{name}`.

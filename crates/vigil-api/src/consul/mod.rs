@@ -25,6 +25,9 @@ use axum::Router;
 use crate::error::ApiError;
 use crate::{auth, Api};
 
+pub(crate) use health::immediate_answer;
+pub(crate) use read::{leader_contact, INDEX};
+
 /// Consul features vigil does not serve, by path prefix, with what to say.
 const NOT_SERVED: [(&str, &str); 10] = [
     ("/v1/kv", "the KV store"),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use vigil_cluster::raft::{is_gone, Published, Registry, ServiceInstance};
@@ -56,11 +56,24 @@ pub struct ConsulQuery {
 impl ConsulQuery {
     /// The query of `parts`; a query that is not `key=value&...` is a 400.
     pub fn of(parts: &Parts) -> Result<ConsulQuery, ApiError> {
-        let Query(pairs) =
-            Query::<Vec<(String, String)>>::try_from_uri(&parts.uri).map_err(|e| {
-                ApiError::bad_request(format!("the query string is not key=value pairs: {e}"))
-            })?;
+        ConsulQuery::of_uri(&parts.uri)
+    }
+
+    /// The query of `uri`, as [`ConsulQuery::of`].
+    pub fn of_uri(uri: &Uri) -> Result<ConsulQuery, ApiError> {
+        let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri).map_err(|e| {
+            ApiError::bad_request(format!("the query string is not key=value pairs: {e}"))
+        })?;
         Ok(ConsulQuery { pairs })
+    }
+
+    /// Whether the read is answered at once from this agent's copy: no `?index`/`?wait`
+    /// (blocking), `?consistent` (asks the leader) or `?dc` (checked against this agent's).
+    pub fn is_immediate(&self) -> bool {
+        !self.flag("consistent")
+            && ["index", "wait", "dc"]
+                .iter()
+                .all(|key| self.value(key).is_none())
     }
 
     /// The first value of `key`.
@@ -92,6 +105,25 @@ impl ConsulQuery {
             .map(|kv| kv.split_once(':').unwrap_or((kv, "")))
             .collect()
     }
+}
+
+/// The index a read's answer depends on.
+pub const INDEX: HeaderName = HeaderName::from_static("x-consul-index");
+/// Whether this agent knows a leader.
+const KNOWN_LEADER: HeaderName = HeaderName::from_static("x-consul-knownleader");
+/// Milliseconds since this agent's copy last heard from the leader.
+const LAST_CONTACT: HeaderName = HeaderName::from_static("x-consul-lastcontact");
+
+/// Sets [`KNOWN_LEADER`] and [`LAST_CONTACT`] from how stale this agent's copy is (`None`: no
+/// leader known).
+pub fn leader_contact(headers: &mut HeaderMap, stale_ms: Option<u64>) {
+    let known = HeaderValue::from_static(if stale_ms.is_some() { "true" } else { "false" });
+    headers.insert(KNOWN_LEADER, known);
+    let last = match stale_ms {
+        Some(0) | None => HeaderValue::from_static("0"),
+        Some(ms) => HeaderValue::from(ms),
+    };
+    headers.insert(LAST_CONTACT, last);
 }
 
 /// The registry a read answers from and the headers it carries: after the index passes
@@ -127,7 +159,9 @@ pub async fn read(
         index,
         wait: query.value("wait").map(str::to_owned),
     };
-    let wait = blocking.parse().map_err(IntoResponse::into_response)?;
+    let wait = blocking
+        .parse_for(parts)
+        .map_err(IntoResponse::into_response)?;
     let published = if query.flag("consistent") {
         VoterRead::from_request_parts(parts, api).await?.published
     } else {
@@ -137,11 +171,8 @@ pub async fn read(
         }
     };
     let mut headers = HeaderMap::new();
-    headers.insert("x-consul-index", index_of(&published).max(1).into());
-    let stale = catalog.stale_ms();
-    let known = HeaderValue::from_static(if stale.is_some() { "true" } else { "false" });
-    headers.insert("x-consul-knownleader", known);
-    headers.insert("x-consul-lastcontact", stale.unwrap_or(0).into());
+    headers.insert(INDEX, index_of(&published).max(1).into());
+    leader_contact(&mut headers, catalog.stale_ms());
     Ok((published, headers))
 }
 

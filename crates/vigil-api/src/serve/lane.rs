@@ -37,6 +37,10 @@ const MAX_HEAD: usize = 8 * 1024;
 /// Most header fields the lane parses; a request with more goes to hyper.
 const MAX_HEADERS: usize = 32;
 
+/// What the lane's buffer starts with: a request head is a few hundred bytes, and a connection
+/// may be held for minutes (a blocking query), so a larger head grows the buffer instead.
+const FIRST_READ: usize = 1024;
+
 /// How the lane left a connection.
 pub(super) enum End {
     /// Closed: by the client, at a timeout, at eviction or shutdown, or after an I/O error.
@@ -79,7 +83,7 @@ where
         mut evicted,
         mut stopping,
     } = signals;
-    let mut input = BytesMut::with_capacity(MAX_HEAD);
+    let mut input = BytesMut::with_capacity(FIRST_READ);
     let mut head_bytes = Vec::with_capacity(256);
     let mut chunks = Vec::new();
     // One timer for the connection's life: moving the deadline is a read of the coarse clock and
@@ -93,6 +97,9 @@ where
             Parsed::NotForTheLane => return End::HandOff(input),
             Parsed::Partial if input.len() >= MAX_HEAD => return End::HandOff(input),
             Parsed::Partial => {
+                if input.len() == input.capacity() {
+                    input.reserve(FIRST_READ);
+                }
                 tokio::select! {
                     biased;
                     read = stream.read_buf(&mut input) => match read {
