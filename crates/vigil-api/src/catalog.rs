@@ -241,17 +241,22 @@ impl Blocking {
     /// is a 400. The wait is allowed to the request of `parts` (see [`crate::serve::Patience`]),
     /// which would otherwise time out long before a wait of minutes.
     pub fn parse_for(&self, parts: &Parts) -> Result<Option<(u64, Duration)>, ApiError> {
+        let blocking = self.parse()?;
+        if let Some((_, wait)) = blocking {
+            crate::serve::allow_wait(parts, wait);
+        }
+        Ok(blocking)
+    }
+
+    /// [`Blocking::parse_for`] for a caller that makes room for the wait itself.
+    pub(crate) fn parse(&self) -> Result<Option<(u64, Duration)>, ApiError> {
         let wait = match &self.wait {
             Some(text) => vigil_text::limits::QUERY_WAIT
                 .parse(text)
                 .map_err(|e| ApiError::bad_request(e.to_string()))?,
             None => DEFAULT_WAIT,
         };
-        let blocking = self.index.map(|index| (index, wait));
-        if blocking.is_some() {
-            crate::serve::allow_wait(parts, wait);
-        }
-        Ok(blocking)
+        Ok(self.index.map(|index| (index, wait)))
     }
 }
 

@@ -21,15 +21,18 @@ use arc_swap::ArcSwap;
 
 use axum::extract::Query;
 use axum::http::request::Parts;
+use axum::http::StatusCode;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use vigil_cluster::raft::Published;
 use vigil_cluster::ClusterView;
 
 use crate::catalog::INDEX;
 use crate::discovery::{gone_here, service_body, Discovery};
+use crate::error::ApiError;
 use crate::leader::{SERVED_BY, STALE_MS};
+use crate::serve::DirectAnswer;
 use crate::{consul, Api};
 
 /// The header names, made once rather than parsed per answer.
@@ -77,6 +80,16 @@ impl Surface {
             .map(|name| (Surface::Consul, name))
     }
 
+    /// How the read `uri` can be answered from a kept body, or `None` for a read the router
+    /// answers.
+    fn read(self, uri: &Uri) -> Option<consul::KeptRead> {
+        match self {
+            // Blocking reads of vigil's own API are the router's; `render` tells the rest.
+            Surface::Vigil => Some(consul::KeptRead::Now),
+            Surface::Consul => consul::kept_read(uri),
+        }
+    }
+
     /// The headers and body of `name`'s answer to `uri` from `published`, or `None` for a read
     /// the router answers.
     fn render(
@@ -104,7 +117,7 @@ impl Surface {
                 serde_json::to_vec(&body).ok()?
             }
             Surface::Consul => {
-                let (index, body) = consul::immediate_answer(published, view, name, uri)?;
+                let (index, body) = consul::kept_body(published, view, name, uri)?;
                 headers.insert(consul::INDEX, index.into());
                 body
             }
@@ -255,34 +268,81 @@ impl Kept {
     }
 }
 
-/// Answers a `GET` or `HEAD` of `/v1/services/{name}` or `/v1/health/service/{name}` that asks
-/// this agent's catalog for an answer at once, from a kept body when one holds; `None` for any
-/// other request, which the router answers. Methods are the caller's to check.
-pub(crate) fn respond(api: &Api, answers: &Answers, request: &Parts) -> Option<Response> {
+/// Answers a `GET` or `HEAD` of `/v1/services/{name}` or `/v1/health/service/{name}` that reads
+/// this agent's catalog — at once, or for Consul's surface also once it passes `?index=` — from a
+/// kept body when one holds; `None` for any other request, which the router answers. Methods are
+/// the caller's to check.
+pub(crate) fn respond(api: &Api, answers: &Arc<Answers>, request: &Parts) -> Option<DirectAnswer> {
     let (surface, name) = Surface::of(request.uri.path())?;
     // The router's path extractor decodes `%`; a name with none is the same as it reads it.
     if name.is_empty() || name.contains(['/', '%']) {
         return None;
     }
     // Discovery is served on a node in a cluster only, which is also when it has a catalog.
-    let (Some(catalog), Some(cluster)) = (&api.catalog, &api.cluster) else {
+    let (Some(catalog), Some(_)) = (&api.catalog, &api.cluster) else {
         return None;
     };
     let target = request.uri.path_and_query()?.as_str();
-    let published = catalog.current();
+    match surface.read(&request.uri)? {
+        consul::KeptRead::Now => {
+            let published = catalog.current();
+            answer(api, answers, surface, name, target, published, &request.uri)
+                .map(DirectAnswer::Now)
+        }
+        consul::KeptRead::After { index, wait } => {
+            let (api, answers, catalog) = (api.clone(), answers.clone(), catalog.clone());
+            let (name, target, uri) = (name.to_owned(), target.to_owned(), request.uri.clone());
+            let response = async move {
+                let published = catalog
+                    .after(index, wait, |p| p.registry.service_index(&name))
+                    .await;
+                answer(&api, &answers, surface, &name, &target, published, &uri).unwrap_or_else(
+                    || {
+                        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "no answer rendered")
+                            .into_response()
+                    },
+                )
+            };
+            Some(DirectAnswer::Waiting {
+                wait,
+                response: Box::pin(response),
+            })
+        }
+    }
+}
+
+/// The answer to `target` from `published`: the kept one while it holds, else rendered and kept.
+/// Clients that waited for the same change with the same query share one rendering.
+fn answer(
+    api: &Api,
+    answers: &Answers,
+    surface: Surface,
+    name: &str,
+    target: &str,
+    published: Arc<Published>,
+    uri: &Uri,
+) -> Option<Response> {
+    let (Some(catalog), Some(cluster)) = (&api.catalog, &api.cluster) else {
+        return None;
+    };
     let view = cluster.view();
     let stale_ms = catalog.stale_ms();
     if let Some(response) = answers.respond(target, &published, &view, stale_ms) {
         return Some(response);
     }
-    let of = published.registry.services.get(name)?;
+    let of = published.registry.services.get(name);
+    // vigil's own API answers an unknown service with a 404, which is the router's to make;
+    // Consul's answers it with an empty list.
+    if of.is_none() && surface == Surface::Vigil {
+        return None;
+    }
     let mut nodes: Vec<(String, u64)> = Vec::new();
-    for instance in of.values() {
+    for instance in of.into_iter().flat_map(|of| of.values()) {
         if !nodes.iter().any(|(node, _)| *node == instance.node) {
             nodes.push((instance.node.clone(), node_seen(&view, &instance.node)));
         }
     }
-    let (headers, body) = surface.render(api, &published, &view, name, &request.uri)?;
+    let (headers, body) = surface.render(api, &published, &view, name, uri)?;
     let answer = Arc::new(Answer {
         surface,
         published: Arc::downgrade(&published),
@@ -296,7 +356,7 @@ pub(crate) fn respond(api: &Api, answers: &Answers, request: &Parts) -> Option<R
 
 #[cfg(test)]
 mod tests {
-    use std::time::SystemTime;
+    use std::time::{Duration, SystemTime};
 
     use axum::body::Body;
     use axum::http::Request;
@@ -364,6 +424,14 @@ mod tests {
         }
     }
 
+    /// The response of an answer made at once.
+    fn now(answer: DirectAnswer) -> Response {
+        match answer {
+            DirectAnswer::Now(response) => response,
+            _ => panic!("answered at once"),
+        }
+    }
+
     fn parts(target: &str) -> Parts {
         Request::get(target).body(()).unwrap().into_parts().0
     }
@@ -400,7 +468,7 @@ mod tests {
         ];
         let (send, current) = watch::channel(published(7, &first));
         let api = api(current).await;
-        let answers = Answers::default();
+        let answers = Arc::new(Answers::default());
         let targets = [
             "/v1/services/api",
             "/v1/services/api?healthy",
@@ -421,13 +489,14 @@ mod tests {
                 let routed = routed(&api, target).await;
                 assert_eq!(routed.0, 200, "{target}");
                 for _ in 0..2 {
-                    let direct = respond(&api, &answers, &parts(target)).expect(target);
+                    let direct = now(respond(&api, &answers, &parts(target)).expect(target));
                     assert_eq!(read(direct).await, routed, "{target} in round {round}");
                 }
             }
             assert_eq!(answers.len().0, targets.len(), "one kept answer per target");
         }
-        let (_, headers, body) = read(respond(&api, &answers, &parts(targets[1])).unwrap()).await;
+        let (_, headers, body) =
+            read(now(respond(&api, &answers, &parts(targets[1])).unwrap())).await;
         assert_eq!(headers[1].as_deref(), Some("9"));
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["instances"].as_array().unwrap().len(), 3);
@@ -464,7 +533,7 @@ mod tests {
         ];
         let (send, current) = watch::channel(published(4, &first));
         let api = api(current).await;
-        let answers = Answers::default();
+        let answers = Arc::new(Answers::default());
         let targets = [
             "/v1/health/service/api",
             "/v1/health/service/api?passing",
@@ -485,7 +554,7 @@ mod tests {
                 let routed = read_consul(routed).await;
                 assert_eq!(routed.0, 200, "{target}");
                 for _ in 0..2 {
-                    let direct = respond(&api, &answers, &parts(target)).expect(target);
+                    let direct = now(respond(&api, &answers, &parts(target)).expect(target));
                     assert_eq!(
                         read_consul(direct).await,
                         routed,
@@ -494,7 +563,7 @@ mod tests {
                 }
             }
         }
-        let passing = respond(&api, &answers, &parts(targets[1])).unwrap();
+        let passing = now(respond(&api, &answers, &parts(targets[1])).unwrap());
         let (_, headers, body) = read_consul(passing).await;
         assert_eq!(headers[1].as_deref(), Some("6"));
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -504,11 +573,11 @@ mod tests {
             "a2's check has no result"
         );
         for target in [
-            "/v1/health/service/api?index=5",
             "/v1/health/service/api?wait=1s",
+            "/v1/health/service/api?index=x",
+            "/v1/health/service/api?index=5&wait=oops",
             "/v1/health/service/api?consistent",
             "/v1/health/service/api?dc=dc1",
-            "/v1/health/service/nope",
         ] {
             assert!(
                 respond(&api, &answers, &parts(target)).is_none(),
@@ -518,10 +587,53 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_blocking_consul_read_waits_for_the_change_and_shares_its_answer() {
+        let first = [instance("a1", "n1", &[], 0)];
+        let (send, current) = watch::channel(published(4, &first));
+        let api = api(current).await;
+        let answers = Arc::new(Answers::default());
+        let target = "/v1/health/service/api?passing&index=4&wait=30s";
+        let waiting = || match respond(&api, &answers, &parts(target)) {
+            Some(DirectAnswer::Waiting { wait, response }) => {
+                assert_eq!(wait, Duration::from_secs(30));
+                tokio::spawn(response)
+            }
+            _ => panic!("a blocking read waits"),
+        };
+        let (one, two) = (waiting(), waiting());
+        tokio::task::yield_now().await;
+        assert!(!one.is_finished(), "nothing changed yet");
+        let mut more = first.to_vec();
+        more.push(instance("a2", "n1", &[], 0));
+        send.send_replace(published(5, &more));
+        let bound = Duration::from_secs(10);
+        let one = read_consul(tokio::time::timeout(bound, one).await.unwrap().unwrap()).await;
+        let two = read_consul(tokio::time::timeout(bound, two).await.unwrap().unwrap()).await;
+        assert_eq!(one, two);
+        assert_eq!(one.1[1].as_deref(), Some("5"));
+        let routed = api
+            .clone()
+            .router()
+            .oneshot(Request::get(target).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(read_consul(routed).await, one, "the router's answer");
+        assert_eq!(answers.len().0, 1, "one rendering for both");
+        let unknown = "/v1/health/service/nope?index=1&wait=1s";
+        match respond(&api, &answers, &parts(unknown)) {
+            Some(DirectAnswer::Waiting { response, .. }) => {
+                let (status, _, body) = read_consul(response.await).await;
+                assert_eq!((status, body.as_ref()), (200, b"[]".as_ref()));
+            }
+            _ => panic!("a blocking read of an unknown service waits too"),
+        }
+    }
+
+    #[tokio::test]
     async fn blocking_consistent_bad_and_unknown_queries_are_left_to_the_router() {
         let (_send, current) = watch::channel(published(3, &[instance("a1", "n1", &[], 0)]));
         let api = api(current).await;
-        let answers = Answers::default();
+        let answers = Arc::new(Answers::default());
         for target in [
             "/v1/services/api?index=2",
             "/v1/services/api?index=2&wait=1s",
@@ -546,11 +658,11 @@ mod tests {
     async fn the_kept_answers_are_bounded() {
         let (_send, current) = watch::channel(published(3, &[instance("a1", "n1", &[], 0)]));
         let api = api(current).await;
-        let answers = Answers::default();
+        let answers = Arc::new(Answers::default());
         for i in 0..MAX_ANSWERS * 3 {
             let target = format!("/v1/services/api?tag=t{i}");
             assert_eq!(
-                read(respond(&api, &answers, &parts(&target)).unwrap())
+                read(now(respond(&api, &answers, &parts(&target)).unwrap()))
                     .await
                     .0,
                 200

@@ -118,7 +118,7 @@ impl Api {
     /// answers kept for the current registry answered ahead of it (see [`serve::App::direct`]).
     pub fn app(self) -> serve::App {
         let direct = self.clone();
-        let answers = discovery_cache::Answers::default();
+        let answers = std::sync::Arc::new(discovery_cache::Answers::default());
         let mirrors = std::sync::Arc::new(serve::Mirrors::default());
         serve::App::from(self.router()).direct(std::sync::Arc::new(move |request| {
             if request.method != Method::GET && request.method != Method::HEAD {
@@ -130,7 +130,6 @@ impl Api {
                     || path.starts_with("/v1/health/service/") =>
                 {
                     discovery_cache::respond(&direct, &answers, request)
-                        .map(serve::DirectAnswer::Now)
                 }
                 path => vigil_health::http::respond(&direct.engine, path, request.uri.query())
                     .map(serve::DirectAnswer::Now),

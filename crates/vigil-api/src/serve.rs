@@ -113,15 +113,26 @@ pub enum DirectAnswer {
     /// The response once something shared is made (rendered, say); awaited within
     /// [`ServeLimits::request_timeout`], as a routed request is.
     Soon(Pin<Box<dyn Future<Output = Response> + Send>>),
+    /// The response once what it waits for changes or `wait` runs out: a blocking query,
+    /// awaited for `wait` plus [`ServeLimits::request_timeout`] (see [`Patience`]).
+    Waiting {
+        /// How long it may wait on purpose.
+        wait: Duration,
+        /// The response.
+        response: Pin<Box<dyn Future<Output = Response> + Send>>,
+    },
 }
 
 impl DirectAnswer {
-    /// The response, waiting at most `timeout` for one that comes [`DirectAnswer::Soon`];
-    /// `408` past it.
+    /// The response, waiting at most `timeout` (plus its own wait, for one that is
+    /// [`DirectAnswer::Waiting`]) for one that does not come [`DirectAnswer::Now`]; `408` past it.
     async fn within(self, timeout: Duration) -> Response {
         match self {
             DirectAnswer::Now(response) => response,
             DirectAnswer::Soon(response) => within(timeout, response).await,
+            DirectAnswer::Waiting { wait, response } => {
+                within(timeout.saturating_add(wait), response).await
+            }
         }
     }
 }
@@ -388,6 +399,9 @@ async fn handle(
 ) -> Result<Response, Infallible> {
     let (mut parts, body) = request.into_parts();
     if let Some(answer) = app.direct.as_ref().and_then(|direct| direct(&parts)) {
+        if let DirectAnswer::Waiting { wait, .. } = &answer {
+            Patience::new(progress).allow(*wait);
+        }
         return Ok(answer.within(timeout).await);
     }
     let patience = Patience::new(progress);

@@ -3,6 +3,8 @@
 //! `?passing` keeps the instances whose every check passes — its own, its node's `serfHealth`,
 //! and none in maintenance, its own or its node's — exactly those `?healthy` and DNS return.
 
+use std::time::Duration;
+
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
 use axum::http::Uri;
@@ -12,6 +14,7 @@ use vigil_cluster::ClusterView;
 
 use super::read::{instance_checks, node, node_checks, respond, service, ConsulQuery};
 use super::wire;
+use crate::catalog::Blocking;
 use crate::discovery::{discover_in, Filter};
 use crate::error::ApiError;
 use crate::Api;
@@ -47,19 +50,51 @@ fn entries(
         .collect()
 }
 
-/// The body of `/v1/health/service/{name}` read at once from `published` (see
-/// [`ConsulQuery::is_immediate`]) with its `X-Consul-Index`, for the answers kept ahead of the
-/// router; `None` for any other read, which the router answers.
-pub(crate) fn immediate_answer(
+/// How a `/v1/health/service/{name}` read can be answered from a kept body, ahead of the router.
+pub(crate) enum KeptRead {
+    /// From the registry as it is.
+    Now,
+    /// Once the service's index passes `index`, or after `wait`.
+    After {
+        /// The index the client holds.
+        index: u64,
+        /// How long it waits at most.
+        wait: Duration,
+    },
+}
+
+/// How the read `uri` can be answered from a kept body; `None` for a read the router answers:
+/// `?consistent` (asks the leader), `?dc` (checked against this agent's), a `?wait` without an
+/// `?index`, or a bad query (the router says what is wrong).
+pub(crate) fn kept_read(uri: &Uri) -> Option<KeptRead> {
+    let query = ConsulQuery::of_uri(uri).ok()?;
+    if query.flag("consistent") || query.value("dc").is_some() {
+        return None;
+    }
+    let index = match query.value("index") {
+        Some(text) => Some(text.parse::<u64>().ok()?),
+        None if query.value("wait").is_some() => return None,
+        None => None,
+    };
+    let blocking = Blocking {
+        index,
+        wait: query.value("wait").map(str::to_owned),
+    };
+    Some(match blocking.parse().ok()? {
+        Some((index, wait)) => KeptRead::After { index, wait },
+        None => KeptRead::Now,
+    })
+}
+
+/// The body of `/v1/health/service/{name}` from `published`, with its `X-Consul-Index`: the same
+/// whether the read waited or not.
+pub(crate) fn kept_body(
     published: &Published,
     view: &ClusterView,
     name: &str,
     uri: &Uri,
 ) -> Option<(u64, Vec<u8>)> {
     let query = ConsulQuery::of_uri(uri).ok()?;
-    if !query.is_immediate() {
-        return None;
-    }
     let registry = &published.registry;
     let body = serde_json::to_vec(&entries(registry, Some(view), name, &query)).ok()?;
     Some((registry.service_index(name).max(1), body))

@@ -25,7 +25,7 @@ use axum::Router;
 use crate::error::ApiError;
 use crate::{auth, Api};
 
-pub(crate) use health::immediate_answer;
+pub(crate) use health::{kept_body, kept_read, KeptRead};
 pub(crate) use read::{leader_contact, INDEX};
 
 /// Consul features vigil does not serve, by path prefix, with what to say.

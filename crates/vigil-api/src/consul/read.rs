@@ -67,15 +67,6 @@ impl ConsulQuery {
         Ok(ConsulQuery { pairs })
     }
 
-    /// Whether the read is answered at once from this agent's copy: no `?index`/`?wait`
-    /// (blocking), `?consistent` (asks the leader) or `?dc` (checked against this agent's).
-    pub fn is_immediate(&self) -> bool {
-        !self.flag("consistent")
-            && ["index", "wait", "dc"]
-                .iter()
-                .all(|key| self.value(key).is_none())
-    }
-
     /// The first value of `key`.
     pub fn value(&self, key: &str) -> Option<&str> {
         self.pairs

@@ -28,7 +28,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use super::mirror::{self, Mirror};
-use super::{Busy, Direct, ServeLimits};
+use super::{Busy, Direct, DirectAnswer, ServeLimits};
 
 /// Most bytes of a request head the lane reads before it leaves the request to hyper (whose own
 /// limit is far larger, and which answers `431` past it).
@@ -124,7 +124,17 @@ where
             return End::HandOff(input);
         };
         let _busy = Busy::enter(busy);
-        let response = answer.within(limits.request_timeout).await;
+        let response = match answer {
+            DirectAnswer::Now(response) => response,
+            // A blocking query may wait minutes: the connection must still go when evicted or
+            // when the server stops.
+            later => tokio::select! {
+                biased;
+                response = later.within(limits.request_timeout) => response,
+                () = evicted.as_mut() => return End::Closed,
+                _ = stopping.as_mut() => return End::Closed,
+            },
+        };
         let Ok(mirror) = encode(
             response,
             parts.method == Method::HEAD,
