@@ -12,9 +12,8 @@ use axum::response::Response;
 use vigil_cluster::raft::{InstanceState, Published, Registry};
 use vigil_cluster::ClusterView;
 
-use super::read::{instance_checks, node, node_checks, respond, service, ConsulQuery};
+use super::read::{instance_checks, node, node_checks, respond, service, ConsulQuery, ReadParams};
 use super::wire;
-use crate::catalog::Blocking;
 use crate::discovery::{discover_in, Filter};
 use crate::error::ApiError;
 use crate::Api;
@@ -67,20 +66,14 @@ pub(crate) enum KeptRead {
 /// `?consistent` (asks the leader), `?dc` (checked against this agent's), a `?wait` without an
 /// `?index`, or a bad query (the router says what is wrong).
 pub(crate) fn kept_read(uri: &Uri) -> Option<KeptRead> {
-    let query = ConsulQuery::of_uri(uri).ok()?;
-    if query.flag("consistent") || query.value("dc").is_some() {
+    let params = ReadParams::of(&ConsulQuery::of_uri(uri).ok()?).ok()?;
+    if params.consistent()
+        || params.dc.is_some()
+        || (params.index.is_none() && params.wait.is_some())
+    {
         return None;
     }
-    let index = match query.value("index") {
-        Some(text) => Some(text.parse::<u64>().ok()?),
-        None if query.value("wait").is_some() => return None,
-        None => None,
-    };
-    let blocking = Blocking {
-        index,
-        wait: query.value("wait").map(str::to_owned),
-    };
-    Some(match blocking.parse().ok()? {
+    Some(match params.blocking().parse().ok()? {
         Some((index, wait)) => KeptRead::After { index, wait },
         None => KeptRead::Now,
     })
@@ -101,6 +94,13 @@ pub(crate) fn kept_body(
 }
 
 /// `/v1/health/service/{name}`.
+#[utoipa::path(get, path = "/v1/health/service/{name}", tag = "consul",
+    params(ReadParams, ("name" = String, Path, description = "The service"), ("passing" = Option<String>, Query, description = "Only instances whose every check passes"), ("tag" = Option<String>, Query, description = "Only instances with this tag (repeatable)"), ("node-meta" = Option<String>, Query, description = "Only instances on nodes with this `key:value` tag (repeatable)")),
+    responses(
+        (status = 200, description = "Each instance with its node and checks", body = Vec<wire::ServiceEntry>, headers(("x-consul-index" = u64, description = "The index of the answer, for the next blocking read"), ("x-consul-knownleader" = String), ("x-consul-lastcontact" = u64))),
+        (status = 400, description = "A bad query: an index that is not a whole number, a bad wait, another datacenter", body = crate::wire::ErrorBody),
+        (status = 503, description = "No quorum (`?consistent`)", body = crate::wire::ErrorBody),
+    ))]
 pub async fn service_health(
     State(api): State<Api>,
     Path(name): Path<String>,
@@ -117,6 +117,13 @@ pub async fn service_health(
 }
 
 /// `/v1/health/checks/{service}`: the checks of every instance of the service.
+#[utoipa::path(get, path = "/v1/health/checks/{name}", tag = "consul",
+    params(ReadParams, ("name" = String, Path, description = "The service")),
+    responses(
+        (status = 200, description = "The checks of every instance of the service", body = Vec<wire::Check>, headers(("x-consul-index" = u64, description = "The index of the answer, for the next blocking read"), ("x-consul-knownleader" = String), ("x-consul-lastcontact" = u64))),
+        (status = 400, description = "A bad query: an index that is not a whole number, a bad wait, another datacenter", body = crate::wire::ErrorBody),
+        (status = 503, description = "No quorum (`?consistent`)", body = crate::wire::ErrorBody),
+    ))]
 pub async fn service_checks(
     State(api): State<Api>,
     Path(name): Path<String>,
@@ -144,6 +151,13 @@ pub async fn service_checks(
 }
 
 /// `/v1/health/node/{node}`: the node's own checks and those of its instances.
+#[utoipa::path(get, path = "/v1/health/node/{name}", tag = "consul",
+    params(ReadParams, ("name" = String, Path, description = "The node")),
+    responses(
+        (status = 200, description = "The node's own checks and those of its instances", body = Vec<wire::Check>, headers(("x-consul-index" = u64, description = "The index of the answer, for the next blocking read"), ("x-consul-knownleader" = String), ("x-consul-lastcontact" = u64))),
+        (status = 400, description = "A bad query: an index that is not a whole number, a bad wait, another datacenter", body = crate::wire::ErrorBody),
+        (status = 503, description = "No quorum (`?consistent`)", body = crate::wire::ErrorBody),
+    ))]
 pub async fn node_health(
     State(api): State<Api>,
     Path(name): Path<String>,
@@ -169,6 +183,13 @@ pub async fn node_health(
 }
 
 /// `/v1/health/state/{state}`: every check in `passing`, `warning`, `critical` or `any`.
+#[utoipa::path(get, path = "/v1/health/state/{state}", tag = "consul",
+    params(ReadParams, ("state" = String, Path, description = "`any`, `passing`, `warning` or `critical`")),
+    responses(
+        (status = 200, description = "Every check in that state", body = Vec<wire::Check>, headers(("x-consul-index" = u64, description = "The index of the answer, for the next blocking read"), ("x-consul-knownleader" = String), ("x-consul-lastcontact" = u64))),
+        (status = 400, description = "A bad query: an index that is not a whole number, a bad wait, another datacenter", body = crate::wire::ErrorBody),
+        (status = 503, description = "No quorum (`?consistent`)", body = crate::wire::ErrorBody),
+    ))]
 pub async fn state(State(api): State<Api>, Path(wanted): Path<String>, parts: Parts) -> Response {
     respond(
         &api,

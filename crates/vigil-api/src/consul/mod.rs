@@ -9,12 +9,12 @@
 //! path under a Consul prefix answers vigil's JSON 404. Deregistration and TTL updates also
 //! answer GET, as Consul's agent did before 1.0 and python-consul 0.7 still sends.
 
-mod agent;
-mod agent_write;
-mod catalog;
-mod health;
+pub(crate) mod agent;
+pub(crate) mod agent_write;
+pub(crate) mod catalog;
+pub(crate) mod health;
 mod read;
-mod status;
+pub(crate) mod status;
 mod wire;
 
 use axum::http::{StatusCode, Uri};

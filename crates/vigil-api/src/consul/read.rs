@@ -47,6 +47,55 @@ pub fn local_datacenter(api: &Api) -> String {
     datacenter_of(view.as_deref(), &local)
 }
 
+/// The query parameters every Consul read takes, for the OpenAPI document; reads parse them with
+/// [`ConsulQuery`], which keeps repeated keys.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReadParams {
+    /// Blocking query: answer once `X-Consul-Index` passes this one (or at the wait).
+    pub index: Option<u64>,
+    /// How long a blocking query waits (`30s`, `5m`; at most 10m; default 5m).
+    pub wait: Option<String>,
+    /// The datacenter: this agent's own (another is a 400).
+    pub dc: Option<String>,
+    /// Read on the leader once a majority confirmed it (any value but `false`); without it
+    /// (or with `stale`), every agent answers from its own copy of the registry.
+    pub consistent: Option<String>,
+}
+
+impl ReadParams {
+    /// The parameters in `query`; an index that is not a whole number is a 400.
+    pub fn of(query: &ConsulQuery) -> Result<ReadParams, ApiError> {
+        let index = match query.value("index") {
+            None => None,
+            Some(text) => Some(text.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!("index: {text:?} is not a whole number"))
+            })?),
+        };
+        Ok(ReadParams {
+            index,
+            wait: query.value("wait").map(str::to_owned),
+            dc: query.value("dc").map(str::to_owned),
+            consistent: query.value("consistent").map(str::to_owned),
+        })
+    }
+
+    /// Whether the read asks the leader.
+    pub fn consistent(&self) -> bool {
+        self.consistent
+            .as_deref()
+            .is_some_and(|v| v != "false" && v != "0")
+    }
+
+    /// The index to wait past and for how long, `None` for an answer at once.
+    pub fn blocking(&self) -> Blocking {
+        Blocking {
+            index: self.index,
+            wait: self.wait.clone(),
+        }
+    }
+}
+
 /// The query of a read, its repeatable keys kept.
 #[derive(Debug, Default)]
 pub struct ConsulQuery {
@@ -126,9 +175,10 @@ pub async fn read(
     parts: &mut Parts,
     index_of: impl Fn(&Published) -> u64,
 ) -> Result<(Arc<Published>, HeaderMap), Response> {
-    if let Some(dc) = query.value("dc") {
+    let params = ReadParams::of(query).map_err(IntoResponse::into_response)?;
+    if let Some(dc) = &params.dc {
         let ours = local_datacenter(api);
-        if dc != ours {
+        if *dc != ours {
             // Consul answers 500 here; a client error is what it is.
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -140,20 +190,11 @@ pub async fn read(
     let Some(catalog) = &api.catalog else {
         return Err(ApiError::not_found("this node is not in a cluster").into_response());
     };
-    let index = match query.value("index") {
-        None => None,
-        Some(text) => Some(text.parse::<u64>().map_err(|_| {
-            ApiError::bad_request(format!("index: {text:?} is not a whole number")).into_response()
-        })?),
-    };
-    let blocking = Blocking {
-        index,
-        wait: query.value("wait").map(str::to_owned),
-    };
-    let wait = blocking
+    let wait = params
+        .blocking()
         .parse_for(parts)
         .map_err(IntoResponse::into_response)?;
-    let published = if query.flag("consistent") {
+    let published = if params.consistent() {
         VoterRead::from_request_parts(parts, api).await?.published
     } else {
         match wait {

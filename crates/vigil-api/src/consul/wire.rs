@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 /// A node, as `/v1/catalog/nodes` and `Node` of `/v1/health/service` show it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
+#[schema(as = ConsulNode)]
 pub struct Node {
     #[serde(rename = "ID")]
     pub id: String,
@@ -21,16 +22,18 @@ pub struct Node {
 }
 
 /// Consul's load-balancing weights; vigil weighs every instance alike.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
+#[schema(as = ConsulWeights)]
 pub struct Weights {
     pub passing: u32,
     pub warning: u32,
 }
 
 /// A service instance, as `Service` of `/v1/health/service` shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
+#[schema(as = ConsulService)]
 pub struct Service {
     #[serde(rename = "ID")]
     pub id: String,
@@ -46,14 +49,16 @@ pub struct Service {
 }
 
 /// A check with its status.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
+#[schema(as = ConsulCheck)]
 pub struct Check {
     pub node: String,
     #[serde(rename = "CheckID")]
     pub check_id: String,
     pub name: String,
     /// `passing`, `warning` or `critical`.
+    #[schema(value_type = String)]
     pub status: &'static str,
     pub notes: String,
     pub output: String,
@@ -69,8 +74,9 @@ pub struct Check {
 }
 
 /// One entry of `/v1/health/service/{name}`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
+#[schema(as = ConsulServiceEntry)]
 pub struct ServiceEntry {
     pub node: Node,
     pub service: Service,
@@ -78,8 +84,9 @@ pub struct ServiceEntry {
 }
 
 /// One entry of `/v1/catalog/service/{name}`: the node and the instance flattened.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
+#[schema(as = ConsulCatalogService)]
 pub struct CatalogService {
     #[serde(rename = "ID")]
     pub id: String,
@@ -102,8 +109,9 @@ pub struct CatalogService {
 }
 
 /// A member of `/v1/agent/members`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
+#[schema(as = ConsulMember)]
 pub struct Member {
     pub name: String,
     pub addr: String,
@@ -120,8 +128,9 @@ pub struct Member {
 }
 
 /// `Config` of `/v1/agent/self`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
+#[schema(as = ConsulAgentConfig)]
 pub struct AgentConfig {
     pub datacenter: String,
     pub node_name: String,
@@ -133,7 +142,8 @@ pub struct AgentConfig {
 }
 
 /// `/v1/agent/self`: every top-level value an object, as clients expect.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ConsulAgentSelf)]
 pub struct AgentSelf {
     #[serde(rename = "Config")]
     pub config: AgentConfig,
