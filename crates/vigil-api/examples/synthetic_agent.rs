@@ -136,6 +136,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         neighbors: None,
         catalog: None,
         instances: None,
+        webhooks: Default::default(),
     }
     .router();
     println!(

@@ -421,6 +421,7 @@ mod tests {
             neighbors: None,
             catalog: Some(Catalog::of_watch(current)),
             instances: None,
+            webhooks: Default::default(),
         }
     }
 

@@ -7,6 +7,9 @@
 //! event describing the node as it is, so a client never starts blind. A client that falls behind
 //! receives `lagged` with the number of events it missed. The stream ends after the node reports
 //! `stopping`, so open event streams never hold up a graceful shutdown.
+//!
+//! The events come from a [`Feed`], which webhooks read too: each [`Notice`] carries its JSON
+//! and, for webhooks, its category, severity and one line for people.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -25,12 +28,13 @@ use tokio::sync::broadcast::Receiver;
 use tokio::sync::watch;
 use vigil_cluster::raft::{InstanceState, LeaderEvent, Published, Role, RoleKind};
 use vigil_cluster::{Cluster, MembershipEvent};
-use vigil_health::{rfc3339, Event, Status};
-use vigil_probe::neighbors::NeighborEvent;
+use vigil_health::{rfc3339, CheckState, Event, Status};
+use vigil_probe::neighbors::{NeighborEvent, NeighborState};
 
 use crate::catalog::Catalog;
 use crate::discovery::{discover, Filter};
 use crate::roles::role_body;
+use crate::webhooks::{Category, Severity};
 use crate::{wire, Api};
 
 /// `/v1/events`.
@@ -40,8 +44,8 @@ pub(crate) fn routes(api: &Api) -> Router {
         .with_state(api.clone())
 }
 
-/// Where the stream reads from, and whether it has delivered its last event.
-struct Sources {
+/// The agent's events, from every source it has, until the node stops.
+pub(crate) struct Feed {
     health: Receiver<Event>,
     members: Option<Receiver<MembershipEvent>>,
     leaders: Option<Receiver<LeaderEvent>>,
@@ -69,12 +73,86 @@ enum Change {
 }
 
 impl Change {
-    fn event(&self) -> Result<SseEvent, axum::Error> {
+    fn notice(&self) -> Notice {
         match self {
-            Change::Service(change) => SseEvent::default().event(&change.kind).json_data(change),
-            Change::Role(change) => SseEvent::default().event(&change.kind).json_data(change),
+            Change::Service(change) => {
+                let severity = if change.passing == change.instances {
+                    Severity::Info
+                } else if change.passing == 0 {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                };
+                let text = format!(
+                    "service {}: {} of {} instances passing",
+                    change.service, change.passing, change.instances
+                );
+                Notice::new(&change.kind, Category::Service, severity, text, change)
+            }
+            Change::Role(change) => {
+                let what = change.kind.trim_end_matches("_changed");
+                let text = format!("{what} {} changed", change.name);
+                Notice::new(
+                    &change.kind,
+                    Category::Election,
+                    Severity::Info,
+                    text,
+                    change,
+                )
+            }
         }
     }
+}
+
+/// One event of the agent: its `type`, its JSON, and what webhooks filter and show.
+#[derive(Clone, Debug)]
+pub(crate) struct Notice {
+    /// The event's `type` (`check_changed`, `member_down`, ...).
+    pub kind: String,
+    /// What it is about.
+    pub category: Category,
+    /// How bad it is.
+    pub severity: Severity,
+    /// One line for people.
+    pub text: String,
+    /// The event as `/v1/events` sends it, `type` included.
+    pub data: serde_json::Value,
+}
+
+impl Notice {
+    fn new(
+        kind: &str,
+        category: Category,
+        severity: Severity,
+        text: String,
+        data: &impl serde::Serialize,
+    ) -> Notice {
+        let mut data = serde_json::to_value(data).unwrap_or_default();
+        if let Some(object) = data.as_object_mut() {
+            object
+                .entry("type")
+                .or_insert_with(|| serde_json::Value::from(kind));
+        }
+        Notice {
+            kind: kind.to_owned(),
+            category,
+            severity,
+            text,
+            data,
+        }
+    }
+
+    fn sse(&self) -> Result<SseEvent, axum::Error> {
+        SseEvent::default().event(&self.kind).json_data(&self.data)
+    }
+}
+
+/// What a [`Feed`] gives.
+pub(crate) enum FeedItem {
+    /// An event.
+    Event(Notice),
+    /// This many events were missed: the reader fell behind.
+    Lagged(u64),
 }
 
 const ROLE_KINDS: [RoleKind; 2] = [RoleKind::Election, RoleKind::Lock];
@@ -161,17 +239,7 @@ impl ServiceChanges {
     responses((status = 200, description = "Server-sent events, each `data` a JSON object with its `type`; the first is `status`",
         content_type = "text/event-stream", body = String)))]
 async fn events(State(api): State<Api>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let sources = Sources {
-        health: api.engine.subscribe(),
-        members: api.cluster.as_ref().map(|c| c.subscribe()),
-        leaders: api.leadership.as_ref().map(|l| l.subscribe()),
-        neighbors: api.neighbors.as_ref().map(|n| n.subscribe()),
-        services: api
-            .catalog
-            .as_ref()
-            .map(|c| ServiceChanges::new(c, api.cluster.clone())),
-        ended: false,
-    };
+    let feed = Feed::of(&api);
     let snapshot = api.engine.snapshot();
     let opening = SseEvent::default()
         .event("status")
@@ -182,16 +250,16 @@ async fn events(State(api): State<Api>) -> Sse<impl Stream<Item = Result<SseEven
             status: snapshot.status(),
             kind: "status".to_owned(),
         });
-    let sources = Sources {
+    let feed = Feed {
         ended: snapshot.status() == Status::Stopping,
-        ..sources
+        ..feed
     };
-    let live = stream::unfold(sources, |mut s| async move {
-        if s.ended {
-            return None;
-        }
-        let event = next(&mut s).await?;
-        Some((event, s))
+    let live = stream::unfold(feed, |mut feed| async move {
+        let event = match feed.next().await? {
+            FeedItem::Event(notice) => notice.sse(),
+            FeedItem::Lagged(missed) => lagged(missed),
+        };
+        Some((event, feed))
     });
     let stream = stream::iter([opening])
         .chain(live)
@@ -199,77 +267,181 @@ async fn events(State(api): State<Api>) -> Sse<impl Stream<Item = Result<SseEven
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
-/// The next event from either source; `None` once the health engine is gone.
-async fn next(s: &mut Sources) -> Option<Result<SseEvent, axum::Error>> {
-    loop {
-        let member = async {
-            match s.members.as_mut() {
-                Some(rx) => rx.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        let leader = async {
-            match s.leaders.as_mut() {
-                Some(rx) => rx.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        let neighbor = async {
-            match s.neighbors.as_mut() {
-                Some(rx) => rx.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        let service = async {
-            match s.services.as_mut() {
-                Some(changes) => changes.next().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            service = service => match service {
-                Some(change) => return Some(change.event()),
-                None => s.services = None,
-            },
-            neighbor = neighbor => match neighbor {
-                Ok(event) => {
-                    let mut data = serde_json::to_value(&event).unwrap_or_default();
-                    data["type"] = "neighbor_changed".into();
-                    return Some(SseEvent::default().event("neighbor_changed").json_data(data));
+impl Feed {
+    /// The events of `api`'s node from now on.
+    pub(crate) fn of(api: &Api) -> Feed {
+        Feed {
+            health: api.engine.subscribe(),
+            members: api.cluster.as_ref().map(|c| c.subscribe()),
+            leaders: api.leadership.as_ref().map(|l| l.subscribe()),
+            neighbors: api.neighbors.as_ref().map(|n| n.subscribe()),
+            services: api
+                .catalog
+                .as_ref()
+                .map(|c| ServiceChanges::new(c, api.cluster.clone())),
+            ended: false,
+        }
+    }
+
+    /// The next event from any source; `None` after the node reported `stopping`, or once the
+    /// health engine is gone.
+    pub(crate) async fn next(&mut self) -> Option<FeedItem> {
+        if self.ended {
+            return None;
+        }
+        loop {
+            let member = async {
+                match self.members.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
                 }
-                Err(RecvError::Lagged(missed)) => return Some(lagged(missed)),
-                Err(RecvError::Closed) => s.neighbors = None,
-            },
-            leader = leader => match leader {
-                Ok(event) => return Some(leader_event(&event)),
-                Err(RecvError::Lagged(missed)) => return Some(lagged(missed)),
-                Err(RecvError::Closed) => s.leaders = None,
-            },
-            health = s.health.recv() => return match health {
-                Ok(event) => {
-                    s.ended = matches!(event, Event::StatusChanged { to: Status::Stopping, .. });
-                    Some(health_event(&event))
+            };
+            let leader = async {
+                match self.leaders.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
                 }
-                Err(RecvError::Lagged(missed)) => Some(lagged(missed)),
-                Err(RecvError::Closed) => None,
-            },
-            member = member => match member {
-                Ok(event) => {
-                    let data = serde_json::to_value(&event).unwrap_or_default();
-                    let name = data["type"].as_str().unwrap_or("member").to_owned();
-                    return Some(SseEvent::default().event(name).json_data(data));
+            };
+            let neighbor = async {
+                match self.neighbors.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
                 }
-                Err(RecvError::Lagged(missed)) => return Some(lagged(missed)),
-                Err(RecvError::Closed) => s.members = None,
-            },
+            };
+            let service = async {
+                match self.services.as_mut() {
+                    Some(changes) => changes.next().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let lagged = |missed| Some(FeedItem::Lagged(missed));
+            tokio::select! {
+                service = service => match service {
+                    Some(change) => return Some(FeedItem::Event(change.notice())),
+                    None => self.services = None,
+                },
+                neighbor = neighbor => match neighbor {
+                    Ok(event) => return Some(FeedItem::Event(neighbor_notice(&event))),
+                    Err(RecvError::Lagged(missed)) => return lagged(missed),
+                    Err(RecvError::Closed) => self.neighbors = None,
+                },
+                leader = leader => match leader {
+                    Ok(event) => return Some(FeedItem::Event(leader_notice(&event))),
+                    Err(RecvError::Lagged(missed)) => return lagged(missed),
+                    Err(RecvError::Closed) => self.leaders = None,
+                },
+                health = self.health.recv() => return match health {
+                    Ok(event) => {
+                        self.ended =
+                            matches!(event, Event::StatusChanged { to: Status::Stopping, .. });
+                        Some(FeedItem::Event(health_notice(&event)))
+                    }
+                    Err(RecvError::Lagged(missed)) => lagged(missed),
+                    Err(RecvError::Closed) => None,
+                },
+                member = member => match member {
+                    Ok(event) => return Some(FeedItem::Event(member_notice(&event))),
+                    Err(RecvError::Lagged(missed)) => return lagged(missed),
+                    Err(RecvError::Closed) => self.members = None,
+                },
+            }
         }
     }
 }
 
-fn leader_event(event: &LeaderEvent) -> Result<SseEvent, axum::Error> {
-    let mut data = serde_json::to_value(event).unwrap_or_default();
-    data["type"] = "leader_changed".into();
-    SseEvent::default().event("leader_changed").json_data(data)
+fn neighbor_notice(event: &NeighborEvent) -> Notice {
+    let severity = match event.to {
+        NeighborState::Unknown | NeighborState::Healthy => Severity::Info,
+        NeighborState::Degraded => Severity::Warning,
+        NeighborState::Unavailable => Severity::Critical,
+    };
+    let text = format!(
+        "neighbour {}: {} → {} ({})",
+        event.neighbor,
+        event.from.as_str(),
+        event.to.as_str(),
+        event.message
+    );
+    Notice::new(
+        "neighbor_changed",
+        Category::Neighbor,
+        severity,
+        text,
+        event,
+    )
+}
+
+fn leader_notice(event: &LeaderEvent) -> Notice {
+    let (severity, text) = match &event.leader_id {
+        Some(leader) => (
+            Severity::Info,
+            format!("{leader} leads the cluster (term {})", event.term),
+        ),
+        None => (
+            Severity::Warning,
+            format!("the cluster has no leader (term {})", event.term),
+        ),
+    };
+    Notice::new("leader_changed", Category::Leader, severity, text, event)
+}
+
+fn member_notice(event: &MembershipEvent) -> Notice {
+    let (severity, what) = match event {
+        MembershipEvent::Up(_) => (Severity::Info, "joined"),
+        MembershipEvent::Updated(_) => (Severity::Info, "changed"),
+        MembershipEvent::Suspect(_) => (Severity::Warning, "is suspected to have failed"),
+        MembershipEvent::Alive(_) => (Severity::Info, "is alive again"),
+        MembershipEvent::Down(_) => (Severity::Critical, "failed"),
+        MembershipEvent::Left(_) => (Severity::Info, "left"),
+    };
+    let text = format!("member {} {what}", event.member().id);
+    Notice::new(event.kind(), Category::Member, severity, text, event)
+}
+
+fn health_notice(event: &Event) -> Notice {
+    let (kind, category, severity, text) = match event {
+        Event::CheckChanged {
+            check,
+            from,
+            to,
+            message,
+            ..
+        } => (
+            "check_changed",
+            Category::Check,
+            match to {
+                CheckState::Critical => Severity::Critical,
+                CheckState::Warning => Severity::Warning,
+                CheckState::Passing | CheckState::Unknown => Severity::Info,
+            },
+            format!("check {check}: {from} → {to} ({message})"),
+        ),
+        Event::StatusChanged {
+            from, to, message, ..
+        } => (
+            "status_changed",
+            Category::Status,
+            match to {
+                Status::Unhealthy => Severity::Critical,
+                Status::Degraded => Severity::Warning,
+                Status::Starting | Status::Healthy | Status::Stopping => Severity::Info,
+            },
+            format!("status {from} → {to}: {message}"),
+        ),
+        Event::CheckRegistered { check } => (
+            "check_registered",
+            Category::Check,
+            Severity::Info,
+            format!("check {check} registered"),
+        ),
+        Event::CheckUnregistered { check } => (
+            "check_unregistered",
+            Category::Check,
+            Severity::Info,
+            format!("check {check} removed"),
+        ),
+    };
+    Notice::new(kind, category, severity, text, event)
 }
 
 fn lagged(missed: u64) -> Result<SseEvent, axum::Error> {
@@ -277,14 +449,4 @@ fn lagged(missed: u64) -> Result<SseEvent, axum::Error> {
         missed,
         kind: "lagged".to_owned(),
     })
-}
-
-fn health_event(event: &Event) -> Result<SseEvent, axum::Error> {
-    let name = match event {
-        Event::CheckChanged { .. } => "check_changed",
-        Event::StatusChanged { .. } => "status_changed",
-        Event::CheckRegistered { .. } => "check_registered",
-        Event::CheckUnregistered { .. } => "check_unregistered",
-    };
-    SseEvent::default().event(name).json_data(event)
 }

@@ -70,6 +70,7 @@ mod roles;
 pub mod serve;
 mod services;
 mod sessions;
+pub mod webhooks;
 pub mod wire;
 
 use axum::extract::{DefaultBodyLimit, FromRef};
@@ -105,6 +106,8 @@ pub struct Api {
     pub catalog: Option<catalog::Catalog>,
     /// The checks of the service instances on this node, when it is part of a cluster.
     pub instances: Option<instance_checks::InstanceChecks>,
+    /// The webhooks events are delivered to (none by default), for their counts in `/metrics`.
+    pub webhooks: webhooks::Webhooks,
 }
 
 impl FromRef<Api> for Engine {

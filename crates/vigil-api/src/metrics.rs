@@ -76,6 +76,7 @@ fn respond(api: &Api, snapshot: &vigil_health::Snapshot, shared: bytes::Bytes) -
     if let Some(catalog) = &api.catalog {
         discovery::render_metrics(&catalog.current().registry, api.cluster.as_ref(), &mut out);
     }
+    api.webhooks.render_metrics(&mut out);
     let body = vigil_health::http::shared_body([bytes::Bytes::from(out), shared]);
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
 }

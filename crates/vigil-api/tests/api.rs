@@ -24,6 +24,7 @@ fn app(engine: &Engine, token: Option<&str>) -> Router {
         neighbors: None,
         catalog: None,
         instances: None,
+        webhooks: Default::default(),
     }
     .router()
 }

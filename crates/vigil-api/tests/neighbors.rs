@@ -28,6 +28,7 @@ fn app(engine: &Engine, neighbors: Option<Neighbors>) -> Router {
         neighbors,
         catalog: None,
         instances: None,
+        webhooks: Default::default(),
     }
     .router()
 }

@@ -51,6 +51,7 @@ fn healthy_api() -> Api {
         neighbors: None,
         catalog: None,
         instances: None,
+        webhooks: Default::default(),
     }
 }
 

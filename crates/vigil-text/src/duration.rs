@@ -239,6 +239,8 @@ pub mod limits {
     pub const START_PERIOD: DurationLimit = limit("start_period", Duration::ZERO, DAY);
     /// How long a TTL check stays passing without a report.
     pub const TTL: DurationLimit = limit("ttl", secs(1), secs(7 * 24 * 3600));
+    /// `[[webhooks]] timeout`: one delivery attempt.
+    pub const WEBHOOK_TIMEOUT: DurationLimit = limit("timeout", ms(100), MINUTE);
     /// `vigil probe --timeout`.
     pub const PROBE_TIMEOUT: DurationLimit = limit("--timeout", ms(10), HOUR);
 

@@ -133,7 +133,7 @@ async fn run_node(config: Config, stop: StopSignal, extras: Extras) -> anyhow::R
             catalog.clone(),
         );
     }
-    let app = Api {
+    let mut api = Api {
         engine: engine.clone(),
         token,
         cluster: cluster.clone(),
@@ -141,8 +141,10 @@ async fn run_node(config: Config, stop: StopSignal, extras: Extras) -> anyhow::R
         neighbors: neighbors.clone(),
         catalog,
         instances,
-    }
-    .app();
+        webhooks: Default::default(),
+    };
+    api.webhooks = vigil_api::webhooks::Webhooks::start(&api, config.webhooks);
+    let app = api.app();
 
     let (stop_server, server_stopped) = oneshot::channel::<()>();
     let limits = ServeLimits {

@@ -10,7 +10,7 @@
 //! validation with the HTTP API ([`CheckDefinition`]).
 //!
 //! Sections: `[node]`, `[api]`, `[health]`, `[shutdown]`, `[cluster]`, `[grpc]`, `[dns]`,
-//! `[[checks]]`, `[[neighbors]]`, `[[services]]`; `examples/vigil.toml`
+//! `[[checks]]`, `[[neighbors]]`, `[[services]]`, `[[webhooks]]`; `examples/vigil.toml`
 //! documents every key.
 
 use std::borrow::Cow;
@@ -34,6 +34,7 @@ mod dns;
 mod grpc;
 mod neighbors;
 mod services;
+mod webhooks;
 pub use cluster::ClusterSettings;
 pub use grpc::GrpcSettings;
 pub(crate) use services::read_registration;
@@ -57,7 +58,7 @@ const MAX_SCORE_WINDOW: usize = 10_000;
 
 /// The top-level sections, as listed in error messages.
 const SECTIONS: &str =
-    "[node], [api], [health], [shutdown], [cluster], [grpc], [dns], [[checks]], [[neighbors]], [[services]]";
+    "[node], [api], [health], [shutdown], [cluster], [grpc], [dns], [[checks]], [[neighbors]], [[services]], [[webhooks]]";
 
 /// A loaded and validated config.
 #[derive(Debug)]
@@ -83,6 +84,8 @@ pub struct Config {
     /// `[[services]]`: instances on this node to register, validated, in file order (each with
     /// its `id`; without `node`, so this node).
     pub services: Vec<vigil_api::wire::Registration>,
+    /// `[[webhooks]]`: where events are posted, validated, in file order.
+    pub webhooks: Vec<vigil_api::webhooks::WebhookSpec>,
 }
 
 /// `[node]`.
@@ -274,6 +277,7 @@ pub fn parse_with_env(
     let mut checks = Vec::new();
     let mut checks_span = None;
     let mut neighbor_specs = Vec::new();
+    let mut webhook_specs = Vec::new();
     let mut services_written = None;
     for (key, value) in &document {
         match key.get_ref().as_ref() {
@@ -289,6 +293,7 @@ pub fn parse_with_env(
                 checks_span = Some(key.span());
             }
             "neighbors" => neighbor_specs = neighbors::neighbors(value, &mut report),
+            "webhooks" => webhook_specs = webhooks::webhooks(value, &mut report),
             "services" => services_written = Some((key.span(), value)),
             other if value.get_ref().is_table() => report.at_span(
                 key.span(),
@@ -356,6 +361,7 @@ pub fn parse_with_env(
         checks,
         neighbors: neighbor_specs,
         services,
+        webhooks: webhook_specs,
     })
 }
 
@@ -1050,6 +1056,47 @@ mod tests {
 
     fn errors(source: &str) -> Vec<(usize, usize, String)> {
         errors_with(source, no_env)
+    }
+
+    #[test]
+    fn webhooks_are_validated_at_their_keys() {
+        let config = ok("[[webhooks]]\nurl = \"https://chat.example/hooks/T0\"\n");
+        let hook = &config.webhooks[0];
+        assert_eq!(hook.categories.len(), 7, "every category by default");
+        assert_eq!(hook.min_severity, vigil_api::webhooks::Severity::Info);
+        assert_eq!((hook.retries, hook.queue), (5, 1024));
+        let source = r#"[[webhooks]]
+url = "ftp://files.example/"
+events = ["check", "weather"]
+min_severity = "loud"
+secret = "short"
+timeout = "10ms"
+retries = 99
+queue = 0
+"#;
+        let found = errors(source);
+        let expected = [
+            (2, 7, "url: \"ftp://files.example/\" is not an http:// or https:// URL with a host"),
+            (3, 20, "events: unknown event category \"weather\": write one of \"status\", \"check\", \"member\", \"leader\", \"service\", \"election\", \"neighbor\""),
+            (4, 16, "min_severity: unknown severity \"loud\": write one of \"info\", \"warning\", \"critical\""),
+            (5, 10, "secret: 5 bytes, at least 16 (vigil keygen makes one)"),
+            (7, 11, "retries: 99, at most 20"),
+            (8, 9, "queue: 0, from 1 to 65536"),
+        ];
+        for (line, column, message) in expected {
+            assert!(
+                found
+                    .iter()
+                    .any(|(l, c, m)| (*l, *c, m.as_str()) == (line, column, message)),
+                "{line}:{column} {message} in {found:?}"
+            );
+        }
+        assert!(
+            found
+                .iter()
+                .any(|(l, _, m)| *l == 6 && m.contains("timeout")),
+            "{found:?}"
+        );
     }
 
     #[test]
