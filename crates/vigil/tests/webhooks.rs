@@ -132,28 +132,31 @@ fn verdict(agent: &Agent, verdict: &str) {
     assert_eq!(code, 200, "{body}");
 }
 
+/// An agent `id` with a TTL check `job` and one webhook, whose keys are `webhook`.
+fn hooked_agent(id: &str, webhook: &str) -> Agent {
+    Agent::start(&node_config(
+        id,
+        &format!(
+            "token = \"{TOKEN}\"\n[[checks]]\nname = \"job\"\nprobe = \"ttl\"\nttl = \"1h\"\n[[webhooks]]\n{webhook}\n"
+        ),
+    ))
+}
+
 #[test]
 fn check_events_reach_a_receiver_signed_filtered_and_retried() {
     let (port, deliveries, _) = receiver(2);
     let url = format!("http://127.0.0.1:{port}/hook");
-    let agent = Agent::start(&node_config(
+    let agent = hooked_agent(
         "hooked",
         &format!(
-            r#"token = "{TOKEN}"
-[[checks]]
-name = "job"
-probe = "ttl"
-ttl = "1h"
-[[webhooks]]
-url = "{url}"
+            r#"url = "{url}"
 events = ["check"]
 min_severity = "warning"
 secret = "{SECRET}"
 timeout = "2s"
-retries = 5
-"#
+retries = 5"#
         ),
-    ));
+    );
     // Passing is info: below the webhook's minimum, so not sent.
     verdict(&agent, "pass");
     verdict(&agent, "fail");
@@ -199,22 +202,10 @@ retries = 5
 fn a_receiver_that_is_down_costs_retries_and_drops_not_the_agent() {
     // Nothing listens on this port: every attempt is refused.
     let url = format!("http://127.0.0.1:{}/hook", free_port());
-    let agent = Agent::start(&node_config(
+    let agent = hooked_agent(
         "unheard",
-        &format!(
-            r#"token = "{TOKEN}"
-[[checks]]
-name = "job"
-probe = "ttl"
-ttl = "1h"
-[[webhooks]]
-url = "{url}"
-events = ["check", "status"]
-retries = 1
-queue = 2
-"#
-        ),
-    ));
+        &format!("url = \"{url}\"\nevents = [\"check\", \"status\"]\nretries = 1\nqueue = 2"),
+    );
     for _ in 0..10 {
         verdict(&agent, "pass");
         verdict(&agent, "fail");
