@@ -70,6 +70,7 @@ mod roles;
 pub mod serve;
 mod services;
 mod sessions;
+pub mod snapshot;
 pub mod webhooks;
 pub mod wire;
 
@@ -154,6 +155,7 @@ impl Api {
             .merge(instance_checks::routes(&self))
             .merge(maintenance::routes(&self))
             .merge(sessions::routes(&self))
+            .merge(snapshot::routes(&self))
             .merge(roles::routes(&self))
             .merge(consul::routes(&self))
             .merge(prometheus_sd::routes(&self))
@@ -179,10 +181,16 @@ async fn refuse_oversized_bodies(request: axum::extract::Request, next: Next) ->
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    // A backup is the one body allowed to be larger.
+    let limit = if request.uri().path() == "/v1/snapshot" {
+        snapshot::MAX_SNAPSHOT_BYTES
+    } else {
+        MAX_BODY_BYTES
+    };
     match announced {
-        Some(length) if length > MAX_BODY_BYTES as u64 => ApiError::new(
+        Some(length) if length > limit as u64 => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request body is {length} bytes, over the limit of {MAX_BODY_BYTES}"),
+            format!("the request body is {length} bytes, over the limit of {limit}"),
         )
         .into_response(),
         _ => next.run(request).await,

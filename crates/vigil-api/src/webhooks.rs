@@ -196,7 +196,7 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// How long to wait before retry number `attempt` (0 for the first retry): doubling from
-/// [`BACKOFF_FIRST`] up to [`BACKOFF_MAX`], between half and all of it at random, so that many
+/// 250 ms up to 30 s, between half and all of it at random, so that many
 /// agents whose receiver came back do not all retry at once.
 pub fn backoff(attempt: u32, rng: &mut impl Rng) -> Duration {
     let full = BACKOFF_FIRST

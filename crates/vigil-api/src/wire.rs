@@ -331,6 +331,31 @@ pub struct NodeMaintenance {
     pub maintenance: Option<String>,
 }
 
+/// What a registry backup holds (`POST /v1/snapshot`, `vigil snapshot inspect`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SnapshotSummary {
+    /// The Raft log index it was read at.
+    pub index: u64,
+    /// When it was read, milliseconds since the Unix epoch.
+    pub created_ms: u64,
+    /// Bytes of its registry.
+    pub bytes: usize,
+    /// SHA-256 of its registry, hex.
+    pub sha256: String,
+    /// Services registered.
+    pub services: usize,
+    /// Instances registered.
+    pub instances: usize,
+    /// Nodes with a recorded health report.
+    pub nodes: usize,
+    /// Holders' sessions.
+    pub sessions: usize,
+    /// Elections.
+    pub elections: usize,
+    /// Locks.
+    pub locks: usize,
+}
+
 /// An instance by its service and id.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct InstanceName {

@@ -19,6 +19,16 @@ use crate::AgentAddr;
 pub const STANDALONE: &str =
     "this node runs alone (no [cluster] section in its config): it has no members, leader, services or cluster keys";
 
+/// A running agent and the API token its writes need (`--addr`, `--token`).
+#[derive(clap::Args)]
+pub struct Authorized {
+    #[command(flatten)]
+    pub agent: AgentAddr,
+    /// The API token of the agent(s).
+    #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
 /// What to suggest when the agent at `--addr` cannot be reached.
 pub const UNREACHABLE_HINT: &str = "is it running? set --addr or VIGIL_ADDR";
 
@@ -144,6 +154,41 @@ impl Agent {
             .await
             .with_context(|| format!("{url} did not answer JSON"))?;
         Ok(Answer { url, status, body })
+    }
+
+    /// Sends `body` as raw bytes (when given) and returns the answer's bytes when it succeeds;
+    /// any other status is an error naming the URL, the status and the agent's reason.
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<Vec<u8>> {
+        let url = format!("{}{path}", self.base.trim_end_matches('/'));
+        let mut request = self.client.request(method, &url).timeout(self.timeout);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(body);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the agent at {} ({})", self.base, self.hint))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .with_context(|| format!("{url} did not answer whole"))?;
+        if !status.is_success() {
+            let reason = serde_json::from_slice::<wire::ErrorBody>(&bytes)
+                .map_or_else(|_| "no reason given".to_owned(), |e| e.error);
+            anyhow::bail!("{url} answered {status}: {reason}");
+        }
+        Ok(bytes.to_vec())
     }
 
     /// Sends a request without a body; see [`Agent::request`].

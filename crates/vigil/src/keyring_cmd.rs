@@ -13,9 +13,8 @@ use serde_json::json;
 use vigil_api::wire;
 use vigil_gossip::crypto::Key;
 
-use crate::client::{Agent, UNREACHABLE_HINT};
+use crate::client::{Agent, Authorized, UNREACHABLE_HINT};
 use crate::table::{Table, Tone};
-use crate::AgentAddr;
 
 /// How long one agent may take to answer.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,10 +54,7 @@ pub enum KeyringCommand {
 #[derive(clap::Args)]
 pub struct Target {
     #[command(flatten)]
-    agent: AgentAddr,
-    /// The API token of the agents.
-    #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    authorized: Authorized,
     /// Apply to every alive member of the cluster, not only the agent at --addr.
     #[arg(long)]
     all: bool,
@@ -82,16 +78,21 @@ pub async fn run(command: KeyringCommand) -> anyhow::Result<ExitCode> {
         Key::parse(key).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let agents = if target.all {
-        member_apis(&target.agent.addr).await?
+        member_apis(&target.authorized.agent.addr).await?
     } else {
-        vec![target.agent.addr.trim_end_matches('/').to_owned()]
+        vec![target
+            .authorized
+            .agent
+            .addr
+            .trim_end_matches('/')
+            .to_owned()]
     };
     let mut failed = 0;
     let mut table = Table::new(vec!["AGENT", "KEY", "PRIMARY"]);
     for agent in &agents {
         let api = Agent::new(
             agent.clone(),
-            target.token.clone(),
+            target.authorized.token.clone(),
             TIMEOUT,
             UNREACHABLE_HINT,
         );
@@ -125,7 +126,7 @@ pub async fn run(command: KeyringCommand) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    if target.agent.json {
+    if target.authorized.agent.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({ "agents": agents.len(), "failed": failed }))?

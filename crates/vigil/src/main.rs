@@ -19,6 +19,7 @@ mod probe_cmd;
 mod role_cmd;
 mod service_registration;
 mod services_cmd;
+mod snapshot_cmd;
 mod stop_signal;
 mod table;
 mod up_cmd;
@@ -91,6 +92,11 @@ enum Command {
     Keyring {
         #[command(subcommand)]
         command: keyring_cmd::KeyringCommand,
+    },
+    /// Back up the cluster's registry to a file, restore it, or inspect a backup.
+    Snapshot {
+        #[command(subcommand)]
+        command: snapshot_cmd::SnapshotCommand,
     },
     /// Work with config files.
     Config {
@@ -196,6 +202,7 @@ fn main() -> ExitCode {
             Command::FakeService(args) => fake_service::run(args).await,
             Command::Keygen => Ok(keyring_cmd::keygen()),
             Command::Keyring { command } => keyring_cmd::run(command).await,
+            Command::Snapshot { command } => snapshot_cmd::run(command).await,
             Command::Config {
                 command: ConfigCommand::Check { config },
             } => Ok(check_config(&config)),

@@ -23,6 +23,7 @@
 //! A voter that cannot reach a majority never raises its term; a lone voter is its own majority
 //! and needs nobody's answer.
 
+mod backup;
 mod binding;
 mod coordination;
 mod frame;
@@ -51,6 +52,7 @@ use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 use vigil_gossip::MemberState;
 
+pub use backup::{Backup, BackupError, Header as BackupHeader};
 pub use binding::{Kind, Refused};
 pub use coordination::{
     natural_cmp, Campaign, Candidate, Coordination, Held, InstanceRef, Policy, Refusal, Role,

@@ -134,6 +134,9 @@ pub enum Command {
         /// Why, while in maintenance.
         reason: Option<String>,
     },
+    /// Replaces the whole registry with a backup's (`vigil snapshot restore`), but for the
+    /// leader's record, which stays the current one.
+    Restore(Box<Registry>),
     /// Adds a holder's session.
     SessionCreate(Session),
     /// The cluster gives a session up (see [`Coordination::invalidate`]).
@@ -281,6 +284,12 @@ impl Registry {
                 .filter(|(_, of)| of.values().any(|i| &i.node == node))
                 .map(|(name, _)| name.clone())
                 .collect(),
+            Command::Restore(backup) => self
+                .services
+                .keys()
+                .chain(backup.services.keys())
+                .cloned()
+                .collect(),
             Command::Leader(_)
             | Command::SessionCreate(_)
             | Command::SessionInvalidate { .. }
@@ -400,6 +409,18 @@ impl Registry {
                 }
                 Applied {
                     changed,
+                    removed: 0,
+                    refused: None,
+                }
+            }
+            Command::Restore(backup) => {
+                let leader = self.leader.take();
+                *self = Registry {
+                    leader,
+                    ..(**backup).clone()
+                };
+                Applied {
+                    changed: true,
                     removed: 0,
                     refused: None,
                 }
@@ -697,6 +718,38 @@ mod tests {
         );
         assert_eq!(r.instance_state(&api), InstanceState::Maintenance);
         assert_eq!(r.service_index("api"), 8);
+    }
+
+    #[test]
+    fn a_restore_brings_the_backup_back_and_moves_every_service_index() {
+        let mut r = Registry::default();
+        let a = instance("api", "1", "n1", false);
+        r.apply(1, &Command::Register(a.clone()));
+        let backup = r.clone();
+        r.apply(
+            2,
+            &Command::Deregister {
+                name: "api".into(),
+                id: "1".into(),
+            },
+        );
+        r.apply(3, &Command::Register(instance("db", "1", "n1", false)));
+        r.leader = Some(LeaderRecord {
+            node: "n2".into(),
+            term: 4,
+            since_ms: 0,
+            api_address: None,
+        });
+        r.apply(5, &Command::Restore(Box::new(backup)));
+        assert!(r.services.get("api").is_some_and(|of| of.contains_key("1")));
+        assert!(r.services.get("db").is_none());
+        assert_eq!(r.service_index("api"), 5, "watchers of api wake");
+        assert_eq!(r.service_index("db"), 5, "and those of db, now gone");
+        assert_eq!(
+            r.leader.as_ref().map(|l| l.term),
+            Some(4),
+            "the leader stays"
+        );
     }
 
     #[test]
