@@ -260,6 +260,25 @@ impl Coordination {
         }
     }
 
+    /// After a backup was restored at log index `index` over a state whose last token was
+    /// `last_token_before`: every role's index moves to `index`, so blocking reads of them wake,
+    /// and the last token stays the highest ever issued.
+    pub(crate) fn restored(&mut self, index: u64, last_token_before: u64) {
+        self.last_token = self.last_token.max(last_token_before);
+        self.index = index;
+        for kind in [RoleKind::Election, RoleKind::Lock] {
+            let roles = self.roles_mut(kind);
+            *roles = roles
+                .iter()
+                .map(|(name, role)| {
+                    let mut role = role.clone();
+                    role.index = index;
+                    (name.clone(), role)
+                })
+                .collect();
+        }
+    }
+
     fn roles_mut(&mut self, kind: RoleKind) -> &mut OrdMap<String, Role> {
         match kind {
             RoleKind::Election => &mut self.elections,

@@ -415,10 +415,12 @@ impl Registry {
             }
             Command::Restore(backup) => {
                 let leader = self.leader.take();
+                let last_token = self.coordination.last_token;
                 *self = Registry {
                     leader,
                     ..(**backup).clone()
                 };
+                self.coordination.restored(index, last_token);
                 Applied {
                     changed: true,
                     removed: 0,
@@ -749,6 +751,10 @@ mod tests {
             r.leader.as_ref().map(|l| l.term),
             Some(4),
             "the leader stays"
+        );
+        assert_eq!(
+            r.coordination.index, 5,
+            "watchers of elections and locks wake"
         );
     }
 
