@@ -137,6 +137,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         catalog: None,
         instances: None,
         webhooks: Default::default(),
+        reload: Default::default(),
     }
     .router();
     println!(

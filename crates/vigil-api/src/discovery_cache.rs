@@ -422,6 +422,7 @@ mod tests {
             catalog: Some(Catalog::of_watch(current)),
             instances: None,
             webhooks: Default::default(),
+            reload: Default::default(),
         }
     }
 

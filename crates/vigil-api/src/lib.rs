@@ -66,6 +66,7 @@ mod metrics;
 mod neighbors;
 pub mod openapi;
 mod prometheus_sd;
+pub mod reload;
 mod roles;
 pub mod serve;
 mod services;
@@ -109,6 +110,8 @@ pub struct Api {
     pub instances: Option<instance_checks::InstanceChecks>,
     /// The webhooks events are delivered to (none by default), for their counts in `/metrics`.
     pub webhooks: webhooks::Webhooks,
+    /// What `POST /v1/reload` calls (none by default: an agent without a config file).
+    pub reload: reload::ReloadHook,
 }
 
 impl FromRef<Api> for Engine {
@@ -156,6 +159,7 @@ impl Api {
             .merge(maintenance::routes(&self))
             .merge(sessions::routes(&self))
             .merge(snapshot::routes(&self))
+            .merge(reload::routes(&self))
             .merge(roles::routes(&self))
             .merge(consul::routes(&self))
             .merge(prometheus_sd::routes(&self))

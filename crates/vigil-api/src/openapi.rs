@@ -42,7 +42,7 @@ use crate::wire;
         crate::services::list, crate::discovery::get_service,
         crate::catalog::registry, crate::instance_checks::report,
         crate::instance_checks::put_ttl, crate::prometheus_sd::targets,
-        crate::snapshot::save, crate::snapshot::restore,
+        crate::snapshot::save, crate::snapshot::restore, crate::reload::reload,
         crate::sessions::create, crate::sessions::list, crate::sessions::one,
         crate::sessions::renew, crate::sessions::end, crate::sessions::hold,
         crate::roles::list_elections, crate::roles::election, crate::roles::campaign,

@@ -331,6 +331,21 @@ pub struct NodeMaintenance {
     pub maintenance: Option<String>,
 }
 
+/// What a config reload did (`POST /v1/reload`, SIGHUP, `vigil reload`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Reloaded {
+    /// Checks that are new.
+    pub added: Vec<String>,
+    /// Checks whose definition changed: replaced, their history starting again.
+    pub changed: Vec<String>,
+    /// Checks no longer in the file: removed.
+    pub removed: Vec<String>,
+    /// Checks as they were: kept running, with their history.
+    pub unchanged: usize,
+    /// Sections that changed but take effect only when the agent restarts.
+    pub at_restart: Vec<String>,
+}
+
 /// What a registry backup holds (`POST /v1/snapshot`, `vigil snapshot inspect`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SnapshotSummary {

@@ -25,6 +25,7 @@ fn app(engine: &Engine, token: Option<&str>) -> Router {
         catalog: None,
         instances: None,
         webhooks: Default::default(),
+        reload: Default::default(),
     }
     .router()
 }

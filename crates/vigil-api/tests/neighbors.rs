@@ -29,6 +29,7 @@ fn app(engine: &Engine, neighbors: Option<Neighbors>) -> Router {
         catalog: None,
         instances: None,
         webhooks: Default::default(),
+        reload: Default::default(),
     }
     .router()
 }

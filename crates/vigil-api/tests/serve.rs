@@ -52,6 +52,7 @@ fn healthy_api() -> Api {
         catalog: None,
         instances: None,
         webhooks: Default::default(),
+        reload: Default::default(),
     }
 }
 

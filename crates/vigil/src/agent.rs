@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -12,6 +13,7 @@ use vigil_api::catalog::Catalog;
 use vigil_api::dns::Dns;
 use vigil_api::grpc::GrpcSurface;
 use vigil_api::instance_checks::InstanceChecks;
+use vigil_api::reload::ReloadHook;
 use vigil_api::serve::ServeLimits;
 use vigil_api::{Api, Token};
 use vigil_cluster::raft::{Leadership, RaftConfig, RaftListener, RAFT_TAG};
@@ -22,6 +24,7 @@ use vigil_health::{Engine, Event, Status};
 use vigil_probe::neighbors::Neighbors;
 
 use crate::config::{ClusterSettings, Config, GrpcSettings};
+use crate::reload::Reloader;
 use crate::stop_signal::StopSignal;
 
 /// Called once the engine runs and the API listens, with the address it listens on.
@@ -32,6 +35,8 @@ pub type OnReady = Box<dyn FnOnce(&Engine, SocketAddr) + Send>;
 pub struct Extras {
     /// See [`OnReady`].
     pub on_ready: Option<OnReady>,
+    /// The file the config was read from: SIGHUP and `POST /v1/reload` read it again.
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 /// Runs the node until a signal or the critical-check policy stops it. Its log lines carry the
@@ -42,17 +47,29 @@ pub async fn run(config: Config, stop: StopSignal, extras: Extras) -> anyhow::Re
     run_node(config, stop, extras).instrument(span).await
 }
 
-async fn run_node(config: Config, stop: StopSignal, extras: Extras) -> anyhow::Result<ExitCode> {
+async fn run_node(
+    mut config: Config,
+    stop: StopSignal,
+    extras: Extras,
+) -> anyhow::Result<ExitCode> {
     let engine = Engine::builder()
         .config(config.health.engine_config(&config.node))
         .build();
-    for plan in config.checks {
+    for plan in std::mem::take(&mut config.checks) {
         let name = plan.spec.name.clone();
         plan.register(&engine)
             .with_context(|| format!("registering check {name:?}"))?;
     }
     log_events(&engine);
     engine.start();
+    let reloader = match &extras.config_path {
+        Some(path) => {
+            let reloader = Arc::new(Reloader::new(path.clone(), engine.clone(), &config));
+            reload_on_hangup(reloader.clone())?;
+            Some(reloader)
+        }
+        None => None,
+    };
 
     let listener = TcpListener::bind(config.api.bind)
         .await
@@ -142,8 +159,12 @@ async fn run_node(config: Config, stop: StopSignal, extras: Extras) -> anyhow::R
         catalog,
         instances,
         webhooks: Default::default(),
+        reload: Default::default(),
     };
     api.webhooks = vigil_api::webhooks::Webhooks::start(&api, config.webhooks);
+    if let Some(reloader) = reloader {
+        api.reload = ReloadHook::new(move || reloader.reload());
+    }
     let app = api.app();
 
     let (stop_server, server_stopped) = oneshot::channel::<()>();
@@ -248,6 +269,30 @@ async fn run_node(config: Config, stop: StopSignal, extras: Extras) -> anyhow::R
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Reloads the config on every SIGHUP, logging what changed or why nothing did.
+fn reload_on_hangup(reloader: Arc<Reloader>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let reloader = reloader.clone();
+            match tokio::task::spawn_blocking(move || reloader.reload()).await {
+                Ok(Ok(done)) => tracing::info!(
+                    added = ?done.added,
+                    changed = ?done.changed,
+                    removed = ?done.removed,
+                    unchanged = done.unchanged,
+                    at_restart = ?done.at_restart,
+                    "config reloaded"
+                ),
+                Ok(Err(refused)) => tracing::error!("config not reloaded: {refused}"),
+                Err(e) => tracing::error!("config reload failed: {e}"),
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Stops the gRPC server: its `Watch` streams end and calls in flight finish.

@@ -506,3 +506,45 @@ pub async fn members(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `vigil reload`: asks the agent to read its config file again and says what changed; exits 1
+/// when the agent refused the file (its reason says why).
+pub async fn reload(target: &Authorized) -> anyhow::Result<ExitCode> {
+    let agent = Agent::new(
+        target.agent.addr.clone(),
+        target.token.clone(),
+        Duration::from_secs(30),
+        UNREACHABLE_HINT,
+    );
+    let answer = agent.send(Method::POST, "/v1/reload").await?;
+    if !answer.status.is_success() {
+        eprintln!("vigil reload: {}", answer.reason());
+        return Ok(ExitCode::FAILURE);
+    }
+    let done: wire::Reloaded = agent.decode("/v1/reload", answer.body)?;
+    if target.agent.json {
+        println!("{}", serde_json::to_string_pretty(&done)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let list = |names: &[String]| {
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    };
+    println!(
+        "reloaded: checks added {}, changed {}, removed {}, {} unchanged",
+        list(&done.added),
+        list(&done.changed),
+        list(&done.removed),
+        done.unchanged
+    );
+    if !done.at_restart.is_empty() {
+        println!(
+            "changed, taking effect when the agent restarts: {}",
+            done.at_restart.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -15,6 +15,7 @@
 
 use std::borrow::Cow;
 use std::collections::hash_map::{Entry, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Range;
@@ -79,6 +80,9 @@ pub struct Config {
     pub dns: Option<DnsConfig>,
     /// `[[checks]]`, validated and ready to register, in file order.
     pub checks: Vec<CheckPlan>,
+    /// Each check of `checks` by name, as written (its definition, without positions): what a
+    /// reload compares to tell a changed check from one that only moved.
+    pub check_definitions: BTreeMap<String, String>,
     /// `[[neighbors]]`, validated, in file order.
     pub neighbors: Vec<vigil_probe::neighbors::NeighborSpec>,
     /// `[[services]]`: instances on this node to register, validated, in file order (each with
@@ -275,6 +279,7 @@ pub fn parse_with_env(
     let mut grpc: Option<grpc::RawGrpc> = None;
     let mut dns: Option<(dns::RawDns, Range<usize>)> = None;
     let mut checks = Vec::new();
+    let mut check_definitions = BTreeMap::new();
     let mut checks_span = None;
     let mut neighbor_specs = Vec::new();
     let mut webhook_specs = Vec::new();
@@ -289,7 +294,7 @@ pub fn parse_with_env(
             "grpc" => grpc = Some(section("grpc", value, &mut report)),
             "dns" => dns = Some((section("dns", value, &mut report), key.span())),
             "checks" => {
-                checks = check_plans(value, &mut report);
+                (checks, check_definitions) = check_plans(value, &mut report);
                 checks_span = Some(key.span());
             }
             "neighbors" => neighbor_specs = neighbors::neighbors(value, &mut report),
@@ -359,6 +364,7 @@ pub fn parse_with_env(
         grpc,
         dns,
         checks,
+        check_definitions,
         neighbors: neighbor_specs,
         services,
         webhooks: webhook_specs,
@@ -631,8 +637,12 @@ fn array_of_tables<'v, 'de>(
 }
 
 /// Validates every `[[checks]]` entry; plans are returned only for entries without errors.
-fn check_plans(value: &Spanned<DeValue<'_>>, report: &mut Report<'_>) -> Vec<CheckPlan> {
+fn check_plans(
+    value: &Spanned<DeValue<'_>>,
+    report: &mut Report<'_>,
+) -> (Vec<CheckPlan>, BTreeMap<String, String>) {
     let mut plans = Vec::new();
+    let mut definitions = BTreeMap::new();
     // Name → line of its first definition.
     let mut names: HashMap<String, usize> = HashMap::new();
     for (written, entry_span) in array_of_tables(value, "checks", "check", report) {
@@ -698,6 +708,7 @@ fn check_plans(value: &Spanned<DeValue<'_>>, report: &mut Report<'_>) -> Vec<Che
         match definition.plan(None) {
             Ok(plan) => {
                 if unique && clean {
+                    definitions.insert(plan.spec.name.clone(), format!("{definition:?}"));
                     plans.push(plan);
                 }
             }
@@ -715,7 +726,7 @@ fn check_plans(value: &Spanned<DeValue<'_>>, report: &mut Report<'_>) -> Vec<Che
             }
         }
     }
-    plans
+    (plans, definitions)
 }
 
 /// The error for a check without `probe`, naming the check when it has a name.

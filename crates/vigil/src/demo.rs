@@ -148,6 +148,7 @@ pub async fn run(args: DemoArgs, stop: StopSignal) -> anyhow::Result<ExitCode> {
                     *heads.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
                 }
             })),
+            config_path: None,
         };
         let node = agent::run(config, stop.clone(), extras);
         nodes.push(async move { node.await.with_context(|| format!("node {node_id}")) });

@@ -16,6 +16,7 @@ mod keyring_cmd;
 mod leader_cmd;
 mod neighbors_cmd;
 mod probe_cmd;
+mod reload;
 mod role_cmd;
 mod service_registration;
 mod services_cmd;
@@ -98,6 +99,9 @@ enum Command {
         #[command(subcommand)]
         command: snapshot_cmd::SnapshotCommand,
     },
+    /// Make a running agent read its config file again: checks change at once, with the
+    /// history of unchanged ones kept; a file with errors changes nothing (as SIGHUP does).
+    Reload(client::Authorized),
     /// Work with config files.
     Config {
         #[command(subcommand)]
@@ -157,17 +161,21 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Agent { config } => {
+            Command::Agent { config: path } => {
                 let stop = stop_signal::StopSignal::install()
                     .context("cannot install the SIGTERM and SIGINT handlers")?;
-                let config = match config::load(&config) {
+                let config = match config::load(&path) {
                     Ok(config) => config,
                     Err(errors) => {
                         eprintln!("{errors}");
                         return Ok(ExitCode::FAILURE);
                     }
                 };
-                agent::run(config, stop, agent::Extras::default()).await
+                let extras = agent::Extras {
+                    config_path: Some(path),
+                    ..agent::Extras::default()
+                };
+                agent::run(config, stop, extras).await
             }
             Command::Demo(args) => {
                 let stop = stop_signal::StopSignal::install()
@@ -203,6 +211,7 @@ fn main() -> ExitCode {
             Command::Keygen => Ok(keyring_cmd::keygen()),
             Command::Keyring { command } => keyring_cmd::run(command).await,
             Command::Snapshot { command } => snapshot_cmd::run(command).await,
+            Command::Reload(target) => client::reload(&target).await,
             Command::Config {
                 command: ConfigCommand::Check { config },
             } => Ok(check_config(&config)),

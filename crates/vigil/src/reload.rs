@@ -1,0 +1,166 @@
+//! Reloading a running agent's config file (SIGHUP, `POST /v1/reload`, `vigil reload`).
+//!
+//! The file is read and validated whole first: a file with errors is refused with every error,
+//! and so is one that changes what cannot change while the agent runs (its id, its listening
+//! addresses, its cluster role, voters and data directory), naming them; either way the running
+//! config stays. Otherwise `[[checks]]` are applied at once: new ones start, removed ones stop,
+//! changed ones are replaced, and the ones written as before keep running with their history
+//! (they are compared by definition, so moving one in the file changes nothing). Other sections
+//! that changed are named as taking effect at the next start.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+
+use vigil_api::reload::ReloadRefused;
+use vigil_api::wire::Reloaded;
+use vigil_health::Engine;
+
+use crate::config::{self, Config};
+
+/// What a reload compares a new file with: the config as last applied.
+struct Applied {
+    /// Settings that cannot change while the agent runs, by name.
+    fixed: BTreeMap<&'static str, String>,
+    /// Sections applied only at start, by name.
+    at_start: BTreeMap<&'static str, String>,
+    /// Each config check's definition, by name.
+    checks: BTreeMap<String, String>,
+}
+
+impl Applied {
+    fn of(config: &Config) -> Applied {
+        let cluster = config.cluster.as_ref();
+        let fixed = [
+            ("node.id", config.node.id.clone()),
+            ("api.bind", config.api.bind.to_string()),
+            ("cluster.bind", format!("{:?}", cluster.map(|c| c.bind))),
+            (
+                "cluster.advertise",
+                format!("{:?}", cluster.map(|c| c.advertise)),
+            ),
+            ("cluster.role", format!("{:?}", cluster.map(|c| c.role))),
+            (
+                "cluster.voters",
+                format!("{:?}", cluster.map(|c| &c.voters)),
+            ),
+            (
+                "cluster.data_dir",
+                format!("{:?}", cluster.map(|c| &c.data_dir)),
+            ),
+            (
+                "cluster.raft_bind",
+                format!("{:?}", cluster.map(|c| c.raft_bind)),
+            ),
+            (
+                "grpc.bind",
+                format!("{:?}", config.grpc.as_ref().map(|g| g.bind)),
+            ),
+            (
+                "dns.bind",
+                format!("{:?}", config.dns.as_ref().map(|d| d.bind)),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let at_start = [
+            ("api.token", format!("{:?}", config.api.token)),
+            (
+                "api.max_connections",
+                format!("{:?}", config.api.max_connections),
+            ),
+            ("[health]", format!("{:?}", config.health)),
+            ("[shutdown]", format!("{:?}", config.shutdown)),
+            ("[cluster]", format!("{:?}", config.cluster)),
+            ("[grpc]", format!("{:?}", config.grpc)),
+            ("[dns]", format!("{:?}", config.dns)),
+            ("[[neighbors]]", format!("{:?}", config.neighbors)),
+            ("[[services]]", format!("{:?}", config.services)),
+            ("[[webhooks]]", webhooks_fingerprint(config)),
+        ]
+        .into_iter()
+        .collect();
+        Applied {
+            fixed,
+            at_start,
+            checks: config.check_definitions.clone(),
+        }
+    }
+}
+
+/// The webhooks as written, secrets included (their `Debug` hides them).
+fn webhooks_fingerprint(config: &Config) -> String {
+    config
+        .webhooks
+        .iter()
+        .map(|w| format!("{w:?}{:?}", w.secret))
+        .collect()
+}
+
+/// Reloads one agent's config file into its engine.
+pub struct Reloader {
+    path: PathBuf,
+    engine: Engine,
+    applied: Mutex<Applied>,
+}
+
+impl Reloader {
+    /// The reloader of the agent started from `path` with `config`, running `engine`.
+    pub fn new(path: PathBuf, engine: Engine, config: &Config) -> Reloader {
+        Reloader {
+            path,
+            engine,
+            applied: Mutex::new(Applied::of(config)),
+        }
+    }
+
+    /// Reads the file again and applies it, or refuses it whole.
+    pub fn reload(&self) -> Result<Reloaded, ReloadRefused> {
+        let config = match config::load(&self.path) {
+            Ok(config) => config,
+            Err(errors) => return Err(ReloadRefused::Invalid(errors.to_string())),
+        };
+        let mut applied = self.applied.lock().unwrap_or_else(PoisonError::into_inner);
+        let new = Applied::of(&config);
+        let fixed: Vec<String> = new
+            .fixed
+            .iter()
+            .filter(|(name, value)| applied.fixed.get(*name) != Some(*value))
+            .map(|(name, _)| (*name).to_owned())
+            .collect();
+        if !fixed.is_empty() {
+            return Err(ReloadRefused::Fixed(fixed));
+        }
+        let mut reloaded = Reloaded::default();
+        for plan in config.checks {
+            let name = plan.spec.name.clone();
+            match applied.checks.get(&name) {
+                Some(before) if Some(before) == new.checks.get(&name) => {
+                    reloaded.unchanged += 1;
+                    continue;
+                }
+                Some(_) => reloaded.changed.push(name.clone()),
+                None => reloaded.added.push(name.clone()),
+            }
+            if let Err(error) = plan.register(&self.engine) {
+                tracing::warn!(check = %name, %error, "reloaded check not started");
+            }
+        }
+        for name in applied.checks.keys() {
+            if !new.checks.contains_key(name) {
+                let _ = self.engine.unregister(name);
+                reloaded.removed.push(name.clone());
+            }
+        }
+        reloaded.at_restart = new
+            .at_start
+            .iter()
+            .filter(|(name, value)| applied.at_start.get(*name) != Some(*value))
+            .map(|(name, _)| (*name).to_owned())
+            .collect();
+        // What takes effect at restart is compared with what runs, not with the last reload.
+        let at_start = std::mem::take(&mut applied.at_start);
+        *applied = Applied { at_start, ..new };
+        Ok(reloaded)
+    }
+}
