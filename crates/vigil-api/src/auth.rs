@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwapOption;
+
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -11,13 +13,15 @@ use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
 
-/// The API token; `None` leaves mutating endpoints open (local development only).
+/// The API token; none leaves mutating endpoints open (local development only). Every clone
+/// shares one value, so a reload that replaces it ([`Token::replace`]) guards every route at
+/// once.
 #[derive(Clone, Default)]
-pub struct Token(Option<Arc<str>>);
+pub struct Token(Arc<ArcSwapOption<String>>);
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
+        f.write_str(if self.is_set() {
             "Token(set)"
         } else {
             "Token(none)"
@@ -28,22 +32,30 @@ impl std::fmt::Debug for Token {
 impl Token {
     /// A token that requests must present as `Authorization: Bearer <token>`.
     pub fn new(token: Option<String>) -> Self {
-        Token(token.filter(|t| !t.is_empty()).map(Arc::from))
+        let guard = Token::default();
+        guard.replace(token);
+        guard
+    }
+
+    /// Makes `token` the one requests must present, from now on (none: open).
+    pub fn replace(&self, token: Option<String>) {
+        self.0.store(token.filter(|t| !t.is_empty()).map(Arc::new));
     }
 
     /// The `Authorization` header that presents this token to another agent, when one is set.
     pub(crate) fn bearer(&self) -> Option<axum::http::HeaderValue> {
-        let token = self.0.as_ref()?;
+        let token = self.0.load_full()?;
         axum::http::HeaderValue::from_str(&format!("Bearer {token}")).ok()
     }
 
     /// Whether a token is configured.
     pub fn is_set(&self) -> bool {
-        self.0.is_some()
+        self.0.load().is_some()
     }
 
     fn admits(&self, presented: Option<&str>) -> Result<(), ApiError> {
-        let Some(expected) = &self.0 else {
+        let expected = self.0.load();
+        let Some(expected) = expected.as_ref() else {
             return Ok(());
         };
         match presented {

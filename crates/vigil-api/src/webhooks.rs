@@ -17,9 +17,10 @@
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use rand::Rng;
 use serde::Serialize;
@@ -242,57 +243,69 @@ struct Counts {
     dropped: AtomicU64,
 }
 
-/// One running webhook: its spec and its counts.
+/// One running webhook: its spec, its counts and its queue.
 #[derive(Debug)]
 struct Hook {
     spec: WebhookSpec,
     counts: Counts,
+    queue: mpsc::Sender<Bytes>,
 }
 
-/// The agent's webhooks, running. Cheap to clone.
+/// The agent's webhooks, running. Cheap to clone; every clone sees the same set, which
+/// [`Webhooks::replace`] swaps whole (a config reload).
 #[derive(Clone, Debug, Default)]
 pub struct Webhooks {
-    hooks: Arc<Vec<Arc<Hook>>>,
+    hooks: Arc<ArcSwap<Vec<Arc<Hook>>>>,
+    client: reqwest::Client,
 }
 
 impl Webhooks {
-    /// Starts delivering `api`'s events to each of `specs`, until the agent's events end (it
-    /// stops). Needs a Tokio runtime.
+    /// Starts delivering `api`'s events to each of `specs` — and to the webhooks of later
+    /// [`Webhooks::replace`] calls — until the agent's events end (it stops). Needs a Tokio
+    /// runtime.
     pub fn start(api: &Api, specs: Vec<WebhookSpec>) -> Webhooks {
-        let hooks: Vec<Arc<Hook>> = specs
-            .into_iter()
-            .map(|spec| {
-                Arc::new(Hook {
-                    spec,
-                    counts: Counts::default(),
-                })
-            })
-            .collect();
-        if hooks.is_empty() {
-            return Webhooks::default();
-        }
         let client = reqwest::Client::builder()
             .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        let queues: Vec<mpsc::Sender<Bytes>> = hooks
-            .iter()
-            .map(|hook| {
-                let (send, receive) = mpsc::channel(hook.spec.queue.max(1));
-                tokio::spawn(deliver(hook.clone(), client.clone(), receive));
-                send
+        let webhooks = Webhooks {
+            hooks: Arc::default(),
+            client,
+        };
+        webhooks.replace(specs);
+        let node = api.engine.snapshot().node_id().to_owned();
+        tokio::spawn(dispatch(Feed::of(api), node, webhooks.hooks.clone()));
+        webhooks
+    }
+
+    /// Delivers to `specs` from now on. A webhook dropped from the set stops once the event it
+    /// is delivering is done (what its queue still held is not sent); one kept (the same spec)
+    /// goes on with its queue and counts.
+    pub fn replace(&self, specs: Vec<WebhookSpec>) {
+        let running = self.hooks.load_full();
+        let hooks = specs
+            .into_iter()
+            .map(|spec| {
+                if let Some(kept) = running.iter().find(|hook| hook.spec == spec) {
+                    return kept.clone();
+                }
+                let (queue, receive) = mpsc::channel(spec.queue.max(1));
+                let hook = Arc::new(Hook {
+                    spec,
+                    counts: Counts::default(),
+                    queue,
+                });
+                tokio::spawn(deliver(Arc::downgrade(&hook), self.client.clone(), receive));
+                hook
             })
             .collect();
-        let node = api.engine.snapshot().node_id().to_owned();
-        tokio::spawn(dispatch(Feed::of(api), node, hooks.clone(), queues));
-        Webhooks {
-            hooks: Arc::new(hooks),
-        }
+        self.hooks.store(Arc::new(hooks));
     }
 
     /// `vigil_webhook_deliveries_total`, for `/metrics`.
     pub(crate) fn render_metrics(&self, out: &mut String) {
-        if self.hooks.is_empty() {
+        let hooks = self.hooks.load();
+        if hooks.is_empty() {
             return;
         }
         out.push_str(
@@ -300,7 +313,7 @@ impl Webhooks {
              retried (attempts after a failure), failed (given up after the retries), dropped \
              (the queue was full).\n# TYPE vigil_webhook_deliveries_total counter\n",
         );
-        for hook in self.hooks.iter() {
+        for hook in hooks.iter() {
             let url = hook.spec.url.replace('\\', "\\\\").replace('"', "\\\"");
             let counts = &hook.counts;
             for (outcome, count) in [
@@ -319,26 +332,20 @@ impl Webhooks {
 }
 
 /// Reads the agent's events and queues each for the webhooks that want it.
-async fn dispatch(
-    mut feed: Feed,
-    node: String,
-    hooks: Vec<Arc<Hook>>,
-    queues: Vec<mpsc::Sender<Bytes>>,
-) {
+async fn dispatch(mut feed: Feed, node: String, hooks: Arc<ArcSwap<Vec<Arc<Hook>>>>) {
     while let Some(item) = feed.next().await {
+        let hooks = hooks.load();
         let notice = match item {
             FeedItem::Event(notice) => notice,
             FeedItem::Lagged(missed) => {
                 // Events the feed itself missed: none of the webhooks got them.
-                for hook in &hooks {
+                for hook in hooks.iter() {
                     hook.counts.dropped.fetch_add(missed, Ordering::Relaxed);
                 }
                 continue;
             }
         };
-        let wanted: Vec<usize> = (0..hooks.len())
-            .filter(|&i| hooks[i].spec.wants(&notice))
-            .collect();
+        let wanted: Vec<&Arc<Hook>> = hooks.iter().filter(|h| h.spec.wants(&notice)).collect();
         if wanted.is_empty() {
             continue;
         }
@@ -353,9 +360,9 @@ async fn dispatch(
             continue;
         };
         let body = Bytes::from(body);
-        for i in wanted {
-            if queues[i].try_send(body.clone()).is_err() {
-                hooks[i].counts.dropped.fetch_add(1, Ordering::Relaxed);
+        for hook in wanted {
+            if hook.queue.try_send(body.clone()).is_err() {
+                hook.counts.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -363,8 +370,12 @@ async fn dispatch(
 
 /// Delivers one webhook's queued events in order, each retried with backoff until it is
 /// delivered or its retries run out.
-async fn deliver(hook: Arc<Hook>, client: reqwest::Client, mut queue: mpsc::Receiver<Bytes>) {
+async fn deliver(hook: Weak<Hook>, client: reqwest::Client, mut queue: mpsc::Receiver<Bytes>) {
+    // The queue ends once the webhook left the set (its sender is dropped with it) and is empty.
     while let Some(body) = queue.recv().await {
+        let Some(hook) = hook.upgrade() else {
+            return;
+        };
         let mut attempt = 0;
         loop {
             match post(&client, &hook.spec, body.clone()).await {

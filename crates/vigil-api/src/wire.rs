@@ -342,6 +342,8 @@ pub struct Reloaded {
     pub removed: Vec<String>,
     /// Checks as they were: kept running, with their history.
     pub unchanged: usize,
+    /// Other settings that changed and were applied at once (`api.token`, `[[webhooks]]`).
+    pub applied: Vec<String>,
     /// Sections that changed but take effect only when the agent restarts.
     pub at_restart: Vec<String>,
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::oneshot;
 use tracing::Instrument;
@@ -24,7 +25,7 @@ use vigil_health::{Engine, Event, Status};
 use vigil_probe::neighbors::Neighbors;
 
 use crate::config::{ClusterSettings, Config, GrpcSettings};
-use crate::reload::Reloader;
+use crate::reload::{Applied, Live, Reloader};
 use crate::stop_signal::StopSignal;
 
 /// Called once the engine runs and the API listens, with the address it listens on.
@@ -52,6 +53,11 @@ async fn run_node(
     stop: StopSignal,
     extras: Extras,
 ) -> anyhow::Result<ExitCode> {
+    // Caught from the start, so that a SIGHUP while the node starts does not end it.
+    let reloading = match &extras.config_path {
+        Some(path) => Some((path.clone(), Applied::of(&config), hangups()?)),
+        None => None,
+    };
     let engine = Engine::builder()
         .config(config.health.engine_config(&config.node))
         .build();
@@ -62,14 +68,6 @@ async fn run_node(
     }
     log_events(&engine);
     engine.start();
-    let reloader = match &extras.config_path {
-        Some(path) => {
-            let reloader = Arc::new(Reloader::new(path.clone(), engine.clone(), &config));
-            reload_on_hangup(reloader.clone())?;
-            Some(reloader)
-        }
-        None => None,
-    };
 
     let listener = TcpListener::bind(config.api.bind)
         .await
@@ -162,7 +160,14 @@ async fn run_node(
         reload: Default::default(),
     };
     api.webhooks = vigil_api::webhooks::Webhooks::start(&api, config.webhooks);
-    if let Some(reloader) = reloader {
+    if let Some((path, applied, hangups)) = reloading {
+        let live = Live {
+            engine: engine.clone(),
+            token: api.token.clone(),
+            webhooks: api.webhooks.clone(),
+        };
+        let reloader = Arc::new(Reloader::new(path, live, applied));
+        reload_on_hangup(hangups, reloader.clone());
         api.reload = ReloadHook::new(move || reloader.reload());
     }
     let app = api.app();
@@ -271,15 +276,19 @@ async fn run_node(
     })
 }
 
+/// SIGHUPs from now on.
+fn hangups() -> anyhow::Result<Signal> {
+    signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")
+}
+
 /// Reloads the config on every SIGHUP, logging what changed or why nothing did.
-fn reload_on_hangup(reloader: Arc<Reloader>) -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hangups = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+fn reload_on_hangup(mut hangups: Signal, reloader: Arc<Reloader>) {
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
             let reloader = reloader.clone();
             match tokio::task::spawn_blocking(move || reloader.reload()).await {
                 Ok(Ok(done)) => tracing::info!(
+                    applied = ?done.applied,
                     added = ?done.added,
                     changed = ?done.changed,
                     removed = ?done.removed,
@@ -292,7 +301,6 @@ fn reload_on_hangup(reloader: Arc<Reloader>) -> anyhow::Result<()> {
             }
         }
     });
-    Ok(())
 }
 
 /// Stops the gRPC server: its `Watch` streams end and calls in flight finish.

@@ -540,6 +540,9 @@ pub async fn reload(target: &Authorized) -> anyhow::Result<ExitCode> {
         list(&done.removed),
         done.unchanged
     );
+    if !done.applied.is_empty() {
+        println!("applied at once: {}", done.applied.join(", "));
+    }
     if !done.at_restart.is_empty() {
         println!(
             "changed, taking effect when the agent restarts: {}",

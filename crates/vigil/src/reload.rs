@@ -5,31 +5,39 @@
 //! addresses, its cluster role, voters and data directory), naming them; either way the running
 //! config stays. Otherwise `[[checks]]` are applied at once: new ones start, removed ones stop,
 //! changed ones are replaced, and the ones written as before keep running with their history
-//! (they are compared by definition, so moving one in the file changes nothing). Other sections
-//! that changed are named as taking effect at the next start.
+//! (they are compared by definition, so moving one in the file changes nothing). The API token
+//! and `[[webhooks]]` change at once too. Other sections that changed are named as taking effect
+//! at the next start.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
 use vigil_api::reload::ReloadRefused;
+use vigil_api::webhooks::{WebhookSpec, Webhooks};
 use vigil_api::wire::Reloaded;
+use vigil_api::Token;
 use vigil_health::Engine;
 
 use crate::config::{self, Config};
 
 /// What a reload compares a new file with: the config as last applied.
-struct Applied {
+pub struct Applied {
     /// Settings that cannot change while the agent runs, by name.
     fixed: BTreeMap<&'static str, String>,
     /// Sections applied only at start, by name.
     at_start: BTreeMap<&'static str, String>,
     /// Each config check's definition, by name.
     checks: BTreeMap<String, String>,
+    /// `[api] token`.
+    token: Option<String>,
+    /// `[[webhooks]]`.
+    webhooks: Vec<WebhookSpec>,
 }
 
 impl Applied {
-    fn of(config: &Config) -> Applied {
+    /// What `config` applies.
+    pub fn of(config: &Config) -> Applied {
         let cluster = config.cluster.as_ref();
         let fixed = [
             ("node.id", config.node.id.clone()),
@@ -64,7 +72,6 @@ impl Applied {
         .into_iter()
         .collect();
         let at_start = [
-            ("api.token", format!("{:?}", config.api.token)),
             (
                 "api.max_connections",
                 format!("{:?}", config.api.max_connections),
@@ -76,7 +83,6 @@ impl Applied {
             ("[dns]", format!("{:?}", config.dns)),
             ("[[neighbors]]", format!("{:?}", config.neighbors)),
             ("[[services]]", format!("{:?}", config.services)),
-            ("[[webhooks]]", webhooks_fingerprint(config)),
         ]
         .into_iter()
         .collect();
@@ -84,33 +90,37 @@ impl Applied {
             fixed,
             at_start,
             checks: config.check_definitions.clone(),
+            token: config.api.token.clone(),
+            webhooks: config.webhooks.clone(),
         }
     }
-}
-
-/// The webhooks as written, secrets included (their `Debug` hides them).
-fn webhooks_fingerprint(config: &Config) -> String {
-    config
-        .webhooks
-        .iter()
-        .map(|w| format!("{w:?}{:?}", w.secret))
-        .collect()
 }
 
 /// Reloads one agent's config file into its engine.
 pub struct Reloader {
     path: PathBuf,
-    engine: Engine,
+    live: Live,
     applied: Mutex<Applied>,
 }
 
+/// What a reload changes in the running agent.
+pub struct Live {
+    /// Runs the checks.
+    pub engine: Engine,
+    /// Guards the API.
+    pub token: Token,
+    /// Delivers events.
+    pub webhooks: Webhooks,
+}
+
 impl Reloader {
-    /// The reloader of the agent started from `path` with `config`, running `engine`.
-    pub fn new(path: PathBuf, engine: Engine, config: &Config) -> Reloader {
+    /// The reloader of the agent started from `path` with the config that applied `applied`,
+    /// running `live`.
+    pub fn new(path: PathBuf, live: Live, applied: Applied) -> Reloader {
         Reloader {
             path,
-            engine,
-            applied: Mutex::new(Applied::of(config)),
+            live,
+            applied: Mutex::new(applied),
         }
     }
 
@@ -142,15 +152,23 @@ impl Reloader {
                 Some(_) => reloaded.changed.push(name.clone()),
                 None => reloaded.added.push(name.clone()),
             }
-            if let Err(error) = plan.register(&self.engine) {
+            if let Err(error) = plan.register(&self.live.engine) {
                 tracing::warn!(check = %name, %error, "reloaded check not started");
             }
         }
         for name in applied.checks.keys() {
             if !new.checks.contains_key(name) {
-                let _ = self.engine.unregister(name);
+                let _ = self.live.engine.unregister(name);
                 reloaded.removed.push(name.clone());
             }
+        }
+        if new.token != applied.token {
+            self.live.token.replace(new.token.clone());
+            reloaded.applied.push("api.token".to_owned());
+        }
+        if new.webhooks != applied.webhooks {
+            self.live.webhooks.replace(new.webhooks.clone());
+            reloaded.applied.push("[[webhooks]]".to_owned());
         }
         reloaded.at_restart = new
             .at_start

@@ -141,14 +141,30 @@ fn a_reload_applies_checks_keeps_unchanged_ones_and_refuses_what_it_cannot_apply
         "{err}"
     );
 
-    // A webhook is applied at the next start, and said so.
-    let hooked = format!("{second}[[webhooks]]\nurl = \"http://127.0.0.1:9/hook\"\n");
+    // A webhook and a new token apply at once; a neighbour at the next start, and said so.
+    let hooked = format!(
+        "{}[[webhooks]]\nurl = \"http://127.0.0.1:9/hook\"\n[[neighbors]]\nname = \"db\"\naddress = \"127.0.0.1:9\"\nprotocol = \"tcp\"\n",
+        second.replace(TOKEN, "a-new-token")
+    );
     std::fs::write(&path, hooked).unwrap();
     let (ok, out, err) = reload(&[]);
     assert!(ok, "{out}{err}");
     assert!(
-        out.contains("taking effect when the agent restarts: [[webhooks]]"),
+        out.contains("applied at once: api.token, [[webhooks]]"),
         "{out}"
+    );
+    assert!(
+        out.contains("taking effect when the agent restarts: [[neighbors]]"),
+        "{out}"
+    );
+    let (code, _) = http(api, "PUT", "/v1/checks/job/pass", Some(TOKEN), "").unwrap();
+    assert_eq!(code, 401, "the old token no longer passes");
+    let (code, _) = http(api, "PUT", "/v1/checks/job/pass", Some("a-new-token"), "").unwrap();
+    assert_eq!(code, 200, "the new one does");
+    let (_, metrics) = http(api, "GET", "/metrics", None, "").unwrap();
+    assert!(
+        metrics.contains("vigil_webhook_deliveries_total{url=\"http://127.0.0.1:9/hook\""),
+        "the webhook runs"
     );
     assert_eq!(state_of(api, "job").0, "passing");
 }
