@@ -6,7 +6,8 @@
 //! included) and block on `?index=&wait=` with `X-Consul-Index`; instances and their checks carry
 //! the states vigil's own discovery gives them. What vigil does not have — the KV store, ACL
 //! tokens, prepared queries, Connect, Consul's own sessions — answers 501 naming it; any other
-//! path under a Consul prefix answers vigil's JSON 404. Deregistration and TTL updates also
+//! path under a Consul prefix answers vigil's JSON 404. `/v1/snapshot` is vigil's own backup
+//! (`crate::snapshot`), not Consul's archive format. Deregistration and TTL updates also
 //! answer GET, as Consul's agent did before 1.0 and python-consul 0.7 still sends.
 
 pub(crate) mod agent;
@@ -29,7 +30,7 @@ pub(crate) use health::{kept_body, kept_read, KeptRead};
 pub(crate) use read::{leader_contact, INDEX};
 
 /// Consul features vigil does not serve, by path prefix, with what to say.
-const NOT_SERVED: [(&str, &str); 10] = [
+const NOT_SERVED: [(&str, &str); 9] = [
     ("/v1/kv", "the KV store"),
     ("/v1/acl", "ACL tokens and policies"),
     ("/v1/query", "prepared queries"),
@@ -39,7 +40,6 @@ const NOT_SERVED: [(&str, &str); 10] = [
         "Consul sessions (vigil's own are under /v1/sessions)",
     ),
     ("/v1/txn", "transactions"),
-    ("/v1/snapshot", "Consul snapshots"),
     ("/v1/operator", "the operator API"),
     ("/v1/config", "configuration entries"),
     ("/v1/coordinate", "network coordinates"),
