@@ -672,7 +672,7 @@ impl Leadership {
     async fn watch_leader(self) {
         let mut metrics: watch::Receiver<_> = self.inner.raft.metrics();
         let mut seen: Option<(Option<u64>, u64)> = None;
-        let mut counted = None;
+        let mut counted_term = None;
         loop {
             let (leader, term, state) = {
                 let m = metrics.borrow_and_update();
@@ -680,10 +680,13 @@ impl Leadership {
             };
             if seen != Some((leader, term)) {
                 seen = Some((leader, term));
-                // Only an elected leader counts, once: the term that an election begins, with
-                // no leader yet, is the same change still under way.
-                if leader.is_some() && counted != Some((leader, term)) {
-                    counted = Some((leader, term));
+                // Only an elected leader counts, once per term: the term that an election
+                // begins, with no leader yet, is the same change still under way, and Raft
+                // elects at most one leader per term, so a second leader seen in a term (a
+                // node that started in the middle of an election sees the candidates' votes
+                // settle) is not a second change.
+                if leader.is_some() && counted_term.is_none_or(|counted| term > counted) {
+                    counted_term = Some(term);
                     self.inner.changes.fetch_add(1, Ordering::Relaxed);
                 }
                 let event = LeaderEvent {
