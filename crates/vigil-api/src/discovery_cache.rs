@@ -440,7 +440,16 @@ mod tests {
 
     /// Status, the headers a discovery answer carries and the body.
     async fn read(response: Response) -> (u16, Vec<Option<String>>, Bytes) {
-        let headers = [header::CONTENT_TYPE.as_str(), INDEX, SERVED_BY, STALE_MS]
+        read_with(
+            response,
+            &[header::CONTENT_TYPE.as_str(), INDEX, SERVED_BY, STALE_MS],
+        )
+        .await
+    }
+
+    /// Status, the headers `names` and the body.
+    async fn read_with(response: Response, names: &[&str]) -> (u16, Vec<Option<String>>, Bytes) {
+        let headers = names
             .iter()
             .map(|h| {
                 response
@@ -506,25 +515,13 @@ mod tests {
 
     /// Status, Consul's headers and the body.
     async fn read_consul(response: Response) -> (u16, Vec<Option<String>>, Bytes) {
-        let headers = [
+        let names = [
             header::CONTENT_TYPE.as_str(),
             "x-consul-index",
             "x-consul-knownleader",
             "x-consul-lastcontact",
-        ]
-        .iter()
-        .map(|h| {
-            response
-                .headers()
-                .get(*h)
-                .map(|v| v.to_str().unwrap().to_owned())
-        })
-        .collect();
-        let status = response.status().as_u16();
-        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (status, headers, body)
+        ];
+        read_with(response, &names).await
     }
 
     #[tokio::test]

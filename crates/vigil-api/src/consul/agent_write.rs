@@ -191,6 +191,14 @@ fn consul_answer(native: Response) -> Response {
     }
 }
 
+/// Commits `command` as the native endpoint of `request` would, answering as Consul does.
+async fn commit_as_consul(api: &Api, command: Command, request: &Incoming) -> Response {
+    match commit(api, command, request).await {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(answer) => consul_answer(answer),
+    }
+}
+
 /// `PUT /v1/agent/service/register`.
 #[utoipa::path(put, path = "/v1/agent/service/register", tag = "consul",
     request_body(content = Registration, description = "Consul's service definition; keys are read case-insensitively, as Consul reads them (`Name`, `ID`, `Tags`, `Address`, `Port`, `Check`, `Checks`)"),
@@ -271,10 +279,7 @@ pub async fn deregister(State(api): State<Api>, Path(id): Path<String>) -> Respo
         name: instance.name,
         id: instance.id,
     };
-    match commit(&api, command, &request).await {
-        Ok(_) => StatusCode::OK.into_response(),
-        Err(answer) => consul_answer(answer),
-    }
+    commit_as_consul(&api, command, &request).await
 }
 
 /// `PUT /v1/agent/check/{pass|warn|fail}/{check_id}[?note=]`.
@@ -446,10 +451,7 @@ async fn commit_maintenance(
         }
         None => native(api, Method::DELETE, path, Bytes::new()),
     };
-    match commit(api, command, &request).await {
-        Ok(_) => StatusCode::OK.into_response(),
-        Err(answer) => consul_answer(answer),
-    }
+    commit_as_consul(api, command, &request).await
 }
 
 /// `PUT /v1/agent/service/maintenance/{id}?enable=true|false[&reason=]`.
