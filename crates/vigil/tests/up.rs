@@ -686,7 +686,7 @@ fn a_compose_stack_starts_in_dependency_order_on_real_docker() {
     let build = Command::new("bash")
         .arg(&script)
         .arg(tag)
-        .env("PROFILE", "dev")
+        .env("BINARY", env!("CARGO_BIN_EXE_vigil"))
         .output()
         .unwrap();
     assert!(build.status.success(), "{}", text(&build.stderr));

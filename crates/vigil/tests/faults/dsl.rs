@@ -83,7 +83,7 @@ impl Cluster {
         let build = Command::new("bash")
             .arg(repo().join("deploy/docker/build-image.sh"))
             .arg("vigil:scratch")
-            .env("PROFILE", "dev")
+            .env("BINARY", env!("CARGO_BIN_EXE_vigil"))
             .output()
             .unwrap();
         assert!(build.status.success(), "{}", text(&build.stderr));
