@@ -26,8 +26,33 @@ function state(word) {
   return el("span", { class: "state", "data-state": word }, word);
 }
 
+// An agent with a read token answers 401 until the page presents it: the token comes from the
+// page's address (?token=) or the form the page then shows, and is kept for this tab only.
+const TOKEN_NEEDED = "token needed";
+let token = new URLSearchParams(location.search).get("token") || sessionStorage.getItem("vigil-token") || "";
+
+function askForToken() {
+  $("#token-form").hidden = false;
+  setConn("locked", TOKEN_NEEDED);
+}
+
+$("#token-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  token = $("#token").value.trim();
+  sessionStorage.setItem("vigil-token", token);
+  $("#token-form").hidden = true;
+  if (source) source.close();
+  connect();
+  refresh();
+});
+
 async function getJson(path) {
-  const response = await fetch(path, { cache: "no-store" });
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  const response = await fetch(path, { cache: "no-store", headers });
+  if (response.status === 401) {
+    askForToken();
+    throw new Error(TOKEN_NEEDED);
+  }
   if (response.status === 404) return null;
   if (!response.ok && response.status !== 503) throw new Error(`${path}: HTTP ${response.status}`);
   return response.json();
@@ -221,7 +246,7 @@ async function refresh() {
     renderElections(elections);
     await renderChecks(checks);
   } catch (err) {
-    setConn("lost", "connection lost");
+    if (err.message !== TOKEN_NEEDED) setConn("lost", "connection lost");
   }
 }
 
@@ -272,14 +297,17 @@ const EVENT_TYPES = ["check_changed", "status_changed", "check_registered", "che
   "member_down", "member_left"];
 
 function connect() {
-  source = new EventSource("/v1/events");
+  source = new EventSource(token ? `/v1/events?token=${encodeURIComponent(token)}` : "/v1/events");
   source.addEventListener("open", () => {
     retryMs = 500;
     setConn("live");
     refresh();
   });
   source.addEventListener("error", () => {
-    if (source.readyState === EventSource.CLOSED) {
+    if (!$("#token-form").hidden) {
+      // Refused for want of a token: the form reconnects once one is given.
+      source.close();
+    } else if (source.readyState === EventSource.CLOSED) {
       // The browser gave up (the agent answered with an error): try again ourselves, backing off.
       setConn("lost", `connection lost · retrying in ${Math.round(retryMs / 1000)} s`);
       setTimeout(connect, retryMs);

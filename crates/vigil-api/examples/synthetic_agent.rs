@@ -131,6 +131,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let app = Api {
         engine: engine.clone(),
         token: Token::new(None),
+        read_token: Token::default(),
         cluster: None,
         leadership: None,
         neighbors: None,

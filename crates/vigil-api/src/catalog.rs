@@ -71,12 +71,12 @@ impl Catalog {
         }
     }
 
-    /// A copy kept by following the live voters of `cluster`, for a node that is not one. Must
-    /// be called inside a tokio runtime.
-    pub fn follow(cluster: Cluster) -> Catalog {
+    /// A copy kept by following the live voters of `cluster`, for a node that is not one,
+    /// reading with the token `readers` present. Must be called inside a tokio runtime.
+    pub fn follow(cluster: Cluster, readers: crate::auth::Readers) -> Catalog {
         let (send, current) = watch::channel(Arc::new(Published::default()));
         let last_answer = Arc::new(Mutex::new(None));
-        let task = tokio::spawn(follow(cluster, send, last_answer.clone()));
+        let task = tokio::spawn(follow(cluster, readers, send, last_answer.clone()));
         Catalog {
             current,
             source: Source::Copy {
@@ -153,6 +153,7 @@ impl Catalog {
 /// Keeps `send` in step with a live voter's registry, one blocking query after another.
 async fn follow(
     cluster: Cluster,
+    readers: crate::auth::Readers,
     send: watch::Sender<Arc<Published>>,
     last_answer: Arc<Mutex<Option<Instant>>>,
 ) {
@@ -172,7 +173,7 @@ async fn follow(
             "http://{voter}/v1/registry?index={index}&wait={}s",
             FOLLOW_WAIT.as_secs()
         );
-        match fetch(&client, &url).await {
+        match fetch(&client, &url, &readers).await {
             Ok(copy) => {
                 retry = RETRY_MIN;
                 *last_answer.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
@@ -193,13 +194,18 @@ async fn follow(
     }
 }
 
-async fn fetch(client: &reqwest::Client, url: &str) -> Result<wire::RegistryCopy, String> {
-    let mut answer = client
+async fn fetch(
+    client: &reqwest::Client,
+    url: &str,
+    readers: &crate::auth::Readers,
+) -> Result<wire::RegistryCopy, String> {
+    let mut request = client
         .get(url)
-        .timeout(FOLLOW_WAIT + Duration::from_secs(5))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+        .timeout(FOLLOW_WAIT + Duration::from_secs(5));
+    if let Some(bearer) = readers.bearer() {
+        request = request.header(axum::http::header::AUTHORIZATION, bearer);
+    }
+    let mut answer = request.send().await.map_err(|e| e.to_string())?;
     if !answer.status().is_success() {
         return Err(format!("status {}", answer.status()));
     }

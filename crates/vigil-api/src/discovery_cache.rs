@@ -416,6 +416,7 @@ mod tests {
         Api {
             engine: Engine::builder().node_id("n1").build(),
             token: Token::new(None),
+            read_token: Token::default(),
             cluster: Some(cluster),
             leadership: None,
             neighbors: None,

@@ -20,6 +20,8 @@ use crate::error::ApiError;
 
 /// Counts how often a request was passed on.
 pub const FORWARDED: &str = "x-vigil-forwarded";
+/// The header Consul's clients present their token in, passed on as `Authorization` is.
+const CONSUL_TOKEN: header::HeaderName = header::HeaderName::from_static("x-consul-token");
 /// Most hops a request makes.
 const MAX_HOPS: u8 = 2;
 /// How long the other node may take.
@@ -84,6 +86,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Incoming {
 /// Sends `request` to the API at `to` and returns its answer; 503 with a `no quorum` error when
 /// the hop limit is reached or `to` does not answer.
 pub async fn forward(request: &Incoming, to: SocketAddr, why: &str) -> Response {
+    forward_within(request, to, why, TIMEOUT).await
+}
+
+/// [`forward`], for a request the other node may take up to `timeout` to answer.
+pub async fn forward_within(
+    request: &Incoming,
+    to: SocketAddr,
+    why: &str,
+    timeout: Duration,
+) -> Response {
     let hops = hops(&request.headers);
     if hops >= MAX_HOPS {
         return ApiError::new(
@@ -100,9 +112,12 @@ pub async fn forward(request: &Incoming, to: SocketAddr, why: &str) -> Response 
     let mut outgoing = client()
         .request(request.method.clone(), format!("http://{to}{path}"))
         .header(FORWARDED, (hops + 1).to_string())
+        .timeout(timeout)
         .body(request.body.clone());
-    if let Some(auth) = request.headers.get(header::AUTHORIZATION) {
-        outgoing = outgoing.header(header::AUTHORIZATION, auth.clone());
+    for name in [header::AUTHORIZATION, CONSUL_TOKEN] {
+        if let Some(token) = request.headers.get(&name) {
+            outgoing = outgoing.header(name, token.clone());
+        }
     }
     if let Some(kind) = request.headers.get(header::CONTENT_TYPE) {
         outgoing = outgoing.header(header::CONTENT_TYPE, kind.clone());
@@ -153,10 +168,19 @@ pub fn voters(cluster: &Cluster) -> Vec<SocketAddr> {
 /// Passes a request of a node that is not a voter to the first live voter that answers with
 /// anything but 503.
 pub async fn to_a_voter(request: &Incoming, cluster: Option<&Cluster>) -> Response {
+    to_a_voter_within(request, cluster, TIMEOUT).await
+}
+
+/// [`to_a_voter`], for a request a voter may take up to `timeout` to answer.
+pub async fn to_a_voter_within(
+    request: &Incoming,
+    cluster: Option<&Cluster>,
+    timeout: Duration,
+) -> Response {
     let voters = cluster.map(voters).unwrap_or_default();
     let mut last = None;
     for voter in voters {
-        let answer = forward(request, voter, "this node is not a voter").await;
+        let answer = forward_within(request, voter, "this node is not a voter", timeout).await;
         if answer.status() != StatusCode::SERVICE_UNAVAILABLE {
             return answer;
         }

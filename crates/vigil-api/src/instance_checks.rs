@@ -34,7 +34,7 @@ use crate::catalog::Catalog;
 use crate::checkdef::CheckDefinition;
 use crate::error::ApiError;
 use crate::forward::{self, Incoming};
-use crate::{auth, checks, services, wire, Api, Token};
+use crate::{auth, checks, services, wire, Api, Readers};
 
 /// Where reports of instance checks are sent, agent to agent.
 pub const REPORTS_PATH: &str = "/v1/instance-reports";
@@ -93,19 +93,20 @@ struct Running {
 struct Reporter {
     leadership: Option<Leadership>,
     cluster: Cluster,
-    token: Token,
+    readers: Readers,
 }
 
 impl InstanceChecks {
     /// Starts running the checks of the instances on `node` as `catalog` lists them; `config`
-    /// is the node engine's (history, score window, most checks).
+    /// is the node engine's (history, score window, most checks). Reports go to other agents
+    /// with the token `readers` present.
     pub fn start(
         node: &str,
         config: EngineConfig,
         catalog: Catalog,
         cluster: Cluster,
         leadership: Option<Leadership>,
-        token: Token,
+        readers: Readers,
     ) -> InstanceChecks {
         let engine = Engine::builder()
             .config(EngineConfig {
@@ -125,7 +126,7 @@ impl InstanceChecks {
         let reporter = Reporter {
             leadership,
             cluster,
-            token,
+            readers,
         };
         let task = tokio::spawn(run(Arc::downgrade(&checks.inner), catalog, reporter));
         *checks
@@ -603,7 +604,7 @@ impl Reporter {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if let Some(bearer) = self.token.bearer() {
+        if let Some(bearer) = self.readers.bearer() {
             headers.insert(header::AUTHORIZATION, bearer);
         }
         Ok(Incoming {

@@ -72,6 +72,7 @@ pub mod serve;
 mod services;
 mod sessions;
 pub mod snapshot;
+mod voters;
 pub mod webhooks;
 pub mod wire;
 
@@ -85,7 +86,7 @@ use vigil_cluster::Cluster;
 use vigil_health::Engine;
 use vigil_probe::neighbors::Neighbors;
 
-pub use auth::Token;
+pub use auth::{Readers, Token};
 pub use discovery::dial_address;
 pub use error::ApiError;
 pub use services::{validate_registration, RegistrationError, RegistrationField};
@@ -97,6 +98,8 @@ pub struct Api {
     pub engine: Engine,
     /// Guard of mutating endpoints.
     pub token: Token,
+    /// Guard of everything but the probe endpoints, when set (see [`auth::Readers`]).
+    pub read_token: Token,
     /// Cluster membership, when the node is part of a cluster.
     pub cluster: Option<Cluster>,
     /// The Raft group, when the node is a voter. Without it, leader and registry requests are
@@ -125,11 +128,15 @@ impl Api {
     /// answers kept for the current registry answered ahead of it (see [`serve::App::direct`]).
     pub fn app(self) -> serve::App {
         let direct = self.clone();
+        let readers = self.readers();
         let answers = std::sync::Arc::new(discovery_cache::Answers::default());
         let mirrors = std::sync::Arc::new(serve::Mirrors::default());
         serve::App::from(self.router()).direct(std::sync::Arc::new(move |request| {
             if request.method != Method::GET && request.method != Method::HEAD {
                 return None;
+            }
+            if let Some(refusal) = readers.refuse(&direct.engine, request) {
+                return Some(serve::DirectAnswer::Now(refusal));
             }
             match request.uri.path() {
                 "/metrics" => Some(metrics::respond_direct(&direct, &mirrors)),
@@ -144,8 +151,17 @@ impl Api {
         }))
     }
 
-    /// The full router of an agent: each module's routes, merged.
+    /// Who may read: the API token and the read token.
+    pub fn readers(&self) -> auth::Readers {
+        auth::Readers {
+            api_token: self.token.clone(),
+            read_token: self.read_token.clone(),
+        }
+    }
+
+    /// The full router of an agent: each module's routes, merged, behind the read guard.
     pub fn router(self) -> Router {
+        let read_guard = (self.readers(), self.engine.clone());
         Router::new()
             .merge(checks::routes(&self))
             .merge(events::routes(&self))
@@ -160,6 +176,7 @@ impl Api {
             .merge(sessions::routes(&self))
             .merge(snapshot::routes(&self))
             .merge(reload::routes(&self))
+            .merge(voters::routes(&self))
             .merge(roles::routes(&self))
             .merge(consul::routes(&self))
             .merge(prometheus_sd::routes(&self))
@@ -171,6 +188,10 @@ impl Api {
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .layer(middleware::from_fn(refuse_oversized_bodies))
             .layer(middleware::map_response(json_errors))
+            .layer(middleware::from_fn_with_state(
+                read_guard,
+                auth::require_reader,
+            ))
     }
 }
 

@@ -24,7 +24,11 @@ use crate::wire;
     info(
         title = "vigil",
         description = "A vigil agent's HTTP API. Every error is JSON `{\"error\": \"...\"}`; \
-            mutating endpoints need `Authorization: Bearer <token>` when the agent has one.",
+            mutating endpoints need `Authorization: Bearer <token>` when the agent has one. An \
+            agent with a read token answers 401 to any other request without a token (the read \
+            token or the API token, as a bearer token, `X-Consul-Token` or `?token=`), but for \
+            `/livez`, `/readyz`, `/health/live` and `/health/ready`, which then show the status \
+            only.",
     ),
     paths(
         health, ready, live, checks, summary, livez, readyz,
@@ -43,6 +47,7 @@ use crate::wire;
         crate::catalog::registry, crate::instance_checks::report,
         crate::instance_checks::put_ttl, crate::prometheus_sd::targets,
         crate::snapshot::save, crate::snapshot::restore, crate::reload::reload,
+        crate::voters::list, crate::voters::add, crate::voters::remove,
         crate::sessions::create, crate::sessions::list, crate::sessions::one,
         crate::sessions::renew, crate::sessions::end, crate::sessions::hold,
         crate::roles::list_elections, crate::roles::election, crate::roles::campaign,

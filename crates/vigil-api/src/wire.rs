@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use vigil_health::{CheckState, HistoryEntry, Status};
 
 pub use crate::checkdef::CheckDefinition;
-pub use vigil_cluster::raft::InstanceState;
+pub use vigil_cluster::raft::{GroupMember, GroupRole, InstanceState};
 pub use vigil_health::wire::*;
 
 /// Every error: a 4xx (or 503) status and what went wrong, for the person reading it.
@@ -746,4 +746,32 @@ pub struct Resigned {
     /// The role now; absent once its last candidate left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<RoleBody>,
+}
+
+/// `GET /v1/voters`, and the answer to a change of the voters: the Raft group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Voters {
+    /// Voters first, then learners, each group by name.
+    pub members: Vec<GroupMember>,
+    /// Whether a change is under way (old and new voters must both agree until it ends).
+    pub changing: bool,
+    /// The log index of the membership in force.
+    pub membership_index: Option<u64>,
+    /// The last index of the answering voter's log.
+    pub last_log_index: Option<u64>,
+    /// The voter that answered.
+    pub served_by: String,
+}
+
+impl Voters {
+    /// The body of `set` as voter `node` sees it.
+    pub fn of(set: vigil_cluster::raft::VoterSet, node: String) -> Voters {
+        Voters {
+            members: set.members,
+            changing: set.changing,
+            membership_index: set.membership_index,
+            last_log_index: set.last_log_index,
+            served_by: node,
+        }
+    }
 }

@@ -19,6 +19,7 @@ fn app(engine: &Engine, token: Option<&str>) -> Router {
     Api {
         engine: engine.clone(),
         token: Token::new(token.map(str::to_owned)),
+        read_token: Token::default(),
         cluster: None,
         leadership: None,
         neighbors: None,

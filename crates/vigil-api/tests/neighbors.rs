@@ -23,6 +23,7 @@ fn app(engine: &Engine, neighbors: Option<Neighbors>) -> Router {
     Api {
         engine: engine.clone(),
         token: Token::new(None),
+        read_token: Token::default(),
         cluster: None,
         leadership: None,
         neighbors,

@@ -46,6 +46,7 @@ fn healthy_api() -> Api {
     Api {
         engine,
         token: Token::new(None),
+        read_token: Token::default(),
         cluster: None,
         leadership: None,
         neighbors: None,

@@ -182,6 +182,12 @@ impl Cluster {
         self.join_driver().await;
     }
 
+    /// Counts quorum over `voters` from now on (the Raft group's voters, as they change at run
+    /// time); does nothing once the node has stopped.
+    pub async fn set_voters(&self, voters: Vec<String>) {
+        let _ = self.inner.commands.send(Command::SetVoters(voters)).await;
+    }
+
     /// Stops the node at once without leaving, as a crash would: no goodbye is sent, the
     /// sockets close, and the other members find out through failure detection. The last
     /// snapshot stays readable.

@@ -68,6 +68,8 @@ pub(crate) enum Command {
         op: KeyringOp,
         reply: oneshot::Sender<Result<KeyringChange, ClusterError>>,
     },
+    /// The voters quorum is counted over, from now on.
+    SetVoters(Vec<String>),
 }
 
 /// The result of a keyring operation: the keys now installed, and the keyring to persist if it
@@ -384,6 +386,14 @@ impl Driver {
     fn command(&mut self, now: Instant, command: Command) {
         match command {
             Command::Leave { within, done } => self.leave(now, within, done),
+            Command::SetVoters(mut voters) => {
+                voters.sort();
+                voters.dedup();
+                if voters != self.voters {
+                    self.voters = voters;
+                    self.publish(now);
+                }
+            }
             Command::Keyring { op, reply } => {
                 let result = match self.node.keyring_mut() {
                     None => Err(ClusterError::NotEncrypted),

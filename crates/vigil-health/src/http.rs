@@ -73,8 +73,40 @@ pub fn respond(engine: &Engine, path: &str, query: Option<&str>) -> Option<Respo
         .map(|(_, respond)| respond(engine, query))
 }
 
+/// Answers a `GET` or `HEAD` of the probe endpoints a kubelet or load balancer polls (`/livez`,
+/// `/readyz`, `/health/live`, `/health/ready`) as a caller without access to check details sees
+/// them: the same status code, with no status message and no `verbose` check list; `None` for
+/// any other path.
+pub fn respond_public(engine: &Engine, path: &str, query: Option<&str>) -> Option<Response> {
+    PUBLIC_PROBES
+        .iter()
+        .find(|(probe, _)| *probe == path)
+        .map(|(_, respond)| respond(engine, query))
+}
+
 /// How a probe endpoint answers: from the engine's latest snapshot and the raw query string.
 type Responder = fn(&Engine, Option<&str>) -> Response;
+
+/// The probe endpoints open to anyone, as [`respond_public`] answers them.
+const PUBLIC_PROBES: [(&str, Responder); 4] = [
+    ("/health/ready", ready_public),
+    ("/health/live", live),
+    ("/livez", |engine, query| {
+        livez(engine, query, Disclosure::StatusOnly)
+    }),
+    ("/readyz", |engine, query| {
+        readyz(engine, query, Disclosure::StatusOnly)
+    }),
+];
+
+/// How much of the checks a probe answer may show.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Disclosure {
+    /// Whatever the query asks for.
+    Full,
+    /// Whether the node is up, nothing of its checks.
+    StatusOnly,
+}
 
 /// Every probe endpoint, by path.
 const PROBES: [(&str, Responder); 7] = [
@@ -83,8 +115,12 @@ const PROBES: [(&str, Responder); 7] = [
     ("/health/live", live),
     ("/health/checks", checks),
     ("/health/summary", summary),
-    ("/livez", livez),
-    ("/readyz", readyz),
+    ("/livez", |engine, query| {
+        livez(engine, query, Disclosure::Full)
+    }),
+    ("/readyz", |engine, query| {
+        readyz(engine, query, Disclosure::Full)
+    }),
 ];
 
 /// The bodies of one snapshot that do not change from request to request, each rendered by the
@@ -96,6 +132,8 @@ pub(crate) struct Bodies {
     health_prefix: OnceLock<Bytes>,
     /// `/health/ready`.
     ready: OnceLock<Bytes>,
+    /// `/health/ready` without its status message.
+    ready_public: OnceLock<Bytes>,
     /// `/livez` without a query.
     livez: OnceLock<KubeAnswer>,
     /// `/readyz` without a query.
@@ -208,14 +246,24 @@ fn health(engine: &Engine, _: Option<&str>) -> Response {
 }
 
 fn ready(engine: &Engine, _: Option<&str>) -> Response {
+    ready_as(engine, Disclosure::Full)
+}
+
+fn ready_public(engine: &Engine, _: Option<&str>) -> Response {
+    ready_as(engine, Disclosure::StatusOnly)
+}
+
+fn ready_as(engine: &Engine, disclosure: Disclosure) -> Response {
     let s = engine.snapshot();
     let ready = s.status().is_ready();
-    let body = s
-        .bodies
-        .ready
+    let (cache, message) = match disclosure {
+        Disclosure::Full => (&s.bodies.ready, s.message()),
+        Disclosure::StatusOnly => (&s.bodies.ready_public, ""),
+    };
+    let body = cache
         .get_or_init(|| {
             let body = wire::Ready {
-                message: s.message().to_owned(),
+                message: message.to_owned(),
                 ready,
                 status: s.status(),
             };
@@ -414,19 +462,24 @@ impl KubeAnswer {
 /// snapshot; with one, rendered for it.
 fn kube_endpoint(
     query: Option<&str>,
+    disclosure: Disclosure,
     cache: &OnceLock<KubeAnswer>,
     render: impl Fn(&KubeQuery) -> KubeAnswer,
 ) -> Response {
     match query {
         None | Some("") => cache.get_or_init(|| render(&KubeQuery::default())).clone(),
-        Some(query) => render(&KubeQuery::parse(query)),
+        Some(query) => {
+            let mut query = KubeQuery::parse(query);
+            query.verbose &= disclosure == Disclosure::Full;
+            render(&query)
+        }
     }
     .into_response()
 }
 
-fn livez(engine: &Engine, query: Option<&str>) -> Response {
+fn livez(engine: &Engine, query: Option<&str>, disclosure: Disclosure) -> Response {
     let s = engine.snapshot();
-    kube_endpoint(query, &s.bodies.livez, |query| {
+    kube_endpoint(query, disclosure, &s.bodies.livez, |query| {
         let mut lines = vec![Line {
             name: "ping",
             ok: true,
@@ -443,9 +496,9 @@ fn livez(engine: &Engine, query: Option<&str>) -> Response {
     })
 }
 
-fn readyz(engine: &Engine, query: Option<&str>) -> Response {
+fn readyz(engine: &Engine, query: Option<&str>, disclosure: Disclosure) -> Response {
     let s = engine.snapshot();
-    kube_endpoint(query, &s.bodies.readyz, |query| {
+    kube_endpoint(query, disclosure, &s.bodies.readyz, |query| {
         let mut lines = vec![Line {
             name: "shutdown",
             ok: s.status() != Status::Stopping,

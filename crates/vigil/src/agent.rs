@@ -16,7 +16,7 @@ use vigil_api::grpc::GrpcSurface;
 use vigil_api::instance_checks::InstanceChecks;
 use vigil_api::reload::ReloadHook;
 use vigil_api::serve::ServeLimits;
-use vigil_api::{Api, Token};
+use vigil_api::{Api, Readers, Token};
 use vigil_cluster::raft::{Leadership, RaftConfig, RaftListener, RAFT_TAG};
 use vigil_cluster::{Cluster, ClusterConfig};
 use vigil_gossip::Health;
@@ -73,8 +73,14 @@ async fn run_node(
         .await
         .with_context(|| format!("cannot listen on {} (api.bind)", config.api.bind))?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    let own_token = config.api.token.clone();
+    // What this agent presents to its own API and to other agents: the API token, else the
+    // read token.
+    let own_token = config.api.token.clone().or(config.api.read_token.clone());
     let token = Token::new(config.api.token);
+    let readers = Readers {
+        api_token: token.clone(),
+        read_token: Token::new(config.api.read_token),
+    };
     if !token.is_set() {
         tracing::warn!("no API token configured: check registration and TTL updates are open to anyone who can reach {addr}");
     }
@@ -110,7 +116,7 @@ async fn run_node(
     };
     let catalog = cluster.as_ref().map(|cluster| match &leadership {
         Some(leadership) => Catalog::of_voter(leadership),
-        None => Catalog::follow(cluster.clone()),
+        None => Catalog::follow(cluster.clone(), readers.clone()),
     });
     // Validation ensures [dns] comes with [cluster], so with a catalog.
     let dns = match (config.dns, &catalog) {
@@ -134,7 +140,7 @@ async fn run_node(
             catalog.clone(),
             cluster.clone(),
             leadership.clone(),
-            token.clone(),
+            readers.clone(),
         )),
         _ => None,
     };
@@ -151,6 +157,7 @@ async fn run_node(
     let mut api = Api {
         engine: engine.clone(),
         token,
+        read_token: readers.read_token.clone(),
         cluster: cluster.clone(),
         leadership: leadership.clone(),
         neighbors: neighbors.clone(),
@@ -163,7 +170,7 @@ async fn run_node(
     if let Some((path, applied, hangups)) = reloading {
         let live = Live {
             engine: engine.clone(),
-            token: api.token.clone(),
+            readers: api.readers(),
             webhooks: api.webhooks.clone(),
         };
         let reloader = Arc::new(Reloader::new(path, live, applied));
@@ -362,14 +369,8 @@ async fn join_cluster(
     } else {
         api
     };
-    let voter =
-        settings.role == vigil_gossip::Role::Voter && settings.voters.iter().any(|v| v == node_id);
-    if settings.role == vigil_gossip::Role::Voter && !voter {
-        tracing::warn!(
-            voters = ?settings.voters,
-            "role is voter but this node is not among [cluster] voters: it runs without Raft and reads leadership through the voters"
-        );
-    }
+    // A voter outside the bootstrap set runs Raft too, as a learner until it is added.
+    let voter = settings.role == vigil_gossip::Role::Voter;
     let mut tags = settings.tags;
     let raft_listener = if voter {
         let bind = settings

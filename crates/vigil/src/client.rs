@@ -24,9 +24,13 @@ pub const STANDALONE: &str =
 pub struct Authorized {
     #[command(flatten)]
     pub agent: AgentAddr,
-    /// The API token of the agent(s).
-    #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+}
+
+impl Authorized {
+    /// The token given with `--token` or `VIGIL_TOKEN`.
+    pub fn token(&self) -> Option<String> {
+        self.agent.token.clone()
+    }
 }
 
 /// What to suggest when the agent at `--addr` cannot be reached.
@@ -56,11 +60,11 @@ pub struct Answer {
 }
 
 impl Agent {
-    /// The agent at `--addr` of the read-only commands: no token, 5 s per request.
+    /// The agent at `--addr` of the read-only commands, with the token given: 5 s per request.
     pub fn of(addr: &AgentAddr) -> Agent {
         Agent::new(
             addr.addr.clone(),
-            None,
+            addr.token.clone(),
             Duration::from_secs(5),
             UNREACHABLE_HINT,
         )
@@ -512,7 +516,7 @@ pub async fn members(addr: &AgentAddr) -> anyhow::Result<ExitCode> {
 pub async fn reload(target: &Authorized) -> anyhow::Result<ExitCode> {
     let agent = Agent::new(
         target.agent.addr.clone(),
-        target.token.clone(),
+        target.token(),
         Duration::from_secs(30),
         UNREACHABLE_HINT,
     );

@@ -108,6 +108,9 @@ pub struct ApiConfig {
     pub bind: SocketAddr,
     /// Bearer token required by mutating endpoints, from `token` or `token_file`; `None` = open.
     pub token: Option<String>,
+    /// Token required, when set, to read anything but the probe endpoints (the API token reads
+    /// too), from `read_token` or `read_token_file`; `None` = reads are open.
+    pub read_token: Option<String>,
     /// Most API connections open at once; `None` = a quarter of the file descriptor limit
     /// ([`vigil_api::serve::default_max_connections`]).
     pub max_connections: Option<usize>,
@@ -118,6 +121,7 @@ impl Default for ApiConfig {
         ApiConfig {
             bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8081),
             token: None,
+            read_token: None,
             max_connections: None,
         }
     }
@@ -128,6 +132,10 @@ impl fmt::Debug for ApiConfig {
         f.debug_struct("ApiConfig")
             .field("bind", &self.bind)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "read_token",
+                &self.read_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("max_connections", &self.max_connections)
             .finish()
     }
@@ -249,7 +257,8 @@ pub fn parse(source: &str, file: &str) -> Result<Config, ConfigErrors> {
 ///
 /// `VIGIL_<SECTION>_<KEY>` overrides a key of `[node]`, `[api]`, `[health]` or `[shutdown]`; empty
 /// values count as unset. `VIGIL_API_TOKEN` or `VIGIL_API_TOKEN_FILE` replace both `token` and
-/// `token_file` of the file. `HOSTNAME` is the fallback for the default node id.
+/// `token_file` of the file (and `VIGIL_API_READ_TOKEN` or `VIGIL_API_READ_TOKEN_FILE` both
+/// `read_token` and `read_token_file`). `HOSTNAME` is the fallback for the default node id.
 pub fn parse_with_env(
     source: &str,
     file: &str,
@@ -802,6 +811,8 @@ struct RawApi {
     bind: Option<Spanned<String>>,
     token: Option<Spanned<String>>,
     token_file: Option<Spanned<String>>,
+    read_token: Option<Spanned<String>>,
+    read_token_file: Option<Spanned<String>>,
     max_connections: Option<Spanned<usize>>,
 }
 
@@ -824,49 +835,64 @@ impl RawApi {
             api.max_connections = Some(max.value);
         }
 
-        // Either variable replaces both keys of the file.
-        let (token_var, env_token) = o.var("api", "token");
-        let (file_var, env_file) = o.var("api", "token_file");
-        let (token, token_file, relative_to) = if env_token.is_some() || env_file.is_some() {
-            let token = env_token.map(|value| Setting {
-                value,
-                at: At::Env(token_var.clone()),
-            });
-            let file = env_file.map(|value| Setting {
-                value,
-                at: At::Env(file_var.clone()),
-            });
-            (token, file, Path::new(""))
-        } else {
-            (
-                self.token.map(Setting::from_file),
-                self.token_file.map(Setting::from_file),
-                base,
-            )
-        };
-        api.token = match (token, token_file) {
-            (Some(token), Some(file)) => {
-                let message = match &token.at {
-                    At::Span(span) => format!(
-                        "set either `token` or `token_file`, not both (`token` is set at line {})",
-                        o.report.line_of(span.start)
-                    ),
-                    At::Env(_) => format!("set either {token_var} or {file_var}, not both"),
-                };
-                o.report.at(&file.at, message);
+        api.token = resolve_token(o, "token", self.token, self.token_file, base);
+        api.read_token =
+            resolve_token(o, "read_token", self.read_token, self.read_token_file, base);
+        api
+    }
+}
+
+/// The token of `[api] KEY` or `KEY_file` (one of them), either replaced by its variable
+/// `VIGIL_API_KEY` or `VIGIL_API_KEY_FILE`.
+fn resolve_token(
+    o: &mut Overrides<'_, '_, '_>,
+    key: &str,
+    inline: Option<Spanned<String>>,
+    file: Option<Spanned<String>>,
+    base: &Path,
+) -> Option<String> {
+    let file_key = format!("{key}_file");
+    // Either variable replaces both keys of the file.
+    let (token_var, env_token) = o.var("api", key);
+    let (file_var, env_file) = o.var("api", &file_key);
+    let (token, token_file, relative_to) = if env_token.is_some() || env_file.is_some() {
+        let token = env_token.map(|value| Setting {
+            value,
+            at: At::Env(token_var.clone()),
+        });
+        let file = env_file.map(|value| Setting {
+            value,
+            at: At::Env(file_var.clone()),
+        });
+        (token, file, Path::new(""))
+    } else {
+        (
+            inline.map(Setting::from_file),
+            file.map(Setting::from_file),
+            base,
+        )
+    };
+    match (token, token_file) {
+        (Some(token), Some(file)) => {
+            let message = match &token.at {
+                At::Span(span) => format!(
+                    "set either `{key}` or `{file_key}`, not both (`{key}` is set at line {})",
+                    o.report.line_of(span.start)
+                ),
+                At::Env(_) => format!("set either {token_var} or {file_var}, not both"),
+            };
+            o.report.at(&file.at, message);
+            None
+        }
+        (Some(token), None) => match check_token(&token.value, key) {
+            Ok(()) => Some(token.value),
+            Err(problem) => {
+                o.report.at(&token.at, format!("the token {problem}"));
                 None
             }
-            (Some(token), None) => match check_token(&token.value) {
-                Ok(()) => Some(token.value),
-                Err(problem) => {
-                    o.report.at(&token.at, format!("the token {problem}"));
-                    None
-                }
-            },
-            (None, Some(file)) => read_token(&file, relative_to, o.report),
-            (None, None) => None,
-        };
-        api
+        },
+        (None, Some(file)) => read_token(&file, key, relative_to, o.report),
+        (None, None) => None,
     }
 }
 
@@ -891,12 +917,14 @@ fn parse_bind(text: &str) -> Result<SocketAddr, String> {
     ))
 }
 
-/// Why a token cannot be sent as `Authorization: Bearer TOKEN`.
-fn check_token(token: &str) -> Result<(), &'static str> {
+/// Why a token of `[api] KEY` cannot be sent as `Authorization: Bearer TOKEN`.
+fn check_token(token: &str, key: &str) -> Result<(), String> {
     if token.is_empty() {
-        Err("is empty (leave `token` and `token_file` out to leave the API open)")
+        Err(format!(
+            "is empty (leave `{key}` and `{key}_file` out to leave the API open)"
+        ))
     } else if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        Err("must be one word without spaces or control characters (it is sent as `Authorization: Bearer TOKEN`)")
+        Err("must be one word without spaces or control characters (it is sent as `Authorization: Bearer TOKEN`)".to_owned())
     } else {
         Ok(())
     }
@@ -904,6 +932,7 @@ fn check_token(token: &str) -> Result<(), &'static str> {
 
 fn read_token(
     file: &Setting<String>,
+    key: &str,
     relative_to: &Path,
     report: &mut Report<'_>,
 ) -> Option<String> {
@@ -911,7 +940,7 @@ fn read_token(
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let token = text.trim();
-            match check_token(token) {
+            match check_token(token, key) {
                 Ok(()) => Some(token.to_owned()),
                 Err(problem) => {
                     report.at(
@@ -925,7 +954,7 @@ fn read_token(
         Err(e) => {
             report.at(
                 &file.at,
-                format!("cannot read token_file \"{}\": {e}", path.display()),
+                format!("cannot read {key}_file \"{}\": {e}", path.display()),
             );
             None
         }

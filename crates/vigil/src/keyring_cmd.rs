@@ -92,7 +92,7 @@ pub async fn run(command: KeyringCommand) -> anyhow::Result<ExitCode> {
     for agent in &agents {
         let api = Agent::new(
             agent.clone(),
-            target.authorized.token.clone(),
+            target.authorized.token(),
             TIMEOUT,
             UNREACHABLE_HINT,
         );

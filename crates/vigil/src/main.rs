@@ -25,6 +25,7 @@ mod stop_signal;
 mod table;
 mod up_cmd;
 mod up_register;
+mod voters_cmd;
 mod watch_cmd;
 
 use std::path::PathBuf;
@@ -99,6 +100,11 @@ enum Command {
         #[command(subcommand)]
         command: snapshot_cmd::SnapshotCommand,
     },
+    /// List the voters of the cluster's Raft group, or add or remove one while it runs.
+    Voters {
+        #[command(subcommand)]
+        command: voters_cmd::VotersCommand,
+    },
     /// Make a running agent read its config file again: checks change at once, with the
     /// history of unchanged ones kept; a file with errors changes nothing (as SIGHUP does).
     Reload(client::Authorized),
@@ -125,6 +131,10 @@ pub struct AgentAddr {
     /// Base URL of the agent's API.
     #[arg(long, env = "VIGIL_ADDR", default_value = "http://127.0.0.1:8081")]
     addr: String,
+    /// The agent's API token; for commands that only read, its read token does too (needed
+    /// when the agent sets `read_token`).
+    #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Print the agent's JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -210,6 +220,7 @@ fn main() -> ExitCode {
             Command::FakeService(args) => fake_service::run(args).await,
             Command::Keygen => Ok(keyring_cmd::keygen()),
             Command::Keyring { command } => keyring_cmd::run(command).await,
+            Command::Voters { command } => voters_cmd::run(command).await,
             Command::Snapshot { command } => snapshot_cmd::run(command).await,
             Command::Reload(target) => client::reload(&target).await,
             Command::Config {

@@ -5,8 +5,8 @@
 //! addresses, its cluster role, voters and data directory), naming them; either way the running
 //! config stays. Otherwise `[[checks]]` are applied at once: new ones start, removed ones stop,
 //! changed ones are replaced, and the ones written as before keep running with their history
-//! (they are compared by definition, so moving one in the file changes nothing). The API token
-//! and `[[webhooks]]` change at once too. Other sections that changed are named as taking effect
+//! (they are compared by definition, so moving one in the file changes nothing). The API token,
+//! the read token and `[[webhooks]]` change at once too. Other sections that changed are named as taking effect
 //! at the next start.
 
 use std::collections::BTreeMap;
@@ -16,7 +16,7 @@ use std::sync::{Mutex, PoisonError};
 use vigil_api::reload::ReloadRefused;
 use vigil_api::webhooks::{WebhookSpec, Webhooks};
 use vigil_api::wire::Reloaded;
-use vigil_api::Token;
+use vigil_api::Readers;
 use vigil_health::Engine;
 
 use crate::config::{self, Config};
@@ -31,6 +31,8 @@ pub struct Applied {
     checks: BTreeMap<String, String>,
     /// `[api] token`.
     token: Option<String>,
+    /// `[api] read_token`.
+    read_token: Option<String>,
     /// `[[webhooks]]`.
     webhooks: Vec<WebhookSpec>,
 }
@@ -91,6 +93,7 @@ impl Applied {
             at_start,
             checks: config.check_definitions.clone(),
             token: config.api.token.clone(),
+            read_token: config.api.read_token.clone(),
             webhooks: config.webhooks.clone(),
         }
     }
@@ -107,8 +110,8 @@ pub struct Reloader {
 pub struct Live {
     /// Runs the checks.
     pub engine: Engine,
-    /// Guards the API.
-    pub token: Token,
+    /// Guard the API.
+    pub readers: Readers,
     /// Delivers events.
     pub webhooks: Webhooks,
 }
@@ -163,8 +166,12 @@ impl Reloader {
             }
         }
         if new.token != applied.token {
-            self.live.token.replace(new.token.clone());
+            self.live.readers.api_token.replace(new.token.clone());
             reloaded.applied.push("api.token".to_owned());
+        }
+        if new.read_token != applied.read_token {
+            self.live.readers.read_token.replace(new.read_token.clone());
+            reloaded.applied.push("api.read_token".to_owned());
         }
         if new.webhooks != applied.webhooks {
             self.live.webhooks.replace(new.webhooks.clone());

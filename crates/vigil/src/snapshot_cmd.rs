@@ -55,7 +55,7 @@ pub enum SnapshotCommand {
 fn agent_of(target: &Authorized) -> Agent {
     Agent::new(
         target.agent.addr.clone(),
-        target.token.clone(),
+        target.token(),
         TIMEOUT,
         UNREACHABLE_HINT,
     )

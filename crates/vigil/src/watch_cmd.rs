@@ -21,6 +21,9 @@ pub struct WatchArgs {
     /// Base URL of the agent's API.
     #[arg(long, env = "VIGIL_ADDR", default_value = "http://127.0.0.1:8081")]
     addr: String,
+    /// The agent's read token or API token (needed when the agent sets `read_token`).
+    #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Time between refreshes.
     #[arg(long, default_value = "1s", value_parser = |t: &str| vigil_probe::limits::WATCH_INTERVAL.parse(t))]
     interval: Duration,
@@ -31,8 +34,16 @@ pub struct WatchArgs {
 
 /// Redraws until Ctrl-C (or `--count` refreshes); exits 0.
 pub async fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = &args.token {
+        let mut bearer = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| anyhow::anyhow!("--token must be one word of visible characters"))?;
+        bearer.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, bearer);
+    }
     let client = reqwest::Client::builder()
         .timeout(args.interval.max(Duration::from_secs(2)))
+        .default_headers(headers)
         .build()?;
     let base = args.addr.trim_end_matches('/').to_owned();
     let tty = std::io::stdout().is_terminal();

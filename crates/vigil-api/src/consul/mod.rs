@@ -66,33 +66,33 @@ pub(crate) fn routes(api: &Api) -> Router {
         .route("/v1/health/state/{state}", get(health::state))
         .route(
             "/v1/agent/service/register",
-            auth::consul_guarded(&api.token, put(agent_write::register)),
+            auth::guarded(&api.token, put(agent_write::register)),
         )
         .route(
             "/v1/agent/service/deregister/{id}",
-            auth::consul_guarded(
+            auth::guarded(
                 &api.token,
                 put(agent_write::deregister).get(agent_write::deregister),
             ),
         )
         .route(
             "/v1/agent/check/{verdict}/{check_id}",
-            auth::consul_guarded(
+            auth::guarded(
                 &api.token,
                 put(agent_write::check_update).get(agent_write::check_update),
             ),
         )
         .route(
             "/v1/agent/check/update/{check_id}",
-            auth::consul_guarded(&api.token, put(agent_write::check_status)),
+            auth::guarded(&api.token, put(agent_write::check_status)),
         )
         .route(
             "/v1/agent/service/maintenance/{id}",
-            auth::consul_guarded(&api.token, put(agent_write::maintenance)),
+            auth::guarded(&api.token, put(agent_write::maintenance)),
         )
         .route(
             "/v1/agent/maintenance",
-            auth::consul_guarded(&api.token, put(agent_write::node_maintenance)),
+            auth::guarded(&api.token, put(agent_write::node_maintenance)),
         );
     for (prefix, _) in NOT_SERVED {
         router = router

@@ -62,6 +62,9 @@ pub(super) struct Signals<'a, E, S> {
 struct Head {
     method: Method,
     uri: Uri,
+    /// The headers that present a token (`Authorization`, `X-Consul-Token`), for the handler's
+    /// read guard; the lane keeps no other.
+    credentials: Vec<(header::HeaderName, header::HeaderValue)>,
     close: bool,
     /// Bytes of the head, to consume once answered.
     len: usize,
@@ -120,6 +123,7 @@ where
         let (mut parts, ()) = Request::new(()).into_parts();
         parts.method = head.method;
         parts.uri = head.uri;
+        parts.headers.extend(head.credentials);
         let Some(answer) = direct(&parts) else {
             return End::HandOff(input);
         };
@@ -255,9 +259,19 @@ fn parse(input: &[u8]) -> Parsed {
         return Parsed::NotForTheLane;
     }
     let mut close = false;
+    let mut credentials = Vec::new();
     for field in request.headers.iter() {
         let name = field.name;
-        if name.eq_ignore_ascii_case("connection") {
+        if name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("x-consul-token")
+        {
+            let (Ok(name), Ok(value)) = (
+                header::HeaderName::from_bytes(name.as_bytes()),
+                header::HeaderValue::from_bytes(field.value),
+            ) else {
+                return Parsed::NotForTheLane;
+            };
+            credentials.push((name, value));
+        } else if name.eq_ignore_ascii_case("connection") {
             match connection_option(field.value) {
                 Some(Connection::Close) => close = true,
                 Some(Connection::KeepAlive) => {}
@@ -277,6 +291,7 @@ fn parse(input: &[u8]) -> Parsed {
     Parsed::Answerable(Head {
         method,
         uri,
+        credentials,
         close,
         len,
     })

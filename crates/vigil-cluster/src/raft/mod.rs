@@ -34,6 +34,7 @@ mod network;
 mod state;
 mod store;
 mod types;
+mod voters;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -69,6 +70,7 @@ pub use state::{
     is_gone, Applied, Command, HealthReport, Instances, LeaderRecord, Registry, ServiceInstance,
 };
 pub use store::Published;
+pub use voters::{GroupMember, GroupRole, MembershipError, VoterSet};
 
 use crate::error::ClusterError;
 use crate::Cluster;
@@ -93,7 +95,9 @@ const SCORE_STEP: u8 = 5;
 pub struct RaftConfig {
     /// Where the data lives (created if missing): the log, vote and snapshot.
     pub data_dir: PathBuf,
-    /// The initial voters' node ids, this node among them. Every voter must list the same set.
+    /// The bootstrap voters' node ids: the voters a new cluster starts with (every one of them
+    /// lists the same set). A node not among them starts as a learner that waits to be added
+    /// ([`Leadership::add_voter`]); once the cluster runs, its voters are Raft's membership.
     pub voters: Vec<String>,
     /// The longest election timeout, which is also the leader's lease: a follower stands for
     /// election once it has heard no leader for this long plus up to a quarter of it at random
@@ -208,7 +212,6 @@ pub struct Leadership {
 struct Inner {
     raft: Raft,
     name: String,
-    names: BTreeMap<u64, String>,
     cluster: Cluster,
     published: Arc<watch::Sender<Arc<Published>>>,
     contact: Arc<LeaderContact>,
@@ -279,17 +282,13 @@ impl Leadership {
         let mut voters: Vec<String> = config.voters.clone();
         voters.sort();
         voters.dedup();
-        if !voters.contains(&name) {
-            return Err(ClusterError::Config(format!(
-                "node {name:?} runs as a voter but is not among the configured voters {voters:?}"
-            )));
-        }
-        let names: BTreeMap<u64, String> = voters.iter().map(|v| (raft_id(v), v.clone())).collect();
-        if names.len() != voters.len() {
+        let ids: BTreeSet<u64> = voters.iter().map(|v| raft_id(v)).collect();
+        if ids.len() != voters.len() {
             return Err(ClusterError::Config(
                 "two voter ids hash to the same Raft id; rename one".to_owned(),
             ));
         }
+        let bootstrap = voters.contains(&name);
         let timeout = millis(config.election_timeout).max(60);
         let raft_config = openraft::Config {
             cluster_name: "vigil".to_owned(),
@@ -351,7 +350,8 @@ impl Leadership {
             },
         ));
 
-        if !raft.is_initialized().await.unwrap_or(true) {
+        let initialized = raft.is_initialized().await.unwrap_or(true);
+        if !initialized && bootstrap {
             let members: BTreeMap<u64, Voter> = voters
                 .iter()
                 .map(|v| (raft_id(v), Voter { name: v.clone() }))
@@ -359,14 +359,18 @@ impl Leadership {
             if let Err(e) = raft.initialize(members).await {
                 info!(error = %e, "raft membership already set");
             }
+        } else if !initialized {
+            info!(
+                bootstrap = ?voters,
+                "not a bootstrap voter: waiting to be added (`vigil voters add {name}` on any agent)"
+            );
         }
-        info!(voters = ?voters, addr = %listener.addr, "raft running");
+        info!(addr = %listener.addr, "raft running");
 
         let leadership = Leadership {
             inner: Arc::new(Inner {
                 raft,
                 name,
-                names,
                 cluster,
                 published,
                 contact,
@@ -386,6 +390,8 @@ impl Leadership {
         let reconciler = tokio::spawn(leadership.clone().reconcile());
         let watchdog = tokio::spawn(leadership.clone().watchdog());
         let sessions = tokio::spawn(leadership.clone().keep_sessions());
+        let membership = tokio::spawn(leadership.clone().follow_membership());
+        leadership.track(membership.abort_handle());
         leadership.track(sessions.abort_handle());
         leadership.track(watchdog.abort_handle());
         leadership.track(watcher.abort_handle());
@@ -397,8 +403,15 @@ impl Leadership {
         lock(&self.inner.tasks).push(task);
     }
 
+    /// The node id of Raft id `id`, as the membership this node last saw records it.
     fn name_of(&self, id: u64) -> Option<String> {
-        self.inner.names.get(&id).cloned()
+        let metrics = self.inner.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|voter| voter.name.clone())
     }
 
     /// Who leads and how fresh this node's registry is.
@@ -436,9 +449,13 @@ impl Leadership {
         let metrics = self.inner.raft.metrics();
         let metrics = metrics.borrow();
         let is_leader = metrics.state == ServerState::Leader;
-        let has_leader = metrics
-            .current_leader
-            .is_some_and(|id| self.inner.names.contains_key(&id));
+        let has_leader = metrics.current_leader.is_some_and(|id| {
+            metrics
+                .membership_config
+                .membership()
+                .get_node(&id)
+                .is_some()
+        });
         let stale = self.stale(is_leader, has_leader, metrics.millis_since_quorum_ack);
         stale_ms(is_leader, self.has_quorum(stale), stale)
     }
@@ -788,17 +805,20 @@ impl Leadership {
         }
     }
 
-    /// Whether a majority of voters, this one included, would vote for it now.
+    /// Whether a majority of voters, this one included, would vote for it now; never for a
+    /// node that is not a voter (a learner catching up, a voter removed).
     async fn pre_vote(&self) -> bool {
         let me = raft_id(&self.inner.name);
-        let peers: Vec<String> = self
-            .inner
-            .names
+        let voters = self.voter_names();
+        if !voters.iter().any(|(id, _)| *id == me) {
+            return false;
+        }
+        let peers: Vec<String> = voters
             .iter()
-            .filter(|(id, _)| **id != me)
+            .filter(|(id, _)| *id != me)
             .map(|(_, name)| name.clone())
             .collect();
-        let majority = self.inner.names.len() / 2 + 1;
+        let majority = voters.len() / 2 + 1;
         let needed = majority.saturating_sub(1);
         if needed == 0 {
             return true;
