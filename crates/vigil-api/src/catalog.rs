@@ -157,7 +157,7 @@ async fn follow(
     send: watch::Sender<Arc<Published>>,
     last_answer: Arc<Mutex<Option<Instant>>>,
 ) {
-    let client = reqwest::Client::new();
+    let client = forward::peer_client();
     let mut retry = RETRY_MIN;
     let mut turn = 0usize;
     loop {
@@ -169,11 +169,11 @@ async fn follow(
         }
         let voter = voters[turn % voters.len()];
         let index = send.borrow().applied_index.unwrap_or(0);
-        let url = format!(
-            "http://{voter}/v1/registry?index={index}&wait={}s",
-            FOLLOW_WAIT.as_secs()
+        let url = forward::peer_url(
+            voter,
+            &format!("/v1/registry?index={index}&wait={}s", FOLLOW_WAIT.as_secs()),
         );
-        match fetch(&client, &url, &readers).await {
+        match fetch(client, &url, &readers).await {
             Ok(copy) => {
                 retry = RETRY_MIN;
                 *last_answer.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());

@@ -30,14 +30,56 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// Headers worth passing back from the node that answered.
 const PASSED_BACK: [&str; 3] = ["content-type", "x-vigil-stale-ms", "x-vigil-served-by"];
 
-fn client() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .build()
-            .unwrap_or_default()
+/// How this agent reaches the other agents' APIs.
+struct Peers {
+    scheme: &'static str,
+    client: reqwest::Client,
+}
+
+static PEERS: OnceLock<Peers> = OnceLock::new();
+
+/// Reaches the other agents' APIs over HTTPS from now on (agents of one cluster serve theirs
+/// alike): trusting the CA certificates of the PEM `ca` (the system's roots when none is given),
+/// and presenting `identity` (a PEM certificate chain and its key) to agents that ask for a
+/// client certificate. Called once, when the agent starts, before any request goes out; without
+/// it, other agents are reached over plain HTTP.
+pub fn reach_peers_over_tls(ca: Option<&[u8]>, identity: Option<&[u8]>) -> Result<(), String> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(ca) = ca {
+        let certificates = reqwest::Certificate::from_pem_bundle(ca).map_err(|e| e.to_string())?;
+        builder = builder.tls_built_in_root_certs(false);
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    if let Some(identity) = identity {
+        builder =
+            builder.identity(reqwest::Identity::from_pem(identity).map_err(|e| e.to_string())?);
+    }
+    let client = builder.build().map_err(|e| e.to_string())?;
+    PEERS
+        .set(Peers {
+            scheme: "https",
+            client,
+        })
+        .map_err(|_| "the other agents are already reached another way".to_owned())
+}
+
+fn peers() -> &'static Peers {
+    PEERS.get_or_init(|| Peers {
+        scheme: "http",
+        client: reqwest::Client::new(),
     })
+}
+
+/// The URL of `path` on the agent whose API is at `to`.
+pub fn peer_url(to: SocketAddr, path: &str) -> String {
+    format!("{}://{to}{path}", peers().scheme)
+}
+
+/// The client requests to other agents go out with (set each request's timeout).
+pub fn peer_client() -> &'static reqwest::Client {
+    &peers().client
 }
 
 /// Hops this request has made so far.
@@ -109,8 +151,8 @@ pub async fn forward_within(
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let mut outgoing = client()
-        .request(request.method.clone(), format!("http://{to}{path}"))
+    let mut outgoing = peer_client()
+        .request(request.method.clone(), peer_url(to, path))
         .header(FORWARDED, (hops + 1).to_string())
         .timeout(timeout)
         .body(request.body.clone());

@@ -89,6 +89,7 @@ use vigil_probe::neighbors::Neighbors;
 pub use auth::{Readers, Token};
 pub use discovery::dial_address;
 pub use error::ApiError;
+pub use forward::{peer_client, peer_url, reach_peers_over_tls};
 pub use services::{validate_registration, RegistrationError, RegistrationField};
 
 /// Everything the API serves from.
@@ -148,6 +149,34 @@ impl Api {
                 path => vigil_health::http::respond(&direct.engine, path, request.uri.query())
                     .map(serve::DirectAnswer::Now),
             }
+        }))
+    }
+
+    /// What a plain-HTTP listener for the probe endpoints alone serves (beside an API on TLS,
+    /// for kubelets and load balancers): `/livez`, `/readyz`, `/health/live` and
+    /// `/health/ready` answered as the API answers them, behind the same read guard, and 404
+    /// for every other path.
+    pub fn probe_app(&self) -> serve::App {
+        let readers = self.readers();
+        let engine = self.engine.clone();
+        let router = auth::PROBE_PATHS
+            .iter()
+            .fold(Router::new(), |router, path| {
+                router.route(path, axum::routing::any(method_not_allowed))
+            })
+            .fallback(not_found)
+            .layer(middleware::map_response(json_errors));
+        serve::App::from(router).direct(std::sync::Arc::new(move |request| {
+            let path = request.uri.path();
+            if (request.method != Method::GET && request.method != Method::HEAD)
+                || !auth::PROBE_PATHS.contains(&path)
+            {
+                return None;
+            }
+            let answer = readers
+                .refuse(&engine, request)
+                .or_else(|| vigil_health::http::respond(&engine, path, request.uri.query()))?;
+            Some(serve::DirectAnswer::Now(answer))
         }))
     }
 

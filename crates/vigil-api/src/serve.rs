@@ -54,8 +54,29 @@ use crate::wire::ErrorBody;
 
 mod lane;
 mod mirror;
+mod tls;
 
 pub(crate) use mirror::{Mirror, Mirrors};
+pub use tls::{Tls, TlsError, TlsFiles};
+
+/// A connection's byte stream: plain TCP, or TLS over it.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// The TCP socket itself, for writing a file with `sendfile`; none under TLS, whose records
+    /// the kernel does not make.
+    fn tcp(&self) -> Option<&TcpStream>;
+}
+
+impl Stream for TcpStream {
+    fn tcp(&self) -> Option<&TcpStream> {
+        Some(self)
+    }
+}
+
+impl Stream for tokio_rustls::server::TlsStream<TcpStream> {
+    fn tcp(&self) -> Option<&TcpStream> {
+        None
+    }
+}
 
 /// Limits of [`serve`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,6 +231,18 @@ pub async fn serve(
     limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
+    serve_with(listener, app, limits, None, shutdown).await
+}
+
+/// [`serve`], over TLS when `tls` is given: every connection's handshake must complete within
+/// [`ServeLimits::header_read_timeout`].
+pub async fn serve_with(
+    listener: TcpListener,
+    app: impl Into<App>,
+    limits: ServeLimits,
+    tls: Option<Tls>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> io::Result<()> {
     let app = app.into();
     let registry = Arc::new(Registry::default());
     let (stopping, stop_signal) = watch::channel(false);
@@ -229,7 +262,7 @@ pub async fn serve(
                         registry: registry.clone(),
                         stop: stop_signal.clone(),
                     };
-                    connections.spawn(connection.run(stream));
+                    connections.spawn(connection.open(stream, tls.clone()));
                 }
                 Err(error) if is_per_connection(&error) => {}
                 Err(error) => {
@@ -314,8 +347,22 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(mut self, mut stream: TcpStream) {
+    /// Serves `stream`, after a TLS handshake when `tls` is given.
+    async fn open(self, stream: TcpStream, tls: Option<Tls>) {
         let _ = stream.set_nodelay(true);
+        match tls {
+            None => self.run(stream).await,
+            Some(tls) => match tls.accept(stream, self.limits.header_read_timeout).await {
+                Ok(stream) => self.run(stream).await,
+                Err(error) => {
+                    tracing::debug!(%error, "TLS handshake failed");
+                    self.registry.leave(self.slot.id);
+                }
+            },
+        }
+    }
+
+    async fn run(mut self, mut stream: impl Stream) {
         // Made once, not per wake-up: a connection wakes for every request, and a waiter queued
         // on the shared stop signal each time costs more than answering a probe from memory.
         let evicted = self.slot.evict.notified();
@@ -551,8 +598,8 @@ impl Progress {
 
 /// The socket as hyper sees it: every byte moved counts as progress, and hyper's own empty-bodied
 /// error answers are rewritten into JSON errors.
-struct Guarded {
-    stream: TcpStream,
+struct Guarded<S> {
+    stream: S,
     /// Bytes the direct lane read before it handed the connection over, read first.
     read_ahead: BytesMut,
     progress: Arc<Progress>,
@@ -561,8 +608,8 @@ struct Guarded {
     rewrite: Option<(Vec<u8>, usize, usize)>,
 }
 
-impl Guarded {
-    fn new(stream: TcpStream, read_ahead: BytesMut, progress: Arc<Progress>) -> Self {
+impl<S: Stream> Guarded<S> {
+    fn new(stream: S, read_ahead: BytesMut, progress: Arc<Progress>) -> Self {
         Guarded {
             stream,
             read_ahead,
@@ -591,7 +638,7 @@ impl Guarded {
     }
 }
 
-impl AsyncRead for Guarded {
+impl<S: Stream> AsyncRead for Guarded<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -616,7 +663,7 @@ impl AsyncRead for Guarded {
     }
 }
 
-impl AsyncWrite for Guarded {
+impl<S: Stream> AsyncWrite for Guarded<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -49,6 +49,10 @@ pub struct HttpSpec {
     expect_status: Option<Vec<u16>>,
     expect_body: Option<String>,
     tls_skip_verify: bool,
+    /// CA certificates to trust instead of the built-in web roots (PEM).
+    tls_ca: Option<std::path::PathBuf>,
+    /// A client certificate chain and its key (PEM), for servers that ask for one.
+    tls_client: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 fn parse(target: &str, _rest: &str, options: &ProbeOptions) -> Result<Arc<dyn Target>, Invalid> {
@@ -100,16 +104,40 @@ fn parse(target: &str, _rest: &str, options: &ProbeOptions) -> Result<Arc<dyn Ta
         expect_status: options.expect_status.clone(),
         expect_body: options.expect_body.clone(),
         tls_skip_verify: options.tls_skip_verify,
+        tls_ca: options.tls_ca.clone(),
+        tls_client: options.tls_cert.clone().zip(options.tls_key.clone()),
     }))
 }
 
 impl HttpSpec {
     fn probe(&self) -> Result<HttpProbe, BuildError> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .no_proxy()
             .pool_max_idle_per_host(0)
             .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))
-            .danger_accept_invalid_certs(self.tls_skip_verify)
+            .danger_accept_invalid_certs(self.tls_skip_verify);
+        if let Some(ca) = &self.tls_ca {
+            let unusable = |reason: String| BuildError(format!("tls_ca {}: {reason}", ca.display()));
+            let pem = std::fs::read(ca).map_err(|error| unusable(error.to_string()))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|error| unusable(error_chain(&error)))?;
+            builder = builder.tls_built_in_root_certs(false);
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        if let Some((cert, key)) = &self.tls_client {
+            let mut pem = std::fs::read(cert)
+                .map_err(|error| BuildError(format!("tls_cert {}: {error}", cert.display())))?;
+            pem.extend(
+                std::fs::read(key)
+                    .map_err(|error| BuildError(format!("tls_key {}: {error}", key.display())))?,
+            );
+            let identity = reqwest::Identity::from_pem(&pem)
+                .map_err(|error| BuildError(format!("tls_cert and tls_key: {}", error_chain(&error))))?;
+            builder = builder.identity(identity);
+        }
+        let client = builder
             .build()
             .map_err(|error| BuildError(error_chain(&error)))?;
         Ok(HttpProbe {
@@ -165,6 +193,8 @@ impl fmt::Debug for HttpSpec {
             .field("expect_status", &self.expect_status)
             .field("expect_body", &self.expect_body)
             .field("tls_skip_verify", &self.tls_skip_verify)
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_client", &self.tls_client.as_ref().map(|(cert, _)| cert))
             .finish()
     }
 }

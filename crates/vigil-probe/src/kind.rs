@@ -96,33 +96,34 @@ pub struct ProbeOptions {
     #[serde(default)]
     #[cfg_attr(feature = "clap", arg(long, help = "gRPC: connect over TLS"))]
     pub tls: bool,
-    /// `grpc`: PEM file of the certificate authorities to trust instead of the built-in web roots.
+    /// `grpc` and `https`: PEM file of the certificate authorities to trust instead of the
+    /// built-in web roots.
     #[cfg_attr(
         feature = "clap",
         arg(
             long = "tls-ca-cert",
             value_name = "TLS_CA_CERT",
-            help = "gRPC: PEM file of the certificate authorities to trust"
+            help = "gRPC and HTTPS: PEM file of the certificate authorities to trust"
         )
     )]
     pub tls_ca: Option<PathBuf>,
-    /// `grpc`: PEM file of the client certificate chain (needs `tls_key`).
+    /// `grpc` and `https`: PEM file of the client certificate chain (needs `tls_key`).
     #[cfg_attr(
         feature = "clap",
         arg(
             long = "tls-client-cert",
             value_name = "TLS_CLIENT_CERT",
-            help = "gRPC: PEM file of the client certificate"
+            help = "gRPC and HTTPS: PEM file of the client certificate"
         )
     )]
     pub tls_cert: Option<PathBuf>,
-    /// `grpc`: PEM file of the client certificate's private key (needs `tls_cert`).
+    /// `grpc` and `https`: PEM file of the client certificate's private key (needs `tls_cert`).
     #[cfg_attr(
         feature = "clap",
         arg(
             long = "tls-client-key",
             value_name = "TLS_CLIENT_KEY",
-            help = "gRPC: PEM file of the client certificate's key"
+            help = "gRPC and HTTPS: PEM file of the client certificate's key"
         )
     )]
     pub tls_key: Option<PathBuf>,

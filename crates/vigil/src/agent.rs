@@ -15,7 +15,7 @@ use vigil_api::dns::Dns;
 use vigil_api::grpc::GrpcSurface;
 use vigil_api::instance_checks::InstanceChecks;
 use vigil_api::reload::ReloadHook;
-use vigil_api::serve::ServeLimits;
+use vigil_api::serve::{ServeLimits, Tls};
 use vigil_api::{Api, Readers, Token};
 use vigil_cluster::raft::{Leadership, RaftConfig, RaftListener, RAFT_TAG};
 use vigil_cluster::{Cluster, ClusterConfig};
@@ -73,6 +73,7 @@ async fn run_node(
         .await
         .with_context(|| format!("cannot listen on {} (api.bind)", config.api.bind))?;
     let addr = listener.local_addr().context("reading the bound address")?;
+    let tls = config.api.tls.as_ref().map(start_tls).transpose()?;
     // What this agent presents to its own API and to other agents: the API token, else the
     // read token.
     let own_token = config.api.token.clone().or(config.api.read_token.clone());
@@ -90,7 +91,7 @@ async fn run_node(
         .map_or("standalone", |c| c.role.as_str())
         .to_owned();
     let grpc = match config.grpc {
-        Some(settings) => Some(start_grpc(settings, &engine, role).await?),
+        Some(settings) => Some(start_grpc(settings, &engine, role, tls.clone()).await?),
         None => None,
     };
     let neighbors = if config.neighbors.is_empty() {
@@ -172,11 +173,13 @@ async fn run_node(
             engine: engine.clone(),
             readers: api.readers(),
             webhooks: api.webhooks.clone(),
+            tls: tls.clone(),
         };
         let reloader = Arc::new(Reloader::new(path, live, applied));
         reload_on_hangup(hangups, reloader.clone());
         api.reload = ReloadHook::new(move || reloader.reload());
     }
+    let api_probes = api.probe_app();
     let app = api.app();
 
     let (stop_server, server_stopped) = oneshot::channel::<()>();
@@ -187,9 +190,29 @@ async fn run_node(
             .unwrap_or_else(vigil_api::serve::default_max_connections),
         ..ServeLimits::default()
     };
-    let server = tokio::spawn(vigil_api::serve::serve(listener, app, limits, async move {
-        let _ = server_stopped.await;
-    }));
+    let server = tokio::spawn(vigil_api::serve::serve_with(
+        listener,
+        app,
+        limits,
+        tls,
+        async move {
+            let _ = server_stopped.await;
+        },
+    ));
+    let probe_server = match config.api.probe_bind {
+        Some(bind) => {
+            let listener = TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("cannot listen on {bind} (api.probe_bind)"))?;
+            let (stop, stopped) = oneshot::channel::<()>();
+            let served = vigil_api::serve::serve(listener, api_probes, limits, async move {
+                let _ = stopped.await;
+            });
+            tracing::info!(%bind, "probe endpoints on plain HTTP");
+            Some((stop, tokio::spawn(served)))
+        }
+        None => None,
+    };
 
     let shutdown = Coordinator::new().with_engine(engine.clone());
     let on_signal = shutdown.clone();
@@ -237,6 +260,20 @@ async fn run_node(
         shutdown.component("grpc-server", 10, config.shutdown.timeout, move || {
             stop_grpc.stop(grpc_server)
         });
+    }
+    if let Some((stop, server)) = probe_server {
+        shutdown.component(
+            "probe-server",
+            10,
+            config.shutdown.timeout,
+            move || async move {
+                let _ = stop.send(());
+                match server.await {
+                    Ok(result) => result.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
+            },
+        );
     }
     shutdown.component(
         "api-server",
@@ -327,10 +364,39 @@ impl GrpcStop {
 }
 
 /// Serves `grpc.health.v1.Health` and `vigil.v1.Node` on `[grpc] bind`.
+/// The API's TLS from `[api] tls_*`, and the other agents reached over HTTPS: trusting `tls_ca`
+/// (else `tls_client_ca`, else the system's roots), presenting this agent's certificate when
+/// the agents ask for client certificates.
+fn start_tls(settings: &crate::config::ApiTls) -> anyhow::Result<Tls> {
+    let tls = Tls::load(settings.files.clone()).context("[api] TLS")?;
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    };
+    let ca = settings
+        .peer_ca
+        .as_deref()
+        .or(settings.files.client_ca.as_deref())
+        .map(read)
+        .transpose()?;
+    let identity = match &settings.files.client_ca {
+        Some(_) => {
+            let mut pem = read(&settings.files.cert)?;
+            pem.push(b'\n');
+            pem.extend(read(&settings.files.key)?);
+            Some(pem)
+        }
+        None => None,
+    };
+    vigil_api::reach_peers_over_tls(ca.as_deref(), identity.as_deref())
+        .map_err(|e| anyhow::anyhow!("reaching the other agents over TLS: {e}"))?;
+    Ok(tls)
+}
+
 async fn start_grpc(
     settings: GrpcSettings,
     engine: &Engine,
     role: String,
+    tls: Option<Tls>,
 ) -> anyhow::Result<(
     GrpcStop,
     tokio::task::JoinHandle<Result<(), vigil_api::grpc::ServeError>>,
@@ -344,9 +410,13 @@ async fn start_grpc(
         surface = surface.service(name, checks);
     }
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(surface.serve(listener, async move {
+    let stopped = async move {
         let _ = stopped.await;
-    }));
+    };
+    let server = match tls {
+        Some(tls) => tokio::spawn(surface.serve_tls(listener, tls, stopped)),
+        None => tokio::spawn(surface.serve(listener, stopped)),
+    };
     tracing::info!(%addr, "gRPC health service listening");
     Ok((GrpcStop(stop), server))
 }

@@ -33,6 +33,35 @@ impl Authorized {
     }
 }
 
+/// CA certificates this process trusts for `https://` agents besides the system's roots
+/// (`--ca-cert`, `VIGIL_CACERT`).
+static TRUSTED: std::sync::OnceLock<Vec<reqwest::Certificate>> = std::sync::OnceLock::new();
+
+/// Trusts the CA certificates in the PEM file at `path` for every agent this process reaches.
+pub fn trust(path: &std::path::Path) -> anyhow::Result<()> {
+    let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .with_context(|| format!("{} holds no PEM certificate", path.display()))?;
+    anyhow::ensure!(
+        !certificates.is_empty(),
+        "{} holds no PEM certificate",
+        path.display()
+    );
+    let _ = TRUSTED.set(certificates);
+    Ok(())
+}
+
+/// A client builder for reaching agents: it trusts what [`trust`] was given.
+pub fn http_client() -> reqwest::ClientBuilder {
+    TRUSTED
+        .get()
+        .into_iter()
+        .flatten()
+        .fold(reqwest::Client::builder(), |builder, certificate| {
+            builder.add_root_certificate(certificate.clone())
+        })
+}
+
 /// What to suggest when the agent at `--addr` cannot be reached.
 pub const UNREACHABLE_HINT: &str = "is it running? set --addr or VIGIL_ADDR";
 
@@ -83,7 +112,8 @@ impl Agent {
             token,
             timeout,
             hint,
-            client: reqwest::Client::new(),
+            // Only a broken TLS backend fails to build; the requests then say so.
+            client: http_client().build().unwrap_or_default(),
         }
     }
 

@@ -114,6 +114,20 @@ pub struct ApiConfig {
     /// Most API connections open at once; `None` = a quarter of the file descriptor limit
     /// ([`vigil_api::serve::default_max_connections`]).
     pub max_connections: Option<usize>,
+    /// TLS on the API (and gRPC), from `tls_cert`, `tls_key`, `tls_client_ca` and `tls_ca`.
+    pub tls: Option<ApiTls>,
+    /// A plain-HTTP listener for the probe endpoints alone (`probe_bind`).
+    pub probe_bind: Option<SocketAddr>,
+}
+
+/// `[api] tls_*`: the files, read and checked when the config is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiTls {
+    /// The certificate, key and client CA the API serves.
+    pub files: vigil_api::serve::TlsFiles,
+    /// The CA other agents' API certificates chain to (`tls_ca`; default `tls_client_ca`, else
+    /// the system's roots).
+    pub peer_ca: Option<PathBuf>,
 }
 
 impl Default for ApiConfig {
@@ -123,6 +137,8 @@ impl Default for ApiConfig {
             token: None,
             read_token: None,
             max_connections: None,
+            tls: None,
+            probe_bind: None,
         }
     }
 }
@@ -137,6 +153,8 @@ impl fmt::Debug for ApiConfig {
                 &self.read_token.as_ref().map(|_| "<redacted>"),
             )
             .field("max_connections", &self.max_connections)
+            .field("tls", &self.tls)
+            .field("probe_bind", &self.probe_bind)
             .finish()
     }
 }
@@ -814,6 +832,11 @@ struct RawApi {
     read_token: Option<Spanned<String>>,
     read_token_file: Option<Spanned<String>>,
     max_connections: Option<Spanned<usize>>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
+    tls_client_ca: Option<Spanned<String>>,
+    tls_ca: Option<Spanned<String>>,
+    probe_bind: Option<Spanned<String>>,
 }
 
 impl RawApi {
@@ -838,6 +861,19 @@ impl RawApi {
         api.token = resolve_token(o, "token", self.token, self.token_file, base);
         api.read_token =
             resolve_token(o, "read_token", self.read_token, self.read_token_file, base);
+        if let Some(bind) = o.string(self.probe_bind, "api", "probe_bind") {
+            match parse_bind(&bind.value) {
+                Ok(addr) => api.probe_bind = Some(addr),
+                Err(message) => o.report.at(&bind.at, message),
+            }
+        }
+        let tls = RawTls {
+            cert: o.string(self.tls_cert, "api", "tls_cert"),
+            key: o.string(self.tls_key, "api", "tls_key"),
+            client_ca: o.string(self.tls_client_ca, "api", "tls_client_ca"),
+            peer_ca: o.string(self.tls_ca, "api", "tls_ca"),
+        };
+        api.tls = tls.build(o.report, base);
         api
     }
 }
@@ -893,6 +929,71 @@ fn resolve_token(
         },
         (None, Some(file)) => read_token(&file, key, relative_to, o.report),
         (None, None) => None,
+    }
+}
+
+/// `[api] tls_*` as written (or given by their variables).
+struct RawTls {
+    cert: Option<Setting<String>>,
+    key: Option<Setting<String>>,
+    client_ca: Option<Setting<String>>,
+    peer_ca: Option<Setting<String>>,
+}
+
+impl RawTls {
+    /// The TLS settings, with the certificate, key and CAs read and checked now, so that a file
+    /// that cannot be served is an error at its setting, at start and at reload alike.
+    fn build(self, report: &mut Report<'_>, base: &Path) -> Option<ApiTls> {
+        // A path from the file is relative to the file's directory; one from a variable, to the
+        // working directory.
+        let path = |setting: &Setting<String>| match setting.at {
+            At::Env(_) => PathBuf::from(&setting.value),
+            At::Span(_) => base.join(&setting.value),
+        };
+        let (cert, key) = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => (cert, key),
+            (Some(alone), None) => {
+                report.at(
+                    &alone.at,
+                    "tls_cert needs tls_key (the certificate's private key)",
+                );
+                return None;
+            }
+            (None, Some(alone)) => {
+                report.at(&alone.at, "tls_key needs tls_cert (the certificate chain)");
+                return None;
+            }
+            (None, None) => {
+                for alone in [&self.client_ca, &self.peer_ca].into_iter().flatten() {
+                    report.at(&alone.at, "TLS needs tls_cert and tls_key as well");
+                }
+                return None;
+            }
+        };
+        let files = vigil_api::serve::TlsFiles {
+            cert: path(cert),
+            key: path(key),
+            client_ca: self.client_ca.as_ref().map(path),
+        };
+        if let Err(error) = vigil_api::serve::Tls::load(files.clone()) {
+            report.at(&cert.at, format!("TLS cannot be served: {error}"));
+            return None;
+        }
+        if let Some(peer_ca) = &self.peer_ca {
+            let read = std::fs::read(path(peer_ca)).map_err(|e| e.to_string());
+            let certificates = read.and_then(|pem| {
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())
+            });
+            match certificates {
+                Ok(certificates) if !certificates.is_empty() => {}
+                Ok(_) => report.at(&peer_ca.at, "tls_ca holds no PEM certificate"),
+                Err(error) => report.at(&peer_ca.at, format!("tls_ca cannot be read: {error}")),
+            }
+        }
+        Some(ApiTls {
+            files,
+            peer_ca: self.peer_ca.as_ref().map(path),
+        })
     }
 }
 

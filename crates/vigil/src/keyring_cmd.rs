@@ -78,7 +78,7 @@ pub async fn run(command: KeyringCommand) -> anyhow::Result<ExitCode> {
         Key::parse(key).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let agents = if target.all {
-        member_apis(&target.authorized.agent.addr).await?
+        member_apis(&target.authorized).await?
     } else {
         vec![target
             .authorized
@@ -142,15 +142,23 @@ pub async fn run(command: KeyringCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// API addresses of every alive member, as the agent at `addr` knows them.
-async fn member_apis(addr: &str) -> anyhow::Result<Vec<String>> {
-    let agent = Agent::new(addr.to_owned(), None, TIMEOUT, UNREACHABLE_HINT);
+/// The API of every alive member the agent at `target` knows, on the scheme of `target`'s
+/// (the members of one cluster serve theirs alike).
+async fn member_apis(target: &Authorized) -> anyhow::Result<Vec<String>> {
+    let addr = &target.agent.addr;
+    let agent = Agent::new(addr.clone(), target.token(), TIMEOUT, UNREACHABLE_HINT);
     let members: wire::Members =
         agent.decode("/v1/members", agent.get_cluster("/v1/members").await?)?;
+    let scheme = if addr.starts_with("https://") {
+        "https"
+    } else {
+        "http"
+    };
     let apis: Vec<String> = members
         .members
         .into_iter()
         .filter(|m| m.state == "alive")
-        .filter_map(|m| m.api_address.map(|a| format!("http://{a}")))
+        .filter_map(|m| m.api_address.map(|a| format!("{scheme}://{a}")))
         .collect();
     if apis.is_empty() {
         bail!("{addr} knows no alive member with an API address");

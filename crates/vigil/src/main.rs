@@ -40,6 +40,10 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "vigil", version, about, propagate_version = true)]
 struct Cli {
+    /// PEM file of the CA that signed the agent's certificate, for an agent whose API is on
+    /// https:// (trusted besides the system's roots; for `vigil probe https://…` too).
+    #[arg(long, global = true, env = "VIGIL_CACERT", value_name = "PEM")]
+    ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -158,6 +162,12 @@ fn main() -> ExitCode {
         Command::Demo(_) => "warn,openraft=off",
         _ => DEFAULT_LOG,
     });
+    if let Some(ca) = &cli.ca_cert {
+        if let Err(e) = client::trust(ca) {
+            eprintln!("vigil: --ca-cert: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
     allocator::tune();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -192,7 +202,7 @@ fn main() -> ExitCode {
                     .context("cannot install the SIGTERM and SIGINT handlers")?;
                 demo::run(args, stop).await
             }
-            Command::Probe(args) => Ok(probe_cmd::run(args).await),
+            Command::Probe(args) => Ok(probe_cmd::run(args.trusting(cli.ca_cert)).await),
             Command::Status(addr) => client::status(&addr).await,
             Command::Checks(addr) => client::checks(&addr).await,
             Command::Members(addr) => client::members(&addr).await,

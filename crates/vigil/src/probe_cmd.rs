@@ -39,6 +39,16 @@ pub struct ProbeArgs {
     quiet: bool,
 }
 
+impl ProbeArgs {
+    /// These arguments, trusting `ca` (`--ca-cert`) when `--tls-ca-cert` is not given.
+    pub fn trusting(mut self, ca: Option<std::path::PathBuf>) -> Self {
+        if self.options.tls_ca.is_none() {
+            self.options.tls_ca = ca;
+        }
+        self
+    }
+}
+
 /// `--timeout` when clap gives none (its default is the same).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 

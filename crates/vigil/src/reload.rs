@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
 use vigil_api::reload::ReloadRefused;
+use vigil_api::serve::Tls;
 use vigil_api::webhooks::{WebhookSpec, Webhooks};
 use vigil_api::wire::Reloaded;
 use vigil_api::Readers;
@@ -33,6 +34,8 @@ pub struct Applied {
     token: Option<String>,
     /// `[api] read_token`.
     read_token: Option<String>,
+    /// `[api] tls_cert`, `tls_key`, `tls_client_ca`.
+    tls: Option<vigil_api::serve::TlsFiles>,
     /// `[[webhooks]]`.
     webhooks: Vec<WebhookSpec>,
 }
@@ -44,6 +47,8 @@ impl Applied {
         let fixed = [
             ("node.id", config.node.id.clone()),
             ("api.bind", config.api.bind.to_string()),
+            ("api.tls", format!("{}", config.api.tls.is_some())),
+            ("api.probe_bind", format!("{:?}", config.api.probe_bind)),
             ("cluster.bind", format!("{:?}", cluster.map(|c| c.bind))),
             (
                 "cluster.advertise",
@@ -78,6 +83,10 @@ impl Applied {
                 "api.max_connections",
                 format!("{:?}", config.api.max_connections),
             ),
+            (
+                "api.tls_ca",
+                format!("{:?}", config.api.tls.as_ref().map(|t| &t.peer_ca)),
+            ),
             ("[health]", format!("{:?}", config.health)),
             ("[shutdown]", format!("{:?}", config.shutdown)),
             ("[cluster]", format!("{:?}", config.cluster)),
@@ -94,6 +103,7 @@ impl Applied {
             checks: config.check_definitions.clone(),
             token: config.api.token.clone(),
             read_token: config.api.read_token.clone(),
+            tls: config.api.tls.as_ref().map(|t| t.files.clone()),
             webhooks: config.webhooks.clone(),
         }
     }
@@ -114,6 +124,8 @@ pub struct Live {
     pub readers: Readers,
     /// Delivers events.
     pub webhooks: Webhooks,
+    /// The API's (and gRPC's) TLS, when it has it.
+    pub tls: Option<Tls>,
 }
 
 impl Reloader {
@@ -144,6 +156,13 @@ impl Reloader {
         if !fixed.is_empty() {
             return Err(ReloadRefused::Fixed(fixed));
         }
+        // The certificate files are read again whether or not their paths changed: renewing a
+        // certificate in place is what a reload is for. They were checked when the config was.
+        if let (Some(tls), Some(files)) = (&self.live.tls, &new.tls) {
+            if let Err(error) = tls.reload(files.clone()) {
+                return Err(ReloadRefused::Invalid(format!("[api] TLS: {error}")));
+            }
+        }
         let mut reloaded = Reloaded::default();
         for plan in config.checks {
             let name = plan.spec.name.clone();
@@ -172,6 +191,9 @@ impl Reloader {
         if new.read_token != applied.read_token {
             self.live.readers.read_token.replace(new.read_token.clone());
             reloaded.applied.push("api.read_token".to_owned());
+        }
+        if self.live.tls.is_some() {
+            reloaded.applied.push("api.tls".to_owned());
         }
         if new.webhooks != applied.webhooks {
             self.live.webhooks.replace(new.webhooks.clone());

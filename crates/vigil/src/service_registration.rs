@@ -43,7 +43,7 @@ pub fn start(
         api
     };
     let task = Registrar {
-        url: format!("http://{api}/v1/services"),
+        url: vigil_api::peer_url(api, "/v1/services"),
         token,
         node,
         services,
@@ -61,13 +61,8 @@ struct Registrar {
 
 impl Registrar {
     async fn run(self, catalog: Catalog) {
-        let client = match reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build() {
-            Ok(client) => client,
-            Err(e) => {
-                tracing::error!("cannot register [[services]]: no HTTP client: {e}");
-                return;
-            }
-        };
+        // The client agents reach each other with: over TLS when the API is.
+        let client = vigil_api::peer_client();
         let mut registry = catalog.watch();
         let mut backoff = RETRY_MIN;
         // The last failure of each service, logged once until it changes.
@@ -79,7 +74,7 @@ impl Registrar {
                 if self.held(&current.registry, service) {
                     continue;
                 }
-                match self.register(&client, service).await {
+                match self.register(client, service).await {
                     Ok(()) => {
                         tracing::info!(
                             "service {} instance {} registered ([[services]])",
@@ -133,7 +128,10 @@ impl Registrar {
         client: &reqwest::Client,
         service: &Registration,
     ) -> Result<(), String> {
-        let mut request = client.post(&self.url).json(service);
+        let mut request = client
+            .post(&self.url)
+            .timeout(REQUEST_TIMEOUT)
+            .json(service);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }

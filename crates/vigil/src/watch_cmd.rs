@@ -41,7 +41,7 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         bearer.set_sensitive(true);
         headers.insert(reqwest::header::AUTHORIZATION, bearer);
     }
-    let client = reqwest::Client::builder()
+    let client = client::http_client()
         .timeout(args.interval.max(Duration::from_secs(2)))
         .default_headers(headers)
         .build()?;

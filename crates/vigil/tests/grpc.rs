@@ -13,8 +13,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use common::certs::certificates;
 use common::skip::skip;
-use common::{free_port, http, lines_of, node_config, temp_file, vigil, Agent, TOKEN};
+use common::{free_port, http, lines_of, node_config, vigil, Agent, TOKEN};
 
 const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python");
 
@@ -192,123 +193,12 @@ fn vigil_probe_exits_like_grpc_health_probe_against_python() {
     assert_eq!(code, 2, "connection failure: {out}");
 }
 
-/// Runs openssl with `args`; false when it is missing or fails.
-fn openssl(args: &[&str]) -> bool {
-    Command::new("openssl")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Certificates made with the openssl command, all signed by one test CA.
-struct Certificates {
-    ca: String,
-    /// For `localhost`.
-    server: String,
-    server_key: String,
-    /// For client authentication.
-    client: String,
-    client_key: String,
-}
-
-/// A certificate authority, a server certificate for `localhost` and a client certificate.
-fn certificates() -> Option<Certificates> {
-    let dir = temp_file("grpc-tls-marker", "");
-    let dir = dir.parent().unwrap();
-    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
-    let (ca_key, ca, key, csr, cert, ext) = (
-        path("ca.key"),
-        path("ca.crt"),
-        path("server.key"),
-        path("server.csr"),
-        path("server.crt"),
-        path("server.ext"),
-    );
-    std::fs::write(
-        &ext,
-        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    let (client_key, client_csr, client, client_ext) = (
-        path("client.key"),
-        path("client.csr"),
-        path("client.crt"),
-        path("client.ext"),
-    );
-    std::fs::write(
-        &client_ext,
-        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-    )
-    .unwrap();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    // A key and a signing request for `subject`; then the request signed by the CA.
-    let request = |subject: &str, key: &str, csr: &str| {
-        openssl(
-            &[
-                &["req", "-subj", subject],
-                &ec[..],
-                &["-keyout", key, "-out", csr],
-            ]
-            .concat(),
-        )
-    };
-    let sign = |csr: &str, ext: &str, cert: &str| {
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            csr,
-            "-CA",
-            &ca,
-            "-CAkey",
-            &ca_key,
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            ext,
-            "-out",
-            cert,
-        ])
-    };
-    let made = openssl(
-        &[
-            &["req", "-x509", "-days", "1", "-subj", "/CN=vigil test CA"],
-            &ec[..],
-            &["-keyout", &ca_key, "-out", &ca],
-        ]
-        .concat(),
-    ) && request("/CN=localhost", &key, &csr)
-        && sign(&csr, &ext, &cert)
-        && request("/CN=vigil probe", &client_key, &client_csr)
-        && sign(&client_csr, &client_ext, &client);
-    if !made {
-        skip("openssl (it is missing or could not make the test certificates)");
-        return None;
-    }
-    Some(Certificates {
-        ca,
-        server: cert,
-        server_key: key,
-        client,
-        client_key,
-    })
-}
-
 #[test]
 fn vigil_probe_speaks_tls_to_python() {
     if !python_grpc() {
         return;
     }
-    let Some(certs) = certificates() else {
+    let Some(certs) = certificates("grpc", "DNS:localhost") else {
         return;
     };
     let ca = certs.ca.as_str();
@@ -376,4 +266,44 @@ fn vigil_probe_speaks_tls_to_python() {
         code, 1,
         "a certificate without its key is a bad argument: {out}"
     );
+}
+
+/// The names of a server certificate for an agent on 127.0.0.1.
+const BOTH: &str = "DNS:localhost,IP:127.0.0.1";
+
+#[test]
+fn python_client_checks_vigil_over_tls() {
+    if !python_grpc() {
+        return;
+    }
+    let Some(certs) = certificates("grpc-server", BOTH) else {
+        return;
+    };
+    let grpc = format!("127.0.0.1:{}", free_port());
+    let probes = format!("127.0.0.1:{}", free_port());
+    let agent = Agent::start_waiting_on(
+        &node_config(
+            "grpc-tls",
+            &format!(
+                "tls_cert = \"{}\"\ntls_key = \"{}\"\nprobe_bind = \"{probes}\"\n\
+                 [grpc]\nbind = \"{grpc}\"\n\
+                 [[checks]]\nname = \"job\"\nprobe = \"ttl\"\nttl = \"1h\"\n",
+                certs.server, certs.server_key
+            ),
+        ),
+        probes.parse().unwrap(),
+    );
+    let status = |ca: &str| Script::start("health_client.py", &["check", &grpc, "", ca]).line();
+    assert_eq!(
+        status(&certs.ca),
+        "NOT_SERVING",
+        "the TTL check has not passed yet"
+    );
+    let other = certificates("grpc-other", BOTH).unwrap();
+    assert_eq!(
+        status(&other.ca),
+        "UNAVAILABLE",
+        "a server of another CA is refused"
+    );
+    drop(agent);
 }

@@ -24,11 +24,10 @@ use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use super::mirror::{self, Mirror};
-use super::{Busy, Direct, DirectAnswer, ServeLimits};
+use super::{Busy, Direct, DirectAnswer, ServeLimits, Stream};
 
 /// Most bytes of a request head the lane reads before it leaves the request to hyper (whose own
 /// limit is far larger, and which answers `431` past it).
@@ -72,7 +71,7 @@ struct Head {
 
 /// Serves `stream` in the lane until it closes or hands off.
 pub(super) async fn serve<E, S, T>(
-    stream: &mut TcpStream,
+    stream: &mut impl Stream,
     direct: &Direct,
     limits: ServeLimits,
     busy: &Arc<AtomicUsize>,
@@ -376,19 +375,19 @@ fn field(head: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 /// Sends `head` and then `chunks`: the chunk `mirror` holds with `sendfile` and what comes before
 /// it held back to go with it, or all of them with as few vectored writes as the socket takes.
 async fn send(
-    stream: &mut TcpStream,
+    stream: &mut impl Stream,
     head: &[u8],
     chunks: &[Bytes],
     mirror: Option<&Mirror>,
 ) -> io::Result<()> {
     let mirrored = mirror.filter(|m| chunks.get(m.chunk).is_some_and(|c| m.holds(c)));
-    let Some(mirror) = mirrored else {
+    let (Some(mirror), Some(tcp)) = (mirrored, stream.tcp()) else {
         return write_all(stream, head, chunks).await;
     };
     let (before, after) = chunks.split_at(mirror.chunk);
     let mut slices = slices_of(head, before);
-    mirror::send_more(stream, &mut slices).await?;
-    mirror::send_file(stream, &mirror.file).await?;
+    mirror::send_more(tcp, &mut slices).await?;
+    mirror::send_file(tcp, &mirror.file).await?;
     write_all(stream, &[], after.get(1..).unwrap_or_default()).await
 }
 
@@ -402,7 +401,7 @@ fn slices_of<'a>(head: &'a [u8], chunks: &'a [Bytes]) -> Vec<IoSlice<'a>> {
 }
 
 /// Writes `head` and then `chunks` with as few vectored writes as the socket takes.
-async fn write_all(stream: &mut TcpStream, head: &[u8], chunks: &[Bytes]) -> io::Result<()> {
+async fn write_all(stream: &mut impl Stream, head: &[u8], chunks: &[Bytes]) -> io::Result<()> {
     let mut slices = slices_of(head, chunks);
     let mut remaining = &mut slices[..];
     while !remaining.is_empty() {
@@ -412,7 +411,8 @@ async fn write_all(stream: &mut TcpStream, head: &[u8], chunks: &[Bytes]) -> io:
         }
         IoSlice::advance_slices(&mut remaining, written);
     }
-    Ok(())
+    // TLS keeps records it could not send yet; on TCP this does nothing.
+    stream.flush().await
 }
 
 /// The `Date` header's value for now, formatted once per second per thread.

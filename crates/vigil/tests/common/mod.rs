@@ -5,6 +5,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)] // each test file uses its own subset
 
+pub mod certs;
 pub mod cluster;
 pub mod raft;
 pub mod skip;
@@ -199,13 +200,23 @@ impl Agent {
     /// Starts an agent on `config`, where `{port}` stands for a fresh port for its API, and
     /// waits until that API answers.
     pub fn start(config: &str) -> Agent {
+        Agent::launch(config, None)
+    }
+
+    /// [`Agent::start`] for an agent whose API is not on plain HTTP: it is started once the
+    /// plain listener at `plain` (its `probe_bind`) answers.
+    pub fn start_waiting_on(config: &str, plain: SocketAddr) -> Agent {
+        Agent::launch(config, Some(plain))
+    }
+
+    fn launch(config: &str, plain: Option<SocketAddr>) -> Agent {
         let port = free_port();
         let config = config.replace("{port}", &port.to_string());
         let path = temp_file(&format!("agent-{port}.toml"), &config);
         let workdir = path.with_extension("d");
         std::fs::create_dir_all(&workdir).unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = spawn_agent(&path, &workdir, Stdio::piped(), addr);
+        let child = spawn_agent(&path, &workdir, Stdio::piped(), plain.unwrap_or(addr));
         Agent { child, addr }
     }
 

@@ -1,7 +1,9 @@
 """grpc.health.v1 client for vigil's interoperability tests, built on grpcio-health-checking.
 
-    health_client.py check ADDRESS NAME   prints the status, or the error code of a failed call
-    health_client.py watch ADDRESS NAME   prints each status the stream sends, one per line
+    health_client.py check ADDRESS NAME [CA]   prints the status, or the error code of a failed call
+    health_client.py watch ADDRESS NAME [CA]   prints each status the stream sends, one per line
+
+With CA (a PEM file), the channel is TLS, trusting that CA, the server named `localhost`.
 """
 
 import sys
@@ -16,7 +18,14 @@ def status_name(response):
 
 def main():
     command, address, name = sys.argv[1:4]
-    with grpc.insecure_channel(address) as channel:
+    if len(sys.argv) > 4:
+        with open(sys.argv[4], "rb") as ca:
+            credentials = grpc.ssl_channel_credentials(root_certificates=ca.read())
+        channel = grpc.secure_channel(
+            address, credentials, options=[("grpc.ssl_target_name_override", "localhost")])
+    else:
+        channel = grpc.insecure_channel(address)
+    with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         request = health_pb2.HealthCheckRequest(service=name)
         if command == "check":
