@@ -262,31 +262,13 @@ async fn run_node(
         });
     }
     if let Some((stop, server)) = probe_server {
-        shutdown.component(
-            "probe-server",
-            10,
-            config.shutdown.timeout,
-            move || async move {
-                let _ = stop.send(());
-                match server.await {
-                    Ok(result) => result.map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                }
-            },
-        );
+        shutdown.component("probe-server", 10, config.shutdown.timeout, move || {
+            stop_serving(stop, server)
+        });
     }
-    shutdown.component(
-        "api-server",
-        10,
-        config.shutdown.timeout,
-        move || async move {
-            let _ = stop_server.send(());
-            match server.await {
-                Ok(result) => result.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            }
-        },
-    );
+    shutdown.component("api-server", 10, config.shutdown.timeout, move || {
+        stop_serving(stop_server, server)
+    });
 
     tracing::info!(node = %config.node.id, %addr, "vigil agent running");
     if let Some(on_ready) = extras.on_ready {
@@ -364,6 +346,18 @@ impl GrpcStop {
 }
 
 /// Serves `grpc.health.v1.Health` and `vigil.v1.Node` on `[grpc] bind`.
+/// Tells a server started with `serve` to stop, and waits until its connections are closed.
+async fn stop_serving(
+    stop: oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+) -> Result<(), String> {
+    let _ = stop.send(());
+    match server.await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// The API's TLS from `[api] tls_*`, and the other agents reached over HTTPS: trusting `tls_ca`
 /// (else `tls_client_ca`, else the system's roots), presenting this agent's certificate when
 /// the agents ask for client certificates.
