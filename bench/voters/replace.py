@@ -35,7 +35,8 @@ percentile = leadership.percentile
 
 
 class Writer:
-    """Writes through `write()` every `every` seconds on a thread, recording (start, latency, ok)."""
+    """Writes through `write()` (which answers (ok, what came back)) every `every` seconds on a
+    thread, recording (start, latency, ok, what came back)."""
 
     def __init__(self, write, every):
         self.write, self.every = write, every
@@ -46,8 +47,8 @@ class Writer:
     def run(self):
         while not self.stopping.is_set():
             start = time.monotonic()
-            ok = self.write()
-            self.samples.append((start, time.monotonic() - start, ok))
+            ok, answer = self.write()
+            self.samples.append((start, time.monotonic() - start, ok, answer))
             time.sleep(max(0.0, self.every - (time.monotonic() - start)))
 
     def stop(self):
@@ -55,11 +56,12 @@ class Writer:
         self.thread.join()
 
     def figures(self, since, until):
-        window = [(lat, ok) for start, lat, ok in self.samples if since <= start < until]
-        latencies = [lat * 1000 for lat, ok in window if ok]
+        window = [(lat, ok, answer) for start, lat, ok, answer in self.samples if since <= start < until]
+        latencies = [lat * 1000 for lat, ok, _ in window if ok]
         return {
             "writes": len(window),
-            "failed": sum(1 for _, ok in window if not ok),
+            "failed": sum(1 for _, ok, _ in window if not ok),
+            "failures": sorted({str(answer) for _, ok, answer in window if not ok}),
             "p50_ms": round(percentile(latencies, 50), 1),
             "p99_ms": round(percentile(latencies, 99), 1),
         }
@@ -94,6 +96,7 @@ def measure(name, writer, baseline_s, add):
         "add_to_voter_s": round(t1 - t0, 3),
         "baseline": writer.figures(t0 - baseline_s, t0),
         "during": writer.figures(t0, t1),
+        "second_after": writer.figures(t1, t1 + 1.0),
     }
     log(f"{name}: promoted {figures['add_to_voter_s']} s after asking; writes during: {figures['during']}")
     return figures
@@ -104,8 +107,9 @@ def vigil_run(args):
     port = leader_port(system)
 
     def put(i):
+        # Spread over the three nodes: one node holds at most 10,000 instances.
         body = {"name": f"svc-{i % 100}", "id": f"r{i}", "address": "10.0.0.1", "port": 1000 + i % 50000,
-                "tags": ["bench"], "checks": []}
+                "tags": ["bench"], "checks": [], "node": f"v{1 + i % 3}"}
         return request(port, "POST", "/v1/services", body, AUTH, timeout=10)[0] in (200, 201)
 
     started = time.monotonic()
@@ -147,7 +151,8 @@ def vigil_run(args):
     def write():
         n[0] += 1
         body = {"name": "writes", "id": f"w{n[0]}", "address": "10.0.0.2", "port": 80, "checks": []}
-        return request(port, "POST", "/v1/services", body, AUTH, timeout=5)[0] in (200, 201)
+        status, answer = request(port, "POST", "/v1/services", body, AUTH, timeout=5)
+        return status in (200, 201), (status, (answer or {}).get("error"))
 
     def add():
         status, body = request(port, "POST", "/v1/voters/v4", None, AUTH, timeout=60)
@@ -189,7 +194,8 @@ def etcd_run(args):
         n[0] += 1
         key = base64.b64encode(f"writes/w{n[0]}".encode()).decode()
         status, body = request(port, "POST", "/v3/kv/put", {"key": key, "value": value}, timeout=5)
-        return status == 200 and body is not None and "error" not in body
+        ok = status == 200 and body is not None and "error" not in body
+        return ok, (status, (body or {}).get("error"))
 
     peer = leadership.free_port()
     client = leadership.free_port()
@@ -203,7 +209,7 @@ def etcd_run(args):
             raise SystemExit(f"etcd: member add answered {status}: {body}")
         member_id = body["member"]["ID"]
         cluster = ",".join(
-            f"{m['name'] or 'e4'}={m['peerURLs'][0]}" for m in body["members"])
+            f"{m.get('name') or 'e4'}={m['peerURLs'][0]}" for m in body["members"])
         argv = [args.etcd, "--name", "e4", "--data-dir", os.path.join(home, "data"),
                 "--listen-client-urls", f"http://127.0.0.1:{client}",
                 "--advertise-client-urls", f"http://127.0.0.1:{client}",
