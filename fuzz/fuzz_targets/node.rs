@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let mut node = Node::new(identity, Metadata::default(), Config::default(), None, [1; 32], now);
     let from: SocketAddr = ([127, 0, 0, 2], 7946).into();
     for (i, chunk) in data.split(|b| *b == 0xff).enumerate() {
-        let mut frame = vec![0x00, vigil_gossip::WIRE_VERSION];
+        let mut frame = vec![0x00, vigil_gossip::version::PROTOCOL_MAX];
         frame.extend_from_slice(chunk);
         let at = now + Duration::from_millis(100 * i as u64);
         let _ = node.handle_packet(at, from, &frame);

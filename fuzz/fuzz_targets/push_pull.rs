@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
     // decoding of states at once.
     let peer = Identity { id: NodeId::new("peer"), addr: from, incarnation: 1 };
     let mut peer = Node::new(peer, Metadata::default(), Config::default(), None, [2; 32], now);
-    let mut state = vec![0x00, vigil_gossip::WIRE_VERSION];
+    let mut state = vec![0x00, vigil_gossip::version::PROTOCOL_MAX];
     state.extend_from_slice(data);
     let hello = peer.sync_hello(state.len());
     let Ok(mut bytes) = frame::encode(&hello, MAX_HELLO) else {

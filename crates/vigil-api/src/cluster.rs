@@ -251,7 +251,7 @@ pub fn render_metrics(view: &ClusterView, out: &mut String) {
         ),
         (
             "vigil_cluster_packets_rejected_total",
-            "Datagrams refused: wrong key, unencrypted or malformed.",
+            "Datagrams refused: wrong key, unencrypted, malformed or of a protocol version this node does not speak.",
             s.rejected,
         ),
     ];
@@ -290,6 +290,12 @@ pub fn render_metrics(view: &ClusterView, out: &mut String) {
         Kind::Gauge,
         "Lifeguard local health multiplier of this node (0 = keeping up).",
         view.local_health,
+    );
+    w.single(
+        "vigil_cluster_protocol_version",
+        Kind::Gauge,
+        "Protocol version this node writes: the newest every active member speaks.",
+        u32::from(view.protocol_version),
     );
     let name = "vigil_cluster_phi";
     w.family(

@@ -698,6 +698,7 @@ mod tests {
             voters_reachable: 0,
             stats: Default::default(),
             local_health: 0,
+            protocol_version: vigil_gossip::version::PROTOCOL_MAX,
         }
     }
 

@@ -1322,6 +1322,7 @@ mod tests {
             voters_reachable: 1,
             stats: Default::default(),
             local_health: 0,
+            protocol_version: vigil_gossip::version::PROTOCOL_MAX,
         }
     }
 

@@ -106,7 +106,7 @@ pub struct Api {
     /// The Raft group, when the node is a voter. Without it, leader and registry requests are
     /// passed on to a voter.
     pub leadership: Option<Leadership>,
-    /// The neighbour monitor, when neighbours are configured.
+    /// The neighbour monitor (none configured: `/v1/neighbors` answers 404).
     pub neighbors: Option<Neighbors>,
     /// The registry this node answers discovery from, when it is part of a cluster.
     pub catalog: Option<catalog::Catalog>,

@@ -64,7 +64,7 @@ fn with_mirror(
 fn respond(api: &Api, snapshot: &vigil_health::Snapshot, shared: bytes::Bytes) -> Response {
     let mut out = String::with_capacity(8192);
     metrics::uptime(snapshot, &mut out);
-    if let Some(neighbors) = &api.neighbors {
+    if let Some(neighbors) = api.neighbors.as_ref().filter(|n| !n.is_empty()) {
         neighbors::render_metrics(neighbors, &mut out);
     }
     if let Some(cluster) = &api.cluster {

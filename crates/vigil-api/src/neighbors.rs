@@ -25,7 +25,7 @@ pub(crate) fn routes(api: &Api) -> Router {
         (status = 404, description = "No neighbours are configured", body = wire::ErrorBody),
     ))]
 async fn list(State(api): State<Api>) -> Response {
-    let Some(neighbors) = &api.neighbors else {
+    let Some(neighbors) = api.neighbors.as_ref().filter(|n| !n.is_empty()) else {
         return not_found(axum::http::Uri::from_static("/v1/neighbors"))
             .await
             .into_response();

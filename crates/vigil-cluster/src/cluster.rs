@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use vigil_gossip::version::Versions;
 
 use arc_swap::ArcSwap;
 use rand::Rng;
@@ -51,6 +52,8 @@ struct Inner {
     keyring_lock: tokio::sync::Mutex<()>,
     /// The keyring as last changed, for other traffic sealed with the cluster key (Raft).
     current_keys: ArcSwap<Option<Keyring>>,
+    /// The protocol versions this node speaks, for other traffic that names one (Raft).
+    versions: Versions,
 }
 
 impl Cluster {
@@ -86,6 +89,7 @@ impl Cluster {
         };
         let encrypted = config.keyring.is_some();
         let current_keys = ArcSwap::from_pointee(config.keyring.clone());
+        let versions = config.protocol.versions;
         let seed: [u8; 32] = rand::rng().random();
         let now = Instant::now();
         let mut node = Node::new(
@@ -102,7 +106,12 @@ impl Cluster {
         voters.sort();
         voters.dedup();
         let shared = Arc::new(Shared {
-            view: ArcSwap::from_pointee(ClusterView::of(&node, &voters, now, SystemTime::now())),
+            view: ArcSwap::from_pointee(ClusterView::of(
+                &mut node,
+                &voters,
+                now,
+                SystemTime::now(),
+            )),
             events: broadcast::channel(EVENT_BUFFER).0,
         });
         let (commands, commands_rx) = mpsc::channel(COMMAND_BUFFER);
@@ -136,6 +145,7 @@ impl Cluster {
                 key_file: config.key_file,
                 keyring_lock: tokio::sync::Mutex::new(()),
                 current_keys,
+                versions,
             }),
         })
     }
@@ -180,6 +190,12 @@ impl Cluster {
             let _ = stopped.await;
         }
         self.join_driver().await;
+    }
+
+    /// The protocol versions this node reads and writes (its own and the previous one, or a
+    /// pin); the one it writes now is [`ClusterView::protocol_version`].
+    pub fn protocol_versions(&self) -> Versions {
+        self.inner.versions
     }
 
     /// Counts quorum over `voters` from now on (the Raft group's voters, as they change at run

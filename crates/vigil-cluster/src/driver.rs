@@ -499,7 +499,7 @@ impl Driver {
             .filter(|m| m.state.is_active())
             .map(|m| m.addr.ip().to_canonical())
             .collect();
-        let view = ClusterView::of(&self.node, &self.voters, now, SystemTime::now());
+        let view = ClusterView::of(&mut self.node, &self.voters, now, SystemTime::now());
         self.shared.view.store(Arc::new(view));
         self.dirty = false;
     }

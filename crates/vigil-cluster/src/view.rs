@@ -91,16 +91,21 @@ pub struct ClusterView {
     /// Lifeguard local health multiplier: 0 when this node keeps up; its timeouts are
     /// stretched by `1 + local_health`.
     pub local_health: u32,
+    /// The protocol version this node speaks to the cluster now: the lowest of every active
+    /// member's newest (see [`vigil_gossip::version`]).
+    pub protocol_version: u8,
 }
 
 impl ClusterView {
     /// The snapshot of `node` at `now` / `wall`, with quorum over `voters`.
     pub(crate) fn of(
-        node: &Node,
+        node: &mut Node,
         voters: &[String],
         now: Instant,
         wall: SystemTime,
     ) -> ClusterView {
+        let protocol_version = node.protocol_version();
+        let node = &*node;
         let mut me = MemberView::of(node, &node.local_member(now), now, wall);
         me.phi = None;
         me.last_heard = Some(wall);
@@ -119,6 +124,7 @@ impl ClusterView {
             voters_reachable,
             stats: node.stats().clone(),
             local_health: node.local_health(),
+            protocol_version,
         }
     }
 

@@ -1,5 +1,6 @@
 //! Protocol tunables, with defaults chosen for LAN clusters.
 
+use crate::version::Versions;
 use std::time::Duration;
 
 /// Every tunable of the protocol. `Config::default()` suits a LAN.
@@ -61,6 +62,9 @@ pub struct Config {
     /// long frames recorded by an attacker can stand in for a member that has died, and must
     /// exceed the transit time of a push-pull state (connect and send). Clocks need not agree.
     pub max_frame_age: Duration,
+    /// The protocol versions this node reads and writes (see [`crate::version`]): this build's
+    /// by default, or pinned to the previous one's.
+    pub versions: Versions,
 }
 
 impl Default for Config {
@@ -86,6 +90,7 @@ impl Default for Config {
             max_packet: 1400,
             max_local_health: 8,
             max_frame_age: Duration::from_secs(2),
+            versions: Versions::default(),
         }
     }
 }

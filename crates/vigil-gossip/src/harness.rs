@@ -79,20 +79,18 @@ impl Bench {
 
     /// Starts a new process for host `i` at `incarnation` (not joined).
     pub(crate) fn start(&mut self, i: usize, incarnation: u64) {
+        self.start_with(i, incarnation, Config::default());
+    }
+
+    /// [`Bench::start`] with `config`.
+    pub(crate) fn start_with(&mut self, i: usize, incarnation: u64, config: Config) {
         let identity = Identity {
             id: Self::id(i),
             addr: self.hosts[i].addr,
             incarnation,
         };
         let seed = [i as u8 + 1; 32];
-        let node = Node::new(
-            identity,
-            Metadata::default(),
-            Config::default(),
-            None,
-            seed,
-            self.now,
-        );
+        let node = Node::new(identity, Metadata::default(), config, None, seed, self.now);
         self.hosts[i].node = Some(node);
         self.hosts[i].departed = false;
     }
@@ -123,7 +121,12 @@ impl Bench {
 
     /// Host `i`'s node joins through `n0`.
     pub(crate) fn join(&mut self, i: usize) {
-        let (now, seed) = (self.now, self.hosts[0].addr);
+        self.join_through(i, 0);
+    }
+
+    /// Host `i`'s node joins through host `seed`'s.
+    pub(crate) fn join_through(&mut self, i: usize, seed: usize) {
+        let (now, seed) = (self.now, self.hosts[seed].addr);
         self.node(i).join(now, &[seed]);
         self.deliver();
     }

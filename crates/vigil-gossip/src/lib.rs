@@ -51,14 +51,13 @@ mod phi;
 mod replay;
 pub mod stream;
 mod timer;
+pub mod version;
 
 pub use config::Config;
 pub use event::{Event, Stats, PHI_BUCKETS};
 pub use id::NodeId;
 pub use member::{Health, Member, MemberState, Metadata, Role};
-pub use message::{
-    fuzz_decode_hello, fuzz_decode_packet, fuzz_decode_sync, DecodeError, WIRE_VERSION,
-};
+pub use message::{fuzz_decode_hello, fuzz_decode_packet, fuzz_decode_sync, DecodeError};
 pub use node::{Identity, Node};
 pub use output::{Exchange, Output, Reachability, ReachabilityCheck, Transmit};
 pub use replay::Replay;

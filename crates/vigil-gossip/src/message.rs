@@ -1,9 +1,10 @@
 //! The wire format: what nodes say to each other, and its versioned, compact encoding.
 //!
-//! A datagram is `seal([WIRE_VERSION, kind, postcard(Packet)])`; a push-pull exchange is a
-//! `seal([WIRE_VERSION, kind, postcard(SyncHello)])` announcing the length of the
-//! `seal([WIRE_VERSION, kind, postcard(SyncState)])` that follows over TCP (see
-//! [`stream`](crate::stream)). The kind byte keeps a message of one kind from being taken for
+//! A datagram is `seal([version, kind, postcard(Packet)])`; a push-pull exchange is a
+//! `seal([version, kind, postcard(SyncHello)])` announcing the length of the
+//! `seal([version, kind, postcard(SyncState)])` that follows over TCP (see
+//! [`stream`](crate::stream)). The version is the protocol version the frame is written in (see
+//! [`version`](crate::version)); versions 2 and 3 encode every message alike. The kind byte keeps a message of one kind from being taken for
 //! another, and every message carries its sender and a [`Stamp`] for replay protection inside the
 //! seal. postcard gives varint integers and no field names, so a heartbeat is a few dozen bytes.
 //! Decoding goes through serde, which bounds allocations by the input's length; any byte string
@@ -18,13 +19,11 @@ use crate::crypto::{self, CryptoError, Keyring};
 use crate::id::NodeId;
 use crate::member::{Claim, Metadata};
 use crate::replay::{Replay, Stamp};
-
-/// Version of the encoding inside the (possibly encrypted) frame.
-pub const WIRE_VERSION: u8 = 2;
+use crate::version::Versions;
 
 /// A message as it crosses the wire: its kind byte, and who sealed it when.
 pub(crate) trait Message: Serialize + DeserializeOwned {
-    /// The byte after [`WIRE_VERSION`] that names the kind.
+    /// The byte after the version that names the kind.
     const KIND: u8;
     /// What the kind is called in errors.
     const NAME: &'static str;
@@ -174,9 +173,16 @@ pub enum DecodeError {
     /// Decryption or authentication failed.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
-    /// A wire version this node does not speak.
-    #[error("unsupported wire version {0} (this node speaks {WIRE_VERSION})")]
-    Version(u8),
+    /// A protocol version this node does not speak.
+    #[error("protocol version {got} is not one this node speaks ({min} to {max}); is the sender a much newer or older vigil, or not vigil at all?")]
+    Version {
+        /// The version byte of the frame.
+        got: u8,
+        /// The oldest version this node speaks.
+        min: u8,
+        /// The newest.
+        max: u8,
+    },
     /// The bytes are not a valid message.
     #[error("malformed message: {0}")]
     Malformed(String),
@@ -196,9 +202,10 @@ pub enum DecodeError {
     Replayed(#[from] Replay),
 }
 
-/// Encodes a message without sealing it: `[WIRE_VERSION, kind, postcard(message)]`.
-pub(crate) fn encode<T: Message>(message: &T) -> Vec<u8> {
-    let mut out = vec![WIRE_VERSION, T::KIND];
+/// Encodes a message without sealing it, in protocol `version`: `[version, kind,
+/// postcard(message)]`.
+pub(crate) fn encode<T: Message>(message: &T, version: u8) -> Vec<u8> {
+    let mut out = vec![version, T::KIND];
     // Serializing plain data into a Vec cannot fail: postcard only errors on full fixed buffers
     // and on types it cannot represent, which these are not.
     if let Ok(body) = postcard::to_allocvec(message) {
@@ -207,23 +214,28 @@ pub(crate) fn encode<T: Message>(message: &T) -> Vec<u8> {
     out
 }
 
-/// Opens and decodes a frame.
+/// Opens and decodes a frame written in one of the protocol `versions`.
 pub(crate) fn decode<T: Message>(
     keyring: Option<&Keyring>,
     frame: &[u8],
+    versions: Versions,
 ) -> Result<T, DecodeError> {
     let plain = crypto::open(keyring, frame)?;
     match plain.as_slice() {
         [] => Err(DecodeError::Malformed("empty message".to_owned())),
-        [WIRE_VERSION] => Err(DecodeError::Malformed("no message kind".to_owned())),
-        [WIRE_VERSION, kind, body @ ..] if *kind == T::KIND => {
+        [version, ..] if !versions.speaks(*version) => Err(DecodeError::Version {
+            got: *version,
+            min: versions.min,
+            max: versions.max,
+        }),
+        [_] => Err(DecodeError::Malformed("no message kind".to_owned())),
+        [_, kind, body @ ..] if *kind == T::KIND => {
             postcard::from_bytes(body).map_err(|e| DecodeError::Malformed(e.to_string()))
         }
-        [WIRE_VERSION, kind, ..] => Err(DecodeError::WrongKind {
+        [_, kind, ..] => Err(DecodeError::WrongKind {
             found: *kind,
             expected: T::NAME,
         }),
-        [other, ..] => Err(DecodeError::Version(*other)),
     }
 }
 
@@ -236,15 +248,15 @@ pub(crate) fn encoded_len(update: &Update) -> usize {
 
 /// Decodes an arbitrary frame as a datagram, for fuzzing and property tests.
 pub fn fuzz_decode_packet(keyring: Option<&Keyring>, frame: &[u8]) -> Result<(), DecodeError> {
-    decode::<Packet>(keyring, frame).map(drop)
+    decode::<Packet>(keyring, frame, Versions::default()).map(drop)
 }
 
 /// Decodes an arbitrary frame as a push-pull state, for fuzzing and property tests.
 pub fn fuzz_decode_sync(keyring: Option<&Keyring>, frame: &[u8]) -> Result<(), DecodeError> {
-    decode::<SyncState>(keyring, frame).map(drop)
+    decode::<SyncState>(keyring, frame, Versions::default()).map(drop)
 }
 
 /// Decodes an arbitrary frame as a push-pull hello, for fuzzing and property tests.
 pub fn fuzz_decode_hello(keyring: Option<&Keyring>, frame: &[u8]) -> Result<(), DecodeError> {
-    decode::<SyncHello>(keyring, frame).map(drop)
+    decode::<SyncHello>(keyring, frame, Versions::default()).map(drop)
 }

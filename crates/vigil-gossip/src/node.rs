@@ -22,6 +22,7 @@
 //! A node that finds itself stalled (its timers fire late) stretches its own timeouts and does
 //! not accuse others of the silence it caused (Lifeguard's local health).
 
+use crate::version::{cluster_version, Versions, PROTOCOL_TAG};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -126,6 +127,10 @@ pub struct Node {
     incarnation: u64,
     meta: Metadata,
     meta_version: u64,
+    /// The protocol version frames are written in (see [`crate::version`]), recomputed when a
+    /// member changes (`version_stale`).
+    wire_version: u8,
+    version_stale: bool,
     departure: Departure,
     // Iteration order must never reach the outputs, or a node would behave differently between
     // runs with the same seed: std's `HashMap` iterates in a per-process random order. So
@@ -185,8 +190,10 @@ impl Node {
             me: identity.id.clone(),
             addr: identity.addr,
             incarnation: identity.incarnation,
-            meta,
+            meta: advertising(meta, config.versions),
             meta_version: 0,
+            wire_version: config.versions.min,
+            version_stale: false,
             departure: Departure::Staying,
             members: HashMap::new(),
             ring: BTreeSet::new(),
@@ -275,6 +282,7 @@ impl Node {
     /// Replaces this node's metadata and spreads it if it changed.
     pub fn set_metadata(&mut self, now: Instant, meta: Metadata) {
         self.tick(now);
+        let meta = advertising(meta, self.config.versions);
         if meta == self.meta {
             return;
         }
@@ -384,11 +392,8 @@ impl Node {
             stamp: self.stamp(),
             members,
         };
-        let frame = crypto::seal(
-            self.keyring.as_ref(),
-            &message::encode(&state),
-            &mut self.rng,
-        );
+        let encoded = message::encode(&state, self.protocol_version());
+        let frame = crypto::seal(self.keyring.as_ref(), &encoded, &mut self.rng);
         self.stats.bytes_sent += frame.len() as u64;
         frame
     }
@@ -403,11 +408,8 @@ impl Node {
             stamp: self.stamp(),
             state_len: u32::try_from(state_len).unwrap_or(u32::MAX),
         };
-        let frame = crypto::seal(
-            self.keyring.as_ref(),
-            &message::encode(&hello),
-            &mut self.rng,
-        );
+        let encoded = message::encode(&hello, self.protocol_version());
+        let frame = crypto::seal(self.keyring.as_ref(), &encoded, &mut self.rng);
         self.stats.bytes_sent += frame.len() as u64;
         frame
     }
@@ -599,6 +601,21 @@ impl Node {
         self.broadcasts.len()
     }
 
+    /// The protocol version this node writes now: the one every active member it knows speaks
+    /// (see [`crate::version`]).
+    pub fn protocol_version(&mut self) -> u8 {
+        if self.version_stale {
+            self.version_stale = false;
+            let others = self
+                .members
+                .values()
+                .filter(|member| member.state.is_active())
+                .map(|member| Versions::advertised(&member.meta.tags));
+            self.wire_version = cluster_version(self.config.versions, others);
+        }
+        self.wire_version
+    }
+
     /// Counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -609,14 +626,16 @@ impl Node {
     /// Decrypts and decodes a received frame and, with a keyring, refuses replays; counts it as
     /// received or rejected.
     fn open<T: Message>(&mut self, now: Instant, frame: &[u8]) -> Result<T, DecodeError> {
-        let opened = message::decode::<T>(self.keyring.as_ref(), frame).and_then(|message| {
-            // Our own frames reflected back carry our own stamps and are ignored further on; they
-            // must not take a place in the replay guard.
-            if self.keyring.is_some() && *message.sender() != self.me {
-                self.replay.check(now, message.sender(), message.stamp())?;
-            }
-            Ok(message)
-        });
+        let versions = self.config.versions;
+        let opened =
+            message::decode::<T>(self.keyring.as_ref(), frame, versions).and_then(|message| {
+                // Our own frames reflected back carry our own stamps and are ignored further on; they
+                // must not take a place in the replay guard.
+                if self.keyring.is_some() && *message.sender() != self.me {
+                    self.replay.check(now, message.sender(), message.stamp())?;
+                }
+                Ok(message)
+            });
         match opened {
             Ok(message) => {
                 self.stats.bytes_received += frame.len() as u64;
@@ -750,7 +769,8 @@ impl Node {
             body,
             updates: Vec::new(),
         };
-        let base = message::encode(&packet).len();
+        let version = self.protocol_version();
+        let base = message::encode(&packet, version).len();
         // Two bytes for the varint length of the update list.
         let budget = self
             .config
@@ -764,7 +784,7 @@ impl Node {
         };
         let payload = crypto::seal(
             self.keyring.as_ref(),
-            &message::encode(&packet),
+            &message::encode(&packet, version),
             &mut self.rng,
         );
         self.stats.packets_sent += 1;
@@ -1314,10 +1334,19 @@ impl Node {
     }
 
     fn emit(&mut self, id: &NodeId, event: fn(Member) -> Event) {
+        // Every change of a member's state or metadata comes through here: the versions the
+        // cluster speaks may have changed with it.
+        self.version_stale = true;
         if let Some(member) = self.members.get(id) {
             self.outputs.push_back(Output::Event(event(member.clone())));
         }
     }
+}
+
+/// `meta` with the protocol versions this node speaks in its tags, for the others to see.
+fn advertising(mut meta: Metadata, versions: Versions) -> Metadata {
+    meta.tags.insert(PROTOCOL_TAG.to_owned(), versions.tag());
+    meta
 }
 
 #[cfg(test)]

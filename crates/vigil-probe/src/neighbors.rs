@@ -340,6 +340,45 @@ impl Neighbors {
         }
     }
 
+    /// Monitors `specs` from now on instead (a config reload): a neighbour configured as before
+    /// keeps its state and counts, the others start as unknown; the `neighbor-NAME` checks of
+    /// neighbours no longer degrading the node leave `engine`. On an error (an address its
+    /// protocol cannot probe) nothing changes.
+    pub fn replace(
+        &self,
+        specs: Vec<NeighborSpec>,
+        engine: Option<&Engine>,
+    ) -> Result<(), ProbeSpecError> {
+        let fresh = Neighbors::new(specs)?;
+        let mut entries = std::mem::take(&mut *lock(&fresh.inner.entries));
+        self.stop();
+        {
+            let mut current = lock(&self.inner.entries);
+            for entry in &mut entries {
+                if let Some(kept) = current.iter().find(|old| old.spec == entry.spec) {
+                    entry.state = kept.state;
+                    entry.streak = kept.streak;
+                    entry.view = kept.view.clone();
+                }
+            }
+            if let Some(engine) = engine {
+                let degrading = |entry: &Entry| entry.spec.degrade_node && entry.spec.monitor;
+                for gone in current.iter().filter(|old| degrading(old)) {
+                    let name = gone.spec.check_name();
+                    if !entries
+                        .iter()
+                        .any(|e| degrading(e) && e.spec.check_name() == name)
+                    {
+                        let _ = engine.unregister(&name);
+                    }
+                }
+            }
+            *current = entries;
+        }
+        self.start(engine);
+        Ok(())
+    }
+
     /// Stops probing.
     pub fn stop(&self) {
         for task in lock(&self.inner.tasks).drain(..) {
@@ -422,6 +461,11 @@ impl Neighbors {
             });
         }
         to
+    }
+
+    /// Whether no neighbour is configured.
+    pub fn is_empty(&self) -> bool {
+        lock(&self.inner.entries).is_empty()
     }
 
     /// Every neighbour, in configuration order.

@@ -94,13 +94,10 @@ async fn run_node(
         Some(settings) => Some(start_grpc(settings, &engine, role, tls.clone()).await?),
         None => None,
     };
-    let neighbors = if config.neighbors.is_empty() {
-        None
-    } else {
-        let neighbors = Neighbors::new(config.neighbors).context("setting up [[neighbors]]")?;
-        neighbors.start(Some(&engine));
-        Some(neighbors)
-    };
+    // Made without neighbours too, so that a reload can add some.
+    let neighbors = Neighbors::new(config.neighbors).context("setting up [[neighbors]]")?;
+    neighbors.start(Some(&engine));
+    let neighbors = Some(neighbors);
     let (cluster, leadership) = match config.cluster {
         Some(settings) => {
             // Joining may take seconds (Raft opens its store); a signal meanwhile ends it there.
@@ -172,6 +169,7 @@ async fn run_node(
         let live = Live {
             engine: engine.clone(),
             readers: api.readers(),
+            neighbors: neighbors.clone(),
             webhooks: api.webhooks.clone(),
             tls: tls.clone(),
         };

@@ -19,6 +19,7 @@ use vigil_api::webhooks::{WebhookSpec, Webhooks};
 use vigil_api::wire::Reloaded;
 use vigil_api::Readers;
 use vigil_health::Engine;
+use vigil_probe::neighbors::{NeighborSpec, Neighbors};
 
 use crate::config::{self, Config};
 
@@ -38,6 +39,8 @@ pub struct Applied {
     tls: Option<vigil_api::serve::TlsFiles>,
     /// `[[webhooks]]`.
     webhooks: Vec<WebhookSpec>,
+    /// `[[neighbors]]`.
+    neighbors: Vec<NeighborSpec>,
 }
 
 impl Applied {
@@ -92,7 +95,6 @@ impl Applied {
             ("[cluster]", format!("{:?}", config.cluster)),
             ("[grpc]", format!("{:?}", config.grpc)),
             ("[dns]", format!("{:?}", config.dns)),
-            ("[[neighbors]]", format!("{:?}", config.neighbors)),
             ("[[services]]", format!("{:?}", config.services)),
         ]
         .into_iter()
@@ -105,6 +107,7 @@ impl Applied {
             read_token: config.api.read_token.clone(),
             tls: config.api.tls.as_ref().map(|t| t.files.clone()),
             webhooks: config.webhooks.clone(),
+            neighbors: config.neighbors.clone(),
         }
     }
 }
@@ -124,6 +127,8 @@ pub struct Live {
     pub readers: Readers,
     /// Delivers events.
     pub webhooks: Webhooks,
+    /// Probes the neighbours.
+    pub neighbors: Option<Neighbors>,
     /// The API's (and gRPC's) TLS, when it has it.
     pub tls: Option<Tls>,
 }
@@ -163,6 +168,12 @@ impl Reloader {
                 return Err(ReloadRefused::Invalid(format!("[api] TLS: {error}")));
             }
         }
+        // Checked before anything is applied: the file is refused whole or applied whole.
+        if new.neighbors != applied.neighbors {
+            if let Err(error) = Neighbors::new(new.neighbors.clone()) {
+                return Err(ReloadRefused::Invalid(format!("[[neighbors]]: {error}")));
+            }
+        }
         let mut reloaded = Reloaded::default();
         for plan in config.checks {
             let name = plan.spec.name.clone();
@@ -194,6 +205,17 @@ impl Reloader {
         }
         if self.live.tls.is_some() {
             reloaded.applied.push("api.tls".to_owned());
+        }
+        if new.neighbors != applied.neighbors {
+            if let Some(monitor) = &self.live.neighbors {
+                // Validated above, so this does not fail.
+                if monitor
+                    .replace(new.neighbors.clone(), Some(&self.live.engine))
+                    .is_ok()
+                {
+                    reloaded.applied.push("[[neighbors]]".to_owned());
+                }
+            }
         }
         if new.webhooks != applied.webhooks {
             self.live.webhooks.replace(new.webhooks.clone());

@@ -141,22 +141,27 @@ fn a_reload_applies_checks_keeps_unchanged_ones_and_refuses_what_it_cannot_apply
         "{err}"
     );
 
-    // A webhook and a new token apply at once; a neighbour at the next start, and said so.
+    // A webhook, a neighbour and a new token apply at once; the shutdown settings at the next
+    // start, and said so.
+    let (code, _) = http(api, "GET", "/v1/neighbors", None, "").unwrap();
+    assert_eq!(code, 404, "no neighbour yet");
     let hooked = format!(
-        "{}[[webhooks]]\nurl = \"http://127.0.0.1:9/hook\"\n[[neighbors]]\nname = \"db\"\naddress = \"127.0.0.1:9\"\nprotocol = \"tcp\"\n",
+        "{}[shutdown]\ndrain = \"1s\"\n[[webhooks]]\nurl = \"http://127.0.0.1:9/hook\"\n[[neighbors]]\nname = \"db\"\naddress = \"127.0.0.1:9\"\nprotocol = \"tcp\"\n",
         second.replace(TOKEN, "a-new-token")
     );
     std::fs::write(&path, hooked).unwrap();
     let (ok, out, err) = reload(&[]);
     assert!(ok, "{out}{err}");
     assert!(
-        out.contains("applied at once: api.token, [[webhooks]]"),
+        out.contains("applied at once: api.token, [[neighbors]], [[webhooks]]"),
         "{out}"
     );
     assert!(
-        out.contains("taking effect when the agent restarts: [[neighbors]]"),
+        out.contains("taking effect when the agent restarts: [shutdown]"),
         "{out}"
     );
+    let (code, body) = http(api, "GET", "/v1/neighbors", None, "").unwrap();
+    assert!(code == 200 && body.contains("\"db\""), "{code} {body}");
     let (code, _) = http(api, "PUT", "/v1/checks/job/pass", Some(TOKEN), "").unwrap();
     assert_eq!(code, 401, "the old token no longer passes");
     let (code, _) = http(api, "PUT", "/v1/checks/job/pass", Some("a-new-token"), "").unwrap();

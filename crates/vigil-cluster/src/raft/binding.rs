@@ -18,10 +18,18 @@
 //! - a frame reflected back to its sender is refused: the leading kind byte tells hellos,
 //!   requests and replies apart, since both directions seal with the same key.
 //!
+//! The hello's kind byte also names the protocol version the server speaks on the connection
+//! ([`hello_byte`]): 1 for version 2 (the byte of builds from before versions), 5 for version 3. A
+//! server writes the version the cluster speaks (see `vigil_gossip::version`), and a client
+//! refuses a hello of a version it does not speak, so a voter pinned to the older version is
+//! never sent a newer one's frames.
+//!
 //! The binding is only as strong as the sealing around it. With a cluster keyring, frames are
 //! sealed (XChaCha20-Poly1305), so nobody without the key can forge or alter a binding. Without
 //! one, frames travel in the clear and anybody can write any binding: it is then only a
 //! consistency check between two honest ends, not a defence.
+
+use vigil_gossip::version::Versions;
 
 /// Length of the server and client nonces.
 pub const NONCE_LEN: usize = 16;
@@ -35,6 +43,23 @@ pub const HELLO_LEN: usize = 1 + NONCE_LEN + 8;
 pub const CLIENT_HELLO_LEN: usize = 1 + 2 * NONCE_LEN;
 /// Length of the binding before a request or reply body: kind, both nonces, sequence number.
 const HEADER_LEN: usize = 1 + 2 * NONCE_LEN + 8;
+
+/// The kind byte of a hello of protocol `version`.
+pub fn hello_byte(version: u8) -> u8 {
+    match version {
+        ..=2 => 1,
+        newer => newer.saturating_add(2),
+    }
+}
+
+/// The protocol version a hello's kind byte names, if any.
+fn hello_version(byte: u8) -> Option<u8> {
+    match byte {
+        1 => Some(2),
+        5.. => Some(byte - 2),
+        _ => None,
+    }
+}
 
 /// What a frame is, its first byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +114,16 @@ pub enum Refused {
         expected: Kind,
         /// The kind byte it has.
         got: u8,
+    },
+    /// The hello is of a protocol version this voter does not speak.
+    #[error("a hello of protocol version {got}, which this voter does not speak ({min} to {max})")]
+    Version {
+        /// The version the hello names.
+        got: u8,
+        /// The oldest this voter speaks.
+        min: u8,
+        /// The newest.
+        max: u8,
     },
     /// The hello comes from another voter than the one dialled.
     #[error("a hello from voter {got} where voter {expected} was dialled")]
@@ -178,18 +213,21 @@ pub struct ServerSession {
     server: Nonce,
     /// This voter's Raft id, named in the hello.
     voter: u64,
+    /// The protocol version of the connection, named in the hello.
+    version: u8,
     /// The client nonce of the client hello; every request must repeat it.
     client: Option<Nonce>,
     next: u64,
 }
 
 impl ServerSession {
-    /// A session for a freshly accepted connection of the voter with Raft id `voter`; `server`
-    /// must be fresh random bytes.
-    pub fn new(server: Nonce, voter: u64) -> ServerSession {
+    /// A session for a freshly accepted connection of the voter with Raft id `voter`, speaking
+    /// protocol `version`; `server` must be fresh random bytes.
+    pub fn new(server: Nonce, voter: u64, version: u8) -> ServerSession {
         ServerSession {
             server,
             voter,
+            version,
             client: None,
             next: 0,
         }
@@ -198,7 +236,7 @@ impl ServerSession {
     /// The hello to send first.
     pub fn hello(&self) -> Vec<u8> {
         let mut frame = Vec::with_capacity(HELLO_LEN);
-        frame.push(Kind::Hello.byte());
+        frame.push(hello_byte(self.version));
         frame.extend_from_slice(&self.server);
         frame.extend_from_slice(&self.voter.to_be_bytes());
         frame
@@ -286,17 +324,29 @@ pub struct ClientSession {
 }
 
 impl ClientSession {
-    /// A session from the hello of the voter with Raft id `voter`; `client` must be fresh random
-    /// bytes.
-    pub fn from_hello(hello: &[u8], client: Nonce, voter: u64) -> Result<ClientSession, Refused> {
+    /// A session from the hello of the voter with Raft id `voter`, of a protocol version among
+    /// `speaks`; `client` must be fresh random bytes.
+    pub fn from_hello(
+        hello: &[u8],
+        client: Nonce,
+        voter: u64,
+        speaks: Versions,
+    ) -> Result<ClientSession, Refused> {
         let (&got, rest) = hello.split_first().ok_or(Refused::Truncated {
             kind: Kind::Hello,
             len: 0,
         })?;
-        if got != Kind::Hello.byte() {
+        let Some(version) = hello_version(got) else {
             return Err(Refused::WrongKind {
                 expected: Kind::Hello,
                 got,
+            });
+        };
+        if !speaks.speaks(version) {
+            return Err(Refused::Version {
+                got: version,
+                min: speaks.min,
+                max: speaks.max,
             });
         }
         let truncated = Refused::Truncated {
@@ -366,6 +416,30 @@ impl ClientSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vigil_gossip::version::{PROTOCOL_MAX, PROTOCOL_MIN};
+
+    #[test]
+    fn a_hello_names_its_version_and_a_client_refuses_one_it_does_not_speak() {
+        let pinned = Versions::pinned(PROTOCOL_MIN).expect("a version this build speaks");
+        let old = ServerSession::new(SERVER, VOTER, PROTOCOL_MIN).hello();
+        let new = ServerSession::new(SERVER, VOTER, PROTOCOL_MAX).hello();
+        assert_eq!(
+            old[0], 1,
+            "version 2's hello is the byte of builds before versions"
+        );
+        for speaks in [pinned, Versions::default()] {
+            assert!(ClientSession::from_hello(&old, CLIENT, VOTER, speaks).is_ok());
+        }
+        assert!(ClientSession::from_hello(&new, CLIENT, VOTER, Versions::default()).is_ok());
+        assert_eq!(
+            ClientSession::from_hello(&new, CLIENT, VOTER, pinned).map(|_| ()),
+            Err(Refused::Version {
+                got: PROTOCOL_MAX,
+                min: PROTOCOL_MIN,
+                max: PROTOCOL_MIN
+            })
+        );
+    }
 
     const SERVER: Nonce = [0x5e; NONCE_LEN];
     const CLIENT: Nonce = [0xc1; NONCE_LEN];
@@ -373,8 +447,9 @@ mod tests {
 
     /// A server and a client that have exchanged both hellos.
     fn pair(server: Nonce, client: Nonce) -> (ServerSession, ClientSession) {
-        let mut server = ServerSession::new(server, VOTER);
-        let client = ClientSession::from_hello(&server.hello(), client, VOTER).expect("hello");
+        let mut server = ServerSession::new(server, VOTER, PROTOCOL_MAX);
+        let client = ClientSession::from_hello(&server.hello(), client, VOTER, Versions::default())
+            .expect("hello");
         server
             .open_client_hello(&client.hello())
             .expect("client hello");
@@ -383,15 +458,17 @@ mod tests {
 
     #[test]
     fn requests_need_the_client_hello_first_and_only_once() {
-        let mut server = ServerSession::new(SERVER, VOTER);
-        let mut client = ClientSession::from_hello(&server.hello(), CLIENT, VOTER).expect("hello");
+        let mut server = ServerSession::new(SERVER, VOTER, PROTOCOL_MAX);
+        let mut client =
+            ClientSession::from_hello(&server.hello(), CLIENT, VOTER, Versions::default())
+                .expect("hello");
         let (_, request) = client.request(b"early");
         assert!(matches!(
             server.open_request(&request),
             Err(Refused::OutOfTurn { .. })
         ));
         assert!(!server.greeted());
-        let mut other = ServerSession::new([1; NONCE_LEN], VOTER);
+        let mut other = ServerSession::new([1; NONCE_LEN], VOTER, PROTOCOL_MAX);
         assert_eq!(
             other.open_client_hello(&client.hello()),
             Err(Refused::ServerNonce),
@@ -405,7 +482,7 @@ mod tests {
         ));
         let hello = client.hello();
         for len in 0..hello.len() {
-            let mut fresh = ServerSession::new(SERVER, VOTER);
+            let mut fresh = ServerSession::new(SERVER, VOTER, PROTOCOL_MAX);
             assert!(fresh.open_client_hello(&hello[..len]).is_err(), "{len}");
         }
     }
@@ -497,7 +574,8 @@ mod tests {
         let recorded_reply = server.reply(exchange, b"granted");
 
         let mut client =
-            ClientSession::from_hello(&server.hello(), CLIENT, VOTER).expect("old hello");
+            ClientSession::from_hello(&server.hello(), CLIENT, VOTER, Versions::default())
+                .expect("old hello");
         let (sent, _) = client.request(b"vote");
         assert_eq!(
             client.open_reply(sent, &recorded_reply),
@@ -507,9 +585,10 @@ mod tests {
 
     #[test]
     fn a_hello_from_another_voter_is_refused() {
-        let other = ServerSession::new(SERVER, VOTER + 1);
+        let other = ServerSession::new(SERVER, VOTER + 1, PROTOCOL_MAX);
         assert_eq!(
-            ClientSession::from_hello(&other.hello(), CLIENT, VOTER).map(|_| ()),
+            ClientSession::from_hello(&other.hello(), CLIENT, VOTER, Versions::default())
+                .map(|_| ()),
             Err(Refused::WrongVoter {
                 expected: VOTER,
                 got: VOTER + 1
@@ -535,7 +614,7 @@ mod tests {
             Err(Refused::WrongKind { .. })
         ));
         assert!(matches!(
-            ClientSession::from_hello(&request, CLIENT, VOTER),
+            ClientSession::from_hello(&request, CLIENT, VOTER, Versions::default()),
             Err(Refused::WrongKind { .. })
         ));
     }
@@ -546,13 +625,18 @@ mod tests {
         let hello = server.hello();
         for len in 0..hello.len() {
             assert!(
-                ClientSession::from_hello(&hello[..len], CLIENT, VOTER).is_err(),
+                ClientSession::from_hello(&hello[..len], CLIENT, VOTER, Versions::default())
+                    .is_err(),
                 "{len}"
             );
         }
-        assert!(
-            ClientSession::from_hello(&[hello.as_slice(), b"x"].concat(), CLIENT, VOTER).is_err()
-        );
+        assert!(ClientSession::from_hello(
+            &[hello.as_slice(), b"x"].concat(),
+            CLIENT,
+            VOTER,
+            Versions::default()
+        )
+        .is_err());
 
         let (_, request) = client.request(b"");
         for len in 0..request.len() {
@@ -602,8 +686,8 @@ mod tests {
             let (sent, _) = client.request(b"");
             assert!(server.open_request(&bytes).is_err(), "{bytes:?}");
             assert!(client.open_reply(sent, &bytes).is_err(), "{bytes:?}");
-            let _ = ClientSession::from_hello(&bytes, CLIENT, VOTER);
-            let mut fresh = ServerSession::new(SERVER, VOTER);
+            let _ = ClientSession::from_hello(&bytes, CLIENT, VOTER, Versions::default());
+            let mut fresh = ServerSession::new(SERVER, VOTER, PROTOCOL_MAX);
             assert!(fresh.open_client_hello(&bytes).is_err(), "{bytes:?}");
         }
     }

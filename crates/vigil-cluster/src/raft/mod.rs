@@ -75,7 +75,9 @@ pub use voters::{GroupMember, GroupRole, MembershipError, VoterSet};
 use crate::error::ClusterError;
 use crate::Cluster;
 use keeper::Keeper;
-use network::{ask_to_campaign, pre_vote, Keys, LeaderContact, Network, Resolver, Service};
+use network::{
+    ask_to_campaign, pre_vote, Keys, LeaderContact, Network, Resolver, Service, Version,
+};
 use types::{raft_id, Raft, Voter};
 
 /// The gossip tag under which a voter publishes its Raft address.
@@ -323,7 +325,14 @@ impl Leadership {
         // as gossip does.
         let keys_cluster = cluster.clone();
         let keys: Keys = Arc::new(move || keys_cluster.current_keyring());
-        let network = Network::new(resolve, keys.clone(), Some(listener.addr.ip()));
+        let network = Network::new(
+            resolve,
+            keys.clone(),
+            cluster.protocol_versions(),
+            Some(listener.addr.ip()),
+        );
+        let version_cluster = cluster.clone();
+        let version: Version = Arc::new(move || version_cluster.view().protocol_version);
         let raft = Raft::new(
             raft_id(&name),
             Arc::new(raft_config),
@@ -342,6 +351,7 @@ impl Leadership {
                 voter: raft_id(&name),
                 raft: raft.clone(),
                 keys,
+                version,
                 contact: contact.clone(),
                 voted: voted.clone(),
                 healthy: healthy.clone(),

@@ -22,6 +22,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vigil_gossip::version::{Versions, PROTOCOL_MAX};
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -91,6 +92,9 @@ pub type Resolver = Arc<dyn Fn(&str) -> Option<SocketAddr> + Send + Sync>;
 /// The cluster keyring as it is now (it rotates while Raft runs); `None` without encryption.
 pub type Keys = Arc<dyn Fn() -> Option<Keyring> + Send + Sync>;
 
+/// The protocol version a voter's hellos name now: the one the cluster speaks, from gossip.
+pub type Version = Arc<dyn Fn() -> u8 + Send + Sync>;
+
 /// When something last happened on this voter's Raft transport, in milliseconds after `base`;
 /// 0 means never. One records when it last accepted entries or a heartbeat from a leader,
 /// another when it last granted a vote.
@@ -138,6 +142,8 @@ pub struct Service {
     pub raft: Raft,
     /// The keyring frames are sealed with.
     pub keys: Keys,
+    /// The protocol version each connection's hello names.
+    pub version: Version,
     /// When this voter last heard from a leader.
     pub contact: Arc<LeaderContact>,
     /// When this voter last granted a vote.
@@ -220,7 +226,9 @@ async fn connection(stream: TcpStream, service: Service, budget: Budget) -> std:
         healthy,
         ..
     } = &service;
-    let mut inbound = Inbound::accept(stream, service.voter, service.keys.clone(), budget).await?;
+    let version = (service.version)();
+    let mut inbound =
+        Inbound::accept(stream, service.voter, service.keys.clone(), version, budget).await?;
     while let Some((exchange, request)) = inbound.request().await? {
         let reply = match request {
             Request::Append(rpc) => {
@@ -265,11 +273,11 @@ struct InboundDecoder {
 }
 
 impl InboundDecoder {
-    /// A decoder for a fresh connection of the voter `voter`; `server` must be fresh random
-    /// bytes.
-    fn new(server: Nonce, voter: NodeId) -> InboundDecoder {
+    /// A decoder for a fresh connection of the voter `voter` in protocol `version`; `server`
+    /// must be fresh random bytes.
+    fn new(server: Nonce, voter: NodeId, version: u8) -> InboundDecoder {
         InboundDecoder {
-            session: ServerSession::new(server, voter),
+            session: ServerSession::new(server, voter, version),
         }
     }
 
@@ -310,7 +318,7 @@ pub fn fuzz_decode_inbound(
     voter: u64,
     bytes: &[u8],
 ) -> Result<usize, WireError> {
-    let mut decoder = InboundDecoder::new(server_nonce, voter);
+    let mut decoder = InboundDecoder::new(server_nonce, voter, PROTOCOL_MAX);
     let mut served = 0usize;
     let mut rest = bytes;
     while let Some((sealed, after)) = split_frame(rest, decoder.limit())? {
@@ -345,10 +353,11 @@ impl Inbound {
         mut stream: TcpStream,
         voter: NodeId,
         keys: Keys,
+        version: u8,
         budget: Budget,
     ) -> std::io::Result<Inbound> {
         let _ = stream.set_nodelay(true);
-        let mut decoder = InboundDecoder::new(rand::random(), voter);
+        let mut decoder = InboundDecoder::new(rand::random(), voter, version);
         let greet = async {
             let keyring = keys();
             write_frame(&mut stream, keyring.as_ref(), &decoder.session.hello()).await?;
@@ -411,19 +420,23 @@ impl Inbound {
 pub struct Network {
     resolve: Resolver,
     keys: Keys,
+    /// The protocol versions this voter reads hellos in.
+    speaks: Versions,
     source: Option<IpAddr>,
 }
 
 impl Network {
-    /// A network that finds voters with `resolve` and seals frames with the keyring `keys`
-    /// gives at the time. With a `source`, the address this voter's Raft port listens on,
+    /// A network that finds voters with `resolve`, seals frames with the keyring `keys` gives
+    /// at the time, and refuses a voter whose hello names a version not among `speaks`. With a
+    /// `source`, the address this voter's Raft port listens on,
     /// connections leave from it where it can reach the target (loopback to loopback, or
     /// neither), so that the other voters' per-address caps see this voter as one address.
-    pub fn new(resolve: Resolver, keys: Keys, source: Option<IpAddr>) -> Network {
+    pub fn new(resolve: Resolver, keys: Keys, speaks: Versions, source: Option<IpAddr>) -> Network {
         let source = source.filter(|ip| !ip.is_unspecified());
         Network {
             resolve,
             keys,
+            speaks,
             source,
         }
     }
@@ -475,9 +488,10 @@ impl Outbound {
         mut stream: TcpStream,
         target: NodeId,
         keyring: Option<&Keyring>,
+        speaks: Versions,
     ) -> std::io::Result<Outbound> {
         let hello = read_frame(&mut stream, keyring, MAX_HELLO_FRAME).await?;
-        let session = ClientSession::from_hello(&hello, rand::random(), target)
+        let session = ClientSession::from_hello(&hello, rand::random(), target, speaks)
             .map_err(|e| std::io::Error::other(format!("refused hello: {e}")))?;
         write_frame(&mut stream, keyring, &session.hello()).await?;
         Ok(Outbound { stream, session })
@@ -619,7 +633,13 @@ impl Peer {
                 )
             })??;
         let _ = stream.set_nodelay(true);
-        Outbound::open(stream, self.target, (self.network.keys)().as_ref()).await
+        Outbound::open(
+            stream,
+            self.target,
+            (self.network.keys)().as_ref(),
+            self.network.speaks,
+        )
+        .await
     }
 }
 
@@ -745,9 +765,14 @@ mod tests {
             while let Ok((stream, _)) = listener.accept().await {
                 let keys = keys.clone();
                 tokio::spawn(async move {
-                    let mut inbound =
-                        Inbound::accept(stream, raft_id(PEER), keys, Budget::new(FRAME_BUDGET))
-                            .await?;
+                    let mut inbound = Inbound::accept(
+                        stream,
+                        raft_id(PEER),
+                        keys,
+                        PROTOCOL_MAX,
+                        Budget::new(FRAME_BUDGET),
+                    )
+                    .await?;
                     while let Some((exchange, _)) = inbound.request().await? {
                         inbound.reply(exchange, &Reply::Campaign(true)).await?;
                     }
@@ -773,9 +798,10 @@ mod tests {
 
         // A genuine exchange, recorded as it went on the wire.
         let stream = TcpStream::connect(addr).await.expect("connect");
-        let mut outbound = Outbound::open(stream, raft_id(PEER), keys().as_ref())
-            .await
-            .expect("hello");
+        let mut outbound =
+            Outbound::open(stream, raft_id(PEER), keys().as_ref(), Versions::default())
+                .await
+                .expect("hello");
         let body = serde_json::to_vec(&Request::Campaign).expect("encode");
         let (exchange, payload) = outbound.session.request(&body);
         let recorded = encode_frame(keys().as_ref(), &payload).expect("frame");
@@ -808,7 +834,12 @@ mod tests {
         assert!(closes(&mut stream).await, "a replay on a fresh connection");
 
         // A client still gets through on a fresh connection.
-        let network = Network::new(Arc::new(move |_| Some(addr)), keys, None);
+        let network = Network::new(
+            Arc::new(move |_| Some(addr)),
+            keys,
+            Versions::default(),
+            None,
+        );
         assert!(ask_to_campaign(&network, PEER).await.expect("campaign"));
     }
 }

@@ -160,10 +160,66 @@ fn a_metadata_change_reaches_every_member() {
     bench.node(1).set_metadata(now, meta.clone());
     bench.deliver();
     bench.run_for(500 * MS);
+    let advertised = bench.peek(1).metadata().clone();
+    assert_eq!(advertised.score, 42);
+    assert!(
+        advertised.tags.contains_key(crate::version::PROTOCOL_TAG),
+        "the protocol versions stay advertised"
+    );
     for i in [0, 2] {
         assert_eq!(about(bench.events(i), Event::MemberUpdated), [(n(1), 1)]);
         let member = bench.peek(i).member(&n(1)).expect("known");
-        assert_eq!((&member.meta, member.meta_version), (&meta, 1));
+        assert_eq!((&member.meta, member.meta_version), (&advertised, 1));
+    }
+}
+
+#[test]
+fn a_rolling_upgrade_moves_the_cluster_to_the_new_version_once_all_speak_it() {
+    use crate::version::{Versions, PROTOCOL_MAX, PROTOCOL_MIN};
+    let old = Config {
+        versions: Versions::pinned(PROTOCOL_MIN).expect("a version this build speaks"),
+        ..Config::default()
+    };
+    let mut bench = Bench::new(3);
+    for i in 0..3 {
+        bench.start_with(i, 1, old.clone());
+    }
+    for i in 1..3 {
+        bench.join(i);
+    }
+    bench.run_for(2000 * MS);
+    for (step, upgraded) in [0usize, 1, 2].into_iter().enumerate() {
+        // Restarted on the new build: a new process, a new incarnation, joining through another.
+        bench.start(upgraded, 2 + step as u64);
+        bench.join_through(upgraded, (upgraded + 1) % 3);
+        bench.run_for(3000 * MS);
+        for i in 0..3 {
+            for j in (0..3).filter(|&j| j != i) {
+                assert_eq!(
+                    bench.state(i, j),
+                    Some(MemberState::Alive),
+                    "n{i} sees n{j}"
+                );
+            }
+            let expected = if step == 2 {
+                PROTOCOL_MAX
+            } else {
+                PROTOCOL_MIN
+            };
+            assert_eq!(
+                bench.node(i).protocol_version(),
+                expected,
+                "n{i} after step {step}"
+            );
+            assert_eq!(bench.peek(i).stats().rejected, 0, "n{i} read every frame");
+            assert!(
+                !bench
+                    .events(i)
+                    .iter()
+                    .any(|e| matches!(e, Event::MemberDown(_))),
+                "no false death at n{i}"
+            );
+        }
     }
 }
 

@@ -98,6 +98,7 @@ pub(super) struct RawCluster {
     data_dir: Option<Spanned<String>>,
     raft_bind: Option<Spanned<String>>,
     election_timeout: Option<Spanned<HumanDuration>>,
+    protocol_version: Option<Spanned<usize>>,
 }
 
 impl RawCluster {
@@ -282,6 +283,16 @@ impl RawCluster {
             ),
             (self.fanout, "fanout", &mut p.fanout),
         ];
+        if let Some(pin) = o.count(self.protocol_version, "cluster", "protocol_version") {
+            let version = u8::try_from(pin.value).unwrap_or(u8::MAX);
+            match vigil_gossip::version::Versions::pinned(version) {
+                Ok(versions) => p.versions = versions,
+                Err(error) => o.report.at(
+                    &pin.at,
+                    format!("protocol_version: {error}; leave it out to speak this build's newest"),
+                ),
+            }
+        }
         for (written, key, target) in counts {
             if let Some(n) = o.count(written, "cluster", key) {
                 if n.value == 0 {
