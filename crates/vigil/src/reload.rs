@@ -6,8 +6,9 @@
 //! config stays. Otherwise `[[checks]]` are applied at once: new ones start, removed ones stop,
 //! changed ones are replaced, and the ones written as before keep running with their history
 //! (they are compared by definition, so moving one in the file changes nothing). The API token,
-//! the read token and `[[webhooks]]` change at once too. Other sections that changed are named as taking effect
-//! at the next start.
+//! the read token, the TLS files (read again whether or not their paths changed), `[[neighbors]]`
+//! (a neighbour configured as before keeps its state) and `[[webhooks]]` change at once too.
+//! Other sections that changed are named as taking effect at the next start.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
