@@ -38,6 +38,8 @@ pub struct Extras {
     pub on_ready: Option<OnReady>,
     /// The file the config was read from: SIGHUP and `POST /v1/reload` read it again.
     pub config_path: Option<std::path::PathBuf>,
+    /// The process's log filter, which `[node] log` sets (none: the config's is not applied).
+    pub log: Option<crate::log_filter::LogFilter>,
 }
 
 /// Runs the node until a signal or the critical-check policy stops it. Its log lines carry the
@@ -53,6 +55,9 @@ async fn run_node(
     stop: StopSignal,
     extras: Extras,
 ) -> anyhow::Result<ExitCode> {
+    if let (Some(log), Some(directives)) = (&extras.log, &config.node.log) {
+        log.apply(Some(directives));
+    }
     // Caught from the start, so that a SIGHUP while the node starts does not end it.
     let reloading = match &extras.config_path {
         Some(path) => Some((path.clone(), Applied::of(&config), hangups()?)),
@@ -142,16 +147,16 @@ async fn run_node(
         )),
         _ => None,
     };
-    if let Some(catalog) = &catalog {
-        // Validation ensures [[services]] comes with [cluster], so with a catalog.
+    // Validation ensures [[services]] comes with [cluster], so with a catalog.
+    let registrations = catalog.as_ref().map(|catalog| {
         crate::service_registration::start(
             addr,
             own_token,
             config.node.id.clone(),
             config.services,
             catalog.clone(),
-        );
-    }
+        )
+    });
     let mut api = Api {
         engine: engine.clone(),
         token,
@@ -170,6 +175,8 @@ async fn run_node(
             engine: engine.clone(),
             readers: api.readers(),
             neighbors: neighbors.clone(),
+            services: registrations,
+            log: extras.log.clone(),
             webhooks: api.webhooks.clone(),
             tls: tls.clone(),
         };

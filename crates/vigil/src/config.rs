@@ -99,6 +99,9 @@ pub struct NodeConfig {
     pub id: String,
     /// Version of the watched service, shown in JSON (default: vigil's own version).
     pub version: Option<String>,
+    /// The log filter (`info`, `debug`, `warn,vigil_cluster=debug`, as `VIGIL_LOG`, which wins
+    /// when set); none: `info`.
+    pub log: Option<String>,
 }
 
 /// `[api]`.
@@ -783,6 +786,7 @@ fn mentions(message: &str, key: &str) -> bool {
 struct RawNode {
     id: Option<Spanned<String>>,
     version: Option<Spanned<String>>,
+    log: Option<Spanned<String>>,
 }
 
 impl RawNode {
@@ -800,7 +804,19 @@ impl RawNode {
             None => default_node_id(o.env),
         };
         let version = o.string(self.version, "node", "version").map(|v| v.value);
-        NodeConfig { id, version }
+        let log = o.string(self.log, "node", "log").and_then(|log| {
+            match tracing_subscriber::EnvFilter::try_new(&log.value) {
+                Ok(_) => Some(log.value),
+                Err(e) => {
+                    o.report.at(
+                        &log.at,
+                        format!("log: \"{}\" is not a log filter ({e}); write e.g. \"info\", \"debug\" or \"warn,vigil_cluster=debug\"", log.value),
+                    );
+                    None
+                }
+            }
+        });
+        NodeConfig { id, version, log }
     }
 }
 
@@ -1200,6 +1216,37 @@ mod tests {
     }
 
     #[test]
+    fn operations_settings_are_checked_where_they_are_written() {
+        assert_eq!(
+            ok("[node]\nlog = \"warn,vigil_cluster=debug\"\n")
+                .node
+                .log
+                .as_deref(),
+            Some("warn,vigil_cluster=debug")
+        );
+        let errs = errors("[node]\nlog = \"info,[=\"\n");
+        assert_eq!((errs.len(), errs[0].0), (1, 2), "{errs:?}");
+        assert!(errs[0].2.contains("is not a log filter"), "{errs:?}");
+
+        let errs = errors("[api]\ntls_cert = \"cert.pem\"\n");
+        assert_eq!((errs.len(), errs[0].0), (1, 2), "{errs:?}");
+        assert!(errs[0].2.contains("tls_cert needs tls_key"), "{errs:?}");
+        let errs = errors("[api]\ntls_client_ca = \"ca.pem\"\n");
+        assert!(errs[0].2.contains("needs tls_cert and tls_key"), "{errs:?}");
+        let errs =
+            errors("[api]\ntls_cert = \"/nonexistent.pem\"\ntls_key = \"/nonexistent.key\"\n");
+        assert_eq!((errs.len(), errs[0].0), (1, 2), "{errs:?}");
+        assert!(errs[0].2.contains("/nonexistent.pem"), "{errs:?}");
+
+        let errs = errors("[cluster]\nprotocol_version = 9\n");
+        assert_eq!((errs.len(), errs[0].0), (1, 2), "{errs:?}");
+        assert!(errs[0].2.contains("protocol version 9"), "{errs:?}");
+        let pinned = ok("[cluster]\nprotocol_version = 2\n");
+        let cluster = pinned.cluster.expect("a cluster");
+        assert_eq!(cluster.protocol.versions.max, 2);
+    }
+
+    #[test]
     fn webhooks_are_validated_at_their_keys() {
         let config = ok("[[webhooks]]\nurl = \"https://chat.example/hooks/T0\"\n");
         let hook = &config.webhooks[0];
@@ -1412,6 +1459,7 @@ on_critical = "1m30s"
         let unversioned = NodeConfig {
             id: "n2".into(),
             version: None,
+            log: None,
         };
         assert_eq!(
             config.health.engine_config(&unversioned).version,

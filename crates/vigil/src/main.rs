@@ -14,6 +14,7 @@ mod fake_service;
 mod holder;
 mod keyring_cmd;
 mod leader_cmd;
+mod log_filter;
 mod neighbors_cmd;
 mod probe_cmd;
 mod reload;
@@ -156,7 +157,7 @@ fn main() -> ExitCode {
             None => error.exit(),
         },
     };
-    init_logging(match cli.command {
+    let log = log_filter::LogFilter::install(match cli.command {
         // The banner is what a demo user reads: only what needs their attention comes after
         // it. openraft's errors there are about voters not started yet.
         Command::Demo(_) => "warn,openraft=off",
@@ -193,6 +194,7 @@ fn main() -> ExitCode {
                 };
                 let extras = agent::Extras {
                     config_path: Some(path),
+                    log: Some(log),
                     ..agent::Extras::default()
                 };
                 agent::run(config, stop, extras).await
@@ -267,14 +269,3 @@ fn check_config(path: &std::path::Path) -> ExitCode {
 /// The log filter unless `VIGIL_LOG` sets one. openraft's warnings are its own chatter during
 /// elections (a vote that arrived late); vigil logs what matters of Raft itself.
 const DEFAULT_LOG: &str = "info,openraft=error";
-
-fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
-}

@@ -7,7 +7,8 @@
 //! changed ones are replaced, and the ones written as before keep running with their history
 //! (they are compared by definition, so moving one in the file changes nothing). The API token,
 //! the read token, the TLS files (read again whether or not their paths changed), `[[neighbors]]`
-//! (a neighbour configured as before keeps its state) and `[[webhooks]]` change at once too.
+//! (a neighbour configured as before keeps its state), `[[services]]` (instances no longer listed
+//! are deregistered), the log filter and `[[webhooks]]` change at once too.
 //! Other sections that changed are named as taking effect at the next start.
 
 use std::collections::BTreeMap;
@@ -17,12 +18,15 @@ use std::sync::{Mutex, PoisonError};
 use vigil_api::reload::ReloadRefused;
 use vigil_api::serve::Tls;
 use vigil_api::webhooks::{WebhookSpec, Webhooks};
+use vigil_api::wire::Registration;
 use vigil_api::wire::Reloaded;
 use vigil_api::Readers;
 use vigil_health::Engine;
 use vigil_probe::neighbors::{NeighborSpec, Neighbors};
 
 use crate::config::{self, Config};
+use crate::log_filter::LogFilter;
+use crate::service_registration::Registrations;
 
 /// What a reload compares a new file with: the config as last applied.
 pub struct Applied {
@@ -42,6 +46,10 @@ pub struct Applied {
     webhooks: Vec<WebhookSpec>,
     /// `[[neighbors]]`.
     neighbors: Vec<NeighborSpec>,
+    /// `[[services]]`.
+    services: Vec<Registration>,
+    /// `[node] log`.
+    log: Option<String>,
 }
 
 impl Applied {
@@ -96,7 +104,6 @@ impl Applied {
             ("[cluster]", format!("{:?}", config.cluster)),
             ("[grpc]", format!("{:?}", config.grpc)),
             ("[dns]", format!("{:?}", config.dns)),
-            ("[[services]]", format!("{:?}", config.services)),
         ]
         .into_iter()
         .collect();
@@ -109,6 +116,8 @@ impl Applied {
             tls: config.api.tls.as_ref().map(|t| t.files.clone()),
             webhooks: config.webhooks.clone(),
             neighbors: config.neighbors.clone(),
+            services: config.services.clone(),
+            log: config.node.log.clone(),
         }
     }
 }
@@ -130,6 +139,10 @@ pub struct Live {
     pub webhooks: Webhooks,
     /// Probes the neighbours.
     pub neighbors: Option<Neighbors>,
+    /// Keeps `[[services]]` registered, on an agent in a cluster.
+    pub services: Option<Registrations>,
+    /// The process's log filter.
+    pub log: Option<LogFilter>,
     /// The API's (and gRPC's) TLS, when it has it.
     pub tls: Option<Tls>,
 }
@@ -215,6 +228,19 @@ impl Reloader {
                     .is_ok()
                 {
                     reloaded.applied.push("[[neighbors]]".to_owned());
+                }
+            }
+        }
+        if new.services != applied.services {
+            if let Some(registrations) = &self.live.services {
+                registrations.replace(new.services.clone());
+                reloaded.applied.push("[[services]]".to_owned());
+            }
+        }
+        if new.log != applied.log {
+            if let Some(log) = &self.live.log {
+                if log.apply(new.log.as_deref()) {
+                    reloaded.applied.push("node.log".to_owned());
                 }
             }
         }

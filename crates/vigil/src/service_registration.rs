@@ -2,11 +2,14 @@
 //! with its own token — the path every registration takes (a voter writes it through Raft, a
 //! member passes it on to a voter) — until the registry holds it, and again whenever the
 //! registry loses it (deregistered, or never recorded because the cluster had no leader yet).
-//! It runs beside the agent and never holds up its startup.
+//! It runs beside the agent and never holds up its startup. A reload hands it the file's new
+//! list ([`Registrations::replace`]): instances no longer listed are deregistered, new and changed
+//! ones registered.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tracing::Instrument;
 use vigil_api::catalog::Catalog;
 use vigil_api::wire::Registration;
@@ -21,6 +24,17 @@ const RECHECK: Duration = Duration::from_secs(30);
 /// Longest one registration request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The `[[services]]` an agent keeps registered; a reload replaces them.
+#[derive(Clone)]
+pub struct Registrations(watch::Sender<Vec<Registration>>);
+
+impl Registrations {
+    /// Keeps `services` registered from now on instead.
+    pub fn replace(&self, services: Vec<Registration>) {
+        self.0.send_replace(services);
+    }
+}
+
 /// Keeps `services` registered, posting them to the API at `api` (a wildcard address is
 /// reached on loopback) with `token`, and watching `catalog` for their loss.
 pub fn start(
@@ -29,10 +43,8 @@ pub fn start(
     node: String,
     services: Vec<Registration>,
     catalog: Catalog,
-) {
-    if services.is_empty() {
-        return;
-    }
+) -> Registrations {
+    let (listed, list) = watch::channel(services);
     let api = if api.ip().is_unspecified() {
         let loopback = match api.ip() {
             IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -46,31 +58,43 @@ pub fn start(
         url: vigil_api::peer_url(api, "/v1/services"),
         token,
         node,
-        services,
     }
-    .run(catalog);
+    .run(catalog, list);
     tokio::spawn(task.in_current_span());
+    Registrations(listed)
 }
 
 struct Registrar {
     url: String,
     token: Option<String>,
     node: String,
-    services: Vec<Registration>,
 }
 
 impl Registrar {
-    async fn run(self, catalog: Catalog) {
+    async fn run(self, catalog: Catalog, mut list: watch::Receiver<Vec<Registration>>) {
         // The client agents reach each other with: over TLS when the API is.
         let client = vigil_api::peer_client();
         let mut registry = catalog.watch();
         let mut backoff = RETRY_MIN;
+        let mut services = list.borrow_and_update().clone();
         // The last failure of each service, logged once until it changes.
-        let mut failures: Vec<Option<String>> = vec![None; self.services.len()];
+        let mut failures: Vec<Option<String>> = vec![None; services.len()];
         loop {
+            // Compared, not asked whether it changed: waiting on a change marks it seen.
+            let listed = list.borrow_and_update().clone();
+            if listed != services {
+                for gone in services
+                    .iter()
+                    .filter(|s| !listed.iter().any(|l| same_instance(l, s)))
+                {
+                    self.deregister(client, gone).await;
+                }
+                services = listed;
+                failures = vec![None; services.len()];
+            }
             let current = registry.borrow_and_update().clone();
             let mut failed = false;
-            for (i, service) in self.services.iter().enumerate() {
+            for (i, service) in services.iter().enumerate() {
                 if self.held(&current.registry, service) {
                     continue;
                 }
@@ -104,8 +128,40 @@ impl Registrar {
             backoff = RETRY_MIN;
             tokio::select! {
                 changed = registry.changed() => if changed.is_err() { return },
+                changed = list.changed() => if changed.is_err() { return },
                 _ = tokio::time::sleep(RECHECK) => {}
             }
+        }
+    }
+
+    /// One `DELETE /v1/services/{name}/{id}` of an instance the config no longer lists; a
+    /// failure is logged (the instance stays until deregistered by hand, or, if ephemeral, until
+    /// the node goes).
+    async fn deregister(&self, client: &reqwest::Client, service: &Registration) {
+        let url = format!("{}/{}/{}", self.url, service.name, service.id);
+        let mut request = client.delete(&url).timeout(REQUEST_TIMEOUT);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        match request.send().await {
+            Ok(response) if response.status().is_success() || response.status() == 404 => {
+                tracing::info!(
+                    "service {} instance {} deregistered: no longer in [[services]]",
+                    service.name,
+                    service.id
+                );
+            }
+            Ok(response) => tracing::warn!(
+                "service {} instance {} is no longer in [[services]] but stays registered: {}",
+                service.name,
+                service.id,
+                response.status()
+            ),
+            Err(e) => tracing::warn!(
+                "service {} instance {} is no longer in [[services]] but stays registered: {e}",
+                service.name,
+                service.id
+            ),
         }
     }
 
@@ -143,4 +199,9 @@ impl Registrar {
         let body = response.text().await.unwrap_or_default();
         Err(format!("{status}: {}", body.trim()))
     }
+}
+
+/// Whether two registrations name the same instance.
+fn same_instance(a: &Registration, b: &Registration) -> bool {
+    a.name == b.name && a.id == b.id
 }

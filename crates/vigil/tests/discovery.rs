@@ -428,6 +428,26 @@ checks = []
         (state(&member, "web", &probed)? == "critical").then_some(())
     })
     .expect("the dead process's instance turns critical");
+
+    // A reload: the instance no longer in the file is deregistered, a new one registered.
+    let config = std::fs::read_to_string(&member.config).unwrap();
+    let edited = config.replace("id = \"web-static\"", "id = \"web-moved\"");
+    std::fs::write(&member.config, edited).unwrap();
+    let out = common::vigil(&[
+        "reload",
+        "--addr",
+        &format!("http://{}", member.api),
+        "--token",
+        TOKEN,
+    ]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("[[services]]"), "{said}");
+    everywhere(
+        &all,
+        "/v1/services/web?healthy",
+        &["web-moved"],
+        "the reloaded list is registered, the one left out deregistered",
+    );
 }
 
 #[test]

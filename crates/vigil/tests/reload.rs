@@ -8,7 +8,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use common::{free_port, http, spawn_agent, temp_file, vigil, wait_for, TOKEN};
@@ -61,7 +61,13 @@ fn a_reload_applies_checks_keeps_unchanged_ones_and_refuses_what_it_cannot_apply
     let path = temp_file(&format!("reload-{port}.toml"), &first);
     let workdir = path.with_extension("d");
     std::fs::create_dir_all(&workdir).unwrap();
-    let agent = Running(spawn_agent(&path, &workdir, Stdio::null(), api));
+    let log = workdir.join("agent.log");
+    let agent = Running(spawn_agent(
+        &path,
+        &workdir,
+        std::fs::File::create(&log).unwrap().into(),
+        api,
+    ));
     for check in ["job", "slow"] {
         let path = format!("/v1/checks/{check}/pass");
         let (code, _) = http(api, "PUT", &path, Some(TOKEN), "").unwrap();
@@ -141,19 +147,29 @@ fn a_reload_applies_checks_keeps_unchanged_ones_and_refuses_what_it_cannot_apply
         "{err}"
     );
 
-    // A webhook, a neighbour and a new token apply at once; the shutdown settings at the next
-    // start, and said so.
+    // A webhook, a neighbour, a log level and a new token apply at once; the shutdown settings
+    // at the next start, and said so.
     let (code, _) = http(api, "GET", "/v1/neighbors", None, "").unwrap();
     assert_eq!(code, 404, "no neighbour yet");
     let hooked = format!(
         "{}[shutdown]\ndrain = \"1s\"\n[[webhooks]]\nurl = \"http://127.0.0.1:9/hook\"\n[[neighbors]]\nname = \"db\"\naddress = \"127.0.0.1:9\"\nprotocol = \"tcp\"\n",
-        second.replace(TOKEN, "a-new-token")
+        second
+            .replace(TOKEN, "a-new-token")
+            .replace("id = \"reloaded\"\n", "id = \"reloaded\"\nlog = \"debug\"\n")
     );
+    let debug_lines = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains("DEBUG"))
+            .count()
+    };
+    assert_eq!(debug_lines(), 0, "the agent logs at info");
     std::fs::write(&path, hooked).unwrap();
     let (ok, out, err) = reload(&[]);
     assert!(ok, "{out}{err}");
     assert!(
-        out.contains("applied at once: api.token, [[neighbors]], [[webhooks]]"),
+        out.contains("applied at once: api.token, [[neighbors]], node.log, [[webhooks]]"),
         "{out}"
     );
     assert!(
@@ -162,6 +178,10 @@ fn a_reload_applies_checks_keeps_unchanged_ones_and_refuses_what_it_cannot_apply
     );
     let (code, body) = http(api, "GET", "/v1/neighbors", None, "").unwrap();
     assert!(code == 200 && body.contains("\"db\""), "{code} {body}");
+    assert!(
+        wait_for(BOUND, || (debug_lines() > 0).then_some(())).is_some(),
+        "the agent logs at debug once reloaded"
+    );
     let (code, _) = http(api, "PUT", "/v1/checks/job/pass", Some(TOKEN), "").unwrap();
     assert_eq!(code, 401, "the old token no longer passes");
     let (code, _) = http(api, "PUT", "/v1/checks/job/pass", Some("a-new-token"), "").unwrap();

@@ -1,0 +1,51 @@
+//! The process's log filter: `VIGIL_LOG` when it is set, else the agent config's `[node] log`,
+//! else the command's default; a config reload replaces it at once.
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, EnvFilter, Registry};
+
+/// The installed filter, replaceable while the process runs. Cheap to clone.
+#[derive(Clone)]
+pub struct LogFilter {
+    handle: reload::Handle<EnvFilter, Registry>,
+    /// The command's own filter, in force while the config sets none.
+    default: &'static str,
+    /// Whether `VIGIL_LOG` set the filter: it then wins over any config.
+    from_env: bool,
+}
+
+impl LogFilter {
+    /// Installs the process's logger to stderr with `VIGIL_LOG`'s filter, else `default`.
+    pub fn install(default: &'static str) -> LogFilter {
+        let from_env = EnvFilter::try_from_env("VIGIL_LOG").ok();
+        let from_env_set = from_env.is_some();
+        let filter = from_env.unwrap_or_else(|| EnvFilter::new(default));
+        let (filter, handle) = reload::Layer::new(filter);
+        let output = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_target(false);
+        // Only a second logger in one process fails here, which the command never installs.
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(output)
+            .try_init();
+        LogFilter {
+            handle,
+            default,
+            from_env: from_env_set,
+        }
+    }
+
+    /// Filters by `directives` (the config's `[node] log`; none: the command's default) from
+    /// now on, unless `VIGIL_LOG` set the filter. Whether it changed.
+    pub fn apply(&self, directives: Option<&str>) -> bool {
+        if self.from_env {
+            return false;
+        }
+        let filter = EnvFilter::try_new(directives.unwrap_or(self.default))
+            .unwrap_or_else(|_| EnvFilter::new(self.default));
+        self.handle.reload(filter).is_ok()
+    }
+}
