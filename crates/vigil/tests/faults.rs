@@ -13,6 +13,8 @@ mod dsl;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use common::cluster::instance_ids;
+use common::get_json;
 use common::tools::docker_available;
 use dsl::{figure, seconds, Cluster, MEMBERS, SETTLE, VOTERS};
 
@@ -30,6 +32,8 @@ fn the_cluster_keeps_its_promises_under_faults() {
     a_long_pause_is_declared_dead_and_rejoins(&cluster);
     a_partitioned_voter_refuses_writes_and_loses_none(&cluster);
     a_rolling_restart_keeps_quorum_and_every_write(&cluster);
+    // Last: it leaves the cluster with other voters than the compose file's.
+    a_voter_is_replaced_under_writes(&cluster);
 }
 
 fn a_stranger_with_the_wrong_key_never_joins(c: &Cluster) {
@@ -252,5 +256,75 @@ fn a_rolling_restart_keeps_quorum_and_every_write(c: &Cluster) {
         "rolling restart",
         "samples with no voter in touch with a Raft leader (elections)",
         format!("{without_quorum} of {samples}"),
+    );
+}
+
+/// A voter's machine is replaced while writes go on: a new container with role voter is added
+/// (learner, caught up, promoted), then v3 dies for good and is removed by the remaining voters.
+fn a_voter_is_replaced_under_writes(c: &Cluster) {
+    let api = c.start_newcomer("v4", "voter", 41);
+    let leader_before = c.leader();
+    let mut acked = BTreeSet::new();
+    let mut n = 0;
+    let mut write = |c: &Cluster, acked: &mut BTreeSet<String>| {
+        n += 1;
+        let id = format!("replace-{n}");
+        if c.write(["v1", "v2"][n % 2], "replace", &id) == 201 {
+            acked.insert(id);
+        }
+    };
+    c.wait("every voter knows v4", SETTLE, |c| {
+        VOTERS
+            .iter()
+            .all(|v| c.state(v, "v4").as_deref() == Some("alive"))
+    });
+    write(c, &mut acked);
+    let began = Instant::now();
+    let (code, body) = c.change_voters("v2", "POST", "v4");
+    let added = began.elapsed();
+    assert_eq!(code, 200, "{body}");
+    write(c, &mut acked);
+
+    c.kill("v3");
+    let (code, body) = c.change_voters("v1", "DELETE", "v3");
+    assert_eq!(code, 200, "{body}");
+    let names: Vec<&str> = body["members"]
+        .as_array()
+        .map(|members| members.iter().filter_map(|m| m["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["v1", "v2", "v4"], "{body}");
+    for _ in 0..10 {
+        write(c, &mut acked);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(acked.len() >= 10, "writes went on: {}", acked.len());
+    c.wait(
+        "v1, v2 and the new voter hold every acknowledged write",
+        SETTLE,
+        |c| {
+            ["v1", "v2"].iter().all(|v| {
+                c.instances(v, "replace")
+                    .is_some_and(|ids| acked.iter().all(|a| ids.contains(a)))
+            }) && get_json(api, "/v1/services/replace").is_some_and(|(code, body)| {
+                instance_ids(code, &body).is_some_and(|ids| acked.iter().all(|a| ids.contains(a)))
+            })
+        },
+    );
+    c.wait("a leader after the replacement", SETTLE, |c| {
+        c.leader().is_some()
+    });
+    let leader_after = c.leader();
+    if leader_before.as_deref() != Some("v3") {
+        assert_eq!(leader_after, leader_before, "leadership kept");
+    }
+    figure(
+        "voter replacement",
+        "add to promoted voter",
+        seconds(added, 2),
+    );
+    figure(
+        "voter replacement",
+        "writes acknowledged, all kept",
+        acked.len(),
     );
 }

@@ -545,7 +545,16 @@ impl Leadership {
         let status = self.status();
         if !status.is_leader {
             return match status.leader_id {
-                Some(_) => Err(self.not_leader(self.inner.raft.metrics().borrow().current_leader)),
+                Some(_) if status.has_quorum => {
+                    Err(self.not_leader(self.inner.raft.metrics().borrow().current_leader))
+                }
+                // Cut off from the leader past its lease: passing the request on would wait on
+                // a leader this voter cannot reach (or one that no longer leads).
+                Some(leader) => Err(WriteError::NoQuorum(format!(
+                    "voter {} has not heard from leader {leader} for {} ms",
+                    self.inner.name,
+                    status.stale_ms.map_or("ever".to_owned(), |s| s.to_string())
+                ))),
                 None => Err(WriteError::NoQuorum(format!(
                     "no leader is known to voter {} (term {}); an election may be under way",
                     self.inner.name, status.term

@@ -24,6 +24,8 @@ pub const VOTERS: [&str; 3] = ["v1", "v2", "v3"];
 pub const MEMBERS: [&str; 3] = ["m1", "m2", "m3"];
 /// The token the suite gives the cluster for writes.
 const TOKEN: &str = "fault-suite-token";
+/// The cluster key of deploy/compose/docker-compose.yml, which the suite keeps.
+pub const CLUSTER_KEY: &str = "ZGVtby1vbmx5LWtleS1tYWtlLXlvdXItb3duLWtleSE=";
 /// Any single wait for the cluster to settle gives up after this long.
 pub const SETTLE: Duration = Duration::from_secs(40);
 
@@ -346,8 +348,18 @@ impl Cluster {
     /// Starts one more node, `id`, with `key` as its cluster key, on the cluster network with
     /// the cluster's seeds, and waits until its API answers (so it is running and gossiping).
     pub fn start_stranger(&self, id: &str, key: &str) {
+        self.start_extra(id, "member", key, 40);
+    }
+
+    /// Starts one more node, `id`, in `role`, with the cluster's key, at host `octet` of the
+    /// cluster network; its API's address once it answers.
+    pub fn start_newcomer(&self, id: &str, role: &str, octet: u8) -> SocketAddr {
+        self.start_extra(id, role, CLUSTER_KEY, octet)
+    }
+
+    fn start_extra(&self, id: &str, role: &str, key: &str, octet: u8) -> SocketAddr {
         let config = repo().join("deploy/compose/agent.toml");
-        let ip = format!("{}.40", self.net);
+        let ip = format!("{}.{octet}", self.net);
         let seeds = format!("{0}.11:7946, {0}.12:7946, {0}.13:7946", self.net);
         let name = format!("{}_{id}", self.project);
         docker(&[
@@ -366,7 +378,9 @@ impl Cluster {
             "-e",
             &format!("VIGIL_NODE_ID={id}"),
             "-e",
-            "VIGIL_CLUSTER_ROLE=member",
+            &format!("VIGIL_CLUSTER_ROLE={role}"),
+            "-e",
+            &format!("VIGIL_API_TOKEN={TOKEN}"),
             "-e",
             &format!("VIGIL_CLUSTER_ADVERTISE={ip}:7946"),
             "-e",
@@ -392,6 +406,21 @@ impl Cluster {
         self.wait(&format!("{id} answers"), SETTLE, |_| {
             http(api, "GET", "/health/live", None, "").is_ok_and(|(code, _)| code == 200)
         });
+        api
+    }
+
+    /// `POST` (add) or `DELETE` (remove) `/v1/voters/{voter}` through `via`: the status and the
+    /// JSON body.
+    pub fn change_voters(&self, via: &str, method: &str, voter: &str) -> (u16, Value) {
+        let (code, body) = http(
+            self.api_of(via),
+            method,
+            &format!("/v1/voters/{voter}"),
+            Some(TOKEN),
+            "",
+        )
+        .unwrap_or((0, String::new()));
+        (code, serde_json::from_str(&body).unwrap_or(Value::Null))
     }
 }
 
