@@ -1519,7 +1519,7 @@ on_critical = "1m30s"
             errs[0].2
         );
         assert!(
-            errs[0].2.contains("expected `id` or `version`"),
+            errs[0].2.contains("expected one of `id`, `version`, `log`"),
             "{}",
             errs[0].2
         );
