@@ -26,6 +26,9 @@ const CONSUL_TOKEN: header::HeaderName = header::HeaderName::from_static("x-cons
 const MAX_HOPS: u8 = 2;
 /// How long the other node may take.
 const TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an agent may take to accept a connection: one that does not within this is out of
+/// reach (cut off, or its host gone), and waiting longer only holds the client up.
+const CONNECT_WITHIN: Duration = Duration::from_secs(1);
 
 /// Headers worth passing back from the node that answered.
 const PASSED_BACK: [&str; 3] = ["content-type", "x-vigil-stale-ms", "x-vigil-served-by"];
@@ -44,7 +47,7 @@ static PEERS: OnceLock<Peers> = OnceLock::new();
 /// client certificate. Called once, when the agent starts, before any request goes out; without
 /// it, other agents are reached over plain HTTP.
 pub fn reach_peers_over_tls(ca: Option<&[u8]>, identity: Option<&[u8]>) -> Result<(), String> {
-    let mut builder = reqwest::Client::builder();
+    let mut builder = reqwest::Client::builder().connect_timeout(CONNECT_WITHIN);
     if let Some(ca) = ca {
         let certificates = reqwest::Certificate::from_pem_bundle(ca).map_err(|e| e.to_string())?;
         builder = builder.tls_built_in_root_certs(false);
@@ -68,7 +71,10 @@ pub fn reach_peers_over_tls(ca: Option<&[u8]>, identity: Option<&[u8]>) -> Resul
 fn peers() -> &'static Peers {
     PEERS.get_or_init(|| Peers {
         scheme: "http",
-        client: reqwest::Client::new(),
+        client: reqwest::Client::builder()
+            .connect_timeout(CONNECT_WITHIN)
+            .build()
+            .unwrap_or_default(),
     })
 }
 

@@ -277,7 +277,22 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("not within {limit:?}: {what}");
+        panic!(
+            "not within {limit:?}: {what}; the nodes' views: {}",
+            self.views()
+        );
+    }
+
+    /// How every node sees every member, for a failure's message.
+    fn views(&self) -> String {
+        self.all_nodes()
+            .iter()
+            .map(|observer| match self.get(observer, "/v1/members") {
+                Some((_, body)) => format!("{observer}: {:?}", member_states(&body)),
+                None => format!("{observer}: no answer"),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     /// Checks `condition` over and over for `window`; fails the test naming `what` the first
