@@ -413,7 +413,8 @@ impl Leadership {
         lock(&self.inner.tasks).push(task);
     }
 
-    /// The node id of Raft id `id`, as the membership this node last saw records it.
+    /// The node id of Raft id `id`, as the membership this node last saw records it. It reads
+    /// Raft's metrics: never call it while holding a borrow of them (see `ready_to_lead`).
     fn name_of(&self, id: u64) -> Option<String> {
         let metrics = self.inner.raft.metrics();
         let metrics = metrics.borrow();
@@ -544,10 +545,11 @@ impl Leadership {
     fn ready_to_lead(&self) -> Result<(), WriteError> {
         let status = self.status();
         if !status.is_leader {
+            // Read on its own: `not_leader` reads Raft's metrics again, and a second read while
+            // the first is held can wait forever behind Raft's next write of them.
+            let leader = self.inner.raft.metrics().borrow().current_leader;
             return match status.leader_id {
-                Some(_) if status.has_quorum => {
-                    Err(self.not_leader(self.inner.raft.metrics().borrow().current_leader))
-                }
+                Some(_) if status.has_quorum => Err(self.not_leader(leader)),
                 // Cut off from the leader past its lease: passing the request on would wait on
                 // a leader this voter cannot reach (or one that no longer leads).
                 Some(leader) => Err(WriteError::NoQuorum(format!(

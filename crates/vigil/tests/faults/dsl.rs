@@ -289,7 +289,17 @@ impl Cluster {
             .iter()
             .map(|observer| match self.get(observer, "/v1/members") {
                 Some((_, body)) => format!("{observer}: {:?}", member_states(&body)),
-                None => format!("{observer}: no answer"),
+                None => {
+                    let logs = run(
+                        "docker",
+                        &["logs", "--tail", "30", &self.container(observer)],
+                    );
+                    format!(
+                        "{observer}: no answer; its last log lines:\n{}{}",
+                        text(&logs.stdout),
+                        text(&logs.stderr)
+                    )
+                }
             })
             .collect::<Vec<_>>()
             .join("; ")
