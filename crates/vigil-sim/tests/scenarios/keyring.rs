@@ -88,7 +88,11 @@ fn only_nodes_with_the_key_are_members_and_outsiders_cannot_inject() {
             );
         }
         assert!(
-            node.members().all(|m| m.meta.tags.is_empty()),
+            node.members().all(|m| m
+                .meta
+                .tags
+                .keys()
+                .all(|tag| tag == vigil_gossip::version::PROTOCOL_TAG)),
             "node {i} took injected metadata"
         );
     }

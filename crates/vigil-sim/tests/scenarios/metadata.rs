@@ -26,6 +26,12 @@ fn a_metadata_change_reaches_every_node() {
             .node(i)
             .and_then(|n| n.member(&id_of(x)))
             .map(|m| m.meta.clone());
-        assert_eq!(seen.as_ref(), Some(&meta), "node {i}");
+        // As set, with the protocol versions the node advertises beside the tags it was given.
+        let mut advertised = meta.clone();
+        advertised.tags.insert(
+            vigil_gossip::version::PROTOCOL_TAG.to_owned(),
+            vigil_gossip::version::Versions::default().tag(),
+        );
+        assert_eq!(seen.as_ref(), Some(&advertised), "node {i}");
     }
 }
