@@ -88,6 +88,10 @@ class Proc:
             self.p.send_signal(signal.SIGKILL)
             self.p.wait()
 
+    def signal(self, sig):
+        if self.p and self.p.poll() is None:
+            self.p.send_signal(sig)
+
     def stop(self):
         if self.p and self.p.poll() is None:
             self.p.terminate()
@@ -123,6 +127,12 @@ class Voters:
 
     def kill(self, i):
         self.nodes[i]["proc"].kill9()
+
+    def pause(self, i):
+        self.nodes[i]["proc"].signal(signal.SIGSTOP)
+
+    def resume(self, i):
+        self.nodes[i]["proc"].signal(signal.SIGCONT)
 
     def stop_all(self):
         for node in self.nodes:
@@ -230,27 +240,38 @@ def settled_leader(system, alive):
     return leader
 
 
-def failover_trials(system, trials):
-    times = []
+def start_all(system):
     for i in range(3):
         system.launch(i)
     for i in range(3):
         system.ready(i)
+
+
+def failover_trials(system, trials, fault):
+    """`fault` is "kill" (kill -9 of the leader, restarted on its data after the trial) or
+    "pause" (SIGSTOP of the leader, SIGCONT after the trial)."""
+    times = []
     alive = [0, 1, 2]
     for trial in range(trials):
         leader = settled_leader(system, alive)
         survivors = [i for i in alive if i != leader]
-        system.kill(leader)
+        if fault == "kill":
+            system.kill(leader)
+        else:
+            system.pause(leader)
         t0 = time.monotonic()
         attempt = 0
         while not system.write(survivors[attempt % 2]):
             attempt += 1
             if time.monotonic() - t0 > 30:
-                raise SystemExit(f"{system.name}: no write acknowledged within 30 s of the kill")
+                raise SystemExit(f"{system.name}: no write acknowledged within 30 s of the {fault}")
         elapsed = time.monotonic() - t0
         times.append(elapsed)
-        log(f"{system.name} failover trial {trial + 1}: {elapsed * 1000:.0f} ms ({attempt + 1} attempts)")
-        system.launch(leader)
+        log(f"{system.name} {fault} trial {trial + 1}: {elapsed * 1000:.0f} ms ({attempt + 1} attempts)")
+        if fault == "kill":
+            system.launch(leader)
+        else:
+            system.resume(leader)
         system.ready(leader)
     return times
 
@@ -283,9 +304,9 @@ def handover_trials(system, trials):
     return times
 
 
-def summary(name, times):
+def summary(key, name, times):
     ms = [t * 1000 for t in times]
-    return {"system": name, "trials": len(ms), "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99),
+    return {"key": key, "system": name, "trials": len(ms), "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99),
             "min_ms": min(ms), "max_ms": max(ms), "all_ms": [round(t) for t in ms]}
 
 
@@ -307,16 +328,24 @@ def main():
     results = []
     vigil = Vigil(args.vigil, args.work, args.pidfile)
     try:
-        results.append(summary("vigil failover (kill -9 leader → first acknowledged write)",
-                               failover_trials(vigil, args.trials)))
-        results.append(summary("vigil health handover (leader's critical check fails → first acknowledged write)",
+        start_all(vigil)
+        results.append(summary("vigil_kill", "vigil failover (kill -9 leader → first acknowledged write)",
+                               failover_trials(vigil, args.trials, "kill")))
+        results.append(summary("vigil_pause", "vigil failover (SIGSTOP leader → first acknowledged write)",
+                               failover_trials(vigil, args.trials, "pause")))
+        results.append(summary("vigil_handover",
+                               "vigil health handover (leader's critical check fails → first acknowledged write)",
                                handover_trials(vigil, args.trials)))
     finally:
         vigil.stop_all()
     etcd = Etcd(args.etcd, args.work, args.pidfile, args.etcd_election_ms, args.etcd_heartbeat_ms)
+    timings = f"election {args.etcd_election_ms} ms, heartbeat {args.etcd_heartbeat_ms} ms"
     try:
-        results.append(summary(f"etcd failover (election {args.etcd_election_ms} ms, heartbeat {args.etcd_heartbeat_ms} ms)",
-                               failover_trials(etcd, args.trials)))
+        start_all(etcd)
+        results.append(summary("etcd_kill", f"etcd failover (kill -9 leader; {timings})",
+                               failover_trials(etcd, args.trials, "kill")))
+        results.append(summary("etcd_pause", f"etcd failover (SIGSTOP leader; {timings})",
+                               failover_trials(etcd, args.trials, "pause")))
     finally:
         etcd.stop_all()
     with open(args.out, "w") as f:

@@ -13,9 +13,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use tokio::sync::broadcast;
 use vigil_cluster::raft::{
-    Applied, CheckBody, CheckMap, Command, Instances, JsonObject, Registry, ServiceInstance,
-    WriteError,
+    Applied, CheckBody, CheckMap, Command, Instances, JsonObject, LeaderEvent, Registry,
+    ServiceInstance, WriteError,
 };
 
 use crate::error::ApiError;
@@ -178,6 +179,10 @@ pub(crate) fn name_problem(what: &str, value: &str) -> Option<String> {
 /// Commits `command` through Raft: on the leader here, or by passing the request on (a node
 /// that is not a voter to a voter, a voter to the leader). `Err` is the answer to send as it
 /// is: the one of the node the request was passed to, or 503 `no quorum`.
+///
+/// A leader that stops answering (paused, cut off) is replaced after its lease; a write that
+/// replays safely and waits on it is then taken here or passed on to its successor, so the
+/// client's request ends with the failover instead of the forwarding timeout.
 pub(crate) async fn commit(
     api: &Api,
     command: Command,
@@ -186,9 +191,40 @@ pub(crate) async fn commit(
     let Some(leadership) = &api.leadership else {
         return Err(forward::to_a_voter(request, api.cluster.as_ref()).await);
     };
+    let mut changes = leadership.subscribe();
+    for _ in 0..SUCCESSORS_TRIED {
+        match leadership.write(command.clone()).await {
+            Ok(applied) => return Ok(applied),
+            Err(WriteError::NotLeader {
+                leader: Some(leader),
+                api_address: Some(addr),
+            }) if command.replays_safely() => {
+                let why = format!("the leader is {leader}");
+                tokio::select! {
+                    answer = forward::forward(request, addr, &why) => return Err(answer),
+                    () = successor(&mut changes, &leader) => {}
+                }
+            }
+            Err(e) => return Err(write_failed(e, request).await),
+        }
+    }
     match leadership.write(command).await {
         Ok(applied) => Ok(applied),
         Err(e) => Err(write_failed(e, request).await),
+    }
+}
+
+/// How many leaders in a row a write waiting on its leader follows to the next one.
+const SUCCESSORS_TRIED: usize = 2;
+
+/// Waits until another leader than `leader` takes office (forever if none does).
+async fn successor(changes: &mut broadcast::Receiver<LeaderEvent>, leader: &str) {
+    loop {
+        match changes.recv().await {
+            Ok(event) if event.leader_id.as_deref().is_some_and(|id| id != leader) => return,
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+        }
     }
 }
 
@@ -455,10 +491,7 @@ pub async fn register(State(api): State<Api>, request: Incoming, body: Bytes) ->
             .unwrap_or(body),
         ..request
     };
-    let Some(leadership) = &api.leadership else {
-        return forward::to_a_voter(&request, api.cluster.as_ref()).await;
-    };
-    match leadership.write(Command::Register(instance.clone())).await {
+    match commit(&api, Command::Register(instance.clone()), &request).await {
         Ok(applied) => {
             let code = if applied.changed {
                 StatusCode::CREATED
@@ -470,7 +503,7 @@ pub async fn register(State(api): State<Api>, request: Incoming, body: Bytes) ->
             };
             (code, Json(body)).into_response()
         }
-        Err(e) => write_failed(e, &request).await,
+        Err(answer) => answer,
     }
 }
 

@@ -166,6 +166,28 @@ fn killing_the_leader_elects_another_that_takes_writes() {
     assert_ne!(second, first);
     let new = nodes[second].leader().unwrap();
     assert!(new["term"].as_u64().unwrap() > old_term, "{new}");
+    // The survivors learned that the leader's process was gone (its Raft port refused them)
+    // rather than waiting out its lease, and the new leader stood for election on that.
+    let said = |node: &Node, what: &str| {
+        std::fs::read_to_string(&node.log).is_ok_and(|log| log.contains(what))
+    };
+    for survivor in (0..3).filter(|i| *i != first) {
+        assert!(
+            said(
+                &nodes[survivor],
+                "the leader's Raft port refuses connections: its process is gone"
+            ),
+            "{} did not find the leader's process gone",
+            nodes[survivor].id
+        );
+    }
+    assert!(
+        said(
+            &nodes[second],
+            "the leader's process is gone and a majority would vote"
+        ),
+        "the new leader stood for election after the lease instead"
+    );
     let (code, body) = nodes[second].register("db", "db-2", "");
     assert_eq!(code, 201, "{body}");
     let survivor = &nodes[3 - first - second];

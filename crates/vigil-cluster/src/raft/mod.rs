@@ -22,10 +22,16 @@
 //! majority of voters, asked with a `PreVote` frame that changes nothing, said they would vote.
 //! A voter that cannot reach a majority never raises its term; a lone voter is its own majority
 //! and needs nobody's answer.
+//!
+//! A leader whose process exited needs no lease: when the connection it sent heartbeats on
+//! closes, or it misses two of them, a follower dials its Raft port, and a refusal (the host is
+//! up, nothing listens) lets the followers stand for election as soon as openraft's own short
+//! lease allows, in the order of their ids (see `exit`).
 
 mod backup;
 mod binding;
 mod coordination;
+mod exit;
 mod frame;
 mod instance;
 mod keeper;
@@ -74,6 +80,7 @@ pub use voters::{GroupMember, GroupRole, MembershipError, VoterSet};
 
 use crate::error::ClusterError;
 use crate::Cluster;
+use exit::LeaderExit;
 use keeper::Keeper;
 use network::{
     ask_to_campaign, pre_vote, Keys, LeaderContact, Network, Resolver, Service, Version,
@@ -89,6 +96,12 @@ const EVENT_BUFFER: usize = 256;
 const RECONCILE_EVERY: Duration = Duration::from_millis(250);
 /// How often the leader looks for sessions whose TTL lapsed.
 const SESSION_SWEEP: Duration = Duration::from_millis(25);
+/// The pauses before probing a leader's port again after a closed link found it open.
+const REPROBE_AFTER: [Duration; 3] = [
+    Duration::from_millis(2),
+    Duration::from_millis(10),
+    Duration::from_millis(40),
+];
 /// Score change (in points) worth recording in the registry.
 const SCORE_STEP: u8 = 5;
 
@@ -219,7 +232,14 @@ struct Inner {
     contact: Arc<LeaderContact>,
     /// When this voter last granted a vote: it gives that candidate a lease to win in.
     voted: Arc<LeaderContact>,
+    /// What this voter found out about its leader's process.
+    exit: Arc<LeaderExit>,
     election_timeout: Duration,
+    /// How often a leader sends heartbeats.
+    heartbeat: Duration,
+    /// openraft's lease: how long after a leader's last word a voter refuses votes in openraft
+    /// itself. Short (just over a heartbeat); vigil's longer lease is kept by the pre-vote.
+    raft_lease: Duration,
     healthy: Arc<AtomicBool>,
     network: Network,
     /// This voter's log, read for its last log id before a pre-vote.
@@ -292,11 +312,16 @@ impl Leadership {
         }
         let bootstrap = voters.contains(&name);
         let timeout = millis(config.election_timeout).max(60);
+        let heartbeat = (timeout / 6).max(10);
         let raft_config = openraft::Config {
             cluster_name: "vigil".to_owned(),
-            election_timeout_min: timeout / 2,
-            election_timeout_max: timeout,
-            heartbeat_interval: (timeout / 6).max(10),
+            // openraft's election timer is off; its longest timeout is also how long it refuses
+            // votes after a leader's last word. vigil's pre-vote keeps the whole lease, so this
+            // one is as short as openraft allows: a leader whose process is gone is replaced
+            // as soon as it runs out (see `exit`).
+            election_timeout_min: heartbeat + 1,
+            election_timeout_max: heartbeat + 2,
+            heartbeat_interval: heartbeat,
             install_snapshot_timeout: 2_000,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(1_000),
             max_in_snapshot_log_to_keep: 100,
@@ -306,6 +331,7 @@ impl Leadership {
         }
         .validate()
         .map_err(|e| ClusterError::Config(format!("raft timings: {e}")))?;
+        let raft_lease = Duration::from_millis(raft_config.election_timeout_max);
 
         let db = store::open(&config.data_dir).map_err(ClusterError::Config)?;
         let published = Arc::new(watch::Sender::new(Arc::new(Published::default())));
@@ -344,6 +370,7 @@ impl Leadership {
         .map_err(|e| ClusterError::Config(format!("cannot start raft: {e}")))?;
         let contact = Arc::new(LeaderContact::new());
         let voted = Arc::new(LeaderContact::new());
+        let exit = Arc::new(LeaderExit::new());
         let healthy = Arc::new(AtomicBool::new(true));
         let server = tokio::spawn(network::serve(
             listener.listener,
@@ -357,6 +384,8 @@ impl Leadership {
                 healthy: healthy.clone(),
                 log: log_reader.clone(),
                 lease: config.election_timeout,
+                raft_lease,
+                exit: exit.clone(),
             },
         ));
 
@@ -385,7 +414,10 @@ impl Leadership {
                 published,
                 contact,
                 voted,
+                exit,
                 election_timeout: config.election_timeout,
+                heartbeat: Duration::from_millis(heartbeat),
+                raft_lease,
                 healthy,
                 network,
                 log: log_reader,
@@ -399,6 +431,8 @@ impl Leadership {
         let watcher = tokio::spawn(leadership.clone().watch_leader());
         let reconciler = tokio::spawn(leadership.clone().reconcile());
         let watchdog = tokio::spawn(leadership.clone().watchdog());
+        let exit_probe = tokio::spawn(leadership.clone().probe_leader_exit());
+        leadership.track(exit_probe.abort_handle());
         let sessions = tokio::spawn(leadership.clone().keep_sessions());
         let membership = tokio::spawn(leadership.clone().follow_membership());
         leadership.track(membership.abort_handle());
@@ -659,12 +693,12 @@ impl Leadership {
     /// stand for election now, until one does. (A candidate missing entries would not get the
     /// old leader's vote; the next one is then asked.)
     async fn hand_over(&self) {
-        // A voter grants no vote while the leader's lease (the longest election timeout) since
-        // it last changed its vote runs; for this leader that was its election. A young leader
-        // waits it out, or its vote would be refused.
+        // openraft has a voter grant no vote while its lease since the voter last changed its
+        // vote runs; for this leader that was its election. A young leader waits it out, or
+        // its vote would be refused.
         let since = *lock(&self.inner.leading_since);
         if let Some(since) = since {
-            let lease_end = since + self.inner.election_timeout + Duration::from_millis(20);
+            let lease_end = since + self.inner.raft_lease + self.inner.heartbeat / 4;
             tokio::time::sleep_until(lease_end).await;
         }
         let metrics = self.inner.raft.metrics().borrow().clone();
@@ -778,8 +812,10 @@ impl Leadership {
 
     /// Starts every election this voter stands in (openraft's own timer is off): once no
     /// leader has been heard for the lease (the longest election timeout, during which the
-    /// other voters refuse votes) plus up to a quarter of it at random, so that two followers
-    /// rarely collide, and only after a pre-vote.
+    /// other voters refuse pre-votes) plus up to a quarter of it at random, so that two
+    /// followers rarely collide, and only after a pre-vote. Once the leader's process is found
+    /// gone (see `exit`), after openraft's short lease instead, the surviving voters one after
+    /// another in the order of their ids, half a heartbeat apart.
     ///
     /// The pre-vote asks the other voters whether they would vote for this one; it changes no
     /// term. A voter cut off from the majority hears too few yeses, keeps its term, and asks
@@ -791,9 +827,18 @@ impl Leadership {
         let timeout = self.inner.election_timeout;
         let mut tick = tokio::time::interval((timeout / 25).max(Duration::from_millis(5)));
         let mut jitter = Self::jitter(timeout);
-        let mut next_try = tokio::time::Instant::now() + timeout;
+        let started = tokio::time::Instant::now();
+        let mut next_try = started;
+        // Once the leader's process is gone, the moment to look again, to the millisecond
+        // rather than the tick.
+        let mut wake = None;
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.inner.exit.next_found_gone() => {}
+                _ = tokio::time::sleep_until(wake.unwrap_or(next_try)), if wake.is_some() => {}
+            }
+            wake = None;
             let now = tokio::time::Instant::now();
             if !self.inner.healthy.load(Ordering::Relaxed) || now < next_try {
                 continue;
@@ -802,27 +847,123 @@ impl Leadership {
             if !matches!(state, ServerState::Follower | ServerState::Candidate) {
                 continue;
             }
-            // A vote granted gives its candidate the same lease to win in as a leader's word.
-            let silent = match (self.inner.contact.since(), self.inner.voted.since()) {
-                (Some(contact), Some(voted)) => Some(contact.min(voted)),
-                (contact, voted) => contact.or(voted),
+            let gone = self.inner.exit.gone(&self.inner.contact);
+            let patience = match gone {
+                Some(leader) => self.patience_after_exit(leader),
+                None => timeout + jitter,
             };
-            if silent.is_some_and(|silent| silent <= timeout + jitter) {
+            // A vote granted gives its candidate the same lease to win in as a leader's word;
+            // a voter that heard nobody yet counts its silence from its start.
+            let silent = match (self.inner.contact.since(), self.inner.voted.since()) {
+                (Some(contact), Some(voted)) => contact.min(voted),
+                (contact, voted) => contact.or(voted).unwrap_or_else(|| started.elapsed()),
+            };
+            if silent <= patience {
+                if gone.is_some() {
+                    wake = Some(now + (patience - silent));
+                }
                 continue;
             }
             if !self.pre_vote().await {
-                next_try = tokio::time::Instant::now() + timeout / 5;
+                let retry = if gone.is_some() {
+                    self.inner.heartbeat / 4
+                } else {
+                    timeout / 5
+                };
+                next_try = tokio::time::Instant::now() + retry;
+                wake = gone.map(|_| next_try);
                 continue;
             }
-            info!(
-                silent_ms = silent.map(millis),
-                "no leader heard past its lease and a majority would vote: standing for election"
-            );
+            match gone.and_then(|leader| self.name_of(leader)) {
+                Some(leader) => info!(
+                    %leader,
+                    silent_ms = millis(silent),
+                    "the leader's process is gone and a majority would vote: standing for election"
+                ),
+                None => info!(
+                    silent_ms = millis(silent),
+                    "no leader heard past its lease and a majority would vote: standing for election"
+                ),
+            }
             if self.inner.raft.trigger().elect().await.is_err() {
                 return;
             }
             jitter = Self::jitter(timeout);
-            next_try = tokio::time::Instant::now() + timeout + jitter;
+            next_try = tokio::time::Instant::now()
+                + match gone {
+                    // A split vote among the survivors: the next in line tries soon after.
+                    Some(_) => self.inner.heartbeat * 2 + jitter / 4,
+                    None => timeout + jitter,
+                };
+        }
+    }
+
+    /// How long a voter waits after the last word of a leader whose process is gone: until
+    /// openraft's lease on the other voters ran out (a margin of a quarter heartbeat covers
+    /// their hearing that word a little later), then half a heartbeat more for every
+    /// surviving voter ahead of it in the order of ids, so that the first one in line is
+    /// usually elected alone.
+    fn patience_after_exit(&self, leader: u64) -> Duration {
+        let me = raft_id(&self.inner.name);
+        let ahead = self
+            .voter_names()
+            .iter()
+            .filter(|(id, _)| *id != leader && *id < me)
+            .count();
+        let heartbeat = self.inner.heartbeat;
+        self.inner.raft_lease
+            + heartbeat / 4
+            + (heartbeat / 2).saturating_mul(u32::try_from(ahead).unwrap_or(u32::MAX))
+    }
+
+    /// Finds out whether the leader's process is gone (see `exit`): probes its Raft port when
+    /// a connection the leader spoke on closes, and once in every silence of two heartbeats.
+    async fn probe_leader_exit(self) {
+        let exit = self.inner.exit.clone();
+        let contact = &self.inner.contact;
+        let heartbeat = self.inner.heartbeat;
+        let mut tick = tokio::time::interval(heartbeat / 2);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let closed = tokio::select! {
+                _ = tick.tick() => false,
+                _ = exit.next_link_closed() => true,
+            };
+            if !closed && !exit.probe_due(contact, heartbeat) {
+                continue;
+            }
+            let reading = contact.reading();
+            let leader = {
+                let metrics = self.inner.raft.metrics();
+                let metrics = metrics.borrow();
+                (metrics.state == ServerState::Follower)
+                    .then_some(metrics.current_leader)
+                    .flatten()
+            };
+            let Some(leader) = leader.filter(|_| exit.gone(contact).is_none()) else {
+                continue;
+            };
+            let Some(name) = self.name_of(leader) else {
+                continue;
+            };
+            let mut refused = self.inner.network.refuses(&name, heartbeat).await;
+            // A dying process's kernel may close its connections an instant before its
+            // listening socket: a closed link is probed a few times more, until a leader speaks.
+            let again: &[Duration] = if closed { &REPROBE_AFTER } else { &[] };
+            for pause in again {
+                if refused || contact.reading() != reading {
+                    break;
+                }
+                tokio::time::sleep(*pause).await;
+                refused = self.inner.network.refuses(&name, heartbeat).await;
+            }
+            if refused {
+                info!(
+                    leader = %name,
+                    "the leader's Raft port refuses connections: its process is gone"
+                );
+                exit.found(contact, reading, leader);
+            }
         }
     }
 

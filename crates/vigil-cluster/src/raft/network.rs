@@ -41,6 +41,7 @@ use tracing::debug;
 use vigil_gossip::crypto::Keyring;
 
 use super::binding::{ClientSession, Exchange, Nonce, ServerSession};
+use super::exit::LeaderExit;
 use super::frame::{open_frame, read_frame, write_frame, WireError, MAX_FRAME, MAX_HELLO_FRAME};
 use super::limits::{Budget, Slots, FRAME_BUDGET, MAX_CONNECTIONS, MAX_PER_ADDRESS};
 use super::store::LogStore;
@@ -120,6 +121,17 @@ impl LeaderContact {
         self.millis.store(millis, Ordering::Relaxed);
     }
 
+    /// The last contact as an opaque reading (0: never), to tell one contact from the next.
+    pub fn reading(&self) -> u64 {
+        self.millis.load(Ordering::Relaxed)
+    }
+
+    /// Records a contact `millis` after `base`.
+    #[cfg(test)]
+    pub fn touch_at(&self, millis: u64) {
+        self.millis.store(millis.max(1), Ordering::Relaxed);
+    }
+
     /// Time since the last contact, if there was one.
     pub fn since(&self) -> Option<Duration> {
         match self.millis.load(Ordering::Relaxed) {
@@ -153,8 +165,13 @@ pub struct Service {
     /// This voter's log, read for the last log id a pre-vote is compared with.
     pub log: LogStore,
     /// The leader's lease, the longest election timeout: a voter that heard from a leader more
-    /// recently refuses pre-votes, as openraft refuses votes.
+    /// recently refuses pre-votes.
     pub lease: Duration,
+    /// openraft's own lease, after which it grants votes: the whole lease once the leader's
+    /// process is found gone.
+    pub raft_lease: Duration,
+    /// What this voter found out about its leader's process.
+    pub exit: Arc<LeaderExit>,
 }
 
 impl Service {
@@ -167,7 +184,8 @@ impl Service {
         if leads && self.healthy.load(Ordering::Relaxed) {
             return false;
         }
-        let recent = |moment: &LeaderContact| moment.since().is_some_and(|s| s <= self.lease);
+        let lease = self.exit.lease(&self.contact, self.lease, self.raft_lease);
+        let recent = |moment: &LeaderContact| moment.since().is_some_and(|s| s <= lease);
         if recent(&self.contact) || recent(&self.voted) {
             return false;
         }
@@ -220,15 +238,31 @@ pub async fn serve(listener: TcpListener, service: Service) {
 }
 
 async fn connection(stream: TcpStream, service: Service, budget: Budget) -> std::io::Result<()> {
+    let version = (service.version)();
+    let mut inbound =
+        Inbound::accept(stream, service.voter, service.keys.clone(), version, budget).await?;
+    let mut leader_spoke = false;
+    let served = serve_requests(&mut inbound, &service, &mut leader_spoke).await;
+    // The leader's connection closing is the first sign that its process may be gone.
+    if leader_spoke {
+        service.exit.link_closed();
+    }
+    served
+}
+
+/// Answers the requests on one connection; `leader_spoke` tells whether a current leader sent
+/// entries or a heartbeat on it.
+async fn serve_requests(
+    inbound: &mut Inbound,
+    service: &Service,
+    leader_spoke: &mut bool,
+) -> std::io::Result<()> {
     let Service {
         raft,
         contact,
         healthy,
         ..
-    } = &service;
-    let version = (service.version)();
-    let mut inbound =
-        Inbound::accept(stream, service.voter, service.keys.clone(), version, budget).await?;
+    } = service;
     while let Some((exchange, request)) = inbound.request().await? {
         let reply = match request {
             Request::Append(rpc) => {
@@ -236,6 +270,7 @@ async fn connection(stream: TcpStream, service: Service, budget: Budget) -> std:
                 // Any answer but "I have seen a higher vote" means a current leader spoke.
                 if matches!(&answer, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
                     contact.touch();
+                    *leader_spoke = true;
                 }
                 Reply::Append(answer)
             }
@@ -439,6 +474,18 @@ impl Network {
             speaks,
             source,
         }
+    }
+
+    /// Whether the voter `name`'s Raft port refuses a connection within `within`: its process
+    /// is gone while its host answers. Not found, accepted or silent all say no.
+    pub async fn refuses(&self, name: &str, within: Duration) -> bool {
+        let Some(addr) = (self.resolve)(name) else {
+            return false;
+        };
+        matches!(
+            tokio::time::timeout(within, self.connect(addr)).await,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused
+        )
     }
 
     /// Connects to `addr`, from the source address where it applies.

@@ -174,6 +174,22 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Whether applying the command a second time changes nothing the first did not and
+    /// answers alike: a write that the leader it was passed to may or may not have taken can
+    /// then be passed on again, to its successor.
+    pub fn replays_safely(&self) -> bool {
+        matches!(
+            self,
+            Command::Register(_)
+                | Command::ReportHealth { .. }
+                | Command::ReportInstances { .. }
+                | Command::Maintenance { .. }
+                | Command::NodeMaintenance { .. }
+        )
+    }
+}
+
 /// What applying a command did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applied {
