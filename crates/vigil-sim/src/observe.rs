@@ -175,7 +175,7 @@ impl Sim {
     /// of the cluster has started.
     /// Never while a node of the cluster has yet to start.
     pub fn converged(&self) -> bool {
-        !self.starting() && self.unconverged().is_empty()
+        !self.starting() && self.every_view(|state| state.is_active())
     }
 
     /// Whether a node of the cluster has yet to start.
@@ -187,12 +187,33 @@ impl Sim {
 
     /// Whether every live node believes every other live node is alive (not even suspect).
     pub fn all_alive(&self) -> bool {
+        !self.starting() && self.every_view(|state| state == MemberState::Alive)
+    }
+
+    /// Whether every live node's active members are exactly the other live nodes, each in a
+    /// state `wanted` accepts. One pass over each view that stops at the first node found
+    /// wanting: joins poll this every step, and at thousands of nodes a full pairwise check
+    /// would cost more than the simulation it polls.
+    fn every_view(&self, wanted: impl Fn(MemberState) -> bool) -> bool {
         let live = self.live();
-        self.converged()
-            && live.iter().all(|&i| {
-                live.iter()
-                    .all(|&j| i == j || self.view(i, j) == Some(MemberState::Alive))
-            })
+        let mut is_live = vec![false; self.slots.len()];
+        for &i in &live {
+            is_live[i] = true;
+        }
+        live.iter().all(|&i| {
+            let Some(node) = self.slots[i].node.as_ref() else {
+                // No view to check (as in `unconverged`).
+                return true;
+            };
+            let mut known = 0;
+            for m in node.members().filter(|m| m.state.is_active()) {
+                match self.by_id.get(&m.id) {
+                    Some(&s) if is_live[s] && wanted(m.state) => known += 1,
+                    _ => return false,
+                }
+            }
+            known == live.len() - 1
+        })
     }
 
     /// For each live node other than `subject`, the first time at or after `since` it reported
