@@ -8,7 +8,9 @@
 //! service) or else by the container's own `healthcheck` status, and stopped with `docker stop`.
 //! Groups are declared under a top-level `x-vigil-groups` extension and depended on in a service's
 //! `x-vigil-depends_on`, which replaces its `depends_on` for vigil (compose itself would reject a
-//! group in `depends_on`, so there it lists every member):
+//! group in `depends_on`, so there it lists every member). A service's
+//! `x-vigil-on_dependency_unhealthy` (`restart`, `wait`, `ignore`) is the stack file's
+//! `on_dependency_unhealthy`:
 //!
 //! ```yaml
 //! x-vigil-groups:
@@ -42,8 +44,8 @@ use crate::graph;
 use crate::launch::Exit;
 use crate::process::Stopped;
 use crate::stack::{
-    Condition, Dependency, Group, GroupId, GroupPolicy, Health, HealthCheck, Launch, RestartMode,
-    RestartPolicy, Service, ServiceId, Stack, Target,
+    Condition, Dependency, Group, GroupId, GroupPolicy, Health, HealthCheck, Launch,
+    OnDependencyUnhealthy, RestartMode, RestartPolicy, Service, ServiceId, Stack, Target,
 };
 use vigil_probe::{limits, DurationLimit};
 
@@ -73,6 +75,8 @@ struct RawService {
     probe: Option<String>,
     #[serde(rename = "stop_grace_period")]
     stop_grace: Option<String>,
+    #[serde(rename = "x-vigil-on_dependency_unhealthy")]
+    on_dependency_unhealthy: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -383,6 +387,16 @@ pub fn parse(source: &str, file: &str) -> Result<Stack, StackErrors> {
             Duration::from_secs(10),
             &mut report,
         );
+        let on_dependency_unhealthy = match raw_service.on_dependency_unhealthy.as_deref() {
+            None => OnDependencyUnhealthy::default(),
+            Some(text) => OnDependencyUnhealthy::parse(text).unwrap_or_else(|| {
+                report(
+                    text,
+                    format!("service {name}: unknown x-vigil-on_dependency_unhealthy \"{text}\"; expected restart, wait or ignore"),
+                );
+                OnDependencyUnhealthy::default()
+            }),
+        };
         services.push(Service {
             name: name.clone(),
             launch: Launch::Compose {
@@ -397,6 +411,7 @@ pub fn parse(source: &str, file: &str) -> Result<Stack, StackErrors> {
             stop_grace,
             // Compose files register nothing: a stack file's `register` has no compose form.
             register: None,
+            on_dependency_unhealthy,
         });
     }
 

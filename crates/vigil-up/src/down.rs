@@ -1,8 +1,11 @@
 //! `vigil down`: stopping a stack that `vigil up` started, from its state file, in reverse
 //! dependency order (SIGTERM, grace period, SIGKILL), reporting anything that would not stop.
 //!
-//! When the `vigil up` that started the stack is still attached, it is asked to stop (SIGTERM) and
-//! does the stopping itself, in order; whatever it leaves running is stopped here. A service the
+//! When the `vigil up` supervising the stack (attached, or in the background after `-d`) still
+//! runs, it is asked to stop first (SIGTERM, bounded wait) and does the stopping itself, in order;
+//! whatever it leaves running — everything, when it was killed — is stopped here, by the process
+//! ids in the state file, each checked by its start time so that a reused pid is never
+//! signalled. A service the
 //! state file records as registered (see [`crate::register`]) is deregistered just before it is
 //! stopped.
 
@@ -42,6 +45,8 @@ pub async fn down(
         return Ok(Vec::new());
     };
     if let Some(supervisor) = state.supervisor {
+        // What an earlier stop recorded says nothing of this one.
+        let _ = State::take_stops(dir);
         if process::alive(supervisor.pid, supervisor.start_time) {
             if let Some(pid) = i32::try_from(supervisor.pid).ok().and_then(Pid::from_raw) {
                 let _ = kill_process(pid, Signal::TERM);
@@ -66,6 +71,18 @@ pub async fn down(
         match State::read(dir)? {
             Some(left) => state = left,
             None => {
+                if let Some(stops) = State::take_stops(dir) {
+                    let results: Vec<StopResult> = stops
+                        .into_iter()
+                        .map(|(name, stopped)| StopResult {
+                            name,
+                            stopped,
+                            deregistered: None,
+                        })
+                        .collect();
+                    results.iter().for_each(&mut each);
+                    return Ok(results);
+                }
                 // The supervisor stopped everything and removed the state file. It stopped them
                 // deepest dependants first: list them in that order.
                 let mut services: Vec<&ServiceState> = state.services.iter().collect();
@@ -156,6 +173,8 @@ mod tests {
             process: None,
             container: None,
             registered: None,
+            started_at: None,
+            status: crate::supervise::Status::default(),
         };
         assert_eq!(stop_grace(&service), limits::STOP_GRACE.max);
     }

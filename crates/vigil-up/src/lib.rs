@@ -10,8 +10,11 @@
 //! critical path, and the total against the critical-path lower bound and a wave-by-wave schedule,
 //! as a table, JSON or an SVG timeline. [`down`] stops a stack in reverse dependency order.
 //!
-//! What it is not: a long-running init system. After startup `vigil up` keeps supervising its
-//! processes while it stays attached; detached stacks are left to run on their own.
+//! After startup the stack stays supervised — by the attached `vigil up`, or by the background
+//! process `vigil up -d` leaves ([`background`]) until `vigil down`: every service is probed at
+//! its `interval`, restarted per its policy when it exits or turns unhealthy, and its dependants
+//! follow their `on_dependency_unhealthy` policy ([`supervise`]). What it is not: an init system
+//! started at boot.
 //!
 //! The pieces, one concept per module:
 //!
@@ -20,10 +23,11 @@
 //! - [`error`]: problems located at `file:line:column`, and the collector that places them.
 //! - [`graph`]: cycles, dependency levels, stop order.
 //! - [`schedule`]: the scheduling core, free of I/O and clocks, so ordering, concurrency and group
-//!   policies are tested without time.
+//!   policies are tested without time; [`supervise`] the same for what follows the start.
 //! - [`runner`]: one service's life during and after startup: launch, probe, restart.
 //! - [`process`] and [`compose`]: launching and stopping local processes and compose services.
-//! - [`up`]: the driver tying the core to the runners; [`state`] the file `vigil down` reads.
+//! - [`up`]: the driver tying the core to the runners; [`state`] the file `vigil ps` and
+//!   `vigil down` read; [`background`] the supervisor of `vigil up -d`.
 //! - [`register`]: services registered as instances of a registry while they run, through a
 //!   reader and a registry the program supplies.
 //! - [`report`] and [`svg`]: the startup report.
@@ -31,6 +35,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod background;
 pub mod compose;
 pub mod down;
 pub mod error;
@@ -44,6 +49,7 @@ pub mod runner;
 pub mod schedule;
 pub mod stack;
 pub mod state;
+pub mod supervise;
 pub mod svg;
 pub mod up;
 

@@ -13,6 +13,7 @@
 //! backoff = "200ms"
 //! backoff_max = "10s"
 //! stop_grace = "10s"
+//! on_dependency_unhealthy = "wait"      # "restart" | "wait" | "ignore", after startup
 //! [services.db.health]
 //! probe = "tcp://127.0.0.1:5433"        # any vigil probe target
 //! interval = "5s"
@@ -73,7 +74,7 @@ use crate::graph;
 use crate::register::{Instance, Reader, Registration, Unsupported};
 use crate::stack::{
     CommandSpec, Condition, Dependency, Group, GroupId, GroupPolicy, Health, HealthCheck, Launch,
-    RestartMode, RestartPolicy, Service, ServiceId, Stack, Target,
+    OnDependencyUnhealthy, RestartMode, RestartPolicy, Service, ServiceId, Stack, Target,
 };
 
 /// Reads and validates the stack file at `path`, which may have no `register` table.
@@ -160,6 +161,7 @@ struct RawService {
     backoff: Option<Spanned<String>>,
     backoff_max: Option<Spanned<String>>,
     stop_grace: Option<Spanned<String>>,
+    on_dependency_unhealthy: Option<Spanned<String>>,
     /// Keys taken out for an error: what depends on them is not reported again.
     #[serde(skip)]
     removed: Vec<String>,
@@ -717,6 +719,20 @@ fn build_service(
         Duration::from_secs(10),
         errors,
     );
+    let on_dependency_unhealthy = raw
+        .on_dependency_unhealthy
+        .map_or(OnDependencyUnhealthy::default(), |p| {
+            OnDependencyUnhealthy::parse(p.get_ref()).unwrap_or_else(|| {
+                errors.at(
+                    p.span(),
+                    format!(
+                        "unknown on_dependency_unhealthy \"{}\"; expected \"restart\", \"wait\" or \"ignore\"",
+                        p.get_ref()
+                    ),
+                );
+                OnDependencyUnhealthy::default()
+            })
+        });
     let service = launch.map(|launch| Service {
         name: name.to_owned(),
         launch,
@@ -725,6 +741,7 @@ fn build_service(
         restart,
         stop_grace,
         register: raw.register.map(Spanned::into_inner),
+        on_dependency_unhealthy,
     });
     (service, entries)
 }

@@ -72,7 +72,8 @@ fn spawn_error(program: &str, workdir: Option<&Path>, e: io::Error) -> io::Error
 }
 
 /// How a stop ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Stopped {
     /// It exited after SIGTERM (or had already exited).
     Terminated,
@@ -197,4 +198,31 @@ pub async fn wait_gone(pid: u32, started: u64, limit: Duration) -> bool {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Keeps a service's log under about `cap` bytes: once it is larger, its content moves to
+/// `<log>.1` (replacing the previous one) and the log is emptied in place. The service keeps
+/// writing through the descriptor it was started with, opened for appending, so its next line
+/// lands at the start of the emptied file; no process needs to reopen anything, and a service
+/// outlives a supervisor that died. Lines written between the copy and the truncation are
+/// lost. Returns whether the log was cut.
+pub fn cap_log(log: &Path, cap: u64) -> io::Result<bool> {
+    let size = match std::fs::metadata(log) {
+        Ok(meta) => meta.len(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if size <= cap {
+        return Ok(false);
+    }
+    let mut older = log.as_os_str().to_owned();
+    older.push(".1");
+    std::fs::copy(log, &older)?;
+    OpenOptions::new().write(true).open(log)?.set_len(0)?;
+    Ok(true)
+}
+
+/// Sends SIGTERM to one process (not its group).
+pub fn terminate(pid: u32) {
+    signal(pid, Signal::TERM, Reach::Process);
 }

@@ -17,6 +17,7 @@ use crate::launch::{container_health, Backend, Exit};
 use crate::process::Stopped;
 use crate::schedule::Event;
 use crate::stack::{Health, HealthCheck, RestartMode, Service, ServiceId};
+use crate::supervise::restarts_in_a_row;
 
 /// What a runner tells the driver.
 #[derive(Debug)]
@@ -32,8 +33,6 @@ pub enum Update {
         /// The container id, for compose services.
         container: Option<String>,
     },
-    /// Worth a log line after startup (a restart, turning unhealthy, recovering).
-    Note(String),
     /// The runner stopped the service as told and ended.
     Stopped(Stopped),
 }
@@ -43,6 +42,17 @@ pub type Message = (ServiceId, Instant, Update);
 
 /// How a runner is asked to stop: the driver sets the value to `true`.
 pub type StopSignal = watch::Receiver<bool>;
+
+/// What the driver may ask of a running service besides stopping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Stop it and start it again at once (its dependencies came back): not a failure, so no
+    /// backoff and nothing counted against `max_restarts`.
+    Restart {
+        /// Why, for people.
+        reason: String,
+    },
+}
 
 /// What is probed, built once per runner.
 enum Checker {
@@ -54,6 +64,7 @@ enum Checker {
 enum End {
     Exited(Exit),
     Unhealthy(String),
+    Restart(String),
     Stop,
 }
 
@@ -63,6 +74,7 @@ struct Runner {
     backend: Arc<Backend>,
     updates: mpsc::UnboundedSender<Message>,
     stop: StopSignal,
+    controls: mpsc::UnboundedReceiver<Control>,
 }
 
 /// Runs one service until the stop signal: the runner's whole life. Spawn it as a task.
@@ -72,6 +84,7 @@ pub async fn run(
     backend: Arc<Backend>,
     updates: mpsc::UnboundedSender<Message>,
     stop: StopSignal,
+    controls: mpsc::UnboundedReceiver<Control>,
 ) {
     Runner {
         id,
@@ -79,9 +92,18 @@ pub async fn run(
         backend,
         updates,
         stop,
+        controls,
     }
     .run()
     .await;
+}
+
+/// Resolves with the next control; never, once the driver has dropped its sender.
+async fn next_control(controls: &mut mpsc::UnboundedReceiver<Control>) -> Control {
+    match controls.recv().await {
+        Some(control) => control,
+        None => std::future::pending().await,
+    }
 }
 
 impl Runner {
@@ -123,8 +145,11 @@ impl Runner {
                 }
             },
         };
+        // Restarts in a row that count against `max_restarts` (see `restarts_in_a_row`).
         let mut restarts = 0u32;
-        let mut ready = false;
+        // Whether the service was ever ready: then it is past its start and a restart policy
+        // of `no` leaves an unhealthy process running rather than failing it.
+        let mut ever_ready = false;
         loop {
             if self.stop_requested() {
                 return self.idle_until_stop().await;
@@ -132,7 +157,9 @@ impl Runner {
             let mut running = match self.backend.launch(&self.service).await {
                 Ok(running) => running,
                 Err(e) => {
-                    self.give_up(format!("cannot start: {e}"), ready);
+                    self.event(Event::Failed {
+                        reason: format!("cannot start: {e}"),
+                    });
                     return self.idle_until_stop().await;
                 }
             };
@@ -142,38 +169,55 @@ impl Runner {
                 container: running.container().map(str::to_owned),
             });
             self.event(Event::Started);
-            if self.service.health.is_none() {
-                ready = true;
-            }
             let launched = Instant::now();
+            // When this attempt turned ready.
+            let mut ready_at = self.service.health.is_none().then_some(launched);
+            ever_ready |= ready_at.is_some();
 
+            // Held apart while `watch_health` borrows the runner.
+            let mut controls = std::mem::replace(&mut self.controls, mpsc::unbounded_channel().1);
             let end = {
                 let health = self.service.health.clone();
                 let container = running.container().map(str::to_owned);
+                let keep_unhealthy = ever_ready && self.service.restart.mode == RestartMode::No;
                 let watch_health = watch_health(
                     &self,
                     checker.as_ref(),
                     health.as_ref(),
                     container.as_deref(),
                     launched,
-                    &mut ready,
+                    &mut ready_at,
+                    keep_unhealthy,
                 );
                 let mut stop = self.stop.clone();
-                tokio::select! {
+                let end = tokio::select! {
                     biased;
                     () = stop_requested(&mut stop) => End::Stop,
                     exit = running.wait() => End::Exited(exit),
+                    Control::Restart { reason } = next_control(&mut controls) => End::Restart(reason),
                     reason = watch_health => End::Unhealthy(reason),
-                }
+                };
+                end
             };
+            self.controls = controls;
+            ever_ready |= ready_at.is_some();
+            let stayed_ready = ready_at.map(|at| at.elapsed());
 
-            let (reason, restart, clean_exit) = match end {
+            let (reason, restart) = match end {
                 End::Stop => {
                     let how = running.stop(self.service.stop_grace).await;
                     self.send(Update::Stopped(how));
                     return;
                 }
+                End::Restart(reason) => {
+                    running.stop(self.service.stop_grace).await;
+                    self.event(Event::Restarting { reason });
+                    continue;
+                }
                 End::Exited(exit) => {
+                    self.event(Event::Exited {
+                        description: exit.description.clone(),
+                    });
                     if exit.success {
                         self.event(Event::Completed);
                     }
@@ -182,45 +226,39 @@ impl Runner {
                         RestartMode::OnFailure => !exit.success,
                         RestartMode::Always => true,
                     };
-                    (
-                        format!("exited ({})", exit.description),
-                        restart,
-                        exit.success,
-                    )
+                    if !restart && exit.success {
+                        return self.idle_until_stop().await;
+                    }
+                    (format!("exited ({})", exit.description), restart)
                 }
                 End::Unhealthy(reason) => {
+                    self.event(Event::Unhealthy {
+                        reason: reason.clone(),
+                    });
                     running.stop(self.service.stop_grace).await;
                     (
                         format!("unhealthy ({reason})"),
                         self.service.restart.mode != RestartMode::No,
-                        false,
                     )
                 }
             };
             if !restart {
-                if clean_exit {
-                    if ready {
-                        self.send(Update::Note(reason));
-                    }
-                } else {
-                    self.give_up(
-                        format!(
-                            "{reason}; restart policy is {}",
-                            self.service.restart.mode.as_str()
-                        ),
-                        ready,
-                    );
-                }
+                self.event(Event::Failed {
+                    reason: format!(
+                        "{reason}; restart policy is {}",
+                        self.service.restart.mode.as_str()
+                    ),
+                });
                 return self.idle_until_stop().await;
             }
+            restarts = restarts_in_a_row(restarts, stayed_ready, &self.service.restart);
             if restarts >= self.service.restart.max_restarts {
-                self.give_up(
-                    format!(
+                self.event(Event::Failed {
+                    reason: format!(
                         "{reason}; gave up after {restarts} restart{}",
                         if restarts == 1 { "" } else { "s" }
                     ),
-                    ready,
-                );
+                });
                 return self.idle_until_stop().await;
             }
             restarts += 1;
@@ -228,67 +266,63 @@ impl Runner {
                 .service
                 .restart
                 .delay(restarts, rand::random_range(0.5..=1.0));
-            let message = format!("{reason}; restart {restarts} in {}", fmt_duration(delay));
-            if ready {
-                self.send(Update::Note(message.clone()));
-            }
-            self.event(Event::Restarting { reason: message });
+            self.event(Event::Restarting {
+                reason: format!("{reason}; restart {restarts} in {}", fmt_duration(delay)),
+            });
             let mut stop = self.stop.clone();
             tokio::select! {
                 () = stop_requested(&mut stop) => return self.idle_until_stop().await,
                 () = tokio::time::sleep(delay) => {}
+                // Dependencies back: no reason to wait out the backoff.
+                _ = next_control(&mut self.controls) => {}
             }
         }
-    }
-
-    /// Reports that the service will not run again: a failure during startup, a note after it.
-    fn give_up(&self, reason: String, ready: bool) {
-        if ready {
-            self.send(Update::Note(format!("{reason}; not restarted")));
-        }
-        self.event(Event::Failed { reason });
     }
 }
 
 /// Probes until the service turns unhealthy, and returns why; never returns for a service
-/// without a probe. Reports `Healthy` on the first pass, then keeps probing at the normal
-/// interval and notes changes, without ending: after startup an unhealthy service is reported,
-/// not restarted.
+/// without a probe. Probes every `start_interval` until the service first passes (then reports
+/// `Healthy` and sets `ready_at`), every `interval` after. Failures count once the start period
+/// is over or the service has passed; `retries` of them in a row make it unhealthy. With
+/// `keep_unhealthy` (a service past its start whose policy restarts nothing) that is reported
+/// and probing goes on, so that it is seen to recover.
 async fn watch_health(
     runner: &Runner,
     checker: Option<&Checker>,
     health: Option<&Health>,
     container: Option<&str>,
     launched: Instant,
-    ready: &mut bool,
+    ready_at: &mut Option<Instant>,
+    keep_unhealthy: bool,
 ) -> String {
     let (Some(checker), Some(health)) = (checker, health) else {
         return std::future::pending().await;
     };
     let mut failures = 0u32;
+    let mut healthy = false;
     loop {
         let (pass, message) = probe_once(checker, health.timeout, container).await;
         if pass {
-            if !*ready {
-                *ready = true;
+            if !healthy {
+                healthy = true;
+                ready_at.get_or_insert_with(Instant::now);
                 runner.event(Event::Healthy);
-            } else if failures >= health.retries {
-                runner.send(Update::Note(format!("healthy again: {message}")));
             }
             failures = 0;
         } else {
-            let in_start_period = !*ready && launched.elapsed() < health.start_period;
+            let in_start_period = ready_at.is_none() && launched.elapsed() < health.start_period;
             if !in_start_period {
                 failures += 1;
             }
             if failures == health.retries {
-                if !*ready {
+                if !keep_unhealthy {
                     return message;
                 }
-                runner.send(Update::Note(format!("unhealthy: {message}")));
+                healthy = false;
+                runner.event(Event::Unhealthy { reason: message });
             }
         }
-        let pause = if *ready {
+        let pause = if ready_at.is_some() {
             health.interval
         } else {
             health.start_interval

@@ -46,6 +46,16 @@ pub enum Event {
     Started,
     /// It passed its health probe.
     Healthy,
+    /// It failed its health probe `retries` times in a row after it had been healthy.
+    Unhealthy {
+        /// The last probe's message.
+        reason: String,
+    },
+    /// Its process (or container) exited, with any status; `Completed` follows a status 0.
+    Exited {
+        /// `status 1`, `signal 9`, ...
+        description: String,
+    },
     /// It exited with status 0.
     Completed,
     /// It exited or turned unhealthy and will be started again after a backoff.
@@ -336,6 +346,8 @@ impl Scheduler {
                     self.phases[i] = Phase::Completed;
                 }
             }
+            // What follows (a restart, a failure) is what the start is decided on.
+            Event::Unhealthy { .. } | Event::Exited { .. } => {}
             Event::Restarting { reason } => {
                 record.attempts += 1;
                 record.restarts.push(reason);

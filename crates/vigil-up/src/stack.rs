@@ -77,6 +77,40 @@ pub struct Service {
     pub stop_grace: Duration,
     /// The service instance it is registered as while it runs, if any.
     pub register: Option<Registration>,
+    /// What happens to it, after startup, when something it depends on stops meeting its
+    /// condition (default [`OnDependencyUnhealthy::Wait`]).
+    pub on_dependency_unhealthy: OnDependencyUnhealthy,
+}
+
+/// What a running service does when one of its dependencies turns unhealthy or exits after
+/// startup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnDependencyUnhealthy {
+    /// Restart it once every dependency meets its condition again.
+    Restart,
+    /// Leave it running, marked as waiting until every dependency meets its condition again.
+    #[default]
+    Wait,
+    /// Nothing.
+    Ignore,
+}
+
+impl OnDependencyUnhealthy {
+    /// The name used in stack files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnDependencyUnhealthy::Restart => "restart",
+            OnDependencyUnhealthy::Wait => "wait",
+            OnDependencyUnhealthy::Ignore => "ignore",
+        }
+    }
+
+    /// The policy written `name`, if it is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Restart, Self::Wait, Self::Ignore]
+            .into_iter()
+            .find(|p| p.as_str() == name)
+    }
 }
 
 impl Service {
@@ -207,7 +241,8 @@ impl RestartMode {
 pub struct RestartPolicy {
     /// When to restart.
     pub mode: RestartMode,
-    /// Most restarts during startup before the service counts as failed (default 3).
+    /// Most restarts in a row, without the service staying ready for `backoff_max` in between,
+    /// before it counts as failed (default 3).
     pub max_restarts: u32,
     /// Delay before the first restart (default 200ms); doubles each time.
     pub backoff: Duration,

@@ -2,9 +2,10 @@
 //! spawns a runner the moment the core releases its service, keeps the state file current, tells
 //! an [`Observer`] everything worth showing, and stops services in reverse dependency order.
 //!
-//! One `Up` goes through [`Up::start`], then either [`Up::supervise`] (attached: restarts and
-//! health changes are reported until interrupted) or [`Up::detach`], and finally [`Up::stop`]
-//! when attached. An interruption (a `true` on the `interrupt` channel, which the command sets on
+//! One `Up` goes through [`Up::start`], then [`Up::supervise`] (restarts, health changes and
+//! dependants following their `on_dependency_unhealthy` policy, decided by
+//! [`crate::supervise`], until interrupted), and finally [`Up::stop`]; `vigil up -d` runs the
+//! same in a background process. An interruption (a `true` on the `interrupt` channel, which the command sets on
 //! Ctrl-C or SIGTERM) ends `start` or `supervise` at once; the caller then calls `stop`, which stops
 //! everything launched so far. With a [`Registry`], services with a `register` table are
 //! registered once ready and deregistered when they end for good or are stopped (see
@@ -22,10 +23,11 @@ use crate::launch::Backend;
 use crate::process::Stopped;
 use crate::register::{Registrations, Registry, RegistryOutcome};
 use crate::report::Report;
-use crate::runner::{self, Message, Update};
+use crate::runner::{self, Control, Message, Update};
 use crate::schedule::{Event, Mode, Notice, Outcome, Scheduler};
 use crate::stack::{RestartMode, ServiceId, Stack};
-use crate::state::{ComposeState, Proc, ServiceState, State};
+use crate::state::{ComposeState, Proc, ServiceState, StackPhase, State};
+use crate::supervise::{Action, Status, Supervisor};
 
 /// What the person running `vigil up` is shown. Every method has a default that ignores it.
 pub trait Observer {
@@ -33,8 +35,11 @@ pub trait Observer {
     fn event(&mut self, _scheduler: &Scheduler, _id: ServiceId, _at: Duration, _event: &Event) {}
     /// Something to say loudly: a degraded group, a fatal problem.
     fn notice(&mut self, _notice: &Notice) {}
-    /// A service's runner noted something after startup (restart, health change).
+    /// Something to say about a service beyond its events: a dependant waiting or restarted, a
+    /// registration, a state file that cannot be written.
     fn note(&mut self, _service: &str, _text: &str) {}
+    /// After the start, whenever a service's status changed.
+    fn statuses(&mut self, _stack: &Stack, _statuses: &[Status]) {}
     /// Called about ten times a second during startup, to redraw progress.
     fn tick(&mut self, _scheduler: &Scheduler, _now: Duration) {}
     /// A service was stopped.
@@ -46,8 +51,14 @@ pub struct Silent;
 
 impl Observer for Silent {}
 
-/// Longest a stop or a detach waits for registrations and deregistrations under way.
+/// Longest a stop waits for registrations and deregistrations under way.
 const REGISTRY_PATIENCE: Duration = Duration::from_secs(10);
+
+/// A service's log is cut once it is larger than this (see [`crate::process::cap_log`]).
+pub const LOG_CAP: u64 = 10 * 1024 * 1024;
+
+/// How often the supervisor looks at the size of the services' logs.
+const LOG_CHECK: Duration = Duration::from_secs(5);
 
 /// How `vigil up` runs.
 pub struct Options {
@@ -80,6 +91,9 @@ pub struct Up {
     state_dir: Option<PathBuf>,
     state: State,
     stops: Vec<Option<watch::Sender<bool>>>,
+    controls: Vec<Option<mpsc::UnboundedSender<Control>>>,
+    supervisor: Supervisor,
+    log_dir: Option<PathBuf>,
     tasks: tokio::task::JoinSet<()>,
     updates: mpsc::UnboundedReceiver<Message>,
     sender: mpsc::UnboundedSender<Message>,
@@ -102,6 +116,7 @@ impl Up {
         };
         let state = State {
             supervisor: supervisor(),
+            phase: StackPhase::Starting,
             compose,
             services: stack
                 .services
@@ -114,10 +129,19 @@ impl Up {
                     process: None,
                     container: None,
                     registered: None,
+                    started_at: None,
+                    status: Status::default(),
                 })
                 .collect(),
         };
+        let log_dir = match &options.backend {
+            Backend::Process { log_dir } => log_dir.clone(),
+            Backend::Compose(_) => None,
+        };
         Up {
+            supervisor: Supervisor::new(&stack),
+            controls: (0..n).map(|_| None).collect(),
+            log_dir,
             registrations: Registrations::new(&stack, options.registry),
             scheduler: Scheduler::new(stack, options.mode, options.concurrency),
             mode: options.mode,
@@ -143,13 +167,16 @@ impl Up {
 
     fn launch(&mut self, id: ServiceId) {
         let (stop, stop_rx) = watch::channel(false);
+        let (control, control_rx) = mpsc::unbounded_channel();
         self.stops[id.0] = Some(stop);
+        self.controls[id.0] = Some(control);
         self.tasks.spawn(runner::run(
             id,
             self.scheduler.stack().service(id).clone(),
             Arc::clone(&self.backend),
             self.sender.clone(),
             stop_rx,
+            control_rx,
         ));
     }
 
@@ -161,7 +188,10 @@ impl Up {
         let launched = self.scheduler.launched();
         state.services = launched
             .iter()
-            .map(|id| self.state.services[id.0].clone())
+            .map(|id| ServiceState {
+                status: self.supervisor.statuses()[id.0].clone(),
+                ..self.state.services[id.0].clone()
+            })
             .collect();
         state.write(dir)
     }
@@ -174,10 +204,12 @@ impl Up {
             Update::Event(event) => {
                 self.follow_registration(id, &event);
                 let notices = self.scheduler.record(id, at, event.clone());
+                let actions = self.supervisor.record(self.scheduler.stack(), id, &event);
                 observer.event(&self.scheduler, id, at, &event);
                 for notice in &notices {
                     observer.notice(notice);
                 }
+                self.carry_out(actions, observer);
             }
             Update::Running {
                 pid,
@@ -189,6 +221,10 @@ impl Up {
                     .zip(start_time)
                     .map(|(pid, start_time)| Proc { pid, start_time });
                 entry.container = container;
+                entry.started_at = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_secs());
                 if let Err(e) = self.save_state() {
                     observer.note(
                         &self.scheduler.stack().service(id).name,
@@ -196,15 +232,36 @@ impl Up {
                     );
                 }
             }
-            Update::Note(text) => {
-                observer.note(&self.scheduler.stack().service(id).name, &text);
-            }
             Update::Stopped(stopped) => {
                 self.stops[id.0] = None;
                 return Some(stopped);
             }
         }
         None
+    }
+
+    /// Tells what dependants do and restarts those whose policy says so; keeps the state file
+    /// current.
+    fn carry_out(&mut self, actions: Vec<Action>, observer: &mut dyn Observer) {
+        for action in actions {
+            let id = action.service();
+            let name = self.scheduler.stack().service(id).name.clone();
+            observer.note(&name, &action.describe());
+            if matches!(action, Action::Restart { .. }) {
+                if let Some(control) = &self.controls[id.0] {
+                    // A runner that already ended has nothing to restart.
+                    let _ = control.send(Control::Restart {
+                        reason: "its dependencies are back".to_owned(),
+                    });
+                }
+            }
+        }
+        if self.state_dir.is_some() {
+            if let Err(e) = self.save_state() {
+                observer.note("vigil", &format!("cannot write the state file: {e}"));
+            }
+        }
+        observer.statuses(self.scheduler.stack(), self.supervisor.statuses());
     }
 
     /// Registers a service that turned ready, deregisters one that ended for good: a clean exit
@@ -303,6 +360,11 @@ impl Up {
         observer: &mut dyn Observer,
         interrupt: &mut watch::Receiver<bool>,
     ) {
+        self.state.phase = StackPhase::Up;
+        let actions = self.supervisor.arm(self.scheduler.stack());
+        self.carry_out(actions, observer);
+        let mut log_checks = tokio::time::interval(LOG_CHECK);
+        log_checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 Some(message) = self.updates.recv() => {
@@ -310,6 +372,18 @@ impl Up {
                 }
                 (id, outcome) = self.registrations.next() => self.registered(id, outcome, observer),
                 _ = interrupt.wait_for(|i| *i) => return,
+                _ = log_checks.tick() => self.cap_logs(observer),
+            }
+        }
+    }
+
+    /// Cuts every service log grown over [`LOG_CAP`].
+    fn cap_logs(&self, observer: &mut dyn Observer) {
+        let Some(dir) = &self.log_dir else { return };
+        for service in &self.scheduler.stack().services {
+            let log = dir.join(format!("{}.log", service.name));
+            if let Err(e) = crate::process::cap_log(&log, LOG_CAP) {
+                observer.note(&service.name, &format!("cannot cut its log: {e}"));
             }
         }
     }
@@ -370,22 +444,13 @@ impl Up {
             }
         }
         if let Some(dir) = &self.state_dir {
+            // Only `vigil down` reads them, and it says what it can without them.
+            let _ = State::write_stops(dir, &results);
             if results.iter().all(|(_, s)| *s != Stopped::Stuck) {
                 let _ = State::remove(dir);
             }
         }
         results
-    }
-
-    /// Leaves everything running without supervision: the state file no longer names a
-    /// supervisor, so `vigil down` stops the services itself (and deregisters those the state
-    /// file records as registered, once the registrations under way have ended).
-    pub async fn detach(mut self, observer: &mut dyn Observer) -> std::io::Result<()> {
-        self.settle_registrations(observer).await;
-        self.state.supervisor = None;
-        self.save_state()?;
-        self.tasks.detach_all();
-        Ok(())
     }
 }
 

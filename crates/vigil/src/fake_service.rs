@@ -4,7 +4,9 @@
 //! It serves HTTP on `--port`: `GET /health` answers 503 until `--ready-after` has passed, then
 //! 200; any other path 404. With `--listen-late` it does not even listen before then, so a `tcp://`
 //! probe sees it come up. It can also fail its first starts (`--fail-first`, counted in a file),
-//! exit by itself (`--exit-after`, `--exit-code`), or ignore SIGTERM (`--ignore-term`).
+//! exit by itself (`--exit-after`, `--exit-code`), ignore SIGTERM (`--ignore-term`), or turn
+//! unhealthy when a file appears (`--unhealthy-file`, which each start removes, so a restart
+//! is a cure). It prints one line to stdout once it listens, for `vigil logs` to show.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +51,9 @@ pub struct FakeServiceArgs {
     /// Ignore SIGTERM (only SIGKILL stops it).
     #[arg(long)]
     ignore_term: bool,
+    /// `/health` answers 503 while this file exists; each start removes it first.
+    #[arg(long)]
+    unhealthy_file: Option<PathBuf>,
 }
 
 /// Runs the fake service until it exits by itself or is stopped.
@@ -69,6 +74,14 @@ pub async fn run(args: FakeServiceArgs) -> anyhow::Result<ExitCode> {
                 args.fail_first
             );
             return Ok(ExitCode::FAILURE);
+        }
+    }
+    if let Some(path) = &args.unhealthy_file {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove {}", path.display()));
+            }
+            _ => {}
         }
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -107,8 +120,13 @@ async fn serve(args: &FakeServiceArgs, ready_at: Instant) -> anyhow::Result<()> 
     let listener = TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
+    println!("fake-service: listening on {addr}");
     loop {
         let (mut stream, _) = listener.accept().await.context("accept")?;
+        let sick = args
+            .unhealthy_file
+            .as_ref()
+            .is_some_and(|path| path.exists());
         tokio::spawn(async move {
             let mut request = [0u8; 1024];
             let read =
@@ -117,6 +135,7 @@ async fn serve(args: &FakeServiceArgs, ready_at: Instant) -> anyhow::Result<()> 
             let line = String::from_utf8_lossy(&request[..n]);
             let path = line.split_whitespace().nth(1).unwrap_or("/");
             let (status, body) = match path {
+                "/health" if sick => ("503 Service Unavailable", "unhealthy\n"),
                 "/health" if Instant::now() >= ready_at => ("200 OK", "ok\n"),
                 "/health" => ("503 Service Unavailable", "starting\n"),
                 _ => ("404 Not Found", "not found\n"),

@@ -15,8 +15,10 @@ mod holder;
 mod keyring_cmd;
 mod leader_cmd;
 mod log_filter;
+mod logs_cmd;
 mod neighbors_cmd;
 mod probe_cmd;
+mod ps_cmd;
 mod reload;
 mod role_cmd;
 mod service_registration;
@@ -91,6 +93,10 @@ enum Command {
     Up(up_cmd::UpArgs),
     /// Stop a stack started by `vigil up`, in reverse dependency order.
     Down(up_cmd::DownArgs),
+    /// Show what each service of a stack started by `vigil up` is doing.
+    Ps(ps_cmd::PsArgs),
+    /// Print (or follow) a service's output, for a stack started by `vigil up`.
+    Logs(logs_cmd::LogsArgs),
     /// A small stand-in service that turns healthy after a delay (for examples and tests).
     FakeService(fake_service::FakeServiceArgs),
     /// Print a new random cluster key (base64) for `[cluster] key` or a key file.
@@ -229,6 +235,8 @@ fn main() -> ExitCode {
             Command::Console(args) => console::run(args).await,
             Command::Up(args) => up_cmd::up(args).await,
             Command::Down(args) => up_cmd::down(args).await,
+            Command::Ps(args) => ps_cmd::run(&args),
+            Command::Logs(args) => logs_cmd::run(&args).await,
             Command::FakeService(args) => fake_service::run(args).await,
             Command::Keygen => Ok(keyring_cmd::keygen()),
             Command::Keyring { command } => keyring_cmd::run(command).await,

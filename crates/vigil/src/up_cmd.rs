@@ -2,10 +2,11 @@
 //! progress and a report, supervising it while attached, and stopping it in reverse dependency
 //! order.
 //!
-//! `vigil up` stays attached after the start, like `docker compose up`: it keeps restarting
-//! services per their policy and reporting health changes until Ctrl-C (or `vigil down`, or
-//! SIGTERM), then stops everything. `vigil up -d` returns once the stack is up and leaves it
-//! running unsupervised; `vigil down` stops it.
+//! `vigil up` stays attached after the start, like `docker compose up`: it keeps probing and
+//! restarting services per their policy, and dependants follow their `on_dependency_unhealthy`
+//! policy, until Ctrl-C (or `vigil down`, or SIGTERM), then stops everything. `vigil up -d`
+//! does the same in a background supervisor (this program again, with a hidden flag) and returns
+//! once the stack is up, having shown the start as it went; `vigil down` stops it.
 //!
 //! Services with a `register` table are registered with the agent at `--addr` once ready and
 //! deregistered as they stop (see [`crate::up_register`]); when the agent cannot be reached or
@@ -25,6 +26,7 @@ use vigil_up::process::Stopped;
 use vigil_up::runner::fmt_duration;
 use vigil_up::schedule::{Event, Mode, Notice, Outcome, Phase, Scheduler};
 use vigil_up::stack::{Launch, ServiceId, Stack};
+use vigil_up::supervise::{HealthState, RunState, Status};
 use vigil_up::up::{Observer, Options, Started, Up};
 use vigil_up::{compose, report, state, svg};
 
@@ -56,9 +58,13 @@ pub struct UpArgs {
     /// `graph`: each service as soon as its dependencies allow; `waves`: level by level.
     #[arg(long, value_enum, default_value = "graph")]
     schedule: ScheduleArg,
-    /// Return once the stack is up and leave it running unsupervised (`vigil down` stops it).
+    /// Supervise the stack from a background process and return once it is up (`vigil ps`
+    /// shows it, `vigil down` stops it).
     #[arg(short, long)]
     detach: bool,
+    /// Be the background supervisor `vigil up -d` launches.
+    #[arg(long, hide = true, requires = "detach")]
+    background: bool,
     #[command(flatten)]
     agent: AgentArgs,
 }
@@ -71,14 +77,15 @@ pub struct StackArgs {
     file: PathBuf,
     /// A docker compose file instead of a stack file.
     #[arg(long)]
-    compose: Option<PathBuf>,
+    pub compose: Option<PathBuf>,
     /// The compose project name (default: the compose file's directory name).
     #[arg(long, requires = "compose")]
     project: Option<String>,
 }
 
 impl StackArgs {
-    fn path(&self) -> &Path {
+    /// The stack file or compose file.
+    pub fn path(&self) -> &Path {
         self.compose.as_deref().unwrap_or(&self.file)
     }
 }
@@ -124,6 +131,12 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 path.display()
             );
         }
+    }
+    if args.detach && !args.background {
+        return launch_background(&state_dir, &stack_flag(&args.stack)).await;
+    }
+    if args.background {
+        vigil_up::background::leave_session().context("cannot leave the terminal's session")?;
     }
     let backend = match &args.stack.compose {
         Some(file) => {
@@ -173,7 +186,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             registry: Some(Arc::new(AgentRegistry::new(&args.agent))),
         },
     );
-    let mut progress = Progress::new(std::io::stdout().is_terminal());
+    let mut progress = Progress::new(std::io::stdout().is_terminal() && !args.background);
     let started = up.start(&mut progress, &mut interrupt).await;
     progress.finish(up.scheduler());
     let (outcome, report) = match started {
@@ -184,22 +197,22 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     write_outputs(&report, args.report.as_deref(), args.timeline.as_deref())?;
 
     let code = match outcome {
-        Some(Outcome::Up { .. }) if args.detach => {
-            up.detach(&mut progress)
-                .await
-                .context("cannot write the state file")?;
-            println!(
-                "detached; logs in {}; stop with: vigil down {}",
-                state_dir.join("logs").display(),
-                stack_flag(&args.stack)
-            );
-            return Ok(ExitCode::SUCCESS);
-        }
         Some(Outcome::Up { .. }) => {
-            println!(
-                "stack is up; supervising it (Ctrl-C or `vigil down {}` stops it)",
-                stack_flag(&args.stack)
-            );
+            if args.background {
+                let log = state_dir.join(state::SUPERVISOR_LOG);
+                println!(
+                    "stack is up; supervised in the background by pid {}, which logs to {}",
+                    std::process::id(),
+                    log.display()
+                );
+                vigil_up::background::output_to(&log)
+                    .with_context(|| format!("cannot write {}", log.display()))?;
+            } else {
+                println!(
+                    "stack is up; supervising it (Ctrl-C or `vigil down {}` stops it)",
+                    stack_flag(&args.stack)
+                );
+            }
             up.supervise(&mut progress, &mut interrupt).await;
             let signal = *signal_rx.borrow();
             match signal {
@@ -237,6 +250,88 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
+/// Longest `vigil up -d` waits, once its supervisor's output ended, for the state file to say
+/// the stack is up.
+const HANDOVER: Duration = Duration::from_secs(10);
+
+/// `vigil up -d`: launches the background supervisor (this program, with the same arguments and
+/// `--background`), passes on what it prints during the start, and returns once it says the
+/// stack is up (exit 0) or it exits (its exit code). Ctrl-C asks it to stop what it started.
+async fn launch_background(state_dir: &Path, flag: &str) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("cannot create {}", state_dir.display()))?;
+    let me = std::env::current_exe().context("cannot find this program")?;
+    let mut child = tokio::process::Command::new(me)
+        .args(std::env::args_os().skip(1))
+        .arg("--background")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(false)
+        .spawn()
+        .context("cannot start the background supervisor")?;
+    let pid = child.id().unwrap_or_default();
+    let (Some(mut out), Some(mut err)) = (child.stdout.take(), child.stderr.take()) else {
+        anyhow::bail!("the background supervisor has no output to read");
+    };
+    let copy = async {
+        tokio::join!(
+            pass_on(&mut out, std::io::stdout()),
+            pass_on(&mut err, std::io::stderr())
+        );
+    };
+    tokio::pin!(copy);
+    let mut interrupted = false;
+    tokio::select! {
+        () = &mut copy => {}
+        _ = wait_for_signal() => {
+            interrupted = true;
+            vigil_up::process::terminate(pid);
+            copy.await;
+        }
+    }
+    let began = tokio::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(match status.code() {
+                _ if interrupted => ExitCode::from(130),
+                Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+                None => ExitCode::FAILURE,
+            });
+        }
+        let state = state::State::read(state_dir).ok().flatten();
+        if state.is_some_and(|s| {
+            s.phase == state::StackPhase::Up && s.supervisor.is_some_and(|p| p.pid == pid)
+        }) {
+            println!(
+                "detached; `vigil ps {flag}` shows the stack, `vigil logs SERVICE {flag}` a service's output, `vigil down {flag}` stops it"
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        if began.elapsed() > HANDOVER {
+            anyhow::bail!(
+                "the background supervisor (pid {pid}) neither said the stack is up nor exited; see {}",
+                state_dir.join(state::SUPERVISOR_LOG).display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Copies what the supervisor prints to this program's own output, as it comes, until it ends.
+async fn pass_on(from: &mut (impl tokio::io::AsyncRead + Unpin), mut to: impl Write) {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 4096];
+    while let Ok(n) = from.read(&mut buffer).await {
+        if n == 0 {
+            break;
+        }
+        // Nobody reading our output is no reason to stop the supervisor's start.
+        let _ = to.write_all(&buffer[..n]);
+        let _ = to.flush();
+    }
+}
+
 /// Runs `vigil down`.
 pub async fn down(args: DownArgs) -> anyhow::Result<ExitCode> {
     let path = args.stack.path();
@@ -266,7 +361,8 @@ pub async fn down(args: DownArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn stack_flag(args: &StackArgs) -> String {
+/// How the stack is named on a command line: `-f FILE` or `--compose FILE`.
+pub fn stack_flag(args: &StackArgs) -> String {
     match &args.compose {
         Some(file) => format!("--compose {}", file.display()),
         None => format!("-f {}", args.file.display()),
@@ -335,13 +431,20 @@ async fn wait_for_signal() -> StopSignal {
     }
 }
 
-/// Live progress: a board of one line per service redrawn in place on a terminal, plain log
-/// lines otherwise.
+/// Live progress on a terminal: a board of one line per service redrawn in place — during the
+/// start, where each service is; after it, what each is doing (state, health, restarts, what it
+/// waits on) — with the latest events below it. Elsewhere (a pipe, a background supervisor's
+/// log), one timestamped line per event.
 struct Progress {
     tty: bool,
     drawn: usize,
     messages: Vec<String>,
+    /// The start is over: the board shows supervision, and events go below it.
+    supervising: bool,
 }
+
+/// Events kept below the board after the start: the latest ones.
+const MESSAGES_SHOWN: usize = 12;
 
 impl Progress {
     fn new(tty: bool) -> Self {
@@ -349,74 +452,73 @@ impl Progress {
             tty,
             drawn: 0,
             messages: Vec::new(),
+            supervising: false,
         }
     }
 
     fn line(&mut self, text: String) {
         if self.tty {
             self.messages.push(text);
+            if self.supervising && self.messages.len() > MESSAGES_SHOWN {
+                self.messages.remove(0);
+            }
         } else {
             println!("{text}");
         }
     }
 
-    fn draw(&mut self, scheduler: &Scheduler, now: Duration) {
+    /// Redraws the board in place: `rows`, then the messages.
+    fn draw(&mut self, rows: &[String]) {
         let mut out = std::io::stdout().lock();
         if self.drawn > 0 {
             let _ = write!(out, "\x1b[{}A", self.drawn);
         }
-        let stack = scheduler.stack();
-        let width = stack
-            .services
-            .iter()
-            .map(|s| s.name.len())
-            .max()
-            .unwrap_or(8);
-        let mut lines = 0;
-        for (i, service) in stack.services.iter().enumerate() {
-            let record = &scheduler.records()[i];
-            let phase = scheduler.phase(ServiceId(i));
-            let since = match (record.launched, record.settled()) {
-                (Some(l), Some(s)) => s.saturating_sub(l),
-                (Some(l), None) => now.saturating_sub(l),
-                _ => Duration::ZERO,
-            };
-            let mark = match phase {
-                Phase::Ready | Phase::Completed => "✔",
-                Phase::Failed => "✘",
-                Phase::Waiting => "·",
-                Phase::Starting | Phase::Started => "…",
-            };
-            let restarts = if record.restarts.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "  ({} restart{})",
-                    record.restarts.len(),
-                    if record.restarts.len() == 1 { "" } else { "s" }
-                )
-            };
-            let _ = writeln!(
-                out,
-                "\x1b[2K {mark} {:<width$}  {:<9} {:>8}{restarts}",
-                service.name,
-                phase.as_str(),
-                if record.launched.is_some() {
-                    fmt_duration(since)
-                } else {
-                    String::new()
-                },
-            );
-            lines += 1;
+        for row in rows.iter().chain(&self.messages) {
+            let _ = writeln!(out, "\x1b[2K {row}");
         }
-        for message in &self.messages {
-            let _ = writeln!(out, "\x1b[2K {message}");
-            lines += 1;
-        }
-        self.drawn = lines;
+        self.drawn = rows.len() + self.messages.len();
         let _ = out.flush();
     }
 
+    fn draw_start(&mut self, scheduler: &Scheduler, now: Duration) {
+        let stack = scheduler.stack();
+        let width = name_width(stack);
+        let rows: Vec<String> = stack
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, service)| {
+                let record = &scheduler.records()[i];
+                let phase = scheduler.phase(ServiceId(i));
+                let since = match (record.launched, record.settled()) {
+                    (Some(l), Some(s)) => s.saturating_sub(l),
+                    (Some(l), None) => now.saturating_sub(l),
+                    _ => Duration::ZERO,
+                };
+                let mark = match phase {
+                    Phase::Ready | Phase::Completed => "✔",
+                    Phase::Failed => "✘",
+                    Phase::Waiting => "·",
+                    Phase::Starting | Phase::Started => "…",
+                };
+                format!(
+                    "{mark} {:<width$}  {:<9} {:>8}{}",
+                    service.name,
+                    phase.as_str(),
+                    if record.launched.is_some() {
+                        fmt_duration(since)
+                    } else {
+                        String::new()
+                    },
+                    restarts(record.restarts.len())
+                )
+            })
+            .collect();
+        self.draw(&rows);
+    }
+
+    /// The start is over: the board is drawn once more as it ended, and what follows is printed
+    /// below it.
     fn finish(&mut self, scheduler: &Scheduler) {
         if self.tty {
             let now = scheduler
@@ -425,16 +527,35 @@ impl Progress {
                 .filter_map(|r| r.settled())
                 .max()
                 .unwrap_or_default();
-            self.draw(scheduler, now);
-            self.tty = false;
+            self.draw_start(scheduler, now);
+            self.drawn = 0;
             self.messages.clear();
+            self.supervising = true;
         }
+    }
+}
+
+fn name_width(stack: &Stack) -> usize {
+    stack
+        .services
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(8)
+}
+
+/// `  (2 restarts)`, or nothing.
+fn restarts(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        1 => "  (1 restart)".to_owned(),
+        n => format!("  ({n} restarts)"),
     }
 }
 
 impl Observer for Progress {
     fn event(&mut self, scheduler: &Scheduler, id: ServiceId, at: Duration, event: &Event) {
-        if self.tty {
+        if self.tty && !self.supervising {
             return;
         }
         let name = &scheduler.stack().service(id).name;
@@ -442,11 +563,13 @@ impl Observer for Progress {
         let text = match event {
             Event::Started => format!("started (attempt {})", record.attempts),
             Event::Healthy => "healthy".to_owned(),
+            Event::Unhealthy { reason } => format!("unhealthy: {reason}"),
+            Event::Exited { description } => format!("exited ({description})"),
             Event::Completed => "completed".to_owned(),
             Event::Restarting { reason } => format!("restarting: {reason}"),
             Event::Failed { reason } => format!("FAILED: {reason}"),
         };
-        println!("[{:>7.2}s] {name}: {text}", at.as_secs_f64());
+        self.line(format!("[{:>7.2}s] {name}: {text}", at.as_secs_f64()));
     }
 
     fn notice(&mut self, notice: &Notice) {
@@ -465,9 +588,43 @@ impl Observer for Progress {
         self.line(format!("{service}: {text}"));
     }
 
+    fn statuses(&mut self, stack: &Stack, statuses: &[Status]) {
+        if !(self.tty && self.supervising) {
+            return;
+        }
+        let width = name_width(stack);
+        let rows: Vec<String> = stack
+            .services
+            .iter()
+            .zip(statuses)
+            .map(|(service, status)| {
+                let mark = match (status.state, status.health) {
+                    (_, HealthState::Unhealthy) | (RunState::Failed | RunState::Exited, _) => "✘",
+                    _ if !status.waiting_on.is_empty() => "·",
+                    (RunState::Running, HealthState::Healthy | HealthState::None)
+                    | (RunState::Completed, _) => "✔",
+                    _ => "…",
+                };
+                let waiting = if status.waiting_on.is_empty() {
+                    String::new()
+                } else {
+                    format!("  waiting on {}", status.waiting_on.join(", "))
+                };
+                format!(
+                    "{mark} {:<width$}  {:<10} {:<9}{}{waiting}",
+                    service.name,
+                    status.shown(),
+                    status.health.as_str(),
+                    restarts(usize::try_from(status.restarts).unwrap_or(usize::MAX))
+                )
+            })
+            .collect();
+        self.draw(&rows);
+    }
+
     fn tick(&mut self, scheduler: &Scheduler, now: Duration) {
-        if self.tty {
-            self.draw(scheduler, now);
+        if self.tty && !self.supervising {
+            self.draw_start(scheduler, now);
         }
     }
 
