@@ -4,20 +4,27 @@
 //! check` under the environment its pods give it, with the Secret's files where the pods mount
 //! them, and what a user relies on: three voters named as the config's voters, probes on `/livez`
 //! and `/readyz` at the API port, a disruption budget that keeps a Raft majority, the gossip
-//! ports, a grace period that covers the drain. Without kubernetes-validate the test is skipped,
-//! saying so.
+//! ports, a grace period that covers the drain. Then the pods themselves, on loopback addresses
+//! standing for pod and cluster IPs, with a TCP forwarder for each seed Service: three voters and a
+//! member started as their specs say form one cluster with a leader, and the member drains on
+//! SIGTERM (not ready, not live, still answering) and leaves within its grace period. Without
+//! kubernetes-validate (which also brings the YAML reader) the tests are skipped, saying so.
 
 #![allow(clippy::unwrap_used)] // a test that cannot set itself up should stop at once
 
 mod common;
 
 use std::collections::BTreeMap;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use common::cluster::{alive_count, member_state};
 use common::skip::skip;
-use common::VIGIL;
+use common::{get_json, send_signal, wait_for, VIGIL};
 use serde_json::Value;
 
 /// The Kubernetes version whose schemas the manifests are held to.
@@ -255,53 +262,125 @@ fn expand(text: &str, env: &BTreeMap<String, String>) -> String {
     out
 }
 
-/// `{NAME}_SERVICE_HOST` of every Service that has a cluster IP, as a kubelet sets them for
-/// pods started after it (headless Services get none); the addresses are made up.
-fn service_environment(manifests: &Manifests) -> BTreeMap<String, String> {
+/// The Services that have a cluster IP (headless ones have none), each with an address that
+/// `address` makes up from its index.
+fn cluster_ips(manifests: &Manifests, address: impl Fn(usize) -> String) -> Vec<(&Value, String)> {
     manifests
         .of_kind("Service")
         .into_iter()
         .filter(|s| s["spec"]["clusterIP"] != "None")
         .enumerate()
-        .map(|(i, s)| {
-            let name = s["metadata"]["name"].as_str().unwrap();
-            let var = format!("{}_SERVICE_HOST", name.to_uppercase().replace('-', "_"));
-            (var, format!("10.96.0.{}", 10 + i))
+        .map(|(i, s)| (s, address(i)))
+        .collect()
+}
+
+/// The variables a kubelet gives every pod started after these Services exist:
+/// `{NAME}_SERVICE_HOST`, `{NAME}_SERVICE_PORT[_{PORT NAME}]`, `{NAME}_PORT[_{PORT}_{PROTO}…]`,
+/// so that a name vigil reads among them would show.
+fn service_environment(services: &[(&Value, String)]) -> BTreeMap<String, String> {
+    let var = |name: &str| name.to_uppercase().replace('-', "_");
+    let mut env = BTreeMap::new();
+    for (service, ip) in services {
+        let name = var(service["metadata"]["name"].as_str().unwrap());
+        env.insert(format!("{name}_SERVICE_HOST"), ip.clone());
+        for (i, port) in service["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
+            let number = port["port"].as_u64().unwrap();
+            let proto = port["protocol"].as_str().unwrap_or("TCP");
+            let url = format!("{}://{ip}:{number}", proto.to_lowercase());
+            let base = format!("{name}_PORT_{number}_{proto}");
+            if i == 0 {
+                env.insert(format!("{name}_SERVICE_PORT"), number.to_string());
+                env.insert(format!("{name}_PORT"), url.clone());
+            }
+            if let Some(port_name) = port["name"].as_str() {
+                env.insert(
+                    format!("{name}_SERVICE_PORT_{}", var(port_name)),
+                    number.to_string(),
+                );
+            }
+            env.insert(format!("{base}_PROTO"), proto.to_lowercase());
+            env.insert(format!("{base}_PORT"), number.to_string());
+            env.insert(format!("{base}_ADDR"), ip.clone());
+            env.insert(base, url);
+        }
+    }
+    env
+}
+
+/// The Secret's files as the tests give them, one per key of the template: a cluster key from
+/// `vigil keygen` for the key file, a token for the rest; every pod gets the same.
+fn secret_files(manifests: &Manifests) -> BTreeMap<String, String> {
+    let key = common::vigil(&["keygen"]);
+    assert!(key.status.success());
+    let key = String::from_utf8(key.stdout).unwrap();
+    let secret = manifests.get("Secret", "vigil-secret");
+    secret["stringData"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|file| {
+            let value = if file.ends_with(".keys") {
+                key.clone()
+            } else {
+                "k8s-test-token-0123456789\n".to_owned()
+            };
+            (file.clone(), value)
         })
         .collect()
 }
 
-/// Runs `vigil config check` on `config` as the pod would read it: with the environment
-/// `env` alone, and the Secret's files (one per key, with values of their kind) where the
-/// config reads them. Returns whether it passed, and what it printed.
-fn config_check(
-    name: &str,
-    config: &str,
-    secret_dir: &str,
-    secret_keys: &[String],
-    env: &BTreeMap<String, String>,
-) -> (bool, String) {
-    let dir = std::env::temp_dir().join(format!(
-        "vigil-kubernetes-{}/secret-{name}",
-        std::process::id()
-    ));
+/// This test process's scratch folder `name`.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join(format!("vigil-kubernetes-{}", std::process::id()))
+        .join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    let key = common::vigil(&["keygen"]);
-    assert!(key.status.success());
-    for file in secret_keys {
-        let value = if file.ends_with(".keys") {
-            String::from_utf8(key.stdout.clone()).unwrap()
-        } else {
-            "k8s-test-token-0123456789\n".to_owned()
-        };
-        std::fs::write(dir.join(file), value).unwrap();
+    dir
+}
+
+/// `text`, a config file of `pod` (a pod spec), written under `dir` as it reads on this
+/// machine: each volume the container mounts but a ConfigMap is a folder under `dir` (the
+/// Secret's holding `secret`), and the config's paths into them point there. Returns its path.
+fn lay_out(text: &str, pod: &Value, secret: &BTreeMap<String, String>, dir: &Path) -> PathBuf {
+    let mut local = text.to_owned();
+    for mount in pod["containers"][0]["volumeMounts"].as_array().unwrap() {
+        let name = mount["name"].as_str().unwrap();
+        let volume = pod["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|v| v["name"] == name);
+        if volume.is_some_and(|v| v["configMap"].is_object()) {
+            continue;
+        }
+        let folder = dir.join(name);
+        std::fs::create_dir_all(&folder).unwrap();
+        if volume.is_some_and(|v| v["secret"]["secretName"] == "vigil-secret") {
+            for (file, value) in secret {
+                std::fs::write(folder.join(file), value).unwrap();
+            }
+        }
+        local = local.replace(
+            mount["mountPath"].as_str().unwrap(),
+            folder.to_str().unwrap(),
+        );
     }
-    let local = config.replace(secret_dir, &format!("{}/", dir.display()));
-    let path = dir.with_file_name(format!("{name}.toml"));
+    let path = dir.join("vigil.toml");
     std::fs::write(&path, local).unwrap();
+    path
+}
+
+/// Runs `vigil config check` on the file at `path` with the environment `env` alone: whether
+/// it passed, and what it printed.
+fn config_check(path: &Path, env: &BTreeMap<String, String>) -> (bool, String) {
     let out = Command::new(VIGIL)
         .args(["config", "check", "-c"])
-        .arg(&path)
+        .arg(path)
         .env_clear()
         .envs(env)
         .output()
@@ -345,14 +424,8 @@ fn kubernetes_manifests_are_valid_and_run_the_agents_as_configured() {
     sorted.sort();
     assert_eq!(sorted, files, "the kustomization lists every manifest");
 
-    let secret = manifests.get("Secret", "vigil-secret");
-    let secret_keys: Vec<String> = secret["stringData"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect();
-    let services = service_environment(&manifests);
+    let secret = secret_files(&manifests);
+    let services = service_environment(&cluster_ips(&manifests, |i| format!("10.96.0.{}", 10 + i)));
 
     let voters = manifests.get("StatefulSet", "vigil");
     assert_eq!(voters["spec"]["replicas"], 3, "three voters");
@@ -453,20 +526,13 @@ fn kubernetes_manifests_are_valid_and_run_the_agents_as_configured() {
         // The key and the token are read from the Secret's volume.
         let key_file = setting(&config, "cluster", "key_file").unwrap();
         let token_file = setting(&config, "api", "token_file").unwrap();
-        let mut secret_dir = String::new();
         for file in [key_file, token_file] {
             let (volume, key) = mounted_at(pod, file.as_str().unwrap());
             assert_eq!(
                 volume["secret"]["secretName"], "vigil-secret",
                 "{role}: {file}"
             );
-            assert!(secret_keys.contains(&key), "{role}: the Secret holds {key}");
-            secret_dir = file
-                .as_str()
-                .unwrap()
-                .strip_suffix(&key)
-                .unwrap()
-                .to_owned();
+            assert!(secret.contains_key(&key), "{role}: the Secret holds {key}");
         }
 
         // SIGTERM drains, leaves and stops the servers within the grace period: up to 4 s go
@@ -503,7 +569,8 @@ fn kubernetes_manifests_are_valid_and_run_the_agents_as_configured() {
             3,
             "{role}: a seed per voter: {seeds}"
         );
-        let (ok, printed) = config_check(role, &text, &secret_dir, &secret_keys, &env);
+        let path = lay_out(&text, pod, &secret, &scratch(&format!("check/{role}")));
+        let (ok, printed) = config_check(&path, &env);
         assert!(
             ok,
             "{role}: vigil config check refused the config:\n{printed}"
@@ -511,7 +578,8 @@ fn kubernetes_manifests_are_valid_and_run_the_agents_as_configured() {
 
         // The check is not a formality: a key vigil does not know fails it.
         let misspelt = text.replacen("[cluster]\n", "[cluster]\nadvertize = \"x\"\n", 1);
-        let (ok, printed) = config_check(role, &misspelt, &secret_dir, &secret_keys, &env);
+        let path = lay_out(&misspelt, pod, &secret, &scratch(&format!("check/{role}")));
+        let (ok, printed) = config_check(&path, &env);
         assert!(!ok && printed.contains("advertize"), "{role}: {printed}");
     }
 
@@ -524,7 +592,212 @@ fn kubernetes_manifests_are_valid_and_run_the_agents_as_configured() {
         );
         assert_eq!(seed["spec"]["publishNotReadyAddresses"], true);
     }
-    let _ = std::fs::remove_dir_all(
-        std::env::temp_dir().join(format!("vigil-kubernetes-{}", std::process::id())),
+    let _ = std::fs::remove_dir_all(scratch("check"));
+}
+
+/// A TCP forwarder standing in for one port of a ClusterIP Service: every connection to
+/// `listen` is carried to `target`, and one `target` refuses is closed, as kube-proxy does. The
+/// count of connections carried.
+fn forward(listen: SocketAddr, target: SocketAddr) -> Arc<AtomicUsize> {
+    let listener = TcpListener::bind(listen).unwrap_or_else(|e| panic!("listen on {listen}: {e}"));
+    let carried = Arc::new(AtomicUsize::new(0));
+    let count = carried.clone();
+    std::thread::spawn(move || {
+        for inbound in listener.incoming().map_while(Result::ok) {
+            let Ok(outbound) = TcpStream::connect(target) else {
+                continue;
+            };
+            count.fetch_add(1, Ordering::SeqCst);
+            let pipe = |mut from: TcpStream, mut to: TcpStream| {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(Shutdown::Write);
+                });
+            };
+            pipe(inbound.try_clone().unwrap(), outbound.try_clone().unwrap());
+            pipe(outbound, inbound);
+        }
+    });
+    carried
+}
+
+/// An agent started as a pod of a workload would start it, killed when dropped.
+struct Pod {
+    api: SocketAddr,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Pod {
+    /// Starts pod `name` of `workload` at `ip`, a loopback address standing for its own network
+    /// namespace (the config's `127.0.0.1` and wildcard binds become it), with the environment
+    /// its spec builds over `services`; waits until its API answers `/livez`, as the startup
+    /// probe does.
+    fn start(
+        manifests: &Manifests,
+        workload: &Value,
+        name: &str,
+        ip: &str,
+        services: &BTreeMap<String, String>,
+        secret: &BTreeMap<String, String>,
+    ) -> Pod {
+        let pod = &workload["spec"]["template"]["spec"];
+        let container = &pod["containers"][0];
+        let text = manifests
+            .mounted_config(pod, &config_path(container))
+            .replace("127.0.0.1", ip)
+            .replace("0.0.0.0", ip);
+        let config: toml::Table = text.parse().unwrap();
+        let api_port = port_of(setting(&config, "api", "bind").unwrap().as_str().unwrap());
+        let api: SocketAddr = format!("{ip}:{api_port}").parse().unwrap();
+        let dir = scratch(&format!("run/{name}"));
+        let path = lay_out(&text, pod, secret, &dir);
+        let fields = BTreeMap::from([
+            ("metadata.name", name),
+            ("spec.nodeName", "node-1"),
+            ("status.podIP", ip),
+        ]);
+        let env = pod_environment(container, &fields, services);
+        let log = dir.join("agent.log");
+        let child = Command::new(VIGIL)
+            .args(["agent", "-c"])
+            .arg(&path)
+            .env_clear()
+            .envs(&env)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut pod = Pod { api, child, log };
+        let started = wait_for(Duration::from_secs(20), || {
+            if let Ok(Some(status)) = pod.child.try_wait() {
+                panic!("{name} exited: {status}\n{}", pod.logs());
+            }
+            pod.get("/livez").filter(|(code, _)| *code == 200)
+        });
+        assert!(started.is_some(), "{name} answers /livez\n{}", pod.logs());
+        pod
+    }
+
+    fn get(&self, path: &str) -> Option<(u16, Value)> {
+        get_json(self.api, path)
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_pods_form_a_cluster_through_the_seed_services_and_drain_on_sigterm() {
+    if !has_validator() {
+        return;
+    }
+    let manifests = Manifests::load();
+    let secret = secret_files(&manifests);
+    // A loopback address of its own stands for each Service's cluster IP and each pod's IP.
+    let services = cluster_ips(&manifests, |i| format!("127.77.0.{}", 10 + i));
+    let voters = manifests.get("StatefulSet", "vigil");
+    let members = manifests.get("DaemonSet", "vigil-member");
+    let replicas = usize::try_from(voters["spec"]["replicas"].as_u64().unwrap()).unwrap();
+    let voter_pods: Vec<(String, String)> = (0..replicas)
+        .map(|i| (format!("vigil-{i}"), format!("127.77.1.{}", 1 + i)))
+        .collect();
+
+    // A seed Service carries TCP, and only TCP, to the one voter pod it selects.
+    let voter_container = &voters["spec"]["template"]["spec"]["containers"][0];
+    let mut carried = Vec::new();
+    for (service, ip) in &services {
+        let selected = &service["spec"]["selector"]["statefulset.kubernetes.io/pod-name"];
+        let Some((_, pod_ip)) = voter_pods
+            .iter()
+            .find(|(name, _)| *selected == name.as_str())
+        else {
+            continue;
+        };
+        for port in service["spec"]["ports"].as_array().unwrap() {
+            assert_eq!(port["protocol"], "TCP", "a seed Service carries TCP");
+            let (target, _) = container_port(voter_container, &port["targetPort"]);
+            carried.push(forward(
+                format!("{ip}:{}", port["port"]).parse().unwrap(),
+                format!("{pod_ip}:{target}").parse().unwrap(),
+            ));
+        }
+    }
+    assert_eq!(carried.len(), replicas, "a seed Service per voter");
+    let services = service_environment(&services);
+
+    let pods: Vec<Pod> = voter_pods
+        .iter()
+        .map(|(name, ip)| Pod::start(&manifests, voters, name, ip, &services, &secret))
+        .collect();
+    let mut member = Pod::start(
+        &manifests,
+        members,
+        "vigil-member-x7k2p",
+        "127.77.2.1",
+        &services,
+        &secret,
     );
+
+    // Every agent joined through a seed Service, the voters agree on a leader with quorum, and
+    // the member is ready.
+    let formed = wait_for(Duration::from_secs(30), || {
+        let (_, seen) = member.get("/v1/members")?;
+        let leaders: Vec<Value> = pods
+            .iter()
+            .map(|p| p.get("/v1/leader").map(|(_, l)| l))
+            .collect::<Option<_>>()?;
+        let leader = leaders[0]["leader_id"].as_str()?;
+        let agreed = leaders
+            .iter()
+            .all(|l| l["leader_id"] == leader && l["has_quorum"] == true);
+        let ready = member.get("/readyz")?.0 == 200;
+        (alive_count(&seen) == replicas + 1 && agreed && ready).then_some(())
+    });
+    assert!(
+        formed.is_some(),
+        "the pods form a cluster: the member sees {:?}, the voters' leaders {:?}\n{}",
+        member.get("/v1/members"),
+        pods.iter().map(|p| p.get("/v1/leader")).collect::<Vec<_>>(),
+        member.logs()
+    );
+    let joins: usize = carried.iter().map(|c| c.load(Ordering::SeqCst)).sum();
+    assert!(joins > 0, "the agents joined through the seed Services");
+
+    // SIGTERM: at once not ready and not live while the API still answers (the pod leaves the
+    // Services' endpoints during the drain), then an exit within the grace period, seen by the
+    // others as leaving.
+    send_signal(member.child.id(), "-TERM");
+    let draining = wait_for(Duration::from_secs(5), || {
+        let ready = member.get("/readyz")?.0;
+        let live = member.get("/livez")?.0;
+        (ready == 503 && live == 503).then_some(())
+    });
+    assert!(draining.is_some(), "the member drains:\n{}", member.logs());
+    let grace = members["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        .as_u64()
+        .unwrap();
+    let exited = wait_for(Duration::from_secs(grace), || {
+        member.child.try_wait().unwrap()
+    });
+    assert!(
+        exited.is_some_and(|status| status.success()),
+        "the member exits cleanly within {grace} s: {exited:?}\n{}",
+        member.logs()
+    );
+    let left = wait_for(Duration::from_secs(10), || {
+        let (_, seen) = pods[0].get("/v1/members")?;
+        (member_state(&seen, "node-1") == Some("left")).then_some(())
+    });
+    assert!(left.is_some(), "the voters see the member leave");
+    drop(pods);
+    let _ = std::fs::remove_dir_all(scratch("run"));
 }
