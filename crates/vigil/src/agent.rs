@@ -26,6 +26,7 @@ use vigil_probe::neighbors::Neighbors;
 
 use crate::config::{ClusterSettings, Config, GrpcSettings};
 use crate::reload::{Applied, Live, Reloader};
+use crate::service_manager::ServiceManager;
 use crate::stop_signal::StopSignal;
 
 /// Called once the engine runs and the API listens, with the address it listens on.
@@ -40,6 +41,8 @@ pub struct Extras {
     pub config_path: Option<std::path::PathBuf>,
     /// The process's log filter, which `[node] log` sets (none: the config's is not applied).
     pub log: Option<crate::log_filter::LogFilter>,
+    /// The service manager told of readiness, reloads and shutdown (systemd's `Type=notify`).
+    pub service_manager: Option<ServiceManager>,
 }
 
 /// Runs the node until a signal or the critical-check policy stops it. Its log lines carry the
@@ -181,7 +184,7 @@ async fn run_node(
             tls: tls.clone(),
         };
         let reloader = Arc::new(Reloader::new(path, live, applied));
-        reload_on_hangup(hangups, reloader.clone());
+        reload_on_hangup(hangups, reloader.clone(), extras.service_manager.clone());
         api.reload = ReloadHook::new(move || reloader.reload());
     }
     let api_probes = api.probe_app();
@@ -276,6 +279,16 @@ async fn run_node(
     });
 
     tracing::info!(node = %config.node.id, %addr, "vigil agent running");
+    if let Some(manager) = extras.service_manager {
+        // The listener is bound and served and the engine has published its first snapshot:
+        // a client connecting from now on is answered.
+        manager.ready(&engine, addr);
+        let stopping = shutdown.clone();
+        tokio::spawn(async move {
+            let reason = stopping.triggered().await;
+            manager.stopping(&reason.to_string());
+        });
+    }
     if let Some(on_ready) = extras.on_ready {
         on_ready(&engine, addr);
     }
@@ -312,12 +325,23 @@ fn hangups() -> anyhow::Result<Signal> {
     signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")
 }
 
-/// Reloads the config on every SIGHUP, logging what changed or why nothing did.
-fn reload_on_hangup(mut hangups: Signal, reloader: Arc<Reloader>) {
+/// Reloads the config on every SIGHUP, logging what changed or why nothing did, and telling
+/// the service manager when the reload begins and ends.
+fn reload_on_hangup(mut hangups: Signal, reloader: Arc<Reloader>, manager: Option<ServiceManager>) {
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
             let reloader = reloader.clone();
-            match tokio::task::spawn_blocking(move || reloader.reload()).await {
+            if let Some(manager) = &manager {
+                manager.reloading();
+            }
+            let outcome = tokio::task::spawn_blocking(move || reloader.reload()).await;
+            if let Some(manager) = &manager {
+                manager.reloaded(match &outcome {
+                    Ok(Ok(_)) => "config reloaded",
+                    Ok(Err(_)) | Err(_) => "config not reloaded: the running config stays",
+                });
+            }
+            match outcome {
                 Ok(Ok(done)) => tracing::info!(
                     applied = ?done.applied,
                     added = ?done.added,

@@ -150,6 +150,7 @@ pub async fn run(args: DemoArgs, stop: StopSignal) -> anyhow::Result<ExitCode> {
             })),
             config_path: None,
             log: None,
+            service_manager: None,
         };
         let node = agent::run(config, stop.clone(), extras);
         nodes.push(async move { node.await.with_context(|| format!("node {node_id}")) });

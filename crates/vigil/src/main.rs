@@ -5,6 +5,7 @@
 mod agent;
 mod allocator;
 mod client;
+mod completions_cmd;
 mod config;
 mod console;
 mod demo;
@@ -16,11 +17,13 @@ mod keyring_cmd;
 mod leader_cmd;
 mod log_filter;
 mod logs_cmd;
+mod man_cmd;
 mod neighbors_cmd;
 mod probe_cmd;
 mod ps_cmd;
 mod reload;
 mod role_cmd;
+mod service_manager;
 mod service_registration;
 mod services_cmd;
 mod snapshot_cmd;
@@ -119,6 +122,10 @@ enum Command {
     /// Make a running agent read its config file again: checks change at once, with the
     /// history of unchanged ones kept; a file with errors changes nothing (as SIGHUP does).
     Reload(client::Authorized),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions(completions_cmd::CompletionsArgs),
+    /// Write the manual pages (one per subcommand) into a directory, or print vigil(1).
+    Man(man_cmd::ManArgs),
     /// Work with config files.
     Config {
         #[command(subcommand)]
@@ -201,6 +208,7 @@ fn main() -> ExitCode {
                 let extras = agent::Extras {
                     config_path: Some(path),
                     log: Some(log),
+                    service_manager: service_manager::ServiceManager::from_env(),
                     ..agent::Extras::default()
                 };
                 agent::run(config, stop, extras).await
@@ -243,6 +251,8 @@ fn main() -> ExitCode {
             Command::Voters { command } => voters_cmd::run(command).await,
             Command::Snapshot { command } => snapshot_cmd::run(command).await,
             Command::Reload(target) => client::reload(&target).await,
+            Command::Completions(args) => Ok(completions_cmd::run(&args)),
+            Command::Man(args) => man_cmd::run(&args),
             Command::Config {
                 command: ConfigCommand::Check { config },
             } => Ok(check_config(&config)),
