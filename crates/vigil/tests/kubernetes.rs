@@ -334,13 +334,22 @@ fn secret_files(manifests: &Manifests) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Where this test process keeps its files.
+fn scratch_root() -> PathBuf {
+    std::env::temp_dir().join(format!("vigil-kubernetes-{}", std::process::id()))
+}
+
 /// This test process's scratch folder `name`.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join(format!("vigil-kubernetes-{}", std::process::id()))
-        .join(name);
+    let dir = scratch_root().join(name);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Removes a test's scratch folder `name`, and the process's once the other test's is gone too.
+fn clean_up(name: &str) {
+    let _ = std::fs::remove_dir_all(scratch_root().join(name));
+    let _ = std::fs::remove_dir(scratch_root());
 }
 
 /// `text`, a config file of `pod` (a pod spec), written under `dir` as it reads on this
@@ -592,7 +601,7 @@ fn kubernetes_manifests_are_valid_and_run_the_agents_as_configured() {
         );
         assert_eq!(seed["spec"]["publishNotReadyAddresses"], true);
     }
-    let _ = std::fs::remove_dir_all(scratch("check"));
+    clean_up("check");
 }
 
 /// A TCP forwarder standing in for one port of a ClusterIP Service: every connection to
@@ -799,5 +808,5 @@ fn the_pods_form_a_cluster_through_the_seed_services_and_drain_on_sigterm() {
     });
     assert!(left.is_some(), "the voters see the member leave");
     drop(pods);
-    let _ = std::fs::remove_dir_all(scratch("run"));
+    clean_up("run");
 }
