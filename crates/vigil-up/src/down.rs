@@ -28,8 +28,7 @@ pub struct StopResult {
     pub name: String,
     /// How it ended.
     pub stopped: Stopped,
-    /// How its deregistration went, when it was still registered; the supervisor that
-    /// stopped it reports its own.
+    /// How its deregistration went, when it was still registered.
     pub deregistered: Option<RegistryOutcome>,
 }
 
@@ -74,10 +73,10 @@ pub async fn down(
                 if let Some(stops) = State::take_stops(dir) {
                     let results: Vec<StopResult> = stops
                         .into_iter()
-                        .map(|(name, stopped)| StopResult {
-                            name,
-                            stopped,
-                            deregistered: None,
+                        .map(|stop| StopResult {
+                            name: stop.name,
+                            stopped: stop.stopped,
+                            deregistered: stop.deregistered,
                         })
                         .collect();
                     results.iter().for_each(&mut each);

@@ -30,7 +30,7 @@
 //!   `vigil down` read; [`background`] the supervisor of `vigil up -d`.
 //! - [`register`]: services registered as instances of a registry while they run, through a
 //!   reader and a registry the program supplies.
-//! - [`report`] and [`svg`]: the startup report.
+//! - [`report`] and [`svg`]: the startup report; [`hints`] the tuning hints it ends with.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -40,6 +40,7 @@ pub mod compose;
 pub mod down;
 pub mod error;
 pub mod graph;
+pub mod hints;
 pub mod launch;
 pub mod parse;
 pub mod process;

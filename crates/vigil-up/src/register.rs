@@ -97,7 +97,7 @@ pub trait Registry: Send + Sync {
 }
 
 /// What became of one registration or deregistration.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RegistryOutcome {
     /// The instance is registered.
     Registered(Instance),

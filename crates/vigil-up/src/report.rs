@@ -2,8 +2,8 @@
 //! healthy, attempts and restarts; the critical path; and the total time against two schedules of
 //! the same measured durations — the critical-path lower bound (every service starting the moment
 //! its dependencies allow, no concurrency limit) and a wave-by-wave start (each dependency level
-//! waiting for the whole level before it). Rendered as a text table, JSON, or an SVG timeline
-//! ([`crate::svg`]).
+//! waiting for the whole level before it); and tuning hints ([`crate::hints`]). Rendered as a
+//! text table, JSON, or an SVG timeline ([`crate::svg`]).
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::graph;
+use crate::hints::{self, Hint};
 use crate::schedule::{Mode, Outcome, Record, Scheduler};
 use crate::stack::{Condition, GroupPolicy, ServiceId, Stack, Target};
 
@@ -38,6 +39,8 @@ pub struct Report {
     pub waves: Vec<Wave>,
     /// One entry per service, in stack order.
     pub services: Vec<ServiceReport>,
+    /// Settings the measured start shows costing time (see [`crate::hints`]).
+    pub hints: Vec<Hint>,
 }
 
 /// One service in the report.
@@ -49,6 +52,8 @@ pub struct ServiceReport {
     pub level: usize,
     /// `ready`, `completed`, `failed`, or where it was when the start ended.
     pub state: String,
+    /// When its dependencies were satisfied (it was launched then, or once a slot was free).
+    pub eligible_s: Option<f64>,
     /// When it was launched (its dependencies were satisfied and a slot was free).
     pub launched_s: Option<f64>,
     /// When it first ran.
@@ -233,6 +238,7 @@ impl Report {
                     name: service.name.clone(),
                     level: levels[i],
                     state: scheduler.phase(ServiceId(i)).as_str().to_owned(),
+                    eligible_s: r.eligible.map(secs),
                     launched_s: r.launched.map(secs),
                     started_s: r.started.map(secs),
                     healthy_s: r.healthy.map(secs),
@@ -257,7 +263,7 @@ impl Report {
             Some(Outcome::Failed { reasons }) => ("failed".to_owned(), reasons.clone()),
         };
         let total_s = secs(total);
-        Report {
+        let mut report = Report {
             outcome,
             reasons,
             schedule: match mode {
@@ -276,7 +282,10 @@ impl Report {
                 .then(|| ((waves_total / total_s) * 100.0).round() / 100.0),
             waves,
             services,
-        }
+            hints: Vec::new(),
+        };
+        report.hints = hints::hints(stack, scheduler.limit(), &report);
+        report
     }
 
     /// The report as a text table with a summary underneath.
@@ -346,6 +355,9 @@ impl Report {
                      durations cut short"
                 );
             }
+        }
+        for hint in &self.hints {
+            let _ = writeln!(out, "hint: {}", hint.message);
         }
         for reason in &self.reasons {
             let _ = writeln!(

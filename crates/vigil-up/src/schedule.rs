@@ -104,6 +104,8 @@ impl Phase {
 /// What the scheduler saw of one service; times are since the start of `vigil up`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Record {
+    /// When its dependencies were first all satisfied (it was ready to launch).
+    pub eligible: Option<Duration>,
     /// When it was first launched (its dependencies were satisfied and a slot was free).
     pub launched: Option<Duration>,
     /// When it first ran.
@@ -201,6 +203,11 @@ impl Scheduler {
         }
     }
 
+    /// Most services starting at once, if limited.
+    pub fn limit(&self) -> Option<usize> {
+        self.limit
+    }
+
     /// The stack being started.
     pub fn stack(&self) -> &Stack {
         &self.stack
@@ -233,11 +240,13 @@ impl Scheduler {
         }
         let mut in_flight = self.in_flight();
         for i in 0..self.stack.services.len() {
-            if self.limit.is_some_and(|limit| in_flight >= limit) {
-                break;
-            }
             let id = ServiceId(i);
             if self.phases[i] != Phase::Waiting || !self.may_start(id) {
+                continue;
+            }
+            // Held back by the limit from here on, which the report's hints tell.
+            self.records[i].eligible.get_or_insert(at);
+            if self.limit.is_some_and(|limit| in_flight >= limit) {
                 continue;
             }
             self.phases[i] = Phase::Starting;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::process::Stopped;
-use crate::register::Instance;
+use crate::register::{Instance, RegistryOutcome};
 use crate::supervise::Status;
 
 /// The name of a background supervisor's log in the state directory.
@@ -134,7 +134,7 @@ impl State {
 
     /// Records how each service's stop ended, in stop order, for the `vigil down` that asked
     /// the supervisor to stop (it reads them with [`State::take_stops`]).
-    pub fn write_stops(dir: &Path, stops: &[(String, Stopped)]) -> io::Result<()> {
+    pub fn write_stops(dir: &Path, stops: &[StopRecord]) -> io::Result<()> {
         let text = serde_json::to_string(stops).map_err(io::Error::other)?;
         let tmp = dir.join("stops.json.tmp");
         std::fs::write(&tmp, text)?;
@@ -142,10 +142,21 @@ impl State {
     }
 
     /// The stops [`State::write_stops`] recorded, removing them; `None` when there are none.
-    pub fn take_stops(dir: &Path) -> Option<Vec<(String, Stopped)>> {
+    pub fn take_stops(dir: &Path) -> Option<Vec<StopRecord>> {
         let path = dir.join("stops.json");
         let text = std::fs::read_to_string(&path).ok()?;
         let _ = std::fs::remove_file(&path);
         serde_json::from_str(&text).ok()
     }
+}
+
+/// How a supervisor's stop of one service ended.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StopRecord {
+    /// The service.
+    pub name: String,
+    /// How its process ended.
+    pub stopped: Stopped,
+    /// How its deregistration went, when it was registered.
+    pub deregistered: Option<RegistryOutcome>,
 }

@@ -26,7 +26,7 @@ use crate::report::Report;
 use crate::runner::{self, Control, Message, Update};
 use crate::schedule::{Event, Mode, Notice, Outcome, Scheduler};
 use crate::stack::{RestartMode, ServiceId, Stack};
-use crate::state::{ComposeState, Proc, ServiceState, StackPhase, State};
+use crate::state::{ComposeState, Proc, ServiceState, StackPhase, State, StopRecord};
 use crate::supervise::{Action, Status, Supervisor};
 
 /// What the person running `vigil up` is shown. Every method has a default that ignores it.
@@ -94,6 +94,8 @@ pub struct Up {
     controls: Vec<Option<mpsc::UnboundedSender<Control>>>,
     supervisor: Supervisor,
     log_dir: Option<PathBuf>,
+    /// How each service's deregistration at its stop went, for `vigil down` to tell.
+    deregistered: Vec<Option<RegistryOutcome>>,
     tasks: tokio::task::JoinSet<()>,
     updates: mpsc::UnboundedReceiver<Message>,
     sender: mpsc::UnboundedSender<Message>,
@@ -141,6 +143,7 @@ impl Up {
         Up {
             supervisor: Supervisor::new(&stack),
             controls: (0..n).map(|_| None).collect(),
+            deregistered: vec![None; n],
             log_dir,
             registrations: Registrations::new(&stack, options.registry),
             scheduler: Scheduler::new(stack, options.mode, options.concurrency),
@@ -291,10 +294,15 @@ impl Up {
         let entry = &mut self.state.services[id.0];
         match outcome {
             RegistryOutcome::Registered(instance) => entry.registered = Some(instance),
-            RegistryOutcome::Deregistered(_) => entry.registered = None,
-            RegistryOutcome::NotRegistered(..)
-            | RegistryOutcome::NotDeregistered(..)
-            | RegistryOutcome::Unregistered => return,
+            RegistryOutcome::Deregistered(_) => {
+                entry.registered = None;
+                self.deregistered[id.0] = Some(outcome);
+            }
+            RegistryOutcome::NotDeregistered(..) => {
+                self.deregistered[id.0] = Some(outcome);
+                return;
+            }
+            RegistryOutcome::NotRegistered(..) | RegistryOutcome::Unregistered => return,
         }
         if let Err(e) = self.save_state() {
             observer.note(&name, &format!("cannot write the state file: {e}"));
@@ -377,6 +385,12 @@ impl Up {
         }
     }
 
+    /// Waits, at most ten seconds, for the registrations under way to end, so that a background
+    /// supervisor tells their outcome while `vigil up -d` still shows what it says.
+    pub async fn settle(&mut self, observer: &mut dyn Observer) {
+        self.settle_registrations(observer).await;
+    }
+
     /// Cuts every service log grown over [`LOG_CAP`].
     fn cap_logs(&self, observer: &mut dyn Observer) {
         let Some(dir) = &self.log_dir else { return };
@@ -445,7 +459,19 @@ impl Up {
         }
         if let Some(dir) = &self.state_dir {
             // Only `vigil down` reads them, and it says what it can without them.
-            let _ = State::write_stops(dir, &results);
+            let stops: Vec<StopRecord> = results
+                .iter()
+                .map(|(name, stopped)| StopRecord {
+                    name: name.clone(),
+                    stopped: *stopped,
+                    deregistered: self
+                        .scheduler
+                        .stack()
+                        .service_id(name)
+                        .and_then(|id| self.deregistered[id.0].clone()),
+                })
+                .collect();
+            let _ = State::write_stops(dir, &stops);
             if results.iter().all(|(_, s)| *s != Stopped::Stuck) {
                 let _ = State::remove(dir);
             }

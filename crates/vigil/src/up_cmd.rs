@@ -199,6 +199,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let code = match outcome {
         Some(Outcome::Up { .. }) => {
             if args.background {
+                up.settle(&mut progress).await;
                 let log = state_dir.join(state::SUPERVISOR_LOG);
                 println!(
                     "stack is up; supervised in the background by pid {}, which logs to {}",
