@@ -331,12 +331,10 @@ fn reload_on_hangup(mut hangups: Signal, reloader: Arc<Reloader>, manager: Optio
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
             let reloader = reloader.clone();
-            if let Some(manager) = &manager {
-                manager.reloading();
-            }
+            let announced = manager.as_ref().and_then(ServiceManager::reloading);
             let outcome = tokio::task::spawn_blocking(move || reloader.reload()).await;
-            if let Some(manager) = &manager {
-                manager.reloaded(match &outcome {
+            if let Some(announced) = announced {
+                announced.done(match &outcome {
                     Ok(Ok(_)) => "config reloaded",
                     Ok(Err(_)) | Err(_) => "config not reloaded: the running config stays",
                 });

@@ -4,8 +4,7 @@
 //! `WATCHDOG=1` pings while the runtime makes progress. Without `NOTIFY_SOCKET` none of it exists.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sd_notify::NotifyState;
@@ -21,8 +20,9 @@ const MAX_PING_EVERY: Duration = Duration::from_secs(3600);
 pub struct ServiceManager {
     /// Half the watchdog period, when the watchdog is on for this process.
     ping_every: Option<Duration>,
-    /// Whether `READY=1` was sent: a reload before that must not announce readiness.
-    ready: Arc<AtomicBool>,
+    /// What `READY=1` announced, once sent: the engine and the API's address, which later
+    /// `STATUS=` lines describe. A reload before that must not announce readiness.
+    serving: Arc<OnceLock<(Engine, SocketAddr)>>,
 }
 
 impl ServiceManager {
@@ -37,43 +37,45 @@ impl ServiceManager {
             .map(|period| (period / 2).min(MAX_PING_EVERY));
         Some(ServiceManager {
             ping_every,
-            ready: Arc::default(),
+            serving: Arc::default(),
         })
     }
 
     /// The agent serves: its API at `api` accepts connections and its engine publishes
     /// snapshots. Starts the watchdog and keeps `STATUS=` up to date with the node's status.
     pub fn ready(&self, engine: &Engine, api: SocketAddr) {
-        let status = describe(&engine.snapshot().status().to_string(), api);
+        // Set before READY=1 goes: a SIGHUP the moment systemd reads it is announced too.
+        let _ = self.serving.set((engine.clone(), api));
+        let status = describe(engine, &api);
         self.send(&[
             NotifyState::Ready,
             NotifyState::MainPid(std::process::id()),
             NotifyState::Status(&status),
         ]);
-        self.ready.store(true, Ordering::SeqCst);
         if let Some(every) = self.ping_every {
             tokio::spawn(watchdog(self.clone(), every));
         }
         tokio::spawn(follow_status(self.clone(), engine.clone(), api));
     }
 
-    /// A reload begins; [`ServiceManager::reloaded`] ends it. Nothing is said before readiness.
-    pub fn reloading(&self) {
-        if !self.ready.load(Ordering::SeqCst) {
-            return;
-        }
+    /// A reload begins, announced with `RELOADING=1`; [`Reload::done`] ends it. Nothing is said
+    /// before readiness, and then the end is not announced either.
+    pub fn reloading(&self) -> Option<Reload> {
+        let (engine, api) = self.serving.get()?;
         match NotifyState::monotonic_usec_now() {
-            Ok(now) => self.send(&[NotifyState::Reloading, now]),
-            Err(e) => tracing::warn!("cannot read the monotonic clock for RELOADING=1: {e}"),
+            Ok(now) => {
+                self.send(&[NotifyState::Reloading, now]);
+                Some(Reload {
+                    manager: self.clone(),
+                    engine: engine.clone(),
+                    api: *api,
+                })
+            }
+            Err(e) => {
+                tracing::warn!("cannot read the monotonic clock for RELOADING=1: {e}");
+                None
+            }
         }
-    }
-
-    /// A reload ended, applied or refused (`outcome` says which): the agent serves again.
-    pub fn reloaded(&self, outcome: &str) {
-        if !self.ready.load(Ordering::SeqCst) {
-            return;
-        }
-        self.send(&[NotifyState::Ready, NotifyState::Status(outcome)]);
     }
 
     /// Shutdown has started (`reason` says why).
@@ -89,8 +91,25 @@ impl ServiceManager {
     }
 }
 
-fn describe(status: &str, api: SocketAddr) -> String {
-    format!("{status}; API on {api}")
+/// A reload announced to the service manager.
+pub struct Reload {
+    manager: ServiceManager,
+    engine: Engine,
+    api: SocketAddr,
+}
+
+impl Reload {
+    /// The reload ended, applied or refused (`outcome` says which): the agent serves again.
+    pub fn done(self, outcome: &str) {
+        let status = format!("{}; {outcome}", describe(&self.engine, &self.api));
+        self.manager
+            .send(&[NotifyState::Ready, NotifyState::Status(&status)]);
+    }
+}
+
+/// The `STATUS=` line: the node's status now, and where its API is.
+fn describe(engine: &Engine, api: &SocketAddr) -> String {
+    format!("{}; API on {api}", engine.snapshot().status())
 }
 
 /// Pings every `every` while the runtime runs new work: the pings come from a task on the agent's
@@ -114,15 +133,11 @@ async fn follow_status(manager: ServiceManager, engine: Engine, api: SocketAddr)
     let mut events = engine.subscribe();
     loop {
         match events.recv().await {
-            Ok(Event::StatusChanged { to, .. }) => {
-                let status = describe(&to.to_string(), api);
+            Ok(Event::StatusChanged { .. }) | Err(RecvError::Lagged(_)) => {
+                let status = describe(&engine, &api);
                 manager.send(&[NotifyState::Status(&status)]);
             }
             Ok(_) => {}
-            Err(RecvError::Lagged(_)) => {
-                let status = describe(&engine.snapshot().status().to_string(), api);
-                manager.send(&[NotifyState::Status(&status)]);
-            }
             Err(RecvError::Closed) => return,
         }
     }

@@ -144,7 +144,13 @@ fn the_agent_tells_systemd_it_is_ready_alive_reloading_and_stopping() {
         has(&reloading, "MONOTONIC_USEC="),
         "RELOADING=1 comes with MONOTONIC_USEC=: {reloading:?}"
     );
-    manager.until("READY=1");
+    let reloaded = manager.until("READY=1");
+    assert!(
+        reloaded
+            .iter()
+            .any(|l| l.starts_with("STATUS=") && l.ends_with("config reloaded")),
+        "READY=1 after the reload says it was applied: {reloaded:?}"
+    );
     manager.until("WATCHDOG=1");
 
     send_signal(pid, "-TERM");
