@@ -18,12 +18,31 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// A fresh directory of this test's own.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vigil-package-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory of this test's own, removed with what it holds (a package and its
+/// unpacked tree weigh tens of megabytes) when the test ends.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("vigil-package-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn stdout(out: &Output) -> String {
@@ -52,7 +71,7 @@ fn subcommands() -> Vec<String> {
 fn the_bash_completion_script_completes_subcommands() {
     let out = vigil(&["completions", "bash"]);
     assert_succeeded(&out, "vigil completions bash");
-    let dir = scratch("bash");
+    let dir = Scratch::new("bash");
     let script = dir.join("vigil.bash");
     std::fs::write(&script, &out.stdout).unwrap();
 
@@ -117,7 +136,8 @@ fn the_zsh_and_fish_completion_scripts_parse() {
             );
             continue;
         };
-        let script = scratch(shell).join("vigil");
+        let dir = Scratch::new(shell);
+        let script = dir.join("vigil");
         std::fs::write(&script, &out.stdout).unwrap();
         let parsed = Command::new(program)
             .args(check)
@@ -141,7 +161,7 @@ fn the_manual_has_a_page_for_every_subcommand() {
     };
     let page = vigil(&["man"]);
     assert_succeeded(&page, "vigil man");
-    let dir = scratch("man");
+    let dir = Scratch::new("man");
     std::fs::write(dir.join("stdout.1"), &page.stdout).unwrap();
     // Rendered as man(1) would, with every groff warning turned on and reported.
     let rendered = Command::new(&groff)
@@ -213,11 +233,11 @@ fn the_debian_package_builds_passes_lintian_and_installs() {
             return;
         }
     }
-    let out = scratch("deb");
+    let out = Scratch::new("deb");
     // xz, the default, takes half a minute on the debug binary; what is packed is the same.
     let built = Command::new(repo().join("deploy/deb/build.sh"))
         .arg(VIGIL)
-        .arg(&out)
+        .arg(&*out)
         .env("DPKG_DEB_COMPRESSOR_TYPE", "gzip")
         .env("DPKG_DEB_COMPRESSOR_LEVEL", "1")
         .output()
