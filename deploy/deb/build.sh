@@ -76,7 +76,11 @@ find "$root" -type d -exec chmod 0755 {} +
 # dpkg-shlibdeps reads the package list of a source tree: give it a minimal one.
 mkdir -p "$stage/src/debian"
 printf 'Source: vigil\n\nPackage: vigil\nArchitecture: any\n' >"$stage/src/debian/control"
-shlibs=$(cd "$stage/src" && dpkg-shlibdeps -O -e"$vigil" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+if ! shlibdeps=$(cd "$stage/src" && dpkg-shlibdeps -O -e"$vigil" 2>"$stage/shlibdeps.log"); then
+  cat "$stage/shlibdeps.log" >&2
+  exit 1
+fi
+shlibs=$(sed -n 's/^shlibs:Depends=//p' <<<"$shlibdeps")
 depends="adduser${shlibs:+, $shlibs}"
 
 mkdir -p "$root/DEBIAN"

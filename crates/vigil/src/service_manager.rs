@@ -2,8 +2,15 @@
 //! `NOTIFY_SOCKET`): `READY=1` once it serves, `RELOADING=1` and `READY=1` around a SIGHUP
 //! reload, `STOPPING=1` when shutdown starts, a `STATUS=` line `systemctl status` shows, and
 //! `WATCHDOG=1` pings while the runtime makes progress. Without `NOTIFY_SOCKET` none of it exists.
+//!
+//! The `sd-notify` crate writes the states and reads the watchdog's variables; the datagram is
+//! sent here, because its `notify` (0.5) takes `NOTIFY_SOCKET` as a path only, and systemd may
+//! name a socket in Linux's abstract namespace (`@name`) instead.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -15,9 +22,64 @@ use vigil_health::{Engine, Event};
 /// often than asked is harmless, and it keeps the timer far from any overflow.
 const MAX_PING_EVERY: Duration = Duration::from_secs(3600);
 
+/// Where notifications go, as `NOTIFY_SOCKET` names it.
+#[derive(Clone, Debug)]
+enum Socket {
+    /// A socket file: the variable starts with `/`.
+    Path(PathBuf),
+    /// A name in the abstract namespace: the variable is `@` and the name.
+    Abstract(Vec<u8>),
+}
+
+impl Socket {
+    fn parse(variable: std::ffi::OsString) -> Option<Socket> {
+        use std::os::unix::ffi::OsStringExt;
+        let bytes = variable.into_vec();
+        match bytes.split_first() {
+            Some((b'/', _)) => Some(Socket::Path(PathBuf::from(std::ffi::OsString::from_vec(
+                bytes,
+            )))),
+            Some((b'@', name)) if !name.is_empty() => Some(Socket::Abstract(name.to_vec())),
+            _ => None,
+        }
+    }
+
+    fn send(&self, message: &[u8]) -> std::io::Result<()> {
+        let socket = UnixDatagram::unbound()?;
+        match self {
+            Socket::Path(path) => socket.connect(path)?,
+            Socket::Abstract(name) => socket.connect_addr(&abstract_address(name)?)?,
+        }
+        let sent = socket.send(message)?;
+        if sent < message.len() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WriteZero,
+                format!("{sent} of {} bytes sent", message.len()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn abstract_address(name: &[u8]) -> std::io::Result<UnixAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    UnixAddr::from_abstract_name(name)
+}
+
+/// systemd, the one service manager that names abstract sockets, runs on Linux alone.
+#[cfg(not(target_os = "linux"))]
+fn abstract_address(_: &[u8]) -> std::io::Result<UnixAddr> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "abstract sockets exist on Linux only",
+    ))
+}
+
 /// The service manager's end of the agent, when `NOTIFY_SOCKET` names one.
 #[derive(Clone)]
 pub struct ServiceManager {
+    socket: Arc<Socket>,
     /// Half the watchdog period, when the watchdog is on for this process.
     ping_every: Option<Duration>,
     /// What `READY=1` announced, once sent: the engine and the API's address, which later
@@ -31,11 +93,18 @@ impl ServiceManager {
     /// environment of a threaded process is unsound), so exec checks inherit them: with
     /// `NotifyAccess=main` systemd ignores what they send, and `WATCHDOG_PID` is not theirs.
     pub fn from_env() -> Option<ServiceManager> {
-        std::env::var_os("NOTIFY_SOCKET").filter(|socket| !socket.is_empty())?;
+        let variable = std::env::var_os("NOTIFY_SOCKET").filter(|socket| !socket.is_empty())?;
+        let Some(socket) = Socket::parse(variable.clone()) else {
+            tracing::warn!(
+                "NOTIFY_SOCKET={variable:?} is neither a socket path (/…) nor an abstract socket (@…): the service manager is not told of readiness"
+            );
+            return None;
+        };
         let ping_every = sd_notify::watchdog_enabled()
             .filter(|period| !period.is_zero())
             .map(|period| (period / 2).min(MAX_PING_EVERY));
         Some(ServiceManager {
+            socket: Arc::new(socket),
             ping_every,
             serving: Arc::default(),
         })
@@ -84,9 +153,17 @@ impl ServiceManager {
         self.send(&[NotifyState::Stopping, NotifyState::Status(&status)]);
     }
 
+    /// One datagram of `KEY=value` lines, as sd_notify(3) sends them.
     fn send(&self, states: &[NotifyState]) {
-        if let Err(e) = sd_notify::notify(states) {
-            tracing::warn!("cannot notify the service manager (NOTIFY_SOCKET): {e}");
+        let mut message = String::new();
+        for state in states {
+            let _ = writeln!(message, "{state}");
+        }
+        if let Err(e) = self.socket.send(message.as_bytes()) {
+            tracing::warn!(
+                "cannot notify the service manager at {:?}: {e}",
+                self.socket
+            );
         }
     }
 }

@@ -3,12 +3,15 @@
 //! its API answers, watchdog pings, RELOADING=1 then READY=1 around a SIGHUP, STOPPING=1 on
 //! SIGTERM.
 
+#![cfg(target_os = "linux")] // abstract sockets, as systemd may name, are Linux's
 #![allow(clippy::unwrap_used)] // a test that cannot bind its socket or start the agent should stop at once
 
 mod common;
 
-use std::net::{SocketAddr, TcpStream};
-use std::os::unix::net::UnixDatagram;
+use std::ffi::OsString;
+use std::net::{SocketAddr as IpAddress, TcpStream};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,21 +21,39 @@ use common::{free_port, http, node_config, send_signal, temp_file, wait_for, VIG
 /// How long the agent may take to start, or to answer a signal.
 const BOUND: Duration = Duration::from_secs(20);
 
-/// The service manager's side: the socket, and every notification received, in order.
+/// The service manager's side: the socket, what `NOTIFY_SOCKET` says to reach it, and every
+/// notification received, in order.
 struct Manager {
     socket: UnixDatagram,
-    path: PathBuf,
+    address: OsString,
+    /// The socket's file, for one bound in the file system.
+    path: Option<PathBuf>,
     seen: Vec<Vec<String>>,
 }
 
 impl Manager {
+    /// A socket in the file system.
     fn bind(name: &str) -> Manager {
         let path = std::env::temp_dir().join(format!("vigil-notify-{}-{name}", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let socket = UnixDatagram::bind(&path).unwrap();
         Manager {
             socket,
-            path,
+            address: path.clone().into_os_string(),
+            path: Some(path),
+            seen: Vec::new(),
+        }
+    }
+
+    /// A socket in the abstract namespace, which `NOTIFY_SOCKET` writes with a leading `@`.
+    fn bind_abstract(name: &str) -> Manager {
+        let name = format!("vigil-notify-{}-{name}", std::process::id());
+        let address = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let socket = UnixDatagram::bind_addr(&address).unwrap();
+        Manager {
+            socket,
+            address: format!("@{name}").into(),
+            path: None,
             seen: Vec::new(),
         }
     }
@@ -68,7 +89,9 @@ impl Manager {
 
 impl Drop for Manager {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if let Some(path) = &self.path {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -83,7 +106,7 @@ impl Drop for Running {
 }
 
 /// Starts the agent with a config of one check, `NOTIFY_SOCKET` at `manager` and `env` besides.
-fn start(manager: &Manager, env: &[(&str, String)]) -> (Running, SocketAddr) {
+fn start(manager: &Manager, env: &[(&str, String)]) -> (Running, IpAddress) {
     let port = free_port();
     let config = node_config(
         "notified",
@@ -94,7 +117,7 @@ fn start(manager: &Manager, env: &[(&str, String)]) -> (Running, SocketAddr) {
     let child = Command::new(VIGIL)
         .args(["agent", "-c"])
         .arg(&path)
-        .env("NOTIFY_SOCKET", &manager.path)
+        .env("NOTIFY_SOCKET", &manager.address)
         .envs(env.iter().map(|(k, v)| (*k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -165,7 +188,8 @@ fn the_agent_tells_systemd_it_is_ready_alive_reloading_and_stopping() {
 
 #[test]
 fn a_watchdog_meant_for_another_process_is_not_pinged() {
-    let mut manager = Manager::bind("other-pid");
+    // The socket is abstract this time, as systemd's own can be.
+    let mut manager = Manager::bind_abstract("other-pid");
     // Pings would come every 10 ms if the watchdog were the agent's.
     let (agent, _) = start(
         &manager,
