@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::Args;
 use serde::Serialize;
 use vigil_up::process::alive;
-use vigil_up::state::{self, ServiceState, State};
+use vigil_up::state::{self, ServiceState, StackPhase, State};
 
 use crate::table::{Table, Tone};
 use crate::up_cmd::StackArgs;
@@ -51,6 +51,8 @@ struct Row {
 #[derive(Serialize)]
 struct Listing {
     stack: String,
+    /// `starting`, or `up` once the start ended.
+    phase: StackPhase,
     supervisor: Option<Supervisor>,
     services: Vec<Row>,
 }
@@ -145,6 +147,7 @@ fn listing(stack: &str, state: &State) -> Listing {
         .map_or(0, |d| d.as_secs());
     Listing {
         stack: stack.to_owned(),
+        phase: state.phase,
         supervisor,
         services: state
             .services
