@@ -58,8 +58,10 @@ struct Inner {
 
 impl Cluster {
     /// Binds the gossip port (UDP and TCP), starts the driver task and joins through the seeds.
-    /// The node's incarnation is the wall-clock second it starts at, so a restarted node
-    /// outranks what the cluster remembers of its previous life.
+    /// The node's incarnation is the wall-clock millisecond it starts at, so a restarted node
+    /// outranks what the cluster remembers of its previous life, even one that began the same
+    /// second (a process restarted at once by its supervisor, whose new Raft port the others
+    /// would otherwise never learn).
     ///
     /// Returns once the sockets are bound; joining goes on in the background (watch
     /// [`Cluster::subscribe`] or [`Cluster::view`]). Must be called within a tokio runtime.
@@ -73,7 +75,7 @@ impl Cluster {
         let advertise = config.advertise_addr(local_addr);
         let incarnation = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(1)
             .max(1);
         let identity = Identity {

@@ -64,6 +64,10 @@ pub enum Reason {
     },
     /// The program asked for it.
     Requested(String),
+    /// A part of the node failed for good and the process cannot go on without it (its Raft
+    /// server stopped, say); the process should exit with a failure so that its supervisor
+    /// starts it again.
+    Fault(String),
 }
 
 impl fmt::Display for Reason {
@@ -78,6 +82,7 @@ impl fmt::Display for Reason {
                 )
             }
             Reason::Requested(why) => write!(f, "request: {why}"),
+            Reason::Fault(what) => write!(f, "failure: {what}"),
         }
     }
 }

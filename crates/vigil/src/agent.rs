@@ -237,6 +237,17 @@ async fn run_node(
             Ok::<_, std::convert::Infallible>(())
         });
     }
+    if let Some(leadership) = leadership.clone() {
+        // A voter whose Raft server died (a panic inside openraft, a store that fails) can no
+        // longer lead, vote or write, yet its process would go on answering; it exits with a
+        // failure instead, for systemd or Kubernetes to start it again with its store reopened.
+        let failing = shutdown.clone();
+        tokio::spawn(async move {
+            let what = leadership.failed().await;
+            tracing::error!(%what, "this node's Raft server stopped; the agent stops so that it is started again");
+            failing.trigger(Reason::Fault(format!("the Raft server stopped: {what}")));
+        });
+    }
     if let Some(leadership) = leadership {
         // Stop Raft before leaving, so the other voters elect a leader without waiting for
         // this one's lease to run out any longer than they must.
@@ -313,11 +324,13 @@ async fn run_node(
             Outcome::TimedOut => tracing::error!(step = %step.name, "did not stop in time"),
         }
     }
-    Ok(if report.is_clean() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(
+        if report.is_clean() && !matches!(report.reason, Reason::Fault(_)) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
 }
 
 /// SIGHUPs from now on.

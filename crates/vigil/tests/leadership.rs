@@ -198,6 +198,51 @@ fn killing_the_leader_elects_another_that_takes_writes() {
     );
 }
 
+/// A voter whose store is lost comes back empty under its own id while the others still count it
+/// (a lost Kubernetes volume, say): the leader's openraft then stops for good, as it refuses to see
+/// a follower's log go back. That leader exits with a failure, for its supervisor to start it
+/// again, instead of going on telling clients that it leads; the other two elect a leader that
+/// takes writes, and the one restarted rejoins with everything acknowledged.
+#[test]
+fn a_leader_whose_raft_stops_exits_and_the_others_go_on() {
+    let (mut nodes, _, dir) = three_voters("raft-stops");
+    let first = agreed_leader(&nodes);
+    for i in 0..3 {
+        let (code, body) = nodes[first].register("db", &format!("db-{i}"), "");
+        assert_eq!(code, 201, "{body}");
+    }
+    let wiped = (first + 1) % 3;
+    nodes[wiped].kill();
+    std::fs::remove_dir_all(dir.join(&nodes[wiped].id).join("raft")).unwrap();
+    nodes[wiped].spawn();
+
+    let exited = wait_for(SETTLE, || {
+        nodes[first]
+            .child
+            .as_mut()
+            .and_then(|child| child.try_wait().ok().flatten())
+    })
+    .expect("the leader whose Raft server stopped exits");
+    assert!(!exited.success(), "it exits with a failure: {exited}");
+    let log = std::fs::read_to_string(&nodes[first].log).unwrap_or_default();
+    assert!(
+        log.contains("this node's Raft server stopped"),
+        "the leader says why it stops"
+    );
+    nodes[first].child = None;
+
+    let second = agreed_leader(&nodes);
+    assert_ne!(second, first);
+    let (code, body) = nodes[second].register("db", "db-3", "");
+    assert_eq!(code, 201, "{body}");
+    nodes[first].spawn();
+    let want: Vec<String> = (0..4).map(|i| format!("db-{i}")).collect();
+    wait_for(SETTLE, || {
+        (nodes[first].instances("db", false)? == want).then_some(())
+    })
+    .expect("the restarted leader has every acknowledged write");
+}
+
 #[test]
 fn an_unhealthy_leader_hands_over_to_a_healthy_voter() {
     let (nodes, _, _) = three_voters("handover");

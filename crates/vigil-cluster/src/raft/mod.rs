@@ -251,6 +251,8 @@ struct Inner {
     keeper: Mutex<Option<Keeper>>,
     events: broadcast::Sender<LeaderEvent>,
     tasks: Mutex<Vec<AbortHandle>>,
+    /// Set when [`Leadership::shutdown`] stops Raft, so that its end is not taken for a failure.
+    stopping: AtomicBool,
 }
 
 impl std::fmt::Debug for Leadership {
@@ -426,6 +428,7 @@ impl Leadership {
                 keeper: Mutex::new(None),
                 events: broadcast::channel(EVENT_BUFFER).0,
                 tasks: Mutex::new(vec![server.abort_handle()]),
+                stopping: AtomicBool::new(false),
             }),
         };
         let watcher = tokio::spawn(leadership.clone().watch_leader());
@@ -459,11 +462,48 @@ impl Leadership {
             .map(|voter| voter.name.clone())
     }
 
-    /// Who leads and how fresh this node's registry is.
+    /// Waits until this node's Raft server stops without [`Leadership::shutdown`] asking it to
+    /// (a fatal storage error, a panic inside openraft), and says what stopped it. Such a node
+    /// can neither lead nor vote nor write again until its process starts anew.
+    pub async fn failed(&self) -> String {
+        let mut metrics = self.inner.raft.metrics();
+        loop {
+            let ended = match &metrics.borrow_and_update().running_state {
+                Err(fatal) => Some(fatal.to_string()),
+                Ok(()) => None,
+            };
+            let ended = match ended {
+                Some(why) => why,
+                None => match metrics.changed().await {
+                    Ok(()) => continue,
+                    // The server's task dropped its end: it panicked (openraft's message is in
+                    // the log just before).
+                    Err(_) => "its task ended (a panic inside openraft)".to_owned(),
+                },
+            };
+            if self.inner.stopping.load(Ordering::Relaxed) {
+                return std::future::pending().await;
+            }
+            return ended;
+        }
+    }
+
+    /// Whether this node's Raft server still runs: its metrics still have a sender, and say so.
+    fn raft_runs(&self) -> bool {
+        let metrics = self.inner.raft.metrics();
+        metrics.has_changed().is_ok() && metrics.borrow().running_state.is_ok()
+    }
+
+    /// Who leads and how fresh this node's registry is. A node whose Raft server has stopped
+    /// knows of no leader: the last state it saw is not taken for the present.
     pub fn status(&self) -> LeaderStatus {
         let metrics = self.inner.raft.metrics().borrow().clone();
-        let leader_id = metrics.current_leader.and_then(|id| self.name_of(id));
-        let is_leader = metrics.state == ServerState::Leader;
+        let runs = self.raft_runs();
+        let leader_id = metrics
+            .current_leader
+            .filter(|_| runs)
+            .and_then(|id| self.name_of(id));
+        let is_leader = runs && metrics.state == ServerState::Leader;
         let stale = self.stale(
             is_leader,
             leader_id.is_some(),
@@ -492,15 +532,18 @@ impl Leadership {
     /// carry it on every request.
     pub fn stale_ms(&self) -> Option<u64> {
         let metrics = self.inner.raft.metrics();
+        let sender_alive = metrics.has_changed().is_ok();
         let metrics = metrics.borrow();
-        let is_leader = metrics.state == ServerState::Leader;
-        let has_leader = metrics.current_leader.is_some_and(|id| {
-            metrics
-                .membership_config
-                .membership()
-                .get_node(&id)
-                .is_some()
-        });
+        let runs = sender_alive && metrics.running_state.is_ok();
+        let is_leader = runs && metrics.state == ServerState::Leader;
+        let has_leader = runs
+            && metrics.current_leader.is_some_and(|id| {
+                metrics
+                    .membership_config
+                    .membership()
+                    .get_node(&id)
+                    .is_some()
+            });
         let stale = self.stale(is_leader, has_leader, metrics.millis_since_quorum_ack);
         stale_ms(is_leader, self.has_quorum(stale), stale)
     }
@@ -732,6 +775,7 @@ impl Leadership {
 
     /// Stops Raft and its tasks on this node (the store stays as it is).
     pub async fn shutdown(&self) {
+        self.inner.stopping.store(true, Ordering::Relaxed);
         let tasks = std::mem::take(&mut *lock(&self.inner.tasks));
         for task in tasks {
             task.abort();
