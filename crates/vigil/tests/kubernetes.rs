@@ -4,7 +4,7 @@
 //! check` under the environment its pods give it, with the Secret's files where the pods mount
 //! them, and what a user relies on: three voters named as the config's voters, probes on `/livez`
 //! and `/readyz` at the API port, a disruption budget that keeps a Raft majority, the gossip
-//! ports, a grace period that covers the drain. Then the pods themselves, on loopback addresses
+//! ports, a `preStop` pause and a grace period that covers it and the drain. Then the pods themselves, on loopback addresses
 //! standing for pod and cluster IPs, with a TCP forwarder for each seed Service: three voters and a
 //! member started as their specs say form one cluster with a leader, and the member drains on
 //! SIGTERM (not ready, not live, still answering) and leaves within its grace period. Without
@@ -544,14 +544,22 @@ fn kubernetes_manifests_are_valid_and_run_the_agents_as_configured() {
             assert!(secret.contains_key(&key), "{role}: the Secret holds {key}");
         }
 
-        // SIGTERM drains, leaves and stops the servers within the grace period: up to 4 s go
-        // to Raft, the gossip leave and the neighbours.
+        // The preStop pause, then SIGTERM: the drain, the leave and the servers stopping, all
+        // within the grace period; up to 4 s go to Raft, the gossip leave and the neighbours.
+        let pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{role}: a preStop pause lets the endpoints go first"));
+        assert!(pause > 0, "{role}");
         let shutdown =
             |key: &str| duration(setting(&config, "shutdown", key).unwrap().as_str().unwrap());
         let grace = Duration::from_secs(pod["terminationGracePeriodSeconds"].as_u64().unwrap());
         assert!(
-            shutdown("drain") + Duration::from_secs(4) + shutdown("timeout") < grace,
-            "{role}: the grace period covers the drain"
+            Duration::from_secs(pause)
+                + shutdown("drain")
+                + Duration::from_secs(4)
+                + shutdown("timeout")
+                < grace,
+            "{role}: the grace period covers the pause and the drain"
         );
 
         let security = &container["securityContext"];
