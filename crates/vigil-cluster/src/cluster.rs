@@ -165,7 +165,8 @@ impl Cluster {
     }
 
     /// Sets this node's health and score (percent, capped at 100) in its gossiped metadata.
-    /// Spreads only when they changed, so calling it often is cheap. Never blocks.
+    /// A new health spreads at once, a new score once it is 5 points from the one spread last;
+    /// calling it often is cheap. Never blocks.
     pub fn set_health(&self, health: Health, score: u8) {
         self.inner.health.send_if_modified(|current| {
             let new = (health, score.min(100));

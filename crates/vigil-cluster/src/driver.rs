@@ -55,6 +55,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 const MIN_TIMER_STEP: Duration = Duration::from_millis(1);
 /// How long accepting pauses after an accept error (out of file descriptors, say).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How far (in points of 100) a node's health score moves before the change is spread.
+const SCORE_STEP: u8 = 5;
 
 /// What the handle asks of the driver.
 pub(crate) enum Command {
@@ -416,10 +418,14 @@ impl Driver {
         }
     }
 
+    /// Spreads a new health at once, and a new score only once it moved [`SCORE_STEP`] points
+    /// from the one spread last: a score follows measurements (memory, disk, load) that wander by
+    /// a point from one second to the next, and every change is an update every member receives,
+    /// so spreading each wobble would make each member's traffic grow with the cluster.
     fn set_health(&mut self, now: Instant, health: Health, score: u8) {
         let score = score.min(100);
         let current = self.node.metadata();
-        if current.health == health && current.score == score {
+        if current.health == health && current.score.abs_diff(score) < SCORE_STEP {
             return;
         }
         let mut meta = current.clone();

@@ -13,7 +13,9 @@ use crate::id::NodeId;
 pub enum MemberState {
     /// Heard from, or vouched for, recently.
     Alive,
-    /// Its observers stopped hearing from it; it has until the suspicion timeout to refute.
+    /// This node raised a suspicion of it (its own probe went unanswered); it has until the
+    /// suspicion timeout to refute. Suspicions heard from others, or only confirmed here, are
+    /// held (and time out the same) while the member is still shown alive.
     Suspect,
     /// Declared failed. Kept as a tombstone until reaped so stale gossip cannot revive it.
     Dead,
@@ -124,10 +126,14 @@ pub struct Member {
 }
 
 impl Member {
-    /// What a claim about this member is weighed against.
-    pub(crate) fn standing(&self) -> Standing {
+    /// What a claim about this member is weighed against; `suspected` when the node holds a
+    /// suspicion of it, shown or not.
+    pub(crate) fn standing(&self, suspected: bool) -> Standing {
         Standing {
-            state: self.state,
+            state: match self.state {
+                MemberState::Alive if suspected => MemberState::Suspect,
+                state => state,
+            },
             incarnation: self.incarnation,
             meta_version: self.meta_version,
         }

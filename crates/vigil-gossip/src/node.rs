@@ -1195,10 +1195,11 @@ impl Node {
             }
             return;
         }
+        let previous_standing = self.standing_state(&subject);
+        let suspected = self.suspicions.contains_key(&subject);
         let member = self.members.get_mut(&subject);
-        let previous_state = member.as_ref().map(|m| m.state);
         let changed = match (
-            transition(member.as_ref().map(|m| m.standing()), claim),
+            transition(member.as_ref().map(|m| m.standing(suspected)), claim),
             member,
         ) {
             (Transition::Ignore, _) => false,
@@ -1243,8 +1244,7 @@ impl Node {
         };
         if changed {
             self.broadcasts.push(update);
-            let state = self.members.get(&subject).map(|m| m.state);
-            if state != previous_state {
+            if self.standing_state(&subject) != previous_standing {
                 self.hurry_gossip(now);
             }
         }
@@ -1267,18 +1267,19 @@ impl Node {
             }
             Transition::Refuted => {
                 self.suspicions.remove(id);
-                self.set_state(now, id, MemberState::Alive);
-                self.emit(id, Event::MemberAlive);
+                let reported = self.members.get(id).map(|m| m.state);
+                if reported == Some(MemberState::Suspect) {
+                    self.set_state(now, id, MemberState::Alive);
+                    self.emit(id, Event::MemberAlive);
+                } else if meta_changed {
+                    self.emit(id, Event::MemberUpdated);
+                }
             }
             Transition::Join | Transition::Rejoin => {
                 self.set_state(now, id, MemberState::Alive);
                 self.emit(id, Event::MemberUp);
             }
             Transition::Suspect | Transition::Resuspect => {
-                let fresh = transition == Transition::Suspect;
-                if fresh {
-                    self.set_state(now, id, MemberState::Suspect);
-                }
                 if let Update::Suspect {
                     incarnation, from, ..
                 } = update
@@ -1286,10 +1287,12 @@ impl Node {
                     let deadline = now + self.suspicion_timeout(1);
                     let suspicion = Suspicion::new(now, *incarnation, from.clone(), deadline);
                     self.suspicions.insert(id.clone(), suspicion);
-                }
-                if fresh {
-                    self.stats.suspicions += 1;
-                    self.emit(id, Event::MemberSuspect);
+                    if transition == Transition::Suspect {
+                        self.stats.suspicions += 1;
+                    }
+                    if *from == self.me {
+                        self.report_suspicion(now, id);
+                    }
                 }
             }
             Transition::Die => {
@@ -1331,6 +1334,27 @@ impl Node {
             suspicion.deadline = deadline;
         }
         true
+    }
+
+    /// Shows a member as suspect to this node's users: only the node that raised the suspicion
+    /// (its own probe failed while it saw the member alive) does, as Lifeguard intends. The
+    /// others, observers whose probes fail too included, hold the suspicion with its timer and
+    /// confirmations but go on showing the member alive: a pause of a second or two, refuted
+    /// before any timeout, is then seen by one or two nodes instead of flagged by the whole
+    /// cluster, and a member that does not refute is declared dead everywhere all the same.
+    fn report_suspicion(&mut self, now: Instant, id: &NodeId) {
+        if self.members.get(id).map(|m| m.state) == Some(MemberState::Alive) {
+            self.set_state(now, id, MemberState::Suspect);
+            self.emit(id, Event::MemberSuspect);
+        }
+    }
+
+    /// A member's state as the protocol weighs claims against it: suspect while this node holds
+    /// a suspicion of it, whether or not it shows it.
+    fn standing_state(&self, id: &NodeId) -> Option<MemberState> {
+        let member = self.members.get(id)?;
+        let suspected = self.suspicions.contains_key(id);
+        Some(member.standing(suspected).state)
     }
 
     fn emit(&mut self, id: &NodeId, event: fn(Member) -> Event) {
