@@ -84,7 +84,7 @@ impl Default for Config {
             gossip_interval: Duration::from_millis(200),
             fanout: 3,
             retransmit_mult: 4,
-            push_pull_interval: Duration::from_secs(30),
+            push_pull_interval: Duration::from_secs(60),
             seed_redial_interval: Duration::from_secs(5),
             reap_after: Duration::from_secs(60),
             max_packet: 1400,

@@ -29,6 +29,9 @@ pub enum Event {
 pub struct Stats {
     /// Heartbeats sent.
     pub heartbeats_sent: u64,
+    /// Push-pull exchanges started because a heartbeat's membership digest kept differing from
+    /// this node's.
+    pub digest_syncs: u64,
     /// Heartbeats received.
     pub heartbeats_received: u64,
     /// Datagrams sent.

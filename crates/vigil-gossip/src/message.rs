@@ -4,7 +4,8 @@
 //! `seal([version, kind, postcard(SyncHello)])` announcing the length of the
 //! `seal([version, kind, postcard(SyncState)])` that follows over TCP (see
 //! [`stream`](crate::stream)). The version is the protocol version the frame is written in (see
-//! [`version`](crate::version)); versions 2 and 3 encode every message alike. The kind byte keeps a message of one kind from being taken for
+//! [`version`](crate::version)); version 4 adds [`Body::HeartbeatDigest`] to version 3's messages,
+//! and a node writes it only to a cluster that speaks 4. The kind byte keeps a message of one kind from being taken for
 //! another, and every message carries its sender and a [`Stamp`] for replay protection inside the
 //! seal. postcard gives varint integers and no field names, so a heartbeat is a few dozen bytes.
 //! Decoding goes through serde, which bounds allocations by the input's length; any byte string
@@ -70,6 +71,16 @@ pub(crate) enum Body {
         target: NodeId,
         target_addr: SocketAddr,
     },
+    /// A heartbeat that also carries the sender's membership digest (protocol 4 on): a receiver
+    /// whose own digest stays different asks the sender for a push-pull exchange.
+    HeartbeatDigest { digest: u32 },
+}
+
+impl Body {
+    /// Whether this is a heartbeat, with or without a digest.
+    pub(crate) fn is_heartbeat(&self) -> bool {
+        matches!(self, Body::Heartbeat | Body::HeartbeatDigest { .. })
+    }
 }
 
 /// A fact about one member, spread by gossip. Newer facts replace older ones by incarnation.

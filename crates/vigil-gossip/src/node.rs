@@ -22,7 +22,7 @@
 //! A node that finds itself stalled (its timers fire late) stretches its own timeouts and does
 //! not accuse others of the silence it caused (Lifeguard's local health).
 
-use crate::version::{cluster_version, Versions, PROTOCOL_TAG};
+use crate::version::{cluster_version, Versions, DIGEST_SINCE, PROTOCOL_TAG};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -118,6 +118,11 @@ enum Departure {
 /// Push-pull exchanges a node runs at once; periodic syncs beyond this are skipped (the next
 /// round makes up for them).
 const MAX_EXCHANGES: usize = 32;
+/// How long a heartbeat's digest may differ from this node's, with nothing changing here, before
+/// the two are made to sync: longer than news takes to reach every member.
+const DIGEST_GRACE: Duration = Duration::from_millis(500);
+/// The least time between two push-pull exchanges started over differing digests.
+const DIGEST_SYNC_BACKOFF: Duration = Duration::from_secs(5);
 
 /// One node of the membership protocol. See the module documentation.
 pub struct Node {
@@ -153,6 +158,13 @@ pub struct Node {
     /// This process's session: random, stamped on every message with [`Node::sent`] and the
     /// session clock (time since [`Node::born`]).
     session: u64,
+    /// [`Node::digest`], until the members change.
+    digest: Option<u32>,
+    /// Since when heartbeats have carried a digest other than this node's, with this node's
+    /// members unchanged.
+    disagreeing_since: Option<Instant>,
+    /// No push-pull exchange is started over differing digests before this.
+    digest_sync_after: Instant,
     sent: u64,
     born: Instant,
     /// The latest time an input brought: messages are stamped with it.
@@ -207,6 +219,9 @@ impl Node {
             keyring,
             replay: ReplayGuard::new(now, config.max_frame_age),
             session: 0,
+            digest: None,
+            disagreeing_since: None,
+            digest_sync_after: now,
             sent: 0,
             born: now,
             clock: now,
@@ -232,7 +247,10 @@ impl Node {
             config,
         };
         node.ring.insert((identity.id.ring_hash(), identity.id));
-        node.session = node.rng.random();
+        // 32 random bits tell one process start from another as well as 64 do (the same draw
+        // comes back once in four billion restarts), and a varint of them is 5 bytes instead of
+        // 10 in every datagram: a fifth of an idle heartbeat.
+        node.session = u64::from(node.rng.random::<u32>());
         // Nodes started together (a deploy, a simulation) would otherwise all push-pull at once,
         // forever: start each one's cycle at a random point.
         let stagger = node.rng.random_range(0.5..1.5);
@@ -317,6 +335,10 @@ impl Node {
         }
         match packet.body {
             Body::Heartbeat => self.stats.heartbeats_received += 1,
+            Body::HeartbeatDigest { digest } => {
+                self.stats.heartbeats_received += 1;
+                self.compare_digest(now, &packet.sender, from, digest);
+            }
             Body::Gossip => {}
             Body::Ping { seq } => self.send(from, Body::Ack { seq }),
             Body::Ack { seq } => self.acked(now, seq),
@@ -776,7 +798,7 @@ impl Node {
             .config
             .max_packet
             .saturating_sub(SEAL_OVERHEAD + base + 2);
-        packet.updates = if matches!(packet.body, Body::Heartbeat) {
+        packet.updates = if packet.body.is_heartbeat() {
             self.broadcasts.peek(budget)
         } else {
             let limit = self.retransmit_limit();
@@ -858,12 +880,68 @@ impl Node {
     }
 
     fn heartbeat(&mut self) {
+        let body = if self.protocol_version() >= DIGEST_SINCE {
+            Body::HeartbeatDigest {
+                digest: self.digest(),
+            }
+        } else {
+            Body::Heartbeat
+        };
         for observer in self.ring_neighbours(true) {
             if let Some(addr) = self.addr_of(&observer) {
                 self.stats.heartbeats_sent += 1;
-                self.send(addr, Body::Heartbeat);
+                self.send(addr, body.clone());
             }
         }
+    }
+
+    /// Who this node knows to be in the cluster, in 32 bits: every active member's id and
+    /// incarnation (its own included) combined independently of order, so two nodes that know
+    /// the same members at the same incarnations have the same digest. Kept until the members
+    /// change.
+    fn digest(&mut self) -> u32 {
+        if let Some(digest) = self.digest {
+            return digest;
+        }
+        let digest = self
+            .members
+            .values()
+            .filter(|m| m.state.is_active())
+            .fold(member_digest(&self.me, self.incarnation), |acc, m| {
+                acc ^ member_digest(&m.id, m.incarnation)
+            });
+        self.digest = Some(digest);
+        digest
+    }
+
+    /// Weighs a heartbeat's digest against this node's own. News takes a few hundred
+    /// milliseconds to reach everyone, so a difference is only acted on once it has lasted
+    /// [`DIGEST_GRACE`] with nothing changing here: then one of the two missed something (a
+    /// join, a death, a refutation that gossip did not bring it), and a push-pull exchange with
+    /// the sender mends both within a round trip instead of at the next periodic one, which can
+    /// be minutes away in a large cluster. At most one such exchange per [`DIGEST_SYNC_BACKOFF`].
+    fn compare_digest(&mut self, now: Instant, sender: &NodeId, from: SocketAddr, theirs: u32) {
+        if theirs == self.digest() {
+            return;
+        }
+        let since = *self.disagreeing_since.get_or_insert(now);
+        if now.saturating_duration_since(since) < DIGEST_GRACE || now < self.digest_sync_after {
+            return;
+        }
+        // A sender this node does not know (its join is what was missed) is reached at the
+        // address its datagram came from, which is its gossip socket's.
+        let peer = self.addr_of(sender).unwrap_or(from);
+        self.digest_sync_after = now + DIGEST_SYNC_BACKOFF;
+        self.disagreeing_since = None;
+        self.stats.digest_syncs += 1;
+        self.sync_with(peer);
+    }
+
+    /// Forgets the digest and any difference seen against it: a member joined, changed state or
+    /// incarnation, or this node's own incarnation changed.
+    fn membership_changed(&mut self) {
+        self.digest = None;
+        self.disagreeing_since = None;
     }
 
     fn gossip(&mut self) {
@@ -1158,6 +1236,7 @@ impl Node {
     /// overrides every suspicion of it.
     fn announce_alive(&mut self, now: Instant, incarnation: u64) {
         self.incarnation = self.incarnation.max(incarnation) + 1;
+        self.membership_changed();
         self.stats.refutations += 1;
         self.broadcasts.push(self.alive_update());
         self.hurry_gossip(now);
@@ -1172,6 +1251,7 @@ impl Node {
         };
         member.state = state;
         member.state_since = now;
+        self.membership_changed();
         let key = (id.ring_hash(), id.clone());
         let changed = if state.is_active() {
             self.ring.insert(key)
@@ -1243,6 +1323,7 @@ impl Node {
             (_, None) => false,
         };
         if changed {
+            self.membership_changed();
             self.broadcasts.push(update);
             if self.standing_state(&subject) != previous_standing {
                 self.hurry_gossip(now);
@@ -1417,6 +1498,17 @@ fn take_claim(member: &mut Member, update: &Update) -> bool {
             false
         }
     }
+}
+
+/// One member's share of a [`Node::digest`]: its id and incarnation, mixed (splitmix64's
+/// finaliser) so that nearby incarnations give unrelated bits.
+fn member_digest(id: &NodeId, incarnation: u64) -> u32 {
+    let mut x = id.ring_hash() ^ incarnation.rotate_left(32);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    let [a, b, c, d, e, f, g, h] = x.to_le_bytes();
+    u32::from_le_bytes([a ^ e, b ^ f, c ^ g, d ^ h])
 }
 
 /// A member's state as the update that would recreate it elsewhere.

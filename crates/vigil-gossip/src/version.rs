@@ -5,8 +5,9 @@
 //! A build speaks [`PROTOCOL_MIN`]..=[`PROTOCOL_MAX`] — its own version and the previous one — and
 //! reads frames of any version it speaks. It writes the version the whole cluster speaks: the
 //! lowest of the highest versions of every active member, as each advertises its range in its
-//! metadata under [`PROTOCOL_TAG`]. A member without the tag is a build from before versions were
-//! advertised, which speaks [`PROTOCOL_MIN`] alone. A node that knows no other member yet (it is
+//! metadata under [`PROTOCOL_TAG`]. A member without the tag is taken to speak [`PROTOCOL_MIN`]
+//! alone (builds from before versions were advertised spoke 2, two versions back from this one,
+//! which no build mixes with). A node that knows no other member yet (it is
 //! joining) writes [`PROTOCOL_MIN`]'s frames, which every member reads. So a cluster moves to a new
 //! version only once its last member speaks it, and a member that still speaks only the old one
 //! never receives a frame it cannot read.
@@ -19,9 +20,11 @@
 use std::collections::BTreeMap;
 
 /// The oldest protocol version this build speaks: the previous build's.
-pub const PROTOCOL_MIN: u8 = 2;
+pub const PROTOCOL_MIN: u8 = 3;
 /// The protocol version of this build.
-pub const PROTOCOL_MAX: u8 = 3;
+pub const PROTOCOL_MAX: u8 = 4;
+/// The first version whose heartbeats carry the sender's membership digest.
+pub const DIGEST_SINCE: u8 = 4;
 /// The metadata tag under which a member advertises the versions it speaks, as `MIN-MAX`.
 pub const PROTOCOL_TAG: &str = "vigil-protocol";
 

@@ -1241,9 +1241,9 @@ mod tests {
         let errs = errors("[cluster]\nprotocol_version = 9\n");
         assert_eq!((errs.len(), errs[0].0), (1, 2), "{errs:?}");
         assert!(errs[0].2.contains("protocol version 9"), "{errs:?}");
-        let pinned = ok("[cluster]\nprotocol_version = 2\n");
+        let pinned = ok("[cluster]\nprotocol_version = 3\n");
         let cluster = pinned.cluster.expect("a cluster");
-        assert_eq!(cluster.protocol.versions.max, 2);
+        assert_eq!(cluster.protocol.versions.max, 3);
     }
 
     #[test]

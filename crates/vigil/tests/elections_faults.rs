@@ -10,6 +10,12 @@
 //! a client believes it leads from an answer that says so until it asks to resign; no two
 //! clients believe at once, and each belief has a higher fencing token than the one before.
 //!
+//! Under the same faults the voters' own Raft is watched: every voter is asked which leader it
+//! knows in which term, continuously, and no term may have two. Half the faults go to the voter
+//! that leads at that moment, so a leader killed -9 (replaced through the fast path, an election
+//! started as soon as its port refuses) and a leader frozen (replaced after the election
+//! timeout) both come up in every run.
+//!
 //! The second test is the holders' leases under faults: clients with 1 s sessions renew them,
 //! read the election on their own agent, and believe only while their lease (as `vigil elect`
 //! computes it) runs; the faults hit the agent of whoever leads, so its view and renewals stop
@@ -20,13 +26,13 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::raft::{agreed_leader, three_voters, Node, SETTLE, VOTERS};
-use common::{free_port, http, wait_for, TOKEN};
+use common::{free_port, get_json, http, wait_for, TOKEN};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -324,19 +330,55 @@ fn faults(
         std::thread::sleep(Duration::from_millis(rng.random_range(300..900)));
         let victim = pick(&mut rng, nodes);
         let down = Duration::from_millis(rng.random_range(400..1_500));
+        let role = match nodes[victim].leader() {
+            Some(view) if view["is_leader"] == true => " (leader)",
+            _ => "",
+        };
         if rng.random_bool(0.5) {
             nodes[victim].kill();
             std::thread::sleep(down);
             nodes[victim].spawn();
-            done.push(format!("kill -9 {} for {down:?}", nodes[victim].id));
+            done.push(format!("kill -9 {}{role} for {down:?}", nodes[victim].id));
         } else {
             nodes[victim].signal("-STOP");
             std::thread::sleep(down);
             nodes[victim].signal("-CONT");
-            done.push(format!("SIGSTOP {} for {down:?}", nodes[victim].id));
+            done.push(format!("SIGSTOP {}{role} for {down:?}", nodes[victim].id));
         }
     }
     done
+}
+
+/// The voter that leads now, as the first running voter to answer names it, half the time;
+/// otherwise, or when none answers, any voter.
+fn leader_or_any(rng: &mut StdRng, nodes: &[Node]) -> usize {
+    let leader = nodes.iter().filter(|n| n.child.is_some()).find_map(|n| {
+        let id = n.leader()?["leader_id"].as_str()?.to_owned();
+        nodes.iter().position(|m| m.id == id)
+    });
+    match leader {
+        Some(i) if rng.random_bool(0.5) => i,
+        _ => rng.random_range(0..nodes.len()),
+    }
+}
+
+/// Asks the voter at `api` which leader it knows, every 20 ms until `until`: each term it named a
+/// leader in, with that leader. Its own thread per voter, so a frozen voter holds up only itself.
+fn leaders_seen(api: SocketAddr, until: Instant) -> std::thread::JoinHandle<Vec<(u64, String)>> {
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        while Instant::now() < until {
+            if let Some((200, view)) = get_json(api, "/v1/leader") {
+                if let (Some(term), Some(leader)) =
+                    (view["term"].as_u64(), view["leader_id"].as_str())
+                {
+                    seen.push((term, leader.to_owned()));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        seen
+    })
 }
 
 fn run(seed: u64) {
@@ -376,11 +418,20 @@ fn run(seed: u64) {
             std::thread::spawn(move || client(me, api, session, seed, shared, until))
         })
         .collect();
-    let done = faults(&mut nodes, seed, until, |rng, nodes| {
-        rng.random_range(0..nodes.len())
-    });
+    let watchers: Vec<_> = apis.iter().map(|api| leaders_seen(*api, until)).collect();
+    let done = faults(&mut nodes, seed, until, leader_or_any);
     for c in clients {
         c.join().unwrap();
+    }
+    let mut leaders: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
+    for (term, leader) in watchers.into_iter().flat_map(|w| w.join().unwrap()) {
+        leaders.entry(term).or_default().insert(leader);
+    }
+    for (term, named) in &leaders {
+        assert!(
+            named.len() == 1,
+            "seed {seed}: term {term} had two leaders, {named:?} (faults: {done:?})"
+        );
     }
     let shared = shared.lock().unwrap();
     let (tester, answered, unanswered) = tester_of(&shared.records);
@@ -425,8 +476,9 @@ fn run(seed: u64) {
         m
     });
     eprintln!(
-        "seed {seed}: {ops} operations linearized ({answered} answered, {unanswered} not), {} terms of leadership {per_client:?}, faults {done:?}",
-        beliefs.len()
+        "seed {seed}: {ops} operations linearized ({answered} answered, {unanswered} not), {} terms of leadership {per_client:?}, Raft terms with a leader {}, faults {done:?}",
+        beliefs.len(),
+        leaders.len()
     );
     assert!(
         beliefs.len() >= 2,

@@ -1,5 +1,5 @@
 //! A rolling upgrade under writes, as an operator runs one: three voters and a member all pinned
-//! to the previous protocol (`protocol_version = 2`, which is how the previous build speaks) are
+//! to the previous protocol (`protocol_version = 3`, which is how the previous build speaks) are
 //! restarted one at a time without the pin. While any member still speaks only the old version
 //! every agent writes it, so nobody refuses a frame and nobody is declared dead; once the last one
 //! is upgraded the cluster moves to the new version. No acknowledged write is lost.
@@ -17,7 +17,7 @@ use common::cluster::member_states;
 use common::raft::{agreed_leader, scratch, Node, SETTLE, VOTERS};
 use common::{free_port, get_json, http, wait_for, TOKEN};
 
-const PIN: &str = "protocol_version = 2";
+const PIN: &str = "protocol_version = 3";
 
 /// A value of `metric` (without labels) in the agent's `/metrics`.
 fn metric(api: SocketAddr, name: &str) -> Option<u64> {
@@ -51,7 +51,7 @@ fn a_rolling_upgrade_under_writes_loses_nothing_and_kills_nobody() {
     agreed_leader(&nodes[..3]);
     let apis: Vec<SocketAddr> = nodes.iter().map(|n| n.api).collect();
     assert!(wait_for(SETTLE, || all_alive(&apis).then_some(())).is_some());
-    assert_eq!(metric(apis[0], "vigil_cluster_protocol_version"), Some(2));
+    assert_eq!(metric(apis[0], "vigil_cluster_protocol_version"), Some(3));
 
     // Writes through any agent that answers, and a watch on every agent's view and refusals.
     let stop = Arc::new(AtomicBool::new(false));
@@ -124,7 +124,7 @@ fn a_rolling_upgrade_under_writes_loses_nothing_and_kills_nobody() {
             "all four alive again after upgrading {}",
             nodes[i].id
         );
-        let expected = if i + 1 == nodes.len() { 3 } else { 2 };
+        let expected = if i + 1 == nodes.len() { 4 } else { 3 };
         assert!(
             wait_for(SETTLE, || apis
                 .iter()

@@ -19,7 +19,8 @@
 //!   requests and replies apart, since both directions seal with the same key.
 //!
 //! The hello's kind byte also names the protocol version the server speaks on the connection
-//! ([`hello_byte`]): 1 for version 2 (the byte of builds from before versions), 5 for version 3. A
+//! ([`hello_byte`]): 1 for version 2 (the byte of builds from before versions), then the version
+//! plus 2 (5 for version 3, 6 for 4). A
 //! server writes the version the cluster speaks (see `vigil_gossip::version`), and a client
 //! refuses a hello of a version it does not speak, so a voter pinned to the older version is
 //! never sent a newer one's frames.
@@ -424,9 +425,11 @@ mod tests {
         let old = ServerSession::new(SERVER, VOTER, PROTOCOL_MIN).hello();
         let new = ServerSession::new(SERVER, VOTER, PROTOCOL_MAX).hello();
         assert_eq!(
-            old[0], 1,
+            hello_byte(2),
+            1,
             "version 2's hello is the byte of builds before versions"
         );
+        assert_eq!(old[0], hello_byte(PROTOCOL_MIN));
         for speaks in [pinned, Versions::default()] {
             assert!(ClientSession::from_hello(&old, CLIENT, VOTER, speaks).is_ok());
         }

@@ -326,3 +326,34 @@ fn a_leave_is_confirmed_by_fanout_peers_of_the_seeded_choice() {
     node.handle_sync_failed(now, asked[1].id);
     assert_eq!(node.poll(), None, "departed once");
 }
+
+#[test]
+fn a_member_that_missed_a_join_learns_it_from_a_heartbeats_digest() {
+    let mut bench = Bench::new(4);
+    bench.join(1);
+    bench.join(2);
+    bench.run_for(500 * MS);
+    // n3 joins while n2 hears nothing, for less than it takes to suspect n2: by the time n2
+    // hears again, the news has been gossiped its few times and is gone from every queue, and
+    // the next periodic push-pull is 15 s or more away.
+    bench.set_silent(2, true);
+    bench.join(3);
+    bench.run_for(1000 * MS);
+    assert_eq!(bench.state(2, 3), None, "n2 missed the join");
+    assert!((0..4).all(|i| bench.peek(i).pending_updates() == 0));
+    bench.set_silent(2, false);
+    let took = bench.run_until(2000 * MS, |b| b.state(2, 3) == Some(MemberState::Alive));
+    let syncs: u64 = (0..4).map(|i| bench.peek(i).stats().digest_syncs).sum();
+    assert!(syncs >= 1, "the digests set off a push-pull");
+    assert!(took <= 1500 * MS, "{took:?}");
+}
+
+#[test]
+fn nodes_that_know_the_same_members_agree_on_the_digest_and_start_no_exchange() {
+    let mut bench = Bench::joined(4);
+    bench.run_for(Duration::from_secs(10));
+    let digests: Vec<u32> = (0..4).map(|i| bench.node(i).digest()).collect();
+    assert!(digests.iter().all(|d| *d == digests[0]), "{digests:?}");
+    let syncs: u64 = (0..4).map(|i| bench.peek(i).stats().digest_syncs).sum();
+    assert_eq!(syncs, 0);
+}

@@ -11,6 +11,7 @@ mod kill;
 mod leave;
 mod lossy_pauses;
 mod metadata;
+mod news;
 mod one_way;
 mod partition;
 mod pause;

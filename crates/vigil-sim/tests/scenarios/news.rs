@@ -1,0 +1,63 @@
+//! News of a join or a death reaches every member within 2 s, every time, on a lossy network:
+//! a member that gossip misses hears it from the membership digest in its observed members'
+//! heartbeats, not from the periodic push-pull a minute later.
+
+use std::time::Duration;
+
+use vigil_sim::{Kind, Link, NodeOptions, Sim, SimConfig};
+
+use crate::common::{cluster_with, secs};
+
+/// The longest any member may go without news of a join or a death.
+const WITHIN: Duration = Duration::from_secs(2);
+
+/// How long after the first live member reported `kind` about `subject` (at or after `since`)
+/// the last one did: how long the news took to spread.
+fn spread(sim: &Sim, subject: usize, since: Duration, kind: Kind) -> Duration {
+    let first = sim
+        .first_seen(subject, since, |r| r.kind == kind)
+        .into_iter()
+        .filter_map(|(_, t)| t)
+        .min()
+        .unwrap_or_default();
+    let last = sim
+        .time_until_all(subject, since, |r| r.kind == kind)
+        .unwrap_or_else(|| {
+            let missing: Vec<usize> = sim
+                .first_seen(subject, since, |r| r.kind == kind)
+                .into_iter()
+                .filter(|(_, t)| t.is_none())
+                .map(|(i, _)| i)
+                .collect();
+            panic!("{kind:?} of node {subject} never reached {missing:?}")
+        });
+    last - first
+}
+
+#[test]
+fn joins_and_deaths_reach_every_member_within_two_seconds_under_loss() {
+    let mut config = SimConfig::new(21, 60);
+    config.link = Link::LAN.with_loss(0.05);
+    let mut sim = cluster_with(config);
+    let mut joins = Vec::new();
+    for _ in 0..10 {
+        let since = sim.now();
+        let joined = sim.add_node(NodeOptions {
+            join: true,
+            ..NodeOptions::default()
+        });
+        sim.run_for(secs(8));
+        joins.push(spread(&sim, joined, since, Kind::Up));
+    }
+    let mut deaths = Vec::new();
+    for victim in [3, 17, 29, 41, 55, 62, 66] {
+        let since = sim.now();
+        sim.kill(victim);
+        sim.run_for(secs(8));
+        deaths.push(spread(&sim, victim, since, Kind::Down));
+    }
+    eprintln!("first to last member: joins {joins:?}, deaths {deaths:?}");
+    for took in joins.iter().chain(&deaths) {
+        assert!(*took <= WITHIN, "joins {joins:?}, deaths {deaths:?}");
+    }
+}
