@@ -47,7 +47,7 @@ pub struct Config {
     /// How often a node does a full state exchange with a random member, in clusters of up to
     /// 32; larger clusters stretch it in proportion (`× n / 32`) so that each node's share of
     /// full-sync bandwidth stays flat. The first exchange comes at a random point within
-    /// 0.5–1.5 × this after start.
+    /// 0.5–1.5 × the (stretched) interval of the cluster the node has joined, after its start.
     pub push_pull_interval: Duration,
     /// How often seeds that are not active members are dialled again.
     pub seed_redial_interval: Duration,

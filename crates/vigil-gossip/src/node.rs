@@ -165,6 +165,10 @@ pub struct Node {
     disagreeing_since: Option<Instant>,
     /// No push-pull exchange is started over differing digests before this.
     digest_sync_after: Instant,
+    /// When this node's last periodic push-pull was due; `None` before the first.
+    last_push_pull: Option<Instant>,
+    /// Where in its first interval this node's first periodic push-pull falls (0.5–1.5).
+    push_pull_phase: f64,
     sent: u64,
     born: Instant,
     /// The latest time an input brought: messages are stamped with it.
@@ -222,6 +226,8 @@ impl Node {
             digest: None,
             disagreeing_since: None,
             digest_sync_after: now,
+            last_push_pull: None,
+            push_pull_phase: 1.0,
             sent: 0,
             born: now,
             clock: now,
@@ -253,8 +259,8 @@ impl Node {
         node.session = u64::from(node.rng.random::<u32>());
         // Nodes started together (a deploy, a simulation) would otherwise all push-pull at once,
         // forever: start each one's cycle at a random point.
-        let stagger = node.rng.random_range(0.5..1.5);
-        let first_push_pull = now + node.config.push_pull_interval.mul_f64(stagger);
+        node.push_pull_phase = node.rng.random_range(0.5..1.5);
+        let first_push_pull = now + node.config.push_pull_interval.mul_f64(node.push_pull_phase);
         node.timers.set(Timer::PushPull, first_push_pull);
         node
     }
@@ -859,6 +865,18 @@ impl Node {
                 advance(due, self.config.check_interval, now)
             }
             Timer::PushPull => {
+                // The interval stretches with the cluster, which a node starting knew nothing
+                // of: its first exchange is put off to the same point of the interval of the
+                // cluster it has joined since, or a cluster started at once would run every
+                // first exchange, each as large as the cluster, within the unstretched interval.
+                let due = match self.last_push_pull {
+                    Some(last) => last + self.push_pull_interval(),
+                    None => self.born + self.push_pull_interval().mul_f64(self.push_pull_phase),
+                };
+                if now < due {
+                    return due;
+                }
+                self.last_push_pull = Some(now);
                 if let Some(peer) = self.random_active(1, None).pop() {
                     self.sync_with(peer);
                 }
