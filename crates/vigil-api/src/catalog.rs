@@ -230,8 +230,9 @@ pub(crate) fn routes(api: &Api) -> Router {
 }
 
 /// A blocking query's parameters: `?index=N&wait=D`.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct Blocking {
     /// Answer once the index passes this one (or at the wait).
     pub(crate) index: Option<u64>,
@@ -274,13 +275,13 @@ pub fn index_header(index: u64) -> HeaderMap {
 }
 
 /// `GET /v1/registry`: the whole registry, for agents that keep a copy.
-#[utoipa::path(get, path = "/v1/registry", tag = "services",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/registry", tag = "services",
     params(Blocking),
     responses(
         (status = 200, description = "The registry and the Raft index it was read at (voters only; other agents follow it)",
             body = wire::RegistryCopy, headers(("x-vigil-index" = u64))),
         (status = 400, description = "A bad `wait`", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn registry(
     State(api): State<Api>,
     Query(blocking): Query<Blocking>,

@@ -31,12 +31,12 @@ pub(crate) fn routes(api: &Api) -> Router {
 }
 
 /// `GET /v1/checks/{name}`: the check and its kept history.
-#[utoipa::path(get, path = "/v1/checks/{name}", tag = "checks",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/checks/{name}", tag = "checks",
     params(("name" = String, Path, description = "The check")),
     responses(
         (status = 200, description = "The check and its kept history", body = wire::CheckDetail),
         (status = 404, description = "No such check", body = wire::ErrorBody),
-    ))]
+    )))]
 async fn get_check(
     State(engine): State<Engine>,
     Path(name): Path<String>,
@@ -55,7 +55,7 @@ async fn get_check(
 }
 
 /// `PUT /v1/checks/{name}`: registers (or replaces) a check from a JSON definition.
-#[utoipa::path(put, path = "/v1/checks/{name}", tag = "checks",
+#[cfg_attr(feature = "openapi", utoipa::path(put, path = "/v1/checks/{name}", tag = "checks",
     params(("name" = String, Path, pattern = r"^[A-Za-z0-9._:-]{1,128}$",
         description = "The check: 1 to 128 of `A-Z a-z 0-9 . _ - :`")),
     request_body(content = crate::openapi::CheckDefinitionSchema, description = "The check definition"),
@@ -66,7 +66,7 @@ async fn get_check(
         (status = 400, description = "An invalid definition", body = wire::ErrorBody),
         (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
         (status = 429, description = "Too many checks", body = wire::ErrorBody),
-    ))]
+    )))]
 async fn put_check(
     State(engine): State<Engine>,
     Path(name): Path<String>,
@@ -104,14 +104,14 @@ async fn put_check(
 }
 
 /// `DELETE /v1/checks/{name}`.
-#[utoipa::path(delete, path = "/v1/checks/{name}", tag = "checks",
+#[cfg_attr(feature = "openapi", utoipa::path(delete, path = "/v1/checks/{name}", tag = "checks",
     params(("name" = String, Path, description = "The check")),
     security(("token" = [])),
     responses(
         (status = 200, description = "Unregistered", body = wire::CheckChanged),
         (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
         (status = 404, description = "No such check", body = wire::ErrorBody),
-    ))]
+    )))]
 async fn delete_check(
     State(engine): State<Engine>,
     Path(name): Path<String>,
@@ -128,7 +128,7 @@ async fn delete_check(
 
 /// `PUT /v1/checks/{name}/pass|warn|fail`: a TTL update. The body, if any, is the note: plain
 /// text, or JSON `{"note": "..."}`.
-#[utoipa::path(put, path = "/v1/checks/{name}/{verdict}", tag = "checks",
+#[cfg_attr(feature = "openapi", utoipa::path(put, path = "/v1/checks/{name}/{verdict}", tag = "checks",
     params(("name" = String, Path, description = "The TTL check"),
            ("verdict" = vigil_health::Verdict, Path, description = "`pass`, `warn` or `fail`")),
     request_body(description = "The note: JSON `{\"note\": \"...\"}`, or any other text as the note itself",
@@ -140,7 +140,7 @@ async fn delete_check(
         (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
         (status = 404, description = "No such check, or an unknown verdict", body = wire::ErrorBody),
         (status = 409, description = "Not a TTL check", body = wire::ErrorBody),
-    ))]
+    )))]
 async fn put_ttl(
     State(engine): State<Engine>,
     Path((name, verdict)): Path<(String, String)>,

@@ -108,8 +108,8 @@ impl Membership {
 }
 
 /// `GET /cluster/status`.
-#[utoipa::path(get, path = "/cluster/status", tag = "cluster",
-    responses((status = 200, description = "The membership, in the seed's schema", body = wire::ClusterStatus)))]
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/cluster/status", tag = "cluster",
+    responses((status = 200, description = "The membership, in the seed's schema", body = wire::ClusterStatus))))]
 async fn status(State(membership): State<Membership>) -> Json<wire::ClusterStatus> {
     let (view, has_quorum) = membership.seen();
     let membership = counted(&view).map(|m| (m.id.clone(), member(m))).collect();
@@ -125,8 +125,8 @@ async fn status(State(membership): State<Membership>) -> Json<wire::ClusterStatu
 }
 
 /// `GET /v1/members`.
-#[utoipa::path(get, path = "/v1/members", tag = "cluster",
-    responses((status = 200, description = "Every member this node knows", body = wire::Members)))]
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/members", tag = "cluster",
+    responses((status = 200, description = "Every member this node knows", body = wire::Members))))]
 async fn members(State(membership): State<Membership>) -> Json<wire::Members> {
     let (view, has_quorum) = membership.seen();
     let members = view
@@ -145,17 +145,17 @@ async fn members(State(membership): State<Membership>) -> Json<wire::Members> {
 }
 
 /// `GET /v1/keyring`.
-#[utoipa::path(get, path = "/v1/keyring", tag = "cluster",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/keyring", tag = "cluster",
     responses(
         (status = 200, description = "The installed keys", body = wire::Keyring),
         (status = 409, description = "The cluster runs without encryption", body = wire::ErrorBody),
-    ))]
+    )))]
 async fn keyring_list(State(cluster): State<Cluster>) -> Result<Response, ApiError> {
     keyring(&cluster, KeyringOp::List).await
 }
 
 /// `POST /v1/keyring/install|use|remove` with `{"key": "<base64>"}`.
-#[utoipa::path(post, path = "/v1/keyring/{op}", tag = "cluster",
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/keyring/{op}", tag = "cluster",
     params(("op" = wire::KeyringChange, Path, description = "What to do with the key")),
     request_body = wire::KeyRequest,
     security(("token" = [])),
@@ -165,7 +165,7 @@ async fn keyring_list(State(cluster): State<Cluster>) -> Result<Response, ApiErr
         (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
         (status = 404, description = "Unknown operation", body = wire::ErrorBody),
         (status = 409, description = "Refused: the key is the primary, or not installed", body = wire::ErrorBody),
-    ))]
+    )))]
 async fn keyring_change(
     State(cluster): State<Cluster>,
     Path(op): Path<String>,

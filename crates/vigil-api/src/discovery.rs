@@ -112,8 +112,9 @@ pub fn dial_address(address: &str, port: u16) -> String {
 }
 
 /// `GET /v1/services/{name}`'s parameters.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct Discovery {
     /// Only healthy instances: `?healthy` (or `=passing`, `=true`) passing ones,
     /// `?healthy=warning` passing and warning ones; `=false` or left out: all.
@@ -165,7 +166,7 @@ impl Discovery {
 }
 
 /// `GET /v1/services/{name}[?healthy][&tag=][&node=][&index=&wait=][&consistent]`.
-#[utoipa::path(get, path = "/v1/services/{name}", tag = "services",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/services/{name}", tag = "services",
     params(("name" = String, Path, description = "The service"), Discovery),
     responses(
         (status = 200, description = "The service's instances that the filters keep, each with its state and checks", body = wire::Service,
@@ -173,7 +174,7 @@ impl Discovery {
         (status = 400, description = "A bad `healthy` or `wait`", body = wire::ErrorBody),
         (status = 404, description = "No such service", body = wire::ErrorBody),
         (status = 503, description = "No quorum (`?consistent`)", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn get_service(
     State(api): State<Api>,
     Path(name): Path<String>,

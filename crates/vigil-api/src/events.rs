@@ -235,9 +235,9 @@ impl ServiceChanges {
 }
 
 /// The SSE handler.
-#[utoipa::path(get, path = "/v1/events", tag = "events",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/events", tag = "events",
     responses((status = 200, description = "Server-sent events, each `data` a JSON object with its `type`; the first is `status`",
-        content_type = "text/event-stream", body = String)))]
+        content_type = "text/event-stream", body = String))))]
 async fn events(State(api): State<Api>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let feed = Feed::of(&api);
     let snapshot = api.engine.snapshot();

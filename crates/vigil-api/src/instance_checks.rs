@@ -648,8 +648,9 @@ pub(crate) fn routes(api: &Api) -> Router {
 }
 
 /// `?check=`: which TTL check of the instance an update is for.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct TtlTarget {
     /// The TTL check's name; may be left out when the instance has one TTL check.
     check: Option<String>,
@@ -657,7 +658,7 @@ pub struct TtlTarget {
 
 /// `PUT /v1/services/{name}/{id}/pass|warn|fail`: the instance renews its TTL check. Sent to
 /// any agent; passed on to the agent of the instance's node, which runs the check.
-#[utoipa::path(put, path = "/v1/services/{name}/{id}/{verdict}", tag = "services",
+#[cfg_attr(feature = "openapi", utoipa::path(put, path = "/v1/services/{name}/{id}/{verdict}", tag = "services",
     params(("name" = String, Path, description = "The service"),
            ("id" = String, Path, description = "The instance"),
            ("verdict" = vigil_health::Verdict, Path, description = "`pass`, `warn` or `fail`"),
@@ -671,7 +672,7 @@ pub struct TtlTarget {
         (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
         (status = 404, description = "No such instance or TTL check, or an unknown verdict", body = wire::ErrorBody),
         (status = 503, description = "The instance's node cannot be reached", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn put_ttl(
     State(api): State<Api>,
     Path((name, id, verdict)): Path<(String, String, String)>,
@@ -743,7 +744,7 @@ pub(crate) async fn ttl_update(
 }
 
 /// `POST /v1/instance-reports`: an agent records the checks of instances on its node.
-#[utoipa::path(post, path = "/v1/instance-reports", tag = "services",
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/instance-reports", tag = "services",
     request_body = wire::InstanceReports,
     security(("token" = [])),
     responses(
@@ -751,7 +752,7 @@ pub(crate) async fn ttl_update(
         (status = 400, description = "A malformed report", body = wire::ErrorBody),
         (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
         (status = 503, description = "No quorum", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn report(State(api): State<Api>, request: Incoming, body: Bytes) -> Response {
     let reports: wire::InstanceReports = match serde_json::from_slice(&body) {
         Ok(reports) => reports,

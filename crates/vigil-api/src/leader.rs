@@ -27,8 +27,9 @@ pub const STALE_MS: &str = "x-vigil-stale-ms";
 pub const SERVED_BY: &str = "x-vigil-served-by";
 
 /// `?consistent`: the read must reflect every write committed before it.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ReadMode {
     /// Read from the leader after it confirmed its leadership with a majority (any value but
     /// `false`).
@@ -137,14 +138,14 @@ impl FromRequestParts<Api> for VoterRead {
 }
 
 /// `GET /v1/leader[?consistent]`.
-#[utoipa::path(get, path = "/v1/leader", tag = "cluster",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/leader", tag = "cluster",
     params(ReadMode),
     responses(
         (status = 200, description = "Who leads, as this voter (or the voter asked) sees it", body = wire::Leader,
             headers(("x-vigil-stale-ms" = String, description = "How stale the answer may be, ms or `unknown`"),
                     ("x-vigil-served-by" = String, description = "The node that answered"))),
         (status = 503, description = "No quorum: a consistent read, or no voter to ask", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn leader(read: VoterRead) -> Response {
     (read.headers, Json(leader_body(&read.status, &read.node))).into_response()
 }

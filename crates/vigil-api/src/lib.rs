@@ -41,6 +41,11 @@
 //!
 //! Each module serves its own routes (a `routes` function) and [`Api::router`] merges them; the
 //! bodies are the serde structs of [`wire`], which the `vigil` commands read back.
+//!
+//! The OpenAPI document is served from the checked-in `openapi.json`. The `openapi` feature
+//! compiles utoipa and the annotations that describe it (each handler's `#[utoipa::path]`, the
+//! wire types' `ToSchema`), which only the test keeping that file current and whoever refreshes it
+//! need; the agent is built without them (see [`openapi`]).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -49,7 +49,7 @@ pub(crate) fn routes(api: &Api) -> Router {
 
 /// `PUT /v1/services/{name}/{id}/maintenance`: the instance leaves discovery until taken out of
 /// maintenance.
-#[utoipa::path(put, path = "/v1/services/{name}/{id}/maintenance", tag = "services",
+#[cfg_attr(feature = "openapi", utoipa::path(put, path = "/v1/services/{name}/{id}/maintenance", tag = "services",
     params(("name" = String, Path, description = "The service"), ("id" = String, Path, description = "The instance")),
     request_body(description = "Optional: why, as JSON `{\"reason\": \"...\"}` (at most 1,024 bytes)",
         content((Option<wire::MaintenanceRequest> = "application/json"))),
@@ -60,7 +60,7 @@ pub(crate) fn routes(api: &Api) -> Router {
         (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
         (status = 404, description = "No such instance", body = wire::ErrorBody),
         (status = 503, description = "No quorum", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn enter(
     State(api): State<Api>,
     Path((name, id)): Path<(String, String)>,
@@ -77,7 +77,7 @@ pub async fn enter(
 
 /// `DELETE /v1/services/{name}/{id}/maintenance`: the instance is back in discovery, with the
 /// state its checks give it.
-#[utoipa::path(delete, path = "/v1/services/{name}/{id}/maintenance", tag = "services",
+#[cfg_attr(feature = "openapi", utoipa::path(delete, path = "/v1/services/{name}/{id}/maintenance", tag = "services",
     params(("name" = String, Path, description = "The service"), ("id" = String, Path, description = "The instance")),
     security(("token" = [])),
     responses(
@@ -85,7 +85,7 @@ pub async fn enter(
         (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
         (status = 404, description = "No such instance", body = wire::ErrorBody),
         (status = 503, description = "No quorum", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn leave(
     State(api): State<Api>,
     Path((name, id)): Path<(String, String)>,
@@ -153,7 +153,7 @@ async fn set(
 
 /// `PUT /v1/members/{node}/maintenance`: every instance on the node leaves discovery until the
 /// node is taken out of maintenance.
-#[utoipa::path(put, path = "/v1/members/{node}/maintenance", tag = "cluster",
+#[cfg_attr(feature = "openapi", utoipa::path(put, path = "/v1/members/{node}/maintenance", tag = "cluster",
     params(("node" = String, Path, description = "The node's id")),
     request_body(description = "Optional: why, as JSON `{\"reason\": \"...\"}` (at most 1,024 bytes)",
         content((Option<wire::MaintenanceRequest> = "application/json"))),
@@ -164,7 +164,7 @@ async fn set(
         (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
         (status = 404, description = "No such member", body = wire::ErrorBody),
         (status = 503, description = "No quorum", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn enter_node(
     State(api): State<Api>,
     Path(node): Path<String>,
@@ -181,7 +181,7 @@ pub async fn enter_node(
 
 /// `DELETE /v1/members/{node}/maintenance`: the node's instances are back in discovery, with the
 /// states their checks give them.
-#[utoipa::path(delete, path = "/v1/members/{node}/maintenance", tag = "cluster",
+#[cfg_attr(feature = "openapi", utoipa::path(delete, path = "/v1/members/{node}/maintenance", tag = "cluster",
     params(("node" = String, Path, description = "The node's id")),
     security(("token" = [])),
     responses(
@@ -189,7 +189,7 @@ pub async fn enter_node(
         (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
         (status = 404, description = "No such member", body = wire::ErrorBody),
         (status = 503, description = "No quorum", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn leave_node(
     State(api): State<Api>,
     Path(node): Path<String>,

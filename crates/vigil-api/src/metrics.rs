@@ -21,9 +21,9 @@ pub(crate) fn routes(api: &Api) -> Router {
 
 /// `GET /metrics`: the uptime and the neighbour, cluster, Raft and discovery families, which are
 /// small and rendered per scrape, then the engine's text, shared by every scrape of one snapshot.
-#[utoipa::path(get, path = "/metrics", tag = "probes",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/metrics", tag = "probes",
     responses((status = 200, description = "Prometheus text exposition 0.0.4",
-        content_type = "text/plain; version=0.0.4; charset=utf-8", body = String)))]
+        content_type = "text/plain; version=0.0.4; charset=utf-8", body = String))))]
 async fn metrics_text(State(api): State<Api>) -> Response {
     let snapshot = api.engine.snapshot();
     let shared = metrics::shared(&snapshot).await;

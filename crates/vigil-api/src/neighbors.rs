@@ -19,11 +19,11 @@ pub(crate) fn routes(api: &Api) -> Router {
 }
 
 /// `GET /v1/neighbors`: every configured neighbour with its state, streaks, last latency and error.
-#[utoipa::path(get, path = "/v1/neighbors", tag = "neighbors",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/neighbors", tag = "neighbors",
     responses(
         (status = 200, description = "Every configured neighbour", body = wire::Neighbors),
         (status = 404, description = "No neighbours are configured", body = wire::ErrorBody),
-    ))]
+    )))]
 async fn list(State(api): State<Api>) -> Response {
     let Some(neighbors) = api.neighbors.as_ref().filter(|n| !n.is_empty()) else {
         return not_found(axum::http::Uri::from_static("/v1/neighbors"))

@@ -25,8 +25,9 @@ pub(crate) fn routes(api: &Api) -> Router {
 }
 
 /// `/v1/sd/prometheus`'s parameters.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct Targets {
     /// Only this service's instances.
     service: Option<String>,
@@ -36,13 +37,13 @@ pub struct Targets {
 }
 
 /// `GET /v1/sd/prometheus[?service=][&healthy=]`.
-#[utoipa::path(get, path = "/v1/sd/prometheus", tag = "services",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/sd/prometheus", tag = "services",
     params(Targets),
     responses(
         (status = 200, description = "Target groups for Prometheus's `http_sd_configs`: each instance's `address:port` with the labels `service`, `__meta_vigil_service`, `__meta_vigil_instance`, `__meta_vigil_node`, `__meta_vigil_tags` (`,a,b,`) and `__meta_vigil_state`",
             body = Vec<wire::TargetGroup>),
         (status = 400, description = "A bad `healthy`", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn targets(State(api): State<Api>, Query(query): Query<Targets>) -> Response {
     let wanted = match query.healthy.as_deref() {
         None | Some("" | "true" | "passing") => Wanted::Passing,

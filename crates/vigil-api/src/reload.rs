@@ -77,7 +77,7 @@ pub(crate) fn routes(api: &Api) -> Router {
 }
 
 /// `POST /v1/reload`.
-#[utoipa::path(post, path = "/v1/reload", tag = "checks",
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/reload", tag = "checks",
     security(("token" = [])),
     responses(
         (status = 200, description = "Applied: checks added, changed, removed; settings that take effect at the next start", body = wire::Reloaded),
@@ -85,7 +85,7 @@ pub(crate) fn routes(api: &Api) -> Router {
         (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
         (status = 404, description = "The agent was not started from a config file", body = wire::ErrorBody),
         (status = 409, description = "A setting that cannot change while the agent runs differs (named); nothing changed", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn reload(State(api): State<Api>) -> Response {
     let Some(reload) = api.reload.0.clone() else {
         return ApiError::not_found("this agent was not started from a config file")

@@ -111,8 +111,9 @@ fn role_index(registry: &Registry, kind: RoleKind, name: &str) -> u64 {
 }
 
 /// The parameters of a role read: a blocking query, or a consistent read.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct RoleQuery {
     /// Answer once the role's index passes this one (or at the wait).
     index: Option<u64>,
@@ -287,15 +288,15 @@ async fn leave(
 }
 
 /// `GET /v1/elections`.
-#[utoipa::path(get, path = "/v1/elections", tag = "coordination",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/elections", tag = "coordination",
     responses((status = 200, description = "Every election with a candidate", body = wire::RoleList,
-        headers(("x-vigil-index" = u64)))))]
+        headers(("x-vigil-index" = u64))))))]
 pub async fn list_elections(State(api): State<Api>) -> Response {
     list(&api, RoleKind::Election)
 }
 
 /// `GET /v1/elections/{name}[?index=&wait=]`.
-#[utoipa::path(get, path = "/v1/elections/{name}", tag = "coordination",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/elections/{name}", tag = "coordination",
     params(("name" = String, Path, description = "The election"), RoleQuery),
     responses(
         (status = 200, description = "The leader, its token and the candidates", body = wire::RoleBody,
@@ -303,7 +304,7 @@ pub async fn list_elections(State(api): State<Api>) -> Response {
         (status = 400, description = "A bad `wait`", body = wire::ErrorBody),
         (status = 404, description = "Nobody campaigns in it", body = wire::ErrorBody),
         (status = 503, description = "No quorum (`?consistent`)", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn election(
     State(api): State<Api>,
     Path(name): Path<String>,
@@ -314,7 +315,7 @@ pub async fn election(
 }
 
 /// `POST /v1/elections/{name}/campaign`.
-#[utoipa::path(post, path = "/v1/elections/{name}/campaign", tag = "coordination",
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/elections/{name}/campaign", tag = "coordination",
     params(("name" = String, Path, description = "The election")),
     request_body = wire::CampaignRequest,
     security(("token" = [])),
@@ -326,7 +327,7 @@ pub async fn election(
         (status = 404, description = "The election ended as it was joined", body = wire::ErrorBody),
         (status = 409, description = "The id is taken by another session, the election runs with other settings, or the session is invalidated", body = wire::ErrorBody),
         (status = 503, description = "No quorum", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn campaign(
     State(api): State<Api>,
     Path(name): Path<String>,
@@ -375,7 +376,7 @@ pub async fn campaign(
 }
 
 /// `POST /v1/elections/{name}/resign`.
-#[utoipa::path(post, path = "/v1/elections/{name}/resign", tag = "coordination",
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/elections/{name}/resign", tag = "coordination",
     params(("name" = String, Path, description = "The election")),
     request_body = wire::ResignRequest,
     security(("token" = [])),
@@ -385,7 +386,7 @@ pub async fn campaign(
         (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
         (status = 409, description = "No such candidate with that session", body = wire::ErrorBody),
         (status = 503, description = "No quorum", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn resign(
     State(api): State<Api>,
     Path(name): Path<String>,
@@ -413,15 +414,15 @@ pub async fn resign(
 }
 
 /// `GET /v1/locks`.
-#[utoipa::path(get, path = "/v1/locks", tag = "coordination",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/locks", tag = "coordination",
     responses((status = 200, description = "Every lock held or asked for", body = wire::RoleList,
-        headers(("x-vigil-index" = u64)))))]
+        headers(("x-vigil-index" = u64))))))]
 pub async fn list_locks(State(api): State<Api>) -> Response {
     list(&api, RoleKind::Lock)
 }
 
 /// `GET /v1/locks/{name}[?index=&wait=]`.
-#[utoipa::path(get, path = "/v1/locks/{name}", tag = "coordination",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/locks/{name}", tag = "coordination",
     params(("name" = String, Path, description = "The lock"), RoleQuery),
     responses(
         (status = 200, description = "The holders, their tokens and who waits", body = wire::RoleBody,
@@ -429,7 +430,7 @@ pub async fn list_locks(State(api): State<Api>) -> Response {
         (status = 400, description = "A bad `wait`", body = wire::ErrorBody),
         (status = 404, description = "Nobody holds or asks for it", body = wire::ErrorBody),
         (status = 503, description = "No quorum (`?consistent`)", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn lock(
     State(api): State<Api>,
     Path(name): Path<String>,
@@ -440,7 +441,7 @@ pub async fn lock(
 }
 
 /// `POST /v1/locks/{name}`.
-#[utoipa::path(post, path = "/v1/locks/{name}", tag = "coordination",
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/locks/{name}", tag = "coordination",
     params(("name" = String, Path, description = "The lock")),
     request_body = wire::LockRequest,
     security(("token" = [])),
@@ -452,7 +453,7 @@ pub async fn lock(
         (status = 404, description = "The lock ended as it was asked for", body = wire::ErrorBody),
         (status = 409, description = "The holder name is taken by another session, the lock has another limit, or the session is invalidated", body = wire::ErrorBody),
         (status = 503, description = "No quorum", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn acquire(
     State(api): State<Api>,
     Path(name): Path<String>,
@@ -498,7 +499,7 @@ pub async fn acquire(
 }
 
 /// `POST /v1/locks/{name}/release`.
-#[utoipa::path(post, path = "/v1/locks/{name}/release", tag = "coordination",
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/locks/{name}/release", tag = "coordination",
     params(("name" = String, Path, description = "The lock")),
     request_body = wire::ResignRequest,
     security(("token" = [])),
@@ -508,7 +509,7 @@ pub async fn acquire(
         (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
         (status = 409, description = "No such holder with that session", body = wire::ErrorBody),
         (status = 503, description = "No quorum", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn release(
     State(api): State<Api>,
     Path(name): Path<String>,

@@ -21,7 +21,9 @@ use vigil_cluster::raft::{
 
 use crate::error::ApiError;
 use crate::forward::{self, Incoming};
-use crate::leader::{ReadMode, VoterRead};
+#[cfg(feature = "openapi")]
+use crate::leader::ReadMode;
+use crate::leader::VoterRead;
 use crate::{auth, discovery, instance_checks, wire, Api};
 
 /// The registry's routes, on a node in a cluster; registering and deregistering need the token.
@@ -465,7 +467,7 @@ pub async fn write_failed(error: WriteError, request: &Incoming) -> Response {
 }
 
 /// `POST /v1/services`.
-#[utoipa::path(post, path = "/v1/services", tag = "services",
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/services", tag = "services",
     request_body = wire::Registration,
     security(("token" = [])),
     responses(
@@ -474,7 +476,7 @@ pub async fn write_failed(error: WriteError, request: &Incoming) -> Response {
         (status = 400, description = "A malformed registration", body = wire::ErrorBody),
         (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
         (status = 503, description = "No quorum", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn register(State(api): State<Api>, request: Incoming, body: Bytes) -> Response {
     // The instance's node defaults to the node first asked, so it is settled before the
     // request is passed on.
@@ -508,7 +510,7 @@ pub async fn register(State(api): State<Api>, request: Incoming, body: Bytes) ->
 }
 
 /// `DELETE /v1/services/{name}/{id}`.
-#[utoipa::path(delete, path = "/v1/services/{name}/{id}", tag = "services",
+#[cfg_attr(feature = "openapi", utoipa::path(delete, path = "/v1/services/{name}/{id}", tag = "services",
     params(("name" = String, Path, description = "The service"), ("id" = String, Path, description = "The instance")),
     security(("token" = [])),
     responses(
@@ -516,7 +518,7 @@ pub async fn register(State(api): State<Api>, request: Incoming, body: Bytes) ->
         (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
         (status = 404, description = "No such instance", body = wire::ErrorBody),
         (status = 503, description = "No quorum", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn deregister(
     State(api): State<Api>,
     Path((name, id)): Path<(String, String)>,
@@ -601,13 +603,13 @@ fn instances(of: &Instances, registry: &Registry) -> Vec<wire::Instance> {
 }
 
 /// `GET /v1/services[?consistent]`.
-#[utoipa::path(get, path = "/v1/services", tag = "services",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/services", tag = "services",
     params(ReadMode),
     responses(
         (status = 200, description = "The registry, each instance with its node's health", body = wire::Services,
             headers(("x-vigil-stale-ms" = String), ("x-vigil-served-by" = String))),
         (status = 503, description = "No quorum", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn list(
     VoterRead {
         published, headers, ..

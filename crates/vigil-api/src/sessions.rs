@@ -142,7 +142,7 @@ fn session_of(
 }
 
 /// `POST /v1/sessions`.
-#[utoipa::path(post, path = "/v1/sessions", tag = "coordination",
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/sessions", tag = "coordination",
     request_body(description = "Optional: `{\"holder\", \"ttl\", \"instance\"}`", content((Option<wire::SessionRequest> = "application/json"))),
     security(("token" = [])),
     responses(
@@ -151,7 +151,7 @@ fn session_of(
         (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
         (status = 409, description = "The instance is not registered, critical or in maintenance", body = wire::ErrorBody),
         (status = 503, description = "No quorum", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn create(State(api): State<Api>, request: Incoming, body: Bytes) -> Response {
     let (Some(catalog), Some(cluster)) = (&api.catalog, &api.cluster) else {
         return ApiError::not_found("this node is not in a cluster").into_response();
@@ -222,8 +222,8 @@ pub(crate) fn session_body(registry: &Registry, session: &Session) -> wire::Sess
 }
 
 /// `GET /v1/sessions`: every session, from this agent's copy of the registry.
-#[utoipa::path(get, path = "/v1/sessions", tag = "coordination",
-    responses((status = 200, description = "Every session", body = [wire::SessionBody])))]
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/sessions", tag = "coordination",
+    responses((status = 200, description = "Every session", body = [wire::SessionBody]))))]
 pub async fn list(State(api): State<Api>) -> Response {
     let current = api.catalog.as_ref().map(|c| c.current());
     let bodies: Vec<wire::SessionBody> = current
@@ -240,12 +240,12 @@ pub async fn list(State(api): State<Api>) -> Response {
 }
 
 /// `GET /v1/sessions/{id}`.
-#[utoipa::path(get, path = "/v1/sessions/{id}", tag = "coordination",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/sessions/{id}", tag = "coordination",
     params(("id" = String, Path, description = "The session")),
     responses(
         (status = 200, description = "The session", body = wire::SessionBody),
         (status = 404, description = "No such session", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn one(State(api): State<Api>, Path(id): Path<String>) -> Response {
     let current = api.catalog.as_ref().map(|c| c.current());
     match current
@@ -258,7 +258,7 @@ pub async fn one(State(api): State<Api>, Path(id): Path<String>) -> Response {
 }
 
 /// `PUT /v1/sessions/{id}/renew`.
-#[utoipa::path(put, path = "/v1/sessions/{id}/renew", tag = "coordination",
+#[cfg_attr(feature = "openapi", utoipa::path(put, path = "/v1/sessions/{id}/renew", tag = "coordination",
     params(("id" = String, Path, description = "The session")),
     security(("token" = [])),
     responses(
@@ -267,7 +267,7 @@ pub async fn one(State(api): State<Api>, Path(id): Path<String>) -> Response {
         (status = 404, description = "No such session (it ended)", body = wire::ErrorBody),
         (status = 409, description = "The cluster gave the session up; what it holds is released when it ends", body = wire::ErrorBody),
         (status = 503, description = "No quorum", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn renew(State(api): State<Api>, Path(id): Path<String>, request: Incoming) -> Response {
     let Some(leadership) = &api.leadership else {
         return forward::to_a_voter(&request, api.cluster.as_ref()).await;
@@ -287,7 +287,7 @@ pub async fn renew(State(api): State<Api>, Path(id): Path<String>, request: Inco
 }
 
 /// `DELETE /v1/sessions/{id}`.
-#[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "coordination",
+#[cfg_attr(feature = "openapi", utoipa::path(delete, path = "/v1/sessions/{id}", tag = "coordination",
     params(("id" = String, Path, description = "The session")),
     security(("token" = [])),
     responses(
@@ -295,7 +295,7 @@ pub async fn renew(State(api): State<Api>, Path(id): Path<String>, request: Inco
         (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
         (status = 404, description = "No such session", body = wire::ErrorBody),
         (status = 503, description = "No quorum", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn end(State(api): State<Api>, Path(id): Path<String>, request: Incoming) -> Response {
     end_session(&api, id, "ended by its holder".to_owned(), &request).await
 }
@@ -317,14 +317,14 @@ async fn end_session(api: &Api, id: String, reason: String, request: &Incoming) 
 
 /// `GET /v1/sessions/{id}/hold`: a stream of one JSON line every 100 ms for as long as the
 /// session lives; when its connection closes, the session ends.
-#[utoipa::path(get, path = "/v1/sessions/{id}/hold", tag = "coordination",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/sessions/{id}/hold", tag = "coordination",
     params(("id" = String, Path, description = "The session")),
     security(("token" = [])),
     responses(
         (status = 200, description = "Held: newline-delimited JSON, the session first, then `{}` every 100 ms", content_type = "application/x-ndjson", body = String),
         (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
         (status = 404, description = "No such session", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn hold(State(api): State<Api>, Path(id): Path<String>, request: Incoming) -> Response {
     let Some(catalog) = api.catalog.clone() else {
         return ApiError::not_found("this node is not in a cluster").into_response();

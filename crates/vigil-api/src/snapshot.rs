@@ -57,14 +57,14 @@ pub fn summary(header: &BackupHeader, backup: &Backup) -> wire::SnapshotSummary 
 }
 
 /// `GET /v1/snapshot`: the registry as the leader holds it once a majority confirmed it.
-#[utoipa::path(get, path = "/v1/snapshot", tag = "services",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/snapshot", tag = "services",
     security(("token" = [])),
     responses(
         (status = 200, description = "A backup file: a JSON header line (format, version, index, created_ms, length, sha256), then the registry's JSON",
             content_type = "application/octet-stream", body = String),
         (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
         (status = 503, description = "No quorum", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn save(State(api): State<Api>, parts: Parts) -> Response {
     let request = Incoming::bodiless(&parts);
     let Some(leadership) = &api.leadership else {
@@ -92,7 +92,7 @@ pub async fn save(State(api): State<Api>, parts: Parts) -> Response {
 }
 
 /// `POST /v1/snapshot`: replaces the registry with the backup in the body, through Raft.
-#[utoipa::path(post, path = "/v1/snapshot", tag = "services",
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/snapshot", tag = "services",
     request_body(content = String, content_type = "application/octet-stream",
         description = "A backup file as `GET /v1/snapshot` gives it (at most 8 MiB)"),
     security(("token" = [])),
@@ -102,7 +102,7 @@ pub async fn save(State(api): State<Api>, parts: Parts) -> Response {
         (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
         (status = 413, description = "Over 8 MiB", body = wire::ErrorBody),
         (status = 503, description = "No quorum", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn restore(State(api): State<Api>, request: Incoming, body: Bytes) -> Response {
     let (header, backup) = match Backup::decode(&body) {
         Ok(read) => read,

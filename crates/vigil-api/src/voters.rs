@@ -37,11 +37,11 @@ pub(crate) fn routes(api: &Api) -> Router {
 }
 
 /// `GET /v1/voters`: the group as the voter asked sees it.
-#[utoipa::path(get, path = "/v1/voters", tag = "cluster",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/voters", tag = "cluster",
     responses(
         (status = 200, description = "Voters and learners; on the leader with how much of the log each holds", body = wire::Voters),
         (status = 503, description = "This node is not a voter and no voter answered", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn list(State(api): State<Api>, request: Incoming) -> Response {
     let Some(leadership) = &api.leadership else {
         return forward::to_a_voter(&request, api.cluster.as_ref()).await;
@@ -50,7 +50,7 @@ pub async fn list(State(api): State<Api>, request: Incoming) -> Response {
 }
 
 /// `POST /v1/voters/{node}`: adds a voter.
-#[utoipa::path(post, path = "/v1/voters/{node}", tag = "cluster",
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/v1/voters/{node}", tag = "cluster",
     params(("node" = String, Path, description = "The node id of a member started with role = \"voter\"")),
     security(("token" = [])),
     responses(
@@ -58,7 +58,7 @@ pub async fn list(State(api): State<Api>, request: Incoming) -> Response {
         (status = 401, description = "No or a wrong token", body = wire::ErrorBody),
         (status = 409, description = "Not a live member running Raft, a Raft id clash, another change under way, or it did not catch up in time (then it was taken out again)", body = wire::ErrorBody),
         (status = 503, description = "No quorum", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn add(State(api): State<Api>, Path(node): Path<String>, request: Incoming) -> Response {
     let Some(leadership) = &api.leadership else {
         return forward::to_a_voter_within(&request, api.cluster.as_ref(), CHANGE_WITHIN).await;
@@ -67,7 +67,7 @@ pub async fn add(State(api): State<Api>, Path(node): Path<String>, request: Inco
 }
 
 /// `DELETE /v1/voters/{node}`: removes a voter (or a learner), dead or alive.
-#[utoipa::path(delete, path = "/v1/voters/{node}", tag = "cluster",
+#[cfg_attr(feature = "openapi", utoipa::path(delete, path = "/v1/voters/{node}", tag = "cluster",
     params(("node" = String, Path, description = "The voter's node id")),
     security(("token" = [])),
     responses(
@@ -76,7 +76,7 @@ pub async fn add(State(api): State<Api>, Path(node): Path<String>, request: Inco
         (status = 404, description = "Not in the group", body = wire::ErrorBody),
         (status = 409, description = "The only voter, or another change under way", body = wire::ErrorBody),
         (status = 503, description = "No quorum", body = wire::ErrorBody),
-    ))]
+    )))]
 pub async fn remove(
     State(api): State<Api>,
     Path(node): Path<String>,

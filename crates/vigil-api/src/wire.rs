@@ -1,7 +1,8 @@
 //! Every request and response body of the HTTP API, as serde structs: the handlers serialize
-//! them, the `vigil` commands deserialize them, and the OpenAPI document
-//! ([`openapi`](crate::openapi)) is derived from them, so a field renamed on one side fails to
-//! compile on the other instead of reading blank.
+//! them and the `vigil` commands deserialize them, so a field renamed on one side fails to compile
+//! on the other instead of reading blank. The OpenAPI document ([`openapi`](crate::openapi)) is
+//! generated from them too (with the `openapi` feature), and its test fails while the checked-in
+//! copy still describes the old field.
 //!
 //! The bodies of the probe endpoints (`/health*`) live in [`vigil_health::wire`] and are
 //! re-exported here; the check definition of `PUT /v1/checks/{name}` is
@@ -12,7 +13,6 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use vigil_health::{CheckState, HistoryEntry, Status};
 
 pub use crate::checkdef::CheckDefinition;
@@ -20,14 +20,16 @@ pub use vigil_cluster::raft::{GroupMember, GroupRole, InstanceState};
 pub use vigil_health::wire::*;
 
 /// Every error: a 4xx (or 503) status and what went wrong, for the person reading it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// What went wrong.
     pub error: String,
 }
 
 /// `GET /v1/checks/{name}`: one check and its kept history.
-#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckDetail<'a> {
     /// The check.
     pub check: Check<'a>,
@@ -38,7 +40,8 @@ pub struct CheckDetail<'a> {
 }
 
 /// What a change of the check registry did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum CheckOutcome {
     /// A new check (`201`).
@@ -50,7 +53,8 @@ pub enum CheckOutcome {
 }
 
 /// `PUT` and `DELETE /v1/checks/{name}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckChanged {
     /// The check's name.
     pub check: String,
@@ -59,7 +63,8 @@ pub struct CheckChanged {
 }
 
 /// The JSON body of a TTL update (a plain-text body is the note itself).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Note {
     /// Shown as the check's message.
@@ -67,7 +72,8 @@ pub struct Note {
 }
 
 /// `PUT /v1/checks/{name}/pass|warn|fail`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TtlUpdated {
     /// The check's name.
     pub check: String,
@@ -76,7 +82,8 @@ pub struct TtlUpdated {
 }
 
 /// The change of `POST /v1/keyring/{op}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum KeyringChange {
     /// Accept the key for decryption.
@@ -88,24 +95,30 @@ pub enum KeyringChange {
 }
 
 /// The body of `POST /v1/keyring/install|use|remove`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"key": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"key": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="})))]
 pub struct KeyRequest {
     /// The key: 32 bytes in base64, as `vigil keygen` prints it.
-    #[schema(pattern = r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")
+    )]
     pub key: String,
 }
 
 /// `GET /v1/keyring` and the answer of every keyring change: the keys installed afterwards.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Keyring {
     /// Every installed key, never the key itself.
     pub keys: Vec<KeyInfo>,
 }
 
 /// One installed key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyInfo {
     /// The key's fingerprint.
     pub fingerprint: String,
@@ -114,7 +127,8 @@ pub struct KeyInfo {
 }
 
 /// One member, in the membership seed's schema.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Member {
     /// Gossip address.
@@ -147,7 +161,8 @@ pub struct Member {
 }
 
 /// `GET /cluster/status`: the membership seed's schema; members that left are not counted.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterStatus {
     /// Whether a quorum is reachable (Raft's view on a voter, gossip's otherwise).
@@ -167,7 +182,8 @@ pub struct ClusterStatus {
 }
 
 /// `GET /v1/members`: every member this node knows, itself and those that left included.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Members {
     /// Whether a quorum is reachable (Raft's view on a voter, gossip's otherwise).
@@ -179,7 +195,8 @@ pub struct Members {
 }
 
 /// `GET /v1/leader`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Leader {
     /// The leader's API address, when known.
     pub api_address: Option<String>,
@@ -200,28 +217,38 @@ pub struct Leader {
 }
 
 /// The body of `POST /v1/services`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"name": "api", "id": "api-1", "address": "10.0.0.5", "port": 8080, "tags": ["v2"], "ephemeral": false}))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"name": "api", "id": "api-1", "address": "10.0.0.5", "port": 8080, "tags": ["v2"], "ephemeral": false})))]
 pub struct Registration {
     /// The service's name: 1 to 200 characters, no `/`, spaces or control characters.
-    #[schema(pattern = r"^[^/\s\u0000-\u001f\u007f-\u009f]{1,200}$")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[^/\s\u0000-\u001f\u007f-\u009f]{1,200}$")
+    )]
     pub name: String,
     /// The instance's id, unique within its service; same rules as the name.
-    #[schema(pattern = r"^[^/\s\u0000-\u001f\u007f-\u009f]{1,200}$")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[^/\s\u0000-\u001f\u007f-\u009f]{1,200}$")
+    )]
     pub id: String,
     /// Host or IP clients dial.
-    #[schema(pattern = r"\S")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
     pub address: String,
     /// Port clients dial, 1 to 65535.
-    #[schema(minimum = 1, maximum = 65535)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 65535))]
     pub port: u16,
     /// Free-form labels.
     #[serde(default)]
     pub tags: Vec<String>,
     /// The node the instance runs on, same rules as the name; the node asked when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = r"^[^/\s\u0000-\u001f\u007f-\u009f]{1,200}$")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[^/\s\u0000-\u001f\u007f-\u009f]{1,200}$")
+    )]
     pub node: Option<String>,
     /// Removed once its node is declared dead or gone, or once a TTL check of it lapses.
     #[serde(default)]
@@ -231,7 +258,7 @@ pub struct Registration {
     /// `name` (default `check-1`, `check-2`, ...). Left out: a TCP check of `address:port`
     /// every 10s; `[]`: no checks, always passing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<Object>>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Object>>))]
     pub checks: Option<Vec<serde_json::Map<String, serde_json::Value>>>,
     /// Deregistered once a check has been critical this long (`90s`, `10m`; 1s to 30 days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -239,7 +266,8 @@ pub struct Registration {
 }
 
 /// One check of an instance and its last state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InstanceCheck {
     /// The check's name.
     pub name: String,
@@ -252,7 +280,8 @@ pub struct InstanceCheck {
 }
 
 /// One registered instance of a service.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Instance {
     /// Host or IP clients dial.
     pub address: String,
@@ -281,7 +310,8 @@ pub struct Instance {
 }
 
 /// A node's health as last recorded in the registry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NodeHealth {
     /// Health score in percent; `null` when the node never reported.
     pub score: Option<u8>,
@@ -290,14 +320,16 @@ pub struct NodeHealth {
 }
 
 /// `POST /v1/services`: `201` when the instance is new, `200` when it was already so.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Registered {
     /// The instance as registered.
     pub registered: Instance,
 }
 
 /// `DELETE /v1/services/{name}/{id}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Deregistered {
     /// The instance removed.
     pub deregistered: InstanceName,
@@ -305,7 +337,8 @@ pub struct Deregistered {
 
 /// The body of `PUT /v1/services/{name}/{id}/maintenance` and
 /// `PUT /v1/members/{node}/maintenance`, optional.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceRequest {
     /// Why the instance or node is in maintenance; `in maintenance` when left out.
@@ -314,7 +347,8 @@ pub struct MaintenanceRequest {
 }
 
 /// `PUT` and `DELETE /v1/services/{name}/{id}/maintenance`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Maintenance {
     /// The instance.
     pub instance: InstanceName,
@@ -323,7 +357,8 @@ pub struct Maintenance {
 }
 
 /// `PUT` and `DELETE /v1/members/{node}/maintenance`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NodeMaintenance {
     /// The node.
     pub node: String,
@@ -332,7 +367,8 @@ pub struct NodeMaintenance {
 }
 
 /// What a config reload did (`POST /v1/reload`, SIGHUP, `vigil reload`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reloaded {
     /// Checks that are new.
     pub added: Vec<String>,
@@ -349,7 +385,8 @@ pub struct Reloaded {
 }
 
 /// What a registry backup holds (`POST /v1/snapshot`, `vigil snapshot inspect`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SnapshotSummary {
     /// The Raft log index it was read at.
     pub index: u64,
@@ -374,7 +411,8 @@ pub struct SnapshotSummary {
 }
 
 /// An instance by its service and id.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InstanceName {
     /// The instance's id.
     pub id: String,
@@ -383,7 +421,8 @@ pub struct InstanceName {
 }
 
 /// `GET /v1/services`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Services {
     /// The Raft index of the registry read; `null` before the first entry.
     pub applied_index: Option<u64>,
@@ -394,7 +433,8 @@ pub struct Services {
 }
 
 /// `GET /v1/services/{name}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Service {
     /// The Raft index of the registry read; `null` before the first entry.
     pub applied_index: Option<u64>,
@@ -405,7 +445,8 @@ pub struct Service {
 }
 
 /// `POST /v1/instance-reports`: an agent's report of the checks of instances on its node.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InstanceReports {
     /// The reporting node; reports about instances on other nodes are ignored.
     pub node: String,
@@ -413,7 +454,7 @@ pub struct InstanceReports {
     pub at_ms: u64,
     /// Each instance whose checks changed: `{"name", "id", "checks": {"tcp": {"state",
     /// "output"}}}`.
-    #[schema(value_type = Vec<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub instances: Vec<vigil_cluster::raft::InstanceReport>,
 }
 
@@ -429,17 +470,19 @@ impl InstanceReports {
 }
 
 /// `GET /v1/registry`: the whole registry, as agents that are not voters copy it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegistryCopy {
     /// The Raft index it was read at; `null` before the first entry.
     pub applied_index: Option<u64>,
     /// The registry.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub registry: vigil_cluster::raft::Registry,
 }
 
 /// One target group of `GET /v1/sd/prometheus`, as Prometheus's `http_sd_configs` reads it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TargetGroup {
     /// The labels of every target in the group.
     pub labels: BTreeMap<String, String>,
@@ -448,7 +491,8 @@ pub struct TargetGroup {
 }
 
 /// One neighbour as the monitor sees it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Neighbor {
     /// Its address.
     pub address: String,
@@ -481,7 +525,8 @@ pub struct Neighbor {
 }
 
 /// `GET /v1/neighbors`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Neighbors {
     /// Every configured neighbour.
     pub neighbors: Vec<Neighbor>,
@@ -492,7 +537,8 @@ pub struct Neighbors {
 }
 
 /// The first event of `/v1/events`: the node as it is when the stream opens.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Opening {
     /// When the status was last computed, RFC 3339.
     pub at: String,
@@ -508,7 +554,8 @@ pub struct Opening {
 }
 
 /// The event of `/v1/events` that tells of a service whose instances or their states changed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceChanged {
     /// The service.
     pub service: String,
@@ -524,7 +571,8 @@ pub struct ServiceChanged {
 }
 
 /// The event of `/v1/events` that tells a slow client how many events it missed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Lagged {
     /// Events dropped.
     pub missed: u64,
@@ -534,9 +582,10 @@ pub struct Lagged {
 }
 
 /// `POST /v1/sessions`: a holder's new session.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"holder": "head-server-1", "ttl": "10s", "instance": "head/head-1"}))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"holder": "head-server-1", "ttl": "10s", "instance": "head/head-1"})))]
 pub struct SessionRequest {
     /// Who holds it, for people reading: at most 200 bytes (default: empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -555,14 +604,16 @@ pub struct SessionRequest {
 }
 
 /// `DELETE /v1/sessions/{id}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionEnded {
     /// The session's id.
     pub ended: String,
 }
 
 /// A session as the cluster holds it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionBody {
     /// When it was created, RFC 3339.
     pub created: String,
@@ -585,7 +636,8 @@ pub struct SessionBody {
 }
 
 /// A role a session is a candidate of.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HeldRole {
     /// The candidate id.
     pub candidate: String,
@@ -602,9 +654,10 @@ pub struct HeldRole {
 }
 
 /// `POST /v1/elections/{name}/campaign`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"candidate": "head-1", "session": "9f0c…", "value": "10.0.0.5:9000", "policy": "lowest-id", "preempt": true}))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"candidate": "head-1", "session": "9f0c…", "value": "10.0.0.5:9000", "policy": "lowest-id", "preempt": true})))]
 pub struct CampaignRequest {
     /// The candidate's id: 1 to 200 bytes, no control characters.
     pub candidate: String,
@@ -622,7 +675,8 @@ pub struct CampaignRequest {
 }
 
 /// `POST /v1/elections/{name}/resign` and `POST /v1/locks/{name}/release`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ResignRequest {
     /// The candidate (for a lock: its holder name, the session's id by default).
@@ -633,7 +687,8 @@ pub struct ResignRequest {
 }
 
 /// `POST /v1/locks/{name}`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LockRequest {
     /// The session that will hold the lock.
@@ -650,7 +705,8 @@ pub struct LockRequest {
 }
 
 /// A holder of an election or a lock.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoleHolder {
     /// The candidate id.
     pub id: String,
@@ -667,7 +723,8 @@ pub struct RoleHolder {
 }
 
 /// A candidate of an election or a lock, holding it or waiting.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoleCandidate {
     /// Whether it holds the role.
     pub holding: bool,
@@ -680,7 +737,8 @@ pub struct RoleCandidate {
 }
 
 /// An election or a lock: `GET /v1/elections/{name}`, `GET /v1/locks/{name}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoleBody {
     /// Every candidate, holders first, then in the order the policy grants them.
     pub candidates: Vec<RoleCandidate>,
@@ -704,7 +762,8 @@ pub struct RoleBody {
 }
 
 /// What a campaign or a lock request got.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CampaignResult {
     /// Whether the candidate holds the role now.
     pub holding: bool,
@@ -716,7 +775,8 @@ pub struct CampaignResult {
 }
 
 /// `GET /v1/elections`, `GET /v1/locks`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoleList {
     /// The Raft index of the last change to any session or role.
     pub index: u64,
@@ -726,7 +786,8 @@ pub struct RoleList {
 
 /// The event of `/v1/events` that tells of an election or lock whose holders or candidates
 /// changed (`election_changed`, `lock_changed`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoleChanged {
     /// The role now; absent once its last candidate left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -739,7 +800,8 @@ pub struct RoleChanged {
 }
 
 /// What a resignation or a lock release left.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Resigned {
     /// The role's name.
     pub name: String,
@@ -749,7 +811,8 @@ pub struct Resigned {
 }
 
 /// `GET /v1/voters`, and the answer to a change of the voters: the Raft group.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Voters {
     /// Voters first, then learners, each group by name.
     pub members: Vec<GroupMember>,

@@ -805,7 +805,7 @@ impl RawNode {
         };
         let version = o.string(self.version, "node", "version").map(|v| v.value);
         let log = o.string(self.log, "node", "log").and_then(|log| {
-            match tracing_subscriber::EnvFilter::try_new(&log.value) {
+            match crate::log_filter::validate(&log.value) {
                 Ok(_) => Some(log.value),
                 Err(e) => {
                     o.report.at(

@@ -1,14 +1,15 @@
 //! The process's log filter: `VIGIL_LOG` when it is set, else the agent config's `[node] log`,
 //! else the command's default; a config reload replaces it at once.
 
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{reload, EnvFilter, Registry};
+use tracing_subscriber::{reload, Registry};
 
 /// The installed filter, replaceable while the process runs. Cheap to clone.
 #[derive(Clone)]
 pub struct LogFilter {
-    handle: reload::Handle<EnvFilter, Registry>,
+    handle: reload::Handle<Targets, Registry>,
     /// The command's own filter, in force while the config sets none.
     default: &'static str,
     /// Whether `VIGIL_LOG` set the filter: it then wins over any config.
@@ -18,9 +19,11 @@ pub struct LogFilter {
 impl LogFilter {
     /// Installs the process's logger to stderr with `VIGIL_LOG`'s filter, else `default`.
     pub fn install(default: &'static str) -> LogFilter {
-        let from_env = EnvFilter::try_from_env("VIGIL_LOG").ok();
+        let from_env = std::env::var("VIGIL_LOG")
+            .ok()
+            .and_then(|directives| parse(&directives));
         let from_env_set = from_env.is_some();
-        let filter = from_env.unwrap_or_else(|| EnvFilter::new(default));
+        let filter = from_env.unwrap_or_else(|| parse_default(default));
         let (filter, handle) = reload::Layer::new(filter);
         let output = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
@@ -44,8 +47,27 @@ impl LogFilter {
         if self.from_env {
             return false;
         }
-        let filter = EnvFilter::try_new(directives.unwrap_or(self.default))
-            .unwrap_or_else(|_| EnvFilter::new(self.default));
+        let filter = directives
+            .and_then(parse)
+            .unwrap_or_else(|| parse_default(self.default));
         self.handle.reload(filter).is_ok()
     }
+}
+
+/// A filter from directives (`info`, `warn,vigil_cluster=debug`), or why they are not one.
+///
+/// Directives name a target (a module path) and a level, or a level alone for every target; the
+/// filter matches on target prefixes only, with no span or field selectors, so no regular
+/// expression engine is linked in for it.
+pub fn validate(directives: &str) -> Result<Targets, String> {
+    directives.parse::<Targets>().map_err(|e| e.to_string())
+}
+
+fn parse(directives: &str) -> Option<Targets> {
+    validate(directives).ok()
+}
+
+/// The command's own default, which is a literal in the program.
+fn parse_default(default: &str) -> Targets {
+    parse(default).unwrap_or_else(|| Targets::new().with_default(tracing::Level::WARN))
 }

@@ -47,8 +47,8 @@ fn member(m: &MemberView) -> wire::Member {
 }
 
 /// `/v1/agent/self`.
-#[utoipa::path(get, path = "/v1/agent/self", tag = "consul",
-    responses((status = 200, description = "This agent: `Config.Datacenter`, `Config.NodeName`, ...", body = wire::AgentSelf)))]
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/agent/self", tag = "consul",
+    responses((status = 200, description = "This agent: `Config.Datacenter`, `Config.NodeName`, ...", body = wire::AgentSelf))))]
 pub async fn agent_self(State(api): State<Api>) -> Response {
     let node = api.engine.snapshot().node_id().to_owned();
     let view = api.cluster.as_ref().map(|c| c.view());
@@ -73,8 +73,8 @@ pub async fn agent_self(State(api): State<Api>) -> Response {
 }
 
 /// `/v1/agent/members`.
-#[utoipa::path(get, path = "/v1/agent/members", tag = "consul",
-    responses((status = 200, description = "The members this agent knows, as Serf shows them", body = Vec<wire::Member>)))]
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/agent/members", tag = "consul",
+    responses((status = 200, description = "The members this agent knows, as Serf shows them", body = Vec<wire::Member>))))]
 pub async fn members(State(api): State<Api>) -> Response {
     let view = api.cluster.as_ref().map(|c| c.view());
     let members: Vec<wire::Member> = view
@@ -102,8 +102,8 @@ fn local_instances(api: &Api) -> Vec<vigil_cluster::raft::ServiceInstance> {
 }
 
 /// `/v1/agent/services`: the instances registered on this agent, by id.
-#[utoipa::path(get, path = "/v1/agent/services", tag = "consul",
-    responses((status = 200, description = "The instances registered on this agent, by id", body = std::collections::BTreeMap<String, wire::Service>)))]
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/agent/services", tag = "consul",
+    responses((status = 200, description = "The instances registered on this agent, by id", body = std::collections::BTreeMap<String, wire::Service>))))]
 pub async fn services(State(api): State<Api>) -> Response {
     let index = api
         .catalog
@@ -118,8 +118,8 @@ pub async fn services(State(api): State<Api>) -> Response {
 
 /// `/v1/agent/checks`: the checks of the instances on this agent and `_node_maintenance` while
 /// the agent's node is in maintenance (Consul leaves `serfHealth` out here), by check id.
-#[utoipa::path(get, path = "/v1/agent/checks", tag = "consul",
-    responses((status = 200, description = "The checks of this agent's instances, by check id", body = std::collections::BTreeMap<String, wire::Check>)))]
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/agent/checks", tag = "consul",
+    responses((status = 200, description = "The checks of this agent's instances, by check id", body = std::collections::BTreeMap<String, wire::Check>))))]
 pub async fn checks(State(api): State<Api>) -> Response {
     let Some(current) = api.catalog.as_ref().map(|c| c.current()) else {
         return Json(std::collections::BTreeMap::<String, wire::Check>::new()).into_response();

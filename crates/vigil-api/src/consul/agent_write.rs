@@ -28,8 +28,9 @@ use crate::{instance_checks, maintenance, services, wire, Api};
 const REGISTERED_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A registration as Consul's agent takes it (keys normalised, see the module comment).
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[schema(as = ConsulRegistration)]
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = ConsulRegistration))]
 pub(crate) struct Registration {
     id: Option<String>,
     name: String,
@@ -44,8 +45,9 @@ pub(crate) struct Registration {
 
 /// A check of a registration: one of `HTTP`, `TCP`, `GRPC`, `TTL`, `Args` (or the old
 /// `Script`), with its interval and timeout.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[schema(as = ConsulRegistrationCheck)]
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = ConsulRegistrationCheck))]
 pub(crate) struct Check {
     checkid: Option<String>,
     http: Option<String>,
@@ -200,7 +202,7 @@ async fn commit_as_consul(api: &Api, command: Command, request: &Incoming) -> Re
 }
 
 /// `PUT /v1/agent/service/register`.
-#[utoipa::path(put, path = "/v1/agent/service/register", tag = "consul",
+#[cfg_attr(feature = "openapi", utoipa::path(put, path = "/v1/agent/service/register", tag = "consul",
     request_body(content = Registration, description = "Consul's service definition; keys are read case-insensitively, as Consul reads them (`Name`, `ID`, `Tags`, `Address`, `Port`, `Check`, `Checks`)"),
     security(("token" = [])),
     responses(
@@ -209,7 +211,7 @@ async fn commit_as_consul(api: &Api, command: Command, request: &Incoming) -> Re
         (status = 401, description = "No or a wrong token", body = crate::wire::ErrorBody),
         (status = 429, description = "The node holds as many instances as it may", body = crate::wire::ErrorBody),
         (status = 503, description = "No quorum", body = crate::wire::ErrorBody),
-    ))]
+    )))]
 pub async fn register(State(api): State<Api>, body: Bytes) -> Response {
     let node = api.engine.snapshot().node_id().to_owned();
     let local_address = api
@@ -260,7 +262,7 @@ fn local_instance(api: &Api, id: &str) -> Option<ServiceInstance> {
 }
 
 /// `PUT /v1/agent/service/deregister/{id}`.
-#[utoipa::path(put, path = "/v1/agent/service/deregister/{id}", tag = "consul",
+#[cfg_attr(feature = "openapi", utoipa::path(put, path = "/v1/agent/service/deregister/{id}", tag = "consul",
     params(("id" = String, Path, description = "The instance, registered on this agent")),
     security(("token" = [])),
     responses(
@@ -268,7 +270,7 @@ fn local_instance(api: &Api, id: &str) -> Option<ServiceInstance> {
         (status = 401, description = "No or a wrong token", body = crate::wire::ErrorBody),
         (status = 404, description = "No such instance on this agent", body = crate::wire::ErrorBody),
         (status = 503, description = "No quorum", body = crate::wire::ErrorBody),
-    ))]
+    )))]
 pub async fn deregister(State(api): State<Api>, Path(id): Path<String>) -> Response {
     let Some(instance) = local_instance(&api, &id) else {
         return ApiError::not_found(format!("Unknown service ID {id:?}")).into_response();
@@ -283,7 +285,7 @@ pub async fn deregister(State(api): State<Api>, Path(id): Path<String>) -> Respo
 }
 
 /// `PUT /v1/agent/check/{pass|warn|fail}/{check_id}[?note=]`.
-#[utoipa::path(put, path = "/v1/agent/check/{verdict}/{check_id}", tag = "consul",
+#[cfg_attr(feature = "openapi", utoipa::path(put, path = "/v1/agent/check/{verdict}/{check_id}", tag = "consul",
     params(("verdict" = String, Path, description = "`pass`, `warn` or `fail`"),
         ("check_id" = String, Path, description = "A TTL check of an instance on this agent"),
         ("note" = Option<String>, Query, description = "The check's new output")),
@@ -294,7 +296,7 @@ pub async fn deregister(State(api): State<Api>, Path(id): Path<String>) -> Respo
         (status = 401, description = "No or a wrong token", body = crate::wire::ErrorBody),
         (status = 404, description = "No such check on this agent, or an unknown verdict", body = crate::wire::ErrorBody),
         (status = 503, description = "The instance's node cannot be reached", body = crate::wire::ErrorBody),
-    ))]
+    )))]
 pub async fn check_update(
     State(api): State<Api>,
     Path((verdict, check_id)): Path<(String, String)>,
@@ -309,8 +311,9 @@ pub async fn check_update(
 }
 
 /// The body of `PUT /v1/agent/check/update/{check_id}` (keys normalised).
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[schema(as = ConsulCheckUpdate)]
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = ConsulCheckUpdate))]
 pub(crate) struct CheckUpdate {
     status: String,
     #[serde(default)]
@@ -319,7 +322,7 @@ pub(crate) struct CheckUpdate {
 
 /// `PUT /v1/agent/check/update/{check_id}` with `{"Status": "passing|warning|critical",
 /// "Output": "..."}`.
-#[utoipa::path(put, path = "/v1/agent/check/update/{check_id}", tag = "consul",
+#[cfg_attr(feature = "openapi", utoipa::path(put, path = "/v1/agent/check/update/{check_id}", tag = "consul",
     params(("check_id" = String, Path, description = "A TTL check of an instance on this agent")),
     request_body(content = CheckUpdate, description = "`Status` (`passing`, `warning`, `critical`) and `Output`; keys read case-insensitively"),
     security(("token" = [])),
@@ -329,7 +332,7 @@ pub(crate) struct CheckUpdate {
         (status = 401, description = "No or a wrong token", body = crate::wire::ErrorBody),
         (status = 404, description = "No such check on this agent", body = crate::wire::ErrorBody),
         (status = 503, description = "The instance's node cannot be reached", body = crate::wire::ErrorBody),
-    ))]
+    )))]
 pub async fn check_status(
     State(api): State<Api>,
     Path(check_id): Path<String>,
@@ -455,7 +458,7 @@ async fn commit_maintenance(
 }
 
 /// `PUT /v1/agent/service/maintenance/{id}?enable=true|false[&reason=]`.
-#[utoipa::path(put, path = "/v1/agent/service/maintenance/{id}", tag = "consul",
+#[cfg_attr(feature = "openapi", utoipa::path(put, path = "/v1/agent/service/maintenance/{id}", tag = "consul",
     params(("id" = String, Path, description = "The instance, registered on this agent"),
         ("enable" = String, Query, description = "`true` or `false`"),
         ("reason" = Option<String>, Query, description = "Why (at most 1,024 bytes)")),
@@ -466,7 +469,7 @@ async fn commit_maintenance(
         (status = 401, description = "No or a wrong token", body = crate::wire::ErrorBody),
         (status = 404, description = "No such instance on this agent", body = crate::wire::ErrorBody),
         (status = 503, description = "No quorum", body = crate::wire::ErrorBody),
-    ))]
+    )))]
 pub async fn maintenance(State(api): State<Api>, Path(id): Path<String>, parts: Parts) -> Response {
     let reason = match maintenance_asked(&parts, "Maintenance mode is enabled for this service") {
         Ok(reason) => reason,
@@ -486,7 +489,7 @@ pub async fn maintenance(State(api): State<Api>, Path(id): Path<String>, parts: 
 
 /// `PUT /v1/agent/maintenance?enable=true|false[&reason=]`: this agent's node, with every
 /// instance on it.
-#[utoipa::path(put, path = "/v1/agent/maintenance", tag = "consul",
+#[cfg_attr(feature = "openapi", utoipa::path(put, path = "/v1/agent/maintenance", tag = "consul",
     params(("enable" = String, Query, description = "`true` or `false`"),
         ("reason" = Option<String>, Query, description = "Why (at most 1,024 bytes)")),
     security(("token" = [])),
@@ -495,7 +498,7 @@ pub async fn maintenance(State(api): State<Api>, Path(id): Path<String>, parts: 
         (status = 400, description = "No `enable`, or a reason over 1,024 bytes", body = crate::wire::ErrorBody),
         (status = 401, description = "No or a wrong token", body = crate::wire::ErrorBody),
         (status = 503, description = "No quorum", body = crate::wire::ErrorBody),
-    ))]
+    )))]
 pub async fn node_maintenance(State(api): State<Api>, parts: Parts) -> Response {
     let reason = match maintenance_asked(&parts, "Maintenance mode is enabled for this node") {
         Ok(reason) => reason,

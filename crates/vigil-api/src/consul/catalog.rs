@@ -8,18 +8,20 @@ use axum::response::Response;
 use vigil_cluster::raft::Registry;
 use vigil_cluster::ClusterView;
 
-use super::read::{node, respond, ConsulQuery, ReadParams};
+#[cfg(feature = "openapi")]
+use super::read::ReadParams;
+use super::read::{node, respond, ConsulQuery};
 use super::wire;
 use crate::Api;
 
 /// `{"name": ["tag", ...]}`: every service with the union of its instances' tags.
-#[utoipa::path(get, path = "/v1/catalog/services", tag = "consul",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/catalog/services", tag = "consul",
     params(ReadParams),
     responses(
         (status = 200, description = "Every service with its instances' tags", body = std::collections::BTreeMap<String, Vec<String>>, headers(("x-consul-index" = u64, description = "The index of the answer, for the next blocking read"), ("x-consul-knownleader" = String), ("x-consul-lastcontact" = u64))),
         (status = 400, description = "A bad query: an index that is not a whole number, a bad wait, another datacenter", body = crate::wire::ErrorBody),
         (status = 503, description = "No quorum (`?consistent`)", body = crate::wire::ErrorBody),
-    ))]
+    )))]
 pub async fn services(State(api): State<Api>, parts: Parts) -> Response {
     respond(
         &api,
@@ -46,13 +48,13 @@ pub async fn services(State(api): State<Api>, parts: Parts) -> Response {
 
 /// Every instance of service `name` (`?tag=`, repeatable, keeps those with every tag), whatever
 /// its health, each with its node.
-#[utoipa::path(get, path = "/v1/catalog/service/{name}", tag = "consul",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/catalog/service/{name}", tag = "consul",
     params(ReadParams, ("name" = String, Path, description = "The service"), ("tag" = Option<String>, Query, description = "Only instances with this tag (repeatable)")),
     responses(
         (status = 200, description = "The instances of the service", body = Vec<wire::CatalogService>, headers(("x-consul-index" = u64, description = "The index of the answer, for the next blocking read"), ("x-consul-knownleader" = String), ("x-consul-lastcontact" = u64))),
         (status = 400, description = "A bad query: an index that is not a whole number, a bad wait, another datacenter", body = crate::wire::ErrorBody),
         (status = 503, description = "No quorum (`?consistent`)", body = crate::wire::ErrorBody),
-    ))]
+    )))]
 pub async fn service(State(api): State<Api>, Path(name): Path<String>, parts: Parts) -> Response {
     let index_name = name.clone();
     respond(
@@ -104,13 +106,13 @@ fn catalog_entries(
 }
 
 /// Every member this agent knows, as catalog nodes.
-#[utoipa::path(get, path = "/v1/catalog/nodes", tag = "consul",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/catalog/nodes", tag = "consul",
     params(ReadParams, ("node-meta" = Option<String>, Query, description = "Only nodes with this `key:value` tag (repeatable)")),
     responses(
         (status = 200, description = "Every node", body = Vec<wire::Node>, headers(("x-consul-index" = u64, description = "The index of the answer, for the next blocking read"), ("x-consul-knownleader" = String), ("x-consul-lastcontact" = u64))),
         (status = 400, description = "A bad query: an index that is not a whole number, a bad wait, another datacenter", body = crate::wire::ErrorBody),
         (status = 503, description = "No quorum (`?consistent`)", body = crate::wire::ErrorBody),
-    ))]
+    )))]
 pub async fn nodes(State(api): State<Api>, parts: Parts) -> Response {
     respond(
         &api,

@@ -94,13 +94,13 @@ pub(crate) fn kept_body(
 }
 
 /// `/v1/health/service/{name}`.
-#[utoipa::path(get, path = "/v1/health/service/{name}", tag = "consul",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/health/service/{name}", tag = "consul",
     params(ReadParams, ("name" = String, Path, description = "The service"), ("passing" = Option<String>, Query, description = "Only instances whose every check passes"), ("tag" = Option<String>, Query, description = "Only instances with this tag (repeatable)"), ("node-meta" = Option<String>, Query, description = "Only instances on nodes with this `key:value` tag (repeatable)")),
     responses(
         (status = 200, description = "Each instance with its node and checks", body = Vec<wire::ServiceEntry>, headers(("x-consul-index" = u64, description = "The index of the answer, for the next blocking read"), ("x-consul-knownleader" = String), ("x-consul-lastcontact" = u64))),
         (status = 400, description = "A bad query: an index that is not a whole number, a bad wait, another datacenter", body = crate::wire::ErrorBody),
         (status = 503, description = "No quorum (`?consistent`)", body = crate::wire::ErrorBody),
-    ))]
+    )))]
 pub async fn service_health(
     State(api): State<Api>,
     Path(name): Path<String>,
@@ -117,13 +117,13 @@ pub async fn service_health(
 }
 
 /// `/v1/health/checks/{service}`: the checks of every instance of the service.
-#[utoipa::path(get, path = "/v1/health/checks/{name}", tag = "consul",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/health/checks/{name}", tag = "consul",
     params(ReadParams, ("name" = String, Path, description = "The service")),
     responses(
         (status = 200, description = "The checks of every instance of the service", body = Vec<wire::Check>, headers(("x-consul-index" = u64, description = "The index of the answer, for the next blocking read"), ("x-consul-knownleader" = String), ("x-consul-lastcontact" = u64))),
         (status = 400, description = "A bad query: an index that is not a whole number, a bad wait, another datacenter", body = crate::wire::ErrorBody),
         (status = 503, description = "No quorum (`?consistent`)", body = crate::wire::ErrorBody),
-    ))]
+    )))]
 pub async fn service_checks(
     State(api): State<Api>,
     Path(name): Path<String>,
@@ -151,13 +151,13 @@ pub async fn service_checks(
 }
 
 /// `/v1/health/node/{node}`: the node's own checks and those of its instances.
-#[utoipa::path(get, path = "/v1/health/node/{name}", tag = "consul",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/health/node/{name}", tag = "consul",
     params(ReadParams, ("name" = String, Path, description = "The node")),
     responses(
         (status = 200, description = "The node's own checks and those of its instances", body = Vec<wire::Check>, headers(("x-consul-index" = u64, description = "The index of the answer, for the next blocking read"), ("x-consul-knownleader" = String), ("x-consul-lastcontact" = u64))),
         (status = 400, description = "A bad query: an index that is not a whole number, a bad wait, another datacenter", body = crate::wire::ErrorBody),
         (status = 503, description = "No quorum (`?consistent`)", body = crate::wire::ErrorBody),
-    ))]
+    )))]
 pub async fn node_health(
     State(api): State<Api>,
     Path(name): Path<String>,
@@ -183,13 +183,13 @@ pub async fn node_health(
 }
 
 /// `/v1/health/state/{state}`: every check in `passing`, `warning`, `critical` or `any`.
-#[utoipa::path(get, path = "/v1/health/state/{state}", tag = "consul",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/health/state/{state}", tag = "consul",
     params(ReadParams, ("state" = String, Path, description = "`any`, `passing`, `warning` or `critical`")),
     responses(
         (status = 200, description = "Every check in that state", body = Vec<wire::Check>, headers(("x-consul-index" = u64, description = "The index of the answer, for the next blocking read"), ("x-consul-knownleader" = String), ("x-consul-lastcontact" = u64))),
         (status = 400, description = "A bad query: an index that is not a whole number, a bad wait, another datacenter", body = crate::wire::ErrorBody),
         (status = 503, description = "No quorum (`?consistent`)", body = crate::wire::ErrorBody),
-    ))]
+    )))]
 pub async fn state(State(api): State<Api>, Path(wanted): Path<String>, parts: Parts) -> Response {
     respond(
         &api,

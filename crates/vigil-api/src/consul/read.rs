@@ -49,8 +49,9 @@ pub fn local_datacenter(api: &Api) -> String {
 
 /// The query parameters every Consul read takes, for the OpenAPI document; reads parse them with
 /// [`ConsulQuery`], which keeps repeated keys.
-#[derive(Debug, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ReadParams {
     /// Blocking query: answer once `X-Consul-Index` passes this one (or at the wait).
     pub index: Option<u64>,

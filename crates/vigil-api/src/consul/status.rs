@@ -16,8 +16,8 @@ fn raft_address(api: &Api, id: &str) -> Option<String> {
 }
 
 /// `/v1/status/leader`: `"host:port"`, or `""` while there is none.
-#[utoipa::path(get, path = "/v1/status/leader", tag = "consul",
-    responses((status = 200, description = "The leader's Raft address, `\"\"` while there is none", body = String, content_type = "application/json")))]
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/status/leader", tag = "consul",
+    responses((status = 200, description = "The leader's Raft address, `\"\"` while there is none", body = String, content_type = "application/json"))))]
 pub async fn leader(State(api): State<Api>) -> Response {
     let leader = match &api.leadership {
         Some(leadership) => leadership.status().leader_id,
@@ -34,8 +34,8 @@ pub async fn leader(State(api): State<Api>) -> Response {
 }
 
 /// `/v1/status/peers`: every voter's Raft address.
-#[utoipa::path(get, path = "/v1/status/peers", tag = "consul",
-    responses((status = 200, description = "Every voter's Raft address", body = Vec<String>)))]
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/v1/status/peers", tag = "consul",
+    responses((status = 200, description = "Every voter's Raft address", body = Vec<String>))))]
 pub async fn peers(State(api): State<Api>) -> Response {
     let view = api.cluster.as_ref().map(|c| c.view());
     let peers: Vec<String> = view

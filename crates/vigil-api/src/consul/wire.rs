@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 /// A node, as `/v1/catalog/nodes` and `Node` of `/v1/health/service` show it.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
-#[schema(as = ConsulNode)]
+#[cfg_attr(feature = "openapi", schema(as = ConsulNode))]
 pub struct Node {
     #[serde(rename = "ID")]
     pub id: String,
@@ -22,18 +23,20 @@ pub struct Node {
 }
 
 /// Consul's load-balancing weights; vigil weighs every instance alike.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
-#[schema(as = ConsulWeights)]
+#[cfg_attr(feature = "openapi", schema(as = ConsulWeights))]
 pub struct Weights {
     pub passing: u32,
     pub warning: u32,
 }
 
 /// A service instance, as `Service` of `/v1/health/service` shows it.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
-#[schema(as = ConsulService)]
+#[cfg_attr(feature = "openapi", schema(as = ConsulService))]
 pub struct Service {
     #[serde(rename = "ID")]
     pub id: String,
@@ -49,16 +52,17 @@ pub struct Service {
 }
 
 /// A check with its status.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
-#[schema(as = ConsulCheck)]
+#[cfg_attr(feature = "openapi", schema(as = ConsulCheck))]
 pub struct Check {
     pub node: String,
     #[serde(rename = "CheckID")]
     pub check_id: String,
     pub name: String,
     /// `passing`, `warning` or `critical`.
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub status: &'static str,
     pub notes: String,
     pub output: String,
@@ -74,9 +78,10 @@ pub struct Check {
 }
 
 /// One entry of `/v1/health/service/{name}`.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
-#[schema(as = ConsulServiceEntry)]
+#[cfg_attr(feature = "openapi", schema(as = ConsulServiceEntry))]
 pub struct ServiceEntry {
     pub node: Node,
     pub service: Service,
@@ -84,9 +89,10 @@ pub struct ServiceEntry {
 }
 
 /// One entry of `/v1/catalog/service/{name}`: the node and the instance flattened.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
-#[schema(as = ConsulCatalogService)]
+#[cfg_attr(feature = "openapi", schema(as = ConsulCatalogService))]
 pub struct CatalogService {
     #[serde(rename = "ID")]
     pub id: String,
@@ -109,9 +115,10 @@ pub struct CatalogService {
 }
 
 /// A member of `/v1/agent/members`.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
-#[schema(as = ConsulMember)]
+#[cfg_attr(feature = "openapi", schema(as = ConsulMember))]
 pub struct Member {
     pub name: String,
     pub addr: String,
@@ -128,9 +135,10 @@ pub struct Member {
 }
 
 /// `Config` of `/v1/agent/self`.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
-#[schema(as = ConsulAgentConfig)]
+#[cfg_attr(feature = "openapi", schema(as = ConsulAgentConfig))]
 pub struct AgentConfig {
     pub datacenter: String,
     pub node_name: String,
@@ -142,8 +150,9 @@ pub struct AgentConfig {
 }
 
 /// `/v1/agent/self`: every top-level value an object, as clients expect.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-#[schema(as = ConsulAgentSelf)]
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = ConsulAgentSelf))]
 pub struct AgentSelf {
     #[serde(rename = "Config")]
     pub config: AgentConfig,
