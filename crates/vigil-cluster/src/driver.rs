@@ -12,6 +12,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -48,9 +49,6 @@ const MAX_UNVERIFIED_PER_HOST: usize = 4;
 /// Reachability checks (TCP connection attempts to silent members) running at once; more are
 /// skipped, which only means those members take the suspicion path.
 const MAX_CHECKS: usize = 32;
-/// How long a reachability check waits for the handshake. A refusal comes back within a round
-/// trip; a silent host never answers, and waiting for it tells the node nothing.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 /// The shortest sleep between two `handle_timeout` calls.
 const MIN_TIMER_STEP: Duration = Duration::from_millis(1);
 /// How long accepting pauses after an accept error (out of file descriptors, say).
@@ -321,19 +319,18 @@ impl Driver {
             .map(|(host, _)| host)
     }
 
-    /// Tries a TCP connection to a silent member's gossip port, in its own task.
+    /// Tries two TCP connections at once to a member's gossip port, in a task of their own: two
+    /// handshakes, so that one lost packet does not pass for a silent host.
     fn check(&mut self, check: ReachabilityCheck) {
         if self.checks.len() >= MAX_CHECKS {
             debug!(addr = %check.addr, "too many reachability checks at once; skipping this one");
             return;
         }
         self.checks.spawn(async move {
-            let outcome = match tokio::time::timeout(CHECK_TIMEOUT, TcpStream::connect(check.addr))
-                .await
-            {
-                Ok(Ok(_)) => Reachability::Accepting,
-                Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Reachability::Refused,
-                Ok(Err(_)) | Err(_) => Reachability::Unknown,
+            let outcome = match tokio::time::timeout(check.wait, first_answer(check.addr)).await {
+                Ok(Some(outcome)) => outcome,
+                Ok(None) => Reachability::Unknown,
+                Err(_) => check.on_silence,
             };
             (check.probe, outcome)
         });
@@ -548,5 +545,30 @@ impl Driver {
                 let _ = done.send(());
             }
         }
+    }
+}
+
+/// Two connection attempts to `addr` at once: what the host answered to the first one it
+/// answered, a handshake or a refusal; `None` when both failed otherwise, which says nothing.
+async fn first_answer(addr: SocketAddr) -> Option<Reachability> {
+    let mut first = pin!(attempt(addr));
+    let mut second = pin!(attempt(addr));
+    tokio::select! {
+        answer = &mut first => match answer {
+            Some(answer) => Some(answer),
+            None => second.await,
+        },
+        answer = &mut second => match answer {
+            Some(answer) => Some(answer),
+            None => first.await,
+        },
+    }
+}
+
+async fn attempt(addr: SocketAddr) -> Option<Reachability> {
+    match TcpStream::connect(addr).await {
+        Ok(_) => Some(Reachability::Accepting),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Some(Reachability::Refused),
+        Err(_) => None,
     }
 }

@@ -3,8 +3,9 @@
 //! attempts — and moves time forward from one deadline to the next.
 //!
 //! Links are instant and lossless. A host is up (its node runs, or was killed and its port
-//! refuses connections) or silent (frozen or cut off: what is sent to it is lost, it sends
-//! nothing, connections to it time out). Enough to hold each protocol rule to its effect; the
+//! refuses connections) or silent: what is sent to it is lost and it sends nothing, and
+//! connections to it are accepted by its kernel if only its process is frozen, or meet silence
+//! if the host is cut off. Enough to hold each protocol rule to its effect; the
 //! simulator (`vigil-sim`) is the place for latency, loss and scale.
 
 use std::net::SocketAddr;
@@ -22,12 +23,24 @@ struct Host {
     addr: SocketAddr,
     /// The running process; `None` once killed.
     node: Option<Node>,
-    /// Frozen or cut off: nothing reaches it and it does nothing.
-    silent: bool,
+    /// Whether it takes part, and if not, whether its kernel still answers.
+    presence: Presence,
     /// Every event its node reported, oldest first.
     events: Vec<Event>,
     /// Whether its node said it has departed.
     departed: bool,
+}
+
+/// What a host does for the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Presence {
+    /// Its node runs and its datagrams flow.
+    Running,
+    /// Its process is frozen: no datagram reaches the node and it does nothing, but its kernel
+    /// completes TCP handshakes.
+    Frozen,
+    /// The host is gone or cut off: nothing answers at its address.
+    CutOff,
 }
 
 /// A few nodes on instant links, in virtual time.
@@ -48,7 +61,7 @@ impl Bench {
             bench.hosts.push(Host {
                 addr: Self::addr(i),
                 node: None,
-                silent: false,
+                presence: Presence::Running,
                 events: Vec::new(),
                 departed: false,
             });
@@ -141,10 +154,10 @@ impl Bench {
         self.hosts[i].node = None;
     }
 
-    /// Makes host `i` silent (frozen, or cut off) or brings it back.
-    pub(crate) fn set_silent(&mut self, i: usize, silent: bool) {
-        self.hosts[i].silent = silent;
-        if !silent {
+    /// Freezes host `i`'s process, cuts the host off, or brings it back.
+    pub(crate) fn set_presence(&mut self, i: usize, presence: Presence) {
+        self.hosts[i].presence = presence;
+        if presence == Presence::Running {
             self.timeout(i);
             self.deliver();
         }
@@ -208,10 +221,12 @@ impl Bench {
         self.now - start
     }
 
-    /// Host `i`'s node if it runs and is not silent.
+    /// Host `i`'s node if it runs and takes part.
     fn active(&self, i: usize) -> Option<&Node> {
         let host = &self.hosts[i];
-        host.node.as_ref().filter(|_| !host.silent)
+        host.node
+            .as_ref()
+            .filter(|_| host.presence == Presence::Running)
     }
 
     fn timeout(&mut self, i: usize) {
@@ -270,7 +285,7 @@ impl Bench {
             }
             Output::Reachability(check) => {
                 let outcome = match self.index_of(check.addr).map(|to| &self.hosts[to]) {
-                    Some(host) if host.silent => Reachability::Unknown,
+                    Some(host) if host.presence == Presence::CutOff => check.on_silence,
                     Some(host) if host.node.is_none() => Reachability::Refused,
                     Some(_) => Reachability::Accepting,
                     None => Reachability::Unknown,
@@ -285,7 +300,10 @@ impl Bench {
 
     /// Host `to`'s node, if what `from` sends reaches it.
     fn reachable(&mut self, from: usize, to: usize) -> Option<&mut Node> {
-        if self.hosts[from].silent || self.hosts[to].silent {
+        if [from, to]
+            .iter()
+            .any(|&i| self.hosts[i].presence != Presence::Running)
+        {
             return None;
         }
         self.hosts[to].node.as_mut()

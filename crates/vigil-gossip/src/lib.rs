@@ -48,6 +48,7 @@ mod message;
 mod node;
 mod output;
 mod phi;
+mod reach;
 mod replay;
 pub mod stream;
 mod timer;

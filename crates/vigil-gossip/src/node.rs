@@ -38,8 +38,9 @@ use crate::event::{Event, Stats};
 use crate::id::NodeId;
 use crate::member::{must_refute, transition, Member, MemberState, Metadata, Transition};
 use crate::message::{self, Body, DecodeError, Message, Packet, SyncHello, SyncState, Update};
-use crate::output::{Exchange, Output, Reachability, ReachabilityCheck, Transmit};
+use crate::output::{Exchange, Output, Reachability, Transmit};
 use crate::phi::PhiDetector;
+use crate::reach::{CheckKind, Reach};
 use crate::replay::{ReplayGuard, Stamp};
 use crate::stream::MAX_STATE;
 use crate::timer::{Timer, Timers};
@@ -75,6 +76,9 @@ struct Suspicion {
     incarnation: u64,
     confirmations: HashSet<NodeId>,
     deadline: Instant,
+    /// This node's connection attempts found the member's host silent: with one more observer
+    /// agreeing, it is dead without waiting out the timeout.
+    host_silent: bool,
 }
 
 impl Suspicion {
@@ -85,6 +89,7 @@ impl Suspicion {
             incarnation,
             confirmations: HashSet::from([from]),
             deadline,
+            host_silent: false,
         }
     }
 }
@@ -150,6 +155,7 @@ pub struct Node {
     suspected_by_me: HashSet<(NodeId, u64)>,
     relays: HashMap<u32, Relay>,
     suspicions: BTreeMap<NodeId, Suspicion>,
+    reach: Reach,
     broadcasts: Broadcasts,
     keyring: Option<Keyring>,
     /// Refuses replayed frames; used only with a keyring, since without one anybody can forge
@@ -219,6 +225,7 @@ impl Node {
             suspected_by_me: HashSet::new(),
             relays: HashMap::new(),
             suspicions: BTreeMap::new(),
+            reach: Reach::default(),
             broadcasts: Broadcasts::default(),
             keyring,
             replay: ReplayGuard::new(now, config.max_frame_age),
@@ -372,19 +379,36 @@ impl Node {
         Ok(())
     }
 
-    /// The answer to a [`ReachabilityCheck`].
+    /// The answer to a [`ReachabilityCheck`](crate::ReachabilityCheck).
     ///
     /// A member whose heartbeats stopped and whose host refuses connections on its gossip port
     /// has lost its process (crashed, killed, exited without leaving): it is declared dead at once
     /// instead of after the suspicion timeout, which exists to tell a slow member from a silent
     /// one — a refused connection already has. A frozen process's socket still accepts (the
-    /// kernel completes the handshake), and a host that is down or cut off does not answer, so
-    /// neither is affected: both take the suspicion path.
+    /// kernel completes the handshake), so a paused member is not affected.
+    ///
+    /// A host that answered this node's attempts quickly before and is now silent is gone or cut
+    /// off (a killed container's address goes with it, and nothing refuses). That alone could be
+    /// this node's own trouble, so the member is declared dead once one more observer confirms
+    /// the suspicion, instead of after the timeout; a node whose own health is in doubt does not
+    /// take this shortcut.
     pub fn handle_reachability(&mut self, now: Instant, probe: u32, outcome: Reachability) {
         self.tick(now);
-        if outcome != Reachability::Refused {
+        let Some((target, kind)) = self.reach.answer(now, probe, outcome) else {
+            return;
+        };
+        if kind != CheckKind::Probe {
             return;
         }
+        match outcome {
+            Reachability::Refused => self.process_gone(now, probe),
+            Reachability::Silent => self.host_silent(now, probe, &target),
+            Reachability::Accepting | Reachability::Unknown => {}
+        }
+    }
+
+    /// A probed member's host refused the connection: its process is gone.
+    fn process_gone(&mut self, now: Instant, probe: u32) {
         let Some(probe) = self.probes.remove(&probe) else {
             return;
         };
@@ -399,6 +423,38 @@ impl Node {
                 from: self.me.clone(),
             };
             self.apply(now, update);
+        }
+    }
+
+    /// A probed member's host, known to answer, is silent.
+    fn host_silent(&mut self, now: Instant, probe: u32, target: &NodeId) {
+        if self.local_health > 0 {
+            return;
+        }
+        // The probe itself may still be waiting (its timeout is stretched with local health, or
+        // set long): the host's silence answers it.
+        if let Some(probe) = self.probes.get_mut(&probe) {
+            probe.deadline = now;
+            self.expire_probes(now);
+        }
+        let Some(incarnation) = self
+            .members
+            .get(target)
+            .filter(|m| m.state.is_active())
+            .map(|m| m.incarnation)
+        else {
+            return;
+        };
+        let Some(suspicion) = self.suspicions.get_mut(target) else {
+            return;
+        };
+        if suspicion.incarnation != incarnation {
+            return;
+        }
+        suspicion.host_silent = true;
+        if suspicion.confirmations.len() >= 2 {
+            suspicion.deadline = now;
+            self.expire_suspicions(now);
         }
     }
 
@@ -1030,20 +1086,46 @@ impl Node {
 
     /// Keeps one phi detector per member this node observes (its ring predecessors).
     fn refresh_observed(&mut self, now: Instant) {
-        let observed: HashSet<NodeId> = self.ring_neighbours(false).into_iter().collect();
+        let observed: BTreeSet<NodeId> = self.ring_neighbours(false).into_iter().collect();
         self.detectors.retain(|id, _| observed.contains(id));
         for id in observed {
+            if self.detectors.contains_key(&id) {
+                continue;
+            }
             let config = &self.config;
-            self.detectors.entry(id).or_insert_with(|| {
-                PhiDetector::new(
-                    now,
-                    config.heartbeat_interval,
-                    config.phi_window,
-                    config.phi_min_std_dev,
-                    config.phi_acceptable_pause,
-                )
-            });
+            let detector = PhiDetector::new(
+                now,
+                config.heartbeat_interval,
+                config.phi_window,
+                config.phi_min_std_dev,
+                config.phi_acceptable_pause,
+            );
+            self.detectors.insert(id.clone(), detector);
+            // Learn how fast the new member's host answers, while it does.
+            if let Some(addr) = self.members.get(&id).map(|m| m.addr) {
+                let seq = self.next_seq();
+                self.ask_reachability(now, seq, &id, addr, CheckKind::Baseline);
+            }
         }
+    }
+
+    /// Asks the driver for a connection attempt to `target`.
+    fn ask_reachability(
+        &mut self,
+        now: Instant,
+        seq: u32,
+        target: &NodeId,
+        addr: SocketAddr,
+        kind: CheckKind,
+    ) {
+        let check = self.reach.ask(now, seq, target, addr, kind);
+        // A driver that never asks must not make the queue grow: drop checks no longer awaited.
+        let reach = &self.reach;
+        self.outputs.retain(|output| match output {
+            Output::Reachability(check) => reach.awaits(check.probe),
+            _ => true,
+        });
+        self.outputs.push_back(Output::Reachability(check));
     }
 
     fn check_observed(&mut self, now: Instant) {
@@ -1081,17 +1163,7 @@ impl Node {
             },
         );
         self.send(target_addr, Body::Ping { seq });
-        // A driver that never asks must not make the queue grow: drop checks of finished probes.
-        let probes = &self.probes;
-        self.outputs.retain(|output| match output {
-            Output::Reachability(check) => probes.contains_key(&check.probe),
-            _ => true,
-        });
-        self.outputs
-            .push_back(Output::Reachability(ReachabilityCheck {
-                probe: seq,
-                addr: target_addr,
-            }));
+        self.ask_reachability(now, seq, &target, target_addr, CheckKind::Probe);
         for relay in self.random_active(self.config.indirect_probes, Some(&target)) {
             self.send(
                 relay,
@@ -1219,6 +1291,8 @@ impl Node {
         self.members.retain(|_, m| {
             m.state.is_active() || now.saturating_duration_since(m.state_since) < reap_after
         });
+        let members = &self.members;
+        self.reach.retain(|id| members.contains_key(id));
     }
 
     /// Lifeguard's timeout: from `max` with no confirmation down to `min` once the expected
@@ -1428,7 +1502,12 @@ impl Node {
         }
         let count = suspicion.confirmations.len();
         let started = suspicion.started;
-        let deadline = started + self.suspicion_timeout(count);
+        let host_silent = suspicion.host_silent;
+        let deadline = if host_silent {
+            self.clock
+        } else {
+            started + self.suspicion_timeout(count)
+        };
         if let Some(suspicion) = self.suspicions.get_mut(id) {
             suspicion.deadline = deadline;
         }

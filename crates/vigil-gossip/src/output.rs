@@ -3,6 +3,7 @@
 //! forget an effect.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use crate::event::Event;
 
@@ -13,7 +14,7 @@ pub enum Output {
     Transmit(Transmit),
     /// Run a push-pull exchange with a member.
     Exchange(Exchange),
-    /// Try a TCP connection to a silent member's gossip port.
+    /// Try a TCP connection to a member's gossip port.
     Reachability(ReachabilityCheck),
     /// A membership change to report.
     Event(Event),
@@ -47,12 +48,22 @@ pub struct Exchange {
 /// A connection attempt the driver must make: whether anything accepts TCP connections at a
 /// member's gossip address (its push-pull listener). Answer with
 /// [`Node::handle_reachability`](crate::Node::handle_reachability).
+///
+/// The driver makes two attempts at once, so that one lost handshake packet does not pass for
+/// silence, and answers with the first decisive one: [`Reachability::Accepting`] or
+/// [`Reachability::Refused`]. When neither is decisive within `wait` it answers `on_silence`;
+/// when both fail otherwise (an ICMP error, say), [`Reachability::Unknown`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReachabilityCheck {
-    /// The probe this check belongs to.
+    /// Names the check when it is answered.
     pub probe: u32,
     /// Where to connect.
     pub addr: SocketAddr,
+    /// How long to wait for a handshake.
+    pub wait: Duration,
+    /// What no answer within `wait` means: [`Reachability::Silent`] for a host that has answered
+    /// this node quickly before, else [`Reachability::Unknown`].
+    pub on_silence: Reachability,
 }
 
 /// What a [`ReachabilityCheck`] found.
@@ -63,6 +74,11 @@ pub enum Reachability {
     /// The host answered that nothing listens there (TCP reset, ICMP port unreachable): the
     /// member's host is up but its process is gone.
     Refused,
-    /// No answer in time, or any other error: says nothing either way.
+    /// Nothing answered within the check's `wait`, from a host that has answered this node's
+    /// attempts before within a fraction of it: the host is gone (a container killed with its
+    /// network, a machine powered off) or cut off from this node.
+    Silent,
+    /// No answer in time from a host not known to answer, or any other error: says nothing
+    /// either way.
     Unknown,
 }

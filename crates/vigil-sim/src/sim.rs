@@ -10,7 +10,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::{ChaCha20Rng, ChaCha8Rng};
 use vigil_gossip::crypto::Keyring;
 use vigil_gossip::{
-    Event, Exchange, Identity, Metadata, Node, NodeId, Output, Reachability, Transmit,
+    Event, Exchange, Identity, Metadata, Node, NodeId, Output, Reachability, ReachabilityCheck,
+    Transmit,
 };
 
 use crate::config::{Link, NodeOptions, SimConfig};
@@ -673,7 +674,7 @@ impl Sim {
                     let payload = node.sync_payload();
                     self.open_exchange(i, exchange, payload);
                 }
-                Output::Reachability(check) => self.check_reachability(i, check.probe, check.addr),
+                Output::Reachability(check) => self.check_reachability(i, check),
                 Output::Event(event) => self.record(i, event),
                 // Stopped from the queue: the process exits once this call is over.
                 Output::Departed => self.push(self.now, Ev::StopLeaving(i)),
@@ -768,23 +769,32 @@ impl Sim {
         Some((to, there + back))
     }
 
-    /// A TCP connection attempt from node `i`: the handshake's round trip decides, if the
-    /// network carries it. What never answers (a lost link, a host that is down) is the
-    /// driver's timeout, which tells the node nothing, so nothing is delivered.
-    fn check_reachability(&mut self, i: usize, probe: u32, addr: SocketAddr) {
-        let Some((to, round_trip)) = self.handshake(i, addr) else {
-            return;
-        };
-        let outcome = match (&self.slots[to].node, self.slots[to].host) {
-            (Some(_), _) => Reachability::Accepting,
-            (None, Host::Up) => Reachability::Refused,
-            (None, Host::Down) => return,
+    /// A TCP connection attempt from node `i`: the handshake's round trip decides, if the network
+    /// carries it and it comes within the attempt's wait. What does not (a lost link, a host that
+    /// is down) is the driver's timeout: silence from a host known to answer, which is delivered,
+    /// or nothing the node can use, which is not.
+    fn check_reachability(&mut self, i: usize, check: ReachabilityCheck) {
+        let answer = self.handshake(i, check.addr).and_then(|(to, round_trip)| {
+            let outcome = match (&self.slots[to].node, self.slots[to].host) {
+                (Some(_), _) => Reachability::Accepting,
+                (None, Host::Up) => Reachability::Refused,
+                (None, Host::Down) => return None,
+            };
+            (round_trip <= check.wait).then_some((outcome, round_trip))
+        });
+        let (outcome, after) = match answer {
+            Some(answer) => answer,
+            None if check.on_silence == Reachability::Unknown => return,
+            None => (check.on_silence, check.wait),
         };
         self.push(
-            self.now + round_trip,
+            self.now + after,
             Ev::Arrive {
                 to: i,
-                what: Inbound::Reachability { probe, outcome },
+                what: Inbound::Reachability {
+                    probe: check.probe,
+                    outcome,
+                },
             },
         );
     }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::harness::Bench;
+use crate::harness::{Bench, Presence};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -75,7 +75,7 @@ fn members_join_through_a_seed_and_see_each_other() {
 #[test]
 fn a_silent_member_is_suspected_confirmed_and_declared_dead() {
     let mut bench = Bench::joined(3);
-    bench.set_silent(2, true);
+    bench.set_presence(2, Presence::Frozen);
     bench.run_until(SOON, both_suspect);
     // Each observer's own probe fails too and confirms the other's suspicion, which shrinks its
     // timeout from `suspicion_max` to `suspicion_min`.
@@ -119,12 +119,39 @@ fn a_member_whose_host_refuses_connections_is_dead_without_suspicion() {
 }
 
 #[test]
+fn a_cut_off_host_that_answered_before_is_dead_once_a_second_observer_agrees() {
+    let mut bench = Bench::joined(3);
+    bench.set_presence(2, Presence::CutOff);
+    bench.run_until(SOON, |b| {
+        (0..2).any(|i| b.peek(i).suspicions.contains_key(&n(2)))
+    });
+    let took = bench.run_until(SOON, |b| both_see(b, MemberState::Dead));
+    // Each observer's connection attempts met silence where the host answered at once before,
+    // and the other observer's suspicion confirms it: dead within a probe's time of the first
+    // suspicion, where the suspicion path waits `suspicion_min` at least.
+    assert!(took <= Config::default().probe_timeout, "{took:?}");
+    for i in 0..2 {
+        assert_eq!(about(bench.events(i), Event::MemberDown), [(n(2), 1)]);
+    }
+}
+
+#[test]
+fn one_observer_alone_finding_a_host_silent_waits_out_the_suspicion() {
+    // Two members: nobody else can confirm what the observer found, which may be its own trouble.
+    let mut bench = Bench::joined(2);
+    bench.set_presence(1, Presence::CutOff);
+    bench.run_until(SOON, |b| b.peek(0).suspicions.contains_key(&n(1)));
+    let took = bench.run_until(SOON, |b| b.state(0, 1) == Some(MemberState::Dead));
+    assert!(took >= Config::default().suspicion_min, "{took:?}");
+}
+
+#[test]
 fn a_suspected_member_that_wakes_refutes_with_a_higher_incarnation() {
     let mut bench = Bench::joined(3);
-    bench.set_silent(2, true);
+    bench.set_presence(2, Presence::Frozen);
     bench.run_until(SOON, both_suspect);
     let shown = shown_suspect_by(&bench);
-    bench.set_silent(2, false);
+    bench.set_presence(2, Presence::Running);
     bench.run_for(500 * MS);
     assert!(bench.events(2).contains(&Event::Refuted { incarnation: 2 }));
     assert!((0..2).all(|i| !bench.peek(i).suspicions.contains_key(&n(2))));
@@ -336,12 +363,12 @@ fn a_member_that_missed_a_join_learns_it_from_a_heartbeats_digest() {
     // n3 joins while n2 hears nothing, for less than it takes to suspect n2: by the time n2
     // hears again, the news has been gossiped its few times and is gone from every queue, and
     // the next periodic push-pull is 15 s or more away.
-    bench.set_silent(2, true);
+    bench.set_presence(2, Presence::Frozen);
     bench.join(3);
     bench.run_for(1000 * MS);
     assert_eq!(bench.state(2, 3), None, "n2 missed the join");
     assert!((0..4).all(|i| bench.peek(i).pending_updates() == 0));
-    bench.set_silent(2, false);
+    bench.set_presence(2, Presence::Running);
     let took = bench.run_until(2000 * MS, |b| b.state(2, 3) == Some(MemberState::Alive));
     let syncs: u64 = (0..4).map(|i| bench.peek(i).stats().digest_syncs).sum();
     assert!(syncs >= 1, "the digests set off a push-pull");

@@ -5,12 +5,15 @@ use std::time::Duration;
 
 use vigil_sim::{percentile, Kind, Sim};
 
-use crate::common::{assert_none, cluster, secs};
+use crate::common::{assert_none, cluster, ms, secs};
 
 /// Fails `victims` one after the other with `fail`; returns how long each took to be seen dead
 /// by every live node, and how many times a node reported one of them suspect.
 fn detection(seed: u64, fail: fn(&mut Sim, usize)) -> (Vec<Duration>, usize) {
     let mut sim = cluster(seed, 100);
+    // Long enough for every detector to have heard a few heartbeats: a cluster formed a moment
+    // ago has no history to judge a silence by.
+    sim.run_for(secs(5));
     let mut all = Vec::new();
     let mut per_node = Vec::new();
     let mut suspicions = 0;
@@ -44,9 +47,14 @@ fn detection(seed: u64, fail: fn(&mut Sim, usize)) -> (Vec<Duration>, usize) {
 
 #[test]
 fn a_silent_host_is_declared_dead_by_every_live_node() {
+    // Its observers' connection attempts meet silence where the host answered before, and a
+    // second observer's suspicion confirms it: no suspicion timeout to wait out. (Waiting it
+    // out, this seed's three took 4.2, 3.1 and 3.6 s; now 3.0, 1.5 and 2.2 s, the slowest being
+    // phi's: its first observer had heard gossip from it between heartbeats, so a silence
+    // weighed less there.)
     let (times, _) = detection(3, Sim::crash);
     for t in times {
-        assert!(t <= secs(6), "detection by everyone took {t:?}");
+        assert!(t <= ms(3500), "detection by everyone took {t:?}");
     }
 }
 

@@ -12,6 +12,7 @@ mod leave;
 mod lossy_pauses;
 mod metadata;
 mod news;
+mod one_link;
 mod one_way;
 mod partition;
 mod pause;
