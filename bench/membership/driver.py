@@ -637,6 +637,7 @@ def run(args):
     #         cluster goes on to the other phases ----------------------------------------------
     joins = []
     c = None
+    hogs = []
     try:
         for j in range(args.joins):
             if c is not None:
@@ -674,6 +675,10 @@ def run(args):
         counters = None
 
         # ---- 3. SIGSTOP for `pause` seconds -----------------------------------------------
+        # From here on, `--hog` busy loops compete with the agents for the CPU (pauses, kills,
+        # freezes): a loaded machine must not turn a pause into a false failure.
+        hogs = start_hogs(args.hog)
+        res["hog"] = args.hog
         candidates = list(range(1, n))
         scenario.shuffle(candidates)
         paused = candidates[:args.pauses]
@@ -718,6 +723,7 @@ def run(args):
             res["metrics_end"] = {k: v for k, v in c.vigil_metrics(0).items()
                                   if "bucket" not in k}
     finally:
+        stop_hogs(hogs)
         if counters is not None:
             counters.delete()
         if c is not None:
@@ -725,6 +731,17 @@ def run(args):
     with open(args.out, "w") as f:
         json.dump(res, f, indent=1)
     log(f"{args.system} N={n}: done -> {args.out}")
+
+
+def start_hogs(count):
+    """`count` busy loops at the agents' priority; stopped by stop_hogs (by PID)."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+
+
+def stop_hogs(hogs):
+    for h in hogs:
+        h.kill()
+        h.wait()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -839,7 +856,8 @@ def report(files):
             "vigil ≤ Serf", lt(a["cpu"], b["cpu"]))
         row("idle bytes sent per agent, B/s (mean)", fmt(a["bytes"], nd=0), fmt(b["bytes"], nd=0),
             "vigil ≤ Serf", lt(a["bytes"], b["bytes"]))
-        print(f"\n### N = {n}\n")
+        hog = v.get("hog", 0)
+        print(f"\n### N = {n}" + (f", {hog} busy loops beside the agents from the pauses on" if hog else "") + "\n")
         print(f"vigil run {v['date']}, Serf run {s['date']}; idle window {v['idle_window_s']} s / "
               f"{s['idle_window_s']} s; other load during it {v['other_pct_one_core']}% / "
               f"{s['other_pct_one_core']}% of one core; member lists checked: "
@@ -910,6 +928,8 @@ def main():
                    help="seconds; 0 (default) = two push-pull periods of the system at this N, "
                         "at least 60")
     r.add_argument("--pauses", type=int, default=3)
+    r.add_argument("--hog", type=int, default=0,
+                   help="busy loops (nice 0) beside the agents from the pause scenario on")
     r.add_argument("--pause", type=float, default=2.0)
     r.add_argument("--pause-watch", type=float, default=15)
     r.add_argument("--kills", type=int, default=5)

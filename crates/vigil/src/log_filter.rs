@@ -60,6 +60,20 @@ impl LogFilter {
 /// filter matches on target prefixes only, with no span or field selectors, so no regular
 /// expression engine is linked in for it.
 pub fn validate(directives: &str) -> Result<Targets, String> {
+    for directive in directives.split(',').map(str::trim) {
+        let target = directive.split_once('=').map_or("", |(target, _)| target);
+        let is_path = target.split("::").all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+        });
+        if !target.is_empty() && !is_path {
+            return Err(format!(
+                "\"{target}\" is not a target (a module path such as vigil_cluster)"
+            ));
+        }
+    }
     directives.parse::<Targets>().map_err(|e| e.to_string())
 }
 
@@ -70,4 +84,19 @@ fn parse(directives: &str) -> Option<Targets> {
 /// The command's own default, which is a literal in the program.
 fn parse_default(default: &str) -> Targets {
     parse(default).unwrap_or_else(|| Targets::new().with_default(tracing::Level::WARN))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate;
+
+    #[test]
+    fn directives_are_levels_and_module_paths_with_levels() {
+        for good in ["info", "WARN", "warn,vigil_cluster=debug", "vigil_cluster::driver=trace"] {
+            assert!(validate(good).is_ok(), "{good}");
+        }
+        for bad in ["vigil=loud", "info,[=", "a b=info", "vigil::=info"] {
+            assert!(validate(bad).is_err(), "{bad}");
+        }
+    }
 }
