@@ -128,6 +128,9 @@ const MAX_EXCHANGES: usize = 32;
 const DIGEST_GRACE: Duration = Duration::from_millis(500);
 /// The least time between two push-pull exchanges started over differing digests.
 const DIGEST_SYNC_BACKOFF: Duration = Duration::from_secs(5);
+/// Heartbeats an observer hears from a member before it measures how fast the member's host
+/// answers a connection attempt (see [`crate::reach`]).
+const BASELINE_AFTER_HEARTBEATS: u64 = 3;
 
 /// One node of the membership protocol. See the module documentation.
 pub struct Node {
@@ -1078,34 +1081,42 @@ impl Node {
         if let Some(member) = self.members.get_mut(sender) {
             member.last_heard = Some(now);
         }
-        if let Some(detector) = self.detectors.get_mut(sender) {
-            self.stats.record_phi(detector.phi(now));
-            detector.heartbeat(now);
+        let Some(detector) = self.detectors.get_mut(sender) else {
+            return;
+        };
+        self.stats.record_phi(detector.phi(now));
+        detector.heartbeat(now);
+        // Learn how fast the member's host answers once it has been watched for a while: not
+        // when the detector starts, which at a cluster's start is a storm of attempts on members
+        // the ring soon hands to other observers.
+        if detector.heartbeats() < BASELINE_AFTER_HEARTBEATS {
+            return;
+        }
+        let Some(addr) = self.members.get(sender).map(|m| m.addr) else {
+            return;
+        };
+        if self.reach.baseline_due(now, sender, addr) {
+            let seq = self.next_seq();
+            let sender = sender.clone();
+            self.ask_reachability(now, seq, &sender, addr, CheckKind::Baseline);
         }
     }
 
     /// Keeps one phi detector per member this node observes (its ring predecessors).
     fn refresh_observed(&mut self, now: Instant) {
-        let observed: BTreeSet<NodeId> = self.ring_neighbours(false).into_iter().collect();
+        let observed: HashSet<NodeId> = self.ring_neighbours(false).into_iter().collect();
         self.detectors.retain(|id, _| observed.contains(id));
         for id in observed {
-            if self.detectors.contains_key(&id) {
-                continue;
-            }
             let config = &self.config;
-            let detector = PhiDetector::new(
-                now,
-                config.heartbeat_interval,
-                config.phi_window,
-                config.phi_min_std_dev,
-                config.phi_acceptable_pause,
-            );
-            self.detectors.insert(id.clone(), detector);
-            // Learn how fast the new member's host answers, while it does.
-            if let Some(addr) = self.members.get(&id).map(|m| m.addr) {
-                let seq = self.next_seq();
-                self.ask_reachability(now, seq, &id, addr, CheckKind::Baseline);
-            }
+            self.detectors.entry(id).or_insert_with(|| {
+                PhiDetector::new(
+                    now,
+                    config.heartbeat_interval,
+                    config.phi_window,
+                    config.phi_min_std_dev,
+                    config.phi_acceptable_pause,
+                )
+            });
         }
     }
 

@@ -23,6 +23,8 @@ pub(crate) struct PhiDetector {
     sum: f64,
     sum_squares: f64,
     last: Instant,
+    /// Heartbeats recorded since the detector started.
+    heartbeats: u64,
     min_std_dev: f64,
     acceptable_pause: f64,
 }
@@ -42,6 +44,7 @@ impl PhiDetector {
             sum: 0.0,
             sum_squares: 0.0,
             last: now,
+            heartbeats: 0,
             min_std_dev: min_std_dev.as_secs_f64(),
             acceptable_pause: acceptable_pause.as_secs_f64(),
         };
@@ -69,7 +72,13 @@ impl PhiDetector {
     pub(crate) fn heartbeat(&mut self, now: Instant) {
         let interval = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
+        self.heartbeats = self.heartbeats.saturating_add(1);
         self.push(interval);
+    }
+
+    /// Heartbeats recorded since the detector started.
+    pub(crate) fn heartbeats(&self) -> u64 {
+        self.heartbeats
     }
 
     /// Forgets the time since the last heartbeat without recording it as an interval: used when

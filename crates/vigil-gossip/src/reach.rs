@@ -6,9 +6,9 @@
 //! frozen or slow process on a live host. Silence, from a host that has answered this node
 //! before, means the host itself is gone or cut off: a container killed on a bridge network
 //! takes its address with it, and nothing refuses anything. That last verdict is only worth
-//! something if the host answers quickly when it is there, so each member is asked once when
-//! this node starts watching it (a baseline), and the time its handshake took sets how long a
-//! later attempt waits before calling the host silent.
+//! something if the host answers quickly when it is there, so each member is asked once after
+//! this node has watched it for a few heartbeats (a baseline), and the time its handshake took
+//! sets how long a later attempt waits before calling the host silent.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -31,6 +31,9 @@ const SILENCE_FACTOR: u32 = 8;
 /// Attempts whose answer has not come back are forgotten after this long (a driver that never
 /// answers must not make the table grow).
 const FORGET_AFTER: Duration = Duration::from_secs(5);
+/// The least time between two baseline attempts on one member, for a host that did not answer
+/// one (firewalled, or too slow).
+const BASELINE_RETRY: Duration = Duration::from_secs(60);
 
 /// Why a connection attempt was asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +59,8 @@ pub(crate) struct Reach {
     pending: BTreeMap<u32, Pending>,
     /// The last handshake time of each member's host, at the address it was measured at.
     handshakes: HashMap<NodeId, (SocketAddr, Duration)>,
+    /// When each member's last baseline attempt was asked for.
+    baselines: HashMap<NodeId, Instant>,
 }
 
 impl Reach {
@@ -81,7 +86,10 @@ impl Reach {
         );
         let silence = match kind {
             CheckKind::Probe => self.silence_after(target, addr),
-            CheckKind::Baseline => None,
+            CheckKind::Baseline => {
+                self.baselines.insert(target.clone(), now);
+                None
+            }
         };
         match silence {
             Some(wait) => ReachabilityCheck {
@@ -122,9 +130,21 @@ impl Reach {
         self.pending.contains_key(&seq)
     }
 
-    /// Forgets the handshake times of members `keep` rejects (gone from the cluster).
+    /// Whether to measure how fast `target`'s host answers at `addr`: not known yet, and not
+    /// asked for within [`BASELINE_RETRY`].
+    pub(crate) fn baseline_due(&self, now: Instant, target: &NodeId, addr: SocketAddr) -> bool {
+        if matches!(self.handshakes.get(target), Some((known, _)) if *known == addr) {
+            return false;
+        }
+        self.baselines
+            .get(target)
+            .is_none_or(|asked| now.saturating_duration_since(*asked) >= BASELINE_RETRY)
+    }
+
+    /// Forgets what it knows of members `keep` rejects (gone from the cluster).
     pub(crate) fn retain(&mut self, keep: impl Fn(&NodeId) -> bool) {
         self.handshakes.retain(|id, _| keep(id));
+        self.baselines.retain(|id, _| keep(id));
     }
 
     /// How long to wait before calling `target`'s host silent, if it has answered at `addr`
@@ -195,6 +215,22 @@ mod tests {
         reach.answer(now + Duration::from_millis(200), 2, Reachability::Accepting);
         let probe = reach.ask(now, 3, &id, addr(), CheckKind::Probe);
         assert_eq!(probe.on_silence, Reachability::Unknown);
+    }
+
+    #[test]
+    fn a_baseline_is_due_once_until_answered_and_again_only_after_a_while() {
+        let now = Instant::now();
+        let mut reach = Reach::default();
+        let id = NodeId::new("b");
+        assert!(reach.baseline_due(now, &id, addr()));
+        reach.ask(now, 1, &id, addr(), CheckKind::Baseline);
+        assert!(!reach.baseline_due(now, &id, addr()));
+        reach.answer(now, 1, Reachability::Unknown);
+        assert!(!reach.baseline_due(now + Duration::from_secs(1), &id, addr()));
+        assert!(reach.baseline_due(now + BASELINE_RETRY, &id, addr()));
+        reach.ask(now + BASELINE_RETRY, 2, &id, addr(), CheckKind::Baseline);
+        reach.answer(now + BASELINE_RETRY, 2, Reachability::Accepting);
+        assert!(!reach.baseline_due(now + BASELINE_RETRY * 3, &id, addr()));
     }
 
     #[test]
