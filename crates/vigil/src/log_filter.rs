@@ -92,7 +92,12 @@ mod tests {
 
     #[test]
     fn directives_are_levels_and_module_paths_with_levels() {
-        for good in ["info", "WARN", "warn,vigil_cluster=debug", "vigil_cluster::driver=trace"] {
+        for good in [
+            "info",
+            "WARN",
+            "warn,vigil_cluster=debug",
+            "vigil_cluster::driver=trace",
+        ] {
             assert!(validate(good).is_ok(), "{good}");
         }
         for bad in ["vigil=loud", "info,[=", "a b=info", "vigil::=info"] {
