@@ -57,6 +57,15 @@ pub struct Identity {
     pub incarnation: u64,
 }
 
+/// What a datagram from an observed member tells its failure detector.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SignOfLife {
+    /// One of its periodic heartbeats: an interval of the period phi models.
+    Heartbeat,
+    /// Anything else it sent: it is alive, at no particular time.
+    Other,
+}
+
 /// An indirect or direct probe this node runs against a member whose phi crossed the threshold.
 struct Probe {
     target: NodeId,
@@ -345,7 +354,11 @@ impl Node {
         if packet.sender == self.me {
             return Ok(());
         }
-        self.heard_from(now, &packet.sender);
+        let sign = match packet.body {
+            Body::Heartbeat | Body::HeartbeatDigest { .. } => SignOfLife::Heartbeat,
+            _ => SignOfLife::Other,
+        };
+        self.heard_from(now, &packet.sender, sign);
         for update in packet.updates {
             self.apply(now, update);
         }
@@ -559,7 +572,7 @@ impl Node {
     fn merge_state(&mut self, now: Instant, frame: &[u8]) -> Result<(), DecodeError> {
         let state: SyncState = self.open(now, frame)?;
         self.refuse_own(&state)?;
-        self.heard_from(now, &state.sender);
+        self.heard_from(now, &state.sender, SignOfLife::Other);
         for update in state.members {
             // A full state carries the sender's *opinion* that a member is dead, possibly formed
             // on the far side of a partition that has just healed. Taken as a fact it would kill
@@ -902,6 +915,19 @@ impl Node {
         out
     }
 
+    /// Whether this node is `id`'s first observer: the next active member after it on the ring.
+    fn is_first_observer_of(&self, id: &NodeId) -> bool {
+        let key = (id.ring_hash(), id.clone());
+        let after = self
+            .ring
+            .range((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded));
+        after
+            .chain(self.ring.iter())
+            .map(|(_, next)| next)
+            .find(|next| *next != id)
+            .is_some_and(|next| *next == self.me)
+    }
+
     fn addr_of(&self, id: &NodeId) -> Option<SocketAddr> {
         self.members.get(id).map(|m| m.addr)
     }
@@ -1077,13 +1103,17 @@ impl Node {
     }
 
     /// Any datagram from an observed member counts as its heartbeat.
-    fn heard_from(&mut self, now: Instant, sender: &NodeId) {
+    fn heard_from(&mut self, now: Instant, sender: &NodeId, sign: SignOfLife) {
         if let Some(member) = self.members.get_mut(sender) {
             member.last_heard = Some(now);
         }
         let Some(detector) = self.detectors.get_mut(sender) else {
             return;
         };
+        if sign == SignOfLife::Other {
+            detector.heard(now);
+            return;
+        }
         self.stats.record_phi(detector.phi(now));
         detector.heartbeat(now);
         // Learn how fast the member's host answers once it has been watched for a while: not
@@ -1200,7 +1230,7 @@ impl Node {
         if let Some(probe) = self.probes.remove(&seq) {
             self.probing.remove(&probe.target);
             if let Some(detector) = self.detectors.get_mut(&probe.target) {
-                detector.restart_clock(now);
+                detector.heard(now);
             }
             self.local_health = self.local_health.saturating_sub(1);
         }
@@ -1228,11 +1258,12 @@ impl Node {
                 self.suspected_by_me
                     .insert((probe.target.clone(), incarnation));
                 let update = Update::Suspect {
-                    id: probe.target,
+                    id: probe.target.clone(),
                     incarnation,
                     from: self.me.clone(),
                 };
                 self.apply(now, update);
+                self.report_suspicion(now, &probe.target);
                 // Tell the suspect itself: if it is alive but slow, it refutes on reading this,
                 // without waiting for the gossip to find it.
                 self.send(target_addr, Body::Gossip);
@@ -1474,9 +1505,6 @@ impl Node {
                     if transition == Transition::Suspect {
                         self.stats.suspicions += 1;
                     }
-                    if *from == self.me {
-                        self.report_suspicion(now, id);
-                    }
                 }
             }
             Transition::Die => {
@@ -1525,13 +1553,17 @@ impl Node {
         true
     }
 
-    /// Shows a member as suspect to this node's users: only the node that raised the suspicion
-    /// (its own probe failed while it saw the member alive) does, as Lifeguard intends. The
-    /// others, observers whose probes fail too included, hold the suspicion with its timer and
+    /// Shows a member this node's own probe found silent as suspect to its users: only the
+    /// member's first observer does, as Lifeguard intends, whoever raised the suspicion. The others,
+    /// observers whose probes fail too included, hold the suspicion with its timer and
     /// confirmations but go on showing the member alive: a pause of a second or two, refuted
-    /// before any timeout, is then seen by one or two nodes instead of flagged by the whole
-    /// cluster, and a member that does not refute is declared dead everywhere all the same.
+    /// before any timeout, is then seen by one node instead of flagged by the whole cluster, and
+    /// a member that does not refute is declared dead everywhere all the same. Raising it is not
+    /// enough: a member's observers hear the same heartbeats, so their probes fail together.
     fn report_suspicion(&mut self, now: Instant, id: &NodeId) {
+        if !self.suspicions.contains_key(id) || !self.is_first_observer_of(id) {
+            return;
+        }
         if self.members.get(id).map(|m| m.state) == Some(MemberState::Alive) {
             self.set_state(now, id, MemberState::Suspect);
             self.emit(id, Event::MemberSuspect);

@@ -11,6 +11,13 @@
 //! deviation (floored at `min_std_dev`, and shifted by `acceptable_pause`). Phi 8 means a one in
 //! 10⁸ chance that a heartbeat this late is still coming. The tail probability uses the logistic
 //! approximation of the normal CDF that Akka and Cassandra use.
+//!
+//! Only heartbeats make the distribution: they come on a fixed period, so their intervals are
+//! regular and a silence stands out after a fraction of a period. Other datagrams from the member
+//! (gossip, acks, state exchanges) come whenever there is news; counted as heartbeats they would
+//! add short, irregular intervals that widen the distribution, and a dead member would take
+//! longer to cross the threshold the more it had been talking. They still prove it alive: the
+//! time since the last one is what phi weighs.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -22,7 +29,10 @@ pub(crate) struct PhiDetector {
     window: usize,
     sum: f64,
     sum_squares: f64,
-    last: Instant,
+    /// When the last heartbeat arrived: the start of the next interval.
+    last_heartbeat: Instant,
+    /// When the last datagram of any kind arrived: the start of the silence phi weighs.
+    last_heard: Instant,
     /// Heartbeats recorded since the detector started.
     heartbeats: u64,
     min_std_dev: f64,
@@ -43,7 +53,8 @@ impl PhiDetector {
             window: window.max(2),
             sum: 0.0,
             sum_squares: 0.0,
-            last: now,
+            last_heartbeat: now,
+            last_heard: now,
             heartbeats: 0,
             min_std_dev: min_std_dev.as_secs_f64(),
             acceptable_pause: acceptable_pause.as_secs_f64(),
@@ -70,10 +81,19 @@ impl PhiDetector {
 
     /// Records a heartbeat arriving at `now`.
     pub(crate) fn heartbeat(&mut self, now: Instant) {
-        let interval = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
+        let interval = now
+            .saturating_duration_since(self.last_heartbeat)
+            .as_secs_f64();
+        self.last_heartbeat = now;
+        self.heard(now);
         self.heartbeats = self.heartbeats.saturating_add(1);
         self.push(interval);
+    }
+
+    /// Records any other sign of life arriving at `now`: it restarts the silence without being
+    /// an interval of the heartbeat period.
+    pub(crate) fn heard(&mut self, now: Instant) {
+        self.last_heard = self.last_heard.max(now);
     }
 
     /// Heartbeats recorded since the detector started.
@@ -84,7 +104,8 @@ impl PhiDetector {
     /// Forgets the time since the last heartbeat without recording it as an interval: used when
     /// this node itself was stalled and could not have heard anyone.
     pub(crate) fn restart_clock(&mut self, now: Instant) {
-        self.last = now;
+        self.last_heartbeat = now;
+        self.last_heard = now;
     }
 
     /// The suspicion level at `now`.
@@ -93,7 +114,7 @@ impl PhiDetector {
         let mean = self.sum / n;
         let variance = (self.sum_squares / n - mean * mean).max(0.0);
         let std_dev = variance.sqrt().max(self.min_std_dev);
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        let elapsed = now.saturating_duration_since(self.last_heard).as_secs_f64();
         phi(elapsed, mean + self.acceptable_pause, std_dev)
     }
 }
@@ -137,6 +158,27 @@ mod tests {
         let last = t0 + ms(500 * 20);
         assert!(d.phi(last + ms(500)) < 1.0);
         assert!(d.phi(last + ms(1200)) > 8.0, "{}", d.phi(last + ms(1200)));
+    }
+
+    #[test]
+    fn other_datagrams_restart_the_silence_without_widening_the_distribution() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut chatty = PhiDetector::new(t0, ms(1000), 1000, ms(100), Duration::ZERO);
+        let mut quiet = chatty.clone();
+        for i in 1..=20 {
+            let beat = t0 + ms(1000 * i);
+            chatty.heartbeat(beat);
+            quiet.heartbeat(beat);
+            chatty.heard(beat + ms(200));
+            chatty.heard(beat + ms(300));
+        }
+        let last = t0 + ms(20_000);
+        // Gossip heard 300 ms after the last heartbeat delays the threshold by those 300 ms.
+        assert!(quiet.phi(last + ms(1600)) > 8.0);
+        assert!(chatty.phi(last + ms(1600)) < 5.0);
+        assert!(chatty.phi(last + ms(1900)) > 8.0);
+        assert_eq!(chatty.intervals, quiet.intervals);
     }
 
     #[test]

@@ -10,19 +10,14 @@ fn a_member_paused_long_enough_to_be_suspected_refutes_and_stays_alive() {
     let mut sim = cluster(7, 50);
     let x = 13;
     let before = sim.node(x).expect("running").incarnation();
+    // Long enough for every detector to have heard a few heartbeats.
+    sim.run_for(secs(5));
     let since = sim.now();
     sim.pause(x);
-    // Suspected once its observers' phi crosses the threshold and the probes time out (at most
-    // ~1.8 s into the pause), but resumed before the suspicion can time out even with every observer
-    // confirming (at the earliest ~2.4 s into the pause, when it fell silent a full heartbeat
-    // interval before pausing).
-    let suspected = sim.run_until_true(secs(3), ms(50), |sim| {
-        sim.records()
-            .iter()
-            .any(|r| r.at >= since && r.subject == Some(x) && r.kind == Kind::Suspect)
-    });
-    let suspected = suspected.expect("a silent member is suspected");
-    eprintln!("suspected {suspected:?} into the pause");
+    // Suspected once its observers' phi crosses the threshold and the probes time out (about
+    // 1.5–2 s into the pause), but resumed before the suspicion can time out even with every
+    // observer confirming (`suspicion_min` after the first suspicion). Only its first observer
+    // shows the suspicion, perhaps after the pause: the refutation tells that it was raised.
     sim.run_until(since + ms(2000));
     sim.resume(x);
     sim.run_for(secs(10));
