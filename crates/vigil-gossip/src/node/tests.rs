@@ -48,7 +48,7 @@ fn both_suspect(bench: &Bench) -> bool {
     (0..2).all(|i| bench.peek(i).suspicions.contains_key(&n(2)))
 }
 
-/// Which of `n0` and `n1` showed `n2` as suspect: the one that raised the suspicion.
+/// Which of `n0` and `n1` showed `n2` as suspect: its first observer on the ring.
 fn shown_suspect_by(bench: &Bench) -> Vec<usize> {
     (0..2)
         .filter(|&i| !about(bench.events(i), Event::MemberSuspect).is_empty())
