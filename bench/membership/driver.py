@@ -374,7 +374,9 @@ class Cluster:
                f"-bind=127.0.0.1:{self.gossip[i]}", f"-rpc-addr=127.0.0.1:{self.api[i]}",
                "-log-level=info"]
         if i > 0:
-            cmd.append(f"-join=127.0.0.1:{self.gossip[0]}")
+            # -join makes an agent exit when its first attempt fails (a seed too busy to answer
+            # in time, as at 250 agents on two cores); vigil re-dials its seeds every 5 s.
+            cmd += [f"-retry-join=127.0.0.1:{self.gossip[0]}", "-retry-interval=5s"]
         return cmd
 
     def spawn(self, i):
@@ -469,6 +471,9 @@ def start_and_converge(c, args):
         missing = sum(1 for i in range(n) for m in others[i] if obs.views[i].get(m) != "alive")
         rec["converge_missing"] = missing
         log(f"  NOT converged within {args.converge_timeout} s ({missing} member views missing)")
+        # Every figure after this would be of a cluster that never formed.
+        raise SystemExit(f"{args.system} N={n}: not converged within {args.converge_timeout} s "
+                         f"({missing} of {n * (n - 1)} member views missing)")
     dead_early = [i for i, p in enumerate(c.procs) if p.poll() is not None]
     if dead_early:
         raise SystemExit(f"agents exited: {dead_early}")
