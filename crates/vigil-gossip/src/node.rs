@@ -896,18 +896,12 @@ impl Node {
     /// Members on the ring after (observers) or before (observed) this node, at most `k`.
     fn ring_neighbours(&self, successors: bool) -> Vec<NodeId> {
         let k = self.config.observers.min(self.ring.len().saturating_sub(1));
-        let key = (self.me.ring_hash(), self.me.clone());
         let mut out = Vec::with_capacity(k);
         if successors {
-            let after = self.ring.range((
-                std::ops::Bound::Excluded(key.clone()),
-                std::ops::Bound::Unbounded,
-            ));
-            for (_, id) in after.chain(self.ring.iter()).take(k) {
-                out.push(id.clone());
-            }
+            out.extend(self.ring_after(&self.me).take(k).cloned());
         } else {
-            let before = self.ring.range(..key.clone()).rev();
+            let key = (self.me.ring_hash(), self.me.clone());
+            let before = self.ring.range(..key).rev();
             for (_, id) in before.chain(self.ring.iter().rev()).take(k) {
                 out.push(id.clone());
             }
@@ -915,15 +909,19 @@ impl Node {
         out
     }
 
-    /// Whether this node is `id`'s first observer: the next active member after it on the ring.
-    fn is_first_observer_of(&self, id: &NodeId) -> bool {
+    /// The active members after `id` on the ring, in ring order, wrapping around to the start
+    /// (`id` itself comes up again once the walk has gone round).
+    fn ring_after(&self, id: &NodeId) -> impl Iterator<Item = &NodeId> {
         let key = (id.ring_hash(), id.clone());
-        let after = self
-            .ring
-            .range((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded));
-        after
+        self.ring
+            .range((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded))
             .chain(self.ring.iter())
             .map(|(_, next)| next)
+    }
+
+    /// Whether this node is `id`'s first observer: the next active member after it on the ring.
+    fn is_first_observer_of(&self, id: &NodeId) -> bool {
+        self.ring_after(id)
             .find(|next| *next != id)
             .is_some_and(|next| *next == self.me)
     }
@@ -1102,7 +1100,8 @@ impl Node {
         }
     }
 
-    /// Any datagram from an observed member counts as its heartbeat.
+    /// A datagram from `sender`: a heartbeat is an interval of its detector's distribution, any
+    /// other sign of life only restarts the silence the detector weighs.
     fn heard_from(&mut self, now: Instant, sender: &NodeId, sign: SignOfLife) {
         if let Some(member) = self.members.get_mut(sender) {
             member.last_heard = Some(now);
