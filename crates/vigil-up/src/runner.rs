@@ -147,8 +147,7 @@ impl Runner {
         };
         // Restarts in a row that count against `max_restarts` (see `restarts_in_a_row`).
         let mut restarts = 0u32;
-        // Whether the service was ever ready: then it is past its start and a restart policy
-        // of `no` leaves an unhealthy process running rather than failing it.
+        // Whether an earlier attempt was ever ready (see `Attempt::past_start`).
         let mut ever_ready = false;
         loop {
             if self.stop_requested() {
@@ -170,24 +169,25 @@ impl Runner {
             });
             self.event(Event::Started);
             let launched = Instant::now();
-            // When this attempt turned ready.
-            let mut ready_at = self.service.health.is_none().then_some(launched);
-            ever_ready |= ready_at.is_some();
+            let mut attempt = Attempt {
+                launched,
+                ready_at: self.service.health.is_none().then_some(launched),
+                earlier_was_ready: ever_ready,
+            };
 
             // Held apart while `watch_health` borrows the runner.
             let mut controls = std::mem::replace(&mut self.controls, mpsc::unbounded_channel().1);
             let end = {
                 let health = self.service.health.clone();
                 let container = running.container().map(str::to_owned);
-                let keep_unhealthy = ever_ready && self.service.restart.mode == RestartMode::No;
+                let restarts_nothing = self.service.restart.mode == RestartMode::No;
                 let watch_health = watch_health(
                     &self,
                     checker.as_ref(),
                     health.as_ref(),
                     container.as_deref(),
-                    launched,
-                    &mut ready_at,
-                    keep_unhealthy,
+                    &mut attempt,
+                    restarts_nothing,
                 );
                 let mut stop = self.stop.clone();
                 let end = tokio::select! {
@@ -200,8 +200,8 @@ impl Runner {
                 end
             };
             self.controls = controls;
-            ever_ready |= ready_at.is_some();
-            let stayed_ready = ready_at.map(|at| at.elapsed());
+            ever_ready |= attempt.ready_at.is_some();
+            let stayed_ready = attempt.ready_at.map(|at| at.elapsed());
 
             let (reason, restart) = match end {
                 End::Stop => {
@@ -280,20 +280,37 @@ impl Runner {
     }
 }
 
+/// One launch of a service's process, as its health watch sees it.
+struct Attempt {
+    launched: Instant,
+    /// When this attempt turned ready.
+    ready_at: Option<Instant>,
+    /// Whether an earlier attempt of the service was ever ready.
+    earlier_was_ready: bool,
+}
+
+impl Attempt {
+    /// Past its start: this attempt or an earlier one was ready. A restart policy of `no` then
+    /// leaves an unhealthy process running rather than failing it (so a process that exits is
+    /// reported by its exit, not by the probe that saw its port close first).
+    fn past_start(&self) -> bool {
+        self.earlier_was_ready || self.ready_at.is_some()
+    }
+}
+
 /// Probes until the service turns unhealthy, and returns why; never returns for a service
 /// without a probe. Probes every `start_interval` until the service first passes (then reports
-/// `Healthy` and sets `ready_at`), every `interval` after. Failures count once the start period
-/// is over or the service has passed; `retries` of them in a row make it unhealthy. With
-/// `keep_unhealthy` (a service past its start whose policy restarts nothing) that is reported
-/// and probing goes on, so that it is seen to recover.
+/// `Healthy` and sets the attempt's `ready_at`), every `interval` after. Failures count once the
+/// start period is over or the service has passed; `retries` of them in a row make it unhealthy.
+/// For a service past its start whose policy `restarts_nothing`, that is reported and probing
+/// goes on, so that it is seen to recover.
 async fn watch_health(
     runner: &Runner,
     checker: Option<&Checker>,
     health: Option<&Health>,
     container: Option<&str>,
-    launched: Instant,
-    ready_at: &mut Option<Instant>,
-    keep_unhealthy: bool,
+    attempt: &mut Attempt,
+    restarts_nothing: bool,
 ) -> String {
     let (Some(checker), Some(health)) = (checker, health) else {
         return std::future::pending().await;
@@ -305,24 +322,25 @@ async fn watch_health(
         if pass {
             if !healthy {
                 healthy = true;
-                ready_at.get_or_insert_with(Instant::now);
+                attempt.ready_at.get_or_insert_with(Instant::now);
                 runner.event(Event::Healthy);
             }
             failures = 0;
         } else {
-            let in_start_period = ready_at.is_none() && launched.elapsed() < health.start_period;
+            let in_start_period =
+                attempt.ready_at.is_none() && attempt.launched.elapsed() < health.start_period;
             if !in_start_period {
                 failures += 1;
             }
             if failures == health.retries {
-                if !keep_unhealthy {
+                if !(restarts_nothing && attempt.past_start()) {
                     return message;
                 }
                 healthy = false;
                 runner.event(Event::Unhealthy { reason: message });
             }
         }
-        let pause = if ready_at.is_some() {
+        let pause = if attempt.ready_at.is_some() {
             health.interval
         } else {
             health.start_interval

@@ -329,6 +329,40 @@ fn a_detached_stack_is_supervised_shown_by_ps_and_logs_and_stopped_by_down() {
 }
 
 #[test]
+fn a_service_that_restarts_nothing_is_left_running_while_unhealthy_from_its_first_start() {
+    let dir = stack_dir("steady");
+    let sick = dir.join("steady.sick");
+    std::fs::write(
+        dir.join("stack.toml"),
+        fake("steady", "", "restart = \"no\"\n", &sick_when(&sick)),
+    )
+    .unwrap();
+    let up = vigil_in(&dir, &["up", "-d", "-f", "stack.toml"]);
+    assert!(up.status.success(), "{}", text(&up.stderr));
+    let pid = pid_of(&dir, "steady").unwrap();
+
+    std::fs::write(&sick, "").unwrap();
+    let steady = wait_for(BOUND, || {
+        let steady = ps_service(&ps(&dir), "steady").clone();
+        (steady["health"] != "healthy").then_some(steady)
+    })
+    .expect("steady seen unhealthy");
+    assert_eq!(steady["health"], "unhealthy", "{steady}");
+    assert_eq!(steady["state"], "running", "{steady}");
+    assert_eq!(steady["pid"], pid, "{steady}");
+    assert!(running(pid));
+
+    std::fs::remove_file(&sick).unwrap();
+    wait_for(BOUND, || {
+        (ps_service(&ps(&dir), "steady")["health"] == "healthy").then_some(())
+    })
+    .expect("steady seen to recover");
+    let down = vigil_in(&dir, &["down", "-f", "stack.toml"]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    assert!(!running(pid));
+}
+
+#[test]
 fn a_supervisor_killed_with_sigkill_is_reported_and_down_still_stops_every_service() {
     let dir = stack_dir("killed");
     let stack = format!(
