@@ -22,7 +22,7 @@
 //! A node that finds itself stalled (its timers fire late) stretches its own timeouts and does
 //! not accuse others of the silence it caused (Lifeguard's local health).
 
-use crate::version::{cluster_version, Versions, DIGEST_SINCE, PROTOCOL_TAG};
+use crate::version::{cluster_version, Advertised, Versions, DIGEST_SINCE, PROTOCOL_TAG};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -149,10 +149,8 @@ pub struct Node {
     incarnation: u64,
     meta: Metadata,
     meta_version: u64,
-    /// The protocol version frames are written in (see [`crate::version`]), recomputed when a
-    /// member changes (`version_stale`).
-    wire_version: u8,
-    version_stale: bool,
+    /// The highest protocol version each active member advertises (see [`crate::version`]).
+    advertised: Advertised<NodeId>,
     departure: Departure,
     // Iteration order must never reach the outputs, or a node would behave differently between
     // runs with the same seed: std's `HashMap` iterates in a per-process random order. So
@@ -226,8 +224,7 @@ impl Node {
             incarnation: identity.incarnation,
             meta: advertising(meta, config.versions),
             meta_version: 0,
-            wire_version: config.versions.min,
-            version_stale: false,
+            advertised: Advertised::default(),
             departure: Departure::Staying,
             members: HashMap::new(),
             ring: BTreeSet::new(),
@@ -703,17 +700,8 @@ impl Node {
 
     /// The protocol version this node writes now: the one every active member it knows speaks
     /// (see [`crate::version`]).
-    pub fn protocol_version(&mut self) -> u8 {
-        if self.version_stale {
-            self.version_stale = false;
-            let others = self
-                .members
-                .values()
-                .filter(|member| member.state.is_active())
-                .map(|member| Versions::advertised(&member.meta.tags));
-            self.wire_version = cluster_version(self.config.versions, others);
-        }
-        self.wire_version
+    pub fn protocol_version(&self) -> u8 {
+        cluster_version(self.config.versions, self.advertised.lowest())
     }
 
     /// Counters.
@@ -1580,8 +1568,12 @@ impl Node {
     fn emit(&mut self, id: &NodeId, event: fn(Member) -> Event) {
         // Every change of a member's state or metadata comes through here: the versions the
         // cluster speaks may have changed with it.
-        self.version_stale = true;
-        if let Some(member) = self.members.get(id) {
+        let member = self.members.get(id);
+        let highest = member
+            .filter(|member| member.state.is_active())
+            .map(|member| Versions::advertised(&member.meta.tags).max);
+        self.advertised.set(id, highest);
+        if let Some(member) = member {
             self.outputs.push_back(Output::Event(event(member.clone())));
         }
     }

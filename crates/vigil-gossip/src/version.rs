@@ -89,15 +89,63 @@ impl Versions {
     }
 }
 
-/// The version a node that speaks `own` writes, given the versions of the other active members:
-/// the lowest of their highest and its own, never below its own lowest; its own lowest while it
+/// The version a node that speaks `own` writes, given the highest versions of the other active
+/// members: the lowest of theirs and its own, never below its own lowest; its own lowest while it
 /// knows no other member.
-pub fn cluster_version(own: Versions, others: impl IntoIterator<Item = Versions>) -> u8 {
-    others
+pub fn cluster_version(own: Versions, others_highest: impl IntoIterator<Item = u8>) -> u8 {
+    others_highest
         .into_iter()
-        .map(|other| other.max)
         .min()
         .map_or(own.min, |lowest| lowest.min(own.max).max(own.min))
+}
+
+/// The highest version each active member advertises, kept as members change, with how many
+/// members advertise each: the lowest of them is read off at once instead of scanning every
+/// member's tags after each change (which made a cluster's forming quadratic in its size).
+#[derive(Debug)]
+pub(crate) struct Advertised<K> {
+    highest_of: std::collections::HashMap<K, u8>,
+    members_at: BTreeMap<u8, usize>,
+}
+
+impl<K> Default for Advertised<K> {
+    fn default() -> Self {
+        Advertised {
+            highest_of: std::collections::HashMap::new(),
+            members_at: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Advertised<K> {
+    /// Records that `member` now advertises `highest` (`None`: it is not active).
+    pub(crate) fn set(&mut self, member: &K, highest: Option<u8>) {
+        let before = match highest {
+            Some(version) => {
+                if self.highest_of.get(member) == Some(&version) {
+                    return;
+                }
+                self.highest_of.insert(member.clone(), version)
+            }
+            None => self.highest_of.remove(member),
+        };
+        if let Some(version) = before {
+            if let Some(count) = self.members_at.get_mut(&version) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    self.members_at.remove(&version);
+                }
+            }
+        }
+        if let Some(version) = highest {
+            *self.members_at.entry(version).or_default() += 1;
+        }
+    }
+
+    /// The lowest highest version an active member advertises; `None` while none is known.
+    pub(crate) fn lowest(&self) -> Option<u8> {
+        self.members_at.keys().next().copied()
+    }
 }
 
 #[cfg(test)]
@@ -131,11 +179,30 @@ mod tests {
             PROTOCOL_MIN,
             "joining: the oldest"
         );
-        assert_eq!(cluster_version(new, [new, new]), PROTOCOL_MAX);
-        assert_eq!(cluster_version(new, [new, pinned]), PROTOCOL_MIN);
-        assert_eq!(cluster_version(pinned, [new, new]), PROTOCOL_MIN);
+        assert_eq!(cluster_version(new, [new.max, new.max]), PROTOCOL_MAX);
+        assert_eq!(cluster_version(new, [new.max, pinned.max]), PROTOCOL_MIN);
+        assert_eq!(cluster_version(pinned, [new.max, new.max]), PROTOCOL_MIN);
         assert!(Versions::pinned(PROTOCOL_MAX + 1).is_err());
         assert!(Versions::pinned(PROTOCOL_MIN - 1).is_err());
         assert!(pinned.speaks(PROTOCOL_MIN) && !pinned.speaks(PROTOCOL_MAX));
+    }
+
+    #[test]
+    fn the_lowest_advertised_version_follows_members_as_they_change() {
+        let mut advertised = Advertised::default();
+        assert_eq!(advertised.lowest(), None);
+        advertised.set(&"a", Some(4));
+        advertised.set(&"b", Some(3));
+        advertised.set(&"b", Some(3));
+        assert_eq!(advertised.lowest(), Some(3));
+        advertised.set(&"c", Some(3));
+        advertised.set(&"b", Some(4));
+        assert_eq!(advertised.lowest(), Some(3), "c still speaks 3 alone");
+        advertised.set(&"c", None);
+        assert_eq!(advertised.lowest(), Some(4));
+        advertised.set(&"c", None);
+        advertised.set(&"a", None);
+        advertised.set(&"b", None);
+        assert_eq!(advertised.lowest(), None);
     }
 }
