@@ -385,12 +385,13 @@ async fn pipelined_direct_and_routed_requests_answer_in_order() {
     }
 }
 
-/// A `/metrics` large enough to be sent from its sealed file arrives whole and the same as the
-/// router's, the uptime aside, on connections that close and on one kept alive.
+/// A `/metrics` large enough to be sent from its sealed file, and a `/health` of the same checks,
+/// arrive whole and the same as the router's, their uptimes aside: on connections that close, on
+/// one kept alive, and on one whose reader takes them a few kilobytes at a time.
 #[tokio::test]
-async fn a_large_metrics_text_arrives_whole() {
+async fn large_shared_bodies_arrive_whole() {
     let api = healthy_api();
-    for i in 0..80 {
+    for i in 0..120 {
         api.engine
             .register_ttl(
                 CheckSpec::new(format!("a-check-with-a-long-name-to-fill-the-text-{i}"))
@@ -401,45 +402,79 @@ async fn a_large_metrics_text_arrives_whole() {
     }
     let routed = start_app(api.clone().router().into(), ServeLimits::default()).await;
     let direct = start_app(api.app(), ServeLimits::default()).await;
-    let request = b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
-    let without_uptime = |body: &str| -> Vec<String> {
-        body.lines()
+    let without_uptime = |body: &str| -> String {
+        let metrics = body
+            .lines()
             .filter(|line| !line.starts_with("vigil_uptime_seconds"))
-            .map(str::to_owned)
-            .collect()
+            .collect::<Vec<_>>()
+            .join("\n");
+        // `/health` ends with `"uptime":N}`.
+        match metrics.rfind("\"uptime\":") {
+            Some(at) if metrics.starts_with('{') => metrics[..at].to_owned(),
+            _ => metrics,
+        }
     };
-    let (_, _, routed_body) = exchange(routed, request).await;
-    assert!(routed_body.len() > 40_000, "{} bytes", routed_body.len());
-    for _ in 0..3 {
-        let (status, head, body) = exchange(direct, request).await;
-        assert_eq!(status, 200);
-        assert_eq!(
-            header_value(&head, "content-length"),
-            Some(body.len().to_string())
+    for path in ["/metrics", "/health"] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let (_, _, routed_body) = exchange(routed, request.as_bytes()).await;
+        assert!(
+            routed_body.len() > 20_000,
+            "{path}: {} bytes",
+            routed_body.len()
         );
-        assert_eq!(without_uptime(&body), without_uptime(&routed_body));
-    }
-    // Kept alive: three answers back to back, each whole.
-    let mut socket = TcpStream::connect(direct).await.unwrap();
-    let keep = b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n";
-    socket.write_all(keep).await.unwrap();
-    socket.write_all(keep).await.unwrap();
-    socket.write_all(request).await.unwrap();
-    let mut bytes = Vec::new();
-    tokio::time::timeout(BOUND, socket.read_to_end(&mut bytes))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8(bytes).unwrap();
-    let answers: Vec<&str> = text.split("HTTP/1.1 200 OK\r\n").skip(1).collect();
-    assert_eq!(answers.len(), 3);
-    for answer in answers {
-        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-        let head = head.to_ascii_lowercase();
-        assert_eq!(
-            header_value(&format!("x\n{head}"), "content-length"),
-            Some(body.len().to_string())
-        );
+        for _ in 0..3 {
+            let (status, head, body) = exchange(direct, request.as_bytes()).await;
+            assert_eq!(status, 200, "{path}");
+            assert_eq!(
+                header_value(&head, "content-length"),
+                Some(body.len().to_string()),
+                "{path}"
+            );
+            assert_eq!(
+                without_uptime(&body),
+                without_uptime(&routed_body),
+                "{path}"
+            );
+        }
+
+        // Kept alive, three answers back to back; then the same to a reader with a receive
+        // buffer of a few kilobytes, which the server fills again and again.
+        for receive_buffer in [None, Some(4096)] {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            if let Some(size) = receive_buffer {
+                socket.set_recv_buffer_size(size).unwrap();
+            }
+            let mut socket = socket.connect(direct).await.unwrap();
+            let keep = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+            socket.write_all(keep.as_bytes()).await.unwrap();
+            socket.write_all(keep.as_bytes()).await.unwrap();
+            socket.write_all(request.as_bytes()).await.unwrap();
+            let mut bytes = Vec::new();
+            let mut chunk = [0; 1024];
+            tokio::time::timeout(BOUND, async {
+                loop {
+                    match socket.read(&mut chunk).await.unwrap() {
+                        0 => break,
+                        n => bytes.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            })
+            .await
+            .unwrap();
+            let text = String::from_utf8(bytes).unwrap();
+            let answers: Vec<&str> = text.split("HTTP/1.1 200 OK\r\n").skip(1).collect();
+            assert_eq!(answers.len(), 3, "{path}");
+            for answer in answers {
+                let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+                let head = head.to_ascii_lowercase();
+                assert_eq!(
+                    header_value(&format!("x\n{head}"), "content-length"),
+                    Some(body.len().to_string()),
+                    "{path}"
+                );
+                assert_eq!(without_uptime(body), without_uptime(&routed_body), "{path}");
+            }
+        }
     }
 }
 
