@@ -61,3 +61,32 @@ fn joins_and_deaths_reach_every_member_within_two_seconds_under_loss() {
         assert!(*took <= WITHIN, "joins {joins:?}, deaths {deaths:?}");
     }
 }
+
+#[test]
+fn deaths_right_after_a_restart_reach_every_member_within_two_seconds_at_250_nodes() {
+    // As the membership bench does it: each killed member is restarted under the same name and
+    // killed again a few seconds after the cluster took it back, so the members that learned of
+    // its return from a digest exchange have only just used one.
+    let mut config = SimConfig::new(22, 250);
+    config.link = Link::LAN.with_loss(0.05);
+    let mut sim = cluster_with(config);
+    sim.run_for(secs(5));
+    let mut deaths = Vec::new();
+    let mut returns = Vec::new();
+    for victim in [7, 61, 123, 180, 244] {
+        for _ in 0..2 {
+            let since = sim.now();
+            sim.kill(victim);
+            sim.run_for(secs(5));
+            deaths.push(spread(&sim, victim, since, Kind::Down));
+            let back = sim.now();
+            sim.restart(victim);
+            sim.run_for(secs(4));
+            returns.push(spread(&sim, victim, back, Kind::Up));
+        }
+    }
+    eprintln!("first to last member: deaths {deaths:?}, returns {returns:?}");
+    for took in deaths.iter().chain(&returns) {
+        assert!(*took <= WITHIN, "deaths {deaths:?}, returns {returns:?}");
+    }
+}
