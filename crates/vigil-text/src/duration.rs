@@ -252,6 +252,8 @@ pub mod limits {
     pub const FAIL_AFTER: DurationLimit = limit("--fail-after", Duration::ZERO, HOUR);
     /// `vigil fake-service --exit-after`.
     pub const EXIT_AFTER: DurationLimit = limit("--exit-after", Duration::ZERO, DAY);
+    /// `vigil fake-service --sick-before-exit`.
+    pub const SICK_BEFORE_EXIT: DurationLimit = limit("--sick-before-exit", Duration::ZERO, HOUR);
 
     /// `[health] history_max_age`.
     pub const HISTORY_MAX_AGE: DurationLimit =
@@ -404,6 +406,7 @@ mod tests {
             limits::READY_AFTER,
             limits::FAIL_AFTER,
             limits::EXIT_AFTER,
+            limits::SICK_BEFORE_EXIT,
             limits::HISTORY_MAX_AGE,
             limits::SHUTDOWN_TIMEOUT,
             limits::SHUTDOWN_DRAIN,

@@ -200,6 +200,17 @@ impl Runner {
                 end
             };
             self.controls = controls;
+            // A process shutting down fails its probe (its port closes) just before its parent
+            // can reap it: an exit that follows at once is what happened, and is reported so.
+            let end = match end {
+                End::Unhealthy(reason) => {
+                    match tokio::time::timeout(EXIT_AFTER_FAILED_PROBE, running.wait()).await {
+                        Ok(exit) => End::Exited(exit),
+                        Err(_) => End::Unhealthy(reason),
+                    }
+                }
+                other => other,
+            };
             ever_ready |= attempt.ready_at.is_some();
             let stayed_ready = attempt.ready_at.map(|at| at.elapsed());
 
@@ -279,6 +290,10 @@ impl Runner {
         }
     }
 }
+
+/// How long a service whose probe made it unhealthy is given to exit before it is taken for
+/// unhealthy: a process that is exiting closes its port before its parent can reap it.
+const EXIT_AFTER_FAILED_PROBE: Duration = Duration::from_millis(250);
 
 /// One launch of a service's process, as its health watch sees it.
 struct Attempt {

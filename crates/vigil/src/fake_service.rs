@@ -4,9 +4,9 @@
 //! It serves HTTP on `--port`: `GET /health` answers 503 until `--ready-after` has passed, then
 //! 200; any other path 404. With `--listen-late` it does not even listen before then, so a `tcp://`
 //! probe sees it come up. It can also fail its first starts (`--fail-first`, counted in a file),
-//! exit by itself (`--exit-after`, `--exit-code`), ignore SIGTERM (`--ignore-term`), or turn
-//! unhealthy when a file appears (`--unhealthy-file`, which each start removes, so a restart
-//! is a cure). It prints one line to stdout once it listens, for `vigil logs` to show.
+//! exit by itself (`--exit-after`, `--exit-code`, and `--sick-before-exit` to fail its probe
+//! first, as a service shutting down does), ignore SIGTERM (`--ignore-term`), or turn unhealthy
+//! when a file appears (`--unhealthy-file`, which each start removes, so a restart is a cure). It prints one line to stdout once it listens, for `vigil logs` to show.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +48,10 @@ pub struct FakeServiceArgs {
     /// Status to exit with after `--exit-after`.
     #[arg(long, default_value_t = 0)]
     exit_code: u8,
+    /// `/health` answers 503 this long before `--exit-after` ends it, as a service whose port
+    /// closes while it shuts down.
+    #[arg(long, requires = "exit_after", value_parser = |t: &str| vigil_probe::limits::SICK_BEFORE_EXIT.parse(t))]
+    sick_before_exit: Option<Duration>,
     /// Ignore SIGTERM (only SIGKILL stops it).
     #[arg(long)]
     ignore_term: bool,
@@ -88,7 +92,10 @@ pub async fn run(args: FakeServiceArgs) -> anyhow::Result<ExitCode> {
         .context("cannot watch SIGTERM")?;
     let ready_at = began + args.ready_after;
     let exit_at = args.exit_after.map(|d| began + d);
-    let serve = serve(&args, ready_at);
+    let sick_at = exit_at
+        .zip(args.sick_before_exit)
+        .map(|(exit, early)| exit.checked_sub(early).unwrap_or(began));
+    let serve = serve(&args, ready_at, sick_at);
     tokio::pin!(serve);
     loop {
         tokio::select! {
@@ -112,7 +119,11 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-async fn serve(args: &FakeServiceArgs, ready_at: Instant) -> anyhow::Result<()> {
+async fn serve(
+    args: &FakeServiceArgs,
+    ready_at: Instant,
+    sick_at: Option<Instant>,
+) -> anyhow::Result<()> {
     if args.listen_late {
         tokio::time::sleep_until(ready_at).await;
     }
@@ -126,7 +137,8 @@ async fn serve(args: &FakeServiceArgs, ready_at: Instant) -> anyhow::Result<()> 
         let sick = args
             .unhealthy_file
             .as_ref()
-            .is_some_and(|path| path.exists());
+            .is_some_and(|path| path.exists())
+            || sick_at.is_some_and(|at| Instant::now() >= at);
         tokio::spawn(async move {
             let mut request = [0u8; 1024];
             let read =

@@ -363,6 +363,34 @@ fn a_service_that_restarts_nothing_is_left_running_while_unhealthy_from_its_firs
 }
 
 #[test]
+fn a_service_that_fails_its_probe_as_it_exits_is_reported_by_its_exit() {
+    let dir = stack_dir("ending");
+    std::fs::write(
+        dir.join("stack.toml"),
+        fake(
+            "ending",
+            "",
+            "restart = \"on-failure\"\n",
+            ", \"--exit-after\", \"1s\", \"--exit-code\", \"3\", \"--sick-before-exit\", \"200ms\"",
+        ),
+    )
+    .unwrap();
+    let up = vigil_in(&dir, &["up", "-d", "-f", "stack.toml"]);
+    assert!(up.status.success(), "{}", text(&up.stderr));
+    let ending = wait_for(BOUND, || {
+        let ending = ps_service(&ps(&dir), "ending").clone();
+        (ending["restarts"].as_u64() >= Some(1)).then_some(ending)
+    })
+    .expect("ending restarted");
+    assert_eq!(ending["last_exit"], "status 3", "{ending}");
+    let log = std::fs::read_to_string(dir.join(".vigil/stack.toml/supervisor.log")).unwrap();
+    assert!(log.contains("ending: exited (status 3)"), "{log}");
+    assert!(!log.contains("ending: unhealthy"), "{log}");
+    let down = vigil_in(&dir, &["down", "-f", "stack.toml"]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+}
+
+#[test]
 fn a_supervisor_killed_with_sigkill_is_reported_and_down_still_stops_every_service() {
     let dir = stack_dir("killed");
     let stack = format!(
