@@ -121,14 +121,12 @@ impl<K: std::hash::Hash + Eq + Clone> Advertised<K> {
     /// Records that `member` now advertises `highest` (`None`: it is not active).
     pub(crate) fn set(&mut self, member: &K, highest: Option<u8>) {
         let before = match highest {
-            Some(version) => {
-                if self.highest_of.get(member) == Some(&version) {
-                    return;
-                }
-                self.highest_of.insert(member.clone(), version)
-            }
+            Some(version) => self.highest_of.insert(member.clone(), version),
             None => self.highest_of.remove(member),
         };
+        if before == highest {
+            return;
+        }
         if let Some(version) = before {
             if let Some(count) = self.members_at.get_mut(&version) {
                 *count = count.saturating_sub(1);

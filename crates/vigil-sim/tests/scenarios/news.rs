@@ -34,6 +34,21 @@ fn spread(sim: &Sim, subject: usize, since: Duration, kind: Kind) -> Duration {
     last - first
 }
 
+/// Does `act` to `subject`, runs the simulation for `settle`, and returns how long the news of
+/// `kind` took to spread.
+fn news_of(
+    sim: &mut Sim,
+    subject: usize,
+    kind: Kind,
+    settle: Duration,
+    act: impl FnOnce(&mut Sim, usize),
+) -> Duration {
+    let since = sim.now();
+    act(sim, subject);
+    sim.run_for(settle);
+    spread(sim, subject, since, kind)
+}
+
 #[test]
 fn joins_and_deaths_reach_every_member_within_two_seconds_under_loss() {
     let mut config = SimConfig::new(21, 60);
@@ -51,10 +66,7 @@ fn joins_and_deaths_reach_every_member_within_two_seconds_under_loss() {
     }
     let mut deaths = Vec::new();
     for victim in [3, 17, 29, 41, 55, 62, 66] {
-        let since = sim.now();
-        sim.kill(victim);
-        sim.run_for(secs(8));
-        deaths.push(spread(&sim, victim, since, Kind::Down));
+        deaths.push(news_of(&mut sim, victim, Kind::Down, secs(8), Sim::kill));
     }
     eprintln!("first to last member: joins {joins:?}, deaths {deaths:?}");
     for took in joins.iter().chain(&deaths) {
@@ -75,14 +87,8 @@ fn deaths_right_after_a_restart_reach_every_member_within_two_seconds_at_250_nod
     let mut returns = Vec::new();
     for victim in [7, 61, 123, 180, 244] {
         for _ in 0..2 {
-            let since = sim.now();
-            sim.kill(victim);
-            sim.run_for(secs(5));
-            deaths.push(spread(&sim, victim, since, Kind::Down));
-            let back = sim.now();
-            sim.restart(victim);
-            sim.run_for(secs(4));
-            returns.push(spread(&sim, victim, back, Kind::Up));
+            deaths.push(news_of(&mut sim, victim, Kind::Down, secs(5), Sim::kill));
+            returns.push(news_of(&mut sim, victim, Kind::Up, secs(4), Sim::restart));
         }
     }
     eprintln!("first to last member: deaths {deaths:?}, returns {returns:?}");
