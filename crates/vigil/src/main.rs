@@ -27,6 +27,7 @@ mod service_manager;
 mod service_registration;
 mod services_cmd;
 mod snapshot_cmd;
+mod startup_code;
 mod stop_signal;
 mod table;
 mod up_cmd;
@@ -211,6 +212,7 @@ fn main() -> ExitCode {
                     service_manager: service_manager::ServiceManager::from_env(),
                     ..agent::Extras::default()
                 };
+                startup_code::hand_back_when_settled();
                 agent::run(config, stop, extras).await
             }
             Command::Demo(args) => {
