@@ -27,6 +27,7 @@ mod service_manager;
 mod service_registration;
 mod services_cmd;
 mod snapshot_cmd;
+#[cfg(target_os = "linux")]
 mod startup_code;
 mod stop_signal;
 mod table;
@@ -212,6 +213,7 @@ fn main() -> ExitCode {
                     service_manager: service_manager::ServiceManager::from_env(),
                     ..agent::Extras::default()
                 };
+                #[cfg(target_os = "linux")]
                 startup_code::hand_back_when_settled();
                 agent::run(config, stop, extras).await
             }

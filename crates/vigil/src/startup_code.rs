@@ -7,11 +7,11 @@
 //! the agent's resident memory for as long as it runs (bench/README.md, "Footprint").
 //!
 //! Once the agent has settled, [`hand_back_when_settled`] asks the kernel to reclaim the binary's
-//! own never-written pages (`MADV_PAGEOUT`). What the agent runs again is mapped back from the
-//! page cache at its next use (a minor fault); the rest is ordinary page cache, the first to go
-//! when the host needs memory. Pages another process maps too (a second agent on the host) are
-//! left where they are by the kernel, and pages the agent wrote (relocated data) are not asked
-//! for at all.
+//! own never-written pages (`MADV_PAGEOUT`). They leave the agent's resident memory; the page
+//! cache may keep them, but unmapped they are among the first pages to go when the host needs
+//! memory. What the agent runs again is mapped back at its next use (a minor fault while the page
+//! is cached). The kernel leaves alone pages another process maps too (a second agent on the
+//! host), and pages the agent wrote (relocated data) are not asked for at all.
 
 #![allow(unsafe_code)]
 
