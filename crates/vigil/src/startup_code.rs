@@ -7,11 +7,11 @@
 //! the agent's resident memory for as long as it runs (bench/README.md, "Footprint").
 //!
 //! Once the agent has settled, [`hand_back_when_settled`] asks the kernel to reclaim the binary's
-//! own never-written pages (`MADV_PAGEOUT`). They leave the agent's resident memory; the page
-//! cache may keep them, but unmapped they are among the first pages to go when the host needs
-//! memory. What the agent runs again is mapped back at its next use (a minor fault while the page
-//! is cached). The kernel leaves alone pages another process maps too (a second agent on the
-//! host), and pages the agent wrote (relocated data) are not asked for at all.
+//! own never-written pages (`MADV_PAGEOUT`) and unmaps those it keeps because another process
+//! maps them too (`MADV_DONTNEED`: a second agent on the host). They leave the agent's resident
+//! memory; the page cache may keep them, but unmapped they are among the first pages to go when
+//! the host needs memory. What the agent runs again is mapped back at its next use (a minor fault
+//! while the page is cached). Pages the agent wrote (relocated data) are not asked for at all.
 
 #![allow(unsafe_code)]
 
@@ -36,8 +36,8 @@ pub fn hand_back_when_settled() {
     });
 }
 
-/// Asks the kernel to reclaim every never-written page the executable maps; returns the bytes of
-/// the ranges it asked for.
+/// Asks the kernel to reclaim every never-written page the executable maps, and unmaps what it
+/// keeps; returns the bytes of the ranges it asked for.
 fn hand_back() -> io::Result<usize> {
     let smaps = std::fs::read_to_string("/proc/self/smaps")?;
     let exe = std::fs::read_link("/proc/self/exe")?;
@@ -45,15 +45,19 @@ fn hand_back() -> io::Result<usize> {
     let mut bytes = 0usize;
     for range in unwritten_ranges_of(&smaps, &exe.to_string_lossy(), inode) {
         let len = range.end - range.start;
-        // SAFETY: `MADV_PAGEOUT` only drops the mapping of pages the kernel can read again from
-        // the file: every range is a private, non-writable mapping of our own executable with no
-        // page ever written to it, so what comes back at the next access is byte for byte what
-        // was there (the kernel refuses writes to an executable while it runs, ETXTBSY). It
-        // reads and writes no memory itself.
-        let done =
-            unsafe { libc::madvise(range.start as *mut libc::c_void, len, libc::MADV_PAGEOUT) };
-        if done != 0 {
-            return Err(io::Error::last_os_error());
+        // Reclaim frees what only this process maps; it skips pages another agent on the host
+        // maps too, and those are unmapped from this one, so they stop counting here and are
+        // no longer held by this agent when the kernel looks for memory to reclaim.
+        for advice in [libc::MADV_PAGEOUT, libc::MADV_DONTNEED] {
+            // SAFETY: every range is a private, non-writable mapping of our own executable with
+            // no page ever written to it (no anonymous page, and none can appear: nothing may
+            // write to it), so both advices only drop mappings of pages that the next access
+            // reads again from the file, byte for byte what was there (the kernel refuses writes
+            // to an executable while it runs, ETXTBSY). Neither reads or writes memory itself.
+            let done = unsafe { libc::madvise(range.start as *mut libc::c_void, len, advice) };
+            if done != 0 {
+                return Err(io::Error::last_os_error());
+            }
         }
         bytes = bytes.saturating_add(len);
     }
