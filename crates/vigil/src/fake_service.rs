@@ -6,7 +6,8 @@
 //! probe sees it come up. It can also fail its first starts (`--fail-first`, counted in a file),
 //! exit by itself (`--exit-after`, `--exit-code`, and `--sick-before-exit` to fail its probe
 //! first, as a service shutting down does), ignore SIGTERM (`--ignore-term`), or turn unhealthy
-//! when a file appears (`--unhealthy-file`, which each start removes, so a restart is a cure). It prints one line to stdout once it listens, for `vigil logs` to show.
+//! when a file appears (`--unhealthy-file`, which each start removes, so a restart is a cure).
+//! It prints one line to stdout once it listens, for `vigil logs` to show.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -28,9 +28,11 @@ const SETTLE: Duration = Duration::from_secs(10);
 pub fn hand_back_when_settled() {
     tokio::spawn(async {
         tokio::time::sleep(SETTLE).await;
-        match tokio::task::spawn_blocking(hand_back).await {
-            Ok(Ok(bytes)) => tracing::debug!(bytes, "start-up pages of the binary handed back"),
-            Ok(Err(e)) => tracing::debug!(error = %e, "start-up pages of the binary kept"),
+        let handed_back = tokio::task::spawn_blocking(hand_back)
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(e)));
+        match handed_back {
+            Ok(bytes) => tracing::debug!(bytes, "start-up pages of the binary handed back"),
             Err(e) => tracing::debug!(error = %e, "start-up pages of the binary kept"),
         }
     });
